@@ -1,0 +1,167 @@
+/**
+ * The configuration of one virtual network, with QEMU `-netdev user` names and defaults
+ * (net=10.0.2.0/24, host=10.0.2.2, dns=10.0.2.3, dhcpstart=10.0.2.15).
+ *
+ * `resolveStackConfig` turns user-facing text options into a validated `StackConfig` or
+ * throws a `ConfigError` naming the option and the reason; nothing else in the stack
+ * validates configuration again.
+ */
+import { Address4 } from 'ip-address';
+import { formatIpv4Addr, parseIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
+
+/** A static route pushed to the guest with DHCP option 121 (RFC 3442). */
+export interface StaticRoute {
+  readonly dest: Ipv4Addr;
+  readonly prefixLen: number;
+  readonly gateway: Ipv4Addr;
+}
+
+/** A validated network configuration. Addresses are uint32. */
+export interface StackConfig {
+  /** Network address (host bits zero). */
+  readonly net: Ipv4Addr;
+  readonly prefixLen: number;
+  /** Subnet mask derived from prefixLen. */
+  readonly netmask: Ipv4Addr;
+  /** The gateway (QEMU's `host`): answers ARP and ping, serves DHCP; reaches the host's loopback. */
+  readonly host: Ipv4Addr;
+  /** The virtual DNS server address. */
+  readonly dns: Ipv4Addr;
+  /** First address handed out by DHCP. */
+  readonly dhcpStart: Ipv4Addr;
+  /** Number of addresses in the DHCP pool (QEMU: 16). */
+  readonly dhcpPoolSize: number;
+  /** DHCP lease time in seconds. */
+  readonly leaseTimeS: number;
+  /** Option 15, when set. */
+  readonly domainName: string | undefined;
+  /** Option 119 (RFC 3397), possibly empty. */
+  readonly dnsSearch: readonly string[];
+  /** Option 12 sent to the guest, when set; otherwise the guest's own name is echoed. */
+  readonly hostname: string | undefined;
+  /** Guest link MTU (option 26), 68..65520. */
+  readonly mtu: number;
+  /** Options 66/67 (TFTP server name, boot file), when set. */
+  readonly tftpServerName: string | undefined;
+  readonly bootFile: string | undefined;
+  /** Option 121, when non-empty. */
+  readonly routes: readonly StaticRoute[];
+  /** The MAC the virtual hosts (gateway, DNS) answer with. */
+  readonly gatewayMac: Mac;
+}
+
+/** User-facing options, as text, named after QEMU's `-netdev user` keys. */
+export interface NetworkOptions {
+  net?: string;
+  host?: string;
+  dns?: string;
+  dhcpstart?: string;
+  domainname?: string;
+  dnssearch?: readonly string[];
+  hostname?: string;
+  mtu?: string | number;
+  leasetime?: string | number;
+  tftpservername?: string;
+  bootfile?: string;
+  route?: readonly string[];
+}
+
+/** A configuration error: `option` is the user-facing option name. */
+export class ConfigError extends Error {
+  readonly option: string;
+  constructor(option: string, reason: string) {
+    super(`--${option}: ${reason}`);
+    this.name = 'ConfigError';
+    this.option = option;
+  }
+}
+
+export const DEFAULT_MTU = 1500;
+export const MAX_MTU = 65520;
+/** IPv4's minimum MTU (RFC 791). */
+export const MIN_MTU = 68;
+/** QEMU's default gateway MAC 52:55:0a:00:02:02 ("RU" + 10.0.2.2). */
+const GATEWAY_MAC_PREFIX = [0x52, 0x55] as const;
+
+function addr(option: string, text: string): Ipv4Addr {
+  const a = parseIpv4Addr(text);
+  if (a === undefined) throw new ConfigError(option, `'${text}' is not an IPv4 address`);
+  return a;
+}
+
+const maskOf = (prefixLen: number): number => (prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0);
+const inNet = (a: Ipv4Addr, net: Ipv4Addr, mask: number): boolean => ((a & mask) >>> 0) === net;
+
+function integer(option: string, v: string | number, min: number, max: number): number {
+  const n = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(option, `'${v}' must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+/** A DNS name for options 15/119/12: labels of 1..63 letters, digits, hyphens, underscores. */
+function dnsName(option: string, text: string): string {
+  const name = text.endsWith('.') ? text.slice(0, -1) : text;
+  if (name.length === 0 || name.length > 253 || !name.split('.').every((l) => /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(l)))
+    throw new ConfigError(option, `'${text}' is not a valid DNS name`);
+  return name;
+}
+
+/** `DEST/PREFIX=GATEWAY`, e.g. `192.168.100.0/24=10.0.2.2`. */
+function route(text: string, net: Ipv4Addr, mask: number): StaticRoute {
+  const m = /^([^/=]+)\/(\d+)=(.+)$/.exec(text);
+  if (m === null) throw new ConfigError('route', `'${text}' must look like DEST/PREFIX=GATEWAY`);
+  const prefixLen = integer('route', m[2]!, 0, 32);
+  const dest = addr('route', m[1]!);
+  if (((dest & maskOf(prefixLen)) >>> 0) !== dest) throw new ConfigError('route', `'${text}' has host bits set in its destination`);
+  const gateway = addr('route', m[3]!);
+  if (!inNet(gateway, net, mask)) throw new ConfigError('route', `gateway ${m[3]!} of '${text}' is outside the network`);
+  return { dest, prefixLen, gateway };
+}
+
+/** Validates user options against each other and fills in QEMU's defaults. */
+export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
+  const netText = o.net ?? '10.0.2.0/24';
+  let cidr: Address4;
+  try {
+    cidr = new Address4(netText.includes('/') ? netText : `${netText}/24`);
+  } catch {
+    throw new ConfigError('net', `'${netText}' is not an IPv4 network (ADDR/PREFIX)`);
+  }
+  const prefixLen = cidr.subnetMask;
+  if (prefixLen < 8 || prefixLen > 30) throw new ConfigError('net', `prefix /${prefixLen} must be from /8 to /30`);
+  const netmask = maskOf(prefixLen);
+  const net = (addr('net', cidr.startAddress().correctForm()) & netmask) >>> 0;
+  const broadcast = (net | ~netmask) >>> 0;
+  const inside = (option: string, a: Ipv4Addr): Ipv4Addr => {
+    if (!inNet(a, net, netmask)) throw new ConfigError(option, `${formatIpv4Addr(a)} is outside the network ${formatIpv4Addr(net)}/${prefixLen}`);
+    if (a === net || a === broadcast) throw new ConfigError(option, `${formatIpv4Addr(a)} is the network's ${a === net ? 'network' : 'broadcast'} address`);
+    return a;
+  };
+  const host = inside('host', addr('host', o.host ?? formatIpv4Addr(net + 2)));
+  const dns = inside('dns', addr('dns', o.dns ?? formatIpv4Addr(net + 3)));
+  if (dns === host) throw new ConfigError('dns', `must differ from the gateway (--host ${formatIpv4Addr(host)})`);
+  const dhcpStart = inside('dhcpstart', addr('dhcpstart', o.dhcpstart ?? formatIpv4Addr(net + 15)));
+  const dhcpPoolSize = Math.min(16, broadcast - dhcpStart);
+  if (dhcpPoolSize < 1) throw new ConfigError('dhcpstart', 'leaves no room for a lease before the broadcast address');
+  for (const [name, a] of [['host', host], ['dns', dns]] as const)
+    if (a >= dhcpStart && a < dhcpStart + dhcpPoolSize)
+      throw new ConfigError('dhcpstart', `the pool ${formatIpv4Addr(dhcpStart)}+${dhcpPoolSize} contains the ${name} address ${formatIpv4Addr(a)}`);
+  return {
+    net,
+    prefixLen,
+    netmask,
+    host,
+    dns,
+    dhcpStart,
+    dhcpPoolSize,
+    leaseTimeS: integer('leasetime', o.leasetime ?? 86400, 60, 0x7fffffff),
+    domainName: o.domainname === undefined ? undefined : dnsName('domainname', o.domainname),
+    dnsSearch: (o.dnssearch ?? []).flatMap((s) => s.split(',')).filter((s) => s !== '').map((s) => dnsName('dnssearch', s)),
+    hostname: o.hostname === undefined ? undefined : dnsName('hostname', o.hostname),
+    mtu: integer('mtu', o.mtu ?? DEFAULT_MTU, MIN_MTU, MAX_MTU),
+    tftpServerName: o.tftpservername,
+    bootFile: o.bootfile,
+    routes: (o.route ?? []).map((r) => route(r, net, netmask)),
+    gatewayMac: new Uint8Array([...GATEWAY_MAC_PREFIX, (host >>> 24) & 0xff, (host >>> 16) & 0xff, (host >>> 8) & 0xff, host & 0xff]),
+  };
+}
