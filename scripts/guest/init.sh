@@ -1,0 +1,34 @@
+#!/bin/busybox sh
+# /init of tslirp's test guests (QEMU e1000, v86 ne2k/virtio). Prints TSLIRP-* markers on the
+# serial console; the integration tests parse them. Kernel command-line words `nic=` and
+# `wait_go=` reach this script as environment variables.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+echo "TSLIRP-INIT up=$(cut -d' ' -f1 /proc/uptime) nic=${nic:-e1000}"
+# Module load order was computed at build time from modinfo's depends field.
+if [ -f "/lib/modules/${nic:-e1000}.list" ]; then
+  while read -r m; do insmod "/lib/modules/$m" || echo "TSLIRP-INSMOD-FAILED $m"; done < "/lib/modules/${nic:-e1000}.list"
+fi
+i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done
+[ -e /sys/class/net/eth0 ] || { echo "TSLIRP-NO-ETH0"; echo "TSLIRP-DONE"; poweroff -f; }
+ip link set lo up; ip link set eth0 up
+mkdir -p /usr/share/udhcpc
+cat > /usr/share/udhcpc/default.script <<'S'
+#!/bin/sh
+echo "TSLIRP-UDHCPC $1"
+if [ "$1" = bound ] || [ "$1" = renew ]; then
+  echo "TSLIRP-LEASE ip=$ip subnet=$subnet router=$router dns=$dns domain=$domain search=$search mtu=$mtu lease=$lease hostname=$hostname serverid=$serverid"
+  ip addr add "$ip/$subnet" dev "$interface"
+  [ -n "$router" ] && ip route add default via $router
+fi
+exit 0
+S
+chmod +x /usr/share/udhcpc/default.script
+if [ -n "${wait_go:-}" ]; then echo "TSLIRP-READY"; read -r GO < /dev/ttyS0; fi
+if udhcpc -s /usr/share/udhcpc/default.script -i eth0 -f -q -n -t 5 -T 2; then echo "TSLIRP-DHCP-OK"; else echo "TSLIRP-DHCP-FAIL"; fi
+if ping -c 3 -W 3 10.0.2.2; then echo "TSLIRP-PING-GW-OK"; else echo "TSLIRP-PING-GW-FAIL"; fi
+if ping -c 2 -W 3 10.0.2.3; then echo "TSLIRP-PING-DNS-OK"; else echo "TSLIRP-PING-DNS-FAIL"; fi
+echo "TSLIRP-DONE"
+sync
+poweroff -f
