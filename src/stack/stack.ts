@@ -1,0 +1,327 @@
+/**
+ * One virtual network, sans-IO: frames in, frames out.
+ *
+ * Theory of operation
+ * -------------------
+ * The guest sees a small LAN: itself, a gateway at `config.host` (10.0.2.2) and a DNS
+ * server at `config.dns` (10.0.2.3), both answering from `config.gatewayMac`. `Stack`
+ * receives every frame the guest sends (`receiveFrame`) and emits the frames the virtual
+ * hosts answer with (`deps.emit`). Time comes from `deps.clock` and is read once per entry
+ * point; randomness (the IP identification counter's start, DHCP's choices) from
+ * `deps.random`. The shell around it keeps one timer, re-armed from `nextDeadline()` after
+ * every entry, and calls `advance()` when it fires.
+ *
+ * What it does:
+ * - Ethernet: accepts frames for the gateway MAC and broadcast, untagged or priority-tagged
+ *   (VLAN 0), runts included (v86's virtio-net does not pad to 60 bytes); pads what it sends
+ *   to 60 bytes, as hardware does.
+ * - ARP (RFC 826): answers requests for the virtual addresses, learns the guest's MACs from
+ *   ARP and from IPv4 sources. It never answers for any other address, so a guest's RFC 5227
+ *   probe for its own new address gets no false conflict; gratuitous ARP only refreshes.
+ * - IPv4 (RFC 791, RFC 1122 §3.2.1): header checks in the parser; sources must be inside the
+ *   network (or 0.0.0.0 for DHCP); TTL 0 is dropped; fragments are reassembled with limits
+ *   (`src/ipv4/reassembly.ts`).
+ * - ICMP (RFC 792): echo replies for the virtual addresses; destination unreachable (port)
+ *   for UDP to a virtual address's closed port.
+ * - UDP: port 67 goes to the DHCP server (`src/dhcp/server.ts`).
+ * - TCP to a virtual address gets RST, as a host without listeners answers (RFC 9293 §3.10.7.1).
+ *
+ * What it does not do yet, deliberately (the seams the UDP/DNS and TCP issues fill):
+ * - Traffic to addresses outside the network (NAT to host sockets) is refused with ICMP
+ *   destination unreachable, code 13 "communication administratively prohibited", so guest
+ *   programs fail fast instead of timing out; counted as 'ipv4.outbound-unsupported'.
+ * - DNS at `config.dns`:53 answers ICMP port unreachable until the forwarder exists.
+ * - Guest-to-guest traffic on one link is not switched ('ipv4.to-other-guest').
+ *
+ * Every refusal is counted in `counters` under its Drop name; nothing the guest sends can
+ * make `receiveFrame` throw (a bug that would is caught at the entry, counted as
+ * 'stack.internal-error' and kept in `lastError`).
+ */
+import { ArpCache } from '../arp/cache.js';
+import { ARP_LEN, ARP_OP, parseArp, writeArp, type Arp } from '../arp/wire.js';
+import { DhcpServer, type DhcpLease } from '../dhcp/server.js';
+import { ETHERNET_HEADER_LEN, ETHERNET_MIN_FRAME, ETHERTYPE, parseEthernet, writeEthernet, type Ethernet } from '../ethernet/wire.js';
+import { ICMP_TYPE, icmpLength, parseIcmp, writeIcmp, type Icmp } from '../ipv4/icmp-wire.js';
+import { Reassembler } from '../ipv4/reassembly.js';
+import { IP_PROTO, IPV4_HEADER_LEN, ipv4Length, parseIpv4, pseudoSum, writeIpv4, type Ipv4 } from '../ipv4/wire.js';
+import { parseTcp, TCP_FLAG, tcpLength, writeTcp, type Tcp } from '../tcp/wire.js';
+import { parseUdp, udpLength, writeUdp } from '../udp/wire.js';
+import type { Ipv4Addr, Mac } from '../util/bytes.js';
+import type { Clock, Random } from '../util/clock.js';
+import { Counters, isDrop } from '../util/drops.js';
+import type { StackConfig } from './config.js';
+
+export interface StackDeps {
+  readonly clock: Clock;
+  readonly random: Random;
+  /** Receives each frame for the guest. The frame is the receiver's to keep; may be called synchronously from any entry point. */
+  emit(frame: Uint8Array): void;
+}
+
+/** Traffic totals of one stack. */
+export interface StackStats {
+  rxFrames: number;
+  rxBytes: number;
+  txFrames: number;
+  txBytes: number;
+}
+
+const EMPTY = new Uint8Array(0);
+const BROADCAST_IP: Ipv4Addr = 0xffffffff;
+const DHCP_SERVER_PORT = 67;
+const DHCP_CLIENT_PORT = 68;
+const TTL = 64;
+/** How much of an offending datagram an ICMP error quotes: RFC 1812 §4.3.2.3 allows up to 576 bytes in all. */
+const ICMP_ERROR_QUOTE_MAX = 576 - IPV4_HEADER_LEN - 8;
+const UNREACHABLE = { PORT: 3, ADMIN_PROHIBITED: 13 } as const;
+
+export class Stack {
+  readonly config: StackConfig;
+  /** Drops and refusals, by Drop name. */
+  readonly counters = new Counters();
+  readonly stats: StackStats = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0 };
+  /** The last internal error caught at an entry point, for the shell to log. */
+  lastError: unknown = undefined;
+
+  readonly #deps: StackDeps;
+  readonly #arp = new ArpCache();
+  readonly #reassembler: Reassembler;
+  readonly #dhcp: DhcpServer;
+  readonly #broadcast: Ipv4Addr;
+  #ipId: number;
+
+  constructor(config: StackConfig, deps: StackDeps) {
+    this.config = config;
+    this.#deps = deps;
+    this.#reassembler = new Reassembler(this.counters);
+    this.#dhcp = new DhcpServer(config, this.counters);
+    this.#broadcast = (config.net | ~config.netmask) >>> 0;
+    this.#ipId = deps.random.u32() & 0xffff;
+  }
+
+  /** One frame from the guest. Never throws. */
+  receiveFrame(frame: Uint8Array): void {
+    this.stats.rxFrames++;
+    this.stats.rxBytes += frame.length;
+    try {
+      this.#ethernetInput(frame, this.#deps.clock.now());
+    } catch (e) {
+      this.counters.count('stack.internal-error');
+      this.lastError = e;
+    }
+  }
+
+  /** Runs the timers due by now. */
+  advance(): void {
+    this.#reassembler.expire(this.#deps.clock.now());
+  }
+
+  /** When `advance` next has work, in clock milliseconds; undefined when idle. */
+  nextDeadline(): number | undefined {
+    return this.#reassembler.nextDeadline();
+  }
+
+  /** The DHCP lease table. */
+  leases(): readonly DhcpLease[] {
+    return this.#dhcp.leases(this.#deps.clock.now());
+  }
+
+  /** Known guest neighbours (IPv4 → MAC). */
+  neighbours(): IterableIterator<[Ipv4Addr, Mac]> {
+    return this.#arp.entries();
+  }
+
+  #isVirtual(a: Ipv4Addr): boolean {
+    return a === this.config.host || a === this.config.dns;
+  }
+
+  #inNet(a: Ipv4Addr): boolean {
+    return ((a & this.config.netmask) >>> 0) === this.config.net;
+  }
+
+  #ethernetInput(frame: Uint8Array, nowMs: number): void {
+    const eth = parseEthernet(frame);
+    if (isDrop(eth)) return this.counters.count(eth);
+    if (eth.vlan !== undefined && (eth.vlan & 0x0fff) !== 0) return this.counters.count('ethernet.vlan-unsupported');
+    switch (eth.etherType) {
+      case ETHERTYPE.ARP:
+        return this.#arpInput(eth);
+      case ETHERTYPE.IPV4:
+        if (!this.#forUs(eth.dst)) return this.counters.count('ethernet.not-for-us');
+        return this.#ipv4Input(eth, nowMs);
+      case ETHERTYPE.IPV6:
+        return this.counters.count('ethernet.ipv6-unsupported');
+      default:
+        return this.counters.count('ethernet.unknown-ethertype');
+    }
+  }
+
+  #forUs(dst: Uint8Array): boolean {
+    const g = this.config.gatewayMac;
+    if (dst[0] === g[0] && dst[1] === g[1] && dst[2] === g[2] && dst[3] === g[3] && dst[4] === g[4] && dst[5] === g[5]) return true;
+    return dst[0] === 0xff && dst[1] === 0xff && dst[2] === 0xff && dst[3] === 0xff && dst[4] === 0xff && dst[5] === 0xff;
+  }
+
+  #arpInput(eth: Ethernet): void {
+    const a = parseArp(eth.payload);
+    if (isDrop(a)) return this.counters.count(a);
+    if ((a.senderMac[0]! & 1) !== 0) return this.counters.count('arp.multicast-sender');
+    if (a.senderIp !== 0) {
+      if (this.#isVirtual(a.senderIp)) return this.counters.count('arp.address-conflict');
+      if (this.#inNet(a.senderIp) && a.senderIp !== this.config.net && a.senderIp !== this.#broadcast) this.#arp.learn(a.senderIp, a.senderMac);
+    }
+    // Requests for our addresses get a reply, probes (sender 0.0.0.0) included: a guest probing
+    // the gateway's address must learn it is taken. Gratuitous ARP (sender = target) is not a question.
+    if (a.op !== ARP_OP.REQUEST || !this.#isVirtual(a.targetIp) || a.senderIp === a.targetIp) return;
+    const reply: Arp = { op: ARP_OP.REPLY, senderMac: this.config.gatewayMac, senderIp: a.targetIp, targetMac: a.senderMac, targetIp: a.senderIp };
+    const frame = this.#frame(a.senderMac, ETHERTYPE.ARP, ARP_LEN);
+    writeArp(reply, frame, ETHERNET_HEADER_LEN);
+    this.#send(frame);
+  }
+
+  #ipv4Input(eth: Ethernet, nowMs: number): void {
+    let p = parseIpv4(eth.payload);
+    if (isDrop(p)) return this.counters.count(p);
+    const unconfigured = p.src === 0;
+    if (!unconfigured && (!this.#inNet(p.src) || p.src === this.config.net || p.src === this.#broadcast || this.#isVirtual(p.src)))
+      return this.counters.count('ipv4.bad-source');
+    if ((eth.src[0]! & 1) !== 0) return this.counters.count('ipv4.multicast-source-mac');
+    if (p.ttl === 0) return this.counters.count('ipv4.zero-ttl');
+    if (!unconfigured) this.#arp.learn(p.src, eth.src);
+    if (p.moreFragments || p.fragmentOffset !== 0) {
+      const whole = this.#reassembler.add(p, nowMs);
+      if (whole === undefined) return;
+      if (isDrop(whole)) return this.counters.count(whole);
+      p = whole;
+    }
+    const broadcast = p.dst === BROADCAST_IP || p.dst === this.#broadcast;
+    if (unconfigured && !(broadcast && p.protocol === IP_PROTO.UDP)) return this.counters.count('ipv4.bad-source');
+    if (broadcast) {
+      if (p.protocol === IP_PROTO.UDP) return this.#udpInput(eth, p, nowMs, true);
+      return this.counters.count('ipv4.broadcast-ignored');
+    }
+    if (p.dst >= 0xe0000000) return this.counters.count('ipv4.multicast-unsupported');
+    if (this.#isVirtual(p.dst)) {
+      switch (p.protocol) {
+        case IP_PROTO.ICMP:
+          return this.#icmpInput(eth, p);
+        case IP_PROTO.UDP:
+          return this.#udpInput(eth, p, nowMs, false);
+        case IP_PROTO.TCP:
+          return this.#tcpInput(eth, p);
+        default:
+          return this.counters.count('ipv4.unknown-protocol');
+      }
+    }
+    if (this.#inNet(p.dst)) return this.counters.count('ipv4.to-other-guest');
+    this.counters.count('ipv4.outbound-unsupported');
+    this.#icmpError(eth.src, p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);
+  }
+
+  #icmpInput(eth: Ethernet, p: Ipv4): void {
+    const m = parseIcmp(p.payload);
+    if (isDrop(m)) return this.counters.count(m);
+    if (m.type !== ICMP_TYPE.ECHO_REQUEST) return this.counters.count('icmp.ignored-type');
+    if (m.code !== 0) return this.counters.count('icmp.bad-echo-code');
+    const reply: Icmp = { type: ICMP_TYPE.ECHO_REPLY, code: 0, rest: m.rest, payload: m.payload };
+    this.#sendIpv4(eth.src, p.dst, p.src, IP_PROTO.ICMP, icmpLength(reply), (into, at) => writeIcmp(reply, into, at));
+  }
+
+  #udpInput(eth: Ethernet, p: Ipv4, nowMs: number, broadcast: boolean): void {
+    const u = parseUdp(p.payload, pseudoSum(p.src, p.dst, IP_PROTO.UDP));
+    if (isDrop(u)) return this.counters.count(u);
+    if (u.dstPort === DHCP_SERVER_PORT && (broadcast || p.dst === this.config.host)) {
+      const reply = this.#dhcp.receive(u.payload, eth.src, p.src, nowMs);
+      if (reply === undefined) return;
+      const out = { srcPort: DHCP_SERVER_PORT, dstPort: DHCP_CLIENT_PORT, payload: reply.message };
+      const pseudo = pseudoSum(this.config.host, reply.toIp, IP_PROTO.UDP);
+      this.#sendIpv4(reply.toMac, this.config.host, reply.toIp, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at));
+      return;
+    }
+    if (broadcast) return this.counters.count('udp.broadcast-ignored');
+    this.counters.count('udp.no-service');
+    this.#icmpError(eth.src, p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.PORT);
+  }
+
+  /** No TCP service listens on the virtual addresses yet: answer as a closed port (RFC 9293 §3.10.7.1). */
+  #tcpInput(eth: Ethernet, p: Ipv4): void {
+    const t = parseTcp(p.payload, pseudoSum(p.src, p.dst, IP_PROTO.TCP));
+    if (isDrop(t)) return this.counters.count(t);
+    this.counters.count('tcp.no-service');
+    if ((t.flags & TCP_FLAG.RST) !== 0) return;
+    const segLen = t.payload.length + ((t.flags & TCP_FLAG.SYN) !== 0 ? 1 : 0) + ((t.flags & TCP_FLAG.FIN) !== 0 ? 1 : 0);
+    const hasAck = (t.flags & TCP_FLAG.ACK) !== 0;
+    const rst: Tcp = {
+      srcPort: t.dstPort,
+      dstPort: t.srcPort,
+      seq: hasAck ? t.ack : 0,
+      ack: hasAck ? 0 : (t.seq + segLen) >>> 0,
+      flags: hasAck ? TCP_FLAG.RST : TCP_FLAG.RST | TCP_FLAG.ACK,
+      window: 0,
+      urgent: 0,
+      options: {},
+      payload: EMPTY,
+    };
+    const pseudo = pseudoSum(p.dst, p.src, IP_PROTO.TCP);
+    this.#sendIpv4(eth.src, p.dst, p.src, IP_PROTO.TCP, tcpLength(rst), (into, at) => writeTcp(rst, pseudo, into, at));
+  }
+
+  /**
+   * An ICMP error about datagram `p` (RFC 1122 §3.2.2: never about an ICMP error, a broadcast,
+   * a non-initial fragment or an unconfigured source), from the address it was sent to.
+   */
+  #icmpError(toMac: Uint8Array, p: Ipv4, type: number, code: number): void {
+    if (p.fragmentOffset !== 0 || p.src === 0) return;
+    if (p.protocol === IP_PROTO.ICMP) {
+      const inner = parseIcmp(p.payload);
+      if (isDrop(inner) || (inner.type !== ICMP_TYPE.ECHO_REQUEST && inner.type !== ICMP_TYPE.ECHO_REPLY)) return;
+    }
+    // Quote the header as the guest sent it, then as much payload as fits.
+    const quoted = new Uint8Array(Math.min(ipv4Length(p), ICMP_ERROR_QUOTE_MAX));
+    const whole = new Uint8Array(ipv4Length(p));
+    writeIpv4(p, whole, 0);
+    quoted.set(whole.subarray(0, quoted.length));
+    const err: Icmp = { type, code, rest: 0, payload: quoted };
+    this.#sendIpv4(toMac, p.dst, p.src, IP_PROTO.ICMP, icmpLength(err), (into, at) => writeIcmp(err, into, at));
+  }
+
+  /**
+   * Builds an IPv4 datagram whose L4 part `writeL4` writes in place, and sends it; a datagram
+   * larger than the link MTU leaves in fragments (RFC 791 §3.2, offsets in 8-byte units).
+   */
+  #sendIpv4(toMac: Uint8Array, src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: (into: Uint8Array, at: number) => number): void {
+    this.#ipId = (this.#ipId + 1) & 0xffff;
+    const header: Ipv4 = { dscpEcn: 0, id: this.#ipId, dontFragment: false, moreFragments: false, fragmentOffset: 0, ttl: TTL, protocol, src, dst, options: EMPTY, payload: EMPTY };
+    const l4At = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
+    if (IPV4_HEADER_LEN + l4Length <= this.config.mtu) {
+      const frame = this.#frame(toMac, ETHERTYPE.IPV4, IPV4_HEADER_LEN + l4Length);
+      writeL4(frame, l4At);
+      // The payload is already in place: writeIpv4's copy of it onto itself is a no-op.
+      writeIpv4({ ...header, payload: frame.subarray(l4At, l4At + l4Length) }, frame, ETHERNET_HEADER_LEN);
+      return this.#send(frame);
+    }
+    const l4 = new Uint8Array(l4Length);
+    writeL4(l4, 0);
+    const chunk = (this.config.mtu - IPV4_HEADER_LEN) & ~7;
+    for (let offset = 0; offset < l4Length; offset += chunk) {
+      const piece = l4.subarray(offset, Math.min(l4Length, offset + chunk));
+      const frame = this.#frame(toMac, ETHERTYPE.IPV4, IPV4_HEADER_LEN + piece.length);
+      writeIpv4({ ...header, moreFragments: offset + chunk < l4Length, fragmentOffset: offset, payload: piece }, frame, ETHERNET_HEADER_LEN);
+      this.#send(frame);
+    }
+  }
+
+  /** A zeroed frame with its Ethernet header written, padded to the 60-byte minimum. */
+  #frame(toMac: Uint8Array, etherType: number, payloadLength: number): Uint8Array {
+    const frame = new Uint8Array(Math.max(ETHERNET_MIN_FRAME, ETHERNET_HEADER_LEN + payloadLength));
+    writeEthernet({ dst: toMac, src: this.config.gatewayMac, vlan: undefined, etherType, payload: EMPTY }, frame, 0);
+    return frame;
+  }
+
+  #send(frame: Uint8Array): void {
+    this.stats.txFrames++;
+    this.stats.txBytes += frame.length;
+    this.#deps.emit(frame);
+  }
+}
+
