@@ -1,0 +1,410 @@
+/**
+ * Tooling for the real-peer integration tests: requirement checks that skip loudly outside CI,
+ * bounded child processes, network namespaces with a TAP bridged to the daemon, and the
+ * markers the test guests print (scripts/guest/init.sh).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { accessSync, constants, existsSync, mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { daemonMissing, REPO_ROOT } from './daemon.js';
+
+/** True inside CI, where missing requirements fail instead of skipping. */
+export const IN_CI = process.env['CI'] === 'true';
+
+/** Where the guest builders put their output (gitignored). */
+export const CACHE_DIR = join(REPO_ROOT, '.cache');
+export const QEMU_GUEST_DIR = join(CACHE_DIR, 'qemu-guest');
+export const V86_GUEST_DIR = join(CACHE_DIR, 'v86-guest');
+
+/** A requirement of an integration test file. */
+export type Requirement =
+  | { readonly kind: 'root' }
+  | { readonly kind: 'command'; readonly name: string }
+  | { readonly kind: 'file'; readonly path: string; readonly hint: string }
+  | { readonly kind: 'daemon' };
+
+export const root: Requirement = { kind: 'root' };
+export const daemon: Requirement = { kind: 'daemon' };
+export const command = (name: string): Requirement => ({ kind: 'command', name });
+export const file = (path: string, hint: string): Requirement => ({ kind: 'file', path, hint });
+
+/** Finds an executable on PATH (plus the sbin directories, where root tools live). */
+export function which(name: string): string | undefined {
+  const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+  for (const d of dirs) {
+    if (d === '') continue;
+    const p = join(d, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** Human descriptions of the requirements that are not met. */
+export function missingRequirements(reqs: readonly Requirement[]): string[] {
+  const missing: string[] = [];
+  for (const r of reqs) {
+    switch (r.kind) {
+      case 'root':
+        if (process.getuid?.() !== 0) missing.push('root (uid 0)');
+        break;
+      case 'command':
+        if (which(r.name) === undefined) missing.push(`the command ${r.name}`);
+        break;
+      case 'file':
+        if (!existsSync(r.path)) missing.push(`${r.path} (${r.hint})`);
+        break;
+      case 'daemon': {
+        const m = daemonMissing();
+        if (m !== undefined) missing.push(m);
+        break;
+      }
+    }
+  }
+  return missing;
+}
+
+/**
+ * Decides whether an integration test file runs. Outside CI a file with missing requirements
+ * skips with a loud warning naming them; inside CI it runs (its requirement test then fails).
+ */
+export function shouldRun(what: string, missing: readonly string[]): boolean {
+  if (missing.length === 0) return true;
+  if (IN_CI) return true;
+  console.warn(
+    `\n!!!!!!!! SKIPPING ${what}: missing ${missing.join('; ')}.\n` +
+      '!!!!!!!! These integration tests run in CI (CI=true) and fail there when something is missing.\n',
+  );
+  return false;
+}
+
+/** Result of a bounded command. */
+export interface RunResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly timedOut: boolean;
+}
+
+/** Runs a command to completion, killing it after `timeoutMs` (default 30 s). */
+export function run(cmd: string, args: readonly string[], timeoutMs = 30_000): Promise<RunResult> {
+  return new Promise((res) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('error', (err) => {
+      stderr += String(err);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      res({ code, signal, stdout, stderr, timedOut });
+    });
+  });
+}
+
+/** Runs a command synchronously (short setup commands); throws with its output on failure. */
+export function must(cmd: string, args: readonly string[], timeoutMs = 15_000): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeoutMs });
+  if (r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} failed (status ${r.status}, ${r.signal ?? 'no signal'}): ${r.stderr}${r.stdout}`);
+  }
+  return r.stdout;
+}
+
+/** A long-running child whose output is kept and can be waited on. */
+export class Proc {
+  readonly child: ChildProcess;
+  readonly name: string;
+  output = '';
+  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private readonly exitPromise: Promise<void>;
+  private waiters: (() => void)[] = [];
+
+  constructor(name: string, cmd: string, args: readonly string[], stdio: ('ignore' | 'pipe' | 'inherit' | number)[] = ['ignore', 'pipe', 'pipe']) {
+    this.name = name;
+    this.child = spawn(cmd, args, { stdio });
+    const onData = (d: Buffer): void => {
+      this.output += d.toString('latin1');
+      if (this.output.length > 4_000_000) this.output = this.output.slice(-2_000_000);
+      for (const w of this.waiters) w();
+    };
+    this.child.stdout?.on('data', onData);
+    this.child.stderr?.on('data', onData);
+    this.child.on('error', (err) => {
+      this.output += `\n[spawn error: ${String(err)}]\n`;
+    });
+    this.exitPromise = new Promise((res) => {
+      this.child.on('exit', (code, signal) => {
+        this.exit = { code, signal };
+        for (const w of this.waiters) w();
+        res();
+      });
+    });
+  }
+
+  /** Resolves when `pattern` appears in the output; rejects on exit or after `timeoutMs`. */
+  waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
+    return new Promise((res, rej) => {
+      const check = (): boolean => {
+        const m = pattern.exec(this.output);
+        if (m) {
+          done();
+          res(m);
+          return true;
+        }
+        if (this.exit !== undefined) {
+          done();
+          rej(new Error(`${this.name} exited (${JSON.stringify(this.exit)}) before ${String(pattern)}:\n${this.tail()}`));
+          return true;
+        }
+        return false;
+      };
+      const timer = setTimeout(() => {
+        done();
+        rej(new Error(`${this.name}: no ${String(pattern)} within ${timeoutMs} ms:\n${this.tail()}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+      };
+      const waiter = (): void => {
+        check();
+      };
+      if (!check()) this.waiters.push(waiter);
+    });
+  }
+
+  /** Resolves with the exit once the process ended, killing it after `timeoutMs`. */
+  async wait(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    await this.exitPromise;
+    clearTimeout(timer);
+    return this.exit ?? { code: null, signal: null };
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  async stop(graceMs = 3_000): Promise<void> {
+    if (this.exit !== undefined) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exitPromise;
+    clearTimeout(timer);
+  }
+
+  /** The last few KiB of output. */
+  tail(n = 6000): string {
+    return this.output.slice(-n);
+  }
+}
+
+/** A free loopback UDP port (bound then released; good enough for one test's bridge). */
+export async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((res) => s.bind(0, '127.0.0.1', res));
+  const port = s.address().port;
+  await new Promise<void>((res) => s.close(() => res()));
+  return port;
+}
+
+/** A fresh temporary directory. */
+export const tempDir = (prefix: string): string => mkdtempSync(join(tmpdir(), prefix));
+
+/** A unique short name (Linux interface names are at most 15 bytes). */
+export const uniqueName = (prefix: string): string => `${prefix}${randomBytes(4).toString('hex')}`.slice(0, 15);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `cond` every 50 ms until true or `timeoutMs` passed; returns the last result. */
+export async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await sleep(50);
+  }
+  return cond();
+}
+
+/** True when a network interface with this name exists in the current (host) namespace. */
+export const linkExists = (name: string): boolean => spawnSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0;
+
+/** How a namespace's TAP reaches the daemon. */
+export type Bridge =
+  | { readonly kind: 'dgram'; readonly host: string; readonly port: number }
+  | { readonly kind: 'stream-unix'; readonly path: string }
+  | { readonly kind: 'stream-tcp'; readonly host: string; readonly port: number };
+
+/**
+ * A network namespace created for one test with a TAP interface `tap` bridged to the daemon.
+ * The TAP is opened in the host namespace (by socat for dgram links, by a guest-less QEMU hub
+ * for stream links, see the shared reference testing.md) and its netdev is then moved into
+ * the namespace; the fd held in the host namespace keeps carrying its frames.
+ */
+export class NetnsGuest {
+  readonly ns: string;
+  readonly tap: string;
+  readonly bridge: Proc;
+  private constructor(ns: string, tap: string, bridge: Proc) {
+    this.ns = ns;
+    this.tap = tap;
+    this.bridge = bridge;
+  }
+
+  /** Creates the namespace, the TAP and its bridge; the TAP is up in the namespace, no address. */
+  static async create(link: Bridge): Promise<NetnsGuest> {
+    const ns = uniqueName('tslns');
+    const tap = uniqueName('tsltap');
+    must('ip', ['netns', 'add', ns]);
+    let bridge: Proc | undefined;
+    try {
+      if (link.kind === 'dgram') {
+        const local = await freeUdpPort();
+        bridge = new Proc(`socat ${tap}`, 'socat', [
+          `TUN,tun-type=tap,iff-no-pi,tun-name=${tap}`,
+          `UDP-DATAGRAM:${link.host}:${link.port},bind=127.0.0.1:${local}`,
+        ]);
+      } else {
+        // QEMU creates the TAP (non-persistent: it goes away with QEMU's fd).
+        const addr =
+          link.kind === 'stream-unix'
+            ? `addr.type=unix,addr.path=${link.path}`
+            : `addr.type=inet,addr.host=${link.host},addr.port=${link.port}`;
+        bridge = new Proc(`qemu-bridge ${tap}`, 'qemu-system-x86_64', [
+          '-M', 'none', '-nodefaults', '-display', 'none',
+          '-netdev', `tap,id=t0,ifname=${tap},script=no,downscript=no`,
+          '-netdev', `stream,id=s0,server=off,${addr}`,
+          '-netdev', 'hubport,id=h0,hubid=0,netdev=t0',
+          '-netdev', 'hubport,id=h1,hubid=0,netdev=s0',
+        ]);
+      }
+      const b = bridge;
+      // The TAP appears once the bridge opened it; both bridges create it themselves.
+      if (!(await until(() => b.exit !== undefined || linkExists(tap), 10_000)) || b.exit !== undefined) {
+        throw new Error(`the bridge did not create ${tap}:\n${b.tail()}`);
+      }
+      if (link.kind !== 'dgram') await sleep(300); // QEMU connects its stream netdev right after the TAP
+      if (b.exit !== undefined) throw new Error(`the bridge exited:\n${b.tail()}`);
+      must('ip', ['link', 'set', 'dev', tap, 'netns', ns]);
+      const g = new NetnsGuest(ns, tap, b);
+      await g.sh('ip link set lo up && ip link set dev "$1" up', [tap]);
+      return g;
+    } catch (err) {
+      await bridge?.stop();
+      spawnSync('ip', ['netns', 'del', ns]);
+      if (linkExists(tap)) spawnSync('ip', ['link', 'del', 'dev', tap]);
+      throw err;
+    }
+  }
+
+  /** Runs a command inside the namespace (bounded). */
+  exec(args: readonly string[], timeoutMs = 30_000): Promise<RunResult> {
+    return run('ip', ['netns', 'exec', this.ns, ...args], timeoutMs);
+  }
+
+  /** Runs a shell snippet inside the namespace; `$1`... are `params`. */
+  sh(script: string, params: readonly string[] = [], timeoutMs = 30_000): Promise<RunResult> {
+    return this.exec(['sh', '-c', script, 'sh', ...params], timeoutMs);
+  }
+
+  /** Spawns a long-running command inside the namespace. */
+  spawn(name: string, args: readonly string[]): Proc {
+    return new Proc(name, 'ip', ['netns', 'exec', this.ns, ...args]);
+  }
+
+  /**
+   * Runs busybox udhcpc on the TAP with a script that records the lease to a file and
+   * configures the address and default route; returns the recorded variables.
+   */
+  async dhcp(extraArgs: readonly string[] = []): Promise<{ result: RunResult; lease: Record<string, string> | undefined }> {
+    const dir = tempDir('tslirp-udhcpc-');
+    const leaseFile = join(dir, 'lease');
+    const script = join(dir, 'script.sh');
+    writeFileSync(
+      script,
+      [
+        '#!/bin/sh',
+        `LEASE=${leaseFile}`,
+        'case "$1" in',
+        '  deconfig) ip addr flush dev "$interface"; ip link set dev "$interface" up ;;',
+        '  bound|renew)',
+        '    : > "$LEASE.tmp"',
+        '    for v in ip subnet mask router dns domain search mtu lease hostname serverid broadcast; do',
+        '      eval "val=\\${$v}"; echo "$v=$val" >> "$LEASE.tmp"',
+        '    done',
+        '    mv "$LEASE.tmp" "$LEASE"',
+        '    ip addr flush dev "$interface"',
+        '    ip addr add "$ip/${mask:-24}" dev "$interface"',
+        '    [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"',
+        '    for r in $router; do ip route add default via "$r" dev "$interface"; break; done',
+        '    ;;',
+        'esac',
+        'exit 0',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(script, 0o755);
+    const result = await this.exec(
+      ['busybox', 'udhcpc', '-i', this.tap, '-s', script, '-f', '-q', '-n', '-t', '5', '-T', '2', '-O', 'mtu', '-O', 'search', '-O', 'domain', '-O', 'hostname', ...extraArgs],
+      30_000,
+    );
+    let lease: Record<string, string> | undefined;
+    if (existsSync(leaseFile)) {
+      lease = {};
+      const text = spawnSync('cat', [leaseFile], { encoding: 'utf8' }).stdout;
+      for (const line of text.split('\n')) {
+        const eq = line.indexOf('=');
+        if (eq > 0) lease[line.slice(0, eq)] = line.slice(eq + 1);
+      }
+    }
+    return { result, lease };
+  }
+
+  /** Stops the bridge and deletes the namespace (and with it the TAP). Idempotent. */
+  async destroy(): Promise<void> {
+    await this.bridge.stop();
+    spawnSync('ip', ['netns', 'del', this.ns]);
+    if (linkExists(this.tap)) spawnSync('ip', ['link', 'del', 'dev', this.tap]);
+  }
+}
+
+/** What a test guest (scripts/guest/init.sh) reported on its console. */
+export interface GuestReport {
+  readonly lease: Record<string, string> | undefined;
+  readonly dhcpOk: boolean;
+  readonly pingGatewayOk: boolean;
+  readonly pingDnsOk: boolean;
+  readonly pingReplies: number;
+  readonly done: boolean;
+}
+
+/** Parses the TSLIRP-* markers of a guest console transcript. */
+export function parseGuestConsole(text: string): GuestReport {
+  const leaseLine = /TSLIRP-LEASE ([^\r\n]*)/.exec(text)?.[1];
+  let lease: Record<string, string> | undefined;
+  if (leaseLine !== undefined) {
+    lease = {};
+    for (const m of leaseLine.matchAll(/(\w+)=(\S*)/g)) lease[m[1]!] = m[2]!;
+  }
+  return {
+    lease,
+    dhcpOk: text.includes('TSLIRP-DHCP-OK'),
+    pingGatewayOk: text.includes('TSLIRP-PING-GW-OK'),
+    pingDnsOk: text.includes('TSLIRP-PING-DNS-OK'),
+    pingReplies: [...text.matchAll(/\d+ bytes from 10\.0\.2\.2: seq=/g)].length,
+    done: text.includes('TSLIRP-DONE'),
+  };
+}
