@@ -128,7 +128,7 @@ describe.skipIf(!enabled)('network namespace guests', () => {
       await new Promise((r) => setTimeout(r, 500));
       for (const [i, c] of captures.entries()) {
         await c.stop();
-        const saw = /ARP, Request who-has 10\.0\.2\.99/.test(c.output);
+        const saw = c.output.includes('ARP, Request who-has 10.0.2.99');
         expect(saw, `${all[i]!.ns} ${all[i] === sender ? 'must' : 'must not'} see ${sender.ns}'s ARP:\n${c.output}`).toBe(all[i] === sender);
       }
     }
@@ -150,8 +150,8 @@ describe.skipIf(!enabled)('network namespace guests', () => {
       expect(ts.code, ts.stderr).toBe(0);
       expect(ts.stderr.trim(), `tshark warnings on ${f}`).toBe('');
       expect(ts.stdout).not.toMatch(/Malformed|incorrect|Bad checksum/i);
-      if (/DHCP ACK/.test(ts.stdout) && /DHCP Discover/.test(ts.stdout)) sawDhcp++;
-      if (/Echo \(ping\) request/.test(ts.stdout) && /Echo \(ping\) reply/.test(ts.stdout)) sawEcho++;
+      if (ts.stdout.includes('DHCP ACK') && ts.stdout.includes('DHCP Discover')) sawDhcp++;
+      if (ts.stdout.includes('Echo (ping) request') && ts.stdout.includes('Echo (ping) reply')) sawEcho++;
     }
     expect(sawDhcp).toBeGreaterThanOrEqual(bridges.length);
     expect(sawEcho).toBeGreaterThanOrEqual(bridges.length);
