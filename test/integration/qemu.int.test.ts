@@ -1,0 +1,99 @@
+/**
+ * A Linux guest under QEMU with a real e1000 NIC, attached to the daemon with QEMU's own
+ * `-netdev stream` (unix and TCP) and `-netdev dgram`. The guest (scripts/build-qemu-guest.sh)
+ * runs udhcpc and ping from its /init and prints TSLIRP-* markers on the serial console.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import {
+  command,
+  daemon as daemonReq,
+  file,
+  freeUdpPort,
+  missingRequirements,
+  parseGuestConsole,
+  Proc,
+  QEMU_GUEST_DIR,
+  shouldRun,
+  tempDir,
+} from '../helpers/guests.js';
+
+const KERNEL = join(QEMU_GUEST_DIR, 'bzImage');
+const INITRD = join(QEMU_GUEST_DIR, 'initrd.gz');
+const missing = missingRequirements([
+  daemonReq,
+  command('qemu-system-x86_64'),
+  file(KERNEL, 'build it with scripts/build-qemu-guest.sh'),
+  file(INITRD, 'build it with scripts/build-qemu-guest.sh'),
+]);
+const enabled = shouldRun('qemu.int.test.ts (Linux e1000 guest under QEMU)', missing);
+
+/** The whole boot, DHCP and pings must finish within this (TCG, shared cores). */
+const BOOT_LIMIT_MS = 120_000;
+
+/** Boots the guest with the given `-netdev` and returns its console transcript. */
+async function bootGuest(netdev: string): Promise<{ text: string; seconds: number }> {
+  const started = Date.now();
+  const qemu = new Proc('qemu guest', 'qemu-system-x86_64', [
+    '-accel', 'tcg', '-m', '256', '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
+    '-kernel', KERNEL, '-initrd', INITRD,
+    '-append', 'console=ttyS0 quiet panic=-1 nic=e1000',
+    '-netdev', `${netdev},id=n0`,
+    '-device', 'e1000,netdev=n0',
+  ]);
+  try {
+    await qemu.waitFor(/TSLIRP-DONE/, BOOT_LIMIT_MS);
+    await qemu.wait(10_000); // poweroff -f ends QEMU (-no-reboot)
+  } finally {
+    await qemu.stop();
+  }
+  return { text: qemu.output, seconds: (Date.now() - started) / 1000 };
+}
+
+describe.skipIf(!enabled)('QEMU e1000 guest', () => {
+  let d: Daemon;
+  let sockDir: string;
+
+  beforeAll(async () => {
+    sockDir = tempDir('tslirp-qemu-');
+    d = await startDaemon(['--stream', `unix:${join(sockDir, 'tslirp.sock')}`, '--stream', 'tcp:127.0.0.1:0', '--dgram', 'udp:127.0.0.1:0']);
+  });
+  afterAll(async () => {
+    await d?.stop();
+    rmSync(sockDir, { recursive: true, force: true });
+  });
+
+  it('has what it needs (qemu, guest image, the daemon)', () => {
+    expect(missing).toEqual([]);
+  });
+
+  const links: [string, () => Promise<string>][] = [
+    ['-netdev stream (unix socket)', () => Promise.resolve(`stream,server=off,addr.type=unix,addr.path=${d.streamPath()}`)],
+    ['-netdev stream (TCP)', () => Promise.resolve(`stream,server=off,addr.type=inet,addr.host=${d.streamTcp().host},addr.port=${d.streamTcp().port}`)],
+    [
+      '-netdev dgram (UDP)',
+      async () => {
+        const { host, port } = d.dgram();
+        const local = await freeUdpPort();
+        return `dgram,remote.type=inet,remote.host=${host},remote.port=${port},local.type=inet,local.host=127.0.0.1,local.port=${local}`;
+      },
+    ],
+  ];
+
+  for (const [label, netdev] of links) {
+    it(`${label}: udhcpc gets 10.0.2.15/24 via 10.0.2.2, DNS 10.0.2.3, and pings answer`, async () => {
+      const { text, seconds } = await bootGuest(await netdev());
+      console.log(`qemu.int: ${label} guest finished in ${seconds.toFixed(1)} s`);
+      const report = parseGuestConsole(text);
+      const context = `guest console:\n${text.slice(-5000)}\ndaemon:\n${d.dump().slice(-5000)}`;
+      expect(report.dhcpOk, context).toBe(true);
+      expect(report.lease, context).toMatchObject({ ip: '10.0.2.15', subnet: '255.255.255.0', router: '10.0.2.2', dns: '10.0.2.3', serverid: '10.0.2.2', lease: '86400' });
+      expect(report.pingGatewayOk, context).toBe(true);
+      expect(report.pingReplies, context).toBe(3);
+      expect(report.pingDnsOk, context).toBe(true);
+      expect(d.alive(), d.dump()).toBe(true);
+    }, BOOT_LIMIT_MS + 20_000);
+  }
+});
