@@ -1,0 +1,64 @@
+/**
+ * The v86 emulator (npm v86) running an i386 Linux guest under Node, its NIC (ne2k-pci and
+ * virtio-net) relayed to the daemon's WebSocket listener, one Ethernet frame per message.
+ * The emulator runs in a child process (scripts/run-v86-guest.mjs) so a hang can be killed.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { daemon as daemonReq, file, missingRequirements, parseGuestConsole, Proc, shouldRun, V86_GUEST_DIR } from '../helpers/guests.js';
+
+const BIOS = '/usr/share/seabios/bios.bin';
+const VGABIOS = '/usr/share/seabios/vgabios-stdvga.bin';
+const RUNNER = join(REPO_ROOT, 'scripts', 'run-v86-guest.mjs');
+const missing = missingRequirements([
+  daemonReq,
+  file(BIOS, 'apt-get install seabios'),
+  file(VGABIOS, 'apt-get install seabios'),
+  file(join(V86_GUEST_DIR, 'bzImage'), 'build it with scripts/build-v86-guest.sh'),
+  file(join(V86_GUEST_DIR, 'initrd.gz'), 'build it with scripts/build-v86-guest.sh'),
+  file(join(REPO_ROOT, 'node_modules', 'v86', 'build', 'v86.wasm'), 'npm ci'),
+]);
+const enabled = shouldRun('v86.int.test.ts (v86 guest over the WebSocket relay)', missing);
+
+/** Boot (~12 s here), DHCP and pings; generous because the wasm JIT shares 2 cores. */
+const BOOT_LIMIT_S = 150;
+
+describe.skipIf(!enabled)('v86 guest over the WebSocket relay', () => {
+  let d: Daemon;
+  beforeAll(async () => {
+    d = await startDaemon(['--ws', '127.0.0.1:0']);
+  });
+  afterAll(async () => {
+    await d?.stop();
+  });
+
+  it('has what it needs (seabios, guest image, v86, the daemon)', () => {
+    expect(missing).toEqual([]);
+  });
+
+  for (const nic of ['ne2k', 'virtio'] as const) {
+    it(`${nic}: udhcpc gets 10.0.2.15/24 via 10.0.2.2, DNS 10.0.2.3, and pings answer`, async () => {
+      const started = Date.now();
+      const v86 = new Proc(`v86 ${nic}`, process.execPath, [
+        RUNNER, '--relay', d.wsUrl(), '--nic', nic, '--guest', V86_GUEST_DIR, '--bios', BIOS, '--vgabios', VGABIOS, '--timeout', String(BOOT_LIMIT_S),
+      ]);
+      let exit;
+      try {
+        exit = await v86.wait((BOOT_LIMIT_S + 10) * 1000);
+      } finally {
+        await v86.stop();
+      }
+      console.log(`v86.int: ${nic} guest finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      const report = parseGuestConsole(v86.output);
+      const context = `guest console:\n${v86.tail(5000)}\ndaemon:\n${d.dump().slice(-5000)}`;
+      expect(exit, context).toEqual({ code: 0, signal: null });
+      expect(report.dhcpOk, context).toBe(true);
+      expect(report.lease, context).toMatchObject({ ip: '10.0.2.15', subnet: '255.255.255.0', router: '10.0.2.2', dns: '10.0.2.3', serverid: '10.0.2.2', lease: '86400' });
+      expect(report.pingGatewayOk, context).toBe(true);
+      expect(report.pingReplies, context).toBe(3);
+      expect(report.pingDnsOk, context).toBe(true);
+      expect(d.alive(), d.dump()).toBe(true);
+    }, (BOOT_LIMIT_S + 30) * 1000);
+  }
+});
