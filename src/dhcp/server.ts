@@ -93,6 +93,7 @@ export interface DhcpLease {
   readonly expiresAtMs: number;
 }
 
+const utf8 = new TextEncoder();
 const toHexId = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 
 /** The DHCP server; see the module comment. */
@@ -154,6 +155,8 @@ export class DhcpServer {
     const type = readMessageType(m);
     if (type === undefined) return this.#drop('no-message-type');
     const mac = m.chaddr.subarray(0, ETHERNET_ADDR_LEN);
+    // A group address cannot hold a lease, and a unicast reply to it would reach everyone.
+    if ((mac[0]! & 1) !== 0) return this.#drop('bad-chaddr');
     const id = readClientId(m);
     const clientId = id === undefined ? undefined : toHexId(id);
     const client: LeaseClient = {
@@ -249,7 +252,7 @@ export class DhcpServer {
     const options = [encodeMessageType(MSG.NAK), encodeServerId(this.#config.host), encodeMessage(reason)];
     const id = readClientId(m);
     if (id !== undefined) options.push({ code: OPT.CLIENT_ID, data: id.slice() });
-    return this.#finish(m, options, 0, 0, { toIp: LIMITED_BROADCAST, toMac: BROADCAST_MAC.slice() });
+    return this.#finish(m, MSG.NAK, options, 0, 0, { toIp: LIMITED_BROADCAST, toMac: BROADCAST_MAC.slice() });
   }
 
   /**
@@ -282,7 +285,11 @@ export class DhcpServer {
     if (c.dnsSearch.length > 0) optional.set(OPT.DOMAIN_SEARCH, encodeDomainSearch(c.dnsSearch));
     if (c.routes.length > 0) {
       // RFC 3442 §3: a client that gets 121 ignores option 3, so the default route goes in too.
-      optional.set(OPT.CLASSLESS_ROUTES, encodeClasslessRoutes([...c.routes, { dest: 0, prefixLen: 0, gateway: c.host }]));
+      const hasDefault = c.routes.some((r) => r.prefixLen === 0);
+      optional.set(
+        OPT.CLASSLESS_ROUTES,
+        encodeClasslessRoutes(hasDefault ? c.routes : [...c.routes, { dest: 0, prefixLen: 0, gateway: c.host }]),
+      );
     }
     if (c.tftpServerName !== undefined) optional.set(OPT.TFTP_SERVER_NAME, encodeTftpServerName(c.tftpServerName));
     if (c.bootFile !== undefined) optional.set(OPT.BOOTFILE_NAME, encodeBootfileName(c.bootFile));
@@ -311,14 +318,15 @@ export class DhcpServer {
     else if (m.broadcast || yiaddr === 0) to = { toIp: LIMITED_BROADCAST, toMac: BROADCAST_MAC.slice() };
     else to = { toIp: yiaddr, toMac: chaddr };
     // RFC 2131 table 3: an OFFER's ciaddr is 0, an ACK echoes the request's.
-    return this.#finish(m, options, yiaddr, type === MSG.OFFER ? 0 : m.ciaddr, to);
+    return this.#finish(m, type, options, yiaddr, type === MSG.OFFER ? 0 : m.ciaddr, to);
   }
 
-  #finish(m: Dhcp, options: readonly DhcpOption[], yiaddr: Ipv4Addr, ciaddr: Ipv4Addr, to: { toIp: Ipv4Addr; toMac: Uint8Array }): DhcpReply {
+  #finish(m: Dhcp, type: number, options: readonly DhcpOption[], yiaddr: Ipv4Addr, ciaddr: Ipv4Addr, to: { toIp: Ipv4Addr; toMac: Uint8Array }): DhcpReply {
     const c = this.#config;
-    const enc = new TextEncoder();
-    const bootFile = c.bootFile === undefined ? undefined : enc.encode(c.bootFile);
-    const tftp = c.tftpServerName === undefined ? undefined : enc.encode(c.tftpServerName);
+    // RFC 2131 table 3: a NAK leaves siaddr, sname and file empty.
+    const nak = type === MSG.NAK;
+    const bootFile = c.bootFile === undefined || nak ? undefined : utf8.encode(c.bootFile);
+    const tftp = c.tftpServerName === undefined || nak ? undefined : utf8.encode(c.tftpServerName);
     const reply: Dhcp = {
       op: BOOTREPLY,
       htype: m.htype,

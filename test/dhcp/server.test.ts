@@ -306,6 +306,16 @@ describe('dhcp/server', () => {
     expect(opt(offer, 67)).toEqual(new TextEncoder().encode('pxelinux.0'));
     expect(offer.siaddr).toBe(SERVER);
     expect(offer.file.subarray(0, 11)).toEqual(hex`7078656c696e75782e30 00`);
+    // A NAK carries none of it (RFC 2131 table 3).
+    const nak = decode(s.guestSends(msg(MSG.REQUEST, MAC1, [requestedIp(ip('10.9.9.9'))])));
+    expect(readMessageType(nak)).toBe(MSG.NAK);
+    expect(nak).toMatchObject({ siaddr: 0, file: new Uint8Array(128), sname: new Uint8Array(64) });
+    for (const code of [1, 3, 6, 15, 26, 66, 67, 119, 121]) expect(opt(nak, code)).toBeUndefined();
+    // A configured default route is not doubled.
+    const d = harness({ route: ['0.0.0.0/0=10.0.2.4'] });
+    expect(decodeClasslessRoutes(opt(decode(d.guestSends(msg(MSG.DISCOVER, MAC1))), 121)!)).toEqual([
+      { dest: 0, prefixLen: 0, gateway: ip('10.0.2.4') },
+    ]);
     // MTU 1500 is sent only on request.
     expect(opt(decode(t.guestSends(msg(MSG.DISCOVER, MAC1, [prl(26)]))), 26)).toEqual(hex`05dc`);
   });
@@ -331,6 +341,7 @@ describe('dhcp/server', () => {
       [{ ...msg(MSG.DISCOVER, MAC1), giaddr: ip('192.0.2.1') }, 'dhcp.relayed'],
       [{ ...BASE, options: [] }, 'dhcp.no-message-type'],
       [msg(MSG.OFFER, MAC1), 'dhcp.server-message'],
+      [msg(MSG.DISCOVER, parseMac('01:00:5e:00:00:01')!), 'dhcp.bad-chaddr'],
       [msg(MSG.REQUEST, MAC1), 'dhcp.bad-request'],
       [msg(MSG.REQUEST, MAC1, [serverId()]), 'dhcp.bad-request'],
       [msg(MSG.DECLINE, MAC1, [serverId()]), 'dhcp.bad-decline'],
