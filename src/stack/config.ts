@@ -48,6 +48,10 @@ export interface StackConfig {
   readonly routes: readonly StaticRoute[];
   /** The MAC the virtual hosts (gateway, DNS) answer with. */
   readonly gatewayMac: Mac;
+  /** `--restrict`: no outbound flows at all; DHCP, DNS and ICMP to the virtual hosts still work. */
+  readonly restrict: boolean;
+  /** `--disable-host-loopback`: the gateway address does not reach the host's loopback. */
+  readonly disableHostLoopback: boolean;
 }
 
 /** User-facing options, as text, named after QEMU's `-netdev user` keys. */
@@ -64,6 +68,8 @@ export interface NetworkOptions {
   tftpservername?: string;
   bootfile?: string;
   route?: readonly string[];
+  restrict?: boolean;
+  disableHostLoopback?: boolean;
 }
 
 /** A configuration error: `option` is the user-facing option name. */
@@ -162,6 +168,8 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     tftpServerName: o.tftpservername,
     bootFile: o.bootfile,
     routes: (o.route ?? []).map((r) => route(r, net, netmask)),
+    restrict: o.restrict ?? false,
+    disableHostLoopback: o.disableHostLoopback ?? false,
     gatewayMac: new Uint8Array([...GATEWAY_MAC_PREFIX, (host >>> 24) & 0xff, (host >>> 16) & 0xff, (host >>> 8) & 0xff, host & 0xff]),
   };
 }

@@ -23,15 +23,19 @@
  *   (`src/ipv4/reassembly.ts`).
  * - ICMP (RFC 792): echo replies for the virtual addresses; destination unreachable (port)
  *   for UDP to a virtual address's closed port.
- * - UDP: port 67 goes to the DHCP server (`src/dhcp/server.ts`).
+ * - UDP: port 67 goes to the DHCP server (`src/dhcp/server.ts`); everything else to the
+ *   gateway and to the outside goes through UDP NAT (`src/nat/udp-flow.ts`) to host sockets
+ *   (`deps.host`), with the gateway standing for the host's loopback (`src/nat/policy.ts`).
  * - TCP to a virtual address gets RST, as a host without listeners answers (RFC 9293 §3.10.7.1).
  *
- * What it does not do yet, deliberately (the seams the UDP/DNS and TCP issues fill):
- * - Traffic to addresses outside the network (NAT to host sockets) is refused with ICMP
- *   destination unreachable, code 13 "communication administratively prohibited", so guest
- *   programs fail fast instead of timing out; counted as 'ipv4.outbound-unsupported'.
+ * What it does not do (yet), deliberately:
+ * - Outbound TCP and ICMP echo to outside hosts are refused with ICMP destination
+ *   unreachable, code 13 "communication administratively prohibited", so guest programs fail
+ *   fast instead of timing out ('ipv4.outbound-unsupported', 'icmp.outbound-unsupported':
+ *   Node has no ICMP sockets). Without `deps.host` every outbound flow is refused so ('nat.no-host').
  * - DNS at `config.dns`:53 answers ICMP port unreachable until the forwarder exists.
  * - Guest-to-guest traffic on one link is not switched ('ipv4.to-other-guest').
+ * - IPv6 is counted and dropped.
  *
  * Every refusal is counted in `counters` under its Drop name; nothing the guest sends can
  * make `receiveFrame` throw (a bug that would is caught at the entry, counted as
@@ -46,16 +50,24 @@ import { Reassembler } from '../ipv4/reassembly.js';
 import { IP_PROTO, IPV4_HEADER_LEN, ipv4Length, parseIpv4, pseudoSum, writeIpv4, type Ipv4 } from '../ipv4/wire.js';
 import { parseTcp, TCP_FLAG, tcpLength, writeTcp, type Tcp } from '../tcp/wire.js';
 import { parseUdp, udpLength, writeUdp } from '../udp/wire.js';
-import type { Ipv4Addr, Mac } from '../util/bytes.js';
+import { BROADCAST_MAC, type Ipv4Addr, type Mac } from '../util/bytes.js';
+import type { FlowId, Host, HostEvents } from '../host/host.js';
+import { FlowTable, type FlowInfo, type FlowLimits } from '../nat/flow-table.js';
+import { UdpNat, UNREACHABLE } from '../nat/udp-flow.js';
 import type { Clock, Random } from '../util/clock.js';
 import { Counters, isDrop } from '../util/drops.js';
 import type { StackConfig } from './config.js';
+import type { ToGuest, WriteL4 } from './to-guest.js';
 
 export interface StackDeps {
   readonly clock: Clock;
   readonly random: Random;
   /** Receives each frame for the guest. The frame is the receiver's to keep; may be called synchronously from any entry point. */
   emit(frame: Uint8Array): void;
+  /** Host sockets for NAT. Without one, every outbound flow is refused ('nat.no-host'): a closed, self-contained network. */
+  readonly host?: Host;
+  /** Flow table limits per protocol. */
+  readonly flowLimits?: FlowLimits;
 }
 
 /** Traffic totals of one stack. */
@@ -73,9 +85,11 @@ const DHCP_CLIENT_PORT = 68;
 const TTL = 64;
 /** How much of an offending datagram an ICMP error quotes: RFC 1812 §4.3.2.3 allows up to 576 bytes in all. */
 const ICMP_ERROR_QUOTE_MAX = 576 - IPV4_HEADER_LEN - 8;
-const UNREACHABLE = { PORT: 3, ADMIN_PROHIBITED: 13 } as const;
 
-export class Stack {
+const earliest = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined ? b : b === undefined ? a : Math.min(a, b);
+
+export class Stack implements ToGuest, HostEvents {
   readonly config: StackConfig;
   /** Drops and refusals, by Drop name. */
   readonly counters = new Counters();
@@ -87,6 +101,8 @@ export class Stack {
   readonly #arp = new ArpCache();
   readonly #reassembler: Reassembler;
   readonly #dhcp: DhcpServer;
+  readonly #flows: FlowTable;
+  readonly #udp: UdpNat | undefined;
   readonly #broadcast: Ipv4Addr;
   #ipId: number;
 
@@ -95,6 +111,8 @@ export class Stack {
     this.#deps = deps;
     this.#reassembler = new Reassembler(this.counters);
     this.#dhcp = new DhcpServer(config, this.counters);
+    this.#flows = new FlowTable(deps.flowLimits);
+    this.#udp = deps.host === undefined ? undefined : new UdpNat(this.#flows, deps.host, this);
     this.#broadcast = (config.net | ~config.netmask) >>> 0;
     this.#ipId = deps.random.u32() & 0xffff;
   }
@@ -103,22 +121,74 @@ export class Stack {
   receiveFrame(frame: Uint8Array): void {
     this.stats.rxFrames++;
     this.stats.rxBytes += frame.length;
-    try {
-      this.#ethernetInput(frame, this.#deps.clock.now());
-    } catch (e) {
-      this.counters.count('stack.internal-error');
-      this.lastError = e;
-    }
+    this.#guard((nowMs) => this.#ethernetInput(frame, nowMs));
   }
 
   /** Runs the timers due by now. */
   advance(): void {
-    this.#reassembler.expire(this.#deps.clock.now());
+    this.#guard((nowMs) => {
+      this.#reassembler.expire(nowMs);
+      this.#udp?.advance(nowMs);
+    });
   }
 
   /** When `advance` next has work, in clock milliseconds; undefined when idle. */
   nextDeadline(): number | undefined {
-    return this.#reassembler.nextDeadline();
+    return earliest(this.#reassembler.nextDeadline(), this.#udp?.nextDeadline());
+  }
+
+  /** Releases every host resource (the session ends). */
+  close(): void {
+    this.#guard(() => this.#udp?.closeAll());
+  }
+
+  /** The live flows of the NAT table. */
+  flows(): FlowInfo[] {
+    return this.#flows.list(this.#deps.clock.now());
+  }
+
+  // --- HostEvents: what host sockets report, routed to the engine owning the flow.
+
+  udpReceived(flow: FlowId, data: Uint8Array): void {
+    this.#guard((nowMs) => this.#udp?.hostDatagram(flow, data, nowMs));
+  }
+
+  udpError(flow: FlowId, code: string): void {
+    this.#guard(() => this.#udp?.hostError(flow, code));
+  }
+
+  tcpConnected(_flow: FlowId): void {
+    this.counters.count('tcp.unknown-flow');
+  }
+
+  tcpData(_flow: FlowId, _data: Uint8Array): void {
+    this.counters.count('tcp.unknown-flow');
+  }
+
+  tcpEnd(_flow: FlowId): void {
+    this.counters.count('tcp.unknown-flow');
+  }
+
+  tcpDrained(_flow: FlowId): void {
+    this.counters.count('tcp.unknown-flow');
+  }
+
+  tcpError(_flow: FlowId, _code: string): void {
+    this.counters.count('tcp.unknown-flow');
+  }
+
+  tcpClosed(_flow: FlowId): void {
+    this.counters.count('tcp.unknown-flow');
+  }
+
+  /** Runs one entry point with the time read once; a bug of ours is counted, never thrown at the shell. */
+  #guard(body: (nowMs: number) => void): void {
+    try {
+      body(this.#deps.clock.now());
+    } catch (e) {
+      this.counters.count('stack.internal-error');
+      this.lastError = e;
+    }
   }
 
   /** The DHCP lease table. */
@@ -214,8 +284,19 @@ export class Stack {
       }
     }
     if (this.#inNet(p.dst)) return this.counters.count('ipv4.to-other-guest');
-    this.counters.count('ipv4.outbound-unsupported');
-    this.#icmpError(eth.src, p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);
+    this.#outbound(p, nowMs);
+  }
+
+  /** A datagram for the outside world: NAT where an engine exists, otherwise refused. */
+  #outbound(p: Ipv4, nowMs: number): void {
+    if (p.protocol === IP_PROTO.UDP && this.#udp !== undefined) {
+      const u = parseUdp(p.payload, pseudoSum(p.src, p.dst, IP_PROTO.UDP));
+      if (isDrop(u)) return this.counters.count(u);
+      return this.#udp.input(p, u, nowMs);
+    }
+    // Node has no raw or ICMP sockets: echo to outside hosts cannot be forwarded.
+    this.counters.count(this.#udp === undefined ? 'nat.no-host' : p.protocol === IP_PROTO.ICMP ? 'icmp.outbound-unsupported' : 'ipv4.outbound-unsupported');
+    this.icmpError(p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);
   }
 
   #icmpInput(eth: Ethernet, p: Ipv4): void {
@@ -224,7 +305,7 @@ export class Stack {
     if (m.type !== ICMP_TYPE.ECHO_REQUEST) return this.counters.count('icmp.ignored-type');
     if (m.code !== 0) return this.counters.count('icmp.bad-echo-code');
     const reply: Icmp = { type: ICMP_TYPE.ECHO_REPLY, code: 0, rest: m.rest, payload: m.payload };
-    this.#sendIpv4(eth.src, p.dst, p.src, IP_PROTO.ICMP, icmpLength(reply), (into, at) => writeIcmp(reply, into, at));
+    this.#sendIpv4To(eth.src, p.dst, p.src, IP_PROTO.ICMP, icmpLength(reply), (into, at) => writeIcmp(reply, into, at));
   }
 
   #udpInput(eth: Ethernet, p: Ipv4, nowMs: number, broadcast: boolean): void {
@@ -235,12 +316,14 @@ export class Stack {
       if (reply === undefined) return;
       const out = { srcPort: DHCP_SERVER_PORT, dstPort: DHCP_CLIENT_PORT, payload: reply.message };
       const pseudo = pseudoSum(this.config.host, reply.toIp, IP_PROTO.UDP);
-      this.#sendIpv4(reply.toMac, this.config.host, reply.toIp, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at));
+      this.#sendIpv4To(reply.toMac, this.config.host, reply.toIp, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at));
       return;
     }
     if (broadcast) return this.counters.count('udp.broadcast-ignored');
+    // The gateway address stands for the host: everything but DHCP goes through NAT to its loopback.
+    if (p.dst === this.config.host && this.#udp !== undefined) return this.#udp.input(p, u, nowMs);
     this.counters.count('udp.no-service');
-    this.#icmpError(eth.src, p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.PORT);
+    this.#icmpErrorTo(eth.src, p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.PORT);
   }
 
   /** No TCP service listens on the virtual addresses yet: answer as a closed port (RFC 9293 §3.10.7.1). */
@@ -263,14 +346,14 @@ export class Stack {
       payload: EMPTY,
     };
     const pseudo = pseudoSum(p.dst, p.src, IP_PROTO.TCP);
-    this.#sendIpv4(eth.src, p.dst, p.src, IP_PROTO.TCP, tcpLength(rst), (into, at) => writeTcp(rst, pseudo, into, at));
+    this.#sendIpv4To(eth.src, p.dst, p.src, IP_PROTO.TCP, tcpLength(rst), (into, at) => writeTcp(rst, pseudo, into, at));
   }
 
   /**
    * An ICMP error about datagram `p` (RFC 1122 §3.2.2: never about an ICMP error, a broadcast,
    * a non-initial fragment or an unconfigured source), from the address it was sent to.
    */
-  #icmpError(toMac: Uint8Array, p: Ipv4, type: number, code: number): void {
+  #icmpErrorTo(toMac: Uint8Array, p: Ipv4, type: number, code: number): void {
     if (p.fragmentOffset !== 0 || p.src === 0) return;
     if (p.protocol === IP_PROTO.ICMP) {
       const inner = parseIcmp(p.payload);
@@ -282,14 +365,38 @@ export class Stack {
     writeIpv4(p, whole, 0);
     quoted.set(whole.subarray(0, quoted.length));
     const err: Icmp = { type, code, rest: 0, payload: quoted };
-    this.#sendIpv4(toMac, p.dst, p.src, IP_PROTO.ICMP, icmpLength(err), (into, at) => writeIcmp(err, into, at));
+    this.#sendIpv4To(toMac, p.dst, p.src, IP_PROTO.ICMP, icmpLength(err), (into, at) => writeIcmp(err, into, at));
+  }
+
+  // --- ToGuest: what the engines use to reach the guest.
+
+  sendIpv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: WriteL4): void {
+    const mac = this.#resolve(dst);
+    if (mac !== undefined) this.#sendIpv4To(mac, src, dst, protocol, l4Length, writeL4);
+  }
+
+  icmpError(original: Ipv4, type: number, code: number): void {
+    const mac = this.#resolve(original.src);
+    if (mac !== undefined) this.#icmpErrorTo(mac, original, type, code);
+  }
+
+  /** The guest's MAC for `ip`; when unknown, asks with an ARP request and counts 'arp.unresolved'. */
+  #resolve(ip: Ipv4Addr): Uint8Array | undefined {
+    const mac = this.#arp.lookup(ip);
+    if (mac !== undefined) return mac;
+    this.counters.count('arp.unresolved');
+    const request: Arp = { op: ARP_OP.REQUEST, senderMac: this.config.gatewayMac, senderIp: this.config.host, targetMac: new Uint8Array(6), targetIp: ip };
+    const frame = this.#frame(BROADCAST_MAC, ETHERTYPE.ARP, ARP_LEN);
+    writeArp(request, frame, ETHERNET_HEADER_LEN);
+    this.#send(frame);
+    return undefined;
   }
 
   /**
    * Builds an IPv4 datagram whose L4 part `writeL4` writes in place, and sends it; a datagram
    * larger than the link MTU leaves in fragments (RFC 791 §3.2, offsets in 8-byte units).
    */
-  #sendIpv4(toMac: Uint8Array, src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: (into: Uint8Array, at: number) => number): void {
+  #sendIpv4To(toMac: Uint8Array, src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: WriteL4): void {
     this.#ipId = (this.#ipId + 1) & 0xffff;
     const header: Ipv4 = { dscpEcn: 0, id: this.#ipId, dontFragment: false, moreFragments: false, fragmentOffset: 0, ttl: TTL, protocol, src, dst, options: EMPTY, payload: EMPTY };
     const l4At = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;

@@ -135,13 +135,13 @@ describe('stack: ICMP', () => {
     expect(t.stack.nextDeadline()).toBeUndefined();
   });
 
-  it('refuses outbound traffic with ICMP administratively prohibited until NAT exists', () => {
+  it('refuses outbound traffic with ICMP administratively prohibited when it has no host', () => {
     const t = harness();
     const sent = ipv4Packet({ protocol: IP_PROTO.ICMP, dst: ip('192.0.2.1'), payload: echoRequest(new Uint8Array(8)) });
     const [err] = t.send(ethernetFrame(GATEWAY_MAC, ETHERTYPE.IPV4, sent));
     expect(err!.icmp).toMatchObject({ type: ICMP_TYPE.DEST_UNREACHABLE, code: 13 });
     expect(err!.icmp!.payload).toEqual(sent);
-    expect(t.stack.counters.get('ipv4.outbound-unsupported')).toBe(1);
+    expect(t.stack.counters.get('nat.no-host')).toBe(1);
   });
 
   it('never answers an ICMP error with an ICMP error', () => {

@@ -1,0 +1,36 @@
+/**
+ * Address rewrite rules for guest-originated flows: where a guest's datagram or connection
+ * goes on the host, or why it may not go anywhere.
+ *
+ * - The gateway address (QEMU's `host`, 10.0.2.2) reaches the host's loopback 127.0.0.1, as in
+ *   libslirp, unless `--disable-host-loopback` (then refused, as libslirp's
+ *   `disable_host_loopback` does).
+ * - `--restrict` refuses every outbound flow (libslirp's `restrict=on`).
+ * - Addresses that cannot be a remote host — loopback (the guest's own 127/8 never leaves it),
+ *   0.0.0.0/8, multicast, broadcast, and other addresses inside the virtual network — are refused.
+ * - Everything else passes through unchanged.
+ *
+ * The DNS address is not NAT: the stack hands it to the DNS forwarder before asking here.
+ */
+import type { Endpoint } from '../host/host.js';
+import type { StackConfig } from '../stack/config.js';
+import type { Drop } from '../util/drops.js';
+
+/** Where a flow goes: a host endpoint, or a refusal with the counter to bump. */
+export type Route = { readonly to: Endpoint } | { readonly refused: Drop };
+
+export const HOST_LOOPBACK = 0x7f000001;
+
+export function routeOutbound(config: StackConfig, remote: Endpoint): Route {
+  const a = remote.addr;
+  if (config.restrict) return { refused: 'nat.restricted' };
+  if (a === config.host) {
+    if (config.disableHostLoopback) return { refused: 'nat.host-loopback-disabled' };
+    return { to: { addr: HOST_LOOPBACK, port: remote.port } };
+  }
+  if (remote.port === 0) return { refused: 'nat.zero-port' };
+  if (a >>> 24 === 127 || a >>> 24 === 0) return { refused: 'nat.martian-destination' };
+  if (a >= 0xe0000000) return { refused: 'nat.multicast-destination' };
+  if (((a & config.netmask) >>> 0) === config.net) return { refused: 'nat.inside-network' };
+  return { to: remote };
+}

@@ -1,0 +1,171 @@
+/**
+ * UDP NAT: guest datagrams to the outside go out through one connected host socket per flow.
+ *
+ * Theory of operation
+ * -------------------
+ * A flow is the guest's 5-tuple (guest address:port → remote address:port). Its first
+ * datagram routes through `routeOutbound` (the gateway reaches 127.0.0.1, `--restrict` refuses
+ * everything, …), opens a host UDP socket *connected* to the destination (so the kernel
+ * filters replies to that peer and reports ICMP errors as ECONNREFUSED & co.), and every later
+ * datagram of the tuple reuses it. Replies come back to the guest from the address and port it
+ * sent to, whatever the host-side rewrite was.
+ *
+ * Errors: ECONNREFUSED (the peer's port is closed) becomes ICMP port unreachable to the guest,
+ * EHOSTUNREACH host unreachable, ENETUNREACH network unreachable, EACCES/EPERM
+ * administratively prohibited (RFC 1812 §5.2.7.1 codes). A refusal by policy is also
+ * answered with "administratively prohibited", so the guest's program fails fast.
+ *
+ * Limits: at most `maxFlows.udp` flows (FlowTable); a new flow when the table is full evicts
+ * the least recently active one ('udp.flow-evicted'). A flow idle for `UDP_IDLE_TIMEOUT_MS`
+ * (120 s: RFC 4787 REQ-5's minimum for a NAT mapping; libslirp uses 240 s) is closed. There is
+ * no queue: datagrams go straight to the socket (the kernel's buffer is the only buffer).
+ *
+ * Not forwarded: broadcast and multicast (the stack counts them before they get here).
+ */
+import type { Endpoint, FlowId, Host } from '../host/host.js';
+import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
+import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
+import type { ToGuest } from '../stack/to-guest.js';
+import { UDP_HEADER_LEN, udpLength, writeUdp, type Udp } from '../udp/wire.js';
+import { put16 } from '../util/bytes.js';
+import type { FlowEntry, FlowTable } from './flow-table.js';
+import { routeOutbound } from './policy.js';
+
+export const UDP_IDLE_TIMEOUT_MS = 120_000;
+
+/** ICMP destination-unreachable codes (RFC 792, RFC 1812 §5.2.7.1). */
+export const UNREACHABLE = { NET: 0, HOST: 1, PORT: 3, ADMIN_PROHIBITED: 13 } as const;
+
+/** The unreachable code a host socket error maps to, if any. */
+export function unreachableCodeFor(errorCode: string): number | undefined {
+  switch (errorCode) {
+    case 'ECONNREFUSED':
+      return UNREACHABLE.PORT;
+    case 'EHOSTUNREACH':
+    case 'EHOSTDOWN':
+      return UNREACHABLE.HOST;
+    case 'ENETUNREACH':
+    case 'ENETDOWN':
+      return UNREACHABLE.NET;
+    case 'EACCES':
+    case 'EPERM':
+      return UNREACHABLE.ADMIN_PROHIBITED;
+    default:
+      return undefined;
+  }
+}
+
+export interface UdpFlow extends FlowEntry {
+  readonly protocol: 'udp';
+  readonly stateName: 'open';
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class UdpNat {
+  readonly #table: FlowTable;
+  readonly #host: Host;
+  readonly #guest: ToGuest;
+
+  constructor(table: FlowTable, host: Host, guest: ToGuest) {
+    this.#table = table;
+    this.#host = host;
+    this.#guest = guest;
+  }
+
+  /** A guest datagram `u` (in `p`) to a unicast address outside the virtual hosts. */
+  input(p: Ipv4, u: Udp, nowMs: number): void {
+    let flow = this.#table.byTuple('udp', p.src, u.srcPort, p.dst, u.dstPort);
+    if (flow === undefined) {
+      const remote: Endpoint = { addr: p.dst, port: u.dstPort };
+      const route = routeOutbound(this.#guest.config, remote);
+      if ('refused' in route) {
+        this.#guest.counters.count(route.refused);
+        this.#guest.icmpError(p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);
+        return;
+      }
+      if (this.#table.isFull('udp')) {
+        const victim = this.#table.leastRecent('udp');
+        if (victim !== undefined) this.#close(victim.id);
+        this.#guest.counters.count('udp.flow-evicted');
+      }
+      const created: UdpFlow = {
+        id: this.#table.allocateId(),
+        protocol: 'udp',
+        origin: 'guest',
+        guest: { addr: p.src, port: u.srcPort },
+        remote,
+        host: route.to,
+        createdMs: nowMs,
+        lastActiveMs: nowMs,
+        bytesFromGuest: 0,
+        bytesToGuest: 0,
+        stateName: 'open',
+      };
+      if (!this.#table.add(created)) return this.#guest.counters.count('udp.flow-refused');
+      this.#host.udpOpen(created.id, created.host);
+      flow = created;
+    } else {
+      this.#table.touch(flow, nowMs);
+    }
+    flow.bytesFromGuest += u.payload.length;
+    this.#host.udpSend(flow.id, u.payload);
+  }
+
+  /** True when the flow is one of ours. */
+  owns(flow: FlowId): boolean {
+    return this.#table.byId(flow)?.protocol === 'udp';
+  }
+
+  /** A datagram from the host peer: to the guest, from the address it sent to. */
+  hostDatagram(id: FlowId, data: Uint8Array, nowMs: number): void {
+    const flow = this.#table.byId(id);
+    if (flow?.protocol !== 'udp') return this.#guest.counters.count('udp.unknown-flow');
+    if (data.length > 0xffff - UDP_HEADER_LEN - 20) return this.#guest.counters.count('udp.host-datagram-too-big');
+    this.#table.touch(flow, nowMs);
+    flow.bytesToGuest += data.length;
+    const out: Udp = { srcPort: flow.remote.port, dstPort: flow.guest.port, payload: data };
+    const pseudo = pseudoSum(flow.remote.addr, flow.guest.addr, IP_PROTO.UDP);
+    this.#guest.sendIpv4(flow.remote.addr, flow.guest.addr, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at));
+  }
+
+  /** A host socket error: ICMP unreachable to the guest where one fits; the flow stays (a later datagram may succeed). */
+  hostError(id: FlowId, code: string): void {
+    const flow = this.#table.byId(id);
+    if (flow?.protocol !== 'udp') return;
+    const icmpCode = unreachableCodeFor(code);
+    this.#guest.counters.count(`udp.host-${code.toLowerCase()}`);
+    if (icmpCode === undefined) return;
+    // Quote what the guest sent, rebuilt from the tuple: its IP header and UDP header (RFC 792).
+    const quoted = new Uint8Array(UDP_HEADER_LEN);
+    put16(quoted, 0, flow.guest.port);
+    put16(quoted, 2, flow.remote.port);
+    put16(quoted, 4, UDP_HEADER_LEN);
+    const original: Ipv4 = {
+      dscpEcn: 0, id: 0, dontFragment: false, moreFragments: false, fragmentOffset: 0, ttl: 64,
+      protocol: IP_PROTO.UDP, src: flow.guest.addr, dst: flow.remote.addr, options: EMPTY, payload: quoted,
+    };
+    this.#guest.icmpError(original, ICMP_TYPE.DEST_UNREACHABLE, icmpCode);
+  }
+
+  /** Closes flows idle for the timeout. */
+  advance(nowMs: number): void {
+    for (let f = this.#table.leastRecent('udp'); f !== undefined && nowMs - f.lastActiveMs >= UDP_IDLE_TIMEOUT_MS; f = this.#table.leastRecent('udp'))
+      this.#close(f.id);
+  }
+
+  nextDeadline(): number | undefined {
+    const f = this.#table.leastRecent('udp');
+    return f === undefined ? undefined : f.lastActiveMs + UDP_IDLE_TIMEOUT_MS;
+  }
+
+  /** Closes every flow (the session ends). */
+  closeAll(): void {
+    for (let f = this.#table.leastRecent('udp'); f !== undefined; f = this.#table.leastRecent('udp')) this.#close(f.id);
+  }
+
+  #close(id: FlowId): void {
+    this.#table.remove(id);
+    this.#host.close(id);
+  }
+}

@@ -1,0 +1,45 @@
+import type { Endpoint, FlowId, Host } from '../../src/host/host.js';
+
+/** One recorded Host call: the method name and its arguments. */
+export type HostCall = [method: keyof Host, flow: FlowId, ...args: unknown[]];
+
+/**
+ * A Host that records every call and answers nothing by itself; tests play the host's part
+ * by calling the stack's HostEvents methods. `buffered` is what tcpWrite reports as still
+ * buffered on the socket (default 0: the kernel took everything).
+ */
+export class FakeHost implements Host {
+  readonly calls: HostCall[] = [];
+  buffered = 0;
+
+  udpOpen(flow: FlowId, to: Endpoint): void {
+    this.calls.push(['udpOpen', flow, to]);
+  }
+  udpSend(flow: FlowId, data: Uint8Array): void {
+    this.calls.push(['udpSend', flow, data.slice()]);
+  }
+  tcpConnect(flow: FlowId, to: Endpoint): void {
+    this.calls.push(['tcpConnect', flow, to]);
+  }
+  tcpWrite(flow: FlowId, data: Uint8Array): number {
+    this.calls.push(['tcpWrite', flow, data.slice()]);
+    return this.buffered;
+  }
+  tcpEnd(flow: FlowId): void {
+    this.calls.push(['tcpEnd', flow]);
+  }
+  tcpPause(flow: FlowId, paused: boolean): void {
+    this.calls.push(['tcpPause', flow, paused]);
+  }
+  tcpReset(flow: FlowId): void {
+    this.calls.push(['tcpReset', flow]);
+  }
+  close(flow: FlowId): void {
+    this.calls.push(['close', flow]);
+  }
+
+  /** The calls of one method, without the method name. */
+  callsOf(method: keyof Host): unknown[][] {
+    return this.calls.filter((c) => c[0] === method).map((c) => c.slice(1));
+  }
+}
