@@ -1,0 +1,81 @@
+/**
+ * The UDP half of the Node host: one `node:dgram` socket per flow, *connected* to the flow's
+ * host endpoint, so the kernel delivers only that peer's replies and reports ICMP errors
+ * (port unreachable → ECONNREFUSED on the next receive) as socket errors.
+ *
+ * `connect()` is asynchronous in Node: datagrams sent before it completes wait in a small
+ * per-flow queue (at most `MAX_QUEUED_BEFORE_CONNECT`, further ones are dropped and counted
+ * by the caller through the returned value).
+ */
+import dgram from 'node:dgram';
+import { formatIpv4Addr } from '../util/bytes.js';
+import type { Endpoint, FlowId, HostEvents } from './host.js';
+
+const MAX_QUEUED_BEFORE_CONNECT = 64;
+
+interface UdpSocket {
+  readonly socket: dgram.Socket;
+  /** Datagrams waiting for connect(); undefined once connected. */
+  queue: Uint8Array[] | undefined;
+}
+
+export class NodeUdp {
+  readonly #sockets = new Map<FlowId, UdpSocket>();
+  readonly #events: Pick<HostEvents, 'udpReceived' | 'udpError'>;
+
+  constructor(events: Pick<HostEvents, 'udpReceived' | 'udpError'>) {
+    this.#events = events;
+  }
+
+  get size(): number {
+    return this.#sockets.size;
+  }
+
+  open(flow: FlowId, to: Endpoint): void {
+    const socket = dgram.createSocket({ type: 'udp4' });
+    const entry: UdpSocket = { socket, queue: [] };
+    this.#sockets.set(flow, entry);
+    socket.on('message', (msg) => {
+      if (this.#sockets.get(flow) === entry) this.#events.udpReceived(flow, msg);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.#sockets.get(flow) === entry) this.#events.udpError(flow, err.code ?? 'EIO');
+    });
+    socket.connect(to.port, formatIpv4Addr(to.addr), () => {
+      const queued = entry.queue ?? [];
+      entry.queue = undefined;
+      for (const data of queued) this.#sendNow(flow, entry, data);
+    });
+  }
+
+  /** False when the datagram was dropped (unknown flow, or the pre-connect queue is full). */
+  send(flow: FlowId, data: Uint8Array): boolean {
+    const entry = this.#sockets.get(flow);
+    if (entry === undefined) return false;
+    if (entry.queue !== undefined) {
+      if (entry.queue.length >= MAX_QUEUED_BEFORE_CONNECT) return false;
+      entry.queue.push(data);
+      return true;
+    }
+    this.#sendNow(flow, entry, data);
+    return true;
+  }
+
+  close(flow: FlowId): boolean {
+    const entry = this.#sockets.get(flow);
+    if (entry === undefined) return false;
+    this.#sockets.delete(flow);
+    entry.socket.close();
+    return true;
+  }
+
+  closeAll(): void {
+    for (const flow of [...this.#sockets.keys()]) this.close(flow);
+  }
+
+  #sendNow(flow: FlowId, entry: UdpSocket, data: Uint8Array): void {
+    entry.socket.send(data, (err) => {
+      if (err !== null && this.#sockets.get(flow) === entry) this.#events.udpError(flow, (err as NodeJS.ErrnoException).code ?? 'EIO');
+    });
+  }
+}
