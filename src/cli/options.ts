@@ -1,0 +1,169 @@
+/**
+ * The command line of `tslirp`: parsing (node:util parseArgs, strict), validation and the
+ * help text. Pure: nothing here touches the process, so tests call it directly.
+ */
+import { parseArgs } from 'node:util';
+import { defaultListeners, parseDgramSpec, parseStreamSpec, parseWsSpec, runtimeDir, type ListenerSpec } from '../daemon/listen-spec.js';
+import { ConfigError, resolveStackConfig, type StackConfig } from '../stack/config.js';
+
+/** Log levels accepted by --log-level. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** What the command line asks for. */
+export type Command =
+  | { readonly command: 'help' }
+  | { readonly command: 'version' }
+  | {
+      readonly command: 'serve';
+      readonly listeners: readonly ListenerSpec[];
+      /** True when no listener option was given and the defaults apply. */
+      readonly defaultListeners: boolean;
+      readonly network: StackConfig;
+      readonly pcapDir: string | undefined;
+      readonly logLevel: LogLevel;
+    };
+
+/** A refused command line; `option` names the offending option (without dashes) when there is one. */
+export class UsageError extends Error {
+  readonly option: string | undefined;
+  constructor(message: string, option?: string) {
+    super(message);
+    this.name = 'UsageError';
+    this.option = option;
+  }
+}
+
+const OPTIONS = {
+  stream: { type: 'string', multiple: true },
+  dgram: { type: 'string', multiple: true },
+  ws: { type: 'string', multiple: true },
+  net: { type: 'string' },
+  host: { type: 'string' },
+  dns: { type: 'string' },
+  dhcpstart: { type: 'string' },
+  domainname: { type: 'string' },
+  dnssearch: { type: 'string', multiple: true },
+  hostname: { type: 'string' },
+  mtu: { type: 'string' },
+  route: { type: 'string', multiple: true },
+  'tftp-server-name': { type: 'string' },
+  bootfile: { type: 'string' },
+  'lease-time': { type: 'string' },
+  pcap: { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+} as const;
+
+/** Every long option, for the help test. */
+export const OPTION_NAMES: readonly string[] = Object.keys(OPTIONS);
+
+/** resolveStackConfig's option names (QEMU's keys) → ours, where they differ. */
+const CONFIG_OPTION_NAMES: Readonly<Record<string, string>> = { leasetime: 'lease-time', tftpservername: 'tftp-server-name' };
+
+export const HELP = `Usage: tslirp serve [options]
+       tslirp --help | --version
+
+Serves a user-mode network (SLIRP) to virtual machines. Every guest that connects gets its
+own virtual LAN: a gateway that answers ARP and ping, a DHCP server and a DNS address,
+with QEMU -netdev user's names and defaults.
+
+Listeners (each repeatable; giving any of them replaces the defaults):
+  --stream unix:PATH         QEMU -netdev stream on a unix socket (4-byte length + frame)
+  --stream tcp:HOST:PORT     QEMU -netdev stream over TCP
+  --dgram udp:HOST:PORT      QEMU -netdev dgram over UDP, one session per sender address
+  --ws HOST:PORT             WebSocket, one Ethernet frame per binary message at path /
+                             (v86: net_device: { relay_url: 'ws://HOST:PORT/' })
+  HOST is an IP address (IPv6 in brackets); PORT 0 picks a free port.
+  Defaults: --ws 127.0.0.1:8080 and --stream unix:DIR/tslirp.sock, where DIR is
+  $XDG_RUNTIME_DIR/tslirp, else /run/tslirp as root, else TMPDIR/tslirp-UID.
+
+Network (per session, as QEMU's -netdev user):
+  --net ADDR/PREFIX          guest network (10.0.2.0/24)
+  --host ADDR                gateway address (10.0.2.2)
+  --dns ADDR                 virtual DNS server address (10.0.2.3)
+  --dhcpstart ADDR           first address DHCP hands out, pool of 16 (10.0.2.15)
+  --domainname NAME          domain name, DHCP option 15
+  --dnssearch NAME[,NAME]    DNS search list, DHCP option 119 (repeatable)
+  --hostname NAME            host name sent to the guest, DHCP option 12
+  --mtu N                    guest MTU, 68 to 65520 (1500)
+  --route DEST/PREFIX=GW     static route, DHCP option 121 (repeatable)
+  --tftp-server-name NAME    TFTP server name, DHCP option 66
+  --bootfile FILE            boot file name, DHCP option 67
+  --lease-time SECONDS       DHCP lease time, at least 60 (86400)
+
+Other:
+  --pcap DIR                 write each session's frames to DIR/tslirp-TIME-SESSION.pcap
+  --log-level LEVEL          trace, debug, info, warn or error (info)
+  -h, --help                 show this help and exit
+  -V, --version              show the version and exit
+
+Logs are JSON lines on stdout (pretty-printed on a terminal). Once every listener is
+bound, a line with "msg":"listening" lists them. Bad options exit with status 2.
+SIGINT or SIGTERM closes the listeners and sessions, flushes captures, removes the unix
+sockets and exits 0.
+`;
+
+/** Parses `argv` (without node and the script). Throws UsageError or ConfigError. */
+export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    const m = /'(-{1,2}[^' ]+)/.exec(err.message);
+    const option = m?.[1]?.replace(/^-+/, '');
+    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option !== undefined) throw new UsageError(`unknown option '${m![1]!}'`, option);
+    throw new UsageError(err.message, option);
+  }
+  const v = parsed.values;
+  if (v.help === true) return { command: 'help' };
+  if (v.version === true) return { command: 'version' };
+  const [command, ...rest] = parsed.positionals;
+  if (command === undefined) throw new UsageError('no command given: use `tslirp serve` (see --help)');
+  if (command !== 'serve') throw new UsageError(`unknown command '${command}': the command is 'serve'`);
+  if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]!}'`);
+
+  const listeners: ListenerSpec[] = [
+    ...(v.stream ?? []).map(parseStreamSpec),
+    ...(v.dgram ?? []).map(parseDgramSpec),
+    ...(v.ws ?? []).map(parseWsSpec),
+  ];
+  const useDefaults = listeners.length === 0;
+  const logLevel = v['log-level'] ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
+    throw new UsageError(`--log-level: '${logLevel}' must be one of ${LOG_LEVELS.join(', ')}`, 'log-level');
+  if (v.pcap === '') throw new UsageError('--pcap: needs a directory', 'pcap');
+  let network: StackConfig;
+  try {
+    network = resolveStackConfig({
+      ...(v.net !== undefined && { net: v.net }),
+      ...(v.host !== undefined && { host: v.host }),
+      ...(v.dns !== undefined && { dns: v.dns }),
+      ...(v.dhcpstart !== undefined && { dhcpstart: v.dhcpstart }),
+      ...(v.domainname !== undefined && { domainname: v.domainname }),
+      ...(v.dnssearch !== undefined && { dnssearch: v.dnssearch }),
+      ...(v.hostname !== undefined && { hostname: v.hostname }),
+      ...(v.mtu !== undefined && { mtu: v.mtu }),
+      ...(v.route !== undefined && { route: v.route }),
+      ...(v['tftp-server-name'] !== undefined && { tftpservername: v['tftp-server-name'] }),
+      ...(v.bootfile !== undefined && { bootfile: v.bootfile }),
+      ...(v['lease-time'] !== undefined && { leasetime: v['lease-time'] }),
+    });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      const option = CONFIG_OPTION_NAMES[e.option] ?? e.option;
+      throw new UsageError(`--${option}: ${e.message.replace(/^--[^:]+: /, '')}`, option);
+    }
+    throw e;
+  }
+  return {
+    command: 'serve',
+    listeners: useDefaults ? defaultListeners(runtimeDir(env)) : listeners,
+    defaultListeners: useDefaults,
+    network,
+    pcapDir: v.pcap,
+    logLevel: logLevel as LogLevel,
+  };
+}

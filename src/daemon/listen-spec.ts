@@ -1,0 +1,113 @@
+/**
+ * Listener options as the user writes them (`--stream unix:PATH`, `--stream tcp:HOST:PORT`,
+ * `--dgram udp:HOST:PORT`, `--ws HOST:PORT`), the default listeners, and the settings a
+ * QEMU or v86 user needs to reach each bound listener.
+ */
+import net from 'node:net';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { formatHostPort, type ListenerAddress } from '../link/link.js';
+import { ConfigError } from '../stack/config.js';
+
+/** Where to listen. */
+export type ListenerSpec =
+  | { readonly kind: 'ws'; readonly host: string; readonly port: number }
+  | { readonly kind: 'stream'; readonly transport: 'unix'; readonly path: string }
+  | { readonly kind: 'stream'; readonly transport: 'tcp'; readonly host: string; readonly port: number }
+  | { readonly kind: 'dgram'; readonly host: string; readonly port: number };
+
+/** The default WebSocket listener: loopback only. */
+export const DEFAULT_WS = { host: '127.0.0.1', port: 8080 } as const;
+
+/** `HOST:PORT` or `[V6]:PORT`; HOST is an IP literal or `localhost` (→ 127.0.0.1). */
+export function parseHostPort(option: string, text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  if (m === null) throw new ConfigError(option, `'${text}' must look like HOST:PORT (an IPv6 host in brackets)`);
+  const rawHost = (m[1] ?? m[2])!;
+  const host = rawHost === 'localhost' ? '127.0.0.1' : rawHost;
+  if (net.isIP(host) === 0) throw new ConfigError(option, `'${rawHost}' is not an IP address`);
+  if (m[1] !== undefined && !net.isIPv6(host)) throw new ConfigError(option, `'[${rawHost}]': brackets are for IPv6 addresses`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(option, `port ${port} is above 65535`);
+  return { host, port };
+}
+
+/** `--stream unix:PATH` or `--stream tcp:HOST:PORT`. */
+export function parseStreamSpec(text: string): ListenerSpec {
+  if (text.startsWith('unix:')) {
+    const path = text.slice('unix:'.length);
+    if (path === '') throw new ConfigError('stream', `'${text}' names no socket path`);
+    return { kind: 'stream', transport: 'unix', path: resolve(path) };
+  }
+  if (text.startsWith('tcp:')) return { kind: 'stream', transport: 'tcp', ...parseHostPort('stream', text.slice('tcp:'.length)) };
+  throw new ConfigError('stream', `'${text}' must be unix:PATH or tcp:HOST:PORT`);
+}
+
+/** `--dgram udp:HOST:PORT`. */
+export function parseDgramSpec(text: string): ListenerSpec {
+  if (!text.startsWith('udp:')) throw new ConfigError('dgram', `'${text}' must be udp:HOST:PORT`);
+  return { kind: 'dgram', ...parseHostPort('dgram', text.slice('udp:'.length)) };
+}
+
+/** `--ws HOST:PORT`. */
+export function parseWsSpec(text: string): ListenerSpec {
+  return { kind: 'ws', ...parseHostPort('ws', text) };
+}
+
+/**
+ * The runtime directory for the default unix socket: $XDG_RUNTIME_DIR/tslirp, else
+ * /run/tslirp when running as root, else <tmpdir>/tslirp-<uid>.
+ */
+export function runtimeDir(env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? -1, tmpdir: string = os.tmpdir()): string {
+  const xdg = env['XDG_RUNTIME_DIR'];
+  if (xdg !== undefined && xdg !== '') return join(xdg, 'tslirp');
+  if (uid === 0) return '/run/tslirp';
+  return join(tmpdir, `tslirp-${uid}`);
+}
+
+/** The listeners used when no listener option is given. */
+export function defaultListeners(dir: string = runtimeDir()): ListenerSpec[] {
+  return [
+    { kind: 'ws', ...DEFAULT_WS },
+    { kind: 'stream', transport: 'unix', path: join(dir, 'tslirp.sock') },
+  ];
+}
+
+/** A URL/option-friendly host: brackets around IPv6; the wildcard becomes loopback (a client cannot connect to 0.0.0.0). */
+const connectHost = (host: string): string => (host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host);
+
+/** How a guest reaches a bound listener: the QEMU -netdev option or the v86 setting. */
+export function usageFor(a: ListenerAddress): { qemu?: string; v86?: string } {
+  switch (a.kind) {
+    case 'ws':
+      return { v86: `net_device: { type: 'virtio', relay_url: 'ws://${formatHostPort(connectHost(a.host), a.port)}/' }` };
+    case 'stream':
+      if (a.transport === 'unix') return { qemu: `-netdev stream,id=n0,server=off,addr.type=unix,addr.path=${a.path} -device virtio-net-pci,netdev=n0` };
+      return {
+        qemu: `-netdev stream,id=n0,server=off,addr.type=inet,addr.host=${connectHost(a.host)},addr.port=${a.port} -device virtio-net-pci,netdev=n0`,
+      };
+    case 'dgram': {
+      const h = connectHost(a.host);
+      const local = net.isIPv6(h) ? '::1' : '127.0.0.1';
+      return {
+        qemu:
+          `-netdev dgram,id=n0,remote.type=inet,remote.host=${h},remote.port=${a.port},` +
+          `local.type=inet,local.host=${local},local.port=LOCALPORT -device virtio-net-pci,netdev=n0 (LOCALPORT: any free UDP port)`,
+      };
+    }
+  }
+}
+
+/** The printable form of a bound listener for the "listening" log line. */
+export function describeListener(a: ListenerAddress): Record<string, string | number> {
+  switch (a.kind) {
+    case 'ws':
+      return { kind: 'ws', url: a.url, host: a.host, port: a.port, ...usageFor(a) };
+    case 'stream':
+      return a.transport === 'unix'
+        ? { kind: 'stream', transport: 'unix', path: a.path, ...usageFor(a) }
+        : { kind: 'stream', transport: 'tcp', host: a.host, port: a.port, ...usageFor(a) };
+    case 'dgram':
+      return { kind: 'dgram', host: a.host, port: a.port, ...usageFor(a) };
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * QEMU `-netdev dgram` over UDP: one Ethernet frame per datagram, no header (QEMU
+ * net/dgram.c). QEMU sends from its `local` address to our `remote` one; we answer to the
+ * datagram's source address.
+ *
+ *   qemu … -netdev dgram,id=n0,remote.type=inet,remote.host=127.0.0.1,remote.port=5556,\
+ *            local.type=inet,local.host=127.0.0.1,local.port=5557
+ *
+ * Each distinct source address (host and port) is its own session, with its own stack.
+ * UDP has no connection, so a session ends when its peer has sent nothing for
+ * DGRAM_IDLE_TIMEOUT_MS (5 minutes: a DHCP client renews well within it, and an idle guest
+ * still sends ARP and IPv6 neighbour traffic), checked every DGRAM_SWEEP_INTERVAL_MS.
+ * At most DGRAM_MAX_SESSIONS (64) peers are served per listener; datagrams from further
+ * peers are dropped ('link.dgram-session-limit') until a session expires.
+ *
+ * Every non-empty datagram is a frame for the stack, runts included (the stack counts
+ * them). Backpressure: once the socket's send queue holds more than TX_QUEUE_LIMIT_BYTES,
+ * outgoing frames are dropped ('link.tx-overflow'); a frame UDP cannot carry (over 65507
+ * bytes, with a large `--mtu`) fails to send and is counted ('link.tx-error').
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { Counters } from '../util/drops.js';
+import {
+  formatHostPort,
+  MAX_FRAME_LEN,
+  TX_QUEUE_LIMIT_BYTES,
+  type AcceptLink,
+  type GuestLink,
+  type LinkHandler,
+  type LinkLog,
+  type Listener,
+} from './link.js';
+
+/** A UDP peer with no datagram for this long is forgotten (its session ends). */
+export const DGRAM_IDLE_TIMEOUT_MS = 5 * 60_000;
+/** How often idle sessions are looked for. */
+export const DGRAM_SWEEP_INTERVAL_MS = 10_000;
+/** Sessions per dgram listener. */
+export const DGRAM_MAX_SESSIONS = 64;
+
+export interface DgramListenOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly accept: AcceptLink;
+  readonly log: LinkLog;
+  readonly idleTimeoutMs?: number;
+  readonly sweepIntervalMs?: number;
+  readonly maxSessions?: number;
+  readonly txQueueLimitBytes?: number;
+}
+
+/** One UDP peer. */
+class DgramLink implements GuestLink {
+  readonly kind = 'dgram' as const;
+  readonly peer: string;
+  readonly counters = new Counters();
+  lastSeenMs: number;
+  handler: LinkHandler | undefined;
+  readonly #socket: dgram.Socket;
+  readonly #address: string;
+  readonly #port: number;
+  readonly #limit: number;
+  readonly #forget: (l: DgramLink) => void;
+  #closed = false;
+
+  constructor(socket: dgram.Socket, address: string, port: number, limit: number, nowMs: number, forget: (l: DgramLink) => void) {
+    this.#socket = socket;
+    this.#address = address;
+    this.#port = port;
+    this.peer = formatHostPort(address, port);
+    this.#limit = limit;
+    this.lastSeenMs = nowMs;
+    this.#forget = forget;
+  }
+
+  send(frame: Uint8Array): void {
+    if (this.#closed) return this.counters.count('link.tx-closed');
+    if (this.#socket.getSendQueueSize() + frame.length > this.#limit) return this.counters.count('link.tx-overflow');
+    this.#socket.send(frame, this.#port, this.#address, (err) => {
+      if (err !== null) this.counters.count('link.tx-error');
+    });
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#forget(this);
+    this.handler?.closed(reason);
+  }
+}
+
+/** Listens for QEMU `-netdev dgram` peers on a UDP socket. */
+export async function listenDgram(o: DgramListenOptions): Promise<Listener> {
+  const idleMs = o.idleTimeoutMs ?? DGRAM_IDLE_TIMEOUT_MS;
+  const maxSessions = o.maxSessions ?? DGRAM_MAX_SESSIONS;
+  const limit = o.txQueueLimitBytes ?? TX_QUEUE_LIMIT_BYTES;
+  const socket = dgram.createSocket({ type: net.isIPv6(o.host) ? 'udp6' : 'udp4' });
+  const links = new Map<string, DgramLink>();
+  let refused = 0;
+  const forget = (l: DgramLink): void => {
+    links.delete(l.peer);
+  };
+  socket.on('message', (msg, rinfo) => {
+    const key = formatHostPort(rinfo.address, rinfo.port);
+    const nowMs = performance.now();
+    let link = links.get(key);
+    if (link === undefined) {
+      if (links.size >= maxSessions) {
+        if (refused++ % 1000 === 0) o.log.warn({ peer: key, sessions: links.size, refused }, 'dgram: session limit reached, datagram dropped');
+        return;
+      }
+      link = new DgramLink(socket, rinfo.address, rinfo.port, limit, nowMs, forget);
+      links.set(key, link);
+      try {
+        link.handler = o.accept(link);
+      } catch (e) {
+        o.log.warn({ peer: key, err: e }, 'dgram: session refused');
+        link.close('refused');
+        return;
+      }
+    }
+    link.lastSeenMs = nowMs;
+    if (msg.length === 0 || msg.length > MAX_FRAME_LEN) return link.counters.count('link.bad-frame-length');
+    link.handler?.frame(msg);
+  });
+  socket.on('error', (e) => {
+    o.log.warn({ err: e }, 'dgram: socket error');
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ address: o.host, port: o.port, exclusive: true }, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  const sweep = setInterval(() => {
+    const nowMs = performance.now();
+    for (const l of [...links.values()]) if (nowMs - l.lastSeenMs >= idleMs) l.close('idle timeout');
+  }, o.sweepIntervalMs ?? DGRAM_SWEEP_INTERVAL_MS);
+  sweep.unref();
+  const a = socket.address();
+  let closing: Promise<void> | undefined;
+  return {
+    address: { kind: 'dgram', host: a.address, port: a.port },
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve) => {
+        clearInterval(sweep);
+        for (const l of [...links.values()]) l.close('listener closed');
+        socket.close(() => {
+          resolve();
+        });
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,298 @@
+/**
+ * QEMU `-netdev stream` (QEMU ≥ 7.2), server side: QEMU connects as a client
+ * (`server=off`) over a unix socket or TCP, and each frame travels as a 4-byte big-endian
+ * length followed by the frame (QEMU net/stream.c; the same framing as the older
+ * `-netdev socket`). One connection is one guest.
+ *
+ *   qemu … -netdev stream,id=n0,server=off,addr.type=unix,addr.path=/run/user/1000/tslirp/tslirp.sock
+ *   qemu … -netdev stream,id=n0,server=off,addr.type=inet,addr.host=127.0.0.1,addr.port=5555
+ *
+ * A length below 14 (no Ethernet header) or above MAX_FRAME_LEN (65538) cannot come from a
+ * well-behaved peer and leaves no way to find the next frame boundary: the connection is
+ * closed with a log line ('link.bad-frame-length'), and nothing else is affected.
+ *
+ * Frames emitted in one tick leave in a single `socket.write` (length+frame, concatenated).
+ * Once the socket holds more than TX_QUEUE_LIMIT_BYTES unsent, further frames are dropped
+ * and counted ('link.tx-overflow').
+ */
+import { lstat, mkdir, unlink } from 'node:fs/promises';
+import net from 'node:net';
+import { dirname } from 'node:path';
+import { ETHERNET_HEADER_LEN } from '../ethernet/wire.js';
+import { put32, u32 } from '../util/bytes.js';
+import { Counters, type Drop } from '../util/drops.js';
+import {
+  formatHostPort,
+  MAX_FRAME_LEN,
+  TX_QUEUE_LIMIT_BYTES,
+  type AcceptLink,
+  type GuestLink,
+  type LinkHandler,
+  type LinkLog,
+  type Listener,
+  type ListenerAddress,
+} from './link.js';
+
+/** Bytes of the length prefix. */
+const LENGTH_PREFIX_LEN = 4;
+
+/** `-netdev stream`: each frame is preceded by its length as a u32, big-endian. */
+export class StreamDeframer {
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  /** Length of the frame being assembled; undefined while reading a length prefix. */
+  #need: number | undefined;
+  #failed = false;
+  readonly #onFrame: (frame: Uint8Array) => void;
+  readonly #maxFrame: number;
+
+  constructor(onFrame: (frame: Uint8Array) => void, maxFrame = MAX_FRAME_LEN) {
+    this.#onFrame = onFrame;
+    this.#maxFrame = maxFrame;
+  }
+
+  /** Bytes received but not yet delivered as a frame. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /**
+   * Feeds bytes. A Drop means the stream cannot resynchronise: the caller closes the link;
+   * later pushes return the same Drop and deliver nothing.
+   */
+  push(chunk: Uint8Array): Drop | undefined {
+    if (this.#failed) return 'link.bad-frame-length';
+    if (chunk.length === 0) return undefined;
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    for (;;) {
+      if (this.#need === undefined) {
+        if (this.#buffered < LENGTH_PREFIX_LEN) return undefined;
+        const n = u32(this.#take(LENGTH_PREFIX_LEN), 0);
+        if (n < ETHERNET_HEADER_LEN || n > this.#maxFrame) {
+          this.#failed = true;
+          this.#chunks = [];
+          this.#buffered = 0;
+          return 'link.bad-frame-length';
+        }
+        this.#need = n;
+      }
+      if (this.#buffered < this.#need) return undefined;
+      const frame = this.#take(this.#need);
+      this.#need = undefined;
+      this.#onFrame(frame);
+    }
+  }
+
+  /** A view when the n bytes lie in one chunk; a copy only when they span chunks. */
+  #take(n: number): Uint8Array {
+    this.#buffered -= n;
+    const head = this.#chunks[0]!; // #buffered >= n guarantees a chunk
+    if (head.length === n) return this.#chunks.shift()!;
+    if (head.length > n) {
+      this.#chunks[0] = head.subarray(n);
+      return head.subarray(0, n);
+    }
+    const out = new Uint8Array(n);
+    for (let at = 0; at < n; ) {
+      const c = this.#chunks[0]!;
+      const k = Math.min(c.length, n - at);
+      out.set(c.subarray(0, k), at);
+      at += k;
+      if (k === c.length) this.#chunks.shift();
+      else this.#chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+}
+
+/** Writes `frames` as length-prefixed records into one new buffer. */
+export function frameStream(frames: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const f of frames) total += LENGTH_PREFIX_LEN + f.length;
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const f of frames) {
+    put32(out, at, f.length);
+    out.set(f, at + LENGTH_PREFIX_LEN);
+    at += LENGTH_PREFIX_LEN + f.length;
+  }
+  return out;
+}
+
+/** Where a stream listener binds. */
+export type StreamAddress = { readonly transport: 'unix'; readonly path: string } | { readonly transport: 'tcp'; readonly host: string; readonly port: number };
+
+export interface StreamListenOptions {
+  readonly accept: AcceptLink;
+  readonly log: LinkLog;
+  /** Per-socket unsent-bytes bound (default TX_QUEUE_LIMIT_BYTES). */
+  readonly txQueueLimitBytes?: number;
+}
+
+/** One QEMU connection. */
+class StreamLink implements GuestLink {
+  readonly kind = 'stream' as const;
+  readonly peer: string;
+  readonly counters = new Counters();
+  readonly #socket: net.Socket;
+  readonly #limit: number;
+  #handler: LinkHandler | undefined;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #closed = false;
+  #closeReason = 'peer closed';
+
+  constructor(socket: net.Socket, peer: string, limit: number) {
+    this.#socket = socket;
+    this.peer = peer;
+    this.#limit = limit;
+  }
+
+  attach(handler: LinkHandler, log: LinkLog): void {
+    this.#handler = handler;
+    const deframer = new StreamDeframer((f) => {
+      if (!this.#closed) handler.frame(f);
+    });
+    this.#socket.on('data', (chunk: Buffer) => {
+      if (this.#closed) return;
+      const drop = deframer.push(chunk);
+      if (drop === undefined) return;
+      this.counters.count(drop);
+      log.warn({ peer: this.peer, drop }, 'stream: bad frame length, closing the connection');
+      this.close(drop);
+    });
+    this.#socket.on('error', (e: NodeJS.ErrnoException) => {
+      this.#closeReason = `socket error ${e.code ?? e.message}`;
+    });
+    this.#socket.on('close', () => {
+      this.#finish(this.#closeReason);
+    });
+  }
+
+  send(frame: Uint8Array): void {
+    if (this.#closed) return this.counters.count('link.tx-closed');
+    if (this.#socket.writableLength + this.#pendingBytes + frame.length > this.#limit) return this.counters.count('link.tx-overflow');
+    if (this.#pending.length === 0) queueMicrotask(() => { this.#flush(); });
+    this.#pending.push(frame);
+    this.#pendingBytes += frame.length + LENGTH_PREFIX_LEN;
+  }
+
+  #flush(): void {
+    const frames = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (this.#closed || frames.length === 0) return;
+    this.#socket.write(frameStream(frames));
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closeReason = reason;
+    this.#flush();
+    this.#socket.destroySoon(); // end() now, destroy once the queued bytes are written
+    this.#finish(reason);
+  }
+
+  #finish(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pending = [];
+    this.#handler?.closed(reason);
+  }
+
+  /** For listener shutdown: drop the connection now. */
+  destroy(reason: string): void {
+    if (!this.#closed) {
+      this.#flush();
+      this.#finish(reason);
+    }
+    this.#socket.destroy();
+  }
+}
+
+async function isSocketAlive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => {
+      resolve(false);
+    });
+  });
+}
+
+/**
+ * Removes a unix socket file left by a previous run: only when it is a socket and nobody
+ * accepts connections on it. Throws when another process serves it, or the path is not a socket.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let st;
+  try {
+    st = await lstat(path);
+  } catch {
+    return; // nothing there
+  }
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+  if (await isSocketAlive(path)) throw new Error(`${path} is in use by another process`);
+  await unlink(path);
+}
+
+/**
+ * Listens for QEMU `-netdev stream` clients. A unix socket's directory is created (mode
+ * 0700) when missing; its file is removed on close.
+ */
+export async function listenStream(addr: StreamAddress, o: StreamListenOptions): Promise<Listener> {
+  const links = new Set<StreamLink>();
+  const limit = o.txQueueLimitBytes ?? TX_QUEUE_LIMIT_BYTES;
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    const peer = addr.transport === 'unix' ? `unix:${addr.path}` : formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    const link = new StreamLink(socket, peer, limit);
+    links.add(link);
+    socket.once('close', () => links.delete(link));
+    let handler: LinkHandler;
+    try {
+      handler = o.accept(link);
+    } catch (e) {
+      o.log.warn({ peer, err: e }, 'stream: session refused');
+      socket.destroy();
+      return;
+    }
+    link.attach(handler, o.log);
+  });
+  if (addr.transport === 'unix') {
+    await mkdir(dirname(addr.path), { recursive: true, mode: 0o700 });
+    await removeStaleSocket(addr.path);
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (addr.transport === 'unix') server.listen(addr.path, resolve);
+    else server.listen({ host: addr.host, port: addr.port, exclusive: true }, resolve);
+  });
+  server.on('error', (e) => {
+    o.log.warn({ err: e }, 'stream: listener error');
+  });
+  let address: ListenerAddress;
+  if (addr.transport === 'unix') address = { kind: 'stream', transport: 'unix', path: addr.path };
+  else {
+    const a = server.address() as net.AddressInfo;
+    address = { kind: 'stream', transport: 'tcp', host: a.address, port: a.port };
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+        for (const l of links) l.destroy('listener closed');
+      }).then(async () => {
+        if (addr.transport === 'unix') await unlink(addr.path).catch(() => undefined);
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * Raw Ethernet frames over WebSocket: one frame per binary message, no FCS, both
+ * directions. This is v86's relay protocol (`net_device: { relay_url: 'ws://host:port/' }`,
+ * see reference/v86.md §4.2); v86 opens the socket at the guest's first frame.
+ *
+ * Messages of any length up to MAX_FRAME_LEN reach the stack, runts below 60 bytes included
+ * (v86's virtio-net does not pad: an ARP request arrives as 42 bytes); the stack counts what
+ * it cannot use. A larger message closes the socket with 1009 (ws's maxPayload). A text
+ * message is a protocol error: the socket is closed with 1003 (unsupported data, RFC 6455
+ * §7.4.1). Once the socket buffers more than TX_QUEUE_LIMIT_BYTES unsent, outgoing frames
+ * are dropped ('link.tx-overflow').
+ */
+import type http from 'node:http';
+import type { RawData, WebSocket } from 'ws';
+import { Counters } from '../util/drops.js';
+import { formatHostPort, MAX_FRAME_LEN, TX_QUEUE_LIMIT_BYTES, type AcceptLink, type GuestLink, type LinkHandler, type LinkLog } from './link.js';
+import type { WsRoute } from './ws-server.js';
+
+/** RFC 6455 §7.4.1 close codes used here. */
+export const WS_CLOSE = { NORMAL: 1000, GOING_AWAY: 1001, UNSUPPORTED_DATA: 1003, TOO_BIG: 1009 } as const;
+
+/** The reason sent with 1003 when a text message arrives. */
+export const TEXT_REFUSED_REASON = 'text messages are not supported: send one Ethernet frame per binary message';
+
+class WsFrameLink implements GuestLink {
+  readonly kind = 'ws' as const;
+  readonly peer: string;
+  readonly counters = new Counters();
+  readonly #ws: WebSocket;
+  readonly #limit: number;
+  #closed = false;
+  #handler: LinkHandler | undefined;
+
+  constructor(ws: WebSocket, peer: string, limit: number) {
+    this.#ws = ws;
+    this.peer = peer;
+    this.#limit = limit;
+  }
+
+  attach(handler: LinkHandler, log: LinkLog): void {
+    this.#handler = handler;
+    let closeReason = 'peer closed';
+    this.#ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (this.#closed) return;
+      if (!isBinary) {
+        this.counters.count('link.ws-text-message');
+        log.warn({ peer: this.peer }, 'ws: text message, closing with 1003');
+        this.#ws.close(WS_CLOSE.UNSUPPORTED_DATA, TEXT_REFUSED_REASON);
+        this.#finish('text message (closed with 1003)');
+        return;
+      }
+      // binaryType 'nodebuffer' (the default): a whole message is one Buffer.
+      const frame = data as Buffer;
+      if (frame.length === 0) return this.counters.count('link.bad-frame-length');
+      handler.frame(frame);
+    });
+    this.#ws.on('error', (e) => {
+      closeReason = `socket error ${(e as NodeJS.ErrnoException).code ?? e.message}`;
+    });
+    this.#ws.on('close', (code: number) => {
+      this.#finish(code === WS_CLOSE.TOO_BIG ? 'message too big (1009)' : `${closeReason} (${code})`);
+    });
+  }
+
+  send(frame: Uint8Array): void {
+    if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return this.counters.count('link.tx-closed');
+    if (this.#ws.bufferedAmount + frame.length > this.#limit) return this.counters.count('link.tx-overflow');
+    this.#ws.send(frame, { binary: true });
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#ws.close(WS_CLOSE.NORMAL, reason.slice(0, 120));
+    this.#finish(reason);
+  }
+
+  #finish(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#handler?.closed(reason);
+  }
+}
+
+/** The route serving raw frames (mount it at '/'). */
+export function wsFramesRoute(accept: AcceptLink, log: LinkLog, txQueueLimitBytes = TX_QUEUE_LIMIT_BYTES): WsRoute {
+  return {
+    maxPayload: MAX_FRAME_LEN,
+    accept(ws: WebSocket, req: http.IncomingMessage): void {
+      const peer = formatHostPort(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
+      const link = new WsFrameLink(ws, peer, txQueueLimitBytes);
+      let handler: LinkHandler;
+      try {
+        handler = accept(link);
+      } catch (e) {
+        log.warn({ peer, err: e }, 'ws: session refused');
+        ws.close(WS_CLOSE.GOING_AWAY, 'session refused');
+        return;
+      }
+      link.attach(handler, log);
+    },
+  };
+}

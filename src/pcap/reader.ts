@@ -1,0 +1,202 @@
+/**
+ * Reads capture files for the project's own tests and replay: classic pcap in either byte
+ * order with microsecond or nanosecond timestamps (draft-ietf-opsawg-pcap §4–§5), and
+ * pcapng (draft-ietf-opsawg-pcapng: Section Header, Interface Description, Enhanced Packet
+ * and Simple Packet blocks; every other block is skipped; each section may change byte order).
+ *
+ * Never throws on garbage: anything malformed returns a Drop naming the problem
+ * ('pcap.bad-magic', 'pcap.truncated', …). Packet data are views into the input.
+ */
+import type { Drop } from '../util/drops.js';
+import { LINKTYPE_ETHERNET, PCAP_HEADER_LEN, PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAP_RECORD_HEADER_LEN, PCAP_SNAPLEN } from './writer.js';
+
+/** One packet of a capture. */
+export interface CapturedPacket {
+  /** Whole seconds since the Unix epoch. */
+  readonly seconds: number;
+  /** Nanoseconds within the second, 0 ≤ nanos < 1e9 (microsecond files: a multiple of 1000). */
+  readonly nanos: number;
+  /** The captured bytes: a view into the input. */
+  readonly data: Uint8Array;
+  /** The packet's length on the wire (≥ data.length when the capture truncated it). */
+  readonly originalLength: number;
+  /** pcapng interface index within its section; 0 in classic pcap. */
+  readonly interfaceId: number;
+  readonly linkType: number;
+}
+
+/** One capture interface (classic pcap has exactly one). */
+export interface CaptureInterface {
+  readonly linkType: number;
+  readonly snaplen: number;
+}
+
+export interface Capture {
+  readonly format: 'pcap' | 'pcapng';
+  /** Byte order of the file (pcapng: of its first section). */
+  readonly littleEndian: boolean;
+  readonly interfaces: readonly CaptureInterface[];
+  readonly packets: readonly CapturedPacket[];
+}
+
+const PCAP = { MAGIC: 0, VERSION_MAJOR: 4, SNAPLEN: 16, LINKTYPE: 20 } as const;
+const REC = { TS_SEC: 0, TS_FRAC: 4, INCL_LEN: 8, ORIG_LEN: 12 } as const;
+/** libpcap refuses records larger than this unless the header's snaplen is larger. */
+const MAX_RECORD = PCAP_SNAPLEN;
+
+const BLOCK = { SHB: 0x0a0d0d0a, IDB: 1, SPB: 3, EPB: 6 } as const;
+const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
+const OPT = { END: 0, IF_TSRESOL: 9, IF_TSOFFSET: 14 } as const;
+
+const swap32 = (x: number): number => (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0;
+
+/** Reads a whole capture; empty, truncated or malformed input gives a Drop. */
+export function readCapture(bytes: Uint8Array): Capture | Drop {
+  if (bytes.length < 4) return 'pcap.truncated';
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (v.getUint32(0, true) === BLOCK.SHB) return readPcapng(bytes, v);
+  return readPcap(bytes, v);
+}
+
+function readPcap(bytes: Uint8Array, v: DataView): Capture | Drop {
+  const magicLe = v.getUint32(PCAP.MAGIC, true);
+  let le: boolean;
+  if (magicLe === PCAP_MAGIC_US || magicLe === PCAP_MAGIC_NS) le = true;
+  else if (swap32(magicLe) === PCAP_MAGIC_US || swap32(magicLe) === PCAP_MAGIC_NS) le = false;
+  else return 'pcap.bad-magic';
+  const nano = (le ? magicLe : swap32(magicLe)) === PCAP_MAGIC_NS;
+  if (bytes.length < PCAP_HEADER_LEN) return 'pcap.truncated';
+  if (v.getUint16(PCAP.VERSION_MAJOR, le) !== 2) return 'pcap.bad-version';
+  const snaplen = v.getUint32(PCAP.SNAPLEN, le);
+  const linkType = v.getUint32(PCAP.LINKTYPE, le) & 0xffff; // upper bits: FCS length flags
+  const packets: CapturedPacket[] = [];
+  const maxIncl = Math.max(snaplen, MAX_RECORD);
+  for (let at = PCAP_HEADER_LEN; at < bytes.length; ) {
+    if (bytes.length - at < PCAP_RECORD_HEADER_LEN) return 'pcap.truncated';
+    const incl = v.getUint32(at + REC.INCL_LEN, le);
+    if (incl > maxIncl) return 'pcap.bad-record-length';
+    const start = at + PCAP_RECORD_HEADER_LEN;
+    if (bytes.length - start < incl) return 'pcap.truncated';
+    const frac = v.getUint32(at + REC.TS_FRAC, le);
+    if (frac >= (nano ? 1e9 : 1e6)) return 'pcap.bad-timestamp';
+    packets.push({
+      seconds: v.getUint32(at + REC.TS_SEC, le),
+      nanos: nano ? frac : frac * 1000,
+      data: bytes.subarray(start, start + incl),
+      originalLength: v.getUint32(at + REC.ORIG_LEN, le),
+      interfaceId: 0,
+      linkType,
+    });
+    at = start + incl;
+  }
+  return { format: 'pcap', littleEndian: le, interfaces: [{ linkType, snaplen }], packets };
+}
+
+interface NgInterface extends CaptureInterface {
+  /** Timestamp units per second. */
+  readonly unitsPerSecond: bigint;
+  readonly offsetSeconds: bigint;
+}
+
+/** Parses an IDB's options for if_tsresol / if_tsoffset; a Drop on malformed options. */
+function idbOptions(v: DataView, from: number, to: number, le: boolean): { unitsPerSecond: bigint; offsetSeconds: bigint } | Drop {
+  let unitsPerSecond = 1_000_000n;
+  let offsetSeconds = 0n;
+  for (let at = from; at + 4 <= to; ) {
+    const code = v.getUint16(at, le);
+    const len = v.getUint16(at + 2, le);
+    if (code === OPT.END) break;
+    if (at + 4 + len > to) return 'pcapng.bad-option';
+    if (code === OPT.IF_TSRESOL) {
+      if (len !== 1) return 'pcapng.bad-option';
+      const r = v.getUint8(at + 4);
+      const exp = BigInt(r & 0x7f);
+      unitsPerSecond = (r & 0x80) === 0 ? 10n ** exp : 2n ** exp;
+    } else if (code === OPT.IF_TSOFFSET) {
+      if (len !== 8) return 'pcapng.bad-option';
+      offsetSeconds = v.getBigInt64(at + 4, le);
+    }
+    at += 4 + ((len + 3) & ~3);
+  }
+  return { unitsPerSecond, offsetSeconds };
+}
+
+function timeOf(i: NgInterface, high: number, low: number): { seconds: number; nanos: number } {
+  const t = (BigInt(high) << 32n) | BigInt(low);
+  const whole = t / i.unitsPerSecond;
+  const frac = t % i.unitsPerSecond;
+  return { seconds: Number(whole + i.offsetSeconds), nanos: Number((frac * 1_000_000_000n) / i.unitsPerSecond) };
+}
+
+function readPcapng(bytes: Uint8Array, v: DataView): Capture | Drop {
+  const packets: CapturedPacket[] = [];
+  const all: CaptureInterface[] = [];
+  let section: NgInterface[] = [];
+  let le = true;
+  let firstLe: boolean | undefined;
+  for (let at = 0; at < bytes.length; ) {
+    if (bytes.length - at < 12) return 'pcapng.truncated';
+    const type = v.getUint32(at, true);
+    if (type === BLOCK.SHB) {
+      if (bytes.length - at < 28) return 'pcapng.truncated';
+      const bom = v.getUint32(at + 8, true);
+      if (bom === BYTE_ORDER_MAGIC) le = true;
+      else if (swap32(bom) === BYTE_ORDER_MAGIC) le = false;
+      else return 'pcapng.bad-byte-order-magic';
+      firstLe ??= le;
+      if (v.getUint16(at + 12, le) !== 1) return 'pcapng.bad-version';
+      section = [];
+    }
+    const blockType = v.getUint32(at, le);
+    const len = v.getUint32(at + 4, le);
+    if (len < 12 || len % 4 !== 0) return 'pcapng.bad-block-length';
+    if (len > bytes.length - at) return 'pcapng.truncated';
+    if (v.getUint32(at + len - 4, le) !== len) return 'pcapng.bad-block-length';
+    const end = at + len - 4; // start of the trailing length
+    switch (blockType) {
+      case BLOCK.IDB: {
+        if (len < 20) return 'pcapng.bad-block-length';
+        const opts = idbOptions(v, at + 16, end, le);
+        if (typeof opts === 'string') return opts;
+        const i: NgInterface = { linkType: v.getUint16(at + 8, le), snaplen: v.getUint32(at + 12, le), ...opts };
+        section.push(i);
+        all.push({ linkType: i.linkType, snaplen: i.snaplen });
+        break;
+      }
+      case BLOCK.EPB: {
+        if (len < 32) return 'pcapng.bad-block-length';
+        const id = v.getUint32(at + 8, le);
+        const i = section[id];
+        if (i === undefined) return 'pcapng.unknown-interface';
+        const cap = v.getUint32(at + 20, le);
+        if (cap > end - (at + 28)) return 'pcapng.bad-block-length';
+        packets.push({
+          ...timeOf(i, v.getUint32(at + 12, le), v.getUint32(at + 16, le)),
+          data: bytes.subarray(at + 28, at + 28 + cap),
+          originalLength: v.getUint32(at + 24, le),
+          interfaceId: id,
+          linkType: i.linkType,
+        });
+        break;
+      }
+      case BLOCK.SPB: {
+        if (len < 16) return 'pcapng.bad-block-length';
+        const i = section[0];
+        if (i === undefined) return 'pcapng.unknown-interface';
+        const orig = v.getUint32(at + 8, le);
+        let cap = Math.min(orig, end - (at + 12));
+        if (i.snaplen !== 0) cap = Math.min(cap, i.snaplen);
+        // SPBs carry no timestamp.
+        packets.push({ seconds: 0, nanos: 0, data: bytes.subarray(at + 12, at + 12 + cap), originalLength: orig, interfaceId: 0, linkType: i.linkType });
+        break;
+      }
+      default:
+        break; // SHB handled above; NRB, ISB, custom and obsolete blocks are skipped
+    }
+    at += len;
+  }
+  return { format: 'pcapng', littleEndian: firstLe ?? true, interfaces: all, packets };
+}
+
+/** Whether every packet of `c` is an Ethernet frame. */
+export const isEthernetCapture = (c: Capture): boolean => c.packets.every((p) => p.linkType === LINKTYPE_ETHERNET);
