@@ -41,7 +41,7 @@ async function bootGuest(netdev: string): Promise<{ text: string; seconds: numbe
     '-kernel', KERNEL, '-initrd', INITRD,
     '-append', 'console=ttyS0 quiet panic=-1 nic=e1000',
     '-netdev', `${netdev},id=n0`,
-    '-device', 'e1000,netdev=n0',
+    '-device', 'e1000,netdev=n0,romfile=', // no PXE option ROM needed with -kernel
   ]);
   try {
     await qemu.waitFor(/TSLIRP-DONE/, BOOT_LIMIT_MS);
