@@ -1,0 +1,28 @@
+/**
+ * `npm run bench`: runs every benchmark in bench/ (each file but this one), one after the
+ * other in its own process, or only those named on the command line (`npm run bench -- tcp`).
+ * Each benchmark prints its own figures and its ratios against a baseline measured in the
+ * same run.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const wanted = process.argv.slice(2);
+const files = readdirSync(here)
+  .filter((f) => f.endsWith('.ts') && f !== 'run.ts')
+  .filter((f) => wanted.length === 0 || wanted.some((w) => f.includes(w)))
+  .sort();
+if (files.length === 0) {
+  console.error(`no benchmark matches ${wanted.join(' ')}`);
+  process.exit(2);
+}
+let failed = 0;
+for (const f of files) {
+  console.log(`\n=== bench/${f}`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, f)], { stdio: 'inherit' });
+  if (r.status !== 0) failed++;
+}
+process.exit(failed === 0 ? 0 : 1);
