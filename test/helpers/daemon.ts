@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path';
 
 /** Repository root (this file lives in test/helpers). */
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
+/** Log lines kept per daemon (the oldest are dropped beyond this). */
+const MAX_LOGS = 50_000;
 /** The compiled CLI entry point the tests run; CI builds it with `npm run build` first. */
 export const DAEMON_ENTRY = join(REPO_ROOT, 'dist', 'cli', 'main.js');
 
@@ -127,6 +129,7 @@ export async function startDaemon(args: readonly string[], options: StartDaemonO
 
   const onLine = (line: string): void => {
     if (line.trim() === '') return;
+    if (otherOutput.length >= MAX_LOGS) otherOutput.splice(0, otherOutput.length - MAX_LOGS / 2);
     let rec: unknown;
     try {
       rec = JSON.parse(line);
@@ -139,6 +142,7 @@ export async function startDaemon(args: readonly string[], options: StartDaemonO
       return;
     }
     const r = rec as Record<string, unknown>;
+    if (logs.length >= MAX_LOGS) logs.splice(0, logs.length - MAX_LOGS / 2); // bounded, keeps the recent half
     logs.push(r);
     if (r['msg'] === 'listening' && listeners === undefined && Array.isArray(r['listeners'])) {
       listeners = (r['listeners'] as unknown[]).filter(isListener);

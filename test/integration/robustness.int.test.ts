@@ -187,7 +187,7 @@ describe.skipIf(!enabled)('daemon robustness against hostile links', () => {
 
   beforeAll(async () => {
     sockDir = tempDir('tslirp-robust-');
-    d = await startDaemon(['--ws', '127.0.0.1:0', '--stream', `unix:${join(sockDir, 'tslirp.sock')}`, '--dgram', 'udp:127.0.0.1:0', '--log-level', 'warn']);
+    d = await startDaemon(['--ws', '127.0.0.1:0', '--stream', `unix:${join(sockDir, 'tslirp.sock')}`, '--dgram', 'udp:127.0.0.1:0', '--log-level', 'info']);
   });
   afterAll(async () => {
     await d?.stop();
