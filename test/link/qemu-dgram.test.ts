@@ -1,0 +1,111 @@
+import dgram from 'node:dgram';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { GuestLink, Listener } from '../../src/link/link.js';
+import { listenDgram } from '../../src/link/qemu-dgram.js';
+import { hex, toHex } from '../helpers/hex.js';
+import { memoryLog, until } from './test-log.js';
+
+const FRAME = hex`ffffffffffff 525400123456 0806 0001 0800 0604 0001`;
+
+describe('listenDgram (real UDP sockets on loopback)', () => {
+  const cleanup: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  async function echo(opts: { idleTimeoutMs?: number; sweepIntervalMs?: number; maxSessions?: number } = {}) {
+    const links: GuestLink[] = [];
+    const closed: [string, string][] = [];
+    const got: [string, string][] = [];
+    const logs = memoryLog();
+    const l: Listener = await listenDgram({
+      host: '127.0.0.1',
+      port: 0,
+      log: logs.log,
+      ...opts,
+      accept: (link) => {
+        links.push(link);
+        return {
+          frame: (f) => {
+            got.push([link.peer, toHex(f)]);
+            link.send(f);
+          },
+          closed: (r) => closed.push([link.peer, r]),
+        };
+      },
+    });
+    cleanup.push(() => l.close());
+    const a = l.address;
+    if (a.kind !== 'dgram') throw new Error('not dgram');
+    return { l, port: a.port, links, closed, got, logs };
+  }
+
+  async function udpClient(): Promise<{ s: dgram.Socket; port: number; got: string[] }> {
+    const s = dgram.createSocket('udp4');
+    const got: string[] = [];
+    s.on('message', (m) => got.push(toHex(m)));
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    cleanup.push(() => new Promise<void>((r) => s.close(() => r())));
+    return { s, port: s.address().port, got };
+  }
+
+  it('is one session per sender address, and answers each sender', async () => {
+    const e = await echo();
+    const a = await udpClient();
+    const b = await udpClient();
+    a.s.send(FRAME, e.port, '127.0.0.1');
+    a.s.send(FRAME, e.port, '127.0.0.1');
+    b.s.send(FRAME.subarray(0, 20), e.port, '127.0.0.1'); // a runt goes to the stack too
+    await until(() => a.got.length === 2 && b.got.length === 1, 3000, 'echoes');
+    expect(a.got).toEqual([toHex(FRAME), toHex(FRAME)]);
+    expect(b.got).toEqual([toHex(FRAME.subarray(0, 20))]);
+    expect(e.links.map((l) => l.peer).sort()).toEqual([`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`].sort());
+    expect(e.links.every((l) => l.kind === 'dgram')).toBe(true);
+  });
+
+  it('counts an empty datagram without passing it on', async () => {
+    const e = await echo();
+    const a = await udpClient();
+    a.s.send(new Uint8Array(0), e.port, '127.0.0.1');
+    await until(() => e.links.length === 1);
+    await until(() => e.links[0]!.counters.get('link.bad-frame-length') === 1);
+    expect(e.got).toEqual([]);
+  });
+
+  it('ends a session after its idle timeout; the peer then starts a new one', async () => {
+    const e = await echo({ idleTimeoutMs: 100, sweepIntervalMs: 20 });
+    const a = await udpClient();
+    a.s.send(FRAME, e.port, '127.0.0.1');
+    await until(() => a.got.length === 1);
+    await until(() => e.closed.length === 1, 3000, 'idle expiry');
+    expect(e.closed[0]).toEqual([`127.0.0.1:${a.port}`, 'idle timeout']);
+    a.s.send(FRAME, e.port, '127.0.0.1');
+    await until(() => a.got.length === 2);
+    expect(e.links).toHaveLength(2);
+  });
+
+  it('bounds the number of sessions', async () => {
+    const e = await echo({ maxSessions: 2 });
+    const cs = [await udpClient(), await udpClient(), await udpClient()];
+    for (const c of cs) {
+      c.s.send(FRAME, e.port, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await until(() => cs[0]!.got.length === 1 && cs[1]!.got.length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(cs[2]!.got).toEqual([]);
+    expect(e.links).toHaveLength(2);
+    expect(e.logs.withMsg('dgram: session limit reached, datagram dropped')).toHaveLength(1);
+  });
+
+  it('ends every session when the listener closes', async () => {
+    const e = await echo();
+    const a = await udpClient();
+    a.s.send(FRAME, e.port, '127.0.0.1');
+    await until(() => a.got.length === 1);
+    await e.l.close();
+    expect(e.closed).toEqual([[`127.0.0.1:${a.port}`, 'listener closed']]);
+    e.links[0]!.send(FRAME);
+    expect(e.links[0]!.counters.get('link.tx-closed')).toBe(1);
+  });
+});
