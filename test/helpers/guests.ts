@@ -6,7 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { accessSync, constants, existsSync, mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { daemonMissing, REPO_ROOT } from './daemon.js';
@@ -370,6 +370,7 @@ export class NetnsGuest {
         if (eq > 0) lease[line.slice(0, eq)] = line.slice(eq + 1);
       }
     }
+    rmSync(dir, { recursive: true, force: true });
     return { result, lease };
   }
 
