@@ -153,6 +153,16 @@ export class Session {
     this.#scheduler.rearm();
   }
 
+  /**
+   * Call after any other entry into the stack (a host socket event calling `stack.host*`):
+   * re-arms the session's timer and reports a new internal error.
+   */
+  poke(): void {
+    if (this.#closed) return;
+    this.#checkError();
+    this.#scheduler.rearm();
+  }
+
   /** Ends the session: closes the link (the summary is logged when it reports closed). */
   close(reason: string): void {
     this.#link.close(reason);

@@ -1,0 +1,186 @@
+import dgram from 'node:dgram';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { Daemon } from '../../src/daemon/daemon.js';
+import { frameStream, StreamDeframer } from '../../src/link/qemu-stream.js';
+import { readCapture } from '../../src/pcap/reader.js';
+import { resolveStackConfig } from '../../src/stack/config.js';
+import { toHex } from '../helpers/hex.js';
+import { memoryLog, until } from '../link/test-log.js';
+import { DHCP_DISCOVER, dhcpReplyType, yiaddr } from './dhcp-frames.js';
+
+const OFFER = 2;
+
+describe('Daemon with the real Stack (loopback sockets)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tslirp-daemon-'));
+  const sock = join(dir, 'run', 'tslirp.sock');
+  const pcapDir = join(dir, 'pcap');
+  const logs = memoryLog('info');
+  let d: Daemon;
+  let wsUrl = '';
+  let udpPort = 0;
+
+  beforeAll(async () => {
+    d = await Daemon.start({
+      listeners: [
+        { kind: 'stream', transport: 'unix', path: sock },
+        { kind: 'dgram', host: '127.0.0.1', port: 0 },
+        { kind: 'ws', host: '127.0.0.1', port: 0 },
+      ],
+      network: resolveStackConfig(),
+      log: logs.log,
+      pcapDir,
+    });
+    for (const a of d.addresses) {
+      if (a.kind === 'ws') wsUrl = a.url;
+      if (a.kind === 'dgram') udpPort = a.port;
+    }
+  });
+  afterAll(async () => {
+    await d.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('binds what it was asked to', () => {
+    expect(d.addresses.map((a) => a.kind)).toEqual(['stream', 'dgram', 'ws']);
+    expect(wsUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(d.wsListeners).toHaveLength(1);
+  });
+
+  it('answers a DHCP DISCOVER with an OFFER over a unix-socket stream', async () => {
+    const s = net.connect(sock);
+    const frames: Uint8Array[] = [];
+    const de = new StreamDeframer((f) => frames.push(f));
+    s.on('data', (c) => de.push(c));
+    await new Promise((r) => s.once('connect', r));
+    s.write(frameStream([DHCP_DISCOVER]));
+    await until(() => frames.some((f) => dhcpReplyType(f) === OFFER), 3000, 'OFFER');
+    expect(yiaddr(frames.find((f) => dhcpReplyType(f) === OFFER)!)).toBe('10.0.2.15');
+    s.end();
+    await until(() => logs.withMsg('session ended').some((r) => r['kind'] === 'stream'), 3000, 'session end');
+    const end = logs.withMsg('session ended').find((r) => r['kind'] === 'stream')!;
+    expect(end).toMatchObject({ fromGuestFrames: 1, fromGuestBytes: DHCP_DISCOVER.length, toGuestFrames: 1 });
+    expect(end['leases']).toMatchObject([{ mac: '52:54:00:12:34:56', ip: '10.0.2.15', state: 'offered' }]);
+  });
+
+  it('answers over UDP, to the sender', async () => {
+    const u = dgram.createSocket('udp4');
+    const got: Uint8Array[] = [];
+    u.on('message', (m) => got.push(m));
+    await new Promise<void>((r) => u.bind(0, '127.0.0.1', r));
+    u.send(DHCP_DISCOVER, udpPort, '127.0.0.1');
+    await until(() => got.some((f) => dhcpReplyType(f) === OFFER), 3000, 'OFFER');
+    await new Promise<void>((r) => u.close(() => r()));
+  });
+
+  it('answers over WebSocket, and survives 10,000 random and truncated frames with drops counted', async () => {
+    const ws = new WebSocket(wsUrl);
+    const got: Uint8Array[] = [];
+    ws.on('message', (m: Buffer) => got.push(m));
+    await new Promise((r) => ws.once('open', r));
+    ws.send(DHCP_DISCOVER);
+    await until(() => got.some((f) => dhcpReplyType(f) === OFFER), 3000, 'OFFER');
+    const session = d.sessions.find((s) => s.kind === 'ws')!;
+    const hostile = fc.sample(
+      fc.oneof(
+        fc.uint8Array({ minLength: 1, maxLength: 1600 }),
+        fc.nat({ max: DHCP_DISCOVER.length - 1 }).map((n) => DHCP_DISCOVER.slice(0, Math.max(1, n))),
+        fc.tuple(fc.nat({ max: DHCP_DISCOVER.length - 1 }), fc.integer({ min: 0, max: 255 })).map(([at, v]) => {
+          const m = DHCP_DISCOVER.slice();
+          m[at] = v;
+          return m;
+        }),
+      ),
+      { numRuns: 10_000, seed: 42 },
+    );
+    for (let i = 0; i < hostile.length; i++) {
+      ws.send(hostile[i]!);
+      if (i % 500 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await until(() => session.traffic.fromGuestFrames >= 10_001, 20_000, 'all frames received');
+    const drops = session.drops();
+    const dropTotal = Object.values(drops).reduce((a, b) => a + b, 0);
+    expect(dropTotal).toBeGreaterThan(5000);
+    expect(drops['ethernet.truncated'] ?? 0).toBeGreaterThan(0);
+    expect(drops['stack.internal-error'] ?? 0).toBe(0);
+    // Still serving, on the same connection.
+    got.length = 0;
+    ws.send(DHCP_DISCOVER);
+    await until(() => got.some((f) => dhcpReplyType(f) === OFFER), 3000, 'OFFER after the storm');
+    ws.close();
+    await until(() => d.sessions.every((s) => s.kind !== 'ws'), 3000, 'ws session end');
+  }, 60_000);
+
+  it('gives each session its own network and its own capture file', async () => {
+    const a = new WebSocket(wsUrl);
+    const b = new WebSocket(wsUrl);
+    const ga: Uint8Array[] = [];
+    const gb: Uint8Array[] = [];
+    a.on('message', (m: Buffer) => ga.push(m));
+    b.on('message', (m: Buffer) => gb.push(m));
+    await Promise.all([new Promise((r) => a.once('open', r)), new Promise((r) => b.once('open', r))]);
+    a.send(DHCP_DISCOVER);
+    b.send(DHCP_DISCOVER);
+    await until(() => ga.length > 0 && gb.length > 0);
+    // Same MAC on two isolated networks: both get the first address.
+    expect(yiaddr(ga[0]!)).toBe('10.0.2.15');
+    expect(yiaddr(gb[0]!)).toBe('10.0.2.15');
+    const ids = d.sessions.filter((s) => s.kind === 'ws').map((s) => s.id);
+    expect(ids).toHaveLength(2);
+    a.close();
+    b.close();
+    await until(() => d.sessions.every((s) => s.kind !== 'ws'), 3000, 'ws sessions end');
+    for (const id of ids) {
+      const file = readdirSync(pcapDir).find((n) => n.endsWith(`-${id}.pcap`));
+      expect(file, id).toBeDefined();
+      const c = readCapture(readFileSync(join(pcapDir, file!)));
+      if (typeof c === 'string') throw new Error(c);
+      expect(c.packets.map((p) => toHex(p.data))[0]).toBe(toHex(DHCP_DISCOVER));
+      expect(dhcpReplyType(c.packets[1]!.data)).toBe(OFFER);
+    }
+  });
+});
+
+describe('Daemon start and stop', () => {
+  it('binds all or nothing: a port in use fails the start and frees the others', async () => {
+    const { log } = memoryLog();
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const dir = mkdtempSync(join(tmpdir(), 'tslirp-daemon-'));
+    const sock = join(dir, 'a.sock');
+    await expect(
+      Daemon.start({
+        listeners: [
+          { kind: 'stream', transport: 'unix', path: sock },
+          { kind: 'ws', host: '127.0.0.1', port },
+        ],
+        network: resolveStackConfig(),
+        log,
+      }),
+    ).rejects.toThrow(/EADDRINUSE/);
+    expect(readdirSync(dir)).toEqual([]); // the unix socket was closed and removed
+    await new Promise<void>((r) => blocker.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('closes live sessions on close()', async () => {
+    const logs = memoryLog();
+    const d = await Daemon.start({ listeners: [{ kind: 'ws', host: '127.0.0.1', port: 0 }], network: resolveStackConfig(), log: logs.log });
+    const url = d.addresses[0]!.kind === 'ws' ? d.addresses[0].url : '';
+    const ws = new WebSocket(url);
+    await new Promise((r) => ws.once('open', r));
+    ws.send(DHCP_DISCOVER);
+    await until(() => d.sessions.length === 1);
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+    await d.close();
+    expect(await closed).toBe(1001);
+    expect(d.sessions).toHaveLength(0);
+    expect(logs.withMsg('session ended')).toHaveLength(1);
+  });
+});
