@@ -23,6 +23,12 @@
  *   (`src/ipv4/reassembly.ts`).
  * - ICMP (RFC 792): echo replies for the virtual addresses; destination unreachable (port)
  *   for UDP to a virtual address's closed port.
+ * - DNS: UDP to `config.dns`:53 goes to the DNS forwarder (`src/dns/forwarder.ts`): local
+ *   names (`host.tslirp.internal`, `deps.dnsRecords`) are answered here, everything else is
+ *   relayed to the upstream resolvers (`deps.dnsUpstreams`, replaced by `setDnsUpstreams`)
+ *   through host sockets whose FlowIds come from the flow table's allocator but which are not
+ *   NAT flows; SERVFAIL within 5 s when no upstream answers. It keeps working under
+ *   `--restrict`, as libslirp's DNS does.
  * - UDP: port 67 goes to the DHCP server (`src/dhcp/server.ts`); everything else to the
  *   gateway and to the outside goes through UDP NAT (`src/nat/udp-flow.ts`) to host sockets
  *   (`deps.host`), with the gateway standing for the host's loopback (`src/nat/policy.ts`).
@@ -33,7 +39,8 @@
  *   unreachable, code 13 "communication administratively prohibited", so guest programs fail
  *   fast instead of timing out ('ipv4.outbound-unsupported', 'icmp.outbound-unsupported':
  *   Node has no ICMP sockets). Without `deps.host` every outbound flow is refused so ('nat.no-host').
- * - DNS at `config.dns`:53 answers ICMP port unreachable until the forwarder exists.
+ * - DNS over TCP at `config.dns`:53 (the TCP engine will bring it); without `deps.host`, UDP
+ *   to `config.dns`:53 gets ICMP port unreachable as well (no forwarder: a closed network).
  * - Guest-to-guest traffic on one link is not switched ('ipv4.to-other-guest').
  * - IPv6 is counted and dropped.
  *
@@ -51,7 +58,9 @@ import { IP_PROTO, IPV4_HEADER_LEN, ipv4Length, parseIpv4, pseudoSum, writeIpv4,
 import { parseTcp, TCP_FLAG, tcpLength, writeTcp, type Tcp } from '../tcp/wire.js';
 import { parseUdp, udpLength, writeUdp } from '../udp/wire.js';
 import { BROADCAST_MAC, type Ipv4Addr, type Mac } from '../util/bytes.js';
-import type { FlowId, Host, HostEvents } from '../host/host.js';
+import { DNS_PORT, DnsForwarder, type DnsStats } from '../dns/forwarder.js';
+import type { DnsStaticRecord } from '../dns/records.js';
+import type { Endpoint, FlowId, Host, HostEvents } from '../host/host.js';
 import { FlowTable, type FlowInfo, type FlowLimits } from '../nat/flow-table.js';
 import { UdpNat, UNREACHABLE } from '../nat/udp-flow.js';
 import type { Clock, Random } from '../util/clock.js';
@@ -68,6 +77,10 @@ export interface StackDeps {
   readonly host?: Host;
   /** Flow table limits per protocol. */
   readonly flowLimits?: FlowLimits;
+  /** Upstream resolvers of the DNS forwarder, tried in order (resolv.conf or --dns-upstream); later changes through `setDnsUpstreams`. */
+  readonly dnsUpstreams?: readonly Endpoint[];
+  /** Static records the DNS forwarder answers itself (--dns-record NAME=ADDR). */
+  readonly dnsRecords?: readonly DnsStaticRecord[];
 }
 
 /** Traffic totals of one stack. */
@@ -103,6 +116,7 @@ export class Stack implements ToGuest, HostEvents {
   readonly #dhcp: DhcpServer;
   readonly #flows: FlowTable;
   readonly #udp: UdpNat | undefined;
+  readonly #dns: DnsForwarder | undefined;
   readonly #broadcast: Ipv4Addr;
   #ipId: number;
 
@@ -113,6 +127,17 @@ export class Stack implements ToGuest, HostEvents {
     this.#dhcp = new DhcpServer(config, this.counters);
     this.#flows = new FlowTable(deps.flowLimits);
     this.#udp = deps.host === undefined ? undefined : new UdpNat(this.#flows, deps.host, this);
+    this.#dns =
+      deps.host === undefined
+        ? undefined
+        : new DnsForwarder({
+            host: deps.host,
+            guest: this,
+            random: deps.random,
+            allocateId: () => this.#flows.allocateId(),
+            ...(deps.dnsRecords !== undefined && { records: deps.dnsRecords }),
+            ...(deps.dnsUpstreams !== undefined && { upstreams: deps.dnsUpstreams }),
+          });
     this.#broadcast = (config.net | ~config.netmask) >>> 0;
     this.#ipId = deps.random.u32() & 0xffff;
   }
@@ -129,17 +154,34 @@ export class Stack implements ToGuest, HostEvents {
     this.#guard((nowMs) => {
       this.#reassembler.expire(nowMs);
       this.#udp?.advance(nowMs);
+      this.#dns?.advance(nowMs);
     });
   }
 
   /** When `advance` next has work, in clock milliseconds; undefined when idle. */
   nextDeadline(): number | undefined {
-    return earliest(this.#reassembler.nextDeadline(), this.#udp?.nextDeadline());
+    return earliest(earliest(this.#reassembler.nextDeadline(), this.#udp?.nextDeadline()), this.#dns?.nextDeadline());
+  }
+
+  /**
+   * Replaces the DNS forwarder's upstream resolvers (the shell calls it when resolv.conf
+   * changes). Queries waiting on a removed upstream move to the new first one.
+   */
+  setDnsUpstreams(upstreams: readonly Endpoint[]): void {
+    this.#guard((nowMs) => this.#dns?.setUpstreams(upstreams, nowMs));
+  }
+
+  /** What the DNS forwarder did; undefined without a host (no forwarder). */
+  dnsStats(): Readonly<DnsStats> | undefined {
+    return this.#dns?.stats;
   }
 
   /** Releases every host resource (the session ends). */
   close(): void {
-    this.#guard(() => this.#udp?.closeAll());
+    this.#guard(() => {
+      this.#dns?.closeAll();
+      this.#udp?.closeAll();
+    });
   }
 
   /** The live flows of the NAT table. */
@@ -150,11 +192,17 @@ export class Stack implements ToGuest, HostEvents {
   // --- HostEvents: what host sockets report, routed to the engine owning the flow.
 
   udpReceived(flow: FlowId, data: Uint8Array): void {
-    this.#guard((nowMs) => this.#udp?.hostDatagram(flow, data, nowMs));
+    this.#guard((nowMs) => {
+      if (this.#dns?.owns(flow) === true) this.#dns.upstreamReply(flow, data, nowMs);
+      else this.#udp?.hostDatagram(flow, data, nowMs);
+    });
   }
 
   udpError(flow: FlowId, code: string): void {
-    this.#guard(() => this.#udp?.hostError(flow, code));
+    this.#guard((nowMs) => {
+      if (this.#dns?.owns(flow) === true) this.#dns.upstreamError(flow, code, nowMs);
+      else this.#udp?.hostError(flow, code);
+    });
   }
 
   tcpConnected(_flow: FlowId): void {
@@ -320,6 +368,7 @@ export class Stack implements ToGuest, HostEvents {
       return;
     }
     if (broadcast) return this.counters.count('udp.broadcast-ignored');
+    if (p.dst === this.config.dns && u.dstPort === DNS_PORT && this.#dns !== undefined) return this.#dns.query(p, u, nowMs);
     // The gateway address stands for the host: everything but DHCP goes through NAT to its loopback.
     if (p.dst === this.config.host && this.#udp !== undefined) return this.#udp.input(p, u, nowMs);
     this.counters.count('udp.no-service');
