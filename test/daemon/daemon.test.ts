@@ -172,7 +172,8 @@ describe('Daemon start and stop', () => {
   it('closes live sessions on close()', async () => {
     const logs = memoryLog();
     const d = await Daemon.start({ listeners: [{ kind: 'ws', host: '127.0.0.1', port: 0 }], network: resolveStackConfig(), log: logs.log });
-    const url = d.addresses[0]!.kind === 'ws' ? d.addresses[0].url : '';
+    const a = d.addresses[0]!;
+    const url = a.kind === 'ws' ? a.url : '';
     const ws = new WebSocket(url);
     await new Promise((r) => ws.once('open', r));
     ws.send(DHCP_DISCOVER);

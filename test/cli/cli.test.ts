@@ -1,0 +1,194 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { HELP, OPTION_NAMES, parseCommandLine, UsageError } from '../../src/cli/options.js';
+import { ConfigError } from '../../src/stack/config.js';
+import { DHCP_DISCOVER, dhcpReplyType } from '../daemon/dhcp-frames.js';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+/** Runs the CLI from source through tsx, as `node dist/cli/main.js` would run the build. */
+const NODE_ARGS = ['--import', 'tsx', MAIN];
+
+function run(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000, env: { ...process.env, ...env } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('parseCommandLine', () => {
+  it('serves the defaults without listener options', () => {
+    const c = parseCommandLine(['serve'], { XDG_RUNTIME_DIR: '/run/user/1000' });
+    expect(c).toMatchObject({
+      command: 'serve',
+      defaultListeners: true,
+      listeners: [
+        { kind: 'ws', host: '127.0.0.1', port: 8080 },
+        { kind: 'stream', transport: 'unix', path: '/run/user/1000/tslirp/tslirp.sock' },
+      ],
+      logLevel: 'info',
+      pcapDir: undefined,
+    });
+  });
+
+  it('replaces the defaults with any listener option; each is repeatable', () => {
+    const c = parseCommandLine(['serve', '--ws', '127.0.0.1:0', '--ws', '[::1]:9000', '--stream', 'tcp:127.0.0.1:5555', '--stream', 'unix:/tmp/a.sock', '--dgram', 'udp:127.0.0.1:5556']);
+    if (c.command !== 'serve') throw new Error('not serve');
+    expect(c.defaultListeners).toBe(false);
+    expect(c.listeners).toEqual([
+      { kind: 'stream', transport: 'tcp', host: '127.0.0.1', port: 5555 },
+      { kind: 'stream', transport: 'unix', path: '/tmp/a.sock' },
+      { kind: 'dgram', host: '127.0.0.1', port: 5556 },
+      { kind: 'ws', host: '127.0.0.1', port: 0 },
+      { kind: 'ws', host: '::1', port: 9000 },
+    ]);
+  });
+
+  it('passes network options to resolveStackConfig under QEMU names', () => {
+    const c = parseCommandLine([
+      'serve', '--net', '192.168.7.0/24', '--host', '192.168.7.1', '--dns', '192.168.7.53', '--dhcpstart', '192.168.7.100',
+      '--domainname', 'example.test', '--dnssearch', 'a.test,b.test', '--dnssearch', 'c.test', '--hostname', 'vm',
+      '--mtu', '9000', '--route', '10.9.0.0/16=192.168.7.1', '--tftp-server-name', 'tftp.test', '--bootfile', 'pxelinux.0',
+      '--lease-time', '3600', '--pcap', '/tmp/caps', '--log-level', 'debug',
+    ]);
+    if (c.command !== 'serve') throw new Error('not serve');
+    expect(c.network).toMatchObject({
+      prefixLen: 24, mtu: 9000, leaseTimeS: 3600, domainName: 'example.test', dnsSearch: ['a.test', 'b.test', 'c.test'],
+      hostname: 'vm', tftpServerName: 'tftp.test', bootFile: 'pxelinux.0', routes: [{ prefixLen: 16 }],
+    });
+    expect(c.pcapDir).toBe('/tmp/caps');
+    expect(c.logLevel).toBe('debug');
+  });
+
+  it.each([
+    [['serve', '--mtu', '70000'], 'mtu'],
+    [['serve', '--lease-time', '5'], 'lease-time'],
+    [['serve', '--ws', 'nowhere'], 'ws'],
+    [['serve', '--ws', 'example.com:80'], 'ws'],
+    [['serve', '--stream', 'tcp:127.0.0.1:99999'], 'stream'],
+    [['serve', '--dgram', 'tcp:127.0.0.1:1'], 'dgram'],
+    [['serve', '--log-level', 'loud'], 'log-level'],
+    [['serve', '--frobnicate'], 'frobnicate'],
+    [['serve', '--dhcpstart', '10.0.3.1'], 'dhcpstart'],
+  ])('refuses %j naming --%s', (argv, option) => {
+    let err: unknown;
+    try {
+      parseCommandLine(argv);
+    } catch (e) {
+      err = e;
+    }
+    expect(err instanceof UsageError || err instanceof ConfigError).toBe(true);
+    expect((err as UsageError).option).toBe(option);
+    expect((err as Error).message).toContain(`--${option}`);
+  });
+
+  it('documents every option in --help', () => {
+    for (const name of OPTION_NAMES) expect(HELP, name).toContain(`--${name}`);
+  });
+});
+
+describe('tslirp (process)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tslirp-cli-'));
+  const children: ChildProcess[] = [];
+  afterAll(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('--help prints the help and exits 0', () => {
+    const r = run(['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(HELP);
+  });
+
+  it('--version prints the package version', () => {
+    const r = run(['--version']);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  it('exits 2 naming a bad option', () => {
+    const r = run(['serve', '--mtu', '12']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--mtu');
+    const u = run(['serve', '--no-such-option']);
+    expect(u.status).toBe(2);
+    expect(u.stderr).toContain("unknown option '--no-such-option'");
+    expect(run([]).status).toBe(2);
+  });
+
+  it('prints the listening line, serves, and on SIGTERM exits 0 and removes its socket', async () => {
+    const sock = join(dir, 'rt', 'cli.sock');
+    const child = spawn(process.execPath, [...NODE_ARGS, 'serve', '--ws', '127.0.0.1:0', '--stream', `unix:${sock}`, '--dgram', 'udp:127.0.0.1:0'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const deadline = Date.now() + 15_000;
+    let listening: Record<string, unknown> | undefined;
+    while (listening === undefined) {
+      if (Date.now() > deadline) throw new Error(`no listening line:\n${out}\n${err}`);
+      await new Promise((r) => setTimeout(r, 20));
+      for (const line of out.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const rec = JSON.parse(line) as Record<string, unknown>;
+        if (rec['msg'] === 'listening') listening = rec;
+      }
+    }
+    // Every stdout line is JSON.
+    for (const line of out.split('\n').filter((l) => l !== '')) expect(() => JSON.parse(line) as unknown, line).not.toThrow();
+    const listeners = listening['listeners'] as Record<string, unknown>[];
+    expect(listeners.map((l) => l['kind'])).toEqual(['stream', 'dgram', 'ws']);
+    expect(listeners[0]).toMatchObject({ kind: 'stream', transport: 'unix', path: sock });
+    expect(listeners[0]!['qemu']).toBe(`-netdev stream,id=n0,server=off,addr.type=unix,addr.path=${sock} -device virtio-net-pci,netdev=n0`);
+    expect(listeners[1]).toMatchObject({ kind: 'dgram', host: '127.0.0.1' });
+    const url = listeners[2]!['url'] as string;
+    expect(url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(listeners[2]!['v86']).toBe(`net_device: { type: 'virtio', relay_url: '${url}' }`);
+    expect(err).toContain(`addr.path=${sock}`);
+    expect(existsSync(sock)).toBe(true);
+
+    // It serves: a DHCP DISCOVER over the WebSocket gets an OFFER.
+    const ws = new WebSocket(url);
+    const got: Uint8Array[] = [];
+    ws.on('message', (m: Buffer) => got.push(m));
+    await new Promise((r) => ws.once('open', r));
+    ws.send(DHCP_DISCOVER);
+    const until = Date.now() + 5000;
+    while (!got.some((f) => dhcpReplyType(f) === 2) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    expect(got.some((f) => dhcpReplyType(f) === 2)).toBe(true);
+    const wsClosed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(await wsClosed).toBe(1001);
+    expect(existsSync(sock)).toBe(false);
+    const records = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.map((r) => r['msg'])).toEqual(expect.arrayContaining(['listening', 'session started', 'session ended', 'shutting down', 'daemon stopped']));
+  });
+
+  it('exits 1 when a port is taken', () => {
+    // Bind the port from a child first: the daemon then cannot.
+    const r = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const net=require('node:net');const s=net.createServer().listen(0,'127.0.0.1',()=>{const {spawnSync}=require('node:child_process');` +
+          `const r=spawnSync(process.execPath,${JSON.stringify(NODE_ARGS)}.concat(['serve','--ws','127.0.0.1:'+s.address().port]),{encoding:'utf8',cwd:${JSON.stringify(ROOT)}});` +
+          `process.stdout.write(JSON.stringify({status:r.status,out:r.stdout}));s.close();})`,
+      ],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
+    const res = JSON.parse(r.stdout) as { status: number; out: string };
+    expect(res.status).toBe(1);
+    expect(res.out).toContain('EADDRINUSE');
+  });
+});
