@@ -32,6 +32,9 @@ export interface NicTarget {
   cfgWrite(off: number, size: 1 | 2 | 4, v: number): Promise<void>;
   read(off: number): Promise<number>;
   write(off: number, v: number): Promise<void>;
+  /** BAR1 (I/O) accesses, 32-bit. */
+  ioRead(off: number): Promise<number>;
+  ioWrite(off: number, v: number): Promise<void>;
   memWrite(addr: number, bytes: Uint8Array): Promise<void>;
   memRead(addr: number, len: number): Promise<Uint8Array>;
   /** Offers a frame from the network; QEMU delivers it when its queue lets it. */
@@ -181,6 +184,8 @@ export async function startQemu(mac = '52:54:00:12:34:56'): Promise<NicTarget> {
     cfgWrite,
     read: async (off) => Number((await q.cmd(`readl ${hex(BAR0 + off)}`)).slice(3)),
     write: async (off, v) => { await q.cmd(`writel ${hex(BAR0 + off)} ${hex(v >>> 0)}`); },
+    ioRead: async (off) => Number((await q.cmd(`inl ${hex(BAR1 + off)}`)).slice(3)),
+    ioWrite: async (off, v) => { await q.cmd(`outl ${hex(BAR1 + off)} ${hex(v >>> 0)}`); },
     memWrite: async (addr, bytes) => {
       if (bytes.length === 0) return;
       await q.cmd(`write ${hex(addr)} ${bytes.length} 0x${Buffer.from(bytes).toString('hex')}`);
@@ -259,6 +264,8 @@ export function modelTarget(mac = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x
     cfgWrite: (off, size, v) => { tick(); dev.configWrite(off, size, v); return Promise.resolve(); },
     read: (off) => { tick(); return Promise.resolve(dev.mmioRead(off)); },
     write: (off, v) => { tick(); dev.mmioWrite(off, v); return Promise.resolve(); },
+    ioRead: (off) => { tick(); return Promise.resolve(dev.ioRead(off)); },
+    ioWrite: (off, v) => { tick(); dev.ioWrite(off, v); return Promise.resolve(); },
     memWrite: (addr, bytes) => { mem.set(bytes, addr); return Promise.resolve(); },
     memRead: (addr, len) => Promise.resolve(mem.slice(addr, addr + len)),
     inject: (frame) => {
