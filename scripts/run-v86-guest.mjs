@@ -6,6 +6,7 @@
 //
 // Usage: node scripts/run-v86-guest.mjs --relay ws://127.0.0.1:PORT/ [--nic ne2k|virtio]
 //          [--guest .cache/v86-guest] [--bios /usr/share/seabios/bios.bin] [--timeout 120]
+/* global process, console, setTimeout */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
