@@ -33,6 +33,8 @@ export interface SessionStack {
   leases(): readonly LeaseInfo[];
   /** The last internal error the stack caught, if it keeps one. */
   readonly lastError?: unknown;
+  /** Called once when the session ends: release host sockets and other resources. */
+  dispose?(): void;
 }
 
 /** What the session gives the stack. */
@@ -40,6 +42,11 @@ export interface SessionStackDeps {
   readonly clock: Clock;
   readonly random: Random;
   emit(frame: Uint8Array): void;
+  /**
+   * Call after entering the stack from anywhere but the link (a host socket event calling
+   * `stack.host*`): re-arms the session's timer. Same as `Session.poke()`.
+   */
+  poke(): void;
 }
 
 export type StackFactory = (config: StackConfig, deps: SessionStackDeps) => SessionStack;
@@ -85,6 +92,8 @@ export class Session {
   #endedResolve: () => void = () => undefined;
   #lastError: unknown;
   #closed = false;
+  /** False while the stack is being constructed. */
+  #ready = false;
 
   constructor(o: SessionOptions) {
     this.id = o.id;
@@ -99,6 +108,10 @@ export class Session {
     this.#link = this.#pcap === undefined ? o.link : tapLink(o.link, this.#pcap);
     // Each session gets its own copy of the configuration (the MAC is the only mutable part).
     const config: StackConfig = { ...o.config, gatewayMac: o.config.gatewayMac.slice() };
+    // The scheduler exists before the stack, which may arm timers (or poke) while it is built.
+    this.#scheduler = new Scheduler({ advance: () => this.stack.advance(), nextDeadline: () => this.stack.nextDeadline() }, o.clock, () => {
+      this.#checkError();
+    });
     this.stack = o.createStack(config, {
       clock: o.clock,
       random: o.random,
@@ -107,10 +120,11 @@ export class Session {
         this.traffic.toGuestBytes += frame.length;
         this.#link.send(frame);
       },
+      poke: () => {
+        this.poke();
+      },
     });
-    this.#scheduler = new Scheduler(this.stack, o.clock, () => {
-      this.#checkError();
-    });
+    this.#ready = true;
     const inner: LinkHandler = {
       frame: (frame) => {
         this.receive(frame);
@@ -121,6 +135,7 @@ export class Session {
     };
     this.handler = this.#pcap === undefined ? inner : tapHandler(inner, this.#pcap);
     this.#log.info({ kind: o.link.kind, peer: o.link.peer, pcap: this.#pcap?.path }, 'session started');
+    this.#scheduler.rearm();
   }
 
   get kind(): GuestLink['kind'] {
@@ -158,7 +173,7 @@ export class Session {
    * re-arms the session's timer and reports a new internal error.
    */
   poke(): void {
-    if (this.#closed) return;
+    if (this.#closed || !this.#ready) return;
     this.#checkError();
     this.#scheduler.rearm();
   }
@@ -181,6 +196,11 @@ export class Session {
     if (this.#closed) return;
     this.#closed = true;
     this.#scheduler.stop();
+    try {
+      this.stack.dispose?.();
+    } catch (e) {
+      this.#log.error({ err: e }, 'stack dispose failed');
+    }
     const drops = this.drops();
     const dropTotal = Object.values(drops).reduce((a, b) => a + b, 0);
     const leases = this.stack.leases().map((l) => ({ mac: l.mac, ip: formatIpv4Addr(l.ip), hostname: l.hostname, state: l.state }));

@@ -153,7 +153,10 @@ describe('tslirp (process)', () => {
     const url = listeners[2]!['url'] as string;
     expect(url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/$/);
     expect(listeners[2]!['v86']).toBe(`net_device: { type: 'virtio', relay_url: '${url}' }`);
+    // The human-readable instructions follow on stderr.
+    while (!err.includes(`addr.path=${sock}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(err).toContain(`addr.path=${sock}`);
+    expect(err).toContain(`relay_url: '${url}'`);
     expect(existsSync(sock)).toBe(true);
 
     // It serves: a DHCP DISCOVER over the WebSocket gets an OFFER.

@@ -24,6 +24,16 @@ class EchoStack implements SessionStack {
   readonly #deps: SessionStackDeps;
   readonly #delayMs: number;
   advances = 0;
+  disposed = 0;
+  /** As a host socket event would: emit now, arm the timer, and poke the session. */
+  hostEvent(): void {
+    this.#deps.emit(FRAME);
+    this.#deadline = this.#deps.clock.now() + this.#delayMs;
+    this.#deps.poke();
+  }
+  dispose(): void {
+    this.disposed++;
+  }
   constructor(config: StackConfig, deps: SessionStackDeps, delayMs: number) {
     this.configs.push(config);
     this.#deps = deps;
@@ -179,6 +189,16 @@ describe('Session (with a stand-in stack)', () => {
     // After the end: no more frames in, no timer.
     f.handler().frame(FRAME);
     expect(s.traffic.fromGuestFrames).toBe(2);
+  });
+
+  it('runs the timer after a host event pokes the session, and disposes the stack at the end', async () => {
+    const { s, f, stacks } = start();
+    stacks[0]!.hostEvent();
+    await until(() => f.sent.length === 2, 2000, 'the timer frame after a poke');
+    expect(toHex(f.sent[1]!)).toBe(toHex(TICK));
+    s.close('done');
+    s.close('again');
+    expect(stacks[0]!.disposed).toBe(1);
   });
 
   it('reports a stack internal error once', () => {

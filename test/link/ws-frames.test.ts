@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { GuestLink } from '../../src/link/link.js';
@@ -139,6 +140,42 @@ describe('WebSocket frames link (real sockets on loopback)', () => {
     });
     await new Promise((r) => ws.once('open', r));
     expect(ws.extensions).toBe('');
+  });
+
+  it('drops outgoing frames beyond the send-buffer bound and counts them', async () => {
+    const { log } = memoryLog();
+    const links: GuestLink[] = [];
+    const l = await listenWs({ host: '127.0.0.1', port: 0, log });
+    cleanup.push(() => l.close());
+    l.route(
+      '/',
+      wsFramesRoute(
+        (link) => {
+          links.push(link);
+          return { frame: () => undefined, closed: () => undefined };
+        },
+        log,
+        64 * 1024,
+      ),
+    );
+    // A client that completes the handshake and then never reads.
+    const s = net.connect(l.address.port, '127.0.0.1');
+    cleanup.push(() => {
+      s.destroy();
+    });
+    s.write(
+      'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    await until(() => links.length === 1);
+    s.pause();
+    const link = links[0]!;
+    const frame = new Uint8Array(1500);
+    for (let i = 0; i < 20_000 && link.counters.get('link.tx-overflow') === 0; i++) {
+      link.send(frame);
+      if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+    }
+    expect(link.counters.get('link.tx-overflow')).toBeGreaterThan(0);
   });
 
   it('closes its clients with 1001 when the listener closes', async () => {
