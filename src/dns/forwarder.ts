@@ -380,11 +380,14 @@ export class DnsForwarder {
     this.#remove(p);
     this.#guest.counters.count(why);
     this.stats.servfail++;
-    const h = parseDnsHeader(p.query);
-    const q = parseDnsQuestion(p.query);
+    // The guest's own bytes again: a question that points into the header reads them.
+    const asked = p.query.slice();
+    put16(asked, 0, p.guestId);
+    const h = parseDnsHeader(asked);
+    const q = parseDnsQuestion(asked);
     if (typeof h === 'string' || typeof q === 'string') return; // cannot happen: it parsed when it came in
-    if (!questionIsPlain(p.query, q)) return this.#refuse(p.guest, { ...h, id: p.guestId }, RCODE.SERVFAIL, 'dns.servfail-without-question');
-    this.#toGuest(p.guest, buildAnswer(p.query, { ...h, id: p.guestId }, q, RCODE.SERVFAIL, [], false));
+    if (!questionIsPlain(asked, q)) return this.#refuse(p.guest, h, RCODE.SERVFAIL, 'dns.servfail-without-question');
+    this.#toGuest(p.guest, buildAnswer(asked, h, q, RCODE.SERVFAIL, [], false));
   }
 
   /** An error answer with no question section, counted under `why`. */
