@@ -1,0 +1,355 @@
+/**
+ * TCP NAT: every guest TCP connection becomes a host socket, every forwarded host
+ * connection a connection to the guest. One `TcpConn` (src/tcp/conn.ts) per flow does the
+ * TCP; this engine finds flows, applies the address policy, owns the timers and the limits,
+ * and carries Host calls and HostEvents between connections and sockets.
+ *
+ * Theory of operation
+ * -------------------
+ * - A guest SYN to a new tuple routes through `routeOutbound` (the gateway reaches
+ *   127.0.0.1, `--restrict` refuses, …); a refusal is answered with an RST. Otherwise a
+ *   TcpConn in 'host-connecting' enters the flow table (protocol 'tcp', entries are the
+ *   TcpConn objects themselves) and `Host.tcpConnect` starts the host connection. The
+ *   SYN-ACK waits for `tcpConnected`.
+ * - Segments for an unknown tuple get an RST (RFC 9293 §3.10.7.1), a SYN on a TIME-WAIT
+ *   tuple with a higher sequence number replaces the old connection (RFC 6191's rule without
+ *   timestamps).
+ * - `forward(client, guest)` (`--hostfwd`): a TcpConn in 'syn-sent' whose remote side, as the
+ *   guest sees it, is the client's address, or the gateway for loopback clients (libslirp's
+ *   `sotranslate_accept`). The host socket stays paused until the guest completes the handshake.
+ * - ACK coalescing: connections mark themselves dirty; `flush()` — which the stack calls at
+ *   the end of every entry point — lets each dirty connection send its data and at most one
+ *   ACK. A batch of frames from the link thus costs one ACK per connection.
+ * - Timers: `advance(nowMs)` runs each connection's due timers; `nextDeadline()` is the
+ *   earliest of them. Only connections with an armed timer are scanned.
+ *
+ * Limits: at most `FlowLimits.tcp` connections (the FlowTable's); a SYN beyond that first
+ * evicts the oldest TIME-WAIT connection, else is refused with an RST ('tcp.flow-limit').
+ * Buffers: each connection holds at most `sndBufferBytes` of host data (+ one socket read
+ * in flight when paused) and lets the host socket buffer at most `rcvBufferBytes` of guest
+ * data; all connections together hold at most `totalBufferBytes` (new host reads pause and
+ * windows close while it is spent). Out-of-order segments: `oooSegments` per connection.
+ *
+ * Not done: TCP to the DNS address (the stack answers it), urgent data (the pointer is
+ * ignored, the bytes are delivered in line), keepalive probes towards the guest (an idle
+ * established connection lives as long as both ends keep it; the Node side enables
+ * SO_KEEPALIVE on host sockets).
+ */
+import type { Endpoint, FlowId, Host } from '../host/host.js';
+import { IP_PROTO, type Ipv4 } from '../ipv4/wire.js';
+import type { ToGuest } from '../stack/to-guest.js';
+import { DEFAULT_TCP_LIMITS, TcpConn, type TcpConnIo, type TcpLimits } from '../tcp/conn.js';
+import { TCP_FLAG, TCP_HEADER_LEN, type Tcp } from '../tcp/wire.js';
+import { put16, put32 } from '../util/bytes.js';
+import type { Random } from '../util/clock.js';
+import type { Counters } from '../util/drops.js';
+import type { FlowEntry, FlowTable } from './flow-table.js';
+import { routeOutbound } from './policy.js';
+import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
+import { finish, sum16 } from '../util/checksum.js';
+import { pseudoSum } from '../ipv4/wire.js';
+
+/** Engine-wide limits on top of each connection's. */
+export interface TcpEngineLimits extends TcpLimits {
+  /** Bytes all connections together may hold (queued host data + what host sockets buffer). */
+  readonly totalBufferBytes: number;
+}
+
+export const DEFAULT_TCP_ENGINE_LIMITS: TcpEngineLimits = { ...DEFAULT_TCP_LIMITS, totalBufferBytes: 64 << 20 };
+
+const EMPTY = new Uint8Array(0);
+
+export class TcpEngine {
+  readonly counters: Counters;
+  readonly #table: FlowTable;
+  readonly #host: Host;
+  readonly #toGuest: ToGuest;
+  readonly #random: Random;
+  readonly #limits: TcpEngineLimits;
+  /** Connections to flush at the end of this entry. */
+  #dirty: TcpConn[] = [];
+  /** Connections that may have a timer armed (superset; pruned in advance()). */
+  readonly #timed = new Set<TcpConn>();
+  /** Connections paused because the shared budget was spent. */
+  readonly #budgetPaused = new Set<TcpConn>();
+  #held = 0;
+  readonly #io: TcpConnIo;
+
+  constructor(table: FlowTable, host: Host, toGuest: ToGuest, random: Random, limits: Partial<TcpEngineLimits> = {}) {
+    this.#table = table;
+    this.#host = host;
+    this.#toGuest = toGuest;
+    this.counters = toGuest.counters;
+    this.#random = random;
+    this.#limits = { ...DEFAULT_TCP_ENGINE_LIMITS, ...limits };
+    this.#io = this.#makeIo();
+  }
+
+  /** Bytes held by all connections (queued host data + host socket buffers). */
+  get heldBytes(): number {
+    return this.#held;
+  }
+
+  /** The connection of a flow id, if it is a live TCP flow. */
+  conn(flow: FlowId): TcpConn | undefined {
+    const f = this.#table.byId(flow);
+    return f instanceof TcpConn ? f : undefined;
+  }
+
+  // ================================================================ guest side
+
+  /** A guest segment `t` (in `p`), checksum verified, for any destination the stack routes here. */
+  input(p: Ipv4, t: Tcp, nowMs: number): void {
+    const f = this.#table.byTuple('tcp', p.src, t.srcPort, p.dst, t.dstPort);
+    if (f instanceof TcpConn) {
+      if ((t.flags & (TCP_FLAG.SYN | TCP_FLAG.ACK | TCP_FLAG.RST)) === TCP_FLAG.SYN && f.acceptsNewSyn(t)) {
+        this.counters.count('tcp.time-wait-reused');
+        f.abort();
+      } else {
+        f.input(t, nowMs);
+        this.#touch(f, nowMs);
+        return;
+      }
+    }
+    if ((t.flags & TCP_FLAG.RST) !== 0) return this.counters.count('tcp.rst-no-flow');
+    if ((t.flags & (TCP_FLAG.SYN | TCP_FLAG.ACK)) !== TCP_FLAG.SYN) {
+      this.counters.count('tcp.no-flow');
+      return this.#resetFor(p, t);
+    }
+    const route = routeOutbound(this.#toGuest.config, { addr: p.dst, port: t.dstPort });
+    if ('refused' in route) {
+      this.counters.count(route.refused);
+      return this.#resetFor(p, t);
+    }
+    if (this.#table.isFull('tcp') && !this.#evictTimeWait()) {
+      this.counters.count('tcp.flow-limit');
+      return this.#resetFor(p, t);
+    }
+    const c = this.#newConn('guest', { addr: p.src, port: t.srcPort }, { addr: p.dst, port: t.dstPort }, route.to, nowMs);
+    if (!this.#table.add(c)) {
+      this.counters.count('tcp.flow-add-failed');
+      return this.#resetFor(p, t);
+    }
+    c.acceptSyn(t, nowMs);
+    this.#timed.add(c);
+    this.counters.count('tcp.flow-opened');
+    this.#host.tcpConnect(c.id, route.to);
+  }
+
+  /**
+   * A host client accepted on a forward: a connection to `guest`, whose remote side is the
+   * client (the gateway for loopback clients). Undefined when the table is full or the tuple
+   * is taken; the caller then drops the client.
+   */
+  forward(client: Endpoint, guest: Endpoint, nowMs: number): FlowId | undefined {
+    const config = this.#toGuest.config;
+    const loopback = client.addr >>> 24 === 127 || client.addr === 0;
+    const remote: Endpoint = { addr: loopback ? config.host : client.addr, port: client.port };
+    if (this.#table.isFull('tcp') && !this.#evictTimeWait()) {
+      this.counters.count('tcp.flow-limit');
+      return undefined;
+    }
+    const c = this.#newConn('forward', guest, remote, client, nowMs);
+    if (!this.#table.add(c)) {
+      this.counters.count('tcp.forward-tuple-taken');
+      return undefined;
+    }
+    this.counters.count('tcp.forward-opened');
+    this.#timed.add(c);
+    c.startForward(nowMs);
+    return c.id;
+  }
+
+  #newConn(origin: 'guest' | 'forward', guest: Endpoint, remote: Endpoint, host: Endpoint, nowMs: number): TcpConn {
+    return new TcpConn({
+      id: this.#table.allocateId(), origin, guest, remote, host, nowMs,
+      iss: this.#random.u32(), tsOffset: this.#random.u32(),
+      mtu: this.#toGuest.config.mtu, limits: this.#limits, io: this.#io,
+    });
+  }
+
+  #evictTimeWait(): boolean {
+    for (const f of this.#table.all()) {
+      if (f instanceof TcpConn && f.state === 'time-wait') {
+        this.counters.count('tcp.time-wait-evicted');
+        f.abort();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  #touch(c: TcpConn, nowMs: number): void {
+    if (c.state !== 'closed') this.#table.touch(c, nowMs);
+  }
+
+  /** RST for a segment without a connection (RFC 9293 §3.10.7.1). */
+  #resetFor(p: Ipv4, t: Tcp): void {
+    const syn = (t.flags & TCP_FLAG.SYN) !== 0 ? 1 : 0;
+    const fin = (t.flags & TCP_FLAG.FIN) !== 0 ? 1 : 0;
+    const hasAck = (t.flags & TCP_FLAG.ACK) !== 0;
+    const seq = hasAck ? t.ack : 0;
+    const ack = hasAck ? 0 : (t.seq + t.payload.length + syn + fin) >>> 0;
+    const flags = hasAck ? TCP_FLAG.RST : TCP_FLAG.RST | TCP_FLAG.ACK;
+    const pseudo = pseudoSum(p.dst, p.src, IP_PROTO.TCP);
+    this.#toGuest.sendIpv4(p.dst, p.src, IP_PROTO.TCP, TCP_HEADER_LEN, (into, at) => {
+      put16(into, at, t.dstPort);
+      put16(into, at + 2, t.srcPort);
+      put32(into, at + 4, seq);
+      put32(into, at + 8, ack);
+      into[at + 12] = (TCP_HEADER_LEN >>> 2) << 4;
+      into[at + 13] = flags;
+      put16(into, at + 14, 0);
+      put16(into, at + 16, 0);
+      put16(into, at + 18, 0);
+      put16(into, at + 16, finish(sum16(into, at, at + TCP_HEADER_LEN, pseudo + TCP_HEADER_LEN)));
+      return TCP_HEADER_LEN;
+    });
+  }
+
+  // ================================================================ host events
+
+  onHostConnected(flow: FlowId, nowMs: number): void {
+    const c = this.#known(flow);
+    if (c === undefined) return;
+    c.hostConnected(nowMs);
+    this.#timed.add(c);
+    this.#io.markDirty(c);
+  }
+
+  onHostData(flow: FlowId, data: Uint8Array, nowMs: number): void {
+    const c = this.#known(flow);
+    if (c === undefined) return;
+    c.hostData(data, nowMs);
+    this.#touch(c, nowMs);
+  }
+
+  onHostEnd(flow: FlowId, nowMs: number): void {
+    this.#known(flow)?.hostEnd(nowMs);
+  }
+
+  onHostDrained(flow: FlowId, nowMs: number): void {
+    this.#known(flow)?.hostDrained(nowMs);
+  }
+
+  onHostError(flow: FlowId, code: string, nowMs: number): void {
+    const c = this.#known(flow);
+    if (c === undefined) return;
+    c.hostError(code, nowMs);
+    this.#timed.add(c);
+  }
+
+  /** The socket closed after both directions ended; the connection finishes on its own. */
+  onHostClosed(flow: FlowId): void {
+    if (this.conn(flow) === undefined) this.counters.count('tcp.closed-unknown-flow');
+  }
+
+  #known(flow: FlowId): TcpConn | undefined {
+    const c = this.conn(flow);
+    if (c === undefined) this.counters.count('tcp.unknown-flow');
+    return c;
+  }
+
+  // ================================================================ output, timers
+
+  /** Sends what every connection touched by this entry owes the guest (one ACK at most each). */
+  flush(nowMs: number): void {
+    if (this.#budgetPaused.size > 0 && this.#budgetFree() > 0) {
+      for (const c of this.#budgetPaused) {
+        c.budgetAvailable();
+        if (!c.budgetPaused) this.#budgetPaused.delete(c);
+      }
+    }
+    if (this.#dirty.length === 0) return;
+    const list = this.#dirty;
+    this.#dirty = [];
+    for (const c of list) {
+      c.flush(nowMs);
+      if (c.state !== 'closed') this.#timed.add(c);
+    }
+  }
+
+  advance(nowMs: number): void {
+    for (const c of this.#timed) {
+      const d = c.nextDeadline();
+      if (d === undefined || c.state === 'closed') {
+        this.#timed.delete(c);
+        continue;
+      }
+      if (d <= nowMs) c.onTimer(nowMs);
+    }
+  }
+
+  nextDeadline(): number | undefined {
+    let best: number | undefined;
+    for (const c of this.#timed) {
+      const d = c.nextDeadline();
+      if (d !== undefined && (best === undefined || d < best)) best = d;
+    }
+    return best;
+  }
+
+  /** Resets every connection (the session ends). */
+  closeAll(): void {
+    for (const f of [...this.#table.all()]) if (f instanceof TcpConn) f.abort();
+    this.#dirty = [];
+  }
+
+  // ================================================================ TcpConnIo
+
+  /** What connections see of the world; a private object so the engine's own API stays small. */
+  #makeIo(): TcpConnIo {
+    const host = this.#host;
+    const toGuest = this.#toGuest;
+    return {
+      counters: this.counters,
+      sendSegment: (c, l4Length, write) => toGuest.sendIpv4(c.remote.addr, c.guest.addr, IP_PROTO.TCP, l4Length, write),
+      icmpUnreachable: (c, code) => this.#icmpUnreachable(c, code),
+      hostWrite: (c, data) => host.tcpWrite(c.id, data),
+      hostEnd: (c) => host.tcpEnd(c.id),
+      hostPause: (c, paused) => {
+        if (c.budgetPaused) this.#budgetPaused.add(c);
+        host.tcpPause(c.id, paused);
+      },
+      hostReset: (c) => host.tcpReset(c.id),
+      hostClose: (c) => host.close(c.id),
+      finished: (c) => {
+        this.#table.remove(c.id);
+        this.#timed.delete(c);
+        this.#budgetPaused.delete(c);
+        this.counters.count('tcp.flow-closed');
+      },
+      markDirty: (c) => {
+        if (c.dirty) return;
+        c.dirty = true;
+        this.#dirty.push(c);
+      },
+      budgetFree: () => this.#budgetFree(),
+      account: (delta) => {
+        this.#held += delta;
+      },
+    };
+  }
+
+  #budgetFree(): number {
+    return this.#limits.totalBufferBytes - this.#held;
+  }
+
+  /** ICMP unreachable about the guest's SYN, rebuilt from the flow (RFC 792 quotes header + 8 bytes). */
+  #icmpUnreachable(c: TcpConn, code: number): void {
+    const syn = new Uint8Array(TCP_HEADER_LEN);
+    put16(syn, 0, c.guest.port);
+    put16(syn, 2, c.remote.port);
+    syn[12] = (TCP_HEADER_LEN >>> 2) << 4;
+    syn[13] = TCP_FLAG.SYN;
+    const original: Ipv4 = {
+      dscpEcn: 0, id: 0, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 64,
+      protocol: IP_PROTO.TCP, src: c.guest.addr, dst: c.remote.addr, options: EMPTY, payload: syn,
+    };
+    this.#toGuest.icmpError(original, ICMP_TYPE.DEST_UNREACHABLE, code);
+  }
+}
+
+/** Whether a flow-table entry is a TCP connection. */
+export const isTcpFlow = (f: FlowEntry | undefined): f is TcpConn & FlowEntry => f instanceof TcpConn;
+

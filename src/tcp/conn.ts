@@ -1,0 +1,1386 @@
+/**
+ * One TCP connection towards the guest: a real RFC 9293 endpoint whose other side is a host
+ * socket. See `src/tcp/README.md` for the theory of operation; in short:
+ *
+ * - The guest's SYN waits in 'host-connecting' until the host socket connects; only then does
+ *   a SYN-ACK go out (a refused port becomes an RST, never a false SYN-ACK, as passt does).
+ * - Guest data goes to the host socket in order (`io.hostWrite`); out-of-order segments are
+ *   held, bounded, and delivered when the hole fills. The window we advertise is the flow's
+ *   receive budget minus what the host socket still buffers.
+ * - Host data waits in a bounded queue (`ByteQueue`) until the guest acknowledges it; it is
+ *   segmented to the guest's MSS and window (RFC 7323 scaling), retransmitted on RTO
+ *   (RFC 6298) or fast retransmit (RFC 5681, SACK holes per RFC 2018/6675), paced by a
+ *   NewReno-style congestion window. The host socket is paused while the queue is full.
+ *
+ * The connection is sans-IO: it sees the world through `TcpConnIo`, and time only as the
+ * `nowMs` its entry points receive.
+ */
+import { IP_PROTO, pseudoSum } from '../ipv4/wire.js';
+import { put16, put32, type Ipv4Addr } from '../util/bytes.js';
+import { finish, sum16 } from '../util/checksum.js';
+import type { Counters } from '../util/drops.js';
+import { assertNever } from '../util/assert.js';
+import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../util/seq.js';
+import { ByteQueue } from './byte-queue.js';
+import { NO_TCP_OPTIONS, tcpOptionsLength, writeTcpOptions, type TcpOptions } from './options.js';
+import { TCP_FLAG, TCP_HEADER_LEN, type Tcp } from './wire.js';
+
+/**
+ * RFC 9293 §3.3.2 states, spelled as the RFC does, plus 'host-connecting' (ours: the guest's
+ * SYN waits for the host socket to connect). 'syn-sent' is used by forwarded connections,
+ * where we send the SYN to the guest.
+ */
+export type TcpState = 'host-connecting' | 'syn-sent' | 'syn-received' | 'established' | 'fin-wait-1'
+  | 'fin-wait-2' | 'close-wait' | 'closing' | 'last-ack' | 'time-wait' | 'closed';
+
+/** An address and port (structurally the same as host/host.ts's Endpoint). */
+export interface TcpEndpoint {
+  readonly addr: Ipv4Addr;
+  readonly port: number;
+}
+
+/** Limits and timings of one connection. Every byte a guest or host can make us hold is bounded here. */
+export interface TcpLimits {
+  /** Receive budget: the most guest data the host socket may buffer; the advertised window is this minus what it buffers. */
+  readonly rcvBufferBytes: number;
+  /** The most host data queued for the guest (unsent + unacknowledged) before the host socket is paused. */
+  readonly sndBufferBytes: number;
+  /** Out-of-order segments held from the guest (their bytes are inside the advertised window). */
+  readonly oooSegments: number;
+  /** SACK blocks remembered from the guest. */
+  readonly sackBlocks: number;
+  readonly initialRtoMs: number;
+  /** Linux's TCP_RTO_MIN (200 ms) rather than RFC 6298's 1 s: the guest is one link away. */
+  readonly minRtoMs: number;
+  readonly maxRtoMs: number;
+  /** Retransmissions of one segment before the connection is reset both ways. */
+  readonly maxRetransmits: number;
+  /** SYN-ACK (or SYN, for forwards) retransmissions before giving up. */
+  readonly synRetries: number;
+  readonly delayedAckMs: number;
+  /** TIME-WAIT duration (2×MSL; short, as the guest is one hop away: RFC 9293 §3.4.2 sets no floor for a local link). */
+  readonly timeWaitMs: number;
+  /** How long the guest's SYN waits for the host connect before ICMP host unreachable. */
+  readonly connectTimeoutMs: number;
+}
+
+export const DEFAULT_TCP_LIMITS: TcpLimits = {
+  rcvBufferBytes: 1 << 20,
+  sndBufferBytes: 1 << 20,
+  oooSegments: 64,
+  sackBlocks: 16,
+  initialRtoMs: 1000,
+  minRtoMs: 200,
+  maxRtoMs: 60_000,
+  maxRetransmits: 12,
+  synRetries: 5,
+  delayedAckMs: 40,
+  timeWaitMs: 4000,
+  connectTimeoutMs: 20_000,
+};
+
+/** ICMP destination-unreachable codes used for failed connects (RFC 792, RFC 1812 §5.2.7.1). */
+export const TCP_UNREACHABLE = { NET: 0, HOST: 1, ADMIN_PROHIBITED: 13 } as const;
+
+/** What a connection needs from the engine that owns it. */
+export interface TcpConnIo {
+  readonly counters: Counters;
+  /** Sends an IPv4 datagram carrying a TCP segment from `c.remote` to `c.guest`; `write` fills in the segment. */
+  sendSegment(c: TcpConn, l4Length: number, write: (into: Uint8Array, at: number) => number): void;
+  /** ICMP destination unreachable to the guest about its SYN. */
+  icmpUnreachable(c: TcpConn, code: number): void;
+  /** Host.tcpWrite: returns the bytes the socket still buffers. */
+  hostWrite(c: TcpConn, data: Uint8Array): number;
+  hostEnd(c: TcpConn): void;
+  hostPause(c: TcpConn, paused: boolean): void;
+  hostReset(c: TcpConn): void;
+  hostClose(c: TcpConn): void;
+  /** The connection reached 'closed': the engine forgets it. */
+  finished(c: TcpConn): void;
+  /** The connection has output to decide at the end of this entry (`flush`). */
+  markDirty(c: TcpConn): void;
+  /** Bytes the shared buffer budget still allows (may be negative). */
+  budgetFree(): number;
+  /** Adds (or with a negative value, releases) bytes against the shared budget. */
+  account(deltaBytes: number): void;
+}
+
+export interface TcpConnInit {
+  readonly id: number;
+  readonly origin: 'guest' | 'forward';
+  readonly guest: TcpEndpoint;
+  /** The address and port the guest talks to (our side, as the guest sees it). */
+  readonly remote: TcpEndpoint;
+  /** Where the host socket goes (or, for forwards, the host client). */
+  readonly host: TcpEndpoint;
+  readonly nowMs: number;
+  /** Initial send sequence number, from the injected random source. */
+  readonly iss: number;
+  /** Offset added to the clock for our timestamps (random, RFC 7323 §5.4). */
+  readonly tsOffset: number;
+  /** The link MTU: our MSS is mtu − 40. */
+  readonly mtu: number;
+  readonly limits: TcpLimits;
+  readonly io: TcpConnIo;
+}
+
+/** One held out-of-order segment: [seq, seq + data.length), then a FIN if `fin`. */
+interface OooSegment {
+  seq: number;
+  data: Uint8Array;
+  fin: boolean;
+}
+
+const IPV4_TCP_HEADERS = 40;
+const TIMESTAMP_OPTION_LEN = 12;
+/** RFC 9293 §3.7.1: the MSS to assume when the SYN carries none. */
+const DEFAULT_MSS = 536;
+/** RFC 6928 initial window, in segments. */
+const INITIAL_CWND_SEGMENTS = 10;
+const MAX_CWND = 1 << 30;
+
+/** The smallest shift that fits `bytes` in the 16-bit window field (RFC 7323 §2.2). */
+export function windowShiftFor(bytes: number): number {
+  let s = 0;
+  while (s < 14 && Math.floor(bytes / 2 ** s) > 0xffff) s++;
+  return s;
+}
+
+/**
+ * A TCP connection between the guest and us. It also is the flow's entry in the NAT flow
+ * table (the fields `id` … `bytesToGuest` and `stateName` are FlowEntry's).
+ */
+export class TcpConn {
+  readonly id: number;
+  readonly protocol = 'tcp' as const;
+  readonly origin: 'guest' | 'forward';
+  readonly guest: TcpEndpoint;
+  readonly remote: TcpEndpoint;
+  readonly host: TcpEndpoint;
+  readonly createdMs: number;
+  lastActiveMs: number;
+  /** Guest bytes written to the host socket. */
+  bytesFromGuest = 0;
+  /** Host bytes the guest acknowledged. */
+  bytesToGuest = 0;
+  state: TcpState;
+
+  /** Set while the connection sits in the engine's dirty list. */
+  dirty = false;
+  /** Set while the host socket is paused because the shared budget (not our own queue) is exhausted. */
+  budgetPaused = false;
+
+  readonly #io: TcpConnIo;
+  readonly #limits: TcpLimits;
+  readonly #mtu: number;
+  readonly #pseudo: number;
+  readonly #tsOffset: number;
+  #nowMs: number;
+
+  // --- Send side (towards the guest). Invariant: sndUna ≤ sndNxt ≤ sndMax.
+  readonly #iss: number;
+  /** Oldest unacknowledged sequence number. */
+  #sndUna: number;
+  /** Next sequence number to send (reset to sndUna by an RTO: go-back-N). */
+  #sndNxt: number;
+  /** Highest sequence number sent + 1. */
+  #sndMax: number;
+  /** The guest's window, scaled, in bytes. */
+  #sndWnd = 0;
+  #maxSndWnd = 0;
+  #sndWl1 = 0;
+  #sndWl2 = 0;
+  /** The guest's MSS (from its SYN, default 536). */
+  #sndMss = DEFAULT_MSS;
+  #sndShift = 0;
+  #synAcked = false;
+  /** Host data not yet acknowledged by the guest; its first byte has sequence number #dataSeq(). */
+  readonly #queue = new ByteQueue();
+  /** The host sent FIN: a FIN follows the queue. */
+  #finQueued = false;
+  #hostPaused = false;
+  #cwnd = 0;
+  #ssthresh = MAX_CWND;
+  #dupAcks = 0;
+  #inRecovery = false;
+  #recoverSeq = 0;
+  /** Retransmissions during recovery have covered up to here. */
+  #rexmitHigh = 0;
+  /** SACKed ranges [left, right) above sndUna, sorted, disjoint (RFC 2018 §4). */
+  #sacked: [number, number][] = [];
+  // RTO (RFC 6298)
+  #srttMs = 0;
+  #rttvarMs = 0;
+  #hasRtt = false;
+  #rtoMs: number;
+  #retries = 0;
+  /** Karn: the one segment being timed without timestamps. */
+  #rttSeq: number | undefined;
+  #rttStartMs = 0;
+  #persistBackoff = 0;
+
+  // --- Receive side (from the guest).
+  #irs = 0;
+  /** Next sequence number expected from the guest. */
+  #rcvNxt = 0;
+  /** Right edge of the window last advertised; never moves left (RFC 9293 §3.8.6.2.2). */
+  #rcvEdge = 0;
+  readonly #rcvShift: number;
+  /** What the host socket reported as still buffered after our last write. */
+  #hostBuffered = 0;
+  readonly #ooo: OooSegment[] = [];
+  /** Sequence number of the most recently held out-of-order segment (its SACK block goes first). */
+  #oooLatest = 0;
+  #sackOk = false;
+  #wsOk = false;
+  #tsOk = false;
+  #tsRecent = 0;
+  #ackNow = false;
+  #segsSinceAck = 0;
+
+  // --- Timers (absolute clock ms; undefined when off).
+  #connectAt: number | undefined;
+  #rtoAt: number | undefined;
+  #persistAt: number | undefined;
+  #dackAt: number | undefined;
+  #timeWaitAt: number | undefined;
+
+  // --- The segment being written (read by #writer, which the io calls synchronously).
+  #wSeq = 0;
+  #wAck = 0;
+  #wFlags = 0;
+  #wWindow = 0;
+  #wOptions: TcpOptions = NO_TCP_OPTIONS;
+  #wDataFrom = 0;
+  #wDataLen = 0;
+  readonly #writer: (into: Uint8Array, at: number) => number;
+
+  constructor(init: TcpConnInit) {
+    this.id = init.id;
+    this.origin = init.origin;
+    this.guest = init.guest;
+    this.remote = init.remote;
+    this.host = init.host;
+    this.createdMs = init.nowMs;
+    this.lastActiveMs = init.nowMs;
+    this.#nowMs = init.nowMs;
+    this.#io = init.io;
+    this.#limits = init.limits;
+    this.#mtu = init.mtu;
+    this.#tsOffset = init.tsOffset >>> 0;
+    this.#pseudo = pseudoSum(init.remote.addr, init.guest.addr, IP_PROTO.TCP);
+    this.#iss = init.iss >>> 0;
+    this.#sndUna = this.#iss;
+    this.#sndNxt = this.#iss;
+    this.#sndMax = this.#iss;
+    this.#rtoMs = init.limits.initialRtoMs;
+    this.#rcvShift = windowShiftFor(init.limits.rcvBufferBytes);
+    this.state = init.origin === 'guest' ? 'host-connecting' : 'syn-sent';
+    this.#writer = (into, at) => this.#write(into, at);
+  }
+
+  /** FlowEntry's state in words: the RFC state name. */
+  get stateName(): string {
+    return this.state;
+  }
+
+  /** Our MSS: what fits in the link MTU (RFC 9293 §3.7.1), at most 65535. */
+  get ourMss(): number {
+    return Math.min(0xffff, this.#mtu - IPV4_TCP_HEADERS);
+  }
+
+  /** Snapshot of the send/receive variables, for tests and debugging. */
+  get vars(): {
+    sndUna: number; sndNxt: number; sndMax: number; sndWnd: number; rcvNxt: number; rcvEdge: number;
+    queued: number; oooSegments: number; cwnd: number; rtoMs: number; srttMs: number; hostPaused: boolean;
+    sndMss: number; sndShift: number; rcvShift: number; sackOk: boolean; tsOk: boolean; wsOk: boolean;
+  } {
+    return {
+      sndUna: this.#sndUna, sndNxt: this.#sndNxt, sndMax: this.#sndMax, sndWnd: this.#sndWnd,
+      rcvNxt: this.#rcvNxt, rcvEdge: this.#rcvEdge, queued: this.#queue.length, oooSegments: this.#ooo.length,
+      cwnd: this.#cwnd, rtoMs: this.#rtoMs, srttMs: this.#srttMs, hostPaused: this.#hostPaused,
+      sndMss: this.#sndMss, sndShift: this.#sndShift, rcvShift: this.#rcvShift,
+      sackOk: this.#sackOk, tsOk: this.#tsOk, wsOk: this.#wsOk,
+    };
+  }
+
+  /** Bytes this connection holds against the shared budget. */
+  get heldBytes(): number {
+    return this.#queue.length + this.#hostBuffered;
+  }
+
+  // ===================================================================== opening
+
+  /** A guest SYN opened this connection: remember its options; the engine calls Host.tcpConnect. */
+  acceptSyn(t: Tcp, nowMs: number): void {
+    this.#nowMs = nowMs;
+    this.#irs = t.seq;
+    this.#rcvNxt = seqAdd(t.seq, 1);
+    this.#rcvEdge = this.#rcvNxt;
+    this.#negotiate(t);
+    this.#sndWnd = t.window;   // RFC 7323 §2.2: the window in a SYN is never scaled
+    this.#maxSndWnd = t.window;
+    this.#sndWl1 = t.seq;
+    this.#connectAt = nowMs + this.#limits.connectTimeoutMs;
+  }
+
+  /** A forwarded connection: send our SYN to the guest. */
+  startForward(nowMs: number): void {
+    this.#nowMs = nowMs;
+    this.#sendSyn();
+    this.#rtoAt = nowMs + this.#rtoMs;
+  }
+
+  #negotiate(t: Tcp): void {
+    const o = t.options;
+    this.#sndMss = o.mss !== undefined && o.mss > 0 ? o.mss : DEFAULT_MSS;
+    this.#wsOk = o.windowScale !== undefined;
+    this.#sndShift = o.windowScale ?? 0;
+    this.#sackOk = o.sackPermitted === true;
+    this.#tsOk = o.timestamp !== undefined;
+    if (o.timestamp !== undefined) this.#tsRecent = o.timestamp.value;
+    this.#cwnd = INITIAL_CWND_SEGMENTS * this.#segmentSize();
+  }
+
+  // ================================================================ host events
+
+  /** The host socket connected: answer the guest's SYN (STYLE.md snippet 5). */
+  hostConnected(nowMs: number): void {
+    this.#nowMs = nowMs;
+    switch (this.state) {
+      case 'host-connecting':
+        this.state = 'syn-received';
+        this.#connectAt = undefined;
+        this.#sendSyn();
+        this.#rtoAt = nowMs + this.#rtoMs;
+        return;
+      case 'closed':
+        return;
+      case 'syn-sent': case 'syn-received': case 'established': case 'fin-wait-1': case 'fin-wait-2':
+      case 'close-wait': case 'closing': case 'last-ack': case 'time-wait':
+        return this.#io.counters.count('tcp.unexpected-host-connect');
+      default:
+        return assertNever(this.state);
+    }
+  }
+
+  /** Bytes from the host socket; the connection keeps `data`. */
+  hostData(data: Uint8Array, nowMs: number): void {
+    this.#nowMs = nowMs;
+    if (this.#finQueued || !(this.state === 'syn-received' || this.state === 'established' || this.state === 'close-wait')) {
+      this.#io.counters.count('tcp.host-data-dropped');
+      return;
+    }
+    this.#queue.push(data);
+    this.#io.account(data.length);
+    this.lastActiveMs = nowMs;
+    this.#updatePause();
+    this.#io.markDirty(this);
+  }
+
+  /** The host peer sent FIN: a FIN follows the queued data (RFC 9293 §3.10.4 CLOSE). */
+  hostEnd(nowMs: number): void {
+    this.#nowMs = nowMs;
+    if (this.#finQueued) return;
+    switch (this.state) {
+      case 'syn-received':        // the FIN waits until the handshake completes
+        this.#finQueued = true;
+        return;
+      case 'established':
+        this.#finQueued = true;
+        this.state = 'fin-wait-1';
+        break;
+      case 'close-wait':
+        this.#finQueued = true;
+        this.state = 'last-ack';
+        break;
+      case 'host-connecting': case 'syn-sent': case 'fin-wait-1': case 'fin-wait-2': case 'closing':
+      case 'last-ack': case 'time-wait': case 'closed':
+        this.#io.counters.count('tcp.unexpected-host-end');
+        return;
+      default:
+        return assertNever(this.state);
+    }
+    this.#io.markDirty(this);
+  }
+
+  /** The host socket's write buffer drained: the window reopens. */
+  hostDrained(nowMs: number): void {
+    this.#nowMs = nowMs;
+    if (this.state === 'closed') return;
+    const before = this.#windowNow();
+    this.#io.account(-this.#hostBuffered);
+    this.#hostBuffered = 0;
+    this.#maybeWindowUpdate(before);
+  }
+
+  /** The host connection failed or broke (Node error code). */
+  hostError(code: string, nowMs: number): void {
+    this.#nowMs = nowMs;
+    this.#io.counters.count(`tcp.host-error-${code.toLowerCase()}`);
+    switch (this.state) {
+      case 'host-connecting': {
+        const icmp = unreachableFor(code);
+        if (icmp !== undefined) this.#io.icmpUnreachable(this, icmp);
+        else this.#sendRstForSyn();
+        return this.#finish();
+      }
+      case 'syn-sent':
+        return this.#finish();
+      case 'time-wait': case 'closed':
+        return;
+      case 'syn-received': case 'established': case 'fin-wait-1': case 'fin-wait-2':
+      case 'close-wait': case 'closing': case 'last-ack':
+        this.#sendRst(this.#sndNxt);
+        return this.#finish();
+      default:
+        return assertNever(this.state);
+    }
+  }
+
+  // ================================================================ guest input
+
+  /** A segment from the guest for this connection (checksum already verified). */
+  input(t: Tcp, nowMs: number): void {
+    this.#nowMs = nowMs;
+    this.lastActiveMs = nowMs;
+    switch (this.state) {
+      case 'host-connecting':
+        this.#inputConnecting(t);
+        break;
+      case 'syn-sent':
+        this.#inputSynSent(t);
+        break;
+      case 'closed':
+        return;
+      case 'syn-received': case 'established': case 'fin-wait-1': case 'fin-wait-2': case 'close-wait':
+      case 'closing': case 'last-ack': case 'time-wait':
+        this.#inputSynchronized(t);
+        break;
+      default:
+        return assertNever(this.state);
+    }
+    if (this.#stateNow() !== 'closed') this.#io.markDirty(this);
+  }
+
+  /** The state, unnarrowed: methods called in between may have changed it. */
+  #stateNow(): TcpState {
+    return this.state;
+  }
+
+  /** Whether a SYN on this tuple may start a new connection (RFC 9293 §3.10.7.4 TIME-WAIT, RFC 6191). */
+  acceptsNewSyn(t: Tcp): boolean {
+    return this.state === 'time-wait' && seqGt(t.seq, this.#rcvNxt);
+  }
+
+  #inputConnecting(t: Tcp): void {
+    if ((t.flags & TCP_FLAG.RST) !== 0) {
+      // RFC 9293 §3.10.7.4 (SYN-RECEIVED): a reset in window aborts; the guest gave up.
+      if (t.seq === this.#rcvNxt) {
+        this.#io.counters.count('tcp.guest-reset-while-connecting');
+        this.#io.hostReset(this);
+        this.#finish();
+      }
+      return;
+    }
+    if ((t.flags & TCP_FLAG.SYN) !== 0 && t.seq === this.#irs) return this.#io.counters.count('tcp.syn-absorbed');
+    this.#io.counters.count('tcp.segment-while-connecting');
+  }
+
+  #inputSynSent(t: Tcp): void {
+    const f = t.flags;
+    const ackOk = (f & TCP_FLAG.ACK) !== 0 && t.ack === seqAdd(this.#iss, 1);
+    if ((f & TCP_FLAG.ACK) !== 0 && !ackOk) {
+      if ((f & TCP_FLAG.RST) === 0) this.#sendRstOnly(t.ack);
+      return;
+    }
+    if ((f & TCP_FLAG.RST) !== 0) {
+      if (ackOk) {
+        // The guest's port is closed: the host client sees a reset.
+        this.#io.counters.count('tcp.forward-refused');
+        this.#io.hostReset(this);
+        this.#finish();
+      }
+      return;
+    }
+    if ((f & TCP_FLAG.SYN) === 0 || !ackOk) return this.#io.counters.count('tcp.syn-sent-unexpected');
+    this.#irs = t.seq;
+    this.#rcvNxt = seqAdd(t.seq, 1);
+    this.#rcvEdge = this.#rcvNxt;
+    // We offered every option: what the guest's SYN-ACK carries is what applies (RFC 7323 §1.3, RFC 2018 §2).
+    this.#negotiate(t);
+    this.#sndUna = t.ack;
+    this.#synAcked = true;
+    this.#sndWnd = t.window;
+    this.#maxSndWnd = t.window;
+    this.#sndWl1 = t.seq;
+    this.#sndWl2 = t.ack;
+    this.#rtoAt = undefined;
+    this.#retries = 0;
+    this.state = 'established';
+    this.#ackNow = true;
+    this.#io.hostPause(this, false);
+  }
+
+  #inputSynchronized(t: Tcp): void {
+    const f = t.flags;
+    const syn = (f & TCP_FLAG.SYN) !== 0;
+    const fin = (f & TCP_FLAG.FIN) !== 0;
+    const segLen = t.payload.length + (syn ? 1 : 0) + (fin ? 1 : 0);
+    const seq = t.seq;
+
+    // A retransmitted SYN while our SYN-ACK is out: send it again (RFC 9293 §3.10.7.4 is
+    // stricter, but Linux and passt answer so, and the guest's SYN retransmission means ours was lost).
+    if (this.state === 'syn-received' && syn && (f & TCP_FLAG.ACK) === 0 && seq === this.#irs) {
+      this.#io.counters.count('tcp.syn-retransmit');
+      this.#sendSyn();
+      return;
+    }
+
+    // 1. Sequence acceptability (RFC 9293 §3.10.7.4 "first"), Linux-lenient at the left edge:
+    //    anything ending at or after rcvNxt and starting at or before the right edge.
+    if (!(seqGe(seqAdd(seq, segLen), this.#rcvNxt) && seqLe(seq, this.#rcvEdge))) {
+      if ((f & TCP_FLAG.RST) === 0) {
+        this.#io.counters.count('tcp.out-of-window');
+        this.#ackNow = true;
+      }
+      return;
+    }
+
+    // 2. RST (RFC 5961 §3.2): exact sequence aborts, anything else in window gets a challenge ACK.
+    if ((f & TCP_FLAG.RST) !== 0) {
+      if (seq === this.#rcvNxt) {
+        this.#io.counters.count('tcp.guest-reset');
+        if (this.state !== 'time-wait') this.#io.hostReset(this);
+        return this.#finish();
+      }
+      this.#io.counters.count('tcp.rst-challenged');
+      this.#ackNow = true;
+      return;
+    }
+
+    // 3. SYN in a synchronized state: challenge ACK (RFC 5961 §4.2).
+    if (syn) {
+      this.#io.counters.count('tcp.syn-challenged');
+      this.#ackNow = true;
+      return;
+    }
+
+    // 4. ACK.
+    if ((f & TCP_FLAG.ACK) === 0) return this.#io.counters.count('tcp.no-ack');
+    if (this.state === 'syn-received') {
+      if (!(seqGt(t.ack, this.#sndUna) && seqLe(t.ack, this.#sndMax))) {
+        this.#sendRstOnly(t.ack);
+        return;
+      }
+      this.state = this.#finQueued ? 'fin-wait-1' : 'established';
+      this.#sndWnd = t.window << this.#sndShift;
+      this.#maxSndWnd = this.#sndWnd;
+      this.#sndWl1 = seq;
+      this.#sndWl2 = t.ack;
+    }
+    if (!this.#processAck(t)) return;
+    const state = this.#stateNow();
+    if (state === 'closed') return;
+
+    // 5. Timestamps (RFC 7323 §4.3, with rcvNxt standing for Last.ACK.sent).
+    const ts = t.options.timestamp;
+    if (this.#tsOk && ts !== undefined && seqLe(seq, this.#rcvNxt) && seqGe(ts.value, this.#tsRecent)) this.#tsRecent = ts.value;
+
+    // 6. Data and FIN.
+    switch (state) {
+      case 'established': case 'fin-wait-1': case 'fin-wait-2':
+        this.#receive(seq, t.payload, fin);
+        return;
+      case 'time-wait':
+        if (segLen > 0) {            // a retransmitted FIN: our ACK was lost; restart 2×MSL (RFC 9293 §3.10.7.4)
+          this.#ackNow = true;
+          this.#timeWaitAt = this.#nowMs + this.#limits.timeWaitMs;
+        }
+        return;
+      case 'close-wait': case 'closing': case 'last-ack':
+        if (segLen > 0) {
+          this.#io.counters.count('tcp.data-after-fin');
+          this.#ackNow = true;
+        }
+        return;
+      case 'host-connecting': case 'syn-sent': case 'syn-received':
+        return;
+      default:
+        return assertNever(state);
+    }
+  }
+
+  /** RFC 9293 §3.10.7.4 "fifth, check the ACK field". False: drop the rest of the segment. */
+  #processAck(t: Tcp): boolean {
+    const ack = t.ack;
+    if (seqGt(ack, this.#sndMax)) {
+      this.#io.counters.count('tcp.ack-of-unsent');
+      this.#ackNow = true;
+      return false;
+    }
+    const wnd = t.window << this.#sndShift;
+    if (this.#sackOk && t.options.sack !== undefined) this.#updateSacked(t.options.sack);
+
+    if (seqGt(ack, this.#sndUna)) {
+      this.#newAck(t, ack);
+    } else if (ack === this.#sndUna && this.#sndUna !== this.#sndMax && t.payload.length === 0
+      && (t.flags & (TCP_FLAG.SYN | TCP_FLAG.FIN)) === 0 && wnd === this.#sndWnd) {
+      this.#dupAck();
+    }
+
+    // Window update (RFC 9293 §3.10.7.4: SND.WL1/WL2 keep old segments from reopening it).
+    if (seqLt(this.#sndWl1, t.seq) || (this.#sndWl1 === t.seq && seqLe(this.#sndWl2, ack))) {
+      if (wnd !== this.#sndWnd) this.#io.markDirty(this);
+      this.#sndWnd = wnd;
+      this.#sndWl1 = t.seq;
+      this.#sndWl2 = ack;
+      if (wnd > this.#maxSndWnd) this.#maxSndWnd = wnd;
+      if (wnd > 0) {
+        this.#persistAt = undefined;
+        this.#persistBackoff = 0;
+      }
+    }
+    return true;
+  }
+
+  #newAck(t: Tcp, ack: number): void {
+    let acked = seqSub(ack, this.#sndUna);
+    const ackedSeqs = acked;
+    if (!this.#synAcked) {
+      this.#synAcked = true;
+      acked--;
+    }
+    const finSeq = this.#finSeq();
+    let finAcked = false;
+    if (finSeq !== undefined && seqGt(ack, finSeq)) {
+      finAcked = true;
+      acked--;
+    }
+    if (acked > 0) {
+      this.#queue.drop(acked);
+      this.#io.account(-acked);
+      this.bytesToGuest += acked;
+    }
+    this.#sndUna = ack;
+    if (seqLt(this.#sndNxt, ack)) this.#sndNxt = ack;
+    this.#retries = 0;
+    this.#dupAcks = 0;
+    while (this.#sacked.length > 0 && seqLe(this.#sacked[0]![1], ack)) this.#sacked.shift();
+    if (this.#sacked.length > 0 && seqLt(this.#sacked[0]![0], ack)) this.#sacked[0]![0] = ack;
+
+    this.#sampleRtt(t, ack);
+
+    // Congestion window (RFC 5681 §3.1, NewReno partial ACKs per RFC 6582 §3.2).
+    const smss = this.#segmentSize();
+    if (this.#inRecovery) {
+      if (seqGe(ack, this.#recoverSeq)) {
+        this.#inRecovery = false;
+        this.#cwnd = Math.max(this.#ssthresh, smss);
+      } else {
+        this.#cwnd = Math.max(smss, this.#cwnd - ackedSeqs + smss);
+        if (seqGe(ack, this.#rexmitHigh)) this.#rexmitHigh = this.#retransmitAt(ack);
+        else this.#retransmitNextHole();
+      }
+    } else if (this.#cwnd < this.#ssthresh) {
+      this.#cwnd = Math.min(MAX_CWND, this.#cwnd + ackedSeqs);
+    } else {
+      this.#cwnd = Math.min(MAX_CWND, this.#cwnd + Math.max(1, Math.floor((smss * ackedSeqs) / this.#cwnd)));
+    }
+
+    // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
+    this.#rtoAt = this.#sndUna === this.#sndMax ? undefined : this.#nowMs + this.#rtoMs;
+    this.#updatePause();
+    this.#io.markDirty(this);
+
+    if (finAcked) {
+      switch (this.state) {
+        case 'fin-wait-1':
+          this.state = 'fin-wait-2';
+          break;
+        case 'closing':
+          this.#enterTimeWait();
+          break;
+        case 'last-ack':
+          this.#io.hostClose(this);
+          this.#finish();
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  #dupAck(): void {
+    this.#dupAcks++;
+    this.#io.counters.count('tcp.dup-ack');
+    const smss = this.#segmentSize();
+    if (this.#inRecovery) {
+      this.#cwnd = Math.min(MAX_CWND, this.#cwnd + smss);   // RFC 5681 §3.2 step 4: inflate
+      if (this.#sackOk) this.#retransmitNextHole();
+      return;
+    }
+    const sackSaysLost = this.#sackOk && this.#sackedBytes() >= 3 * smss;
+    if (this.#dupAcks === 3 || (this.#dupAcks < 3 && sackSaysLost)) {
+      // RFC 5681 §3.2 fast retransmit / fast recovery.
+      this.#io.counters.count('tcp.fast-retransmit');
+      const flight = seqSub(this.#sndMax, this.#sndUna);
+      this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * smss);
+      this.#cwnd = this.#ssthresh + 3 * smss;
+      this.#inRecovery = true;
+      this.#recoverSeq = this.#sndMax;
+      this.#rexmitHigh = this.#retransmitAt(this.#sndUna);
+      this.#rttSeq = undefined;
+    }
+  }
+
+  #sampleRtt(t: Tcp, ack: number): void {
+    let rtt: number | undefined;
+    const ts = t.options.timestamp;
+    if (this.#tsOk && ts !== undefined && ts.echo !== 0) {
+      const r = seqSub(this.#tsNow(), ts.echo);
+      if (r >= 0 && r < 600_000) rtt = r;
+    } else if (this.#rttSeq !== undefined && seqGt(ack, this.#rttSeq)) {
+      rtt = this.#nowMs - this.#rttStartMs;
+      this.#rttSeq = undefined;
+    }
+    if (rtt === undefined) return;
+    // RFC 6298 §2.2, §2.3 (alpha 1/8, beta 1/4, G = 1 ms).
+    if (!this.#hasRtt) {
+      this.#srttMs = rtt;
+      this.#rttvarMs = rtt / 2;
+      this.#hasRtt = true;
+    } else {
+      this.#rttvarMs = 0.75 * this.#rttvarMs + 0.25 * Math.abs(this.#srttMs - rtt);
+      this.#srttMs = 0.875 * this.#srttMs + 0.125 * rtt;
+    }
+    this.#rtoMs = Math.min(this.#limits.maxRtoMs, Math.max(this.#limits.minRtoMs, Math.ceil(this.#srttMs + Math.max(1, 4 * this.#rttvarMs))));
+  }
+
+  #updateSacked(blocks: readonly (readonly [number, number])[]): void {
+    for (const [l0, r] of blocks) {
+      // Only blocks inside what is outstanding count (RFC 2018 §4; D-SACKs below sndUna are ignored).
+      if (!seqGt(r, this.#sndUna) || seqGt(r, this.#sndMax) || !seqLt(l0, r)) continue;
+      const l = seqLt(l0, this.#sndUna) ? this.#sndUna : l0;
+      const s = this.#sacked;
+      let i = 0;
+      while (i < s.length && seqLt(s[i]![1], l)) i++;
+      let nl = l;
+      let nr = r;
+      let j = i;
+      while (j < s.length && seqLe(s[j]![0], nr)) {
+        if (seqLt(s[j]![0], nl)) nl = s[j]![0];
+        if (seqGt(s[j]![1], nr)) nr = s[j]![1];
+        j++;
+      }
+      s.splice(i, j - i, [nl, nr]);
+      if (s.length > this.#limits.sackBlocks) s.pop();   // forget the highest: it only delays a retransmission
+    }
+  }
+
+  #sackedBytes(): number {
+    let n = 0;
+    for (const [l, r] of this.#sacked) n += seqSub(r, l);
+    return n;
+  }
+
+  /** The end of the SACKed block containing `seq`, or undefined. */
+  #sackedEnd(seq: number): number | undefined {
+    for (const [l, r] of this.#sacked) if (seqGe(seq, l) && seqLt(seq, r)) return r;
+    return undefined;
+  }
+
+  /** The start of the first SACKed block after `seq`, or undefined. */
+  #nextSackedStart(seq: number): number | undefined {
+    for (const [l] of this.#sacked) if (seqGt(l, seq)) return l;
+    return undefined;
+  }
+
+  /** RFC 6675-style: retransmit the next hole after what recovery already resent, if SACKs show data above it. */
+  #retransmitNextHole(): void {
+    if (this.#sacked.length === 0) return;
+    let seq = seqGt(this.#rexmitHigh, this.#sndUna) ? this.#rexmitHigh : this.#sndUna;
+    const end = this.#sackedEnd(seq);
+    if (end !== undefined) seq = end;
+    const highestSacked = this.#sacked[this.#sacked.length - 1]![1];
+    if (!seqLt(seq, highestSacked)) return;
+    const flight = seqSub(this.#sndMax, this.#sndUna) - this.#sackedBytes();
+    if (flight >= this.#cwnd) return;
+    this.#rexmitHigh = this.#retransmitAt(seq);
+  }
+
+  // ================================================================ receiving
+
+  #receive(seq: number, payload: Uint8Array, fin: boolean): void {
+    let data = payload;
+    // Trim what we already have (duplicates and overlaps).
+    const old = seqSub(this.#rcvNxt, seq);
+    if (old > 0) {
+      this.#io.counters.count('tcp.duplicate-data');
+      this.#ackNow = true;
+      if (old > data.length) {
+        return;     // the FIN too lies before rcvNxt: an inconsistent guest, ignore
+      }
+      data = data.subarray(old);
+      seq = this.#rcvNxt;
+    }
+    // Trim what lies beyond the advertised window.
+    const room = seqSub(this.#rcvEdge, seq);
+    if (data.length > room) {
+      this.#io.counters.count('tcp.beyond-window');
+      this.#ackNow = true;
+      data = data.subarray(0, Math.max(0, room));
+      fin = false;
+    }
+    if (data.length === 0 && !fin) return;
+    if (seq === this.#rcvNxt) {
+      const hadOoo = this.#ooo.length > 0;
+      if (data.length > 0) {
+        this.#deliver(data);
+        this.#rcvNxt = seqAdd(this.#rcvNxt, data.length);
+        this.#segsSinceAck++;
+      }
+      if (fin) this.#receiveFin();
+      else if (hadOoo) this.#drainOoo();
+      if (hadOoo) this.#ackNow = true;   // RFC 5681 §4.2: ACK at once when a hole fills
+      return;
+    }
+    this.#holdOoo(seq, data, fin);
+  }
+
+  #deliver(data: Uint8Array): void {
+    const before = this.#hostBuffered;
+    this.#hostBuffered = this.#io.hostWrite(this, data);
+    this.#io.account(this.#hostBuffered - before);
+    this.bytesFromGuest += data.length;
+  }
+
+  #receiveFin(): void {
+    this.#rcvNxt = seqAdd(this.#rcvNxt, 1);
+    this.#ackNow = true;
+    this.#io.hostEnd(this);
+    switch (this.state) {
+      case 'established':
+        this.state = 'close-wait';
+        return;
+      case 'fin-wait-1':
+        this.state = 'closing';
+        return;
+      case 'fin-wait-2':
+        this.#enterTimeWait();
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Holds an out-of-order segment (RFC 9293 §3.10.7.4 "seventh": SHOULD hold in-window segments). */
+  #holdOoo(seq: number, data: Uint8Array, fin: boolean): void {
+    this.#ackNow = true;    // RFC 5681 §4.2: immediate duplicate ACK, with SACK blocks
+    this.#io.counters.count('tcp.out-of-order');
+    const q = this.#ooo;
+    if (q.length >= this.#limits.oooSegments) return this.#io.counters.count('tcp.ooo-full');
+    let i = q.length;
+    while (i > 0 && seqGt(q[i - 1]!.seq, seq)) i--;
+    q.splice(i, 0, { seq, data, fin });
+    this.#oooLatest = seq;
+    // Normalise: sorted, disjoint; a later segment loses what an earlier one already covers.
+    let end = q[0]!.seq;
+    let k = 0;
+    while (k < q.length) {
+      const e = q[k]!;
+      const eEnd = seqAdd(e.seq, e.data.length);
+      if (k > 0 && seqLe(eEnd, end) && !(e.fin && eEnd === end)) {
+        q.splice(k, 1);
+        continue;
+      }
+      if (k > 0 && seqLt(e.seq, end)) {
+        e.data = e.data.subarray(seqSub(end, e.seq));
+        e.seq = end;
+      }
+      if (seqGt(eEnd, end) || k === 0) end = eEnd;
+      k++;
+    }
+  }
+
+  #drainOoo(): void {
+    const q = this.#ooo;
+    while (q.length > 0) {
+      const e = q[0]!;
+      if (seqGt(e.seq, this.#rcvNxt)) return;
+      q.shift();
+      const end = seqAdd(e.seq, e.data.length);
+      if (seqGt(end, this.#rcvNxt)) {
+        this.#deliver(e.data.subarray(seqSub(this.#rcvNxt, e.seq)));
+        this.#rcvNxt = end;
+      }
+      if (e.fin && end === this.#rcvNxt) {
+        q.length = 0;
+        this.#receiveFin();
+        return;
+      }
+    }
+  }
+
+  /** SACK blocks for the guest (RFC 2018 §4): the block with the latest segment first. */
+  #sackBlocks(): (readonly [number, number])[] | undefined {
+    const q = this.#ooo;
+    if (!this.#sackOk || q.length === 0) return undefined;
+    const blocks: [number, number][] = [];
+    let first = -1;
+    for (const e of q) {
+      const end = seqAdd(e.seq, e.data.length);
+      const last = blocks[blocks.length - 1];
+      if (last?.[1] === e.seq) last[1] = end;
+      else blocks.push([e.seq, end]);
+      if (e.seq === this.#oooLatest) first = blocks.length - 1;
+    }
+    const nonEmpty = blocks.filter(([l, r]) => l !== r);
+    if (first > 0 && blocks[first]![0] !== blocks[first]![1]) {
+      const b = blocks[first]!;
+      return [b, ...nonEmpty.filter((x) => x !== b)];
+    }
+    return nonEmpty.length === 0 ? undefined : nonEmpty;
+  }
+
+  // ================================================================ window
+
+  /** What we could take now: budget minus what the host socket buffers, SWS-rounded (RFC 9293 §3.8.6.2.2). */
+  #windowNow(): number {
+    let w = this.#limits.rcvBufferBytes - this.#hostBuffered;
+    const free = this.#io.budgetFree();
+    if (free < w) w = free;
+    if (w < Math.min(this.#limits.rcvBufferBytes >>> 1, this.ourMss)) w = 0;
+    return Math.max(0, w);
+  }
+
+  /** The window field for a non-SYN segment; moves the advertised right edge, never left. */
+  #advertise(): number {
+    const shift = this.#wsOk ? this.#rcvShift : 0;
+    let field = Math.min(0xffff, Math.floor(this.#windowNow() / 2 ** shift));
+    const promised = seqSub(this.#rcvEdge, this.#rcvNxt);
+    if (promised > field * 2 ** shift) field = Math.min(0xffff, Math.ceil(promised / 2 ** shift));
+    const edge = seqAdd(this.#rcvNxt, field * 2 ** shift);
+    if (seqGt(edge, this.#rcvEdge)) this.#rcvEdge = edge;
+    return field;
+  }
+
+  #maybeWindowUpdate(before: number): void {
+    const now = this.#windowNow();
+    const advertised = Math.max(0, seqSub(this.#rcvEdge, this.#rcvNxt));
+    // Tell the guest when the window opened by a useful amount (RFC 9293 §3.8.6.2.2).
+    if (now > before && now - advertised >= Math.min(this.#limits.rcvBufferBytes >>> 1, 2 * this.ourMss)) {
+      this.#ackNow = true;
+      this.#io.markDirty(this);
+    }
+  }
+
+  // ================================================================ sending
+
+  /** The sequence number of the first queued byte. */
+  #dataSeq(): number {
+    return this.#synAcked ? this.#sndUna : seqAdd(this.#sndUna, 1);
+  }
+
+  /** The FIN's sequence number once the host ended, else undefined. */
+  #finSeq(): number | undefined {
+    return this.#finQueued ? seqAdd(this.#dataSeq(), this.#queue.length) : undefined;
+  }
+
+  /** Payload bytes per segment: the guest's MSS and our MTU, minus options (RFC 9293 §3.7.1). */
+  #segmentSize(): number {
+    return Math.max(1, Math.min(this.#sndMss, this.#mtu - IPV4_TCP_HEADERS) - (this.#tsOk ? TIMESTAMP_OPTION_LEN : 0));
+  }
+
+  /** Payload bytes for the next segment: SACK blocks we owe the guest take room too (RFC 9293 §3.7.1: MSS counts options). */
+  #maxPayload(): number {
+    const n = this.#sackOk ? this.#oooBlockCount() : 0;
+    if (n === 0) return this.#segmentSize();
+    const blocks = Math.min(n, this.#tsOk ? 3 : 4);
+    return Math.max(1, this.#segmentSize() - 4 - 8 * blocks);
+  }
+
+  #oooBlockCount(): number {
+    let n = 0;
+    let end: number | undefined;
+    for (const e of this.#ooo) {
+      if (e.seq !== end && e.data.length > 0) n++;
+      end = seqAdd(e.seq, e.data.length);
+    }
+    return n;
+  }
+
+  #canSendData(): boolean {
+    switch (this.state) {
+      case 'established': case 'close-wait': case 'fin-wait-1': case 'closing': case 'last-ack':
+        return true;
+      case 'host-connecting': case 'syn-sent': case 'syn-received': case 'fin-wait-2': case 'time-wait': case 'closed':
+        return false;
+      default:
+        return assertNever(this.state);
+    }
+  }
+
+  /** Sends what the window, cwnd and queue allow (RFC 9293 §3.8.6.2.1 sender SWS avoidance). */
+  #trySend(): void {
+    if (!this.#canSendData()) return;
+    const dataSeq = this.#dataSeq();
+    const end = seqAdd(dataSeq, this.#queue.length);
+    const wnd = Math.min(this.#sndWnd, this.#cwnd);
+    const mss = this.#maxPayload();
+    for (let n = 0; n < 100_000; n++) {
+      if (seqLt(this.#sndNxt, this.#sndMax)) {
+        const skip = this.#sackedEnd(this.#sndNxt);
+        if (skip !== undefined) {
+          this.#sndNxt = skip;
+          continue;
+        }
+      }
+      const avail = seqSub(end, this.#sndNxt);
+      if (avail <= 0) {
+        if (this.#finQueued && this.#sndNxt === end) {
+          this.#sendData(end, 0, TCP_FLAG.ACK | TCP_FLAG.FIN);
+          this.#sndNxt = seqAdd(end, 1);
+          if (seqGt(this.#sndNxt, this.#sndMax)) this.#sndMax = this.#sndNxt;
+          this.#rtoAt ??= this.#nowMs + this.#rtoMs;
+        }
+        break;
+      }
+      const usable = seqSub(seqAdd(this.#sndUna, wnd), this.#sndNxt);
+      if (usable <= 0) break;
+      let len = Math.min(avail, mss, usable);
+      if (seqLt(this.#sndNxt, this.#sndMax)) {
+        const next = this.#nextSackedStart(this.#sndNxt);
+        if (next !== undefined) len = Math.min(len, seqSub(next, this.#sndNxt));
+      }
+      const inFlight = this.#sndNxt !== this.#sndUna;
+      if (len < mss && len < avail && inFlight && len < this.#maxSndWnd / 2) break;
+      const fin = this.#finQueued && len === avail;
+      const isNew = seqGe(this.#sndNxt, this.#sndMax);
+      if (isNew && !this.#tsOk && this.#rttSeq === undefined) {
+        this.#rttSeq = this.#sndNxt;
+        this.#rttStartMs = this.#nowMs;
+      }
+      this.#sendData(this.#sndNxt, len, TCP_FLAG.ACK | (len === avail ? TCP_FLAG.PSH : 0) | (fin ? TCP_FLAG.FIN : 0));
+      this.#sndNxt = seqAdd(this.#sndNxt, len + (fin ? 1 : 0));
+      if (seqGt(this.#sndNxt, this.#sndMax)) this.#sndMax = this.#sndNxt;
+      this.#rtoAt ??= this.#nowMs + this.#rtoMs;
+      if (fin) break;
+    }
+    // Zero window with data waiting and nothing in flight: probe (RFC 9293 §3.8.6.1).
+    const waiting = seqLt(this.#sndNxt, end) || (this.#finQueued && this.#sndNxt === end);
+    if (this.#sndWnd === 0 && waiting && this.#sndUna === this.#sndMax && this.#persistAt === undefined) {
+      this.#persistAt = this.#nowMs + this.#persistIntervalMs();
+    }
+  }
+
+  #persistIntervalMs(): number {
+    return Math.min(this.#limits.maxRtoMs, Math.max(this.#rtoMs, this.#limits.minRtoMs) * 2 ** this.#persistBackoff);
+  }
+
+  /** Retransmits one segment starting at `seq` (SACK-bounded); returns where it ends. */
+  #retransmitAt(seq: number): number {
+    const dataSeq = this.#dataSeq();
+    const end = seqAdd(dataSeq, this.#queue.length);
+    this.#io.counters.count('tcp.retransmit');
+    const finSent = this.#finQueued && seqGt(this.#sndMax, end);
+    if (seqGe(seq, end)) {
+      if (finSent) this.#sendData(end, 0, TCP_FLAG.ACK | TCP_FLAG.FIN);
+      return seqAdd(end, finSent ? 1 : 0);
+    }
+    let len = Math.min(this.#maxPayload(), seqSub(end, seq), seqSub(this.#sndMax, seq));
+    const next = this.#nextSackedStart(seq);
+    if (next !== undefined) len = Math.min(len, seqSub(next, seq));
+    if (len <= 0) return seq;
+    const fin = finSent && seqAdd(seq, len) === end;
+    this.#sendData(seq, len, TCP_FLAG.ACK | (fin ? TCP_FLAG.FIN : 0));
+    this.#rtoAt = this.#nowMs + this.#rtoMs;
+    return seqAdd(seq, len + (fin ? 1 : 0));
+  }
+
+  /** Flow control back to the host: pause while the queue is full or the budget spent, resume at half. */
+  #updatePause(): void {
+    const q = this.#queue.length;
+    const full = q >= this.#limits.sndBufferBytes;
+    const overBudget = this.#io.budgetFree() <= 0;
+    if (!this.#hostPaused && (full || overBudget)) {
+      this.#hostPaused = true;
+      this.budgetPaused = !full;
+      this.#io.hostPause(this, true);
+    } else if (this.#hostPaused && q < this.#limits.sndBufferBytes >>> 1 && this.#io.budgetFree() > 0) {
+      this.#hostPaused = false;
+      this.budgetPaused = false;
+      this.#io.hostPause(this, false);
+    }
+  }
+
+  /** The engine found budget again: resume if our own queue allows. */
+  budgetAvailable(): void {
+    if (this.budgetPaused) this.#updatePause();
+  }
+
+  /** End of an entry point: send what is due, then one ACK if one is still owed (ACK coalescing). */
+  flush(nowMs: number): void {
+    this.#nowMs = nowMs;
+    this.dirty = false;
+    if (this.state === 'closed') return;
+    this.#trySend();
+    if (this.state === 'host-connecting' || this.state === 'syn-sent') return;
+    if (this.#ackNow || this.#segsSinceAck >= 2) this.#sendAck();
+    else if (this.#segsSinceAck === 1 && this.#dackAt === undefined) this.#dackAt = nowMs + this.#limits.delayedAckMs;
+  }
+
+  #sendAck(): void {
+    this.#sendData(this.#sndNxt, 0, TCP_FLAG.ACK);
+  }
+
+  // ================================================================ timers
+
+  /** The earliest timer, in clock ms; undefined when none is armed. */
+  nextDeadline(): number | undefined {
+    let d: number | undefined;
+    for (const t of [this.#connectAt, this.#rtoAt, this.#persistAt, this.#dackAt, this.#timeWaitAt])
+      if (t !== undefined && (d === undefined || t < d)) d = t;
+    return d;
+  }
+
+  /** Runs the timers due by `nowMs`. */
+  onTimer(nowMs: number): void {
+    this.#nowMs = nowMs;
+    if (this.#connectAt !== undefined && nowMs >= this.#connectAt) {
+      this.#connectAt = undefined;
+      if (this.state === 'host-connecting') {
+        this.#io.counters.count('tcp.connect-timeout');
+        this.#io.hostReset(this);
+        this.#io.icmpUnreachable(this, TCP_UNREACHABLE.HOST);
+        return this.#finish();
+      }
+    }
+    if (this.#timeWaitAt !== undefined && nowMs >= this.#timeWaitAt) {
+      this.#timeWaitAt = undefined;
+      return this.#finish();
+    }
+    if (this.#rtoAt !== undefined && nowMs >= this.#rtoAt) {
+      this.#rtoAt = undefined;
+      this.#onRto();
+      if (this.state === 'closed') return;
+    }
+    if (this.#persistAt !== undefined && nowMs >= this.#persistAt) {
+      this.#persistAt = undefined;
+      if (this.#sndWnd === 0 && this.#canSendData()) {
+        // Linux's window probe: an ACK with an old sequence number makes the guest answer with its window.
+        this.#io.counters.count('tcp.window-probe');
+        this.#sendData(seqAdd(this.#sndUna, -1), 0, TCP_FLAG.ACK);
+        this.#persistBackoff = Math.min(this.#persistBackoff + 1, 16);
+        this.#persistAt = nowMs + this.#persistIntervalMs();
+      }
+    }
+    if (this.#dackAt !== undefined && nowMs >= this.#dackAt) {
+      this.#dackAt = undefined;
+      if (this.#segsSinceAck > 0 || this.#ackNow) this.#sendAck();
+    }
+  }
+
+  #onRto(): void {
+    switch (this.state) {
+      case 'syn-sent': case 'syn-received':
+        if (this.#retries >= this.#limits.synRetries) {
+          this.#io.counters.count('tcp.handshake-timeout');
+          this.#io.hostReset(this);
+          return this.#finish();
+        }
+        this.#retries++;
+        this.#io.counters.count('tcp.syn-retransmit');
+        this.#rtoMs = Math.min(this.#limits.maxRtoMs, this.#rtoMs * 2);
+        this.#sendSyn();
+        this.#rtoAt = this.#nowMs + this.#rtoMs;
+        return;
+      case 'host-connecting': case 'fin-wait-2': case 'time-wait': case 'closed':
+        return;
+      case 'established': case 'close-wait': case 'fin-wait-1': case 'closing': case 'last-ack':
+        break;
+      default:
+        return assertNever(this.state);
+    }
+    if (this.#sndUna === this.#sndMax) return;
+    if (this.#retries >= this.#limits.maxRetransmits) {
+      this.#io.counters.count('tcp.retransmit-timeout');
+      this.#sendRst(this.#sndNxt);
+      this.#io.hostReset(this);
+      return this.#finish();
+    }
+    this.#retries++;
+    this.#io.counters.count('tcp.rto');
+    // RFC 5681 §3.1 eqn 4 and RFC 6298 §5.5–5.7: halve, restart from one segment, back off.
+    const smss = this.#segmentSize();
+    this.#ssthresh = Math.max(Math.floor(seqSub(this.#sndMax, this.#sndUna) / 2), 2 * smss);
+    this.#cwnd = smss;
+    this.#inRecovery = false;
+    this.#dupAcks = 0;
+    this.#sacked = [];   // RFC 2018 §8: the receiver may have reneged
+    this.#rtoMs = Math.min(this.#limits.maxRtoMs, this.#rtoMs * 2);
+    this.#rttSeq = undefined;
+    this.#sndNxt = this.#sndUna;
+    this.#rtoAt = this.#nowMs + this.#rtoMs;
+    this.#trySend();
+    if (this.#sndNxt === this.#sndUna) this.#rexmitHigh = this.#retransmitAt(this.#sndUna);  // window 0: still resend one
+  }
+
+  #enterTimeWait(): void {
+    this.state = 'time-wait';
+    this.#rtoAt = undefined;
+    this.#persistAt = undefined;
+    this.#timeWaitAt = this.#nowMs + this.#limits.timeWaitMs;
+    this.#io.hostClose(this);
+  }
+
+  /** Ends the connection: releases its budget and tells the engine to forget it. */
+  #finish(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.#connectAt = this.#rtoAt = this.#persistAt = this.#dackAt = this.#timeWaitAt = undefined;
+    this.#io.account(-(this.#queue.length + this.#hostBuffered));
+    this.#queue.drop(this.#queue.length);
+    this.#hostBuffered = 0;
+    this.#ooo.length = 0;
+    this.#io.finished(this);
+  }
+
+  /** Closes without telling anyone but the host (the engine evicts a TIME-WAIT flow, or shuts down). */
+  abort(): void {
+    if (this.state === 'closed') return;
+    if (this.state !== 'time-wait') {
+      if (this.state !== 'host-connecting' && this.state !== 'syn-sent') this.#sendRst(this.#sndNxt);
+      this.#io.hostReset(this);
+    }
+    this.#finish();
+  }
+
+  // ================================================================ segment output
+
+  #tsNow(): number {
+    return (Math.floor(this.#nowMs) + this.#tsOffset) >>> 0;
+  }
+
+  #ourSynOptions(): TcpOptions {
+    const synAck = this.origin === 'guest';
+    const o: { mss: number; windowScale?: number; sackPermitted?: boolean; timestamp?: { value: number; echo: number } } = { mss: this.ourMss };
+    if (!synAck || this.#wsOk) o.windowScale = this.#rcvShift;
+    if (!synAck || this.#sackOk) o.sackPermitted = true;
+    if (!synAck || this.#tsOk) o.timestamp = { value: this.#tsNow(), echo: synAck ? this.#tsRecent : 0 };
+    return o;
+  }
+
+  /** Our SYN-ACK (guest-opened) or SYN (forwarded); the window in it is never scaled. */
+  #sendSyn(): void {
+    const synAck = this.origin === 'guest';
+    this.#wSeq = this.#iss;
+    this.#wAck = synAck ? this.#rcvNxt : 0;
+    this.#wFlags = synAck ? TCP_FLAG.SYN | TCP_FLAG.ACK : TCP_FLAG.SYN;
+    const w = Math.min(0xffff, this.#windowNow() || this.#limits.rcvBufferBytes);
+    this.#wWindow = w;
+    if (synAck) this.#rcvEdge = seqAdd(this.#rcvNxt, w);
+    this.#wOptions = this.#ourSynOptions();
+    this.#wDataFrom = 0;
+    this.#wDataLen = 0;
+    if (seqLe(this.#sndMax, this.#iss)) this.#sndNxt = this.#sndMax = seqAdd(this.#iss, 1);
+    this.#emit();
+  }
+
+  /** A segment with ACK (and maybe data from the queue, FIN, PSH) at `seq`. */
+  #sendData(seq: number, len: number, flags: number): void {
+    this.#wSeq = seq;
+    this.#wAck = this.#rcvNxt;
+    this.#wFlags = flags;
+    this.#wWindow = this.#advertise();
+    const sack = this.#sackBlocks();
+    if (this.#tsOk || sack !== undefined) {
+      const o: { timestamp?: { value: number; echo: number }; sack?: (readonly [number, number])[] } = {};
+      if (this.#tsOk) o.timestamp = { value: this.#tsNow(), echo: this.#tsRecent };
+      if (sack !== undefined) o.sack = sack;
+      this.#wOptions = o;
+    } else {
+      this.#wOptions = NO_TCP_OPTIONS;
+    }
+    this.#wDataFrom = len > 0 ? seqSub(seq, this.#dataSeq()) : 0;
+    this.#wDataLen = len;
+    this.#ackNow = false;
+    this.#segsSinceAck = 0;
+    this.#dackAt = undefined;
+    this.#emit();
+  }
+
+  /** RST|ACK with `seq`, acknowledging everything received (abort, RFC 9293 §3.10.7.4). */
+  #sendRst(seq: number): void {
+    this.#wSeq = seq;
+    this.#wAck = this.#rcvNxt;
+    this.#wFlags = TCP_FLAG.RST | TCP_FLAG.ACK;
+    this.#wWindow = 0;
+    this.#wOptions = NO_TCP_OPTIONS;
+    this.#wDataLen = 0;
+    this.#emit();
+  }
+
+  /** RST <SEQ=seq> without ACK: the answer to an unacceptable ACK (RFC 9293 §3.10.7.3/4). */
+  #sendRstOnly(seq: number): void {
+    this.#wSeq = seq;
+    this.#wAck = 0;
+    this.#wFlags = TCP_FLAG.RST;
+    this.#wWindow = 0;
+    this.#wOptions = NO_TCP_OPTIONS;
+    this.#wDataLen = 0;
+    this.#emit();
+  }
+
+  /** The refusal of a guest's SYN: <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK> (RFC 9293 §3.10.7.1). */
+  #sendRstForSyn(): void {
+    this.#wSeq = 0;
+    this.#wAck = this.#rcvNxt;
+    this.#wFlags = TCP_FLAG.RST | TCP_FLAG.ACK;
+    this.#wWindow = 0;
+    this.#wOptions = NO_TCP_OPTIONS;
+    this.#wDataLen = 0;
+    this.#emit();
+  }
+
+  #emit(): void {
+    const l4 = TCP_HEADER_LEN + tcpOptionsLength(this.#wOptions) + this.#wDataLen;
+    this.#io.sendSegment(this, l4, this.#writer);
+  }
+
+  /** Writes the pending segment (header by hand, options, payload straight from the queue). */
+  #write(into: Uint8Array, at: number): number {
+    const optLen = writeTcpOptions(this.#wOptions, into, at + TCP_HEADER_LEN);
+    const headerLen = TCP_HEADER_LEN + optLen;
+    const len = headerLen + this.#wDataLen;
+    put16(into, at, this.remote.port);
+    put16(into, at + 2, this.guest.port);
+    put32(into, at + 4, this.#wSeq);
+    put32(into, at + 8, this.#wAck);
+    into[at + 12] = (headerLen >>> 2) << 4;
+    into[at + 13] = this.#wFlags;
+    put16(into, at + 14, this.#wWindow);
+    put16(into, at + 16, 0);
+    put16(into, at + 18, 0);
+    if (this.#wDataLen > 0) this.#queue.copyOut(this.#wDataFrom, this.#wDataLen, into, at + headerLen);
+    put16(into, at + 16, finish(sum16(into, at, at + len, this.#pseudo + len)));
+    return len;
+  }
+}
+
+/** The ICMP unreachable code for a failed connect, or undefined for an RST (libslirp's mapping). */
+export function unreachableFor(code: string): number | undefined {
+  switch (code) {
+    case 'ECONNREFUSED': case 'ECONNRESET':
+      return undefined;
+    case 'ENETUNREACH': case 'ENETDOWN':
+      return TCP_UNREACHABLE.NET;
+    case 'EHOSTUNREACH': case 'EHOSTDOWN': case 'ETIMEDOUT':
+      return TCP_UNREACHABLE.HOST;
+    case 'EACCES': case 'EPERM':
+      return TCP_UNREACHABLE.ADMIN_PROHIBITED;
+    default:
+      return undefined;
+  }
+}
+
