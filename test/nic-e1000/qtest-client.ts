@@ -145,8 +145,9 @@ export async function startQemu(mac = '52:54:00:12:34:56'): Promise<NicTarget> {
   const qtSock = await timeout(qt.conn, 'qtest');
   if (process.env['E1000_QTEST_DEBUG'] !== undefined) console.log('qtest connected');
   const q = new LineClient(qtSock, (line) => {
-    if (line.startsWith('IRQ raise')) irqLevel = true;
-    else if (line.startsWith('IRQ lower')) irqLevel = false;
+    // PIRQA..D are routed to GSI 11; other lines (the PIT on 0) are not ours.
+    if (line === 'IRQ raise 11') irqLevel = true;
+    else if (line === 'IRQ lower 11') irqLevel = false;
   });
   const netSock = await timeout(st.conn, 'netdev');
   netSock.on('data', frameStream((f) => frames.push(f)));
