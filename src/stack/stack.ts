@@ -32,13 +32,15 @@
  * - UDP: port 67 goes to the DHCP server (`src/dhcp/server.ts`); everything else to the
  *   gateway and to the outside goes through UDP NAT (`src/nat/udp-flow.ts`) to host sockets
  *   (`deps.host`), with the gateway standing for the host's loopback (`src/nat/policy.ts`).
- * - TCP to a virtual address gets RST, as a host without listeners answers (RFC 9293 §3.10.7.1).
+ * - TCP to the gateway and to the outside goes through the TCP engine (`src/nat/tcp-flow.ts`,
+ *   `src/tcp/conn.ts`) to host sockets; every entry point ends with the engine's `flush()`, so a
+ *   batch of frames costs each connection one ACK. `forwardTcp` starts a `--hostfwd` connection.
+ *   TCP to the DNS address gets RST, as a host without listeners answers (RFC 9293 §3.10.7.1).
  *
  * What it does not do (yet), deliberately:
- * - Outbound TCP and ICMP echo to outside hosts are refused with ICMP destination
- *   unreachable, code 13 "communication administratively prohibited", so guest programs fail
- *   fast instead of timing out ('ipv4.outbound-unsupported', 'icmp.outbound-unsupported':
- *   Node has no ICMP sockets). Without `deps.host` every outbound flow is refused so ('nat.no-host').
+ * - ICMP echo to outside hosts is refused with ICMP destination unreachable, code 13
+ *   "communication administratively prohibited", so guest programs fail fast instead of timing
+ *   out ('icmp.outbound-unsupported': Node has no ICMP sockets). Without `deps.host` every outbound flow is refused so ('nat.no-host').
  * - DNS over TCP at `config.dns`:53 (the TCP engine will bring it); without `deps.host`, UDP
  *   to `config.dns`:53 gets ICMP port unreachable as well (no forwarder: a closed network).
  * - Guest-to-guest traffic on one link is not switched ('ipv4.to-other-guest').
@@ -63,6 +65,7 @@ import type { DnsStaticRecord } from '../dns/records.js';
 import type { Endpoint, FlowId, Host, HostEvents } from '../host/host.js';
 import { FlowTable, type FlowInfo, type FlowLimits } from '../nat/flow-table.js';
 import { UdpNat, UNREACHABLE } from '../nat/udp-flow.js';
+import { TcpEngine, type TcpEngineLimits } from '../nat/tcp-flow.js';
 import type { Clock, Random } from '../util/clock.js';
 import { Counters, isDrop } from '../util/drops.js';
 import type { StackConfig } from './config.js';
@@ -81,6 +84,8 @@ export interface StackDeps {
   readonly dnsUpstreams?: readonly Endpoint[];
   /** Static records the DNS forwarder answers itself (--dns-record NAME=ADDR). */
   readonly dnsRecords?: readonly DnsStaticRecord[];
+  /** TCP buffer, timer and retry limits (src/tcp/conn.ts DEFAULT_TCP_LIMITS, src/nat/tcp-flow.ts). */
+  readonly tcpLimits?: Partial<TcpEngineLimits>;
 }
 
 /** Traffic totals of one stack. */
@@ -116,9 +121,12 @@ export class Stack implements ToGuest, HostEvents {
   readonly #dhcp: DhcpServer;
   readonly #flows: FlowTable;
   readonly #udp: UdpNat | undefined;
+  readonly #tcp: TcpEngine | undefined;
   readonly #dns: DnsForwarder | undefined;
   readonly #broadcast: Ipv4Addr;
   #ipId: number;
+  /** Nesting of `batch` calls: TCP flushes wait until it is back to 0. */
+  #batchDepth = 0;
 
   constructor(config: StackConfig, deps: StackDeps) {
     this.config = config;
@@ -127,6 +135,7 @@ export class Stack implements ToGuest, HostEvents {
     this.#dhcp = new DhcpServer(config, this.counters);
     this.#flows = new FlowTable(deps.flowLimits);
     this.#udp = deps.host === undefined ? undefined : new UdpNat(this.#flows, deps.host, this);
+    this.#tcp = deps.host === undefined ? undefined : new TcpEngine(this.#flows, deps.host, this, deps.random, deps.tcpLimits);
     this.#dns =
       deps.host === undefined
         ? undefined
@@ -149,18 +158,34 @@ export class Stack implements ToGuest, HostEvents {
     this.#guard((nowMs) => this.#ethernetInput(frame, nowMs));
   }
 
+  /**
+   * Runs `body` (typically many `receiveFrame` calls for one link read) as one entry point for
+   * TCP: connections flush — send data and at most one ACK each — once, at the end, instead of
+   * after every frame. Links that read frames in batches should call it.
+   */
+  batch(body: () => void): void {
+    this.#batchDepth++;
+    try {
+      body();
+    } finally {
+      this.#batchDepth--;
+      if (this.#batchDepth === 0) this.#guard(() => undefined);
+    }
+  }
+
   /** Runs the timers due by now. */
   advance(): void {
     this.#guard((nowMs) => {
       this.#reassembler.expire(nowMs);
       this.#udp?.advance(nowMs);
+      this.#tcp?.advance(nowMs);
       this.#dns?.advance(nowMs);
     });
   }
 
   /** When `advance` next has work, in clock milliseconds; undefined when idle. */
   nextDeadline(): number | undefined {
-    return earliest(earliest(this.#reassembler.nextDeadline(), this.#udp?.nextDeadline()), this.#dns?.nextDeadline());
+    return earliest(earliest(earliest(this.#reassembler.nextDeadline(), this.#udp?.nextDeadline()), this.#dns?.nextDeadline()), this.#tcp?.nextDeadline());
   }
 
   /**
@@ -181,6 +206,7 @@ export class Stack implements ToGuest, HostEvents {
     this.#guard(() => {
       this.#dns?.closeAll();
       this.#udp?.closeAll();
+      this.#tcp?.closeAll();
     });
   }
 
@@ -205,34 +231,57 @@ export class Stack implements ToGuest, HostEvents {
     });
   }
 
-  tcpConnected(_flow: FlowId): void {
-    this.counters.count('tcp.unknown-flow');
+  tcpConnected(flow: FlowId): void {
+    this.#guard((nowMs) => this.#tcp?.onHostConnected(flow, nowMs));
   }
 
-  tcpData(_flow: FlowId, _data: Uint8Array): void {
-    this.counters.count('tcp.unknown-flow');
+  tcpData(flow: FlowId, data: Uint8Array): void {
+    this.#guard((nowMs) => this.#tcp?.onHostData(flow, data, nowMs));
   }
 
-  tcpEnd(_flow: FlowId): void {
-    this.counters.count('tcp.unknown-flow');
+  tcpEnd(flow: FlowId): void {
+    this.#guard((nowMs) => this.#tcp?.onHostEnd(flow, nowMs));
   }
 
-  tcpDrained(_flow: FlowId): void {
-    this.counters.count('tcp.unknown-flow');
+  tcpDrained(flow: FlowId): void {
+    this.#guard((nowMs) => this.#tcp?.onHostDrained(flow, nowMs));
   }
 
-  tcpError(_flow: FlowId, _code: string): void {
-    this.counters.count('tcp.unknown-flow');
+  tcpError(flow: FlowId, code: string): void {
+    this.#guard((nowMs) => this.#tcp?.onHostError(flow, code, nowMs));
   }
 
-  tcpClosed(_flow: FlowId): void {
-    this.counters.count('tcp.unknown-flow');
+  tcpClosed(flow: FlowId): void {
+    this.#guard(() => this.#tcp?.onHostClosed(flow));
+  }
+
+  /**
+   * A host client accepted on a `--hostfwd` TCP listener: opens a connection to `guest` (a
+   * SYN goes out now). Returns the flow the host socket belongs to, or undefined when the
+   * flow table is full (or there is no host): the caller then resets the client. The socket
+   * must stay paused until the stack resumes it (Host.tcpPause(flow, false)) once the
+   * guest's handshake completes.
+   */
+  forwardTcp(client: Endpoint, guest: Endpoint): FlowId | undefined {
+    let flow: FlowId | undefined;
+    this.#guard((nowMs) => {
+      flow = this.#tcp?.forward(client, guest, nowMs);
+    });
+    return flow;
+  }
+
+  /** Bytes all TCP connections hold (queued host data and host socket buffers); 0 without a host. */
+  tcpHeldBytes(): number {
+    return this.#tcp?.heldBytes ?? 0;
   }
 
   /** Runs one entry point with the time read once; a bug of ours is counted, never thrown at the shell. */
   #guard(body: (nowMs: number) => void): void {
     try {
-      body(this.#deps.clock.now());
+      const nowMs = this.#deps.clock.now();
+      body(nowMs);
+      // ACK coalescing: whatever the entry touched, each TCP connection sends its data and at most one ACK now.
+      if (this.#batchDepth === 0) this.#tcp?.flush(nowMs);
     } catch (e) {
       this.counters.count('stack.internal-error');
       this.lastError = e;
@@ -326,7 +375,7 @@ export class Stack implements ToGuest, HostEvents {
         case IP_PROTO.UDP:
           return this.#udpInput(eth, p, nowMs, false);
         case IP_PROTO.TCP:
-          return this.#tcpInput(eth, p);
+          return this.#tcpInput(eth, p, nowMs);
         default:
           return this.counters.count('ipv4.unknown-protocol');
       }
@@ -337,6 +386,11 @@ export class Stack implements ToGuest, HostEvents {
 
   /** A datagram for the outside world: NAT where an engine exists, otherwise refused. */
   #outbound(p: Ipv4, nowMs: number): void {
+    if (p.protocol === IP_PROTO.TCP && this.#tcp !== undefined) {
+      const t = parseTcp(p.payload, pseudoSum(p.src, p.dst, IP_PROTO.TCP));
+      if (isDrop(t)) return this.counters.count(t);
+      return this.#tcp.input(p, t, nowMs);
+    }
     if (p.protocol === IP_PROTO.UDP && this.#udp !== undefined) {
       const u = parseUdp(p.payload, pseudoSum(p.src, p.dst, IP_PROTO.UDP));
       if (isDrop(u)) return this.counters.count(u);
@@ -375,10 +429,14 @@ export class Stack implements ToGuest, HostEvents {
     this.#icmpErrorTo(eth.src, p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.PORT);
   }
 
-  /** No TCP service listens on the virtual addresses yet: answer as a closed port (RFC 9293 §3.10.7.1). */
-  #tcpInput(eth: Ethernet, p: Ipv4): void {
+  /**
+   * TCP to a virtual address: the gateway's goes through the TCP engine to the host's loopback;
+   * the DNS address has no TCP service yet, so it answers as a closed port (RFC 9293 §3.10.7.1).
+   */
+  #tcpInput(eth: Ethernet, p: Ipv4, nowMs: number): void {
     const t = parseTcp(p.payload, pseudoSum(p.src, p.dst, IP_PROTO.TCP));
     if (isDrop(t)) return this.counters.count(t);
+    if (p.dst === this.config.host && this.#tcp !== undefined) return this.#tcp.input(p, t, nowMs);
     this.counters.count('tcp.no-service');
     if ((t.flags & TCP_FLAG.RST) !== 0) return;
     const segLen = t.payload.length + ((t.flags & TCP_FLAG.SYN) !== 0 ? 1 : 0) + ((t.flags & TCP_FLAG.FIN) !== 0 ? 1 : 0);

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { IP_PROTO } from '../../src/ipv4/wire.js';
+import { resolveStackConfig } from '../../src/stack/config.js';
+import { Stack } from '../../src/stack/stack.js';
+import { TCP_FLAG, type Tcp } from '../../src/tcp/wire.js';
+import { ManualClock, seededRandom } from '../../src/util/clock.js';
+import { FakeHost } from '../helpers/fake-host.js';
+import { decode, ip, ipv4Frame, tcpBytes } from '../helpers/frames.js';
+
+const { SYN, ACK, RST } = TCP_FLAG;
+
+function harness() {
+  const clock = new ManualClock(0);
+  const host = new FakeHost();
+  const sent: Uint8Array[] = [];
+  const stack = new Stack(resolveStackConfig({}), { clock, random: seededRandom(5), emit: (f) => sent.push(f), host });
+  const frame = (dst: string, t: Partial<Tcp> & Pick<Tcp, 'flags'>) =>
+    ipv4Frame({ protocol: IP_PROTO.TCP, dst: ip(dst), payload: tcpBytes({ srcPort: 40000, dstPort: 80, ...t }, ip('10.0.2.15'), ip(dst)) });
+  const take = () => sent.splice(0).map(decode);
+  return { clock, host, stack, frame, take };
+}
+
+describe('stack TCP', () => {
+  it('connects a guest SYN to the gateway through a host socket to 127.0.0.1, SYN-ACK after connect', () => {
+    const t = harness();
+    t.stack.receiveFrame(t.frame('10.0.2.2', { flags: SYN, seq: 100, options: { mss: 1460 } }));
+    expect(t.take()).toEqual([]);
+    expect(t.host.calls).toEqual([['tcpConnect', 1, { addr: ip('127.0.0.1'), port: 80 }]]);
+    t.stack.tcpConnected(1);
+    const [synAck] = t.take();
+    expect(synAck!.ip).toMatchObject({ src: ip('10.0.2.2'), dst: ip('10.0.2.15') });
+    expect(synAck!.tcp).toMatchObject({ srcPort: 80, dstPort: 40000, flags: SYN | ACK, ack: 101 });
+    expect(t.stack.flows()).toMatchObject([{ protocol: 'tcp', state: 'syn-received' }]);
+    expect(t.stack.nextDeadline()).toBe(1000);
+  });
+
+  it('connects to outside addresses unchanged', () => {
+    const t = harness();
+    t.stack.receiveFrame(t.frame('192.0.2.80', { flags: SYN, seq: 100 }));
+    expect(t.host.calls).toEqual([['tcpConnect', 1, { addr: ip('192.0.2.80'), port: 80 }]]);
+  });
+
+  it('keeps answering TCP to the DNS address with RST', () => {
+    const t = harness();
+    t.stack.receiveFrame(t.frame('10.0.2.3', { flags: SYN, seq: 100, dstPort: 53 }));
+    expect(t.take()[0]!.tcp).toMatchObject({ flags: RST | ACK, ack: 101 });
+  });
+
+  it('sends one ACK for a batch of segments', () => {
+    const t = harness();
+    t.stack.receiveFrame(t.frame('10.0.2.2', { flags: SYN, seq: 100, options: { mss: 1460 } }));
+    t.stack.tcpConnected(1);
+    const iss = t.take()[0]!.tcp!.seq;
+    t.stack.receiveFrame(t.frame('10.0.2.2', { flags: ACK, seq: 101, ack: iss + 1 }));
+    t.stack.batch(() => {
+      for (let i = 0; i < 10; i++)
+        t.stack.receiveFrame(t.frame('10.0.2.2', { flags: ACK, seq: 101 + i * 100, ack: iss + 1, payload: new Uint8Array(100).fill(i) }));
+    });
+    const acks = t.take();
+    expect(acks).toHaveLength(1);
+    expect(acks[0]!.tcp).toMatchObject({ flags: ACK, ack: 1101 });
+    expect(t.host.callsOf('tcpWrite')).toHaveLength(10);
+  });
+
+  it('starts a forwarded connection with a SYN to the guest', () => {
+    const t = harness();
+    // The guest's MAC must be known: any frame from it teaches it.
+    t.stack.receiveFrame(t.frame('10.0.2.2', { flags: RST, seq: 1 }));
+    const flow = t.stack.forwardTcp({ addr: ip('127.0.0.1'), port: 6000 }, { addr: ip('10.0.2.15'), port: 22 });
+    expect(flow).toBeDefined();
+    const [syn] = t.take();
+    expect(syn!.ip).toMatchObject({ src: ip('10.0.2.2'), dst: ip('10.0.2.15') });
+    expect(syn!.tcp).toMatchObject({ srcPort: 6000, dstPort: 22, flags: SYN });
+  });
+});
