@@ -151,6 +151,10 @@ describe.skipIf(!enabled)('network namespace guests', () => {
       // tshark always notes that it runs as root; anything else on stderr is a warning about the file.
       expect(ts.stderr.replace(/^Running as user "root".*$/m, '').trim(), `tshark warnings on ${f}`).toBe('');
       expect(ts.stdout).not.toMatch(/Malformed|incorrect|Bad checksum/i);
+      // Wireshark's expert system flags bad IPv4/UDP/ICMP checksums and malformed fields at warning or above.
+      const expert = await run('tshark', ['-r', f, '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-Y', '_ws.expert.severity >= "Warning"'], 30_000);
+      expect(expert.code, expert.stderr).toBe(0);
+      expect(expert.stdout.trim(), `packets with expert warnings in ${f}`).toBe('');
       if (ts.stdout.includes('DHCP ACK') && ts.stdout.includes('DHCP Discover')) sawDhcp++;
       if (ts.stdout.includes('Echo (ping) request') && ts.stdout.includes('Echo (ping) reply')) sawEcho++;
     }
