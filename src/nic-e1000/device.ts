@@ -18,6 +18,8 @@ import { registerSpec } from './register-table.js';
 import { CTRL, ICR, MDIC, R, RCTL, REG_COUNT, STATUS } from './regs.js';
 import { hasRxBuffers, receive, type RxResult } from './rx.js';
 import { initialTxState, startXmit, type TxState } from './tx.js';
+import { loadE1000, saveE1000, validateSnapshot, type E1000Snapshot } from './snapshot.js';
+import type { Drop } from '../util/drops.js';
 
 /** What the device is plugged into. */
 export interface E1000Deps {
@@ -480,6 +482,28 @@ export class E1000 {
       this.mitigation.timerAtMs = undefined;
       this.setCause(this.regs[ix(R.ICR)]!);
     }
+  }
+
+  // ---- state ----------------------------------------------------------------------------
+
+  /** The whole device state as plain JSON-able data (timers as time remaining). */
+  snapshot(): E1000Snapshot {
+    return saveE1000(this, this.#deps.clock.now());
+  }
+
+  /**
+   * Replaces the state with a snapshot (e.g. `JSON.parse` of a saved one). A malformed or
+   * unknown-version snapshot leaves the device untouched and returns the reason.
+   */
+  restore(snapshot: unknown): Drop | undefined {
+    const s = validateSnapshot(snapshot);
+    if (typeof s === 'string') {
+      this.drops.count(s);
+      return s;
+    }
+    loadE1000(this, s, this.#deps.clock.now());
+    this.#updatePin();
+    return undefined;
   }
 
   // ---- reset ----------------------------------------------------------------------------

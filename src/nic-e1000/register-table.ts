@@ -14,8 +14,8 @@ import { EERD, R, REG_COUNT } from './regs.js';
 
 /** How one register behaves. `i` is the register index (offset >>> 2). */
 export interface RegSpec {
-  read?(d: E1000, i: number): number;
-  write?(d: E1000, i: number, v: number): void;
+  readonly read?: (d: E1000, i: number) => number;
+  readonly write?: (d: E1000, i: number, v: number) => void;
 }
 
 const ix = (offset: number): number => offset >>> 2;

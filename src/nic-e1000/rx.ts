@@ -140,20 +140,21 @@ export function receive(d: E1000, input: Uint8Array): RxResult {
     const at = base + DESC_SIZE * regs[ix(R.RDH)]!;
     const desc = d.dmaRead(at, DESC_SIZE).slice();
     put16le(desc, 14, special);
-    desc[12] = desc[12]! & ~RXD.STAT_DD;
+    let status = desc[12]! & ~RXD.STAT_DD;
     const bufLo = (desc[0]! | (desc[1]! << 8) | (desc[2]! << 16) | (desc[3]! << 24)) >>> 0;
     const bufHi = (desc[4]! | (desc[5]! << 8) | (desc[6]! << 16) | (desc[7]! << 24)) >>> 0;
     if (bufLo !== 0 || bufHi !== 0) {
       if (offset < size) d.dmaWrite(bufHi * 2 ** 32 + bufLo, frame.subarray(offset, offset + Math.min(size - offset, bufSize)));
       offset += descSize;
       put16le(desc, 8, descSize);
-      if (offset >= total) desc[12] = desc[12]! | RXD.STAT_EOP | RXD.STAT_IXSM;
-      else desc[12] = desc[12]! & ~RXD.STAT_EOP;
+      if (offset >= total) status |= RXD.STAT_EOP | RXD.STAT_IXSM;
+      else status &= ~RXD.STAT_EOP;
     } else {
       d.drops.count('e1000.rx-null-buffer'); // §3.2.3: skipped, still handed back
     }
+    desc[12] = status;
     d.dmaWrite(at, desc);
-    d.dmaWrite(at + 12, Uint8Array.of(desc[12]! | vlanStatus | RXD.STAT_DD));
+    d.dmaWrite(at + 12, Uint8Array.of(status | vlanStatus | RXD.STAT_DD));
     let rdh = regs[ix(R.RDH)]! + 1;
     if (rdh * DESC_SIZE >= regs[ix(R.RDLEN)]!) rdh = 0;
     regs[ix(R.RDH)] = rdh;

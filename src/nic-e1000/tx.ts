@@ -165,7 +165,7 @@ function processDescriptor(d: E1000, tx: TxState, desc: Uint8Array): void {
     do {
       if (tx.size >= msh) break;
       bytes = Math.min(split, msh - tx.size, TX_BUFFER_SIZE - tx.size);
-      tx.data.set(d.dmaRead(addr, bytes), tx.size);
+      tx.data.set(d.dmaRead(addr, bytes).subarray(0, bytes), tx.size);
       const sz = tx.size + bytes;
       if (sz >= hdrLen && tx.size < hdrLen) tx.header.set(tx.data.subarray(0, hdrLen));
       tx.size = sz;
@@ -179,7 +179,7 @@ function processDescriptor(d: E1000, tx: TxState, desc: Uint8Array): void {
     } while (bytes > 0 && split > 0);
   } else {
     split = Math.min(split, TX_BUFFER_SIZE - tx.size);
-    tx.data.set(d.dmaRead(addr, split), tx.size);
+    tx.data.set(d.dmaRead(addr, split).subarray(0, split), tx.size);
     tx.size += split;
   }
   if ((lower & TXD.CMD_EOP) === 0) return;

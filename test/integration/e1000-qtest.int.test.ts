@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { R } from '../../src/nic-e1000/regs.js';
-import { LinuxLikeDriver, RX_BUF, RX_RING, TX_BUF, TX_RING } from '../nic-e1000/driver.js';
+import { LinuxLikeDriver, RX_BUF, RX_RING, TX_RING } from '../nic-e1000/driver.js';
 import { BROADCAST, ethernet, GUEST_MAC, ip, ipv4, PEER_MAC, tcp, udp } from '../nic-e1000/frames.js';
 import { modelTarget, qemuAvailable, startQemu, type NicTarget } from '../nic-e1000/qtest-client.js';
 

@@ -100,7 +100,7 @@ export class LinuxLikeDriver {
       e = await this.#raiseClock(e);
       const v = await this.#eecd();
       if ((v & EECD_DO) !== 0) word |= 1;
-      e = await this.#lowerClock(v & ~EECD_DI);
+      e = await this.#lowerClock(e);
     }
     // standby + release
     e = await this.#eecd();
@@ -109,7 +109,7 @@ export class LinuxLikeDriver {
     e = await this.#raiseClock(e);
     e |= EECD_CS;
     await this.w(R.EECD, e);
-    e = await this.#lowerClock(e);
+    await this.#lowerClock(e);
     e = await this.#eecd();
     e &= ~(EECD_CS | EECD_DI);
     await this.w(R.EECD, e);

@@ -117,7 +117,7 @@ export function parseFrame(f: Uint8Array): { type: number; proto: number; src: n
 /** DHCP message type and yiaddr of a server reply inside an Ethernet frame. */
 export function parseDhcpReply(f: Uint8Array): { type: number; yiaddr: number; server: number } | undefined {
   const p = parseFrame(f);
-  if (p === undefined || p.proto !== 17) return undefined;
+  if (p?.proto !== 17) return undefined;
   const m = p.l4.subarray(8);
   if (m.length < 240) return undefined;
   const yiaddr = ((m[16]! << 24) | (m[17]! << 16) | (m[18]! << 8) | m[19]!) >>> 0;
