@@ -647,11 +647,11 @@ export class TcpConn {
   #newAck(t: Tcp, ack: number): void {
     let acked = seqSub(ack, this.#sndUna);
     const ackedSeqs = acked;
+    const finSeq = this.#finSeq();    // before #synAcked changes where the data starts
     if (!this.#synAcked) {
       this.#synAcked = true;
       acked--;
     }
-    const finSeq = this.#finSeq();
     let finAcked = false;
     if (finSeq !== undefined && seqGt(ack, finSeq)) {
       finAcked = true;
@@ -737,11 +737,15 @@ export class TcpConn {
   #sampleRtt(t: Tcp, ack: number): void {
     let rtt: number | undefined;
     const ts = t.options.timestamp;
+    // RFC 7323 §4.1: the echoed timestamp gives a sample per ACK, retransmissions included
+    // (the echo says which transmission is acknowledged). A peer that echoes nothing usable
+    // falls back to timing one segment at a time (Karn, RFC 6298 §3).
     if (this.#tsOk && ts !== undefined && ts.echo !== 0) {
       const r = seqSub(this.#tsNow(), ts.echo);
       if (r >= 0 && r < 600_000) rtt = r;
-    } else if (this.#rttSeq !== undefined && seqGt(ack, this.#rttSeq)) {
-      rtt = this.#nowMs - this.#rttStartMs;
+    }
+    if (this.#rttSeq !== undefined && seqGt(ack, this.#rttSeq)) {
+      rtt ??= this.#nowMs - this.#rttStartMs;
       this.#rttSeq = undefined;
     }
     if (rtt === undefined) return;
@@ -1057,7 +1061,7 @@ export class TcpConn {
       if (len < mss && len < avail && inFlight && len < this.#maxSndWnd / 2) break;
       const fin = this.#finQueued && len === avail;
       const isNew = seqGe(this.#sndNxt, this.#sndMax);
-      if (isNew && !this.#tsOk && this.#rttSeq === undefined) {
+      if (isNew && this.#rttSeq === undefined) {
         this.#rttSeq = this.#sndNxt;
         this.#rttStartMs = this.#nowMs;
       }
