@@ -11,7 +11,7 @@ import type { Ipv4 } from '../../src/ipv4/wire.js';
 import type { Tcp, TcpOptions } from '../../src/tcp/wire.js';
 import { seededRandom, type Random } from '../../src/util/clock.js';
 import { seqAdd, seqGe, seqGt, seqLt, seqSub } from '../../src/util/seq.js';
-import { ACK, bytes, concat, FIN, GATEWAY, GUEST, SYN, tcpHarness, type Sent } from './tcp-harness.js';
+import { ACK, bytes, concat, FIN, GATEWAY, GUEST, SYN, tcpHarness } from './tcp-harness.js';
 
 interface LinkParams {
   readonly loss: number;
@@ -264,7 +264,7 @@ function simulate(p: {
 
 describe('tcp over a lossy, duplicating, reordering link', () => {
   it.skipIf(process.env['TCP_TRACE'] !== '1')('trace', () => {
-    const r = simulate(JSON.parse(process.env["TCP_CASE"] ?? "{}") as Parameters<typeof simulate>[0]);
+    const r = simulate(JSON.parse(process.env['TCP_CASE'] ?? '{}') as Parameters<typeof simulate>[0]);
     console.log(diff(concat(r.guest.received), r.hostData), diff(r.h.written(), r.guestData));
     console.log(r.now, r.guest.finReceived, r.guest.finAcked, r.h.engine.conn(1)?.state, r.h.counters.snapshot());
   });
