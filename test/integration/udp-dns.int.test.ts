@@ -70,7 +70,7 @@ if (mode === 'echo') {
   s.close();
 } else if (mode === 'flood') {
   // sockets x ports datagrams, each a distinct flow (guest port, host port) toward 10.0.2.2.
-  const sockets = Number(rest[0]), first = Number(rest[1]), count = Number(rest[2]);
+  const sockets = Number(rest[0]), first = Number(rest[1]), count = Number(rest[2]), pauseMs = Number(rest[3] ?? 5);
   const socks = [];
   for (let k = 0; k < sockets; k++) {
     const s = dgram.createSocket('udp4'); s.on('error', () => {});
@@ -79,7 +79,7 @@ if (mode === 'echo') {
   let sent = 0; const payload = Buffer.from('flood');
   for (let p = 0; p < count; p++) {
     for (const s of socks) { s.send(payload, first + p, host); sent++; }
-    if (p % 5 === 4) await sleep(2);
+    await sleep(pauseMs); // paced, so the TAP queue and socat carry the flood instead of dropping it
   }
   await sleep(500);
   print({ sent });
@@ -246,19 +246,28 @@ describe.skipIf(!enabled)('DNS forwarder and UDP NAT with real peers', () => {
       const before = d.rssKiB()!;
       const first = await closedPortRange(22_000, 1000);
       const limit = DEFAULT_FLOW_LIMITS.udp;
+      // The guest kernel counts the ICMP port unreachables the refused flows bring back.
+      const unreachables = async (): Promise<number> => {
+        const snmp = (await g.exec(['cat', '/proc/net/snmp'], 10_000)).stdout.split('\n').filter((l) => l.startsWith('Icmp:'));
+        const names = snmp[0]?.split(/\s+/) ?? [];
+        const values = snmp[1]?.split(/\s+/) ?? [];
+        return Number(values[names.indexOf('InDestUnreachs')] ?? NaN);
+      };
+      const unreachBefore = await unreachables();
       let maxSockets = 0;
       const sampler = setInterval(() => {
         maxSockets = Math.max(maxSockets, socketFds(d.pid));
       }, 100);
       try {
-        const r = await guestClient(g, ['flood', '10.0.2.2', '0', '100', String(first), '1000'], 240_000);
+        const r = await guestClient(g, ['flood', '10.0.2.2', '0', '100', String(first), '1000', '20'], 240_000);
         expect(lastJson(r.stdout), r.stdout + r.stderr).toMatchObject({ sent: 100_000 });
       } finally {
         clearInterval(sampler);
       }
       maxSockets = Math.max(maxSockets, socketFds(d.pid));
       const after = d.rssKiB()!;
-      console.log(`flood: daemon RSS ${before} KiB -> ${after} KiB, at most ${maxSockets} sockets (flow limit ${limit})`);
+      const refused = (await unreachables()) - unreachBefore;
+      console.log(`flood: daemon RSS ${before} KiB -> ${after} KiB, at most ${maxSockets} sockets (flow limit ${limit}), ${refused} port unreachables back`);
       expect(d.alive(), d.dump()).toBe(true);
       expect(maxSockets).toBeGreaterThan(limit / 2); // the flows did reach the daemon
       expect(maxSockets).toBeLessThanOrEqual(limit + 32);
@@ -266,6 +275,13 @@ describe.skipIf(!enabled)('DNS forwarder and UDP NAT with real peers', () => {
       expect((await dig(g, ['example.test', '+short'])).stdout.trim()).toBe('192.0.2.55');
       const { lease } = await g.dhcp();
       expect(lease?.['ip']).toBe('10.0.2.15');
+      // The session's closing summary says how many flows the flood opened: every one past the
+      // limit evicted the least recent (host ICMP rate limits make the guest's count a poor measure).
+      await d.stop();
+      const ended = d.logs.find((l) => l['msg'] === 'session ended');
+      const drops = (ended?.['drops'] ?? {}) as Record<string, number>;
+      console.log(`flood: session summary ${JSON.stringify({ fromGuestFrames: ended?.['fromGuestFrames'], drops })}`);
+      expect(drops['udp.flow-evicted'] ?? 0, d.dump().slice(-4000)).toBeGreaterThan(20 * limit);
     }, 300_000);
   });
 
