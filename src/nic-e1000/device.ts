@@ -63,6 +63,21 @@ export interface MitigationState {
   ide: boolean;
 }
 
+/** Opaque state copy from `checkpoint()`. */
+export interface E1000Checkpoint {
+  readonly regs: Uint32Array;
+  readonly phy: Uint16Array;
+  readonly microwire: MicrowireState;
+  readonly pci: Uint8Array;
+  readonly tx: TxState;
+  readonly mitigation: MitigationState;
+  readonly autonegAtMs: number | undefined;
+  readonly backendLinkUp: boolean;
+  readonly ioAddr: number;
+  readonly exits: ExitCounters;
+  readonly irqOut: boolean;
+}
+
 const ix = (offset: number): number => offset >>> 2;
 const DEFAULT_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
 const AUTONEG_MS = 500;
@@ -504,6 +519,45 @@ export class E1000 {
     loadE1000(this, s, this.#deps.clock.now());
     this.#updatePin();
     return undefined;
+  }
+
+  /**
+   * A cheap copy of every mutable field (typed-array copies), for callers that must undo an
+   * operation: the WebSocket session re-runs an operation whose DMA reads missed its cache.
+   */
+  checkpoint(): E1000Checkpoint {
+    const tx = this.tx;
+    return {
+      regs: this.regs.slice(),
+      phy: this.phy.slice(),
+      microwire: { ...this.microwire },
+      pci: this.pci.bytes.slice(),
+      tx: { ...tx, data: tx.data.slice(0, tx.size), header: tx.header.slice(), props: { ...tx.props }, tsoProps: { ...tx.tsoProps } },
+      mitigation: { ...this.mitigation },
+      autonegAtMs: this.autonegAtMs,
+      backendLinkUp: this.backendLinkUp,
+      ioAddr: this.ioAddr,
+      exits: { ...this.exits },
+      irqOut: this.#irqOut,
+    };
+  }
+
+  /** Returns to a checkpoint taken on this device (the interrupt callback is not called). */
+  rollback(cp: E1000Checkpoint): void {
+    this.regs.set(cp.regs);
+    this.phy = cp.phy.slice();
+    this.microwire = { ...cp.microwire };
+    this.pci.bytes.set(cp.pci);
+    const tx = initialTxState();
+    tx.data.set(cp.tx.data);
+    Object.assign(tx, { ...cp.tx, data: tx.data, header: cp.tx.header.slice(), props: { ...cp.tx.props }, tsoProps: { ...cp.tx.tsoProps } });
+    this.tx = tx;
+    this.mitigation = { ...cp.mitigation };
+    this.autonegAtMs = cp.autonegAtMs;
+    this.backendLinkUp = cp.backendLinkUp;
+    this.ioAddr = cp.ioAddr;
+    Object.assign(this.exits, cp.exits);
+    this.#irqOut = cp.irqOut;
   }
 
   // ---- reset ----------------------------------------------------------------------------
