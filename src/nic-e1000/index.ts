@@ -1,0 +1,30 @@
+/**
+ * Public entry of the Intel 82540EM (e1000) device model. See README.md in this folder for
+ * the theory of operation and docs/e1000-protocol.md for the WebSocket device protocol.
+ */
+export { E1000, type E1000Deps, type E1000Options, type ExitCounters, type MitigationState, type E1000Checkpoint } from './device.js';
+export { arrayGuestMemory, DMA_ADDRESS_LIMIT, type GuestMemory } from './memory.js';
+export type { RxResult } from './rx.js';
+export { SNAPSHOT_VERSION, validateSnapshot, type E1000Snapshot } from './snapshot.js';
+export { QEMU_IDENTITY, type PciIdentity } from './pci-config.js';
+export { R as E1000_REGISTERS, MMIO_SIZE as E1000_MMIO_SIZE, IO_SIZE as E1000_IO_SIZE } from './regs.js';
+export { buildEeprom } from './eeprom.js';
+export {
+  attachE1000Device,
+  CLOSE_PROTOCOL_ERROR,
+  E1000WsSession,
+  type E1000SessionOptions,
+  type FramePort,
+} from './ws-device.js';
+export {
+  decodeDaemonMessage,
+  decodeEmulatorMessage,
+  encodeEmulatorRecords,
+  MAX_DMA_LEN,
+  OP as E1000_WS_OP,
+  PROTOCOL_VERSION as E1000_WS_PROTOCOL_VERSION,
+  RecordWriter,
+  type DaemonRecord,
+  type EmulatorRecord,
+  type Space,
+} from './ws-protocol.js';
