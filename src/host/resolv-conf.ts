@@ -9,8 +9,9 @@
  *   cannot see: a symlinked /etc/resolv.conf whose target changes elsewhere, file systems
  *   without inotify.
  * Only the first `MAX_RESOLV_CONF_BYTES` of the file are read. A missing or unreadable file
- * gives an empty list (the forwarder then answers SERVFAIL) and is reported through `onError`
- * once per distinct error code.
+ * at start gives an empty list (the forwarder then answers SERVFAIL); later, it keeps the last
+ * list until the file is readable again. Either is reported through `onError` once per
+ * distinct error code in a row.
  */
 import { closeSync, openSync, readSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -132,6 +133,9 @@ export class ResolvConfWatcher {
     const { conf, error } = readResolvConf(this.#o.path);
     if (error !== undefined && error !== this.#lastError) this.#o.onError?.(error);
     this.#lastError = error;
+    // A file that cannot be read keeps the last list: a writer that removes and recreates the
+    // file must not leave the guest without DNS in between. An empty readable file empties it.
+    if (error !== undefined && notify) return;
     this.#conf = conf;
     if (sameUpstreams(conf.nameservers, this.#current)) return;
     this.#current = conf.nameservers;

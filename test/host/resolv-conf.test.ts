@@ -70,7 +70,7 @@ describe('host/resolv-conf (real files)', () => {
     expect(changes.at(-1)).toEqual([ns('127.0.0.54')]);
   });
 
-  it('reports a file that disappears and comes back, and stops after close()', async () => {
+  it('keeps the last list while the file is missing, reports it, follows it when it comes back, and stops after close()', async () => {
     const d = dir();
     const path = join(d, 'resolv.conf');
     writeFileSync(path, 'nameserver 127.0.0.1\n');
@@ -79,14 +79,25 @@ describe('host/resolv-conf (real files)', () => {
     const w = new ResolvConfWatcher({ path, onChange: (list) => changes.push(list), onError: (c) => errors.push(c), pollMs: 50, debounceMs: 10 });
     w.start();
     rmSync(path);
-    expect(await waitFor(() => changes.length === 1, 3_000)).toBe(true);
-    expect(changes[0]).toEqual([]);
+    expect(await waitFor(() => errors.length === 1, 3_000)).toBe(true);
     expect(errors).toEqual(['ENOENT']);
+    expect(w.nameservers).toEqual([ns('127.0.0.1')]);
     writeFileSync(path, 'nameserver 127.0.0.9\n');
+    expect(await waitFor(() => changes.length === 1, 3_000)).toBe(true);
+    writeFileSync(path, '# no nameservers at all\n');
     expect(await waitFor(() => changes.length === 2, 3_000)).toBe(true);
     w.close();
     writeFileSync(path, 'nameserver 127.0.0.10\n');
     await new Promise((r) => setTimeout(r, 200));
-    expect(changes).toEqual([[], [ns('127.0.0.9')]]);
+    expect(changes).toEqual([[ns('127.0.0.9')], []]);
+  });
+
+  it('starts with an empty list when the file is missing', () => {
+    const d = dir();
+    const errors: string[] = [];
+    const w = new ResolvConfWatcher({ path: join(d, 'nope', 'resolv.conf'), onChange: () => undefined, onError: (c) => errors.push(c) });
+    expect(w.start()).toEqual([]);
+    w.close();
+    expect(errors).toEqual(['ENOENT']);
   });
 });
