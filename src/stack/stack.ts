@@ -41,8 +41,9 @@
  * - ICMP echo to outside hosts is refused with ICMP destination unreachable, code 13
  *   "communication administratively prohibited", so guest programs fail fast instead of timing
  *   out ('icmp.outbound-unsupported': Node has no ICMP sockets). Without `deps.host` every outbound flow is refused so ('nat.no-host').
- * - DNS over TCP at `config.dns`:53 (the TCP engine will bring it); without `deps.host`, UDP
- *   to `config.dns`:53 gets ICMP port unreachable as well (no forwarder: a closed network).
+ * - DNS over TCP at `config.dns`:53 gets RST until the forwarder speaks TCP (RFC 7766), so a
+ *   guest retrying a truncated answer over TCP fails fast; without `deps.host`, UDP to
+ *   `config.dns`:53 gets ICMP port unreachable as well (no forwarder: a closed network).
  * - Guest-to-guest traffic on one link is not switched ('ipv4.to-other-guest').
  * - IPv6 is counted and dropped.
  *
