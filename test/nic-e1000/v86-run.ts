@@ -4,17 +4,17 @@
  * process: the unmodified Linux e1000 driver probes the model, gets a DHCP lease and pings.
  * Echoes the guest's serial console; exits 0 on TSLIRP-DONE, 2 on timeout.
  *
- * Usage: node --import tsx scripts/e1000-v86-run.ts [--guest DIR] [--timeout S]
+ * Usage: node --import tsx test/nic-e1000/v86-run.ts [--guest DIR] [--timeout S]
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { E1000 } from '../src/nic-e1000/device.js';
-import { R } from '../src/nic-e1000/regs.js';
-import { resolveStackConfig } from '../src/stack/config.js';
-import { Stack } from '../src/stack/stack.js';
-import { systemClock, systemRandom } from '../src/util/clock.js';
+import { E1000 } from '../../src/nic-e1000/device.js';
+import { R } from '../../src/nic-e1000/regs.js';
+import { resolveStackConfig } from '../../src/stack/config.js';
+import { Stack } from '../../src/stack/stack.js';
+import { systemClock, systemRandom } from '../../src/util/clock.js';
 
 const { values } = parseArgs({
   options: {
