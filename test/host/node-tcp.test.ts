@@ -1,0 +1,187 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Endpoint, FlowId } from '../../src/host/host.js';
+import { NodeTcp, TcpForwardListener, type NodeTcpEvents } from '../../src/host/node-tcp.js';
+import { parseForwardRule } from '../../src/nat/forwards.js';
+import { ip } from '../helpers/frames.js';
+
+type Ev = [string, FlowId, ...unknown[]];
+
+function recorder() {
+  const events: Ev[] = [];
+  const data: Buffer[] = [];
+  let wake: (() => void) | undefined;
+  const push = (e: Ev) => {
+    events.push(e);
+    wake?.();
+  };
+  const ev: NodeTcpEvents = {
+    tcpConnected: (f) => push(['connected', f]),
+    tcpData: (f, d) => {
+      data.push(Buffer.from(d));
+      push(['data', f, d.length]);
+    },
+    tcpEnd: (f) => push(['end', f]),
+    tcpDrained: (f) => push(['drained', f]),
+    tcpError: (f, code) => push(['error', f, code]),
+    tcpClosed: (f) => push(['closed', f]),
+  };
+  /** Resolves when an event named `name` has been seen (bounded: 5 s). */
+  const until = (name: string): Promise<Ev> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no '${name}' event; saw ${JSON.stringify(events)}`)), 5000);
+      const check = () => {
+        const e = events.find((x) => x[0] === name);
+        if (e !== undefined) {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve(e);
+        }
+      };
+      wake = check;
+      check();
+    });
+  return { ev, events, data, until };
+}
+
+const servers: net.Server[] = [];
+const accepted: net.Socket[] = [];
+afterEach(async () => {
+  for (const s of accepted.splice(0)) s.destroy();
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+async function server(onConn: (s: net.Socket) => void): Promise<number> {
+  const s = net.createServer({ allowHalfOpen: true }, (sock) => {
+    accepted.push(sock);
+    sock.on('error', () => undefined);
+    onConn(sock);
+  });
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return (s.address() as net.AddressInfo).port;
+}
+
+const loop = (port: number): Endpoint => ({ addr: ip('127.0.0.1'), port });
+
+describe('NodeTcp', () => {
+  it('connects, moves data both ways, and half-closes in both orders', async () => {
+    let peer: net.Socket | undefined;
+    const got: Buffer[] = [];
+    const peerEnded = new Promise<void>((resolve) => {
+      void server((s) => {
+        peer = s;
+        s.on('data', (d: Buffer) => got.push(d));
+        s.on('end', () => resolve());
+      }).then((port) => tcp.connect(1, loop(port)));
+    });
+    const r = recorder();
+    const tcp = new NodeTcp(r.ev);
+    await r.until('connected');
+    expect(tcp.write(1, new TextEncoder().encode('hello'))).toBe(0);
+    tcp.end(1);                      // guest FIN → host end(); we can still read
+    await peerEnded;
+    expect(Buffer.concat(got).toString()).toBe('hello');
+    peer!.end('world');
+    await r.until('end');
+    expect(Buffer.concat(r.data).toString()).toBe('world');
+    await r.until('closed');
+    expect(tcp.size).toBe(0);
+  });
+
+  it('reports ECONNREFUSED for a closed port', async () => {
+    const port = await server(() => undefined);
+    await new Promise((res) => servers.pop()!.close(res));
+    const r = recorder();
+    const tcp = new NodeTcp(r.ev);
+    tcp.connect(7, loop(port));
+    expect(await r.until('error')).toEqual(['error', 7, 'ECONNREFUSED']);
+  });
+
+  it('reports a peer reset as ECONNRESET, and reset() sends one', async () => {
+    const r = recorder();
+    const tcp = new NodeTcp(r.ev);
+    const peerError = new Promise<string>((resolve) => {
+      void server((s) => {
+        s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? ''));
+      }).then((port) => tcp.connect(1, loop(port)));
+    });
+    await r.until('connected');
+    tcp.reset(1);
+    expect(await peerError).toBe('ECONNRESET');
+    const r2 = recorder();
+    const tcp2 = new NodeTcp(r2.ev);
+    const port = await server((s) => s.resetAndDestroy());
+    tcp2.connect(2, loop(port));
+    expect((await r2.until('error')).slice(2)).toEqual(['ECONNRESET']);
+  });
+
+  it('pauses and resumes reading', async () => {
+    const r = recorder();
+    const tcp = new NodeTcp(r.ev);
+    let peer: net.Socket | undefined;
+    const port = await server((s) => {
+      peer = s;
+    });
+    tcp.connect(1, loop(port));
+    await r.until('connected');
+    tcp.pause(1, true);
+    peer!.write(Buffer.alloc(1000, 1));
+    await new Promise((res) => setTimeout(res, 100));
+    expect(r.events.filter((e) => e[0] === 'data')).toEqual([]);
+    tcp.pause(1, false);
+    await r.until('data');
+    tcp.close(1);
+  });
+
+  it('reports buffered bytes from write() and drains', async () => {
+    const r = recorder();
+    const tcp = new NodeTcp(r.ev);
+    let peer: net.Socket | undefined;
+    const port = await server((s) => {
+      peer = s;
+      s.pause();
+    });
+    tcp.connect(1, loop(port));
+    await r.until('connected');
+    let buffered = 0;
+    for (let i = 0; i < 400 && buffered === 0; i++) buffered = tcp.write(1, new Uint8Array(64 * 1024));
+    expect(buffered).toBeGreaterThan(0);
+    peer!.resume();
+    await r.until('drained');
+    tcp.reset(1);
+  });
+});
+
+describe('TcpForwardListener', () => {
+  it('hands accepted clients to the target, paused, with their endpoint; refuses without a target', async () => {
+    const rule = { ...parseForwardRule('tcp:127.0.0.1:1-:22'), hostPort: 0 };
+    const l = new TcpForwardListener(rule);
+    await l.listen();
+    const r = recorder();
+    const tcp = new NodeTcp(r.ev);
+    const calls: [Endpoint, Endpoint][] = [];
+    l.attach({ tcp, defaultGuestAddr: () => ip('10.0.2.15'), forwardTcp: (c, g) => (calls.push([c, g]), 42) });
+    const client = net.connect({ port: l.port, host: '127.0.0.1', allowHalfOpen: true });
+    await new Promise((res) => client.once('connect', res));
+    client.write('early');
+    await new Promise((res) => setTimeout(res, 100));
+    expect(calls).toEqual([[{ addr: ip('127.0.0.1'), port: client.localPort }, { addr: ip('10.0.2.15'), port: 22 }]]);
+    expect(tcp.has(42)).toBe(true);
+    expect(r.events).toEqual([]);        // paused until the guest's handshake
+    tcp.pause(42, false);
+    await r.until('data');
+    expect(Buffer.concat(r.data).toString()).toBe('early');
+    tcp.reset(42);
+    client.destroy();
+    l.attach(undefined);
+    const c2 = net.connect({ port: l.port, host: '127.0.0.1' });
+    const err = await new Promise<string>((res) => {
+      c2.on('error', (e: NodeJS.ErrnoException) => res(e.code ?? ''));
+      c2.on('close', () => res('closed'));
+    });
+    expect(['ECONNRESET', 'closed']).toContain(err);
+    expect(l.refused).toBe(1);
+    await l.close();
+  });
+});
