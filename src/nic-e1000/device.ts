@@ -310,6 +310,12 @@ export class E1000 {
     this.#deps.setIrq(level);
   }
 
+  /** MMIO and I/O accesses per frame moved in either direction (NaN before the first frame). */
+  get exitsPerFrame(): number {
+    const frames = this.exits.txFrames + this.exits.rxFrames;
+    return frames === 0 ? Number.NaN : (this.exits.mmio + this.exits.io) / frames;
+  }
+
   /** The INTA# level last signalled. */
   get irqLevel(): boolean {
     return this.#irqOut;

@@ -65,6 +65,8 @@ describe('nic-e1000 driven like Linux', () => {
       }
     }
     expect(got.length).toBe(100);
+    expect(t.dev.exits.rxFrames).toBe(100);
+    expect(t.dev.exitsPerFrame).toBeGreaterThan(0);
     for (let i = 0; i < 100; i++) expect(parseFrame(got[i]!)!.l4[3]).toBe((1000 + i) & 0xff);
   });
 
