@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { R } from '../../src/nic-e1000/regs.js';
@@ -125,6 +126,31 @@ describe('nic-e1000 WebSocket device protocol', () => {
     }
     expect(decodeEmulatorMessage(Uint8Array.of(0x99))).toBe('e1000-ws.bad-opcode');
     expect(decodeEmulatorMessage(Uint8Array.of(0x12, 0, 0, 0, 0, 0, 0, 0, 0, 3))).toBe('e1000-ws.bad-size');
+  });
+
+  it('decodes any bytes without throwing, and re-encodes what it accepts to the same bytes', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => {
+      const r = decodeEmulatorMessage(b);
+      if (typeof r !== 'string') expect(encodeEmulatorRecords(r)).toEqual(b);
+      const d = decodeDaemonMessage(b);
+      expect(typeof d === 'string' || Array.isArray(d)).toBe(true);
+    }), { numRuns: 2000 });
+  });
+
+  it('survives random messages from a hostile emulator: closes with a reason, never throws', async () => {
+    const d = await daemon();
+    for (let i = 0; i < 20; i++) {
+      const ws = new WebSocket(d.url);
+      await once(ws, 'open');
+      const closed = once(ws, 'close');
+      const junk = new Uint8Array(1 + ((i * 37) % 50)).map((_, k) => (k * 97 + i * 13) & 0xff);
+      ws.send(encodeEmulatorRecords([{ op: 'hello', version: 1, mac: new Uint8Array(6) }]));
+      ws.send(junk);
+      ws.send(Uint8Array.of(0x16, 9, 0, 0, 0, 1, 0, 0, 0, 0)); // a DMA reply nobody asked for
+      await closed;
+    }
+    expect(d.closes.length).toBe(20);
+    for (const c of d.closes) expect(c).toMatch(/^e1000-ws\./);
   });
 
   it('runs the Linux-like driver through the protocol: probe, link, TX and RX with DMA round trips', async () => {
