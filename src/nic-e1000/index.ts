@@ -17,14 +17,14 @@ export {
   type FramePort,
 } from './ws-device.js';
 export {
-  decodeDaemonMessage,
-  decodeEmulatorMessage,
-  encodeEmulatorRecords,
-  MAX_DMA_LEN,
+  decodeDaemonMessage as decodeE1000DaemonMessage,
+  decodeEmulatorMessage as decodeE1000EmulatorMessage,
+  encodeEmulatorRecords as encodeE1000EmulatorRecords,
+  MAX_DMA_LEN as E1000_WS_MAX_DMA_LEN,
   OP as E1000_WS_OP,
   PROTOCOL_VERSION as E1000_WS_PROTOCOL_VERSION,
-  RecordWriter,
-  type DaemonRecord,
-  type EmulatorRecord,
-  type Space,
+  RecordWriter as E1000WsRecordWriter,
+  type DaemonRecord as E1000WsDaemonRecord,
+  type EmulatorRecord as E1000WsEmulatorRecord,
+  type Space as E1000WsSpace,
 } from './ws-protocol.js';
