@@ -35,7 +35,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   const log = makeLogger(cmd.logLevel);
   let daemon: Daemon;
   try {
-    daemon = await Daemon.start({ listeners: cmd.listeners, network: cmd.network, pcapDir: cmd.pcapDir, log });
+    daemon = await Daemon.start({ listeners: cmd.listeners, network: cmd.network, dns: cmd.dns, forwards: cmd.forwards, pcapDir: cmd.pcapDir, log });
   } catch (e) {
     log.fatal({ err: e }, 'cannot start');
     return 1;
@@ -52,6 +52,8 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
         dhcpstart: formatIpv4Addr(n.dhcpStart),
         mtu: n.mtu,
       },
+      forwards: cmd.forwards.map((r) => r.text),
+      dnsUpstreams: daemon.dnsUpstreams.map((e) => `${formatIpv4Addr(e.addr)}:${e.port}`),
       pcap: cmd.pcapDir,
     },
     'listening',

@@ -4,6 +4,10 @@
  */
 import { parseArgs } from 'node:util';
 import { defaultListeners, parseDgramSpec, parseStreamSpec, parseWsSpec, runtimeDir, type ListenerSpec } from '../daemon/listen-spec.js';
+import { parseDnsRecordOption, type DnsStaticRecord } from '../dns/records.js';
+import { parseDnsUpstream } from '../dns/resolv-conf.js';
+import type { Endpoint } from '../host/host.js';
+import { parseForwards, type ForwardRule } from '../nat/forwards.js';
 import { ConfigError, resolveStackConfig, type StackConfig } from '../stack/config.js';
 
 /** Log levels accepted by --log-level. */
@@ -20,9 +24,23 @@ export type Command =
       /** True when no listener option was given and the defaults apply. */
       readonly defaultListeners: boolean;
       readonly network: StackConfig;
+      readonly dns: DnsSettings;
+      readonly forwards: readonly ForwardRule[];
       readonly pcapDir: string | undefined;
       readonly logLevel: LogLevel;
     };
+
+/** Where the DNS forwarder's upstreams come from, and what it answers itself. */
+export interface DnsSettings {
+  /** `--dns-upstream` endpoints, in order; when given, resolv.conf is not read. */
+  readonly upstreams: readonly Endpoint[] | undefined;
+  /** `--resolv-conf`: followed for changes when no --dns-upstream is given. */
+  readonly resolvConf: string;
+  /** `--dns-record` entries. */
+  readonly records: readonly DnsStaticRecord[];
+}
+
+export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
 
 /** A refused command line; `option` names the offending option (without dashes) when there is one. */
 export class UsageError extends Error {
@@ -50,6 +68,12 @@ const OPTIONS = {
   'tftp-server-name': { type: 'string' },
   bootfile: { type: 'string' },
   'lease-time': { type: 'string' },
+  hostfwd: { type: 'string', multiple: true },
+  restrict: { type: 'boolean' },
+  'disable-host-loopback': { type: 'boolean' },
+  'dns-upstream': { type: 'string', multiple: true },
+  'resolv-conf': { type: 'string' },
+  'dns-record': { type: 'string', multiple: true },
   pcap: { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -92,6 +116,25 @@ Network (per session, as QEMU's -netdev user):
   --tftp-server-name NAME    TFTP server name, DHCP option 66
   --bootfile FILE            boot file name, DHCP option 67
   --lease-time SECONDS       DHCP lease time, at least 60 (86400)
+
+NAT (guest flows become host sockets):
+  --hostfwd RULE             forward a host port to the guest, QEMU's syntax
+                             tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (repeatable, or
+                             comma-separated); HOSTADDR defaults to 127.0.0.1, GUESTADDR to
+                             the session's first DHCP lease. Forwards belong to the first
+                             session that connects (then to the next, once it ends)
+  --restrict                 no outbound flows at all; DHCP, DNS and ping of the
+                             gateway still work (QEMU's restrict=on)
+  --disable-host-loopback    the gateway address does not reach the host's 127.0.0.1
+                             (by default 10.0.2.2:PORT is the host's 127.0.0.1:PORT)
+
+DNS (the forwarder at the --dns address, port 53):
+  --dns-upstream HOST[:PORT] upstream resolver, tried in order (repeatable); replaces
+                             --resolv-conf
+  --resolv-conf PATH         take upstreams from PATH's nameserver lines and follow its
+                             changes (/etc/resolv.conf)
+  --dns-record NAME=ADDR     answer NAME with an A (IPv4) or AAAA (IPv6) record (repeatable);
+                             host.tslirp.internal always answers the gateway address
 
 Other:
   --pcap DIR                 write each session's frames to DIR/tslirp-TIME-SESSION.pcap
@@ -150,6 +193,8 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       ...(v['tftp-server-name'] !== undefined && { tftpservername: v['tftp-server-name'] }),
       ...(v.bootfile !== undefined && { bootfile: v.bootfile }),
       ...(v['lease-time'] !== undefined && { leasetime: v['lease-time'] }),
+      restrict: v.restrict === true,
+      disableHostLoopback: v['disable-host-loopback'] === true,
     });
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -158,11 +203,33 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     }
     throw e;
   }
+  const upstreams = v['dns-upstream']?.map((text) => {
+    const e = parseDnsUpstream(text);
+    if (typeof e === 'string') throw new UsageError(`--dns-upstream: ${e}`, 'dns-upstream');
+    return e;
+  });
+  const records = (v['dns-record'] ?? []).map((text) => {
+    const r = parseDnsRecordOption(text);
+    if (typeof r === 'string') throw new UsageError(`--dns-record: ${r}`, 'dns-record');
+    return r;
+  });
+  let forwards: ForwardRule[];
+  try {
+    forwards = parseForwards(v.hostfwd ?? []);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message, 'hostfwd');
+    throw e;
+  }
+  if (v['resolv-conf'] === '') throw new UsageError('--resolv-conf: needs a file path', 'resolv-conf');
+  if (upstreams !== undefined && v['resolv-conf'] !== undefined)
+    throw new UsageError('--resolv-conf: cannot be combined with --dns-upstream (which replaces it)', 'resolv-conf');
   return {
     command: 'serve',
     listeners: useDefaults ? defaultListeners(runtimeDir(env)) : listeners,
     defaultListeners: useDefaults,
     network,
+    dns: { upstreams, resolvConf: v['resolv-conf'] ?? DEFAULT_RESOLV_CONF, records },
+    forwards,
     pcapDir: v.pcap,
     logLevel: logLevel as LogLevel,
   };

@@ -11,14 +11,25 @@ import { listenDgram } from '../link/qemu-dgram.js';
 import { listenStream } from '../link/qemu-stream.js';
 import { wsFramesRoute } from '../link/ws-frames.js';
 import { listenWs, type WsListener } from '../link/ws-server.js';
+import type { DnsStaticRecord } from '../dns/records.js';
+import type { Endpoint } from '../host/host.js';
+import { TcpForwardListener } from '../host/node-tcp.js';
+import { ResolvConfWatcher } from '../host/resolv-conf.js';
+import type { ForwardRule } from '../nat/forwards.js';
 import type { StackConfig } from '../stack/config.js';
-import { Stack } from '../stack/stack.js';
+import { formatIpv4Addr } from '../util/bytes.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
 import type { ListenerSpec } from './listen-spec.js';
+import { NodeStack } from './node-stack.js';
 import { Session, type StackFactory } from './session.js';
 
-/** The real stack. */
-export const createStack: StackFactory = (config, deps) => new Stack(config, deps);
+/** Where the DNS forwarder's upstreams come from, and what it answers itself. */
+export interface DaemonDns {
+  /** Fixed upstreams (--dns-upstream); when undefined, `resolvConf` is read and followed. */
+  readonly upstreams: readonly Endpoint[] | undefined;
+  readonly resolvConf: string;
+  readonly records: readonly DnsStaticRecord[];
+}
 
 export interface DaemonOptions {
   readonly listeners: readonly ListenerSpec[];
@@ -26,7 +37,11 @@ export interface DaemonOptions {
   readonly log: Logger;
   /** Directory for per-session capture files; created when missing. */
   readonly pcapDir?: string | undefined;
-  /** For tests: a different stack. */
+  /** DNS upstreams and records; default: follow /etc/resolv.conf, no records. */
+  readonly dns?: DaemonDns;
+  /** --hostfwd rules: their listeners belong to the first session that connects (then the next, once it ends). */
+  readonly forwards?: readonly ForwardRule[];
+  /** For tests: a different stack (default: a NodeStack with real host sockets). */
   readonly createStack?: StackFactory;
   readonly clock?: Clock;
   readonly random?: Random;
@@ -48,13 +63,68 @@ export class Daemon {
   readonly #idPrefix = randomBytes(3).toString('hex');
   #serial = 0;
   #closing: Promise<void> | undefined;
+  /** The DNS upstreams new sessions start with; resolv.conf changes replace them. */
+  #dnsUpstreams: readonly Endpoint[] = [];
+  #resolvConf: ResolvConfWatcher | undefined;
+  readonly #forwardListeners: TcpForwardListener[] = [];
+  /** The session the --hostfwd listeners deliver to. */
+  #forwardOwner: Session | undefined;
 
   private constructor(o: DaemonOptions) {
     this.#o = o;
     this.#clock = o.clock ?? systemClock;
     this.#random = o.random ?? systemRandom();
-    this.#createStack = o.createStack ?? createStack;
+    const records = o.dns?.records ?? [];
+    this.#createStack = o.createStack ?? ((config, deps) => new NodeStack(config, deps, { dnsUpstreams: this.#dnsUpstreams, dnsRecords: records }));
     this.#maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS;
+  }
+
+  /** The upstreams the DNS forwarder uses now. */
+  get dnsUpstreams(): readonly Endpoint[] {
+    return this.#dnsUpstreams;
+  }
+
+  /** Fixed upstreams, or the nameservers of resolv.conf, followed for changes. */
+  #startDns(): void {
+    const dns = this.#o.dns ?? { upstreams: undefined, resolvConf: '/etc/resolv.conf', records: [] };
+    const show = (list: readonly Endpoint[]): string[] => list.map((e) => `${formatIpv4Addr(e.addr)}:${e.port}`);
+    if (dns.upstreams !== undefined) {
+      this.#dnsUpstreams = dns.upstreams;
+      this.#o.log.info({ upstreams: show(dns.upstreams) }, 'dns upstreams (--dns-upstream)');
+      return;
+    }
+    this.#resolvConf = new ResolvConfWatcher({
+      path: dns.resolvConf,
+      onChange: (list, conf) => {
+        this.#dnsUpstreams = list;
+        this.#o.log.info({ resolvConf: dns.resolvConf, upstreams: show(list), skipped: conf.skipped }, 'dns upstreams changed');
+        for (const s of this.#sessions) s.stack.setDnsUpstreams?.(list);
+      },
+      onError: (code) => {
+        this.#o.log.warn({ resolvConf: dns.resolvConf, code }, 'cannot read resolv.conf: DNS queries get SERVFAIL until it is readable');
+      },
+    });
+    this.#dnsUpstreams = this.#resolvConf.start();
+    this.#o.log.info({ resolvConf: dns.resolvConf, upstreams: show(this.#dnsUpstreams), skipped: this.#resolvConf.conf.skipped }, 'dns upstreams (resolv.conf)');
+  }
+
+  /** Gives the --hostfwd listeners to `s` when nobody holds them. */
+  #claimForwards(s: Session): void {
+    if (this.#forwardOwner !== undefined || this.#forwardListeners.length === 0 || !(s.stack instanceof NodeStack)) return;
+    this.#forwardOwner = s;
+    for (const l of this.#forwardListeners) l.attach(s.stack);
+    this.#o.log.info({ session: s.id, forwards: this.#forwardListeners.map((l) => l.rule.text) }, 'port forwards attached to session');
+  }
+
+  #releaseForwards(s: Session): void {
+    if (this.#forwardOwner !== s) return;
+    this.#forwardOwner = undefined;
+    for (const l of this.#forwardListeners) l.attach(undefined);
+    // The next live session, if any, takes them over.
+    for (const next of this.#sessions) {
+      this.#claimForwards(next);
+      if (this.#forwardOwner !== undefined) break;
+    }
   }
 
   /** Binds every listener (all or none: a failure closes those already bound and rethrows). */
@@ -64,6 +134,13 @@ export class Daemon {
     const accept: AcceptLink = (link) => d.#accept(link);
     const log = o.log;
     try {
+      for (const rule of o.forwards ?? []) {
+        if (rule.protocol !== 'tcp') throw new Error(`--hostfwd ${rule.text}: udp forwards are not supported yet`);
+        const l = new TcpForwardListener(rule);
+        await l.listen();
+        d.#forwardListeners.push(l);
+      }
+      d.#startDns();
       for (const spec of o.listeners) {
         switch (spec.kind) {
           case 'ws': {
@@ -102,9 +179,13 @@ export class Daemon {
       random: this.#random,
       log: this.#o.log,
       pcapDir: this.#o.pcapDir,
-      onEnded: (x) => this.#sessions.delete(x),
+      onEnded: (x) => {
+        this.#sessions.delete(x);
+        this.#releaseForwards(x);
+      },
     });
     this.#sessions.add(s);
+    this.#claimForwards(s);
     return s.handler;
   }
 
@@ -131,7 +212,8 @@ export class Daemon {
   /** Stops listening, ends every session and closes their capture files. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await Promise.all(this.#listeners.map((l) => l.close()));
+      this.#resolvConf?.close();
+      await Promise.all([...this.#listeners, ...this.#forwardListeners].map((l) => l.close()));
       const live = [...this.#sessions];
       for (const s of live) s.close('daemon shutting down');
       await Promise.all(live.map((s) => s.ended));

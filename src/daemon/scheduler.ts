@@ -15,6 +15,8 @@ const MAX_DELAY_MS = 0x7fffffff;
 
 export class Scheduler {
   #timer: NodeJS.Timeout | undefined;
+  /** The deadline the pending timer was armed for. */
+  #armedAt = Infinity;
   #stopped = false;
   readonly #stack: Timed;
   readonly #clock: Clock;
@@ -32,17 +34,24 @@ export class Scheduler {
     return this.#timer !== undefined;
   }
 
-  /** Call after every entry into the stack. */
+  /**
+   * Call after every entry into the stack. Cheap when nothing got earlier: a pending timer
+   * armed for the same or an earlier deadline is kept (if it fires before the stack's
+   * deadline, it only re-arms), so a busy link does not re-create a timer per frame.
+   */
   rearm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     if (this.#stopped) return;
     const at = this.#stack.nextDeadline();
-    if (at === undefined) return;
+    if (at === undefined) return this.#cancel();
+    if (this.#timer !== undefined && this.#armedAt <= at) return;
+    this.#cancel();
     const delay = Math.min(MAX_DELAY_MS, Math.max(0, at - this.#clock.now()));
+    this.#armedAt = at;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (this.#clock.now() >= at) this.#stack.advance();
+      this.#armedAt = Infinity;
+      const due = this.#stack.nextDeadline();
+      if (due !== undefined && this.#clock.now() >= due) this.#stack.advance();
       this.#afterAdvance();
       this.rearm();
     }, delay);
@@ -51,7 +60,12 @@ export class Scheduler {
   /** Cancels the timer for good. */
   stop(): void {
     this.#stopped = true;
+    this.#cancel();
+  }
+
+  #cancel(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#armedAt = Infinity;
   }
 }

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { GuestLink, LinkHandler } from '../link/link.js';
 import { PcapFileWriter } from '../pcap/writer.js';
 import { capturePath, tapHandler, tapLink } from '../pcap/tap.js';
+import type { Endpoint } from '../host/host.js';
 import type { StackConfig } from '../stack/config.js';
 import { formatIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
 import type { Clock, Random } from '../util/clock.js';
@@ -35,6 +36,11 @@ export interface SessionStack {
   readonly lastError?: unknown;
   /** Called once when the session ends: release host sockets and other resources. */
   dispose?(): void;
+  /** Replaces the DNS forwarder's upstreams (resolv.conf changed). */
+  setDnsUpstreams?(upstreams: readonly Endpoint[]): void;
+  /** Stack.beginBatch/endBatch: frames of one I/O event flush TCP once. */
+  beginBatch?(): void;
+  endBatch?(): void;
 }
 
 /** What the session gives the stack. */
@@ -158,15 +164,32 @@ export class Session {
     return out;
   }
 
-  /** One frame from the guest (the link calls this through `handler`). */
+  /**
+   * One frame from the guest (the link calls this through `handler`). Frames arriving in the
+   * same I/O event (one socket read holds many) form one batch: the stack flushes TCP — data
+   * and one ACK per connection — once, in a microtask after the event, not after every frame.
+   */
   receive(frame: Uint8Array): void {
     if (this.#closed) return;
     this.traffic.fromGuestFrames++;
     this.traffic.fromGuestBytes += frame.length;
+    if (!this.#batching && this.stack.beginBatch !== undefined) {
+      this.#batching = true;
+      this.stack.beginBatch();
+      queueMicrotask(this.#endBatch);
+    }
     this.stack.receiveFrame(frame);
-    this.#checkError();
-    this.#scheduler.rearm();
+    if (!this.#batching) this.poke();
   }
+
+  #batching = false;
+
+  readonly #endBatch = (): void => {
+    this.#batching = false;
+    if (this.#closed) return;
+    this.stack.endBatch?.();
+    this.poke();
+  };
 
   /**
    * Call after any other entry into the stack (a host socket event calling `stack.host*`):

@@ -165,13 +165,27 @@ export class Stack implements ToGuest, HostEvents {
    * after every frame. Links that read frames in batches should call it.
    */
   batch(body: () => void): void {
-    this.#batchDepth++;
+    this.beginBatch();
     try {
       body();
     } finally {
-      this.#batchDepth--;
-      if (this.#batchDepth === 0) this.#guard(() => undefined);
+      this.endBatch();
     }
+  }
+
+  /**
+   * `batch` for shells whose frames arrive in separate callbacks of one I/O event (a socket
+   * read delivering many messages): begin at the first frame, end once the event is over
+   * (e.g. in a microtask). Every begin needs its end.
+   */
+  beginBatch(): void {
+    this.#batchDepth++;
+  }
+
+  endBatch(): void {
+    if (this.#batchDepth === 0) return;
+    this.#batchDepth--;
+    if (this.#batchDepth === 0) this.#guard(() => undefined);
   }
 
   /** Runs the timers due by now. */
