@@ -325,6 +325,35 @@ describe.skipIf(!haveQemu && !inCi)('e1000 differential: QEMU 7.2 vs model', () 
     expectSame(r);
   }, 60_000);
 
+  it('TSO over IPv6 (QEMU payload-length quirk kept), UDP segmentation, VLAN tag on every segment', async () => {
+    const r = await both(async (t, log) => {
+      await txSetup(t, 32);
+      await t.write(R.CTRL, (await t.read(R.CTRL)) | (1 << 30)); // VME
+      const drv = new LinuxLikeDriver(t, 32, 32);
+      // IPv6 + TCP, 2500 bytes of payload, MSS 1000.
+      const payload = new Uint8Array(2500).map((_, i) => (i * 5) & 0xff);
+      const l4 = tcp(0, 0, 40000, 443, 0x10000000, 0x18, payload, 'pseudo-nolen');
+      const ip6 = new Uint8Array(40 + l4.length);
+      ip6.set([0x60, 0, 0, 0, 0, 0, 6, 64]);
+      ip6.set([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 8);
+      ip6.set([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], 24);
+      ip6.set(l4, 40);
+      await drv.transmit(ethernet(PEER_MAC, GUEST_MAC, 0x86dd, ip6),
+        { ipcss: 14, ipcso: 0, ipcse: 0, tucss: 54, tucso: 70, tucse: 0, tcp: true, ipv4: false, popts: 2, tso: { mss: 1000, hdrLen: 74 } },
+        { vlan: 0x6007, chunk: 1024 });
+      log('ipv6', (await t.takeFrames(3)).map(hex));
+      // IPv4 + UDP segmentation (UDP length per segment), 2000 bytes, MSS 800.
+      const u = udp(ip('10.0.2.15'), ip('10.0.2.2'), 5000, 6000, new Uint8Array(2000).map((_, i) => i & 0xff));
+      u[6] = 0; u[7] = 0;
+      const v4 = ipv4(ip('10.0.2.15'), ip('10.0.2.2'), 17, u, 0x99, true);
+      await drv.transmit(ethernet(PEER_MAC, GUEST_MAC, 0x0800, v4),
+        { ipcss: 14, ipcso: 24, ipcse: 33, tucss: 34, tucso: 40, tucse: 0, tcp: false, ipv4: true, popts: 1, tso: { mss: 800, hdrLen: 42 } });
+      log('udp', (await t.takeFrames(3)).map(hex));
+      log('ring', hex(await t.memRead(TX_RING, 16 * 32)));
+    });
+    expectSame(r);
+  }, 60_000);
+
   it('RX of small and multi-buffer frames; SECRC; null buffers; VLAN strip; oversize', async () => {
     const r = await both(async (t, log) => {
       await rxSetup(t, 16, 0x8002 | (3 << 16), 256); // EN | BAM | 256-byte buffers
