@@ -42,7 +42,7 @@ import { DEFAULT_TCP_LIMITS, TcpConn, type TcpConnIo, type TcpLimits } from '../
 import { TCP_FLAG, TCP_HEADER_LEN, type Tcp } from '../tcp/wire.js';
 import { put16, put32 } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';
-import type { Counters } from '../util/drops.js';
+import { Counters } from '../util/drops.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
 import { routeOutbound } from './policy.js';
 import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
@@ -60,7 +60,10 @@ export const DEFAULT_TCP_ENGINE_LIMITS: TcpEngineLimits = { ...DEFAULT_TCP_LIMIT
 const EMPTY = new Uint8Array(0);
 
 export class TcpEngine {
+  /** Drops and refusals: the stack's counters. */
   readonly counters: Counters;
+  /** TCP events that are not drops (flows opened and closed, retransmissions, resets, …). */
+  readonly stats = new Counters();
   readonly #table: FlowTable;
   readonly #host: Host;
   readonly #toGuest: ToGuest;
@@ -103,7 +106,7 @@ export class TcpEngine {
     const f = this.#table.byTuple('tcp', p.src, t.srcPort, p.dst, t.dstPort);
     if (f instanceof TcpConn) {
       if ((t.flags & (TCP_FLAG.SYN | TCP_FLAG.ACK | TCP_FLAG.RST)) === TCP_FLAG.SYN && f.acceptsNewSyn(t)) {
-        this.counters.count('tcp.time-wait-reused');
+        this.stats.count('tcp.time-wait-reused');
         f.abort();
       } else {
         f.input(t, nowMs);
@@ -132,7 +135,7 @@ export class TcpEngine {
     }
     c.acceptSyn(t, nowMs);
     this.#timed.add(c);
-    this.counters.count('tcp.flow-opened');
+    this.stats.count('tcp.flow-opened');
     this.#host.tcpConnect(c.id, route.to);
   }
 
@@ -154,7 +157,7 @@ export class TcpEngine {
       this.counters.count('tcp.forward-tuple-taken');
       return undefined;
     }
-    this.counters.count('tcp.forward-opened');
+    this.stats.count('tcp.forward-opened');
     this.#timed.add(c);
     c.startForward(nowMs);
     return c.id;
@@ -171,7 +174,7 @@ export class TcpEngine {
   #evictTimeWait(): boolean {
     for (const f of this.#table.all()) {
       if (f instanceof TcpConn && f.state === 'time-wait') {
-        this.counters.count('tcp.time-wait-evicted');
+        this.stats.count('tcp.time-wait-evicted');
         f.abort();
         return true;
       }
@@ -303,6 +306,7 @@ export class TcpEngine {
     const toGuest = this.#toGuest;
     return {
       counters: this.counters,
+      stats: this.stats,
       sendSegment: (c, l4Length, write) => toGuest.sendIpv4(c.remote.addr, c.guest.addr, IP_PROTO.TCP, l4Length, write),
       icmpUnreachable: (c, code) => this.#icmpUnreachable(c, code),
       hostWrite: (c, data) => host.tcpWrite(c.id, data),
@@ -317,7 +321,7 @@ export class TcpEngine {
         this.#table.remove(c.id);
         this.#timed.delete(c);
         this.#budgetPaused.delete(c);
-        this.counters.count('tcp.flow-closed');
+        this.stats.count('tcp.flow-closed');
       },
       markDirty: (c) => {
         if (c.dirty) return;

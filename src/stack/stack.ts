@@ -285,6 +285,11 @@ export class Stack implements ToGuest, HostEvents {
     return flow;
   }
 
+  /** TCP events that are not drops (flows opened/closed, retransmissions, resets, window probes …), by name. */
+  tcpStats(): Record<string, number> {
+    return this.#tcp?.stats.snapshot() ?? {};
+  }
+
   /** Bytes all TCP connections hold (queued host data and host socket buffers); 0 without a host. */
   tcpHeldBytes(): number {
     return this.#tcp?.heldBytes ?? 0;

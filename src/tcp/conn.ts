@@ -84,7 +84,10 @@ export const TCP_UNREACHABLE = { NET: 0, HOST: 1, ADMIN_PROHIBITED: 13 } as cons
 
 /** What a connection needs from the engine that owns it. */
 export interface TcpConnIo {
+  /** Drops and refusals (the stack's counters). */
   readonly counters: Counters;
+  /** Events worth counting that are not drops: retransmissions, resets, flows opened… */
+  readonly stats: Counters;
   /** Sends an IPv4 datagram carrying a TCP segment from `c.remote` to `c.guest`; `write` fills in the segment. */
   sendSegment(c: TcpConn, l4Length: number, write: (into: Uint8Array, at: number) => number): void;
   /** ICMP destination unreachable to the guest about its SYN. */
@@ -417,7 +420,7 @@ export class TcpConn {
   /** The host connection failed or broke (Node error code). */
   hostError(code: string, nowMs: number): void {
     this.#nowMs = nowMs;
-    this.#io.counters.count(`tcp.host-error-${code.toLowerCase()}`);
+    this.#io.stats.count(`tcp.host-error-${code.toLowerCase()}`);
     switch (this.state) {
       case 'host-connecting': {
         const icmp = unreachableFor(code);
@@ -477,13 +480,13 @@ export class TcpConn {
     if ((t.flags & TCP_FLAG.RST) !== 0) {
       // RFC 9293 §3.10.7.4 (SYN-RECEIVED): a reset in window aborts; the guest gave up.
       if (t.seq === this.#rcvNxt) {
-        this.#io.counters.count('tcp.guest-reset-while-connecting');
+        this.#io.stats.count('tcp.guest-reset-while-connecting');
         this.#io.hostReset(this);
         this.#finish();
       }
       return;
     }
-    if ((t.flags & TCP_FLAG.SYN) !== 0 && t.seq === this.#irs) return this.#io.counters.count('tcp.syn-absorbed');
+    if ((t.flags & TCP_FLAG.SYN) !== 0 && t.seq === this.#irs) return this.#io.stats.count('tcp.syn-absorbed');
     this.#io.counters.count('tcp.segment-while-connecting');
   }
 
@@ -497,7 +500,7 @@ export class TcpConn {
     if ((f & TCP_FLAG.RST) !== 0) {
       if (ackOk) {
         // The guest's port is closed: the host client sees a reset.
-        this.#io.counters.count('tcp.forward-refused');
+        this.#io.stats.count('tcp.forward-refused');
         this.#io.hostReset(this);
         this.#finish();
       }
@@ -532,7 +535,7 @@ export class TcpConn {
     // A retransmitted SYN while our SYN-ACK is out: send it again (RFC 9293 §3.10.7.4 is
     // stricter, but Linux and passt answer so, and the guest's SYN retransmission means ours was lost).
     if (this.state === 'syn-received' && syn && (f & TCP_FLAG.ACK) === 0 && seq === this.#irs) {
-      this.#io.counters.count('tcp.syn-retransmit');
+      this.#io.stats.count('tcp.syn-retransmit');
       this.#sendSyn();
       return;
     }
@@ -550,18 +553,18 @@ export class TcpConn {
     // 2. RST (RFC 5961 §3.2): exact sequence aborts, anything else in window gets a challenge ACK.
     if ((f & TCP_FLAG.RST) !== 0) {
       if (seq === this.#rcvNxt) {
-        this.#io.counters.count('tcp.guest-reset');
+        this.#io.stats.count('tcp.guest-reset');
         if (this.state !== 'time-wait') this.#io.hostReset(this);
         return this.#finish();
       }
-      this.#io.counters.count('tcp.rst-challenged');
+      this.#io.stats.count('tcp.rst-challenged');
       this.#ackNow = true;
       return;
     }
 
     // 3. SYN in a synchronized state: challenge ACK (RFC 5961 §4.2).
     if (syn) {
-      this.#io.counters.count('tcp.syn-challenged');
+      this.#io.stats.count('tcp.syn-challenged');
       this.#ackNow = true;
       return;
     }
@@ -713,7 +716,7 @@ export class TcpConn {
 
   #dupAck(): void {
     this.#dupAcks++;
-    this.#io.counters.count('tcp.dup-ack');
+    this.#io.stats.count('tcp.dup-ack');
     const smss = this.#segmentSize();
     if (this.#inRecovery) {
       this.#cwnd = Math.min(MAX_CWND, this.#cwnd + smss);   // RFC 5681 §3.2 step 4: inflate
@@ -723,7 +726,7 @@ export class TcpConn {
     const sackSaysLost = this.#sackOk && this.#sackedBytes() >= 3 * smss;
     if (this.#dupAcks === 3 || (this.#dupAcks < 3 && sackSaysLost)) {
       // RFC 5681 §3.2 fast retransmit / fast recovery.
-      this.#io.counters.count('tcp.fast-retransmit');
+      this.#io.stats.count('tcp.fast-retransmit');
       const flight = seqSub(this.#sndMax, this.#sndUna);
       this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * smss);
       this.#cwnd = this.#ssthresh + 3 * smss;
@@ -820,7 +823,7 @@ export class TcpConn {
     // Trim what we already have (duplicates and overlaps).
     const old = seqSub(this.#rcvNxt, seq);
     if (old > 0) {
-      this.#io.counters.count('tcp.duplicate-data');
+      this.#io.stats.count('tcp.duplicate-data');
       this.#ackNow = true;
       if (old > data.length) {
         return;     // the FIN too lies before rcvNxt: an inconsistent guest, ignore
@@ -881,7 +884,7 @@ export class TcpConn {
   /** Holds an out-of-order segment (RFC 9293 §3.10.7.4 "seventh": SHOULD hold in-window segments). */
   #holdOoo(seq: number, data: Uint8Array, fin: boolean): void {
     this.#ackNow = true;    // RFC 5681 §4.2: immediate duplicate ACK, with SACK blocks
-    this.#io.counters.count('tcp.out-of-order');
+    this.#io.stats.count('tcp.out-of-order');
     const q = this.#ooo;
     if (q.length >= this.#limits.oooSegments) return this.#io.counters.count('tcp.ooo-full');
     let i = q.length;
@@ -1086,7 +1089,7 @@ export class TcpConn {
   #retransmitAt(seq: number): number {
     const dataSeq = this.#dataSeq();
     const end = seqAdd(dataSeq, this.#queue.length);
-    this.#io.counters.count('tcp.retransmit');
+    this.#io.stats.count('tcp.retransmit');
     const finSent = this.#finQueued && seqGt(this.#sndMax, end);
     if (seqGe(seq, end)) {
       if (finSent) this.#sendData(end, 0, TCP_FLAG.ACK | TCP_FLAG.FIN);
@@ -1154,7 +1157,7 @@ export class TcpConn {
     if (this.#connectAt !== undefined && nowMs >= this.#connectAt) {
       this.#connectAt = undefined;
       if (this.state === 'host-connecting') {
-        this.#io.counters.count('tcp.connect-timeout');
+        this.#io.stats.count('tcp.connect-timeout');
         this.#io.hostReset(this);
         this.#io.icmpUnreachable(this, TCP_UNREACHABLE.HOST);
         return this.#finish();
@@ -1173,7 +1176,7 @@ export class TcpConn {
       this.#persistAt = undefined;
       if (this.#sndWnd === 0 && this.#canSendData()) {
         // Linux's window probe: an ACK with an old sequence number makes the guest answer with its window.
-        this.#io.counters.count('tcp.window-probe');
+        this.#io.stats.count('tcp.window-probe');
         this.#sendData(seqAdd(this.#sndUna, -1), 0, TCP_FLAG.ACK);
         this.#persistBackoff = Math.min(this.#persistBackoff + 1, 16);
         this.#persistAt = nowMs + this.#persistIntervalMs();
@@ -1189,12 +1192,12 @@ export class TcpConn {
     switch (this.state) {
       case 'syn-sent': case 'syn-received':
         if (this.#retries >= this.#limits.synRetries) {
-          this.#io.counters.count('tcp.handshake-timeout');
+          this.#io.stats.count('tcp.handshake-timeout');
           this.#io.hostReset(this);
           return this.#finish();
         }
         this.#retries++;
-        this.#io.counters.count('tcp.syn-retransmit');
+        this.#io.stats.count('tcp.syn-retransmit');
         this.#rtoMs = Math.min(this.#limits.maxRtoMs, this.#rtoMs * 2);
         this.#sendSyn();
         this.#rtoAt = this.#nowMs + this.#rtoMs;
@@ -1208,13 +1211,13 @@ export class TcpConn {
     }
     if (this.#sndUna === this.#sndMax) return;
     if (this.#retries >= this.#limits.maxRetransmits) {
-      this.#io.counters.count('tcp.retransmit-timeout');
+      this.#io.stats.count('tcp.retransmit-timeout');
       this.#sendRst(this.#sndNxt);
       this.#io.hostReset(this);
       return this.#finish();
     }
     this.#retries++;
-    this.#io.counters.count('tcp.rto');
+    this.#io.stats.count('tcp.rto');
     // RFC 5681 §3.1 eqn 4 and RFC 6298 §5.5–5.7: halve, restart from one segment, back off.
     const smss = this.#segmentSize();
     this.#ssthresh = Math.max(Math.floor(seqSub(this.#sndMax, this.#sndUna) / 2), 2 * smss);

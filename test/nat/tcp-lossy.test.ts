@@ -301,7 +301,7 @@ describe('tcp over a lossy, duplicating, reordering link', () => {
   it('a clean link moves 2 MB host → guest in few simulated milliseconds, without retransmissions', () => {
     const r = simulate({ seed: 9, link: { loss: 0, dup: 0, jitterMs: 0 }, guestBytes: 1000, hostBytes: 2_000_000, mss: 1460, ts: true, shift: 7, rcvBufferBytes: 1 << 20, sndBufferBytes: 1 << 20, hostBufferedMax: 0 });
     expect(diff(concat(r.guest.received), r.hostData)).toBe('same');
-    expect(r.h.counters.get('tcp.retransmit')).toBe(0);
+    expect(r.h.engine.stats.get('tcp.retransmit')).toBe(0);
     expect(r.now).toBeLessThan(200);
   });
 });

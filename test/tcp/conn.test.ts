@@ -88,7 +88,7 @@ describe('tcp/conn handshake', () => {
     expect(t.guestSends({})).toEqual([]);
     expect(t.guestSends({})).toEqual([]);
     expect(t.host.callsOf('tcpConnect')).toHaveLength(1);
-    expect(t.counters.get('tcp.syn-absorbed')).toBe(2);
+    expect(t.engine.stats.get('tcp.syn-absorbed')).toBe(2);
     expect(t.connect()).toHaveLength(1);
   });
 
@@ -316,7 +316,7 @@ describe('tcp/conn retransmission', () => {
     const [re] = dup();
     expect(re).toMatchObject({ seq: una });
     expect(re!.payload).toEqual(out[1]!.payload);
-    expect(t.counters.get('tcp.fast-retransmit')).toBe(1);
+    expect(t.engine.stats.get('tcp.fast-retransmit')).toBe(1);
   });
 
   it('retransmits the SACK holes, skipping what the guest has', () => {
