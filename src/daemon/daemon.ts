@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { AcceptLink, GuestLink, LinkHandler, Listener, ListenerAddress } from '../link/link.js';
 import { listenDgram } from '../link/qemu-dgram.js';
 import { listenStream } from '../link/qemu-stream.js';
+import { wsE1000Route } from '../link/ws-e1000.js';
 import { wsFramesRoute } from '../link/ws-frames.js';
 import { listenWs, type WsListener } from '../link/ws-server.js';
 import type { DnsStaticRecord } from '../dns/records.js';
@@ -146,6 +147,7 @@ export class Daemon {
           case 'ws': {
             const l = await listenWs({ host: spec.host, port: spec.port, log });
             l.route('/', wsFramesRoute(accept, log));
+            l.route('/e1000', wsE1000Route(accept, log));
             d.#listeners.push(l);
             break;
           }

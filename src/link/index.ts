@@ -4,3 +4,4 @@ export { StreamDeframer, frameStream, listenStream, type StreamAddress, type Str
 export { listenDgram, DGRAM_IDLE_TIMEOUT_MS, DGRAM_MAX_SESSIONS, DGRAM_SWEEP_INTERVAL_MS, type DgramListenOptions } from './qemu-dgram.js';
 export { listenWs, type WsListener, type WsListenOptions, type WsRoute } from './ws-server.js';
 export { wsFramesRoute, WS_CLOSE, TEXT_REFUSED_REASON } from './ws-frames.js';
+export { wsE1000Route } from './ws-e1000.js';

@@ -26,7 +26,8 @@ export const MIN_FRAME_LEN = ETHERNET_HEADER_LEN;
  */
 export const TX_QUEUE_LIMIT_BYTES = 4 * 1024 * 1024;
 
-export type LinkKind = 'stream' | 'dgram' | 'ws';
+/** `ws-e1000`: the emulator forwards its e1000's register accesses and DMA; the model runs here. */
+export type LinkKind = 'stream' | 'dgram' | 'ws' | 'ws-e1000';
 
 /** What a session gives a link when the link is accepted. */
 export interface LinkHandler {
