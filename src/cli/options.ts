@@ -98,7 +98,8 @@ Listeners (each repeatable; giving any of them replaces the defaults):
   --stream tcp:HOST:PORT     QEMU -netdev stream over TCP
   --dgram udp:HOST:PORT      QEMU -netdev dgram over UDP, one session per sender address
   --ws HOST:PORT             WebSocket, one Ethernet frame per binary message at path /
-                             (v86: net_device: { relay_url: 'ws://HOST:PORT/' })
+                             (v86: net_device: { relay_url: 'ws://HOST:PORT/' }); the
+                             same listener serves the e1000 device protocol at /e1000
   HOST is an IP address (IPv6 in brackets); PORT 0 picks a free port.
   Defaults: --ws 127.0.0.1:8080 and --stream unix:DIR/tslirp.sock, where DIR is
   $XDG_RUNTIME_DIR/tslirp, else /run/tslirp as root, else TMPDIR/tslirp-UID.
