@@ -31,7 +31,8 @@
  * hears back within 5 s (plus the shell's timer latency); glibc's resolver waits 5 s per try
  * by default, so it sees our SERVFAIL before retrying on its own.
  *
- * Refusals (each counted under its Drop name in `counters`):
+ * Refusals and failures (each counted under its Drop name in `counters`; what went well, and
+ * re-sends, are in `stats`):
  * - shorter than a header, or a response (QR set) sent to us: dropped, never answered.
  * - more than `MAX_QUERY_BYTES`, not exactly one question, or a question that does not
  *   parse: FORMERR. An opcode other than QUERY: NOTIMP.
@@ -86,6 +87,8 @@ export interface DnsStats {
   answersFromUpstream: number;
   /** SERVFAIL answers sent (timeouts, failed or missing upstreams). */
   servfail: number;
+  /** Re-sends after an upstream timeout or socket error. */
+  retries: number;
 }
 
 export interface DnsForwarderDeps {
@@ -128,7 +131,7 @@ interface Pending {
 const epKey = (e: Endpoint): string => `${e.addr}:${e.port}`;
 
 export class DnsForwarder {
-  readonly stats: DnsStats = { queries: 0, answeredLocally: 0, forwarded: 0, answersFromUpstream: 0, servfail: 0 };
+  readonly stats: DnsStats = { queries: 0, answeredLocally: 0, forwarded: 0, answersFromUpstream: 0, servfail: 0, retries: 0 };
   readonly #host: Host;
   readonly #guest: ToGuest;
   readonly #random: Random;
@@ -261,7 +264,10 @@ export class DnsForwarder {
     for (const p of [...this.#pending.values()]) {
       if (p.upstream !== i) continue;
       if (p.attempts >= n) this.#fail(p, 'dns.upstreams-failed');
-      else this.#sendUpstream(p, (i + 1) % n, nowMs);
+      else {
+        this.stats.retries++;
+        this.#sendUpstream(p, (i + 1) % n, nowMs);
+      }
     }
   }
 
@@ -273,7 +279,7 @@ export class DnsForwarder {
       if (p.deadlineMs > nowMs) continue;
       if (nowMs >= p.startMs + QUERY_DEADLINE_MS || this.#upstreams.length === 0) this.#fail(p, 'dns.upstream-timeout');
       else {
-        this.#guest.counters.count('dns.upstream-retry');
+        this.stats.retries++;
         this.#sendUpstream(p, (p.upstream + 1) % this.#upstreams.length, nowMs);
       }
     }
