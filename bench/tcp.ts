@@ -1,0 +1,238 @@
+/**
+ * TCP throughput benchmark: iperf3 in a network-namespace guest against `iperf3 -s` on the
+ * host's loopback (10.0.2.2 from the guest), both directions, at MTU 1500 and 65520, through:
+ *
+ * - tslirp (the built daemon, `--stream unix:`),
+ * - libslirp on exactly the same path: QEMU `-M none` with `-netdev user` and a
+ *   `-netdev stream` server on one hub (testing.md), so both sit behind the same guest-less
+ *   QEMU hub bridge that carries the namespace's TAP,
+ * - slirp4netns (libslirp with its own TAP, no QEMU hub in the path: an upper reference).
+ *
+ * Not measured yet: the bridge alone (TAP ↔ hub ↔ hub ↔ TAP between two namespaces).
+ *
+ * Runs alternate A B A B with ≥5 pairs per cell; the ratio is the median of pairwise ratios
+ * tslirp/libslirp. Floor (issue 4): ≥ 1.0 in every cell. Also reported: daemon CPU seconds per
+ * GB moved, connection rate (sequential curl, so process start-up dominates), a 64-byte echo
+ * round-trip series (socat), and idle connection memory (daemon RSS growth for 500 idle
+ * connections).
+ *
+ * Needs root, iperf3, qemu-system-x86_64, slirp4netns, socat, busybox, curl and a built daemon
+ * (npm run build). Environment: BENCH_PAIRS (default 5), BENCH_SECONDS (default 3).
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { join } from 'node:path';
+import { startDaemon, type Daemon } from '../test/helpers/daemon.js';
+import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Proc, tempDir, until, must, uniqueName, run } from '../test/helpers/guests.js';
+
+const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
+const MTUS = (process.env['BENCH_MTUS'] ?? '1500,65520').split(',').map(Number);
+
+const missing = missingRequirements([root, daemonReq, command('iperf3'), command('qemu-system-x86_64'), command('slirp4netns'), command('socat'), command('curl')]);
+if (missing.length > 0) {
+  console.error(`bench/tcp.ts: cannot run, missing ${missing.join('; ')}`);
+  process.exit(process.env['CI'] === 'true' ? 1 : 0);
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** CPU seconds (user + system) of a process from /proc. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+/** One iperf3 run from the guest; bits per second as the receiver counted them. */
+async function iperf(g: NetnsGuest, server: string, port: number, reverse: boolean): Promise<number> {
+  const r = await g.exec(['iperf3', '-c', server, '-p', String(port), '-t', String(SECONDS), '-J', ...(reverse ? ['-R'] : [])], (SECONDS + 20) * 1000);
+  try {
+    const j = JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
+    if (j.error !== undefined) throw new Error(j.error);
+    return j.end?.sum_received?.bits_per_second ?? 0;
+  } catch (e) {
+    console.error(`iperf3 failed: ${String(e)} ${r.stderr.slice(0, 500)}`);
+    return 0;
+  }
+}
+
+interface Target {
+  readonly name: string;
+  readonly guest: NetnsGuest;
+  /** The address the guest reaches the host's loopback at. */
+  readonly server: string;
+  readonly pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+async function tslirpTarget(mtu: number, dir: string): Promise<Target & { daemon: Daemon }> {
+  const sock = join(dir, `tslirp-${mtu}.sock`);
+  const daemon = await startDaemon(['--stream', `unix:${sock}`, '--mtu', String(mtu), '--log-level', 'info']);
+  const guest = await NetnsGuest.create({ kind: 'stream-unix', path: sock });
+  const { lease } = await guest.dhcp();
+  if (lease === undefined) throw new Error('tslirp: no DHCP lease');
+  return {
+    name: 'tslirp', guest, server: '10.0.2.2', pid: daemon.pid, daemon,
+    async stop() {
+      await guest.destroy();
+      await daemon.stop();
+    },
+  };
+}
+
+async function libslirpTarget(mtu: number, dir: string): Promise<Target> {
+  const sock = join(dir, `libslirp-${mtu}.sock`);
+  const q = new Proc('libslirp-qemu', 'qemu-system-x86_64', [
+    '-M', 'none', '-nodefaults', '-display', 'none',
+    '-netdev', 'user,id=u0',
+    '-netdev', `stream,id=s0,server=on,addr.type=unix,addr.path=${sock}`,
+    '-netdev', 'hubport,id=h0,hubid=0,netdev=u0',
+    '-netdev', 'hubport,id=h1,hubid=0,netdev=s0',
+  ]);
+  await until(() => q.exit !== undefined || spawnSync('test', ['-S', sock]).status === 0, 10_000);
+  if (q.exit !== undefined) throw new Error(`libslirp QEMU exited: ${q.tail()}`);
+  const guest = await NetnsGuest.create({ kind: 'stream-unix', path: sock });
+  const { lease } = await guest.dhcp();
+  if (lease === undefined) throw new Error('libslirp: no DHCP lease');
+  await guest.sh('ip link set dev "$1" mtu "$2"', [guest.tap, String(mtu)]);
+  return {
+    name: 'libslirp', guest, server: '10.0.2.2', pid: q.child.pid,
+    async stop() {
+      await guest.destroy();
+      await q.stop();
+    },
+  };
+}
+
+async function slirp4netnsTarget(mtu: number): Promise<Target | undefined> {
+  const ns = uniqueName('tslb4n');
+  must('ip', ['netns', 'add', ns]);
+  const p = new Proc('slirp4netns', 'slirp4netns', ['--configure', '--mtu', String(mtu), '--netns-type=path', `/run/netns/${ns}`, 'tap0']);
+  const ok = await until(() => p.exit !== undefined || /sent tapfd|Starting slirp/.test(p.output) || spawnSync('ip', ['netns', 'exec', ns, 'ip', 'addr', 'show', 'tap0'], { encoding: 'utf8' }).stdout.includes('10.0.2.100'), 10_000);
+  if (!ok || p.exit !== undefined) {
+    console.error(`slirp4netns did not start: ${p.tail()}`);
+    await p.stop();
+    spawnSync('ip', ['netns', 'del', ns]);
+    return undefined;
+  }
+  const guestLike = {
+    exec: (args: readonly string[], timeoutMs?: number) => run('ip', ['netns', 'exec', ns, ...args], timeoutMs),
+  } as unknown as NetnsGuest;
+  return {
+    name: 'slirp4netns', guest: guestLike, server: '10.0.2.2', pid: p.child.pid,
+    async stop() {
+      await p.stop();
+      spawnSync('ip', ['netns', 'del', ns]);
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const dir = tempDir('tslirp-bench-');
+  const iperfPort = await freePort();
+  const iperfServer = new Proc('iperf3 -s', 'iperf3', ['-s', '-B', '127.0.0.1', '-p', String(iperfPort)]);
+  await new Promise((r) => setTimeout(r, 300));
+  const rows: string[] = [];
+  let floorOk = true;
+  try {
+    for (const mtu of MTUS) {
+      const a = await tslirpTarget(mtu, dir);
+      const b = await libslirpTarget(mtu, dir);
+      const c = await slirp4netnsTarget(mtu);
+      try {
+        for (const reverse of [false, true]) {
+          const dirName = reverse ? 'host→guest' : 'guest→host';
+          const ratios: number[] = [];
+          const as: number[] = [];
+          const bs: number[] = [];
+          const cs: number[] = [];
+          let cpu = 0;
+          let bytes = 0;
+          for (let i = 0; i < PAIRS; i++) {
+            const cpu0 = cpuSeconds(a.pid!);
+            const x = await iperf(a.guest, a.server, iperfPort, reverse);
+            cpu += cpuSeconds(a.pid!) - cpu0;
+            bytes += (x * SECONDS) / 8;
+            const y = await iperf(b.guest, b.server, iperfPort, reverse);
+            as.push(x);
+            bs.push(y);
+            if (y > 0) ratios.push(x / y);
+            if (c !== undefined) cs.push(await iperf(c.guest, c.server, iperfPort, reverse));
+          }
+          const ratio = ratios.length > 0 ? median(ratios) : 0;
+          if (ratio < 1) floorOk = false;
+          const gb = bytes / 1e9;
+          rows.push(
+            `MTU ${String(mtu).padStart(5)} ${dirName}: tslirp ${(median(as) / 1e9).toFixed(2)} Gbit/s, libslirp ${(median(bs) / 1e9).toFixed(2)}, ` +
+              `slirp4netns ${cs.length > 0 ? (median(cs) / 1e9).toFixed(2) : 'n/a'}; ratio tslirp/libslirp ${ratio.toFixed(2)} ` +
+              `(pairs ${ratios.map((r) => r.toFixed(2)).join(' ')}); tslirp CPU ${gb > 0 ? (cpu / gb).toFixed(2) : 'n/a'} s/GB`,
+          );
+          console.log(rows[rows.length - 1]);
+        }
+        if (mtu === MTUS[0]) await extras(a, b);
+      } finally {
+        await a.stop();
+        await b.stop();
+        await c?.stop();
+      }
+    }
+  } finally {
+    await iperfServer.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log('\n' + rows.join('\n'));
+  console.log(floorOk ? 'floor met: tslirp ≥ 1.0× libslirp in every cell' : 'FLOOR MISSED: tslirp < 1.0× libslirp in some cell');
+}
+
+/** Latency, connection rate and idle-connection memory, tslirp vs libslirp. */
+async function extras(a: Target & { daemon: Daemon }, b: Target): Promise<void> {
+  const web = http.createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+  const port = (web.address() as net.AddressInfo).port;
+  const echo = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  const echoPort = (echo.address() as net.AddressInfo).port;
+  try {
+    for (const t of [a, b]) {
+      // Connection rate: 200 sequential HTTP requests, each on a new connection.
+      const n = 200;
+      const t0 = Date.now();
+      const r = await t.guest.exec(['sh', '-c', `i=0; while [ $i -lt ${n} ]; do curl -s -o /dev/null http://${t.server}:${port}/; i=$((i+1)); done`], 120_000);
+      const s = (Date.now() - t0) / 1000;
+      // Request/response latency: 1000 round trips of 64 bytes on one connection (socat).
+      const rr = await t.guest.exec(['sh', '-c', `start=$(date +%s%N); i=0; (while [ $i -lt 1000 ]; do head -c 64 /dev/zero; sleep 0; i=$((i+1)); done) | socat -b 64 - TCP:${t.server}:${echoPort} | wc -c; end=$(date +%s%N); echo $(( (end - start) / 1000 ))`], 120_000);
+      const [bytesBack, usTotal] = rr.stdout.trim().split(/\s+/).map(Number);
+      console.log(`${t.name}: ${(n / s).toFixed(0)} connections/s (curl, sequential${r.code === 0 ? '' : ', errors'}); echo of 64 KB in 64-byte writes: ${bytesBack} bytes back in ${((usTotal ?? 0) / 1000).toFixed(0)} ms`);
+    }
+    // Idle connection memory: 500 idle connections through tslirp, daemon RSS growth.
+    const rss0 = a.daemon.rssKiB() ?? 0;
+    const idle = a.guest.spawn('idle conns', ['sh', '-c', `i=0; while [ $i -lt 500 ]; do (sleep 20 | socat -u - TCP:${a.server}:${echoPort} > /dev/null) & i=$((i+1)); done; wait`]);
+    await new Promise((r) => setTimeout(r, 8000));
+    const rss1 = a.daemon.rssKiB() ?? 0;
+    console.log(`tslirp: 500 idle connections add ${rss1 - rss0} KiB of daemon RSS (${((rss1 - rss0) / 500).toFixed(1)} KiB each, sockets included)`);
+    await idle.stop();
+  } finally {
+    web.close();
+    echo.close();
+  }
+}
+
+await main();
