@@ -20,7 +20,9 @@ import {
   command, daemon as daemonReq, freeUdpPort, missingRequirements, NetnsGuest, Proc, root, run, shouldRun, tempDir,
 } from '../helpers/guests.js';
 
-const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('dnsmasq'), command('dig'), command('ss')]);
+const missing = missingRequirements([
+  root, daemonReq, command('ip'), command('socat'), command('busybox'), command('dnsmasq'), command('dig'), command('ss'), command('tshark'),
+]);
 const enabled = shouldRun('udp-dns.int.test.ts (DNS forwarder and UDP NAT with dnsmasq, dig and a namespace guest)', missing);
 
 const MTU = 1500;
@@ -180,7 +182,7 @@ describe.skipIf(!enabled)('DNS forwarder and UDP NAT with real peers', () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('has what it needs (root, ip, socat, busybox, dnsmasq, dig, ss, the daemon)', () => {
+  it('has what it needs (root, ip, socat, busybox, dnsmasq, dig, ss, tshark, the daemon)', () => {
     expect(missing).toEqual([]);
   });
 
@@ -284,6 +286,40 @@ describe.skipIf(!enabled)('DNS forwarder and UDP NAT with real peers', () => {
       expect(drops['udp.flow-evicted'] ?? 0, d.dump().slice(-4000)).toBeGreaterThan(20 * limit);
     }, 300_000);
   });
+
+  it('tshark reads every DNS message of a --pcap capture cleanly: local answers, forwarded ones, TC, NXDOMAIN, SERVFAIL', async () => {
+    const pcapDir = join(work, 'pcap');
+    const { d, g } = await daemonWithGuest(['--pcap', pcapDir, '--dns-upstream', `127.0.0.1:${dnsmasqPort}`, '--dns-record', 'db.tslirp.test=2001:db8::77']);
+    await dig(g, ['host.tslirp.internal', 'A']);
+    await dig(g, ['host.tslirp.internal', 'AAAA']);
+    await dig(g, ['db.tslirp.test', 'AAAA']);
+    await dig(g, ['nobody.tslirp.internal']);
+    await dig(g, ['example.test', 'AAAA']);
+    await dig(g, ['big.example.test', 'TXT', '+ignore', '+noedns']);
+    await dig(g, ['silent.test']);
+    await g.destroy();
+    await d.stop();
+    const files = readdirSync(pcapDir).map((f) => join(pcapDir, f));
+    expect(files).toHaveLength(1);
+    const checks = ['-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE'];
+    const all = await run('tshark', ['-r', files[0]!, ...checks, '-Y', 'dns.flags.response == 1', '-T', 'fields', '-e', 'dns.qry.name', '-e', 'dns.qry.type', '-e', 'dns.flags.rcode', '-e', 'dns.flags.truncated', '-e', 'dns.count.answers'], 30_000);
+    expect(all.code, all.stderr).toBe(0);
+    // tshark 4 prints booleans as True/False, older ones as 1/0.
+    const rows = all.stdout.trim().split('\n').map((l) => l.split('\t').map((f) => (f === 'True' ? '1' : f === 'False' ? '0' : f)));
+    // name, qtype (1 A, 28 AAAA, 16 TXT), rcode (0, 2 SERVFAIL, 3 NXDOMAIN), TC, answers
+    expect(rows).toEqual(expect.arrayContaining([
+      ['host.tslirp.internal', '1', '0', '0', '1'],
+      ['host.tslirp.internal', '28', '0', '0', '0'],
+      ['db.tslirp.test', '28', '0', '0', '1'],
+      ['nobody.tslirp.internal', '1', '3', '0', '0'],
+      ['example.test', '28', '0', '0', '1'],
+      ['big.example.test', '16', '0', '1', '0'],
+      ['silent.test', '1', '2', '0', '0'],
+    ]));
+    const expert = await run('tshark', ['-r', files[0]!, ...checks, '-Y', '_ws.expert.severity >= "Warning" || _ws.malformed'], 30_000);
+    expect(expert.code, expert.stderr).toBe(0);
+    expect(expert.stdout.trim(), 'packets with expert warnings').toBe('');
+  }, 90_000);
 
   it('--restrict blocks the echo while DHCP and DNS keep working', async () => {
     const { g } = await daemonWithGuest(['--restrict', '--dns-upstream', `127.0.0.1:${dnsmasqPort}`]);
