@@ -41,7 +41,8 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
     return 1;
   }
   const n = cmd.network;
-  log.info(
+  // The "listening" line is the daemon's contract with scripts: printed whatever --log-level says.
+  log.child({}, { level: 'info' }).info(
     {
       version: version(),
       listeners: daemon.addresses.map(describeListener),
