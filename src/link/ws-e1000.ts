@@ -12,8 +12,8 @@ import type http from 'node:http';
 import type { WebSocket } from 'ws';
 import { attachE1000Device, type E1000WsSession } from '../nic-e1000/ws-device.js';
 import { Counters } from '../util/drops.js';
-import { formatHostPort, type AcceptLink, type GuestLink, type LinkHandler, type LinkLog } from './link.js';
-import { WS_CLOSE } from './ws-frames.js';
+import type { AcceptLink, GuestLink, LinkHandler, LinkLog } from './link.js';
+import { acceptWsLink, WS_CLOSE } from './ws-frames.js';
 import type { WsRoute } from './ws-server.js';
 
 /** The largest protocol message: a DMA reply carrying a 64 KiB TSO payload plus headers. */
@@ -83,17 +83,7 @@ export function wsE1000Route(accept: AcceptLink, log: LinkLog): WsRoute {
   return {
     maxPayload: MAX_MESSAGE_BYTES,
     accept(ws: WebSocket, req: http.IncomingMessage): void {
-      const peer = formatHostPort(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
-      const link = new WsE1000Link(ws, peer);
-      let handler: LinkHandler;
-      try {
-        handler = accept(link);
-      } catch (e) {
-        log.warn({ peer, err: e }, 'e1000: session refused');
-        ws.close(WS_CLOSE.GOING_AWAY, 'session refused');
-        return;
-      }
-      link.attach(handler, log);
+      acceptWsLink(ws, req, (peer) => new WsE1000Link(ws, peer), accept, log);
     },
   };
 }

@@ -81,22 +81,36 @@ class WsFrameLink implements GuestLink {
   }
 }
 
+/**
+ * Accepts a WebSocket as a guest link: builds the link, asks for its session's handler, and
+ * refuses the socket (1001, logged) when no session can be had.
+ */
+export function acceptWsLink(
+  ws: WebSocket,
+  req: http.IncomingMessage,
+  makeLink: (peer: string) => GuestLink & { attach(handler: LinkHandler, log: LinkLog): void },
+  accept: AcceptLink,
+  log: LinkLog,
+): void {
+  const peer = formatHostPort(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
+  const link = makeLink(peer);
+  let handler: LinkHandler;
+  try {
+    handler = accept(link);
+  } catch (e) {
+    log.warn({ peer, kind: link.kind, err: e }, 'ws: session refused');
+    ws.close(WS_CLOSE.GOING_AWAY, 'session refused');
+    return;
+  }
+  link.attach(handler, log);
+}
+
 /** The route serving raw frames (mount it at '/'). */
 export function wsFramesRoute(accept: AcceptLink, log: LinkLog, txQueueLimitBytes = TX_QUEUE_LIMIT_BYTES): WsRoute {
   return {
     maxPayload: MAX_FRAME_LEN,
     accept(ws: WebSocket, req: http.IncomingMessage): void {
-      const peer = formatHostPort(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
-      const link = new WsFrameLink(ws, peer, txQueueLimitBytes);
-      let handler: LinkHandler;
-      try {
-        handler = accept(link);
-      } catch (e) {
-        log.warn({ peer, err: e }, 'ws: session refused');
-        ws.close(WS_CLOSE.GOING_AWAY, 'session refused');
-        return;
-      }
-      link.attach(handler, log);
+      acceptWsLink(ws, req, (peer) => new WsFrameLink(ws, peer, txQueueLimitBytes), accept, log);
     },
   };
 }
