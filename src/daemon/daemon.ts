@@ -15,6 +15,7 @@ import { listenWs, type WsListener } from '../link/ws-server.js';
 import type { DnsStaticRecord } from '../dns/records.js';
 import type { Endpoint } from '../host/host.js';
 import { TcpForwardListener } from '../host/node-tcp.js';
+import { UdpForwardListener } from '../host/node-udp.js';
 import { ResolvConfWatcher } from '../host/resolv-conf.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import type { StackConfig } from '../stack/config.js';
@@ -67,7 +68,7 @@ export class Daemon {
   /** The DNS upstreams new sessions start with; resolv.conf changes replace them. */
   #dnsUpstreams: readonly Endpoint[] = [];
   #resolvConf: ResolvConfWatcher | undefined;
-  readonly #forwardListeners: TcpForwardListener[] = [];
+  readonly #forwardListeners: (TcpForwardListener | UdpForwardListener)[] = [];
   /** The session the --hostfwd listeners deliver to. */
   #forwardOwner: Session | undefined;
 
@@ -136,8 +137,7 @@ export class Daemon {
     const log = o.log;
     try {
       for (const rule of o.forwards ?? []) {
-        if (rule.protocol !== 'tcp') throw new Error(`--hostfwd ${rule.text}: udp forwards are not supported yet`);
-        const l = new TcpForwardListener(rule);
+        const l = rule.protocol === 'tcp' ? new TcpForwardListener(rule) : new UdpForwardListener(rule);
         await l.listen();
         d.#forwardListeners.push(l);
       }

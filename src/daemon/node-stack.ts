@@ -6,6 +6,7 @@ import type { DnsStaticRecord } from '../dns/records.js';
 import type { Endpoint, FlowId, HostEvents } from '../host/host.js';
 import { NodeHost } from '../host/node-host.js';
 import type { TcpForwardTarget } from '../host/node-tcp.js';
+import type { UdpForwardTarget } from '../host/node-udp.js';
 import type { StackConfig } from '../stack/config.js';
 import { Stack } from '../stack/stack.js';
 import type { Ipv4Addr } from '../util/bytes.js';
@@ -16,7 +17,7 @@ export interface NodeStackOptions {
   readonly dnsRecords: readonly DnsStaticRecord[];
 }
 
-export class NodeStack extends Stack implements TcpForwardTarget {
+export class NodeStack extends Stack implements TcpForwardTarget, UdpForwardTarget {
   readonly host: NodeHost;
 
   constructor(config: StackConfig, deps: SessionStackDeps, o: NodeStackOptions) {
@@ -44,6 +45,10 @@ export class NodeStack extends Stack implements TcpForwardTarget {
     return this.host.tcp;
   }
 
+  get udp(): NodeHost['udp'] {
+    return this.host.udp;
+  }
+
   /** The guest address for forward rules without one: the first bound DHCP lease. */
   defaultGuestAddr(): Ipv4Addr | undefined {
     return this.leases().find((l) => l.state === 'bound')?.ip;
@@ -51,6 +56,12 @@ export class NodeStack extends Stack implements TcpForwardTarget {
 
   override forwardTcp(client: Endpoint, guest: Endpoint): FlowId | undefined {
     const flow = super.forwardTcp(client, guest);
+    this.#poke();
+    return flow;
+  }
+
+  override forwardUdp(client: Endpoint, guest: Endpoint): FlowId | undefined {
+    const flow = super.forwardUdp(client, guest);
     this.#poke();
     return flow;
   }

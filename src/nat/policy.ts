@@ -34,3 +34,13 @@ export function routeOutbound(config: StackConfig, remote: Endpoint): Route {
   if (((a & config.netmask) >>> 0) === config.net) return { refused: 'nat.inside-network' };
   return { to: remote };
 }
+
+/**
+ * The address and port a forwarded host client appears from, as the guest sees it: its own
+ * address, or the gateway's for loopback clients (libslirp's rule: the guest cannot reach
+ * the host's 127.0.0.1 under that name, but the gateway stands for the host).
+ */
+export function forwardedRemote(config: StackConfig, client: Endpoint): Endpoint {
+  const loopback = client.addr >>> 24 === 127 || client.addr === 0;
+  return { addr: loopback ? config.host : client.addr, port: client.port };
+}

@@ -20,6 +20,11 @@
  * (120 s: RFC 4787 REQ-5's minimum for a NAT mapping; libslirp uses 240 s) is closed. There is
  * no queue: datagrams go straight to the socket (the kernel's buffer is the only buffer).
  *
+ * Port forwards (`--hostfwd udp:`): each client of a forward listener becomes a flow with
+ * origin 'forward' (`forward()`), the guest seeing it from `forwardedRemote` (the client's
+ * address, or the gateway for loopback clients); the listener's socket carries it. Such
+ * flows age, and are evicted, like the others.
+ *
  * Not forwarded: broadcast and multicast (the stack counts them before they get here).
  */
 import type { Endpoint, FlowId, Host } from '../host/host.js';
@@ -29,7 +34,7 @@ import type { ToGuest } from '../stack/to-guest.js';
 import { UDP_HEADER_LEN, udpLength, writeUdp, type Udp } from '../udp/wire.js';
 import { put16 } from '../util/bytes.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
-import { routeOutbound } from './policy.js';
+import { forwardedRemote, routeOutbound } from './policy.js';
 
 export const UDP_IDLE_TIMEOUT_MS = 120_000;
 
@@ -84,11 +89,7 @@ export class UdpNat {
         this.#guest.icmpError(p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);
         return;
       }
-      if (this.#table.isFull('udp')) {
-        const victim = this.#table.leastRecent('udp');
-        if (victim !== undefined) this.#close(victim.id);
-        this.#guest.counters.count('udp.flow-evicted');
-      }
+      this.#makeRoom();
       const created: UdpFlow = {
         id: this.#table.allocateId(),
         protocol: 'udp',
@@ -110,6 +111,33 @@ export class UdpNat {
     }
     flow.bytesFromGuest += u.payload.length;
     this.#host.udpSend(flow.id, u.payload);
+  }
+
+  /**
+   * A datagram from a new client of a `--hostfwd udp:` listener: a flow whose remote side is
+   * the client as the guest sees it (`forwardedRemote`) and whose host side is the client. The
+   * listener's socket carries it (no udpOpen). Undefined when the tuple is taken.
+   */
+  forward(client: Endpoint, guest: Endpoint, nowMs: number): FlowId | undefined {
+    const remote = forwardedRemote(this.#guest.config, client);
+    if (this.#table.byTuple('udp', guest.addr, guest.port, remote.addr, remote.port) !== undefined) {
+      this.#guest.counters.count('udp.forward-tuple-taken');
+      return undefined;
+    }
+    this.#makeRoom();
+    const flow: UdpFlow = {
+      id: this.#table.allocateId(), protocol: 'udp', origin: 'forward', guest, remote, host: client,
+      createdMs: nowMs, lastActiveMs: nowMs, bytesFromGuest: 0, bytesToGuest: 0, stateName: 'open',
+    };
+    return this.#table.add(flow) ? flow.id : undefined;
+  }
+
+  /** Evicts the least recently active flow when the table is full. */
+  #makeRoom(): void {
+    if (!this.#table.isFull('udp')) return;
+    const victim = this.#table.leastRecent('udp');
+    if (victim !== undefined) this.#close(victim.id);
+    this.#guest.counters.count('udp.flow-evicted');
   }
 
   /** True when the flow is one of ours. */

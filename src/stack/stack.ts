@@ -285,6 +285,19 @@ export class Stack implements ToGuest, HostEvents {
     return flow;
   }
 
+  /**
+   * A datagram from a new client of a `--hostfwd udp:` listener: opens a UDP flow towards
+   * `guest` whose host side is the client. Returns the flow, or undefined (no host, tuple
+   * taken); the caller then drops the datagram. The datagram itself follows as `udpReceived`.
+   */
+  forwardUdp(client: Endpoint, guest: Endpoint): FlowId | undefined {
+    let flow: FlowId | undefined;
+    this.#guard((nowMs) => {
+      flow = this.#udp?.forward(client, guest, nowMs);
+    });
+    return flow;
+  }
+
   /** TCP events that are not drops (flows opened/closed, retransmissions, resets, window probes …), by name. */
   tcpStats(): Record<string, number> {
     return this.#tcp?.stats.snapshot() ?? {};
@@ -436,6 +449,9 @@ export class Stack implements ToGuest, HostEvents {
     if (u.dstPort === DHCP_SERVER_PORT && (broadcast || p.dst === this.config.host)) {
       const reply = this.#dhcp.receive(u.payload, eth.src, p.src, nowMs);
       if (reply === undefined) return;
+      // A bound lease names the guest's MAC: flows towards it (port forwards) need no ARP first.
+      const bound = this.#dhcp.addressOf(eth.src, nowMs);
+      if (bound !== undefined) this.#arp.learn(bound, eth.src);
       const out = { srcPort: DHCP_SERVER_PORT, dstPort: DHCP_CLIENT_PORT, payload: reply.message };
       const pseudo = pseudoSum(this.config.host, reply.toIp, IP_PROTO.UDP);
       this.#sendIpv4To(reply.toMac, this.config.host, reply.toIp, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at));
