@@ -100,7 +100,10 @@ export class Daemon {
       onChange: (list, conf) => {
         this.#dnsUpstreams = list;
         this.#o.log.info({ resolvConf: dns.resolvConf, upstreams: show(list), skipped: conf.skipped }, 'dns upstreams changed');
-        for (const s of this.#sessions) s.stack.setDnsUpstreams?.(list);
+        for (const s of this.#sessions) {
+          s.stack.setDnsUpstreams?.(list);
+          s.poke();
+        }
       },
       onError: (code) => {
         this.#o.log.warn({ resolvConf: dns.resolvConf, code }, 'cannot read resolv.conf: DNS queries get SERVFAIL until it is readable');

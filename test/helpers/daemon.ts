@@ -111,11 +111,17 @@ function isListener(x: unknown): x is Listener {
  * Starts `node dist/cli/main.js serve ...args` and resolves once it logged `listening`.
  * Rejects (after killing the process) if it exits first or the line does not come in time.
  */
+/** The DNS upstream of test daemons that name none: the discard port on loopback, closed. */
+export const NO_DNS_UPSTREAM = '127.0.0.1:9';
+
 export async function startDaemon(args: readonly string[], options: StartDaemonOptions = {}): Promise<Daemon> {
   const missing = daemonMissing();
   if (missing !== undefined) throw new Error(`cannot start the daemon: missing ${missing}`);
   warnIfStale();
-  const child: ChildProcess = spawn(process.execPath, ['--enable-source-maps', DAEMON_ENTRY, 'serve', ...args], {
+  // Tests never reach the machine's own resolver: without an upstream of their own, DNS goes
+  // to a closed loopback port (queries get SERVFAIL at once).
+  const dns = args.includes('--dns-upstream') || args.includes('--resolv-conf') ? [] : ['--dns-upstream', NO_DNS_UPSTREAM];
+  const child: ChildProcess = spawn(process.execPath, ['--enable-source-maps', DAEMON_ENTRY, 'serve', ...dns, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
