@@ -11,7 +11,9 @@
  * - The connect timeout is the engine's (`TcpLimits.connectTimeoutMs`, 20 s by default): it
  *   resets the socket through `reset()`.
  * - `write()` returns the socket's `writableLength`: what Node buffers beyond the kernel,
- *   which the engine subtracts from the guest's window; `'drain'` reopens it.
+ *   which the engine subtracts from the guest's window; `'drain'` reopens it. Writes are
+ *   corked until the end of the event-loop turn (`setImmediate`), so the segments of one
+ *   link read leave in one `writev` instead of one system call each.
  * - `pause()` stops reading when the guest's window and our queue are full; a read already
  *   in flight may still arrive once (Node delivers it after pause).
  * - Errors are reported once with the Node code (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
@@ -34,6 +36,9 @@ export class NodeTcp {
   readonly #sockets = new Map<FlowId, net.Socket>();
   readonly #events: NodeTcpEvents;
   readonly #keepAliveMs: number;
+  /** Sockets corked in this event-loop turn. */
+  readonly #corked = new Set<net.Socket>();
+  #uncorkScheduled = false;
 
   constructor(events: NodeTcpEvents, options: NodeTcpOptions = {}) {
     this.#events = events;
@@ -98,8 +103,22 @@ export class NodeTcp {
   write(flow: FlowId, data: Uint8Array): number {
     const socket = this.#sockets.get(flow);
     if (socket === undefined || socket.destroyed || !socket.writable) return 0;
+    if (!this.#corked.has(socket)) {
+      socket.cork();
+      this.#corked.add(socket);
+      if (!this.#uncorkScheduled) {
+        this.#uncorkScheduled = true;
+        setImmediate(() => this.#uncorkAll());
+      }
+    }
     socket.write(data);
     return socket.writableLength;
+  }
+
+  #uncorkAll(): void {
+    this.#uncorkScheduled = false;
+    for (const s of this.#corked) if (!s.destroyed) s.uncork();
+    this.#corked.clear();
   }
 
   /** Host.tcpEnd: FIN to the host peer; reading goes on. */

@@ -138,8 +138,10 @@ const IPV4_TCP_HEADERS = 40;
 const TIMESTAMP_OPTION_LEN = 12;
 /** RFC 9293 §3.7.1: the MSS to assume when the SYN carries none. */
 const DEFAULT_MSS = 536;
-/** RFC 6928 initial window, in segments. */
-const INITIAL_CWND_SEGMENTS = 10;
+/** RFC 6928 §2: IW = min(10 × MSS, max(2 × MSS, 14600)). */
+const initialWindow = (mss: number): number => Math.min(10 * mss, Math.max(2 * mss, 14600));
+/** Floor of the recovery timer (below the RTO's 200 ms: the guest is one link away). */
+const MIN_RECOVERY_MS = 10;
 const MAX_CWND = 1 << 30;
 
 /** The smallest shift that fits `bytes` in the 16-bit window field (RFC 7323 §2.2). */
@@ -247,6 +249,9 @@ export class TcpConn {
   #persistAt: number | undefined;
   #dackAt: number | undefined;
   #timeWaitAt: number | undefined;
+  /** In fast recovery: when to resend SND.UNA if it is still not acknowledged (a lost retransmission). */
+  #recoveryAt: number | undefined;
+  #recoveryBackoff = 0;
 
   // --- The segment being written (read by #writer, which the io calls synchronously).
   #wSeq = 0;
@@ -342,7 +347,7 @@ export class TcpConn {
     this.#sackOk = o.sackPermitted === true;
     this.#tsOk = o.timestamp !== undefined;
     if (o.timestamp !== undefined) this.#tsRecent = o.timestamp.value;
-    this.#cwnd = INITIAL_CWND_SEGMENTS * this.#segmentSize();
+    this.#cwnd = initialWindow(this.#segmentSize());
   }
 
   // ================================================================ host events
@@ -623,12 +628,19 @@ export class TcpConn {
       return false;
     }
     const wnd = t.window << this.#sndShift;
-    if (this.#sackOk && t.options.sack !== undefined) this.#updateSacked(t.options.sack);
+    let newSack = false;
+    if (this.#sackOk && t.options.sack !== undefined) {
+      const before = this.#sackedBytes();
+      this.#updateSacked(t.options.sack);
+      newSack = this.#sackedBytes() > before;
+    }
 
     if (seqGt(ack, this.#sndUna)) {
       this.#newAck(t, ack);
     } else if (ack === this.#sndUna && this.#sndUna !== this.#sndMax && t.payload.length === 0
-      && (t.flags & (TCP_FLAG.SYN | TCP_FLAG.FIN)) === 0 && wnd === this.#sndWnd) {
+      && (t.flags & (TCP_FLAG.SYN | TCP_FLAG.FIN)) === 0 && (wnd === this.#sndWnd || newSack)) {
+      // RFC 5681 §2's duplicate ACK; with SACK, any ACK that SACKs new data counts (RFC 6675 §2),
+      // since a reading receiver's window changes from ACK to ACK.
       this.#dupAck();
     }
 
@@ -679,11 +691,13 @@ export class TcpConn {
     if (this.#inRecovery) {
       if (seqGe(ack, this.#recoverSeq)) {
         this.#inRecovery = false;
+        this.#recoveryAt = undefined;
         this.#cwnd = Math.max(this.#ssthresh, smss);
       } else {
         this.#cwnd = Math.max(smss, this.#cwnd - ackedSeqs + smss);
         if (seqGe(ack, this.#rexmitHigh)) this.#rexmitHigh = this.#retransmitAt(ack);
         else this.#retransmitNextHole();
+        this.#armRecovery(true);
       }
     } else if (this.#cwnd < this.#ssthresh) {
       this.#cwnd = Math.min(MAX_CWND, this.#cwnd + ackedSeqs);
@@ -734,7 +748,28 @@ export class TcpConn {
       this.#recoverSeq = this.#sndMax;
       this.#rexmitHigh = this.#retransmitAt(this.#sndUna);
       this.#rttSeq = undefined;
+      this.#armRecovery(true);
     }
+  }
+
+  /**
+   * A lost retransmission would otherwise wait for the RTO (200 ms or more): in recovery, if
+   * SND.UNA is still unacknowledged after about two round trips, resend it (the idea of RACK,
+   * RFC 8985, simplified to the first hole).
+   */
+  #armRecovery(reset: boolean): void {
+    if (reset) this.#recoveryBackoff = 0;
+    const base = Math.max(MIN_RECOVERY_MS, Math.ceil(2 * this.#srttMs + 2));
+    this.#recoveryAt = this.#nowMs + Math.min(this.#rtoMs, base * 2 ** this.#recoveryBackoff);
+  }
+
+  #onRecoveryTimer(): void {
+    if (!this.#inRecovery || this.#sndUna === this.#sndMax || !this.#canSendData()) return;
+    this.#io.stats.count('tcp.recovery-retransmit');
+    this.#retransmitAt(this.#sndUna);
+    this.#retransmitNextHole();
+    this.#recoveryBackoff = Math.min(this.#recoveryBackoff + 1, 6);
+    this.#armRecovery(false);
   }
 
   #sampleRtt(t: Tcp, ack: number): void {
@@ -1146,7 +1181,7 @@ export class TcpConn {
   /** The earliest timer, in clock ms; undefined when none is armed. */
   nextDeadline(): number | undefined {
     let d: number | undefined;
-    for (const t of [this.#connectAt, this.#rtoAt, this.#persistAt, this.#dackAt, this.#timeWaitAt])
+    for (const t of [this.#connectAt, this.#rtoAt, this.#persistAt, this.#dackAt, this.#timeWaitAt, this.#recoveryAt])
       if (t !== undefined && (d === undefined || t < d)) d = t;
     return d;
   }
@@ -1181,6 +1216,10 @@ export class TcpConn {
         this.#persistBackoff = Math.min(this.#persistBackoff + 1, 16);
         this.#persistAt = nowMs + this.#persistIntervalMs();
       }
+    }
+    if (this.#recoveryAt !== undefined && nowMs >= this.#recoveryAt) {
+      this.#recoveryAt = undefined;
+      this.#onRecoveryTimer();
     }
     if (this.#dackAt !== undefined && nowMs >= this.#dackAt) {
       this.#dackAt = undefined;
@@ -1223,6 +1262,7 @@ export class TcpConn {
     this.#ssthresh = Math.max(Math.floor(seqSub(this.#sndMax, this.#sndUna) / 2), 2 * smss);
     this.#cwnd = smss;
     this.#inRecovery = false;
+    this.#recoveryAt = undefined;
     this.#dupAcks = 0;
     this.#sacked = [];   // RFC 2018 §8: the receiver may have reneged
     this.#rtoMs = Math.min(this.#limits.maxRtoMs, this.#rtoMs * 2);
@@ -1245,7 +1285,7 @@ export class TcpConn {
   #finish(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.#connectAt = this.#rtoAt = this.#persistAt = this.#dackAt = this.#timeWaitAt = undefined;
+    this.#connectAt = this.#rtoAt = this.#persistAt = this.#dackAt = this.#timeWaitAt = this.#recoveryAt = undefined;
     this.#io.account(-(this.#queue.length + this.#hostBuffered));
     this.#queue.drop(this.#queue.length);
     this.#hostBuffered = 0;
