@@ -262,6 +262,8 @@ export class TcpConn {
   #wDataFrom = 0;
   #wDataLen = 0;
   readonly #writer: (into: Uint8Array, at: number) => number;
+  /** Timestamp-only options, reused for every segment (read synchronously by #write). */
+  readonly #tsOptions = { timestamp: { value: 0, echo: 0 } };
 
   constructor(init: TcpConnInit) {
     this.id = init.id;
@@ -1341,11 +1343,15 @@ export class TcpConn {
     this.#wFlags = flags;
     this.#wWindow = this.#advertise();
     const sack = this.#sackBlocks();
-    if (this.#tsOk || sack !== undefined) {
-      const o: { timestamp?: { value: number; echo: number }; sack?: (readonly [number, number])[] } = {};
+    if (sack !== undefined) {
+      const o: { timestamp?: { value: number; echo: number }; sack?: (readonly [number, number])[] } = { sack };
       if (this.#tsOk) o.timestamp = { value: this.#tsNow(), echo: this.#tsRecent };
-      if (sack !== undefined) o.sack = sack;
       this.#wOptions = o;
+    } else if (this.#tsOk) {
+      // The common case, without allocation: one options record per connection, refilled.
+      this.#tsOptions.timestamp.value = this.#tsNow();
+      this.#tsOptions.timestamp.echo = this.#tsRecent;
+      this.#wOptions = this.#tsOptions;
     } else {
       this.#wOptions = NO_TCP_OPTIONS;
     }
