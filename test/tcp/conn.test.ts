@@ -339,6 +339,41 @@ describe('tcp/conn retransmission', () => {
     expect(t.engine.conn(1)!.vars.queued).toBe(0);
   });
 
+  it('counts SACK-bearing ACKs as duplicates even when the window moves (RFC 6675)', () => {
+    const t = tcpHarness();
+    const { iss } = t.open();
+    t.data(bytes(1448 * 6));
+    const s = (k: number) => (iss + 1 + 1448 * k) >>> 0;
+    // The receiving application reads: every ACK carries a different window.
+    t.guestSends(seg({ seq: 1001, ack: s(0), window: 600, options: { ...TS(6000, 1), sack: [[s(1), s(2)]] } }));
+    t.guestSends(seg({ seq: 1001, ack: s(0), window: 601, options: { ...TS(6000, 1), sack: [[s(1), s(3)]] } }));
+    const re = t.guestSends(seg({ seq: 1001, ack: s(0), window: 602, options: { ...TS(6000, 1), sack: [[s(1), s(4)]] } }));
+    expect(re.map((x) => x.seq)).toEqual([s(0)]);
+  });
+
+  it('resends a lost retransmission after about two round trips, not after the RTO', () => {
+    const t = tcpHarness();
+    const { iss } = t.open();
+    t.data(bytes(1448 * 6));
+    const s = (k: number) => (iss + 1 + 1448 * k) >>> 0;
+    const ackTo = (sack: [number, number][]) => t.guestSends(seg({ seq: 1001, ack: s(0), options: { ...TS(6000, 1), sack } }));
+    ackTo([[s(1), s(2)]]);
+    ackTo([[s(1), s(3)]]);
+    expect(ackTo([[s(1), s(4)]]).map((x) => x.seq)).toEqual([s(0)]);
+    // That retransmission is lost too: the recovery timer (10 ms floor) resends it.
+    expect(t.advance(9)).toEqual([]);
+    expect(t.advance(1).map((x) => x.seq)).toEqual([s(0)]);
+    expect(t.engine.stats.get('tcp.recovery-retransmit')).toBe(1);
+    expect(t.engine.stats.get('tcp.rto')).toBe(0);
+  });
+
+  it('starts with RFC 6928\'s initial window: 2 segments of a 65480-byte MSS', () => {
+    const t = tcpHarness({ network: { mtu: 65520 } });
+    const { iss } = t.open({ options: { mss: 65480, windowScale: 7 }, window: 65535 });
+    t.guestSends(seg({ seq: 1001, ack: iss + 1, window: 0xffff, options: {} }));
+    expect(t.data(bytes(400_000)).map((x) => x.payload.length)).toEqual([65480, 65480]);
+  });
+
   it('probes a zero window and sends when it opens', () => {
     const t = tcpHarness();
     const { iss } = t.open();
