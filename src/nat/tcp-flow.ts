@@ -58,6 +58,8 @@ export interface TcpEngineLimits extends TcpLimits {
 export const DEFAULT_TCP_ENGINE_LIMITS: TcpEngineLimits = { ...DEFAULT_TCP_LIMITS, totalBufferBytes: 64 << 20 };
 
 const EMPTY = new Uint8Array(0);
+/** How stale a TCP flow's `lastActiveMs` may be. */
+const TOUCH_GRANULARITY_MS = 1000;
 
 export class TcpEngine {
   /** Drops and refusals: the stack's counters. */
@@ -119,7 +121,7 @@ export class TcpEngine {
       this.counters.count('tcp.no-flow');
       return this.#resetFor(p, t);
     }
-    const route = routeOutbound(this.#toGuest.config, { addr: p.dst, port: t.dstPort });
+    const route = routeOutbound(this.#toGuest.config, { addr: p.dst, port: t.dstPort }, this.#toGuest.dnsTcpUpstream());
     if ('refused' in route) {
       this.counters.count(route.refused);
       return this.#resetFor(p, t);
@@ -182,8 +184,9 @@ export class TcpEngine {
     return false;
   }
 
+  /** Activity for the flow listing; to within a second, so bulk transfers do not reorder the table per segment. */
   #touch(c: TcpConn, nowMs: number): void {
-    if (c.state !== 'closed') this.#table.touch(c, nowMs);
+    if (c.state !== 'closed' && nowMs - c.lastActiveMs >= TOUCH_GRANULARITY_MS) this.#table.touch(c, nowMs);
   }
 
   /** RST for a segment without a connection (RFC 9293 §3.10.7.1). */

@@ -17,7 +17,8 @@
  */
 import { IP_PROTO, pseudoSum } from '../ipv4/wire.js';
 import { put16, put32, type Ipv4Addr } from '../util/bytes.js';
-import { finish, sum16 } from '../util/checksum.js';
+import { finish } from '../util/checksum.js';
+import { sum16Fast } from './sum.js';
 import type { Counters } from '../util/drops.js';
 import { assertNever } from '../util/assert.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../util/seq.js';
@@ -163,6 +164,7 @@ export class TcpConn {
   readonly remote: TcpEndpoint;
   readonly host: TcpEndpoint;
   readonly createdMs: number;
+  /** Last activity either way, kept by the engine to within a second (TOUCH_GRANULARITY_MS). */
   lastActiveMs: number;
   /** Guest bytes written to the host socket. */
   bytesFromGuest = 0;
@@ -383,7 +385,6 @@ export class TcpConn {
     }
     this.#queue.push(data);
     this.#io.account(data.length);
-    this.lastActiveMs = nowMs;
     this.#updatePause();
     this.#io.markDirty(this);
   }
@@ -453,7 +454,6 @@ export class TcpConn {
   /** A segment from the guest for this connection (checksum already verified). */
   input(t: Tcp, nowMs: number): void {
     this.#nowMs = nowMs;
-    this.lastActiveMs = nowMs;
     switch (this.state) {
       case 'host-connecting':
         this.#inputConnecting(t);
@@ -1416,7 +1416,7 @@ export class TcpConn {
     put16(into, at + 16, 0);
     put16(into, at + 18, 0);
     if (this.#wDataLen > 0) this.#queue.copyOut(this.#wDataFrom, this.#wDataLen, into, at + headerLen);
-    put16(into, at + 16, finish(sum16(into, at, at + len, this.#pseudo + len)));
+    put16(into, at + 16, finish(sum16Fast(into, at, at + len, this.#pseudo + len)));
     return len;
   }
 }
