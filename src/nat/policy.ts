@@ -10,7 +10,8 @@
  *   0.0.0.0/8, multicast, broadcast, and other addresses inside the virtual network — are refused.
  * - Everything else passes through unchanged.
  *
- * The DNS address is not NAT: the stack hands it to the DNS forwarder before asking here.
+ * The DNS address is not NAT for UDP (the stack hands it to the DNS forwarder); TCP to its
+ * port 53 goes to the first upstream resolver (`dnsUpstream`).
  */
 import type { Endpoint } from '../host/host.js';
 import type { StackConfig } from '../stack/config.js';
@@ -21,8 +22,11 @@ export type Route = { readonly to: Endpoint } | { readonly refused: Drop };
 
 export const HOST_LOOPBACK = 0x7f000001;
 
-export function routeOutbound(config: StackConfig, remote: Endpoint): Route {
+export function routeOutbound(config: StackConfig, remote: Endpoint, dnsUpstream?: Endpoint): Route {
   const a = remote.addr;
+  // DNS over TCP at the DNS address goes to the first upstream resolver, as libslirp does:
+  // the guest's DNS works under --restrict too.
+  if (a === config.dns) return remote.port === 53 && dnsUpstream !== undefined ? { to: dnsUpstream } : { refused: 'nat.dns-no-upstream' };
   if (config.restrict) return { refused: 'nat.restricted' };
   if (a === config.host) {
     if (config.disableHostLoopback) return { refused: 'nat.host-loopback-disabled' };

@@ -35,15 +35,16 @@
  * - TCP to the gateway and to the outside goes through the TCP engine (`src/nat/tcp-flow.ts`,
  *   `src/tcp/conn.ts`) to host sockets; every entry point ends with the engine's `flush()`, so a
  *   batch of frames costs each connection one ACK. `forwardTcp` starts a `--hostfwd` connection.
- *   TCP to the DNS address gets RST, as a host without listeners answers (RFC 9293 §3.10.7.1).
+ *   TCP to the DNS address's port 53 (DNS over TCP, RFC 7766: a guest retrying a truncated
+ *   answer) is NAT to the first upstream resolver, as libslirp does; other ports there get RST.
  *
  * What it does not do (yet), deliberately:
  * - ICMP echo to outside hosts is refused with ICMP destination unreachable, code 13
  *   "communication administratively prohibited", so guest programs fail fast instead of timing
  *   out ('icmp.outbound-unsupported': Node has no ICMP sockets). Without `deps.host` every outbound flow is refused so ('nat.no-host').
- * - DNS over TCP at `config.dns`:53 gets RST until the forwarder speaks TCP (RFC 7766), so a
- *   guest retrying a truncated answer over TCP fails fast; without `deps.host`, UDP to
- *   `config.dns`:53 gets ICMP port unreachable as well (no forwarder: a closed network).
+ * - Local DNS names (`host.tslirp.internal`, `--dns-record`) are not answered over TCP: those
+ *   queries reach the upstream. Without `deps.host`, UDP to `config.dns`:53 gets ICMP port
+ *   unreachable (no forwarder: a closed network).
  * - Guest-to-guest traffic on one link is not switched ('ipv4.to-other-guest').
  * - IPv6 is counted and dropped.
  *
@@ -472,7 +473,9 @@ export class Stack implements ToGuest, HostEvents {
   #tcpInput(eth: Ethernet, p: Ipv4, nowMs: number): void {
     const t = parseTcp(p.payload, pseudoSum(p.src, p.dst, IP_PROTO.TCP));
     if (isDrop(t)) return this.counters.count(t);
-    if (p.dst === this.config.host && this.#tcp !== undefined) return this.#tcp.input(p, t, nowMs);
+    // The gateway stands for the host; DNS over TCP goes to the upstream resolver (policy.ts).
+    if (this.#tcp !== undefined && (p.dst === this.config.host || (p.dst === this.config.dns && t.dstPort === DNS_PORT)))
+      return this.#tcp.input(p, t, nowMs);
     this.counters.count('tcp.no-service');
     if ((t.flags & TCP_FLAG.RST) !== 0) return;
     const segLen = t.payload.length + ((t.flags & TCP_FLAG.SYN) !== 0 ? 1 : 0) + ((t.flags & TCP_FLAG.FIN) !== 0 ? 1 : 0);
@@ -523,6 +526,10 @@ export class Stack implements ToGuest, HostEvents {
     if (mac !== undefined) this.#icmpErrorTo(mac, original, type, code);
   }
 
+  dnsTcpUpstream(): Endpoint | undefined {
+    return this.#dns?.upstreams()[0];
+  }
+
   /** The guest's MAC for `ip`; when unknown, asks with an ARP request and counts 'arp.unresolved'. */
   #resolve(ip: Ipv4Addr): Uint8Array | undefined {
     const mac = this.#arp.lookup(ip);
@@ -563,7 +570,7 @@ export class Stack implements ToGuest, HostEvents {
 
   /** A zeroed frame with its Ethernet header written, padded to the 60-byte minimum. */
   #frame(toMac: Uint8Array, etherType: number, payloadLength: number): Uint8Array {
-    const frame = new Uint8Array(Math.max(ETHERNET_MIN_FRAME, ETHERNET_HEADER_LEN + payloadLength));
+    const frame = Buffer.allocUnsafe(Math.max(ETHERNET_MIN_FRAME, ETHERNET_HEADER_LEN + payloadLength)); frame.fill(0, ETHERNET_HEADER_LEN + payloadLength);
     writeEthernet({ dst: toMac, src: this.config.gatewayMac, vlan: undefined, etherType, payload: EMPTY }, frame, 0);
     return frame;
   }

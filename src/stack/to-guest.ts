@@ -2,6 +2,7 @@
  * What protocol engines (UDP NAT, TCP, DNS) need from the stack to talk to the guest.
  * The stack implements it; engines never build Ethernet or resolve MACs themselves.
  */
+import type { Endpoint } from '../host/host.js';
 import type { Ipv4 } from '../ipv4/wire.js';
 import type { Ipv4Addr } from '../util/bytes.js';
 import type { Counters } from '../util/drops.js';
@@ -25,4 +26,6 @@ export interface ToGuest {
    * from a flow's tuple): RFC 1122 §3.2.2's rules on when not to send apply.
    */
   icmpError(original: Ipv4, type: number, code: number): void;
+  /** Where DNS over TCP to the DNS address goes: the first upstream resolver, if any. */
+  dnsTcpUpstream(): Endpoint | undefined;
 }

@@ -216,6 +216,17 @@ describe.skipIf(!enabled)('DNS forwarder and UDP NAT with real peers', () => {
       expect(whole.stdout.replace(/[\s"]/g, '')).toBe(BIG_TXT.join(''));
     }, 60_000);
 
+    it('DNS over TCP: dig +tcp, and dig retrying a truncated answer over TCP, get the whole answer from the upstream', async () => {
+      const tcp = await dig(g, ['+tcp', 'big.example.test', 'TXT', '+noedns', '+short']);
+      expect(tcp.stdout.replace(/[\s"]/g, ''), tcp.stdout + tcp.stderr).toBe(BIG_TXT.join(''));
+      // Without +ignore, dig sees TC over UDP and asks again over TCP by itself.
+      const retried = await dig(g, ['big.example.test', 'TXT', '+noedns']);
+      expect(retried.stdout, retried.stdout + retried.stderr).toMatch(/Truncated, retrying in TCP mode/);
+      expect(retried.stdout).toMatch(/status: NOERROR/);
+      expect(retried.stdout).not.toMatch(/;; flags: qr[^;]* tc[ ;]/);
+      expect((await dig(g, ['+tcp', 'example.test', 'AAAA', '+short'])).stdout.trim()).toBe('2001:db8::55');
+    }, 60_000);
+
     it('host.tslirp.internal is the gateway; --dns-record answers A and AAAA; other tslirp.internal names are NXDOMAIN', async () => {
       expect((await dig(g, ['host.tslirp.internal', '+short'])).stdout.trim()).toBe('10.0.2.2');
       expect((await dig(g, ['db.tslirp.test', 'A', '+short'])).stdout.trim()).toBe('192.0.2.77');

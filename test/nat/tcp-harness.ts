@@ -5,6 +5,7 @@
  * from a template with overrides (smoltcp's SEND_TEMPL style).
  */
 import { expect } from 'vitest';
+import type { Endpoint } from '../../src/host/host.js';
 import type { Ipv4 } from '../../src/ipv4/wire.js';
 import { IP_PROTO, pseudoSum } from '../../src/ipv4/wire.js';
 import { FlowTable, type FlowLimits } from '../../src/nat/flow-table.js';
@@ -51,6 +52,8 @@ export interface HarnessOptions {
   readonly limits?: Partial<TcpEngineLimits>;
   readonly flowLimits?: FlowLimits;
   readonly seed?: number;
+  /** What the stack would answer for DNS over TCP (its first upstream resolver). */
+  readonly dnsUpstream?: Endpoint;
 }
 
 export function tcpHarness(o: HarnessOptions = {}) {
@@ -73,6 +76,7 @@ export function tcpHarness(o: HarnessOptions = {}) {
     icmpError(original: Ipv4, type: number, code: number): void {
       sent.push({ kind: 'icmp', type, code, original });
     },
+    dnsTcpUpstream: () => o.dnsUpstream,
   };
   const table = new FlowTable(o.flowLimits);
   const engine = new TcpEngine(table, host, toGuest, seededRandom(o.seed ?? 7), o.limits);
