@@ -44,7 +44,7 @@ import { put16, put32 } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';
 import { Counters } from '../util/drops.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
-import { routeOutbound } from './policy.js';
+import { forwardedRemote, routeOutbound } from './policy.js';
 import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
 import { finish, sum16 } from '../util/checksum.js';
 import { pseudoSum } from '../ipv4/wire.js';
@@ -147,9 +147,7 @@ export class TcpEngine {
    * is taken; the caller then drops the client.
    */
   forward(client: Endpoint, guest: Endpoint, nowMs: number): FlowId | undefined {
-    const config = this.#toGuest.config;
-    const loopback = client.addr >>> 24 === 127 || client.addr === 0;
-    const remote: Endpoint = { addr: loopback ? config.host : client.addr, port: client.port };
+    const remote = forwardedRemote(this.#toGuest.config, client);
     if (this.#table.isFull('tcp') && !this.#evictTimeWait()) {
       this.counters.count('tcp.flow-limit');
       return undefined;
