@@ -59,11 +59,18 @@ async function freePort(): Promise<number> {
 }
 
 /** One iperf3 run from the guest; bits per second as the receiver counted them. */
-async function iperf(g: NetnsGuest, server: string, port: number, reverse: boolean): Promise<number> {
+async function iperf(g: NetnsGuest, server: string, port: number, reverse: boolean, retry = true): Promise<number> {
   const r = await g.exec(['iperf3', '-c', server, '-p', String(port), '-t', String(SECONDS), '-J', ...(reverse ? ['-R'] : [])], (SECONDS + 20) * 1000);
   try {
     const j = JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
-    if (j.error !== undefined) throw new Error(j.error);
+    if (j.error !== undefined) {
+      // A previous client that timed out can leave iperf3 -s busy for a moment.
+      if (retry && j.error.includes('busy')) {
+        await new Promise((res) => setTimeout(res, 2000));
+        return await iperf(g, server, port, reverse, false);
+      }
+      throw new Error(j.error);
+    }
     return j.end?.sum_received?.bits_per_second ?? 0;
   } catch (e) {
     console.error(`iperf3 failed: ${String(e)} ${r.stderr.slice(0, 500)}`);
