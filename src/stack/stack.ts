@@ -570,7 +570,7 @@ export class Stack implements ToGuest, HostEvents {
 
   /** A zeroed frame with its Ethernet header written, padded to the 60-byte minimum. */
   #frame(toMac: Uint8Array, etherType: number, payloadLength: number): Uint8Array {
-    const frame = Buffer.allocUnsafe(Math.max(ETHERNET_MIN_FRAME, ETHERNET_HEADER_LEN + payloadLength)); frame.fill(0, ETHERNET_HEADER_LEN + payloadLength);
+    const frame = new Uint8Array(Math.max(ETHERNET_MIN_FRAME, ETHERNET_HEADER_LEN + payloadLength));
     writeEthernet({ dst: toMac, src: this.config.gatewayMac, vlan: undefined, etherType, payload: EMPTY }, frame, 0);
     return frame;
   }
