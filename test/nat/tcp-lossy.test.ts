@@ -72,11 +72,36 @@ class RefGuest {
   peerShift = 0;
   readonly iss = 7000;
 
-  constructor(data: Uint8Array, mss: number, ts: boolean, shift: number | undefined) {
+  /** Offers SACK; once agreed, ACKs carry SACK blocks and a window that moves on every ACK. */
+  readonly sack: boolean;
+  sackAgreed = false;
+  #acks = 0;
+
+  constructor(data: Uint8Array, mss: number, ts: boolean, shift: number | undefined, sack = false) {
     this.data = data;
     this.mss = mss;
     this.ts = ts;
     this.shift = shift;
+    this.sack = sack;
+  }
+
+  /** The ACK for what we hold: SACK blocks (at most 3, merged) when agreed (RFC 2018). */
+  #ack(): Tcp {
+    if (!this.sackAgreed || this.ooo.size === 0) return this.#seg(this.sndNxt, ACK, new Uint8Array(0));
+    const ranges = [...this.ooo].map(([seq, e]) => [seq, seqAdd(seq, e.data.length)] as [number, number])
+      .filter(([l, r]) => seqGt(l, this.rcvNxt) && l !== r)
+      .sort((a, b) => seqSub(a[0], b[0]));
+    const blocks: [number, number][] = [];
+    for (const [l, r] of ranges) {
+      const last = blocks[blocks.length - 1];
+      if (last !== undefined && seqGe(last[1], l)) {
+        if (seqGt(r, last[1])) last[1] = r;
+      } else blocks.push([l, r]);
+    }
+    const options: TcpOptions = { ...(this.ts && { timestamp: { value: 2, echo: this.tsRecent } }), ...(blocks.length > 0 && { sack: blocks.slice(-3).reverse() }) };
+    const t = this.#seg(this.sndNxt, ACK, new Uint8Array(0), options);
+    // A reading application moves the window on every ACK.
+    return { ...t, window: 0xffff - (this.#acks++ % 5) };
   }
 
   get end(): number {
@@ -84,7 +109,10 @@ class RefGuest {
   }
 
   syn(): Tcp {
-    const options: TcpOptions = { mss: this.mss, ...(this.ts && { timestamp: { value: 1, echo: 0 } }), ...(this.shift !== undefined && { windowScale: this.shift }) };
+    const options: TcpOptions = {
+      mss: this.mss, ...(this.ts && { timestamp: { value: 1, echo: 0 } }), ...(this.shift !== undefined && { windowScale: this.shift }),
+      ...(this.sack && { sackPermitted: true }),
+    };
     return this.#seg(this.iss, SYN, new Uint8Array(0), options, 0);
   }
 
@@ -106,6 +134,7 @@ class RefGuest {
         this.sndUna = this.sndNxt = seqAdd(this.iss, 1);
         this.peerWnd = t.window;
         this.lastProgress = now;
+        this.sackAgreed = this.sack && t.options.sackPermitted === true;
       }
       out.push(this.#seg(this.sndNxt, ACK, new Uint8Array(0)));
       return out;
@@ -140,7 +169,7 @@ class RefGuest {
         }
         if (!progressed) break;
       }
-      out.push(this.#seg(this.sndNxt, ACK, new Uint8Array(0)));
+      out.push(this.#ack());
     }
     return out;
   }
@@ -188,7 +217,7 @@ class RefGuest {
 }
 
 function simulate(p: {
-  seed: number; link: LinkParams; guestBytes: number; hostBytes: number; mss: number; ts: boolean; shift: number | undefined;
+  seed: number; link: LinkParams; guestBytes: number; hostBytes: number; mss: number; ts: boolean; shift: number | undefined; sack?: boolean;
   rcvBufferBytes: number; sndBufferBytes: number; hostBufferedMax: number;
 }) {
   const h = tcpHarness({ limits: { rcvBufferBytes: p.rcvBufferBytes, sndBufferBytes: p.sndBufferBytes, oooSegments: 16 }, seed: p.seed });
@@ -197,7 +226,7 @@ function simulate(p: {
   const toEngine = new Link<Tcp>(p.link, rnd);
   const guestData = bytes(p.guestBytes, 1);
   const hostData = bytes(p.hostBytes, 2);
-  const guest = new RefGuest(guestData, p.mss, p.ts, p.shift);
+  const guest = new RefGuest(guestData, p.mss, p.ts, p.shift, p.sack ?? false);
   const ipv4: Ipv4 = { dscpEcn: 0, id: 0, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: 6, src: GUEST, dst: GATEWAY, options: new Uint8Array(0), payload: new Uint8Array(0) };
   let hostSent = 0;
   let hostEnded = false;
@@ -280,6 +309,7 @@ describe('tcp over a lossy, duplicating, reordering link', () => {
           mss: fc.constantFrom(536, 1460, 8960),
           ts: fc.boolean(),
           shift: fc.constantFrom(undefined, 0, 7),
+          sack: fc.boolean(),
           rcvBufferBytes: fc.constantFrom(16 * 1024, 256 * 1024),
           sndBufferBytes: fc.constantFrom(8 * 1024, 1 << 20),
           hostBufferedMax: fc.constantFrom(0, 0, 40_000),
@@ -296,6 +326,14 @@ describe('tcp over a lossy, duplicating, reordering link', () => {
       ),
       { numRuns: 60 },
     );
+  });
+
+  it('recovers from loss with SACK by fast retransmission, mostly without timeouts', () => {
+    const r = simulate({ seed: 77, link: { loss: 0.03, dup: 0.01, jitterMs: 2 }, guestBytes: 10_000, hostBytes: 1_500_000, mss: 1460, ts: true, shift: 7, sack: true, rcvBufferBytes: 1 << 20, sndBufferBytes: 1 << 20, hostBufferedMax: 0 });
+    expect(diff(concat(r.guest.received), r.hostData)).toBe('same');
+    const stats = r.h.engine.stats;
+    expect(stats.get('tcp.fast-retransmit')).toBeGreaterThan(0);
+    expect(stats.get('tcp.rto')).toBeLessThan(stats.get('tcp.fast-retransmit'));
   });
 
   it('a clean link moves 2 MB host → guest in few simulated milliseconds, without retransmissions', () => {
