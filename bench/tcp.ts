@@ -8,7 +8,9 @@
  *   QEMU hub bridge that carries the namespace's TAP,
  * - slirp4netns (libslirp with its own TAP, no QEMU hub in the path: an upper reference).
  *
- * Not measured yet: the bridge alone (TAP ↔ hub ↔ hub ↔ TAP between two namespaces).
+ * - the bridge alone: two namespaces joined by the same path with no SLIRP at all (TAP ↔ QEMU
+ *   hub ↔ unix socket ↔ QEMU hub ↔ TAP for the stream path; TAP ↔ socat ↔ UDP ↔ socat ↔ TAP
+ *   for the dgram path), iperf3 -s in the second one: the ceiling any SLIRP can reach here.
  *
  * Runs alternate A B A B with ≥5 pairs per cell; the ratio is the median of pairwise ratios
  * tslirp/libslirp. Floor (issue 4): ≥ 1.0 in every cell. Also reported: daemon CPU seconds per
@@ -191,6 +193,53 @@ async function slirp4netnsTarget(mtu: number): Promise<Target | undefined> {
   };
 }
 
+/** Two namespaces joined by the bridge path only; the "server" side answers at 10.0.2.2. */
+async function bridgeTarget(mtu: number, dir: string, iperfPort: number): Promise<Target> {
+  const path = pathFor(mtu);
+  const m = String(mtuOn(mtu, path));
+  let a: NetnsGuest;
+  let b: NetnsGuest;
+  let q: Proc | undefined;
+  if (path === 'dgram') {
+    const pa = await freeUdp();
+    const pb = await freeUdp();
+    a = await dgramGuest(pb, pa);
+    b = await dgramGuest(pa, pb);
+  } else {
+    const sock = join(dir, `bridge-${mtu}.sock`);
+    const ns = uniqueName('tslbns');
+    const tap = uniqueName('tslbtap');
+    must('ip', ['netns', 'add', ns]);
+    q = new Proc('bridge-qemu', 'qemu-system-x86_64', [
+      '-M', 'none', '-nodefaults', '-display', 'none',
+      '-netdev', `tap,id=t0,ifname=${tap},script=no,downscript=no`,
+      '-netdev', `stream,id=s0,server=on,addr.type=unix,addr.path=${sock}`,
+      '-netdev', 'hubport,id=h0,hubid=0,netdev=t0',
+      '-netdev', 'hubport,id=h1,hubid=0,netdev=s0',
+    ]);
+    const qq = q;
+    await until(() => qq.exit !== undefined || spawnSync('test', ['-S', sock]).status === 0, 10_000);
+    must('ip', ['link', 'set', 'dev', tap, 'netns', ns]);
+    must('ip', ['netns', 'exec', ns, 'sh', '-c', `ip link set lo up && ip link set dev ${tap} up`]);
+    b = Object.create(NetnsGuest.prototype) as NetnsGuest;
+    Object.assign(b, { ns, tap, bridge: q });
+    a = await NetnsGuest.create({ kind: 'stream-unix', path: sock });
+  }
+  await a.sh('ip addr add 10.0.2.15/24 dev "$1" && ip link set dev "$1" mtu "$2"', [a.tap, m]);
+  await b.sh('ip addr add 10.0.2.2/24 dev "$1" && ip link set dev "$1" mtu "$2"', [b.tap, m]);
+  const server = b.spawn('iperf3 -s (bridge)', ['iperf3', '-s', '-B', '10.0.2.2', '-p', String(iperfPort)]);
+  await new Promise((r) => setTimeout(r, 300));
+  return {
+    name: 'bridge', guest: a, server: '10.0.2.2', pid: undefined,
+    async stop() {
+      await server.stop();
+      await a.destroy();
+      await b.destroy();
+      await q?.stop();
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const dir = tempDir('tslirp-bench-');
   const iperfPort = await freePort();
@@ -203,6 +252,7 @@ async function main(): Promise<void> {
       const a = await tslirpTarget(mtu, dir);
       const b = await libslirpTarget(mtu, dir);
       const c = await slirp4netnsTarget(mtu);
+      const br = await bridgeTarget(mtu, dir, iperfPort);
       try {
         for (const reverse of [false, true]) {
           const dirName = reverse ? 'host→guest' : 'guest→host';
@@ -210,6 +260,7 @@ async function main(): Promise<void> {
           const as: number[] = [];
           const bs: number[] = [];
           const cs: number[] = [];
+          const brs: number[] = [];
           let cpu = 0;
           let bytes = 0;
           for (let i = 0; i < PAIRS; i++) {
@@ -222,13 +273,14 @@ async function main(): Promise<void> {
             bs.push(y);
             if (y > 0) ratios.push(x / y);
             if (c !== undefined) cs.push(await iperf(c.guest, c.server, iperfPort, reverse));
+            brs.push(await iperf(br.guest, br.server, iperfPort, reverse));
           }
           const ratio = ratios.length > 0 ? median(ratios) : 0;
           if (ratio < 1) floorOk = false;
           const gb = bytes / 1e9;
           rows.push(
             `MTU ${String(mtuOn(mtu, pathFor(mtu))).padStart(5)} (${pathFor(mtu)} path) ${dirName}: tslirp ${(median(as) / 1e9).toFixed(2)} Gbit/s, libslirp ${(median(bs) / 1e9).toFixed(2)}, ` +
-              `slirp4netns ${cs.length > 0 ? (median(cs) / 1e9).toFixed(2) : 'n/a'}; ratio tslirp/libslirp ${ratio.toFixed(2)} ` +
+              `slirp4netns ${cs.length > 0 ? (median(cs) / 1e9).toFixed(2) : 'n/a'}, bridge alone ${(median(brs) / 1e9).toFixed(2)}; ratio tslirp/libslirp ${ratio.toFixed(2)} ` +
               `(pairs ${ratios.map((r) => r.toFixed(2)).join(' ')}); tslirp CPU ${gb > 0 ? (cpu / gb).toFixed(2) : 'n/a'} s/GB`,
           );
           console.log(rows[rows.length - 1]);
@@ -238,6 +290,7 @@ async function main(): Promise<void> {
         await a.stop();
         await b.stop();
         await c?.stop();
+        await br.stop();
       }
     }
   } finally {
