@@ -83,15 +83,8 @@ export interface DhcpReply {
   readonly toMac: Uint8Array;
 }
 
-/** A lease as the control API lists it. */
-export interface DhcpLease {
-  readonly mac: string;
-  readonly clientId: string | undefined;
-  readonly ip: Ipv4Addr;
-  readonly hostname: string | undefined;
-  readonly state: 'offered' | 'bound';
-  readonly expiresAtMs: number;
-}
+/** A lease as the control API lists it: the table's record without its internal key. */
+export type DhcpLease = Omit<Lease, 'key'>;
 
 const utf8 = new TextEncoder();
 const toHexId = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');

@@ -11,36 +11,25 @@
 import type http from 'node:http';
 import type { WebSocket } from 'ws';
 import { attachE1000Device, type E1000WsSession } from '../nic-e1000/ws-device.js';
-import { Counters } from '../util/drops.js';
-import type { AcceptLink, GuestLink, LinkHandler, LinkLog } from './link.js';
-import { acceptWsLink, WS_CLOSE } from './ws-frames.js';
+import type { AcceptLink, LinkHandler, LinkLog } from './link.js';
+import { acceptWsLink, WsGuestLink } from './ws-frames.js';
 import type { WsRoute } from './ws-server.js';
 
 /** The largest protocol message: a DMA reply carrying a 64 KiB TSO payload plus headers. */
 const MAX_MESSAGE_BYTES = 1 << 20;
 
-class WsE1000Link implements GuestLink {
+class WsE1000Link extends WsGuestLink {
   readonly kind = 'ws-e1000' as const;
-  readonly peer: string;
-  readonly counters = new Counters();
-  readonly #ws: WebSocket;
   #toGuest: ((frame: Uint8Array) => void) | undefined;
-  #handler: LinkHandler | undefined;
   #device: E1000WsSession | undefined;
-  #closed = false;
-
-  constructor(ws: WebSocket, peer: string) {
-    this.#ws = ws;
-    this.peer = peer;
-  }
 
   attach(handler: LinkHandler, log: LinkLog): void {
-    this.#handler = handler;
+    this.handler = handler;
     this.#device = attachE1000Device(
-      this.#ws,
+      this.ws,
       {
         send: (frame) => {
-          if (!this.#closed) handler.frame(frame);
+          if (!this.closed) handler.frame(frame);
         },
         onFrame: (toGuest) => {
           this.#toGuest = toGuest;
@@ -49,32 +38,20 @@ class WsE1000Link implements GuestLink {
       {
         onClose: (reason) => {
           if (reason !== 'closed') log.warn({ peer: this.peer, reason }, 'e1000: device session closed');
-          this.#finish(reason);
+          this.finish(reason);
         },
       },
     );
   }
 
-  /** The model's device counters (exits, drops), for the session summary. */
+  /** The model's device session (exits, drops). */
   get device(): E1000WsSession | undefined {
     return this.#device;
   }
 
   send(frame: Uint8Array): void {
-    if (this.#closed || this.#toGuest === undefined) return this.counters.count('link.tx-closed');
+    if (this.closed || this.#toGuest === undefined) return this.counters.count('link.tx-closed');
     this.#toGuest(frame);
-  }
-
-  close(reason: string): void {
-    if (this.#closed) return;
-    this.#ws.close(WS_CLOSE.NORMAL, reason.slice(0, 120));
-    this.#finish(reason);
-  }
-
-  #finish(reason: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#handler?.closed(reason);
   }
 }
 

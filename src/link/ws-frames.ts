@@ -13,7 +13,7 @@
 import type http from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import { Counters } from '../util/drops.js';
-import { formatHostPort, MAX_FRAME_LEN, TX_QUEUE_LIMIT_BYTES, type AcceptLink, type GuestLink, type LinkHandler, type LinkLog } from './link.js';
+import { formatHostPort, MAX_FRAME_LEN, TX_QUEUE_LIMIT_BYTES, type AcceptLink, type GuestLink, type LinkHandler, type LinkKind, type LinkLog } from './link.js';
 import type { WsRoute } from './ws-server.js';
 
 /** RFC 6455 §7.4.1 close codes used here. */
@@ -22,31 +22,62 @@ export const WS_CLOSE = { NORMAL: 1000, GOING_AWAY: 1001, UNSUPPORTED_DATA: 1003
 /** The reason sent with 1003 when a text message arrives. */
 export const TEXT_REFUSED_REASON = 'text messages are not supported: send one Ethernet frame per binary message';
 
-class WsFrameLink implements GuestLink {
-  readonly kind = 'ws' as const;
+/** What the WebSocket links share: identity, counters, and ending exactly once. */
+export abstract class WsGuestLink implements GuestLink {
+  abstract readonly kind: LinkKind;
   readonly peer: string;
   readonly counters = new Counters();
-  readonly #ws: WebSocket;
-  readonly #limit: number;
+  protected readonly ws: WebSocket;
+  protected handler: LinkHandler | undefined;
   #closed = false;
-  #handler: LinkHandler | undefined;
+
+  constructor(ws: WebSocket, peer: string) {
+    this.ws = ws;
+    this.peer = peer;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Starts moving frames between the socket and `handler`. */
+  abstract attach(handler: LinkHandler, log: LinkLog): void;
+
+  abstract send(frame: Uint8Array): void;
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.ws.close(WS_CLOSE.NORMAL, reason.slice(0, 120));
+    this.finish(reason);
+  }
+
+  /** The link is over: tells the handler, once. */
+  protected finish(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.handler?.closed(reason);
+  }
+}
+
+class WsFrameLink extends WsGuestLink {
+  readonly kind = 'ws' as const;
+  readonly #limit: number;
 
   constructor(ws: WebSocket, peer: string, limit: number) {
-    this.#ws = ws;
-    this.peer = peer;
+    super(ws, peer);
     this.#limit = limit;
   }
 
   attach(handler: LinkHandler, log: LinkLog): void {
-    this.#handler = handler;
+    this.handler = handler;
     let closeReason = 'peer closed';
-    this.#ws.on('message', (data: RawData, isBinary: boolean) => {
-      if (this.#closed) return;
+    this.ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (this.closed) return;
       if (!isBinary) {
         this.counters.count('link.ws-text-message');
         log.warn({ peer: this.peer }, 'ws: text message, closing with 1003');
-        this.#ws.close(WS_CLOSE.UNSUPPORTED_DATA, TEXT_REFUSED_REASON);
-        this.#finish('text message (closed with 1003)');
+        this.ws.close(WS_CLOSE.UNSUPPORTED_DATA, TEXT_REFUSED_REASON);
+        this.finish('text message (closed with 1003)');
         return;
       }
       // binaryType 'nodebuffer' (the default): a whole message is one Buffer.
@@ -54,30 +85,18 @@ class WsFrameLink implements GuestLink {
       if (frame.length === 0) return this.counters.count('link.bad-frame-length');
       handler.frame(frame);
     });
-    this.#ws.on('error', (e) => {
+    this.ws.on('error', (e) => {
       closeReason = `socket error ${(e as NodeJS.ErrnoException).code ?? e.message}`;
     });
-    this.#ws.on('close', (code: number) => {
-      this.#finish(code === WS_CLOSE.TOO_BIG ? 'message too big (1009)' : `${closeReason} (${code})`);
+    this.ws.on('close', (code: number) => {
+      this.finish(code === WS_CLOSE.TOO_BIG ? 'message too big (1009)' : `${closeReason} (${code})`);
     });
   }
 
   send(frame: Uint8Array): void {
-    if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return this.counters.count('link.tx-closed');
-    if (this.#ws.bufferedAmount + frame.length > this.#limit) return this.counters.count('link.tx-overflow');
-    this.#ws.send(frame, { binary: true });
-  }
-
-  close(reason: string): void {
-    if (this.#closed) return;
-    this.#ws.close(WS_CLOSE.NORMAL, reason.slice(0, 120));
-    this.#finish(reason);
-  }
-
-  #finish(reason: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#handler?.closed(reason);
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return this.counters.count('link.tx-closed');
+    if (this.ws.bufferedAmount + frame.length > this.#limit) return this.counters.count('link.tx-overflow');
+    this.ws.send(frame, { binary: true });
   }
 }
 
@@ -88,7 +107,7 @@ class WsFrameLink implements GuestLink {
 export function acceptWsLink(
   ws: WebSocket,
   req: http.IncomingMessage,
-  makeLink: (peer: string) => GuestLink & { attach(handler: LinkHandler, log: LinkLog): void },
+  makeLink: (peer: string) => WsGuestLink,
   accept: AcceptLink,
   log: LinkLog,
 ): void {
