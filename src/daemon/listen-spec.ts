@@ -82,9 +82,9 @@ export function usageFor(a: ListenerAddress): { qemu?: string; v86?: string } {
     case 'ws':
       return { v86: `net_device: { type: 'virtio', relay_url: 'ws://${formatHostPort(connectHost(a.host), a.port)}/' }` };
     case 'stream':
-      if (a.transport === 'unix') return { qemu: `-netdev stream,id=n0,server=off,addr.type=unix,addr.path=${a.path} -device virtio-net-pci,netdev=n0` };
+      if (a.transport === 'unix') return { qemu: `-netdev stream,id=n0,server=off,addr.type=unix,addr.path=${a.path} -device e1000,netdev=n0` };
       return {
-        qemu: `-netdev stream,id=n0,server=off,addr.type=inet,addr.host=${connectHost(a.host)},addr.port=${a.port} -device virtio-net-pci,netdev=n0`,
+        qemu: `-netdev stream,id=n0,server=off,addr.type=inet,addr.host=${connectHost(a.host)},addr.port=${a.port} -device e1000,netdev=n0`,
       };
     case 'dgram': {
       const h = connectHost(a.host);
@@ -92,7 +92,7 @@ export function usageFor(a: ListenerAddress): { qemu?: string; v86?: string } {
       return {
         qemu:
           `-netdev dgram,id=n0,remote.type=inet,remote.host=${h},remote.port=${a.port},` +
-          `local.type=inet,local.host=${local},local.port=LOCALPORT -device virtio-net-pci,netdev=n0 (LOCALPORT: any free UDP port)`,
+          `local.type=inet,local.host=${local},local.port=LOCALPORT -device e1000,netdev=n0 (LOCALPORT: any free UDP port)`,
       };
     }
   }

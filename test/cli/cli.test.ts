@@ -148,7 +148,7 @@ describe('tslirp (process)', () => {
     const listeners = listening['listeners'] as Record<string, unknown>[];
     expect(listeners.map((l) => l['kind'])).toEqual(['stream', 'dgram', 'ws']);
     expect(listeners[0]).toMatchObject({ kind: 'stream', transport: 'unix', path: sock });
-    expect(listeners[0]!['qemu']).toBe(`-netdev stream,id=n0,server=off,addr.type=unix,addr.path=${sock} -device virtio-net-pci,netdev=n0`);
+    expect(listeners[0]!['qemu']).toBe(`-netdev stream,id=n0,server=off,addr.type=unix,addr.path=${sock} -device e1000,netdev=n0`);
     expect(listeners[1]).toMatchObject({ kind: 'dgram', host: '127.0.0.1' });
     const url = listeners[2]!['url'] as string;
     expect(url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/$/);

@@ -33,7 +33,7 @@ describe('listener options', () => {
 
   it('tells QEMU and v86 users how to connect', () => {
     expect(usageFor({ kind: 'stream', transport: 'tcp', host: '0.0.0.0', port: 5555 }).qemu).toBe(
-      '-netdev stream,id=n0,server=off,addr.type=inet,addr.host=127.0.0.1,addr.port=5555 -device virtio-net-pci,netdev=n0',
+      '-netdev stream,id=n0,server=off,addr.type=inet,addr.host=127.0.0.1,addr.port=5555 -device e1000,netdev=n0',
     );
     expect(usageFor({ kind: 'dgram', host: '127.0.0.1', port: 5556 }).qemu).toMatch(
       /^-netdev dgram,id=n0,remote\.type=inet,remote\.host=127\.0\.0\.1,remote\.port=5556,local\.type=inet,local\.host=127\.0\.0\.1,local\.port=LOCALPORT /,
