@@ -34,6 +34,8 @@ export interface SessionStack {
   leases(): readonly LeaseInfo[];
   /** The last internal error the stack caught, if it keeps one. */
   readonly lastError?: unknown;
+  /** TCP events that are not drops (flows, retransmissions, resets), for the summary. */
+  tcpStats?(): Record<string, number>;
   /** Called once when the session ends: release host sockets and other resources. */
   dispose?(): void;
   /** Replaces the DNS forwarder's upstreams (resolv.conf changed). */
@@ -236,6 +238,7 @@ export class Session {
         ...this.traffic,
         dropTotal,
         drops,
+        tcp: this.stack.tcpStats?.(),
         leases,
         pcap: this.#pcap?.path,
       },
