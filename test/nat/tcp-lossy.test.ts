@@ -292,12 +292,6 @@ function simulate(p: {
 }
 
 describe('tcp over a lossy, duplicating, reordering link', () => {
-  it.skipIf(process.env['TCP_TRACE'] !== '1')('trace', () => {
-    const r = simulate(JSON.parse(process.env['TCP_CASE'] ?? '{}') as Parameters<typeof simulate>[0]);
-    console.log(diff(concat(r.guest.received), r.hostData), diff(r.h.written(), r.guestData));
-    console.log(r.now, r.guest.finReceived, r.guest.finAcked, r.h.engine.conn(1)?.state, r.h.counters.snapshot());
-  });
-
   it('transfers both ways byte-exact and closes (property)', () => {
     fc.assert(
       fc.property(
