@@ -273,7 +273,9 @@ export class NetnsGuest {
     try {
       if (link.kind === 'dgram') {
         const local = await freeUdpPort();
+        // -b 65536: socat's default 8 KiB buffer would cut frames of larger MTUs.
         bridge = new Proc(`socat ${tap}`, 'socat', [
+          '-b', '65536',
           `TUN,tun-type=tap,iff-no-pi,tun-name=${tap}`,
           `UDP-DATAGRAM:${link.host}:${link.port},bind=127.0.0.1:${local}`,
         ]);
