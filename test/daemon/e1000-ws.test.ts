@@ -4,7 +4,7 @@ import { resolveStackConfig } from '../../src/stack/config.js';
 import { finish, sum16 } from '../../src/util/checksum.js';
 import { memoryLog } from '../link/test-log.js';
 import { LinuxLikeDriver } from '../nic-e1000/driver.js';
-import { BROADCAST, dhcpClient, ethernet, icmpEcho, ip, ipv4, parseDhcpReply, parseFrame } from '../nic-e1000/frames.js';
+import { arpRequestForGateway, dhcpClient, isArpReply, ethernet, icmpEcho, ip, ipv4, parseDhcpReply, parseFrame } from '../nic-e1000/frames.js';
 import { wsTarget } from '../nic-e1000/ws-target.js';
 
 /**
@@ -62,13 +62,8 @@ describe('Daemon: e1000 device protocol at /e1000', () => {
     const ack = await receive((f) => { const m = parseDhcpReply(f); return m?.type === 5 ? m : undefined; });
     expect(ack?.yiaddr).toBe(ip('10.0.2.15'));
 
-    const arp = new Uint8Array(28);
-    arp.set([0, 1, 8, 0, 6, 4, 0, 1]);
-    arp.set(drv.mac, 8);
-    arp.set([10, 0, 2, 15], 14);
-    arp.set([10, 0, 2, 2], 24);
-    await drv.transmit(ethernet(BROADCAST, drv.mac, 0x0806, arp));
-    const gwMac = await receive((f) => (f[12] === 0x08 && f[13] === 0x06 && f[21] === 2 ? f.slice(6, 12) : undefined));
+    await drv.transmit(arpRequestForGateway(drv.mac));
+    const gwMac = await receive((f) => (isArpReply(f) ? f.slice(6, 12) : undefined));
     expect(gwMac).toBeDefined();
     const data = new Uint8Array(56).map((_, i) => i);
     await drv.transmit(ethernet(gwMac!, drv.mac, 0x0800, ipv4(ip('10.0.2.15'), ip('10.0.2.2'), 1, icmpEcho(0x77, 1, data))));

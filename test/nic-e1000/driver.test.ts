@@ -5,7 +5,7 @@ import { seededRandom } from '../../src/util/clock.js';
 import { finish, sum16 } from '../../src/util/checksum.js';
 import { R } from '../../src/nic-e1000/regs.js';
 import { LinuxLikeDriver } from './driver.js';
-import { BROADCAST, dhcpClient, ethernet, GUEST_MAC, icmpEcho, ip, ipv4, parseDhcpReply, parseFrame, PEER_MAC, udp } from './frames.js';
+import { arpRequestForGateway, dhcpClient, isArpReply, ethernet, GUEST_MAC, icmpEcho, ip, ipv4, parseDhcpReply, parseFrame, PEER_MAC, udp } from './frames.js';
 import { modelTarget } from './qtest-client.js';
 
 async function upDriver(): Promise<{ t: ReturnType<typeof modelTarget>; drv: LinuxLikeDriver }> {
@@ -98,13 +98,8 @@ describe('nic-e1000 driven like Linux', () => {
     const ack = (await pump()).map(parseDhcpReply).find((m) => m?.type === 5);
     expect(ack?.yiaddr).toBe(ip('10.0.2.15'));
     // ARP for the gateway, then an echo request.
-    const arp = new Uint8Array(28);
-    arp.set([0, 1, 8, 0, 6, 4, 0, 1]);
-    arp.set(drv.mac, 8);
-    arp.set([10, 0, 2, 15], 14);
-    arp.set([10, 0, 2, 2], 24);
-    await drv.transmit(ethernet(BROADCAST, drv.mac, 0x0806, arp));
-    const arpReply = (await pump()).find((f) => f[12] === 0x08 && f[13] === 0x06 && f[21] === 2);
+    await drv.transmit(arpRequestForGateway(drv.mac));
+    const arpReply = (await pump()).find(isArpReply);
     expect(arpReply).toBeDefined();
     const gwMac = arpReply!.slice(6, 12);
     const data = new Uint8Array(56).map((_, i) => i);

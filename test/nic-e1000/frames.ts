@@ -74,6 +74,19 @@ export function tcp(src: number, dst: number, sport: number, dport: number, seq:
   return t;
 }
 
+/** A broadcast ARP request from `mac` (10.0.2.15) for 10.0.2.2, as a frame. */
+export function arpRequestForGateway(mac: Uint8Array): Uint8Array {
+  const arp = new Uint8Array(28);
+  arp.set([0, 1, 8, 0, 6, 4, 0, 1]);
+  arp.set(mac, 8);
+  arp.set([10, 0, 2, 15], 14);
+  arp.set([10, 0, 2, 2], 24);
+  return ethernet(BROADCAST, mac, 0x0806, arp);
+}
+
+/** True for an ARP reply frame. */
+export const isArpReply = (f: Uint8Array): boolean => f[12] === 0x08 && f[13] === 0x06 && f[21] === 2;
+
 export function icmpEcho(id: number, seq: number, data: Uint8Array, type = 8): Uint8Array {
   const m = new Uint8Array(8 + data.length);
   m[0] = type;
