@@ -46,20 +46,12 @@ export interface FlowEntry {
   readonly stateName: string;
 }
 
-/** A plain snapshot of a flow for logs and APIs. */
-export interface FlowInfo {
-  readonly id: FlowId;
-  readonly protocol: FlowProtocol;
-  readonly origin: FlowOrigin;
-  readonly guest: Endpoint;
-  readonly remote: Endpoint;
-  readonly host: Endpoint;
+/** A plain snapshot of a flow for logs and APIs: its identity, state in words, age and idle time. */
+export type FlowInfo = Pick<FlowEntry, 'id' | 'protocol' | 'origin' | 'guest' | 'remote' | 'host' | 'bytesFromGuest' | 'bytesToGuest'> & {
   readonly state: string;
   readonly ageMs: number;
   readonly idleMs: number;
-  readonly bytesFromGuest: number;
-  readonly bytesToGuest: number;
-}
+};
 
 export interface FlowLimits {
   readonly udp: number;
