@@ -433,7 +433,7 @@ export class TcpConn {
       case 'host-connecting': {
         const icmp = unreachableFor(code);
         if (icmp !== undefined) this.#io.icmpUnreachable(this, icmp);
-        else this.#sendRstForSyn();
+        else this.#sendReset(0, this.#rcvNxt);
         return this.#finish();
       }
       case 'syn-sent':
@@ -442,7 +442,7 @@ export class TcpConn {
         return;
       case 'syn-received': case 'established': case 'fin-wait-1': case 'fin-wait-2':
       case 'close-wait': case 'closing': case 'last-ack':
-        this.#sendRst(this.#sndNxt);
+        this.#sendReset(this.#sndNxt, this.#rcvNxt);
         return this.#finish();
       default:
         return assertNever(this.state);
@@ -501,7 +501,7 @@ export class TcpConn {
     const f = t.flags;
     const ackOk = (f & TCP_FLAG.ACK) !== 0 && t.ack === seqAdd(this.#iss, 1);
     if ((f & TCP_FLAG.ACK) !== 0 && !ackOk) {
-      if ((f & TCP_FLAG.RST) === 0) this.#sendRstOnly(t.ack);
+      if ((f & TCP_FLAG.RST) === 0) this.#sendReset(t.ack, undefined);
       return;
     }
     if ((f & TCP_FLAG.RST) !== 0) {
@@ -580,7 +580,7 @@ export class TcpConn {
     if ((f & TCP_FLAG.ACK) === 0) return this.#io.counters.count('tcp.no-ack');
     if (this.state === 'syn-received') {
       if (!(seqGt(t.ack, this.#sndUna) && seqLe(t.ack, this.#sndMax))) {
-        this.#sendRstOnly(t.ack);
+        this.#sendReset(t.ack, undefined);
         return;
       }
       this.state = this.#finQueued ? 'fin-wait-1' : 'established';
@@ -1253,7 +1253,7 @@ export class TcpConn {
     if (this.#sndUna === this.#sndMax) return;
     if (this.#retries >= this.#limits.maxRetransmits) {
       this.#io.stats.count('tcp.retransmit-timeout');
-      this.#sendRst(this.#sndNxt);
+      this.#sendReset(this.#sndNxt, this.#rcvNxt);
       this.#io.hostReset(this);
       return this.#finish();
     }
@@ -1299,7 +1299,7 @@ export class TcpConn {
   abort(): void {
     if (this.state === 'closed') return;
     if (this.state !== 'time-wait') {
-      if (this.state !== 'host-connecting' && this.state !== 'syn-sent') this.#sendRst(this.#sndNxt);
+      if (this.state !== 'host-connecting' && this.state !== 'syn-sent') this.#sendReset(this.#sndNxt, this.#rcvNxt);
       this.#io.hostReset(this);
     }
     this.#finish();
@@ -1363,33 +1363,15 @@ export class TcpConn {
     this.#emit();
   }
 
-  /** RST|ACK with `seq`, acknowledging everything received (abort, RFC 9293 §3.10.7.4). */
-  #sendRst(seq: number): void {
+  /**
+   * An RST: `ack` undefined sends <SEQ=seq><CTL=RST>, the answer to an unacceptable ACK (RFC 9293
+   * §3.10.7.3/4); otherwise <SEQ=seq><ACK=ack><CTL=RST,ACK> — an abort acknowledging everything
+   * received (§3.10.7.4), or with seq 0 the refusal of a guest's SYN (§3.10.7.1).
+   */
+  #sendReset(seq: number, ack: number | undefined): void {
     this.#wSeq = seq;
-    this.#wAck = this.#rcvNxt;
-    this.#wFlags = TCP_FLAG.RST | TCP_FLAG.ACK;
-    this.#wWindow = 0;
-    this.#wOptions = NO_TCP_OPTIONS;
-    this.#wDataLen = 0;
-    this.#emit();
-  }
-
-  /** RST <SEQ=seq> without ACK: the answer to an unacceptable ACK (RFC 9293 §3.10.7.3/4). */
-  #sendRstOnly(seq: number): void {
-    this.#wSeq = seq;
-    this.#wAck = 0;
-    this.#wFlags = TCP_FLAG.RST;
-    this.#wWindow = 0;
-    this.#wOptions = NO_TCP_OPTIONS;
-    this.#wDataLen = 0;
-    this.#emit();
-  }
-
-  /** The refusal of a guest's SYN: <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK> (RFC 9293 §3.10.7.1). */
-  #sendRstForSyn(): void {
-    this.#wSeq = 0;
-    this.#wAck = this.#rcvNxt;
-    this.#wFlags = TCP_FLAG.RST | TCP_FLAG.ACK;
+    this.#wAck = ack ?? 0;
+    this.#wFlags = ack === undefined ? TCP_FLAG.RST : TCP_FLAG.RST | TCP_FLAG.ACK;
     this.#wWindow = 0;
     this.#wOptions = NO_TCP_OPTIONS;
     this.#wDataLen = 0;
