@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 /**
  * `tslirp` — process wiring: parse the command line, set up logging, start the daemon,
  * print how to reach it, and shut down cleanly on SIGINT/SIGTERM.
@@ -14,6 +14,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { describeListener, usageFor } from '../daemon/listen-spec.js';
 import { ConfigError } from '../stack/config.js';
 import { formatIpv4Addr } from '../util/bytes.js';
+import { missingNodeFlags } from './node-flags.js';
 import { HELP, parseCommandLine, UsageError, type Command } from './options.js';
 
 /** How long a shutdown may take before the process exits with status 1. */
@@ -59,6 +60,10 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
     },
     'listening',
   );
+  const missing = missingNodeFlags(process.execArgv);
+  if (missing.length > 0) {
+    log.warn({ missing }, 'node was started without these flags: bulk transfers spend much of their CPU in garbage collection (run the tslirp executable or npm start, or pass them to node)');
+  }
   // Human-readable instructions go to stderr, so stdout stays one JSON object per line.
   const lines = ['tslirp is listening. Attach a guest with:'];
   for (const a of daemon.addresses) {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { DAEMON_NODE_FLAGS, missingNodeFlags } from '../../src/cli/node-flags.js';
 import { HELP, OPTION_NAMES, parseCommandLine, UsageError } from '../../src/cli/options.js';
 import { ConfigError } from '../../src/stack/config.js';
 import { DHCP_DISCOVER, dhcpReplyType } from '../daemon/dhcp-frames.js';
@@ -176,6 +177,34 @@ describe('tslirp (process)', () => {
     expect(existsSync(sock)).toBe(false);
     const records = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(records.map((r) => r['msg'])).toEqual(expect.arrayContaining(['listening', 'session started', 'session ended', 'shutting down', 'daemon stopped']));
+  });
+
+  it('carries its node flags in the shebang and npm start; warns when started without them', async () => {
+    const shebang = readFileSync(MAIN, 'utf8').split('\n')[0]!;
+    const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['start']!;
+    for (const f of DAEMON_NODE_FLAGS) {
+      expect(shebang.split(' ')).toContain(f);
+      expect(start.split(' ')).toContain(f);
+    }
+    expect(missingNodeFlags(['--enable-source-maps', ...DAEMON_NODE_FLAGS.map((f) => f.replace(/-/g, '_'))])).toEqual([]);
+    /** Serves on an ephemeral WebSocket port until the 'listening' line; returns the log records. */
+    const serve = async (nodeArgs: string[]): Promise<Record<string, unknown>[]> => {
+      const child = spawn(process.execPath, [...nodeArgs, ...NODE_ARGS, 'serve', '--ws', '127.0.0.1:0', '--log-level', 'info'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] });
+      children.push(child);
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+      const deadline = Date.now() + 15_000;
+      while (!out.includes('"msg":"listening"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 100)); // the warning follows the listening line
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      return out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    };
+    const warned = (recs: Record<string, unknown>[]) => recs.some((r) => r['level'] === 40 && String(r['msg']).includes('without these flags'));
+    expect(warned(await serve([]))).toBe(true);
+    const withFlags = await serve([...DAEMON_NODE_FLAGS]);
+    expect(withFlags.some((r) => r['msg'] === 'listening')).toBe(true);
+    expect(warned(withFlags)).toBe(false);
   });
 
   it('exits 1 when a port is taken', () => {

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { DAEMON_NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 /** Repository root (this file lives in test/helpers). */
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
@@ -107,13 +108,16 @@ function isListener(x: unknown): x is Listener {
   return false;
 }
 
-/**
- * Starts `node dist/cli/main.js serve ...args` and resolves once it logged `listening`.
- * Rejects (after killing the process) if it exits first or the line does not come in time.
- */
 /** The DNS upstream of test daemons that name none: the discard port on loopback, closed. */
 export const NO_DNS_UPSTREAM = '127.0.0.1:9';
 
+/**
+ * Starts `node dist/cli/main.js serve ...args` with the daemon's node flags (as the `tslirp`
+ * executable does) and resolves once it logged `listening`. Rejects (after killing the
+ * process) if it exits first or the line does not come in time. `$DAEMON_NODE_ARGS` adds node
+ * flags, for profiling a test or benchmark daemon (`--cpu-prof`, `--perf-basic-prof`,
+ * `--trace-gc`).
+ */
 export async function startDaemon(args: readonly string[], options: StartDaemonOptions = {}): Promise<Daemon> {
   const missing = daemonMissing();
   if (missing !== undefined) throw new Error(`cannot start the daemon: missing ${missing}`);
@@ -121,7 +125,7 @@ export async function startDaemon(args: readonly string[], options: StartDaemonO
   // Tests never reach the machine's own resolver: without an upstream of their own, DNS goes
   // to a closed loopback port (queries get SERVFAIL at once).
   const dns = args.includes('--dns-upstream') || args.includes('--resolv-conf') ? [] : ['--dns-upstream', NO_DNS_UPSTREAM];
-  const child: ChildProcess = spawn(process.execPath, ['--enable-source-maps', DAEMON_ENTRY, 'serve', ...dns, ...args], {
+  const child: ChildProcess = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(process.env['DAEMON_NODE_ARGS'] ?? '').split(' ').filter(Boolean), '--enable-source-maps', DAEMON_ENTRY, 'serve', ...dns, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
