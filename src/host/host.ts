@@ -54,7 +54,10 @@ export interface HostEvents {
   udpReceived(flow: FlowId, data: Uint8Array): void;
   udpError(flow: FlowId, code: string): void;
   tcpConnected(flow: FlowId): void;
-  /** Bytes read from the host socket; the stack owns `data` from here on. */
+  /**
+   * Bytes read from the host socket. They are valid only during the call (the host reads every
+   * socket into one reused buffer): the stack copies what it keeps.
+   */
   tcpData(flow: FlowId, data: Uint8Array): void;
   /** The host peer sent FIN. */
   tcpEnd(flow: FlowId): void;

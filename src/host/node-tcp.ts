@@ -14,6 +14,11 @@
  *   which the engine subtracts from the guest's window; `'drain'` reopens it. Writes are
  *   corked until the end of the event-loop turn (`setImmediate`), so the segments of one
  *   link read leave in one `writev` instead of one system call each.
+ * - Connected sockets read into one buffer shared by all of them (`onread`), and `tcpData`
+ *   hands out a view of it that is valid only during the call: the stack copies it into the
+ *   connection's queue. Node's default (a fresh 64 KiB buffer per read) made V8 run a major
+ *   GC many times a second at gigabit rates. Accepted sockets (`adopt`) keep Node's default;
+ *   their chunks are copied the same way.
  * - `pause()` stops reading when the guest's window and our queue are full; a read already
  *   in flight may still arrive once (Node delivers it after pause).
  * - Errors are reported once with the Node code (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
@@ -32,7 +37,12 @@ export interface NodeTcpOptions {
   readonly keepAliveMs?: number;
 }
 
+/** Bytes one read of a connected socket may deliver (Node's default read size). */
+const READ_BUFFER_BYTES = 64 * 1024;
+
 export class NodeTcp {
+  /** Every connected socket reads here; `tcpData` consumes the bytes before the next read. */
+  readonly #readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   readonly #sockets = new Map<FlowId, net.Socket>();
   readonly #events: NodeTcpEvents;
   readonly #keepAliveMs: number;
@@ -52,9 +62,17 @@ export class NodeTcp {
 
   /** Host.tcpConnect. */
   connect(flow: FlowId, to: Endpoint): void {
+    const buffer = this.#readBuffer;
     const socket = net.connect({
       host: formatIpv4Addr(to.addr), port: to.port, allowHalfOpen: true, noDelay: true,
       ...(this.#keepAliveMs > 0 && { keepAlive: true, keepAliveInitialDelay: this.#keepAliveMs }),
+      onread: {
+        buffer,
+        callback: (n: number): boolean => {
+          if (this.#sockets.get(flow) === socket) this.#events.tcpData(flow, buffer.subarray(0, n));
+          return true;
+        },
+      },
     });
     this.#attach(flow, socket);
     socket.once('connect', () => {

@@ -1,93 +1,87 @@
 /**
- * A FIFO of bytes kept as the chunks they arrived in: the send queue of a TCP connection
- * (host data the guest has not acknowledged yet). Appending keeps the caller's chunk (no
- * copy); the only copy is into an outgoing frame (`copyOut`). Consumed bytes are dropped
+ * A FIFO of bytes in one ring buffer: the send queue of a TCP connection (host data the guest
+ * has not acknowledged yet). `push` copies the caller's bytes in, so the host side can read
+ * every socket into one reused buffer; `copyOut` copies into an outgoing frame; bytes leave
  * from the front when the guest acknowledges them.
  *
- * Reads are mostly sequential (segment after segment), so the chunk that served the last
- * read is remembered and the next read starts there instead of at the head.
+ * Why a ring and not the chunks as they came: every chunk kept was a fresh ArrayBuffer, and
+ * at gigabit rates that churn made V8 run a major GC many times a second (external-memory
+ * pressure). A ring is allocated once per burst and reused.
+ *
+ * The ring grows by doubling when a push needs room. When the queue empties, a ring larger
+ * than RETAIN_BYTES is released, so an idle connection keeps little memory.
  */
 export class ByteQueue {
-  /** Chunks from `#head` on are live; the first one starts at `#headOffset`. */
-  #chunks: Uint8Array[] = [];
-  #head = 0;
-  #headOffset = 0;
-  /** Total live bytes. */
+  #ring: Uint8Array = EMPTY;
+  /** Ring index of the first live byte. */
+  #start = 0;
+  /** Live bytes. */
   #length = 0;
-  /** Read cursor: chunk index and the queue offset of that chunk's first live byte. */
-  #cursorIndex = 0;
-  #cursorBase = 0;
 
   /** Bytes queued. */
   get length(): number {
     return this.#length;
   }
 
-  /** Appends a chunk; the queue keeps it (the caller must not change it afterwards). */
-  push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.#length += chunk.length;
+  /** Bytes the ring holds now (for memory accounting and tests). */
+  get capacity(): number {
+    return this.#ring.length;
   }
 
-  /** Drops `n` bytes from the front (n ≤ length). */
+  /** Appends a copy of `data`; the caller may reuse `data` afterwards. */
+  push(data: Uint8Array): void {
+    const n = data.length;
+    if (n === 0) return;
+    if (this.#length + n > this.#ring.length) this.#grow(this.#length + n);
+    const cap = this.#ring.length;
+    let end = this.#start + this.#length;
+    if (end >= cap) end -= cap;
+    const first = Math.min(n, cap - end);
+    this.#ring.set(first === n ? data : data.subarray(0, first), end);
+    if (first < n) this.#ring.set(data.subarray(first), 0);
+    this.#length += n;
+  }
+
+  /** Drops `n` bytes from the front (clamped to the length). */
   drop(n: number): void {
     n = Math.min(n, this.#length);
     this.#length -= n;
-    while (n > 0) {
-      const c = this.#chunks[this.#head]!;
-      const left = c.length - this.#headOffset;
-      if (n < left) {
-        this.#headOffset += n;
-        break;
-      }
-      n -= left;
-      this.#chunks[this.#head] = EMPTY;
-      this.#head++;
-      this.#headOffset = 0;
+    if (this.#length === 0) {
+      this.#start = 0;
+      if (this.#ring.length > RETAIN_BYTES) this.#ring = EMPTY;
+      return;
     }
-    if (this.#head > 64 && this.#head * 2 > this.#chunks.length) {
-      this.#chunks = this.#chunks.slice(this.#head);
-      this.#head = 0;
-    }
-    this.#cursorIndex = this.#head;
-    this.#cursorBase = 0;
+    this.#start += n;
+    if (this.#start >= this.#ring.length) this.#start -= this.#ring.length;
   }
 
   /** Copies bytes [from, from + n) of the queue to `into[at]`; the range must lie inside. */
   copyOut(from: number, n: number, into: Uint8Array, at: number): void {
-    let i = this.#cursorIndex;
-    let base = this.#cursorBase;
-    if (from < base || i < this.#head) {
-      i = this.#head;
-      base = 0;
-    }
-    // Advance to the chunk holding `from`.
-    for (;;) {
-      const len = this.#liveLength(i);
-      if (from < base + len) break;
-      base += len;
-      i++;
-    }
-    this.#cursorIndex = i;
-    this.#cursorBase = base;
-    while (n > 0) {
-      const c = this.#chunks[i]!;
-      const start = (i === this.#head ? this.#headOffset : 0) + (from - base);
-      const k = Math.min(n, c.length - start);
-      into.set(k === c.length ? c : c.subarray(start, start + k), at);
-      at += k;
-      n -= k;
-      from += k;
-      base += this.#liveLength(i);
-      i++;
-    }
+    const cap = this.#ring.length;
+    let pos = this.#start + from;
+    if (pos >= cap) pos -= cap;
+    const first = Math.min(n, cap - pos);
+    into.set(this.#ring.subarray(pos, pos + first), at);
+    if (first < n) into.set(this.#ring.subarray(0, n - first), at + first);
   }
 
-  #liveLength(i: number): number {
-    const c = this.#chunks[i]!;
-    return i === this.#head ? c.length - this.#headOffset : c.length;
+  /** Moves the live bytes, in order, to the start of a ring of at least `need` bytes. */
+  #grow(need: number): void {
+    let cap = Math.max(MIN_RING_BYTES, this.#ring.length);
+    while (cap < need) cap *= 2;
+    const ring = new Uint8Array(cap);
+    if (this.#length > 0) this.copyOut(0, this.#length, ring, 0);
+    this.#ring = ring;
+    this.#start = 0;
   }
 }
+
+/** The first ring of a connection: one socket read of a small reply fits. */
+const MIN_RING_BYTES = 16 * 1024;
+/**
+ * An empty queue keeps a ring up to this size, so request/response traffic does not allocate
+ * a ring per reply; a larger one is released, so an idle connection keeps at most this.
+ */
+const RETAIN_BYTES = MIN_RING_BYTES;
 
 const EMPTY = new Uint8Array(0);

@@ -376,7 +376,7 @@ export class TcpConn {
     }
   }
 
-  /** Bytes from the host socket; the connection keeps `data`. */
+  /** Bytes from the host socket; the queue keeps a copy, so `data` may be reused after the call. */
   hostData(data: Uint8Array, nowMs: number): void {
     this.#nowMs = nowMs;
     if (this.#finQueued || !(this.state === 'syn-received' || this.state === 'established' || this.state === 'close-wait')) {
@@ -1000,11 +1000,12 @@ export class TcpConn {
 
   /** The window field for a non-SYN segment; moves the advertised right edge, never left. */
   #advertise(): number {
-    const shift = this.#wsOk ? this.#rcvShift : 0;
-    let field = Math.min(0xffff, Math.floor(this.#windowNow() / 2 ** shift));
+    // A multiplier, not `2 ** shift`: this runs for every segment and V8 calls pow() for it.
+    const scale = this.#wsOk ? 1 << this.#rcvShift : 1;
+    let field = Math.min(0xffff, Math.floor(this.#windowNow() / scale));
     const promised = seqSub(this.#rcvEdge, this.#rcvNxt);
-    if (promised > field * 2 ** shift) field = Math.min(0xffff, Math.ceil(promised / 2 ** shift));
-    const edge = seqAdd(this.#rcvNxt, field * 2 ** shift);
+    if (promised > field * scale) field = Math.min(0xffff, Math.ceil(promised / scale));
+    const edge = seqAdd(this.#rcvNxt, field * scale);
     if (seqGt(edge, this.#rcvEdge)) this.#rcvEdge = edge;
     return field;
   }

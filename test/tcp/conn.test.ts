@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Tcp } from '../../src/tcp/wire.js';
 import { ByteQueue } from '../../src/tcp/byte-queue.js';
@@ -31,6 +32,52 @@ describe('tcp/byte-queue', () => {
     expect(out.subarray(0, 850)).toEqual(all.subarray(150));
     q.drop(850);
     expect(q.length).toBe(0);
+  });
+
+  it('keeps its own copy: the pushed buffer may be reused at once', () => {
+    const q = new ByteQueue();
+    const scratch = Uint8Array.of(1, 2, 3);
+    q.push(scratch);
+    scratch.fill(9);
+    const out = new Uint8Array(3);
+    q.copyOut(0, 3, out, 0);
+    expect([...out]).toEqual([1, 2, 3]);
+  });
+
+  it('matches a plain byte array through pushes, drops and reads that wrap the ring', () => {
+    const op = fc.oneof(
+      fc.record({ push: fc.integer({ min: 0, max: 40_000 }) }),
+      fc.record({ drop: fc.integer({ min: 0, max: 50_000 }) }),
+      fc.record({ read: fc.tuple(fc.nat(), fc.nat()) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const q = new ByteQueue();
+        let model: number[] = [];
+        let next = 0;
+        for (const o of ops) {
+          if ('push' in o) {
+            const chunk = Uint8Array.from({ length: o.push }, () => next++ & 0xff);
+            q.push(chunk);
+            model = model.concat([...chunk]);
+          } else if ('drop' in o) {
+            q.drop(o.drop);
+            model = model.slice(Math.min(o.drop, model.length));
+          } else if (model.length > 0) {
+            const from = o.read[0] % model.length;
+            const n = o.read[1] % (model.length - from + 1);
+            const out = new Uint8Array(n + 2);
+            q.copyOut(from, n, out, 1);
+            expect([...out.subarray(1, n + 1)]).toEqual(model.slice(from, from + n));
+          }
+          expect(q.length).toBe(model.length);
+        }
+        // An emptied queue keeps at most a small ring.
+        q.drop(q.length);
+        expect(q.capacity).toBeLessThanOrEqual(16 * 1024);
+      }),
+      { numRuns: 200 },
+    );
   });
 });
 
