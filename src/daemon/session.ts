@@ -50,6 +50,8 @@ export interface SessionStackDeps {
   readonly clock: Clock;
   readonly random: Random;
   emit(frame: Uint8Array): void;
+  /** Where to build the next frame, when the link lends its output buffer (GuestLink.allocFrame). */
+  allocFrame?(length: number): Uint8Array;
   /**
    * Call after entering the stack from anywhere but the link (a host socket event calling
    * `stack.host*`): re-arms the session's timer. Same as `Session.poke()`.
@@ -128,6 +130,7 @@ export class Session {
         this.traffic.toGuestBytes += frame.length;
         this.#link.send(frame);
       },
+      ...(this.#link.allocFrame !== undefined && { allocFrame: this.#link.allocFrame.bind(this.#link) }),
       poke: () => {
         this.poke();
       },

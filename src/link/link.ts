@@ -47,6 +47,12 @@ export interface GuestLink {
    * link, full send buffer) is counted in `counters` and dropped.
    */
   send(frame: Uint8Array): void;
+  /**
+   * Optional: a zeroed region of `length` bytes inside the link's own output buffer. A frame
+   * built there and passed to `send` next is sent without a copy. The region is valid until
+   * the next `allocFrame` or `send` call; building two frames at once is not supported.
+   */
+  allocFrame?(length: number): Uint8Array;
   /** Closes the link; `handler.closed(reason)` follows (once). */
   close(reason: string): void;
   /** Link-level drops and events: 'link.tx-overflow', 'link.bad-frame-length', … */

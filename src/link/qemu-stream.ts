@@ -12,8 +12,10 @@
  * closed with a log line ('link.bad-frame-length'), and nothing else is affected.
  *
  * Frames emitted in one tick leave in a single `socket.write` (length+frame, concatenated).
- * Once the socket holds more than TX_QUEUE_LIMIT_BYTES unsent, further frames are dropped
- * and counted ('link.tx-overflow').
+ * They are assembled in output buffers the link reuses once the socket has written them, and
+ * the stack can build a frame in place there (`allocFrame`), so a bulk transfer neither
+ * copies frames again nor allocates per write. Once the socket holds more than
+ * TX_QUEUE_LIMIT_BYTES unsent, further frames are dropped and counted ('link.tx-overflow').
  */
 import { lstat, mkdir, unlink } from 'node:fs/promises';
 import net from 'node:net';
@@ -130,6 +132,14 @@ export interface StreamListenOptions {
   readonly txQueueLimitBytes?: number;
 }
 
+/**
+ * Size of one output buffer: the frames of one tick, usually. A frame that does not fit in
+ * the current buffer sends what it holds and starts the next one.
+ */
+const OUT_BUFFER_BYTES = 256 * 1024;
+/** Written buffers kept for reuse, per link; more are left to the GC. */
+const OUT_BUFFERS_KEPT = 4;
+
 /** One QEMU connection. */
 class StreamLink implements GuestLink {
   readonly kind = 'stream' as const;
@@ -138,8 +148,13 @@ class StreamLink implements GuestLink {
   readonly #socket: net.Socket;
   readonly #limit: number;
   #handler: LinkHandler | undefined;
-  #pending: Uint8Array[] = [];
-  #pendingBytes = 0;
+  /** Length-prefixed frames waiting for this tick's write: `#out[0, #used)`. */
+  #out: Uint8Array;
+  #used = 0;
+  /** The region `allocFrame` lent last, while it has not been sent. */
+  #lent: Uint8Array | undefined;
+  /** Output buffers the socket has finished with. */
+  readonly #spare: Uint8Array[] = [];
   #closed = false;
   #closeReason = 'peer closed';
 
@@ -147,6 +162,7 @@ class StreamLink implements GuestLink {
     this.#socket = socket;
     this.peer = peer;
     this.#limit = limit;
+    this.#out = new Uint8Array(OUT_BUFFER_BYTES);
   }
 
   attach(handler: LinkHandler, log: LinkLog): void {
@@ -170,20 +186,52 @@ class StreamLink implements GuestLink {
     });
   }
 
-  send(frame: Uint8Array): void {
-    if (this.#closed) return this.counters.count('link.tx-closed');
-    if (this.#socket.writableLength + this.#pendingBytes + frame.length > this.#limit) return this.counters.count('link.tx-overflow');
-    if (this.#pending.length === 0) queueMicrotask(() => { this.#flush(); });
-    this.#pending.push(frame);
-    this.#pendingBytes += frame.length + LENGTH_PREFIX_LEN;
+  /**
+   * A zeroed region for the next frame, right where `send` would copy it: a frame built here
+   * and then sent is not copied. The region stays valid until the next `allocFrame` or `send`.
+   */
+  allocFrame(length: number): Uint8Array {
+    this.#reserve(length);
+    const at = this.#used + LENGTH_PREFIX_LEN;
+    const region = this.#out.subarray(at, at + length);
+    region.fill(0);
+    this.#lent = region;
+    return region;
   }
 
+  send(frame: Uint8Array): void {
+    const lent = this.#lent;
+    this.#lent = undefined;
+    if (this.#closed) return this.counters.count('link.tx-closed');
+    if (this.#socket.writableLength + this.#used + frame.length > this.#limit) return this.counters.count('link.tx-overflow');
+    if (frame !== lent) {
+      this.#reserve(frame.length);
+      this.#out.set(frame, this.#used + LENGTH_PREFIX_LEN);
+    }
+    if (this.#used === 0) queueMicrotask(() => { this.#flush(); });
+    put32(this.#out, this.#used, frame.length);
+    this.#used += LENGTH_PREFIX_LEN + frame.length;
+  }
+
+  /** Makes room for a frame of `length` after the frames already queued. */
+  #reserve(length: number): void {
+    const need = LENGTH_PREFIX_LEN + length;
+    if (this.#used + need <= this.#out.length) return;
+    this.#flush();
+    if (need > this.#out.length) this.#out = new Uint8Array(need);
+  }
+
+  /** Writes the queued frames; their buffer returns to `#spare` once the socket is done with it. */
   #flush(): void {
-    const frames = this.#pending;
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    if (this.#closed || frames.length === 0) return;
-    this.#socket.write(frameStream(frames));
+    if (this.#used === 0) return;
+    const out = this.#out;
+    const used = this.#used;
+    this.#used = 0;
+    this.#out = this.#spare.pop() ?? new Uint8Array(OUT_BUFFER_BYTES);
+    if (this.#closed) return;
+    this.#socket.write(out.subarray(0, used), () => {
+      if (!this.#closed && out.length === OUT_BUFFER_BYTES && this.#spare.length < OUT_BUFFERS_KEPT) this.#spare.push(out);
+    });
   }
 
   close(reason: string): void {
@@ -197,7 +245,8 @@ class StreamLink implements GuestLink {
   #finish(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#pending = [];
+    this.#used = 0;
+    this.#spare.length = 0;
     this.#handler?.closed(reason);
   }
 

@@ -78,6 +78,13 @@ export interface StackDeps {
   readonly random: Random;
   /** Receives each frame for the guest. The frame is the receiver's to keep; may be called synchronously from any entry point. */
   emit(frame: Uint8Array): void;
+  /**
+   * Optional: where to build the next outgoing frame (a zeroed region of `length` bytes,
+   * GuestLink.allocFrame), so the link sends it without copying. The stack builds one frame
+   * at a time and emits it before asking for the next. Without it, frames come from the
+   * stack's own arenas.
+   */
+  allocFrame?(length: number): Uint8Array;
   /** Host sockets for NAT. Without one, every outbound flow is refused ('nat.no-host'): a closed, self-contained network. */
   readonly host?: Host;
   /** Flow table limits per protocol. */
@@ -580,6 +587,12 @@ export class Stack implements ToGuest, HostEvents {
   /** A zeroed frame with its Ethernet header written, padded to the 60-byte minimum. */
   #frame(toMac: Uint8Array, etherType: number, payloadLength: number): Uint8Array {
     const len = Math.max(ETHERNET_MIN_FRAME, ETHERNET_HEADER_LEN + payloadLength);
+    const frame = this.#deps.allocFrame?.(len) ?? this.#carve(len);
+    writeEthernet({ dst: toMac, src: this.config.gatewayMac, vlan: undefined, etherType, payload: EMPTY }, frame, 0);
+    return frame;
+  }
+
+  #carve(len: number): Uint8Array {
     // Frames are carved from a freshly zeroed arena, never reused: one allocation serves many
     // frames (the per-frame allocation and zeroing was the stack's largest cost on bulk TCP),
     // and no byte of earlier traffic can reach the guest.
@@ -589,7 +602,6 @@ export class Stack implements ToGuest, HostEvents {
     }
     const frame = this.#arena.subarray(this.#arenaAt, this.#arenaAt + len);
     this.#arenaAt += (len + 7) & ~7;
-    writeEthernet({ dst: toMac, src: this.config.gatewayMac, vlan: undefined, etherType, payload: EMPTY }, frame, 0);
     return frame;
   }
 

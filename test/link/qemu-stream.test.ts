@@ -189,6 +189,44 @@ describe('listenStream (unix socket and TCP, real sockets on loopback)', () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it('sends frames built in place (allocFrame) and copied ones in order, reusing written buffers', async () => {
+    const path = tempSocketPath();
+    const { links } = await echoListener({ transport: 'unix', path });
+    const c = await client(() => net.connect(path));
+    await until(() => links.length === 1);
+    const link = links[0]!;
+    const pattern = (i: number, len: number): Uint8Array => Uint8Array.from({ length: len }, (_, k) => (i * 31 + k) & 0xff);
+    const expected: string[] = [];
+    let dirty = 0;
+    // 40 ticks of 60 frames (~3.5 MB in all) while the client does not read: the socket
+    // fills, so many output buffers wait in Node's queue before they are written and reused.
+    c.s.pause();
+    for (let tick = 0; tick < 40; tick++) {
+      for (let j = 0; j < 60; j++) {
+        const i = tick * 60 + j;
+        const len = i % 97 === 0 ? 65538 : 60 + ((i * 7919) % 1455);
+        const f = pattern(i, len);
+        if (i % 3 === 0) {
+          link.send(f); // a frame from elsewhere is copied
+        } else {
+          if (i % 5 === 0) link.allocFrame!(200).fill(0xee); // lent, never sent: abandoned
+          const region = link.allocFrame!(len);
+          if (region.some((b) => b !== 0)) dirty++;
+          region.set(f);
+          link.send(region);
+        }
+        expected.push(toHex(f));
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    c.s.resume();
+    await until(() => c.frames.length === expected.length, 10_000, 'every frame');
+    expect(dirty).toBe(0);
+    expect(c.frames.length).toBe(expected.length);
+    expect(c.frames.every((f, i) => f === expected[i])).toBe(true);
+    expect(link.counters.total()).toBe(0);
+  });
+
   it('exchanges frames over TCP on a free port', async () => {
     const { l, closed } = await echoListener({ transport: 'tcp', host: '127.0.0.1', port: 0 });
     const a = l.address;
