@@ -11,11 +11,10 @@
  * well-behaved peer and leaves no way to find the next frame boundary: the connection is
  * closed with a log line ('link.bad-frame-length'), and nothing else is affected.
  *
- * Frames emitted in one tick leave in a single `socket.write` (length+frame, concatenated).
- * They are assembled in output buffers the link reuses once the socket has written them, and
- * the stack can build a frame in place there (`allocFrame`), so a bulk transfer neither
- * copies frames again nor allocates per write. Once the socket holds more than
- * TX_QUEUE_LIMIT_BYTES unsent, further frames are dropped and counted ('link.tx-overflow').
+ * Frames emitted in one tick leave in a single `socket.write` (length+frame, concatenated),
+ * assembled in reused output buffers where the stack can build them in place (`allocFrame`;
+ * see stream-output.ts). Once the socket holds more than TX_QUEUE_LIMIT_BYTES unsent,
+ * further frames are dropped and counted ('link.tx-overflow').
  */
 import { lstat, mkdir, unlink } from 'node:fs/promises';
 import net from 'node:net';
@@ -23,6 +22,7 @@ import { dirname } from 'node:path';
 import { ETHERNET_HEADER_LEN } from '../ethernet/wire.js';
 import { put32, u32 } from '../util/bytes.js';
 import { Counters, type Drop } from '../util/drops.js';
+import { LENGTH_PREFIX_LEN, StreamOutput } from './stream-output.js';
 import {
   formatHostPort,
   MAX_FRAME_LEN,
@@ -35,8 +35,6 @@ import {
   type ListenerAddress,
 } from './link.js';
 
-/** Bytes of the length prefix. */
-const LENGTH_PREFIX_LEN = 4;
 
 /** `-netdev stream`: each frame is preceded by its length as a u32, big-endian. */
 export class StreamDeframer {
@@ -132,14 +130,6 @@ export interface StreamListenOptions {
   readonly txQueueLimitBytes?: number;
 }
 
-/**
- * Size of one output buffer: the frames of one tick, usually. A frame that does not fit in
- * the current buffer sends what it holds and starts the next one.
- */
-const OUT_BUFFER_BYTES = 256 * 1024;
-/** Written buffers kept for reuse, per link; more are left to the GC. */
-const OUT_BUFFERS_KEPT = 4;
-
 /** One QEMU connection. */
 class StreamLink implements GuestLink {
   readonly kind = 'stream' as const;
@@ -147,14 +137,8 @@ class StreamLink implements GuestLink {
   readonly counters = new Counters();
   readonly #socket: net.Socket;
   readonly #limit: number;
+  readonly #output: StreamOutput;
   #handler: LinkHandler | undefined;
-  /** Length-prefixed frames waiting for this tick's write: `#out[0, #used)`. */
-  #out: Uint8Array;
-  #used = 0;
-  /** The region `allocFrame` lent last, while it has not been sent. */
-  #lent: Uint8Array | undefined;
-  /** Output buffers the socket has finished with. */
-  readonly #spare: Uint8Array[] = [];
   #closed = false;
   #closeReason = 'peer closed';
 
@@ -162,7 +146,9 @@ class StreamLink implements GuestLink {
     this.#socket = socket;
     this.peer = peer;
     this.#limit = limit;
-    this.#out = new Uint8Array(OUT_BUFFER_BYTES);
+    this.#output = new StreamOutput((bytes, done) => {
+      socket.write(bytes, done);
+    });
   }
 
   attach(handler: LinkHandler, log: LinkLog): void {
@@ -186,58 +172,26 @@ class StreamLink implements GuestLink {
     });
   }
 
-  /**
-   * A zeroed region for the next frame, right where `send` would copy it: a frame built here
-   * and then sent is not copied. The region stays valid until the next `allocFrame` or `send`.
-   */
-  allocFrame(length: number): Uint8Array {
-    this.#reserve(length);
-    const at = this.#used + LENGTH_PREFIX_LEN;
-    const region = this.#out.subarray(at, at + length);
-    region.fill(0);
-    this.#lent = region;
-    return region;
+  /** GuestLink.allocFrame: the region right where `send` would copy the frame. */
+  allocFrame(length: number, zeroed = true): Uint8Array {
+    return this.#output.alloc(length, zeroed);
   }
 
   send(frame: Uint8Array): void {
-    const lent = this.#lent;
-    this.#lent = undefined;
     if (this.#closed) return this.counters.count('link.tx-closed');
-    if (this.#socket.writableLength + this.#used + frame.length > this.#limit) return this.counters.count('link.tx-overflow');
-    if (frame !== lent) {
-      this.#reserve(frame.length);
-      this.#out.set(frame, this.#used + LENGTH_PREFIX_LEN);
-    }
-    if (this.#used === 0) queueMicrotask(() => { this.#flush(); });
-    put32(this.#out, this.#used, frame.length);
-    this.#used += LENGTH_PREFIX_LEN + frame.length;
+    if (this.#socket.writableLength + this.#output.queued + frame.length > this.#limit) return this.counters.count('link.tx-overflow');
+    if (this.#output.queued === 0) queueMicrotask(this.#flush);
+    this.#output.append(frame);
   }
 
-  /** Makes room for a frame of `length` after the frames already queued. */
-  #reserve(length: number): void {
-    const need = LENGTH_PREFIX_LEN + length;
-    if (this.#used + need <= this.#out.length) return;
-    this.#flush();
-    if (need > this.#out.length) this.#out = new Uint8Array(need);
-  }
-
-  /** Writes the queued frames; their buffer returns to `#spare` once the socket is done with it. */
-  #flush(): void {
-    if (this.#used === 0) return;
-    const out = this.#out;
-    const used = this.#used;
-    this.#used = 0;
-    this.#out = this.#spare.pop() ?? new Uint8Array(OUT_BUFFER_BYTES);
-    if (this.#closed) return;
-    this.#socket.write(out.subarray(0, used), () => {
-      if (!this.#closed && out.length === OUT_BUFFER_BYTES && this.#spare.length < OUT_BUFFERS_KEPT) this.#spare.push(out);
-    });
-  }
+  readonly #flush = (): void => {
+    if (!this.#closed) this.#output.flush();
+  };
 
   close(reason: string): void {
     if (this.#closed) return;
     this.#closeReason = reason;
-    this.#flush();
+    this.#output.flush();
     this.#socket.destroySoon(); // end() now, destroy once the queued bytes are written
     this.#finish(reason);
   }
@@ -245,15 +199,14 @@ class StreamLink implements GuestLink {
   #finish(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#used = 0;
-    this.#spare.length = 0;
+    this.#output.discard();
     this.#handler?.closed(reason);
   }
 
   /** For listener shutdown: drop the connection now. */
   destroy(reason: string): void {
     if (!this.#closed) {
-      this.#flush();
+      this.#output.flush();
       this.#finish(reason);
     }
     this.#socket.destroy();
