@@ -51,7 +51,7 @@ export interface SessionStackDeps {
   readonly random: Random;
   emit(frame: Uint8Array): void;
   /** Where to build the next frame, when the link lends its output buffer (GuestLink.allocFrame). */
-  allocFrame?(length: number): Uint8Array;
+  allocFrame?(length: number, zeroed: boolean): Uint8Array;
   /**
    * Call after entering the stack from anywhere but the link (a host socket event calling
    * `stack.host*`): re-arms the session's timer. Same as `Session.poke()`.

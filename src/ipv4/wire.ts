@@ -113,12 +113,22 @@ export const ipv4Length = (p: Ipv4): number =>
  * the caller keeps them within 40 bytes and the packet within 65535.
  */
 export function writeIpv4(p: Ipv4, into: Uint8Array, at = 0): number {
+  const headerLen = writeIpv4Header(p, p.payload.length, into, at);
+  into.set(p.payload, at + headerLen);
+  return headerLen + p.payload.length;
+}
+
+/**
+ * Writes only the header of `p` (options and checksum included) for a payload of
+ * `payloadLength` bytes that is, or will be, at the returned header length after `at`;
+ * `p.payload` is not read. Returns the header length.
+ */
+export function writeIpv4Header(p: Omit<Ipv4, 'payload'>, payloadLength: number, into: Uint8Array, at = 0): number {
   const optionsLen = (p.options.length + 3) & ~3;
   const headerLen = IPV4_HEADER_LEN + optionsLen;
-  const totalLen = headerLen + p.payload.length;
   into[at + OFF.VERSION_IHL] = 0x40 | (headerLen >>> 2);
   into[at + OFF.DSCP_ECN] = p.dscpEcn & 0xff;
-  put16(into, at + OFF.TOTAL_LENGTH, totalLen);
+  put16(into, at + OFF.TOTAL_LENGTH, headerLen + payloadLength);
   put16(into, at + OFF.ID, p.id);
   put16(into, at + OFF.FLAGS_FRAGMENT,
     (p.dontFragment ? FLAG.DF : 0) | (p.moreFragments ? FLAG.MF : 0) | ((p.fragmentOffset >>> 3) & FRAGMENT_MASK));
@@ -127,11 +137,12 @@ export function writeIpv4(p: Ipv4, into: Uint8Array, at = 0): number {
   put16(into, at + OFF.CHECKSUM, 0);
   put32(into, at + OFF.SRC, p.src);
   put32(into, at + OFF.DST, p.dst);
-  into.set(p.options, at + OFF.OPTIONS);
-  into.fill(OPT_EOL, at + OFF.OPTIONS + p.options.length, at + headerLen);
-  into.set(p.payload, at + headerLen);
+  if (optionsLen > 0) {
+    into.set(p.options, at + OFF.OPTIONS);
+    into.fill(OPT_EOL, at + OFF.OPTIONS + p.options.length, at + headerLen);
+  }
   put16(into, at + OFF.CHECKSUM, finish(sum16(into, at, at + headerLen)));
-  return totalLen;
+  return headerLen;
 }
 
 /**

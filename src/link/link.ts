@@ -48,11 +48,13 @@ export interface GuestLink {
    */
   send(frame: Uint8Array): void;
   /**
-   * Optional: a zeroed region of `length` bytes inside the link's own output buffer. A frame
-   * built there and passed to `send` next is sent without a copy. The region is valid until
-   * the next `allocFrame` or `send` call; building two frames at once is not supported.
+   * Optional: a region of `length` bytes inside the link's own output buffer, zeroed unless
+   * `zeroed` is false (it may then hold bytes of earlier frames: the caller overwrites every
+   * byte). A frame built there and passed to `send` next is sent without a copy. The region
+   * is valid until the next `allocFrame` or `send` call; building two frames at once is not
+   * supported.
    */
-  allocFrame?(length: number): Uint8Array;
+  allocFrame?(length: number, zeroed?: boolean): Uint8Array;
   /** Closes the link; `handler.closed(reason)` follows (once). */
   close(reason: string): void;
   /** Link-level drops and events: 'link.tx-overflow', 'link.bad-frame-length', … */

@@ -208,7 +208,7 @@ export class TcpEngine {
       put16(into, at + 18, 0);
       put16(into, at + 16, finish(sum16(into, at, at + TCP_HEADER_LEN, pseudo + TCP_HEADER_LEN)));
       return TCP_HEADER_LEN;
-    });
+    }, true);
   }
 
   // ================================================================ host events
@@ -308,7 +308,7 @@ export class TcpEngine {
     return {
       counters: this.counters,
       stats: this.stats,
-      sendSegment: (c, l4Length, write) => toGuest.sendIpv4(c.remote.addr, c.guest.addr, IP_PROTO.TCP, l4Length, write),
+      sendSegment: (c, l4Length, write) => toGuest.sendIpv4(c.remote.addr, c.guest.addr, IP_PROTO.TCP, l4Length, write, true),
       icmpUnreachable: (c, code) => this.#icmpUnreachable(c, code),
       hostWrite: (c, data) => host.tcpWrite(c.id, data),
       hostEnd: (c) => host.tcpEnd(c.id),

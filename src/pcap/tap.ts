@@ -16,7 +16,7 @@ export function capturePath(dir: string, startedAt: Date, sessionId: string): st
 /** A link whose outgoing frames are also written to `writer`. */
 export function tapLink(link: GuestLink, writer: PcapFileWriter): GuestLink {
   return {
-    ...(link.allocFrame !== undefined && { allocFrame: (length: number) => link.allocFrame!(length) }),
+    ...(link.allocFrame !== undefined && { allocFrame: (length: number, zeroed?: boolean) => link.allocFrame!(length, zeroed) }),
     kind: link.kind,
     peer: link.peer,
     counters: link.counters,

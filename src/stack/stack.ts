@@ -58,7 +58,7 @@ import { DhcpServer, type DhcpLease } from '../dhcp/server.js';
 import { ETHERNET_HEADER_LEN, ETHERNET_MIN_FRAME, ETHERTYPE, parseEthernet, writeEthernet, type Ethernet } from '../ethernet/wire.js';
 import { ICMP_TYPE, icmpLength, parseIcmp, writeIcmp, type Icmp } from '../ipv4/icmp-wire.js';
 import { Reassembler } from '../ipv4/reassembly.js';
-import { IP_PROTO, IPV4_HEADER_LEN, ipv4Length, parseIpv4, pseudoSum, writeIpv4, type Ipv4 } from '../ipv4/wire.js';
+import { IP_PROTO, IPV4_HEADER_LEN, ipv4Length, parseIpv4, pseudoSum, writeIpv4, writeIpv4Header, type Ipv4 } from '../ipv4/wire.js';
 import { parseTcp, TCP_FLAG, tcpLength, writeTcp, type Tcp } from '../tcp/wire.js';
 import { parseUdp, udpLength, writeUdp } from '../udp/wire.js';
 import { BROADCAST_MAC, type Ipv4Addr, type Mac } from '../util/bytes.js';
@@ -79,12 +79,12 @@ export interface StackDeps {
   /** Receives each frame for the guest. The frame is the receiver's to keep; may be called synchronously from any entry point. */
   emit(frame: Uint8Array): void;
   /**
-   * Optional: where to build the next outgoing frame (a zeroed region of `length` bytes,
-   * GuestLink.allocFrame), so the link sends it without copying. The stack builds one frame
-   * at a time and emits it before asking for the next. Without it, frames come from the
-   * stack's own arenas.
+   * Optional: where to build the next outgoing frame (a region of `length` bytes, zeroed
+   * unless `zeroed` is false: GuestLink.allocFrame), so the link sends it without copying.
+   * The stack builds one frame at a time and emits it before asking for the next. Without
+   * it, frames come from the stack's own zeroed arenas.
    */
-  allocFrame?(length: number): Uint8Array;
+  allocFrame?(length: number, zeroed: boolean): Uint8Array;
   /** Host sockets for NAT. Without one, every outbound flow is refused ('nat.no-host'): a closed, self-contained network. */
   readonly host?: Host;
   /** Flow table limits per protocol. */
@@ -532,9 +532,9 @@ export class Stack implements ToGuest, HostEvents {
 
   // --- ToGuest: what the engines use to reach the guest.
 
-  sendIpv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: WriteL4): void {
+  sendIpv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: WriteL4, writesEveryByte = false): void {
     const mac = this.#resolve(dst);
-    if (mac !== undefined) this.#sendIpv4To(mac, src, dst, protocol, l4Length, writeL4);
+    if (mac !== undefined) this.#sendIpv4To(mac, src, dst, protocol, l4Length, writeL4, writesEveryByte);
   }
 
   icmpError(original: Ipv4, type: number, code: number): void {
@@ -562,15 +562,17 @@ export class Stack implements ToGuest, HostEvents {
    * Builds an IPv4 datagram whose L4 part `writeL4` writes in place, and sends it; a datagram
    * larger than the link MTU leaves in fragments (RFC 791 §3.2, offsets in 8-byte units).
    */
-  #sendIpv4To(toMac: Uint8Array, src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: WriteL4): void {
+  #sendIpv4To(toMac: Uint8Array, src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: WriteL4, writesEveryByte = false): void {
     this.#ipId = (this.#ipId + 1) & 0xffff;
     const header: Ipv4 = { dscpEcn: 0, id: this.#ipId, dontFragment: false, moreFragments: false, fragmentOffset: 0, ttl: TTL, protocol, src, dst, options: EMPTY, payload: EMPTY };
     const l4At = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
     if (IPV4_HEADER_LEN + l4Length <= this.config.mtu) {
-      const frame = this.#frame(toMac, ETHERTYPE.IPV4, IPV4_HEADER_LEN + l4Length);
+      // Every byte up to the end of the datagram is written below; only the padding of a
+      // minimum-size frame needs zeroing then.
+      const frame = this.#frame(toMac, ETHERTYPE.IPV4, IPV4_HEADER_LEN + l4Length, !writesEveryByte);
+      if (writesEveryByte && frame.length > l4At + l4Length) frame.fill(0, l4At + l4Length);
       writeL4(frame, l4At);
-      // The payload is already in place: writeIpv4's copy of it onto itself is a no-op.
-      writeIpv4({ ...header, payload: frame.subarray(l4At, l4At + l4Length) }, frame, ETHERNET_HEADER_LEN);
+      writeIpv4Header(header, l4Length, frame, ETHERNET_HEADER_LEN);
       return this.#send(frame);
     }
     const l4 = new Uint8Array(l4Length);
@@ -584,10 +586,13 @@ export class Stack implements ToGuest, HostEvents {
     }
   }
 
-  /** A zeroed frame with its Ethernet header written, padded to the 60-byte minimum. */
-  #frame(toMac: Uint8Array, etherType: number, payloadLength: number): Uint8Array {
+  /**
+   * A frame with its Ethernet header written, padded to the 60-byte minimum; zeroed unless
+   * `zeroed` is false (the caller then writes every byte after the header itself).
+   */
+  #frame(toMac: Uint8Array, etherType: number, payloadLength: number, zeroed = true): Uint8Array {
     const len = Math.max(ETHERNET_MIN_FRAME, ETHERNET_HEADER_LEN + payloadLength);
-    const frame = this.#deps.allocFrame?.(len) ?? this.#carve(len);
+    const frame = this.#deps.allocFrame?.(len, zeroed) ?? this.#carve(len);
     writeEthernet({ dst: toMac, src: this.config.gatewayMac, vlan: undefined, etherType, payload: EMPTY }, frame, 0);
     return frame;
   }

@@ -19,8 +19,9 @@ export interface ToGuest {
    * place by `writeL4` (`l4Length` bytes); fragments it above the link MTU. The guest's MAC
    * comes from the neighbour table: when unknown, an ARP request goes out instead and the
    * datagram is dropped, counted as 'arp.unresolved' (TCP retransmits; UDP is lossy anyway).
+   * `writesEveryByte`: `writeL4` writes all `l4Length` bytes, so the frame is not zeroed first.
    */
-  sendIpv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: WriteL4): void;
+  sendIpv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: WriteL4, writesEveryByte?: boolean): void;
   /**
    * An ICMP error to the guest about `original`, a datagram the guest sent (or one rebuilt
    * from a flow's tuple): RFC 1122 §3.2.2's rules on when not to send apply.

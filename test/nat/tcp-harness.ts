@@ -65,10 +65,15 @@ export function tcpHarness(o: HarnessOptions = {}) {
   const toGuest: ToGuest = {
     config,
     counters,
-    sendIpv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, write: WriteL4): void {
+    sendIpv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, write: WriteL4, writesEveryByte?: boolean): void {
       expect(protocol).toBe(IP_PROTO.TCP);
       const b = new Uint8Array(l4Length).fill(0xa5);
       expect(write(b, 0)).toBe(l4Length);
+      // The engine promises to write every byte (the stack then skips zeroing the frame).
+      expect(writesEveryByte).toBe(true);
+      const zeroed = new Uint8Array(l4Length);
+      write(zeroed, 0);
+      expect(zeroed).toEqual(b);
       const t = parseTcp(b, pseudoSum(src, dst, IP_PROTO.TCP));
       if (isDrop(t)) throw new Error(`engine sent a bad segment: ${t}`);
       sent.push({ kind: 'tcp', src, dst, tcp: t });

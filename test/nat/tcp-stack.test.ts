@@ -9,15 +9,21 @@ import { decode, ip, ipv4Frame, tcpBytes } from '../helpers/frames.js';
 
 const { SYN, ACK, RST } = TCP_FLAG;
 
-function harness() {
+/**
+ * `dirtyFrames`: the stack builds frames in a lent buffer (as the stream link lends its
+ * output buffer) that holds 0xee garbage wherever the stack did not ask for zeroes.
+ */
+function harness(dirtyFrames = false) {
   const clock = new ManualClock(0);
   const host = new FakeHost();
   const sent: Uint8Array[] = [];
-  const stack = new Stack(resolveStackConfig({}), { clock, random: seededRandom(5), emit: (f) => sent.push(f), host });
+  const allocFrame = (length: number, zeroed: boolean): Uint8Array => new Uint8Array(length).fill(zeroed ? 0 : 0xee);
+  const stack = new Stack(resolveStackConfig({}), { clock, random: seededRandom(5), emit: (f) => sent.push(f.slice()), host, ...(dirtyFrames && { allocFrame }) });
   const frame = (dst: string, t: Partial<Tcp> & Pick<Tcp, 'flags'>) =>
     ipv4Frame({ protocol: IP_PROTO.TCP, dst: ip(dst), payload: tcpBytes({ srcPort: 40000, dstPort: 80, ...t }, ip('10.0.2.15'), ip(dst)) });
   const take = () => sent.splice(0).map(decode);
-  return { clock, host, stack, frame, take };
+  const sentFrames = () => sent.splice(0);
+  return { clock, host, stack, frame, take, sentFrames };
 }
 
 describe('stack TCP', () => {
@@ -71,5 +77,28 @@ describe('stack TCP', () => {
     const [syn] = t.take();
     expect(syn!.ip).toMatchObject({ src: ip('10.0.2.2'), dst: ip('10.0.2.15') });
     expect(syn!.tcp).toMatchObject({ srcPort: 6000, dstPort: 22, flags: SYN });
+  });
+
+  it('builds the same frames in a lent buffer holding old bytes as in zeroed memory', () => {
+    const run = (dirty: boolean): string[] => {
+      const t = harness(dirty);
+      // No timestamps: a bare ACK is 54 bytes, padded to the 60-byte minimum.
+      t.stack.receiveFrame(t.frame('10.0.2.2', { flags: SYN, seq: 100, options: { mss: 1460, sackPermitted: true } }));
+      t.stack.tcpConnected(1);
+      const out = t.sentFrames();
+      const iss = decode(out[0]!).tcp!.seq;
+      t.stack.receiveFrame(t.frame('10.0.2.2', { flags: ACK, seq: 101, ack: iss + 1 }));
+      t.stack.tcpData(1, Uint8Array.from({ length: 5000 }, (_, i) => i & 0xff)); // full and short segments
+      t.stack.receiveFrame(t.frame('10.0.2.2', { flags: ACK, seq: 101, ack: iss + 1 + 1000, payload: new Uint8Array(3) })); // answered by a bare ACK
+      t.stack.tcpEnd(1);
+      t.clock.advance(5000); // retransmissions
+      t.stack.advance();
+      out.push(...t.sentFrames());
+      return out.map((f) => Buffer.from(f).toString('hex'));
+    };
+    const clean = run(false);
+    expect(clean.length).toBeGreaterThan(6);
+    expect(clean.some((f) => f.length === 120)).toBe(true); // a 60-byte frame, padding included
+    expect(run(true)).toEqual(clean);
   });
 });
