@@ -46,12 +46,12 @@ describe('tcp/byte-queue', () => {
 
   it('matches a plain byte array through pushes, drops and reads that wrap the ring', () => {
     const op = fc.oneof(
-      fc.record({ push: fc.integer({ min: 0, max: 40_000 }) }),
-      fc.record({ drop: fc.integer({ min: 0, max: 50_000 }) }),
+      fc.record({ push: fc.integer({ min: 0, max: 20_000 }) }),
+      fc.record({ drop: fc.integer({ min: 0, max: 25_000 }) }),
       fc.record({ read: fc.tuple(fc.nat(), fc.nat()) }),
     );
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      fc.property(fc.array(op, { minLength: 10, maxLength: 60 }), (ops) => {
         const q = new ByteQueue();
         let model: number[] = [];
         let next = 0;
