@@ -14,11 +14,12 @@
  *
  * Runs alternate A B A B with ≥5 pairs per cell; the ratio is the median of pairwise ratios
  * tslirp/libslirp. Floor (issue 4): ≥ 1.0 in every cell. Also reported: daemon CPU seconds per
- * GB moved, connection rate (sequential curl, so process start-up dominates), a 64-byte echo
- * round-trip series (socat), and idle connection memory (daemon RSS growth for 500 idle
+ * GB moved, 1-byte request/response latency on one connection and the rate of sequential
+ * short connections (both measured by bench/guest/client.ts inside the guest, alternating
+ * tslirp and libslirp), and idle connection memory (daemon RSS growth for 500 idle
  * connections).
  *
- * Needs root, iperf3, qemu-system-x86_64, slirp4netns, socat, busybox, curl and a built daemon
+ * Needs root, iperf3, qemu-system-x86_64, slirp4netns, socat, busybox and a built daemon
  * (npm run build). Environment: BENCH_PAIRS (default 5), BENCH_SECONDS (default 3).
  */
 import { spawnSync } from 'node:child_process';
@@ -32,8 +33,10 @@ import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Pr
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
 const MTUS = (process.env['BENCH_MTUS'] ?? '1500,65520').split(',').map(Number);
+/** The guest side of the latency and connection-rate figures (run by this node, through tsx, inside the namespace). */
+const GUEST_CLIENT = join(import.meta.dirname, 'guest', 'client.ts');
 
-const missing = missingRequirements([root, daemonReq, command('iperf3'), command('qemu-system-x86_64'), command('slirp4netns'), command('socat'), command('curl')]);
+const missing = missingRequirements([root, daemonReq, command('iperf3'), command('qemu-system-x86_64'), command('slirp4netns'), command('socat')]);
 if (missing.length > 0) {
   console.error(`bench/tcp.ts: cannot run, missing ${missing.join('; ')}`);
   process.exit(process.env['CI'] === 'true' ? 1 : 0);
@@ -301,29 +304,47 @@ async function main(): Promise<void> {
   console.log(floorOk ? 'floor met: tslirp ≥ 1.0× libslirp in every cell' : 'FLOOR MISSED: tslirp < 1.0× libslirp in some cell');
 }
 
+/** Runs bench/guest/client.ts in a guest; the microseconds per operation it reports. */
+async function guestClient(t: Target, mode: 'rr' | 'crr', port: number, count: number): Promise<number> {
+  const r = await t.guest.exec([process.execPath, '--import', 'tsx', GUEST_CLIENT, mode, t.server, String(port), String(count)], 90_000);
+  try {
+    return (JSON.parse(r.stdout) as { usPerOp: number }).usPerOp;
+  } catch {
+    throw new Error(`guest-client ${mode} through ${t.name} failed: ${r.stdout} ${r.stderr}`);
+  }
+}
+
 /** Latency, connection rate and idle-connection memory, tslirp vs libslirp. */
 async function extras(a: Target & { daemon: Daemon }, b: Target): Promise<void> {
   const web = http.createServer((_req, res) => res.end('ok'));
   await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
   const port = (web.address() as net.AddressInfo).port;
   const echo = net.createServer((s) => {
+    s.setNoDelay(true);
     s.on('error', () => undefined);
     s.pipe(s);
   });
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   const echoPort = (echo.address() as net.AddressInfo).port;
   try {
-    for (const t of [a, b]) {
-      // Connection rate: 200 sequential HTTP requests, each on a new connection.
-      const n = 200;
-      const t0 = Date.now();
-      const r = await t.guest.exec(['sh', '-c', `i=0; while [ $i -lt ${n} ]; do curl -s -o /dev/null http://${t.server}:${port}/; i=$((i+1)); done`], 120_000);
-      const s = (Date.now() - t0) / 1000;
-      // Request/response latency: 1000 round trips of 64 bytes on one connection (socat).
-      const rr = await t.guest.exec(['sh', '-c', `start=$(date +%s%N); i=0; (while [ $i -lt 1000 ]; do head -c 64 /dev/zero; sleep 0; i=$((i+1)); done) | socat -b 64 - TCP:${t.server}:${echoPort} | wc -c; end=$(date +%s%N); echo $(( (end - start) / 1000 ))`], 120_000);
-      const [bytesBack, usTotal] = rr.stdout.trim().split(/\s+/).map(Number);
-      console.log(`${t.name}: ${(n / s).toFixed(0)} connections/s (curl, sequential${r.code === 0 ? '' : ', errors'}); echo of 64 KB in 64-byte writes: ${bytesBack} bytes back in ${((usTotal ?? 0) / 1000).toFixed(0)} ms`);
+    // Alternating pairs, as for throughput; medians of each and of the pairwise ratios.
+    const rr: Record<string, number[]> = { [a.name]: [], [b.name]: [] };
+    const crr: Record<string, number[]> = { [a.name]: [], [b.name]: [] };
+    for (let i = 0; i < PAIRS; i++) {
+      for (const t of [a, b]) {
+        rr[t.name]!.push(await guestClient(t, 'rr', echoPort, 2000));
+        crr[t.name]!.push(await guestClient(t, 'crr', port, 300));
+      }
     }
+    const ratio = (m: Record<string, number[]>) => median(m[b.name]!.map((x, i) => x / m[a.name]![i]!));
+    console.log(
+      `1-byte request/response on one connection: tslirp ${median(rr[a.name]!).toFixed(0)} µs per round trip, libslirp ${median(rr[b.name]!).toFixed(0)} µs; ` +
+        `speed ratio tslirp/libslirp ${ratio(rr).toFixed(2)}`,
+    );
+    console.log(
+      `sequential connections (connect, request, reply, close): tslirp ${(1e6 / median(crr[a.name]!)).toFixed(0)}/s, libslirp ${(1e6 / median(crr[b.name]!)).toFixed(0)}/s; ` +
+        `speed ratio tslirp/libslirp ${ratio(crr).toFixed(2)}`,
+    );
     // Idle connection memory: 500 idle connections through tslirp, daemon RSS growth.
     const rss0 = a.daemon.rssKiB() ?? 0;
     const idle = a.guest.spawn('idle conns', ['sh', '-c', `i=0; while [ $i -lt 500 ]; do (sleep 20 | socat -u - TCP:${a.server}:${echoPort} > /dev/null) & i=$((i+1)); done; wait`]);

@@ -12,8 +12,9 @@
  *   resets the socket through `reset()`.
  * - `write()` returns the socket's `writableLength`: what Node buffers beyond the kernel,
  *   which the engine subtracts from the guest's window; `'drain'` reopens it. Writes are
- *   corked until the end of the event-loop turn (`setImmediate`), so the segments of one
- *   link read leave in one `writev` instead of one system call each.
+ *   corked until the microtasks of the current event run (after the session's batch of one
+ *   link read), so the segments of one link read leave in one `writev` instead of one system
+ *   call each, without waiting for the next event-loop phase.
  * - Connected sockets read into one buffer shared by all of them (`onread`), and `tcpData`
  *   hands out a view of it that is valid only during the call: the stack copies it into the
  *   connection's queue. Node's default (a fresh 64 KiB buffer per read) made V8 run a major
@@ -126,7 +127,7 @@ export class NodeTcp {
       this.#corked.add(socket);
       if (!this.#uncorkScheduled) {
         this.#uncorkScheduled = true;
-        setImmediate(() => this.#uncorkAll());
+        queueMicrotask(() => this.#uncorkAll());
       }
     }
     socket.write(data);

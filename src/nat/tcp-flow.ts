@@ -20,8 +20,9 @@
  * - ACK coalescing: connections mark themselves dirty; `flush()` — which the stack calls at
  *   the end of every entry point — lets each dirty connection send its data and at most one
  *   ACK. A batch of frames from the link thus costs one ACK per connection.
- * - Timers: `advance(nowMs)` runs each connection's due timers; `nextDeadline()` is the
- *   earliest of them. Only connections with an armed timer are scanned.
+ * - Timers: each entry point notes the connections it touched; their earliest timers are
+ *   filed in a DeadlineQueue before `nextDeadline()` answers or `advance(nowMs)` runs the
+ *   due ones, so neither scans every connection.
  *
  * Limits: at most `FlowLimits.tcp` connections (the FlowTable's); a SYN beyond that first
  * evicts the oldest TIME-WAIT connection, else is refused with an RST ('tcp.flow-limit').
@@ -36,6 +37,7 @@
  * SO_KEEPALIVE on host sockets).
  */
 import type { Endpoint, FlowId, Host } from '../host/host.js';
+import { DeadlineQueue } from '../util/deadline-queue.js';
 import { IP_PROTO, type Ipv4 } from '../ipv4/wire.js';
 import type { ToGuest } from '../stack/to-guest.js';
 import { DEFAULT_TCP_LIMITS, TcpConn, type TcpConnIo, type TcpLimits } from '../tcp/conn.js';
@@ -73,8 +75,10 @@ export class TcpEngine {
   readonly #limits: TcpEngineLimits;
   /** Connections to flush at the end of this entry. */
   #dirty: TcpConn[] = [];
-  /** Connections that may have a timer armed (superset; pruned in advance()). */
-  readonly #timed = new Set<TcpConn>();
+  /** Connections whose timers may have changed since their deadline was last filed. */
+  readonly #touched = new Set<TcpConn>();
+  /** Each connection's earliest timer. */
+  readonly #deadlines = new DeadlineQueue<TcpConn>();
   /** Connections paused because the shared budget was spent. */
   readonly #budgetPaused = new Set<TcpConn>();
   #held = 0;
@@ -113,6 +117,7 @@ export class TcpEngine {
       } else {
         f.input(t, nowMs);
         this.#touch(f, nowMs);
+        this.#touched.add(f);
         return;
       }
     }
@@ -136,7 +141,7 @@ export class TcpEngine {
       return this.#resetFor(p, t);
     }
     c.acceptSyn(t, nowMs);
-    this.#timed.add(c);
+    this.#touched.add(c);
     this.stats.count('tcp.flow-opened');
     this.#host.tcpConnect(c.id, route.to);
   }
@@ -158,8 +163,8 @@ export class TcpEngine {
       return undefined;
     }
     this.stats.count('tcp.forward-opened');
-    this.#timed.add(c);
     c.startForward(nowMs);
+    this.#touched.add(c);
     return c.id;
   }
 
@@ -217,7 +222,7 @@ export class TcpEngine {
     const c = this.#known(flow);
     if (c === undefined) return;
     c.hostConnected(nowMs);
-    this.#timed.add(c);
+    this.#touched.add(c);
     this.#io.markDirty(c);
   }
 
@@ -226,21 +231,28 @@ export class TcpEngine {
     if (c === undefined) return;
     c.hostData(data, nowMs);
     this.#touch(c, nowMs);
+    this.#touched.add(c);
   }
 
   onHostEnd(flow: FlowId, nowMs: number): void {
-    this.#known(flow)?.hostEnd(nowMs);
+    const c = this.#known(flow);
+    if (c === undefined) return;
+    c.hostEnd(nowMs);
+    this.#touched.add(c);
   }
 
   onHostDrained(flow: FlowId, nowMs: number): void {
-    this.#known(flow)?.hostDrained(nowMs);
+    const c = this.#known(flow);
+    if (c === undefined) return;
+    c.hostDrained(nowMs);
+    this.#touched.add(c);
   }
 
   onHostError(flow: FlowId, code: string, nowMs: number): void {
     const c = this.#known(flow);
     if (c === undefined) return;
     c.hostError(code, nowMs);
-    this.#timed.add(c);
+    this.#touched.add(c);
   }
 
   /** The socket closed after both directions ended; the connection finishes on its own. */
@@ -261,6 +273,7 @@ export class TcpEngine {
     if (this.#budgetPaused.size > 0 && this.#budgetFree() > 0) {
       for (const c of this.#budgetPaused) {
         c.budgetAvailable();
+        this.#touched.add(c);
         if (!c.budgetPaused) this.#budgetPaused.delete(c);
       }
     }
@@ -269,28 +282,28 @@ export class TcpEngine {
     this.#dirty = [];
     for (const c of list) {
       c.flush(nowMs);
-      if (c.state !== 'closed') this.#timed.add(c);
+      this.#touched.add(c);
     }
   }
 
   advance(nowMs: number): void {
-    for (const c of this.#timed) {
-      const d = c.nextDeadline();
-      if (d === undefined || c.state === 'closed') {
-        this.#timed.delete(c);
-        continue;
-      }
-      if (d <= nowMs) c.onTimer(nowMs);
+    this.#fileDeadlines();
+    for (const c of this.#deadlines.takeDue(nowMs)) {
+      if (c.state === 'closed') continue;
+      c.onTimer(nowMs);
+      this.#touched.add(c);
     }
   }
 
   nextDeadline(): number | undefined {
-    let best: number | undefined;
-    for (const c of this.#timed) {
-      const d = c.nextDeadline();
-      if (d !== undefined && (best === undefined || d < best)) best = d;
-    }
-    return best;
+    this.#fileDeadlines();
+    return this.#deadlines.next();
+  }
+
+  /** Files the current earliest timer of every touched connection. */
+  #fileDeadlines(): void {
+    for (const c of this.#touched) this.#deadlines.set(c, c.state === 'closed' ? undefined : c.nextDeadline());
+    this.#touched.clear();
   }
 
   /** Resets every connection (the session ends). */
@@ -320,7 +333,8 @@ export class TcpEngine {
       hostClose: (c) => host.close(c.id),
       finished: (c) => {
         this.#table.remove(c.id);
-        this.#timed.delete(c);
+        this.#touched.delete(c);
+        this.#deadlines.set(c, undefined);
         this.#budgetPaused.delete(c);
         this.stats.count('tcp.flow-closed');
       },
