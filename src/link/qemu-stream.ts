@@ -35,7 +35,6 @@ import {
   type ListenerAddress,
 } from './link.js';
 
-
 /** `-netdev stream`: each frame is preceded by its length as a u32, big-endian. */
 export class StreamDeframer {
   #chunks: Uint8Array[] = [];

@@ -31,7 +31,8 @@ interface OutputBuffer {
 
 export class StreamOutput {
   readonly #write: (bytes: Uint8Array, done: () => void) => void;
-  #buf: OutputBuffer = { bytes: new Uint8Array(BUFFER_BYTES), writes: 0 };
+  /** Empty until the first frame: an idle link holds no buffer. */
+  #buf: OutputBuffer = { bytes: new Uint8Array(0), writes: 0 };
   /** Queued records are `#buf.bytes[#start, #end)`. */
   #start = 0;
   #end = 0;
