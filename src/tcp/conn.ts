@@ -17,8 +17,7 @@
  */
 import { IP_PROTO, pseudoSum } from '../ipv4/wire.js';
 import { put16, put32, type Ipv4Addr } from '../util/bytes.js';
-import { finish } from '../util/checksum.js';
-import { sum16Fast } from './sum.js';
+import { finish, sum16 } from '../util/checksum.js';
 import type { Counters } from '../util/drops.js';
 import { assertNever } from '../util/assert.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../util/seq.js';
@@ -1399,7 +1398,7 @@ export class TcpConn {
     put16(into, at + 16, 0);
     put16(into, at + 18, 0);
     if (this.#wDataLen > 0) this.#queue.copyOut(this.#wDataFrom, this.#wDataLen, into, at + headerLen);
-    put16(into, at + 16, finish(sum16Fast(into, at, at + len, this.#pseudo + len)));
+    put16(into, at + 16, finish(sum16(into, at, at + len, this.#pseudo + len)));
     return len;
   }
 }
