@@ -10,7 +10,8 @@
  *
  * - the bridge alone: two namespaces joined by the same path with no SLIRP at all (TAP ↔ QEMU
  *   hub ↔ unix socket ↔ QEMU hub ↔ TAP for the stream path; TAP ↔ socat ↔ UDP ↔ socat ↔ TAP
- *   for the dgram path), iperf3 -s in the second one: the ceiling any SLIRP can reach here.
+ *   for the dgram path), iperf3 -s in the second one. It crosses the bridge twice (two
+ *   hubs or socats, two TAPs), where a SLIRP path crosses it once: a reference, not a ceiling.
  *
  * Runs alternate A B A B with ≥5 pairs per cell; the ratio is the median of pairwise ratios
  * tslirp/libslirp. Floor (issue 4): ≥ 1.0 in every cell. Also reported: daemon CPU seconds per
