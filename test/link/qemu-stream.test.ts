@@ -8,7 +8,7 @@ import type { GuestLink, Listener } from '../../src/link/link.js';
 import { MAX_FRAME_LEN } from '../../src/link/link.js';
 import { frameStream, listenStream, StreamDeframer } from '../../src/link/qemu-stream.js';
 import { hex, toHex } from '../helpers/hex.js';
-import { memoryLog, until } from './test-log.js';
+import { memoryLog, sendUntilOverflow, until } from './test-log.js';
 
 // Two frames: a 14-byte header-only frame and a 20-byte one, each behind its BE u32 length.
 const F1 = hex`ffffffffffff 525400123456 0806`;
@@ -289,11 +289,7 @@ describe('listenStream (unix socket and TCP, real sockets on loopback)', () => {
     c.s.pause(); // the guest stops reading
     await until(() => links.length === 1);
     const link = links[0]!;
-    const frame = new Uint8Array(1500);
-    for (let i = 0; i < 20_000 && link.counters.get('link.tx-overflow') === 0; i++) {
-      link.send(frame);
-      if (i % 50 === 0) await new Promise((r) => setImmediate(r));
-    }
+    await sendUntilOverflow(link);
     expect(link.counters.get('link.tx-overflow')).toBeGreaterThan(0);
   });
 });

@@ -1,5 +1,6 @@
-/** A pino logger that keeps its records in memory, for tests of links and sessions. */
+/** Helpers for tests of links and sessions: a pino logger that keeps its records in memory, polling, flooding a link. */
 import { pino, type Logger } from 'pino';
+import type { GuestLink } from '../../src/link/link.js';
 
 export interface MemoryLog {
   readonly log: Logger;
@@ -27,5 +28,17 @@ export async function until(cond: () => boolean, timeoutMs = 3000, what = 'condi
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/**
+ * Sends 1500-byte frames to a link whose peer does not read, yielding every 50 frames so the
+ * socket can fill, until the link counts 'link.tx-overflow' (at most 20,000 frames).
+ */
+export async function sendUntilOverflow(link: GuestLink): Promise<void> {
+  const frame = new Uint8Array(1500);
+  for (let i = 0; i < 20_000 && link.counters.get('link.tx-overflow') === 0; i++) {
+    link.send(frame);
+    if (i % 50 === 0) await new Promise((r) => setImmediate(r));
   }
 }

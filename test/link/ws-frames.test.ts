@@ -7,7 +7,7 @@ import { MAX_FRAME_LEN } from '../../src/link/link.js';
 import { TEXT_REFUSED_REASON, wsFramesRoute } from '../../src/link/ws-frames.js';
 import { listenWs, type WsListener } from '../../src/link/ws-server.js';
 import { hex, toHex } from '../helpers/hex.js';
-import { memoryLog, until } from './test-log.js';
+import { memoryLog, sendUntilOverflow, until } from './test-log.js';
 
 const ARP_42 = hex`ffffffffffff 525400123456 0806 0001 0800 0604 0001 525400123456 0a00020f 000000000000 0a000202`;
 
@@ -170,11 +170,7 @@ describe('WebSocket frames link (real sockets on loopback)', () => {
     await until(() => links.length === 1);
     s.pause();
     const link = links[0]!;
-    const frame = new Uint8Array(1500);
-    for (let i = 0; i < 20_000 && link.counters.get('link.tx-overflow') === 0; i++) {
-      link.send(frame);
-      if (i % 50 === 0) await new Promise((r) => setImmediate(r));
-    }
+    await sendUntilOverflow(link);
     expect(link.counters.get('link.tx-overflow')).toBeGreaterThan(0);
   });
 
