@@ -87,8 +87,22 @@ describe('dns/wire question', () => {
     fc.assert(fc.property(fc.domain(), fc.constantFrom(...(Object.keys(types) as (keyof typeof types)[])), fc.nat({ max: 0xffff }),
       (name, type, id) => {
         const b = dnsPacket.encode({ type: 'query', id, questions: [{ type, class: 'IN', name }] });
-        expect(parseDnsQuestion(new Uint8Array(b))).toEqual({ name, qtype: types[type], qclass: 1, end: b.length });
+        // fc.domain() bounds the text to 255 characters; the wire form (a length byte per label
+        // and the root byte) may then exceed RFC 1035's 255 octets, which dns-packet encodes anyway.
+        const wireLen = name.split('.').reduce((n, label) => n + 1 + label.length, 1);
+        const expected = wireLen <= 255 ? { name, qtype: types[type], qclass: 1, end: b.length } : 'dns.name-too-long';
+        expect(parseDnsQuestion(new Uint8Array(b))).toEqual(expected);
       }));
+  });
+
+  it('takes names of exactly 255 octets and refuses 256 (RFC 1035 §2.3.4)', () => {
+    // Four 62-byte labels: 4 × 63 + the root byte = 253 octets; a last label of 1 byte makes 255, of 2 bytes 256.
+    const base = Array.from({ length: 4 }, () => 'a'.repeat(62));
+    const at255 = [...base, 'b'].join('.');
+    const at256 = [...base, 'bc'].join('.');
+    const q = (name: string) => new Uint8Array(dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', class: 'IN', name }] }));
+    expect(parseDnsQuestion(q(at255))).toMatchObject({ name: at255 });
+    expect(parseDnsQuestion(q(at256))).toBe('dns.name-too-long');
   });
 
   it('follows compression pointers (RFC 1035 §4.1.4)', () => {
