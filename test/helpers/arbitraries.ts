@@ -71,3 +71,30 @@ export const tcpArb = (options: fc.Arbitrary<TcpOptions> = tcpOptionsArb): fc.Ar
   srcPort: portArb, dstPort: portArb, seq: u32Arb, ack: u32Arb, flags: u8Arb, window: u16Arb, urgent: u16Arb,
   options, payload: payloadArb(),
 });
+
+/**
+ * Large random byte arrays (guest memory, jumbo frames) filled from a seed by xorshift32:
+ * fast-check's uint8Array draws every byte through its generator, which made a 64 KiB memory
+ * image most of a fuzz test's time, and prints every byte of a counterexample. Properties take
+ * `bulkArb` (a length and a seed, printed as two numbers) and call `bulkBytes` inside.
+ */
+export interface Bulk {
+  readonly length: number;
+  readonly seed: number;
+}
+
+export const bulkArb = (minLength: number, maxLength: number): fc.Arbitrary<Bulk> =>
+  fc.record({ length: fc.integer({ min: minLength, max: maxLength }), seed: fc.integer({ min: 1, max: 0xffffffff }) });
+
+export function bulkBytes(b: Bulk): Uint8Array {
+  const out = new Uint8Array(b.length);
+  let x = b.seed >>> 0;
+  for (let i = 0; i < out.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}

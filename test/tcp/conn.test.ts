@@ -6,6 +6,7 @@ import { windowShiftFor } from '../../src/tcp/conn.js';
 import { seqAdd } from '../../src/util/seq.js';
 import { ip } from '../helpers/frames.js';
 import { ACK, bytes, concat, FIN, GATEWAY, GUEST, PSH, RST, SYN, tcpHarness } from '../nat/tcp-harness.js';
+import { budgetMs, runs } from '../helpers/fuzz.js';
 
 const TS = (value: number, echo = 0) => ({ timestamp: { value, echo } });
 
@@ -84,9 +85,9 @@ describe('tcp/byte-queue', () => {
         q.drop(q.length);
         expect(q.capacity).toBeLessThanOrEqual(16 * 1024);
       }),
-      { numRuns: 200 },
+      { numRuns: runs(200) },
     );
-  });
+  }, budgetMs(30_000));
 });
 
 describe('tcp/conn options', () => {

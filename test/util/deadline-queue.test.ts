@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DeadlineQueue } from '../../src/util/deadline-queue.js';
+import { budgetMs, runs } from '../helpers/fuzz.js';
 
 describe('util/deadline-queue', () => {
   it('agrees with a plain map of deadlines through sets, cancels and takes', () => {
@@ -30,9 +31,9 @@ describe('util/deadline-queue', () => {
           expect(q.next()).toBe(model.size === 0 ? undefined : Math.min(...model.values()));
         }
       }),
-      { numRuns: 200 },
+      { numRuns: runs(200) },
     );
-  });
+  }, budgetMs(30_000));
 
   it('stays exact when one owner moves its deadline many times', () => {
     const q = new DeadlineQueue<string>();
