@@ -123,7 +123,7 @@ NAT (guest flows become host sockets):
   --hostfwd RULE             forward host ports to the guest, QEMU's syntax with ranges:
                              [tcp|udp]:[HOSTADDR]:PORTS-[GUESTADDR]:PORTS, PORTS being
                              PORT or FIRST-LAST (tcp::2222-:22, tcp::8000-8010-:8000-8010;
-                             ranges of equal length; at most 1024 ports in all); repeatable
+                             ranges of equal length; at most 512 ports in all); repeatable
                              or comma-separated. HOSTADDR defaults to 127.0.0.1, GUESTADDR to
                              the session's first DHCP lease. Forwards belong to the first
                              session that connects (then to the next, once it ends)

@@ -49,8 +49,12 @@ import { ConfigError } from '../stack/config.js';
 import { formatIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
 import { parseIpv4Text } from '../util/ip-text.js';
 
-/** Most forwarded ports (listening sockets) across all rules. */
-export const MAX_FORWARD_PORTS = 1024;
+/**
+ * Most forwarded ports (listening sockets) across all rules. Each takes a descriptor, and Node
+ * does not raise the soft RLIMIT_NOFILE, which is 1024 for most users and services: 512 leaves
+ * the other half to sessions and their flows (1024 listeners die with EMFILE at start there).
+ */
+export const MAX_FORWARD_PORTS = 512;
 
 /** An inclusive port range; `first <= last`, both 1..65535. A single port has first === last. */
 export interface PortRange {
