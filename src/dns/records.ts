@@ -61,5 +61,5 @@ export function parseDnsRecordOption(text: string): DnsStaticRecord | string {
   if (typeof v4 === 'number') return { name, type: RR_TYPE.A, rdata: new Uint8Array([v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff]) };
   const v6 = parseIpv6Bytes(addrText);
   if (v6 !== undefined) return { name, type: RR_TYPE.AAAA, rdata: v6 };
-  return `'${addrText}' is neither an IPv4 nor an IPv6 address`;
+  return addrText.includes(':') || typeof v4 !== 'string' ? `'${addrText}' is neither an IPv4 nor an IPv6 address` : `${v4}, nor an IPv6 address`;
 }
