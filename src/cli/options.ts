@@ -105,7 +105,8 @@ Listeners (each repeatable; giving any of them replaces the defaults):
   $XDG_RUNTIME_DIR/tslirp, else /run/tslirp as root, else TMPDIR/tslirp-UID.
 
 Network (per session, as QEMU's -netdev user):
-  --net ADDR/PREFIX          guest network (10.0.2.0/24)
+  --net ADDR/PREFIX          guest network (10.0.2.0/24); a dotted mask works too
+                             (10.0.2.0/255.255.255.0)
   --host ADDR                gateway address (10.0.2.2)
   --dns ADDR                 virtual DNS server address (10.0.2.3)
   --dhcpstart ADDR           first address DHCP hands out, pool of 16 (10.0.2.15)
@@ -113,15 +114,17 @@ Network (per session, as QEMU's -netdev user):
   --dnssearch NAME[,NAME]    DNS search list, DHCP option 119 (repeatable)
   --hostname NAME            host name sent to the guest, DHCP option 12
   --mtu N                    guest MTU, 68 to 65520 (1500)
-  --route DEST/PREFIX=GW     static route, DHCP option 121 (repeatable)
+  --route DEST/PREFIX=GW     static route, DHCP option 121 (repeatable; DEST/MASK=GW too)
   --tftp-server-name NAME    TFTP server name, DHCP option 66
   --bootfile FILE            boot file name, DHCP option 67
   --lease-time SECONDS       DHCP lease time, at least 60 (86400)
 
 NAT (guest flows become host sockets):
-  --hostfwd RULE             forward a host port to the guest, QEMU's syntax
-                             tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (repeatable, or
-                             comma-separated); HOSTADDR defaults to 127.0.0.1, GUESTADDR to
+  --hostfwd RULE             forward host ports to the guest, QEMU's syntax with ranges:
+                             [tcp|udp]:[HOSTADDR]:PORTS-[GUESTADDR]:PORTS, PORTS being
+                             PORT or FIRST-LAST (tcp::2222-:22, tcp::8000-8010-:8000-8010;
+                             ranges of equal length; at most 512 ports in all); repeatable
+                             or comma-separated. HOSTADDR defaults to 127.0.0.1, GUESTADDR to
                              the session's first DHCP lease. Forwards belong to the first
                              session that connects (then to the next, once it ends)
   --restrict                 no outbound flows at all; DHCP, DNS and ping of the

@@ -118,7 +118,7 @@ export class Daemon {
     if (this.#forwardOwner !== undefined || this.#forwardListeners.length === 0 || !(s.stack instanceof NodeStack)) return;
     this.#forwardOwner = s;
     for (const l of this.#forwardListeners) l.attach(s.stack);
-    this.#o.log.info({ session: s.id, forwards: this.#forwardListeners.map((l) => l.rule.text) }, 'port forwards attached to session');
+    this.#o.log.info({ session: s.id, forwards: [...new Set(this.#forwardListeners.map((l) => l.rule.text))] }, 'port forwards attached to session');
   }
 
   #releaseForwards(s: Session): void {

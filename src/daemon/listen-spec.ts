@@ -8,6 +8,7 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { formatHostPort, type ListenerAddress } from '../link/link.js';
 import { ConfigError } from '../stack/config.js';
+import { ipTextVersion } from '../util/ip-text.js';
 
 /** Where to listen. */
 export type ListenerSpec =
@@ -25,8 +26,9 @@ export function parseHostPort(option: string, text: string): { host: string; por
   if (m === null) throw new ConfigError(option, `'${text}' must look like HOST:PORT (an IPv6 host in brackets)`);
   const rawHost = (m[1] ?? m[2])!;
   const host = rawHost === 'localhost' ? '127.0.0.1' : rawHost;
-  if (net.isIP(host) === 0) throw new ConfigError(option, `'${rawHost}' is not an IP address`);
-  if (m[1] !== undefined && !net.isIPv6(host)) throw new ConfigError(option, `'[${rawHost}]': brackets are for IPv6 addresses`);
+  const version = ipTextVersion(host, { zone: true });
+  if (version === 0) throw new ConfigError(option, `'${rawHost}' is not an IP address`);
+  if (m[1] !== undefined && version !== 6) throw new ConfigError(option, `'[${rawHost}]': brackets are for IPv6 addresses`);
   const port = Number(m[3]);
   if (port > 65535) throw new ConfigError(option, `port ${port} is above 65535`);
   return { host, port };

@@ -6,8 +6,7 @@
  * Names are kept lower-case, without the root dot, in the escaped text form
  * `readDnsName` produces (RFC 4343 §2.1: the comparison is case-insensitive for ASCII).
  */
-import { Address6 } from 'ip-address';
-import { parseIpv4Addr } from '../util/bytes.js';
+import { parseIpv4Text, parseIpv6Text } from '../util/ip-text.js';
 
 /** RR types (RFC 1035 §3.2.2, RFC 3596 §2.1). */
 export const RR_TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, MX: 15, TXT: 16, AAAA: 28, OPT: 41, ANY: 255 } as const;
@@ -44,16 +43,8 @@ export function isValidRecordName(name: string): boolean {
 
 /** The 16 bytes of an IPv6 address in text, or undefined. Zone ids (`%eth0`) are refused. */
 export function parseIpv6Bytes(text: string): Uint8Array | undefined {
-  if (!text.includes(':') || text.includes('%') || !Address6.isValid(text)) return undefined;
-  const groups = new Address6(text).canonicalForm().split(':');
-  if (groups.length !== 8) return undefined;
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    const v = parseInt(g, 16);
-    out[2 * i] = v >>> 8;
-    out[2 * i + 1] = v & 0xff;
-  });
-  return out;
+  const a = parseIpv6Text(text);
+  return typeof a === 'string' ? undefined : a;
 }
 
 /**
@@ -66,9 +57,9 @@ export function parseDnsRecordOption(text: string): DnsStaticRecord | string {
   const name = normalizeDnsName(text.slice(0, eq).trim());
   const addrText = text.slice(eq + 1).trim();
   if (!isValidRecordName(name)) return `'${text.slice(0, eq)}' is not a valid DNS name`;
-  const v4 = parseIpv4Addr(addrText);
-  if (v4 !== undefined) return { name, type: RR_TYPE.A, rdata: new Uint8Array([v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff]) };
+  const v4 = parseIpv4Text(addrText);
+  if (typeof v4 === 'number') return { name, type: RR_TYPE.A, rdata: new Uint8Array([v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff]) };
   const v6 = parseIpv6Bytes(addrText);
   if (v6 !== undefined) return { name, type: RR_TYPE.AAAA, rdata: v6 };
-  return `'${addrText}' is neither an IPv4 nor an IPv6 address`;
+  return addrText.includes(':') || typeof v4 !== 'string' ? `'${addrText}' is neither an IPv4 nor an IPv6 address` : `${v4}, nor an IPv6 address`;
 }

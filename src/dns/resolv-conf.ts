@@ -9,7 +9,7 @@
  * host sockets are IPv4) and reported, as is anything else that is not an address.
  */
 import type { Endpoint } from '../host/host.js';
-import { parseIpv4Addr } from '../util/bytes.js';
+import { parseIpv4Text } from '../util/ip-text.js';
 import { DNS_PORT, MAX_UPSTREAMS } from './forwarder.js';
 import { parseIpv6Bytes } from './records.js';
 
@@ -30,8 +30,8 @@ export function parseResolvConf(text: string): ResolvConf {
     const m = /^nameserver\s+(\S+)/.exec(line);
     if (m === null) continue;
     const value = m[1]!;
-    const v4 = parseIpv4Addr(value);
-    if (v4 === undefined) {
+    const v4 = parseIpv4Text(value);
+    if (typeof v4 === 'string') {
       skipped.push({ value, reason: parseIpv6Bytes(value.replace(/%.*$/, '')) !== undefined ? 'ipv6' : 'invalid' });
       continue;
     }
@@ -47,12 +47,17 @@ export function parseResolvConf(text: string): ResolvConf {
 
 /**
  * Parses `HOST[:PORT]` (the `--dns-upstream` option): an IPv4 address with an optional port
- * (default 53). Returns the endpoint or a sentence saying what is wrong.
+ * (default 53). IPv6 upstreams (`[::1]:53`, `::1`) are refused with their own reason: the
+ * forwarder's host sockets are IPv4. Returns the endpoint or a sentence saying what is wrong.
  */
 export function parseDnsUpstream(text: string): Endpoint | string {
-  const m = /^([0-9.]+)(?::(\d{1,5}))?$/.exec(text.trim());
-  const addr = m === null ? undefined : parseIpv4Addr(m[1]!);
-  if (m === null || addr === undefined) return `'${text}' must be an IPv4 address with an optional :PORT`;
+  const t = text.trim();
+  const v6 = /^\[([^\]]*)\](?::\d*)?$/.exec(t)?.[1] ?? t;
+  if (v6.includes(':') && parseIpv6Bytes(v6) !== undefined) return `'${text}': IPv6 upstreams are not supported yet (the forwarder's host sockets are IPv4)`;
+  const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(t);
+  if (m === null) return `'${text}' must be an IPv4 address with an optional :PORT`;
+  const addr = parseIpv4Text(m[1]!);
+  if (typeof addr === 'string') return `${addr} (--dns-upstream takes IPv4ADDR[:PORT])`;
   const port = m[2] === undefined ? DNS_PORT : Number(m[2]);
   if (port < 1 || port > 65535) return `port ${m[2]!} of '${text}' must be from 1 to 65535`;
   return { addr, port };

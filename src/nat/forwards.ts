@@ -1,11 +1,41 @@
 /**
- * Port forwarding rules, host → guest, in QEMU's `hostfwd` syntax:
+ * Port forwarding rules, host → guest: QEMU's `hostfwd` syntax, with port ranges as passt's
+ * `-t 8000-8010`. The grammar (EBNF; `[ ]` optional, `{ }` repeated, no spaces inside a rule):
  *
- *     [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT
+ *     rules     = rule { "," rule } ;
+ *     rule      = [ protocol ":" ] [ hostaddr ] ":" ports "-" [ guestaddr ] ":" ports ;
+ *     protocol  = "tcp" | "udp" ;                         (* default tcp, as in QEMU *)
+ *     ports     = port [ "-" port ] ;                     (* a range, first ≤ last *)
+ *     port      = digit { digit } ;                       (* 1..65535 *)
+ *     hostaddr  = ipv4 ;                                  (* empty: 127.0.0.1 *)
+ *     guestaddr = ipv4 | hostname ;                       (* empty: the first DHCP lease *)
+ *     ipv4      = octet "." octet "." octet "." octet ;   (* 0..255, no leading zeros *)
+ *     hostname  = letter { letter | digit | "-" | "." } ; (* reserved for --network *)
  *
- * e.g. `tcp::2222-:22`, `tcp:127.0.0.1:8080-10.0.2.15:80`, `udp::5353-:53`. The protocol
- * defaults to tcp, as in QEMU. `--hostfwd` is repeatable and each value may hold several
- * rules separated by commas (`tcp::2222-:22,udp::6000-:6000`).
+ * e.g. `tcp::2222-:22`, `tcp:127.0.0.1:8080-10.0.2.15:80`, `udp::5353-:53`,
+ * `tcp::8000-8010-:8000-8010`, `tcp::8000-8010-10.0.2.15:9000-9010`.
+ *
+ * Why it parses one way only: `-` both ends a range and separates the host side from the
+ * guest side, but a guest side starts with `:` (no address), a letter (a host name) or an
+ * IPv4 address, whose digits are followed by `.`. So after `ports "-"`, digits followed by
+ * `-` continue the host range and anything else starts the guest side — one token of
+ * lookahead, no backtracking. `tcp::8000-8010:80` is therefore host port 8000 to guest
+ * address `8010`, which is refused (an address needs four parts), with a hint that a
+ * host range is written `8000-8010-:80`.
+ *
+ * Meaning:
+ * - A range maps port by port: host `first + i` → guest `first + i`. Both sides must have the
+ *   same length; several host ports onto one guest port (`8000-8010-:80`) is refused, as
+ *   passt refuses it — a guest server could not tell the clients of one port from another's.
+ * - Each forwarded port is its own listening socket (`expandForwards` gives one rule per
+ *   port, each keeping the text of the rule it came from for messages). At most
+ *   MAX_FORWARD_PORTS ports in all: beyond that the daemon would spend its descriptors on
+ *   listeners.
+ * - Two rules may not listen on one protocol and port where their addresses overlap (the
+ *   same address, or either is 0.0.0.0): the second bind would fail with EADDRINUSE.
+ * - A guest host name (`tcp::8080-web:80`) parses, so the syntax is fixed now, and is
+ *   refused: forwards to a lease's host name come with shared networks (`--network`).
+ * - `--hostfwd` is repeatable and each value may hold several rules separated by commas.
  *
  * Differences from QEMU, deliberately:
  * - An empty HOSTADDR listens on 127.0.0.1, not on every interface (QEMU binds INADDR_ANY,
@@ -13,11 +43,47 @@
  *   to listen everywhere.
  * - An empty GUESTADDR means the session's first DHCP lease (QEMU: the `dhcpstart`
  *   address), resolved when a client connects.
- * - Port 0 is refused on either side.
+ * - Port 0 is refused on either side; ranges are ours (QEMU has none).
  */
 import { ConfigError } from '../stack/config.js';
-import { parseIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
+import { formatIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
+import { parseIpv4Text } from '../util/ip-text.js';
 
+/**
+ * Most forwarded ports (listening sockets) across all rules. Each takes a descriptor, and Node
+ * does not raise the soft RLIMIT_NOFILE, which is 1024 for most users and services: 512 leaves
+ * the other half to sessions and their flows (1024 listeners die with EMFILE at start there).
+ */
+export const MAX_FORWARD_PORTS = 512;
+
+/** An inclusive port range; `first <= last`, both 1..65535. A single port has first === last. */
+export interface PortRange {
+  readonly first: number;
+  readonly last: number;
+}
+
+/** Where a rule delivers in the guest. */
+export type GuestTarget =
+  /** The session's first DHCP lease, resolved when a client connects. */
+  | { readonly kind: 'lease' }
+  | { readonly kind: 'addr'; readonly addr: Ipv4Addr }
+  /** A lease's DHCP host name: parsed, refused until --network brings it. */
+  | { readonly kind: 'name'; readonly name: string };
+
+/** One rule as written, ranges unexpanded. */
+export interface ForwardSpec {
+  readonly protocol: 'tcp' | 'udp';
+  /** The host address to listen on; undefined when the rule leaves it empty (127.0.0.1). */
+  readonly hostAddr: Ipv4Addr | undefined;
+  readonly hostPorts: PortRange;
+  readonly guest: GuestTarget;
+  /** Same length as hostPorts. */
+  readonly guestPorts: PortRange;
+  /** The rule as written (trimmed), for messages. */
+  readonly text: string;
+}
+
+/** One forwarded port: what a listener needs. */
 export interface ForwardRule {
   readonly protocol: 'tcp' | 'udp';
   /** The host address to listen on (127.0.0.1 when the rule leaves it empty). */
@@ -28,66 +94,171 @@ export interface ForwardRule {
   readonly guestAddr: Ipv4Addr | undefined;
   /** 1..65535. */
   readonly guestPort: number;
-  /** The rule as written, for messages. */
+  /** The rule this port came from, as written (a range's ports share it), for messages. */
   readonly text: string;
 }
 
 const LOOPBACK = 0x7f000001;
-const RULE = /^(?:(tcp|udp):)?([^:-]*):(\d*)-([^:]*):(\d*)$/;
+const HOSTNAME = /^[A-Za-z][A-Za-z0-9.-]*$/;
 
-function port(text: string, what: string, rule: string): number {
-  if (!/^\d+$/.test(text)) throw new ConfigError('hostfwd', `'${rule}': missing ${what} port`);
-  const n = Number(text);
-  if (n < 1 || n > 65535) throw new ConfigError('hostfwd', `'${rule}': ${what} port ${text} is not in 1..65535`);
+function fail(rule: string, reason: string): never {
+  throw new ConfigError('hostfwd', `'${rule}': ${reason}`);
+}
+
+function refuseHostName(f: ForwardSpec): void {
+  if (f.guest.kind === 'name')
+    fail(f.text, `guest host name '${f.guest.name}': forwards to a lease's host name come with --network, not in this version; write the guest's IPv4 address, or nothing for the first DHCP lease`);
+}
+
+const rangeText = (r: PortRange): string => (r.first === r.last ? `${r.first}` : `${r.first}-${r.last}`);
+const rangeSize = (r: PortRange): number => r.last - r.first + 1;
+
+/**
+ * A small scanner over one rule: `take(re)` consumes a sticky match at the cursor. Every
+ * step consumes at least one character or fails, so parsing ends within the rule's length.
+ */
+class Scanner {
+  readonly text: string;
+  at = 0;
+  constructor(text: string) {
+    this.text = text;
+  }
+  take(re: RegExp): string | undefined {
+    const sticky = new RegExp(re.source, 'y');
+    sticky.lastIndex = this.at;
+    const m = sticky.exec(this.text);
+    if (m === null) return undefined;
+    this.at += m[0].length;
+    return m[0];
+  }
+  peek(re: RegExp): boolean {
+    const sticky = new RegExp(re.source, 'y');
+    sticky.lastIndex = this.at;
+    return sticky.test(this.text);
+  }
+  get done(): boolean {
+    return this.at >= this.text.length;
+  }
+}
+
+function port(rule: string, text: string | undefined, side: 'host' | 'guest'): number {
+  if (text === undefined) return fail(rule, `missing ${side} port`);
+  const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= 65535)) return fail(rule, `${side} port ${text} is not in 1..65535`);
   return n;
 }
 
-/** Parses one rule; throws ConfigError('hostfwd', reason) naming the rule. */
-export function parseForwardRule(text: string): ForwardRule {
+/** `port [ "-" port ]`; the caller has decided whether a `-` after the first port continues the range. */
+function ports(s: Scanner, rule: string, side: 'host' | 'guest', rangeContinues: () => boolean): PortRange {
+  const first = port(rule, s.take(/\d+/), side);
+  if (!rangeContinues()) return { first, last: first };
+  s.take(/-/);
+  const last = port(rule, s.take(/\d+/), side);
+  if (last < first) return fail(rule, `${side} port range ${first}-${last} is empty (write the lower port first)`);
+  return { first, last };
+}
+
+/** Parses one rule into a spec, ranges unexpanded and host names kept. Throws ConfigError('hostfwd') naming the rule. */
+export function parseForwardSpec(text: string): ForwardSpec {
   const rule = text.trim();
-  const m = RULE.exec(rule);
-  if (m === null) {
-    if (/^[a-z]+:/.test(rule) && !/^(tcp|udp):/.test(rule)) throw new ConfigError('hostfwd', `'${rule}': protocol must be tcp or udp`);
-    throw new ConfigError('hostfwd', `'${rule}': expected [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport`);
+  if (rule === '') return fail(rule, 'empty rule');
+  if (rule.includes('[')) return fail(rule, 'IPv6 forwards are not supported yet');
+  const s = new Scanner(rule);
+  let protocol: 'tcp' | 'udp' = 'tcp';
+  if (s.peek(/[A-Za-z]+:/)) {
+    const p = s.take(/[A-Za-z]+/)!;
+    if (p !== 'tcp' && p !== 'udp') return fail(rule, `protocol must be tcp or udp, not '${p}'`);
+    protocol = p;
+    s.take(/:/);
   }
-  const [, proto, hostText, hostPortText, guestText, guestPortText] = m;
-  let hostAddr = LOOPBACK;
-  if (hostText !== undefined && hostText !== '') {
-    const a = parseIpv4Addr(hostText);
-    if (a === undefined) throw new ConfigError('hostfwd', `'${rule}': host address '${hostText}' is not an IPv4 address`);
+  const shape = 'expected [tcp|udp]:[hostaddr]:hostport[-hostport]-[guestaddr]:guestport[-guestport]';
+  const hostText = s.take(/[^:]*/) ?? '';
+  if (s.take(/:/) === undefined) return fail(rule, shape);
+  let hostAddr: Ipv4Addr | undefined;
+  if (hostText !== '') {
+    const a = parseIpv4Text(hostText);
+    if (typeof a === 'string') return fail(rule, `host address: ${a}`);
     hostAddr = a;
   }
-  let guestAddr: Ipv4Addr | undefined;
-  if (guestText !== undefined && guestText !== '') {
-    guestAddr = parseIpv4Addr(guestText);
-    if (guestAddr === undefined) throw new ConfigError('hostfwd', `'${rule}': guest address '${guestText}' is not an IPv4 address`);
+  // digits then '-' after the first port's '-' can only continue the host range (see the header).
+  const hostPorts = ports(s, rule, 'host', () => s.peek(/-\d+-/));
+  if (s.take(/-/) === undefined) return fail(rule, s.done ? 'missing the guest side (-[guestaddr]:guestport)' : shape);
+  const guestText = s.take(/[^:]*/) ?? '';
+  if (s.take(/:/) === undefined) return fail(rule, s.done && guestText === '' ? 'missing guest port' : shape);
+  let guest: GuestTarget = { kind: 'lease' };
+  if (HOSTNAME.test(guestText)) guest = { kind: 'name', name: guestText };
+  else if (guestText !== '') {
+    const a = parseIpv4Text(guestText);
+    if (typeof a === 'string') {
+      const hint = /^\d+$/.test(guestText) ? ` (a host port range is written ${hostPorts.first}-${guestText}-:GUESTPORT)` : '';
+      return fail(rule, `guest address: ${a}${hint}`);
+    }
+    guest = { kind: 'addr', addr: a };
   }
-  return {
-    protocol: proto === 'udp' ? 'udp' : 'tcp',
-    hostAddr,
-    hostPort: port(hostPortText ?? '', 'host', rule),
-    guestAddr,
-    guestPort: port(guestPortText ?? '', 'guest', rule),
-    text: rule,
-  };
+  const guestPorts = ports(s, rule, 'guest', () => s.peek(/-/));
+  if (!s.done) return fail(rule, `unexpected '${rule.slice(s.at)}' after the guest port`);
+  if (rangeSize(hostPorts) !== rangeSize(guestPorts)) {
+    const why =
+      rangeSize(guestPorts) === 1
+        ? 'several host ports cannot share one guest port (write a guest range of the same length, as passt requires)'
+        : 'a range maps port by port, so both must have the same length';
+    return fail(rule, `host ports ${rangeText(hostPorts)} and guest ports ${rangeText(guestPorts)}: ${why}`);
+  }
+  if (rangeSize(hostPorts) > MAX_FORWARD_PORTS) return fail(rule, `${rangeSize(hostPorts)} ports: at most ${MAX_FORWARD_PORTS} forwarded ports in all (each is a listening socket)`);
+  return { protocol, hostAddr, hostPorts, guest, guestPorts, text: rule };
+}
+
+/** The canonical text of a spec (protocol always written); parseForwardSpec reads it back to the same spec. */
+export function formatForwardSpec(f: Omit<ForwardSpec, 'text'>): string {
+  const guest = f.guest.kind === 'lease' ? '' : f.guest.kind === 'addr' ? formatIpv4Addr(f.guest.addr) : f.guest.name;
+  const host = f.hostAddr === undefined ? '' : formatIpv4Addr(f.hostAddr);
+  return `${f.protocol}:${host}:${rangeText(f.hostPorts)}-${guest}:${rangeText(f.guestPorts)}`;
+}
+
+/** The host addresses two rules listen on collide (the same, or either is every interface). */
+const addrsOverlap = (a: Ipv4Addr, b: Ipv4Addr): boolean => a === b || a === 0 || b === 0;
+
+/** One rule per forwarded port, in port order. Host names must have been refused before. */
+export function expandForward(f: ForwardSpec): ForwardRule[] {
+  const guestAddr = f.guest.kind === 'addr' ? f.guest.addr : undefined;
+  const out: ForwardRule[] = [];
+  for (let i = 0; i < rangeSize(f.hostPorts); i++)
+    out.push({ protocol: f.protocol, hostAddr: f.hostAddr ?? LOOPBACK, hostPort: f.hostPorts.first + i, guestAddr, guestPort: f.guestPorts.first + i, text: f.text });
+  return out;
 }
 
 /**
- * Parses every `--hostfwd` value (each possibly a comma-separated list). Two rules may not
- * listen on the same protocol, address and port.
+ * Parses every `--hostfwd` value (each possibly a comma-separated list) and expands ranges
+ * into one rule per port. Refuses guest host names, overlapping rules and more than
+ * MAX_FORWARD_PORTS ports in all, each with a ConfigError('hostfwd') naming the rule.
  */
 export function parseForwards(values: readonly string[]): ForwardRule[] {
-  const rules: ForwardRule[] = [];
-  const seen = new Set<string>();
+  const specs: ForwardSpec[] = [];
+  let total = 0;
   for (const v of values) {
     for (const part of v.split(',')) {
       if (part.trim() === '') continue;
-      const r = parseForwardRule(part);
-      const key = `${r.protocol}:${r.hostAddr}:${r.hostPort}`;
-      if (seen.has(key)) throw new ConfigError('hostfwd', `'${r.text}': ${r.protocol} port ${r.hostPort} is already forwarded`);
-      seen.add(key);
-      rules.push(r);
+      const f = parseForwardSpec(part);
+      refuseHostName(f);
+      for (const g of specs) {
+        if (g.protocol !== f.protocol || !addrsOverlap(g.hostAddr ?? LOOPBACK, f.hostAddr ?? LOOPBACK)) continue;
+        const from = Math.max(g.hostPorts.first, f.hostPorts.first);
+        if (from <= Math.min(g.hostPorts.last, f.hostPorts.last))
+          fail(f.text, `${f.protocol} host port ${from} is already forwarded by '${g.text}'`);
+      }
+      total += rangeSize(f.hostPorts);
+      if (total > MAX_FORWARD_PORTS) fail(f.text, `the rules forward ${total} ports so far: at most ${MAX_FORWARD_PORTS} in all (each is a listening socket)`);
+      specs.push(f);
     }
   }
-  return rules;
+  return specs.flatMap(expandForward);
+}
+
+/** Parses one single-port rule (no range, no host name). Throws ConfigError('hostfwd'). */
+export function parseForwardRule(text: string): ForwardRule {
+  const f = parseForwardSpec(text);
+  refuseHostName(f);
+  const rules = expandForward(f);
+  if (rules.length !== 1) return fail(f.text, 'expected one port, not a range');
+  return rules[0]!;
 }

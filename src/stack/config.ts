@@ -6,8 +6,8 @@
  * throws a `ConfigError` naming the option and the reason; nothing else in the stack
  * validates configuration again.
  */
-import { Address4 } from 'ip-address';
-import { formatIpv4Addr, parseIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
+import { formatIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
+import { maskOfPrefix, parseIpv4Network, parseIpv4Text } from '../util/ip-text.js';
 
 /** A static route pushed to the guest with DHCP option 121 (RFC 3442). */
 export interface StaticRoute {
@@ -90,12 +90,12 @@ export const MIN_MTU = 68;
 const GATEWAY_MAC_PREFIX = [0x52, 0x55] as const;
 
 function addr(option: string, text: string): Ipv4Addr {
-  const a = parseIpv4Addr(text);
-  if (a === undefined) throw new ConfigError(option, `'${text}' is not an IPv4 address`);
+  const a = parseIpv4Text(text);
+  if (typeof a === 'string') throw new ConfigError(option, a);
   return a;
 }
 
-const maskOf = (prefixLen: number): number => (prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0);
+const maskOf = maskOfPrefix;
 const inNet = (a: Ipv4Addr, net: Ipv4Addr, mask: number): boolean => ((a & mask) >>> 0) === net;
 
 function integer(option: string, v: string | number, min: number, max: number): number {
@@ -112,31 +112,29 @@ function dnsName(option: string, text: string): string {
   return name;
 }
 
-/** `DEST/PREFIX=GATEWAY`, e.g. `192.168.100.0/24=10.0.2.2`. */
+/** `DEST/PREFIX=GATEWAY` or `DEST/MASK=GATEWAY`, e.g. `192.168.100.0/24=10.0.2.2`. */
 function route(text: string, net: Ipv4Addr, mask: number): StaticRoute {
-  const m = /^([^/=]+)\/(\d+)=(.+)$/.exec(text);
-  if (m === null) throw new ConfigError('route', `'${text}' must look like DEST/PREFIX=GATEWAY`);
-  const prefixLen = integer('route', m[2]!, 0, 32);
-  const dest = addr('route', m[1]!);
+  const m = /^([^=/]+\/[^=]*)=(.*)$/.exec(text);
+  if (m === null) throw new ConfigError('route', `'${text}' must look like DEST/PREFIX=GATEWAY or DEST/MASK=GATEWAY`);
+  const destNet = parseIpv4Network(m[1]!);
+  if (typeof destNet === 'string') throw new ConfigError('route', `'${text}': ${destNet}`);
+  const { addr: dest, prefixLen } = destNet;
   if (((dest & maskOf(prefixLen)) >>> 0) !== dest) throw new ConfigError('route', `'${text}' has host bits set in its destination`);
-  const gateway = addr('route', m[3]!);
-  if (!inNet(gateway, net, mask)) throw new ConfigError('route', `gateway ${m[3]!} of '${text}' is outside the network`);
+  const gateway = addr('route', m[2]!);
+  if (!inNet(gateway, net, mask)) throw new ConfigError('route', `gateway ${m[2]!} of '${text}' is outside the network`);
   return { dest, prefixLen, gateway };
 }
 
 /** Validates user options against each other and fills in QEMU's defaults. */
 export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
   const netText = o.net ?? '10.0.2.0/24';
-  let cidr: Address4;
-  try {
-    cidr = new Address4(netText.includes('/') ? netText : `${netText}/24`);
-  } catch {
-    throw new ConfigError('net', `'${netText}' is not an IPv4 network (ADDR/PREFIX)`);
-  }
-  const prefixLen = cidr.subnetMask;
+  // QEMU's net= takes ADDR/PREFIX or ADDR/MASK; a bare ADDR is a /24 here.
+  const network = parseIpv4Network(netText.includes('/') ? netText : `${netText}/24`);
+  if (typeof network === 'string') throw new ConfigError('net', network);
+  const { prefixLen } = network;
   if (prefixLen < 8 || prefixLen > 30) throw new ConfigError('net', `prefix /${prefixLen} must be from /8 to /30`);
   const netmask = maskOf(prefixLen);
-  const net = (addr('net', cidr.startAddress().correctForm()) & netmask) >>> 0;
+  const net = (network.addr & netmask) >>> 0;
   const broadcast = (net | ~netmask) >>> 0;
   const inside = (option: string, a: Ipv4Addr): Ipv4Addr => {
     if (!inNet(a, net, netmask)) throw new ConfigError(option, `${formatIpv4Addr(a)} is outside the network ${formatIpv4Addr(net)}/${prefixLen}`);

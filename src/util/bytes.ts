@@ -45,13 +45,17 @@ export function put32le(b: Uint8Array, at: number, v: number): void {
 /** An IPv4 address as an unsigned 32-bit number, the stack's internal form. */
 export type Ipv4Addr = number;
 
-/** Parses dotted-quad text; undefined when it is not exactly four decimal octets. */
+/**
+ * Parses dotted-quad text; undefined when it is not exactly four decimal octets 0..255 without
+ * leading zeros. For text Node formatted (a socket's remoteAddress), on the hot path; user text
+ * goes through `util/ip-text`, which accepts exactly the same quads and says why it refuses.
+ */
 export function parseIpv4Addr(text: string): Ipv4Addr | undefined {
   const parts = text.split('.');
   if (parts.length !== 4) return undefined;
   let v = 0;
   for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return undefined;
+    if (!/^(0|[1-9]\d{0,2})$/.test(p)) return undefined;
     const n = Number(p);
     if (n > 255) return undefined;
     v = v * 256 + n;

@@ -486,7 +486,8 @@ describe('dns/records: --dns-record', () => {
     expect(parseDnsRecordOption('nothing')).toMatch(/NAME=ADDR/);
     expect(parseDnsRecordOption('=1.2.3.4')).toMatch(/NAME=ADDR/);
     expect(parseDnsRecordOption('bad_name!=1.2.3.4')).toMatch(/not a valid DNS name/);
-    expect(parseDnsRecordOption('a.test=1.2.3')).toMatch(/neither/);
+    expect(parseDnsRecordOption('a.test=1.2.3')).toMatch(/'1\.2\.3' is not an IPv4 address .*nor an IPv6 address/);
+    expect(parseDnsRecordOption('a.test=010.0.0.1')).toMatch(/no leading zeros/); // inet_aton would read 8.0.0.1
     expect(parseDnsRecordOption('a.test=fe80::1%eth0')).toMatch(/neither/);
   });
 });

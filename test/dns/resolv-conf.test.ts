@@ -62,6 +62,11 @@ describe('dns/resolv-conf: --dns-upstream HOST[:PORT]', () => {
     for (const bad of ['', 'localhost', '127.0.0.1:', '127.0.0.1:0', '127.0.0.1:70000', '::1', '[::1]:53', '1.2.3.4.5'])
       expect(parseDnsUpstream(bad), bad).toBeTypeOf('string');
   });
+  it('says why: IPv6 is not supported yet, octets have no leading zeros', () => {
+    expect(parseDnsUpstream('[::1]:53')).toMatch(/IPv6 upstreams are not supported yet/);
+    expect(parseDnsUpstream('::1')).toMatch(/IPv6 upstreams are not supported yet/);
+    expect(parseDnsUpstream('127.000.0.1')).toMatch(/no leading zeros/);
+  });
   it('compares lists in order', () => {
     const a = { addr: 1, port: 53 };
     const b = { addr: 2, port: 53 };

@@ -1,7 +1,22 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseForwardRule, parseForwards } from '../../src/nat/forwards.js';
+import { expandForward, formatForwardSpec, MAX_FORWARD_PORTS, parseForwardRule, parseForwards, parseForwardSpec, type ForwardSpec, type GuestTarget } from '../../src/nat/forwards.js';
 import { ConfigError } from '../../src/stack/config.js';
+import { ipv4AddrArb } from '../helpers/arbitraries.js';
 import { ip } from '../helpers/frames.js';
+
+/** The ConfigError `values` are refused with (fails the test when they are accepted or something else is thrown). */
+function refusal(values: readonly string[]): ConfigError {
+  try {
+    parseForwards(values);
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error(`accepted ${JSON.stringify(values)}`);
+}
+
+const pairs = (values: readonly string[]): [number, number][] => parseForwards(values).map((r) => [r.hostPort, r.guestPort]);
 
 describe('nat/forwards (QEMU hostfwd syntax)', () => {
   it('parses the common forms', () => {
@@ -21,9 +36,13 @@ describe('nat/forwards (QEMU hostfwd syntax)', () => {
     ['tcp::22-:', /missing guest port/],
     ['tcp::70000-:22', /not in 1\.\.65535/],
     ['tcp::0-:22', /not in 1\.\.65535/],
-    ['tcp:1.2.3:22-:22', /host address '1\.2\.3'/],
-    ['tcp::22-foo:22', /guest address 'foo'/],
+    ['tcp:1.2.3:22-:22', /host address: '1\.2\.3' is not an IPv4 address/],
+    ['tcp:010.0.0.1:22-:22', /no leading zeros/],
+    ['tcp::22-10.0.2:22', /guest address: '10\.0\.2' is not an IPv4 address/],
     ['tcp:22-22', /expected \[tcp\|udp\]/],
+    ['tcp::8000', /missing the guest side/],
+    ['tcp::22-:22x', /unexpected '22x'|unexpected 'x'/],
+    ['tcp:[::1]:22-:22', /IPv6 forwards are not supported yet/],
   ])('refuses %s with a clear error', (text, message) => {
     expect(() => parseForwardRule(text)).toThrow(ConfigError);
     expect(() => parseForwardRule(text)).toThrow(message);
@@ -32,5 +51,118 @@ describe('nat/forwards (QEMU hostfwd syntax)', () => {
   it('refuses two rules on one host port', () => {
     expect(() => parseForwards(['tcp::2222-:22', 'tcp::2222-:23'])).toThrow(/already forwarded/);
     expect(parseForwards(['tcp::2222-:22', 'udp::2222-:22'])).toHaveLength(2);
+  });
+});
+
+describe('nat/forwards: port ranges (as passt -t 8000-8010)', () => {
+  it('maps a range port by port, each port its own rule keeping the rule text', () => {
+    const rules = parseForwards(['tcp::8000-8002-:9000-9002']);
+    expect(rules.map((r) => [r.hostPort, r.guestPort])).toEqual([[8000, 9000], [8001, 9001], [8002, 9002]]);
+    expect(new Set(rules.map((r) => r.text))).toEqual(new Set(['tcp::8000-8002-:9000-9002']));
+    expect(pairs(['tcp::8000-8010-:8000-8010'])).toHaveLength(11);
+  });
+
+  it('takes ranges with addresses on both sides, with udp, and in lists', () => {
+    expect(parseForwards(['udp:127.0.0.2:5000-5001-10.0.2.15:6000-6001'])).toEqual([
+      { protocol: 'udp', hostAddr: ip('127.0.0.2'), hostPort: 5000, guestAddr: ip('10.0.2.15'), guestPort: 6000, text: 'udp:127.0.0.2:5000-5001-10.0.2.15:6000-6001' },
+      { protocol: 'udp', hostAddr: ip('127.0.0.2'), hostPort: 5001, guestAddr: ip('10.0.2.15'), guestPort: 6001, text: 'udp:127.0.0.2:5000-5001-10.0.2.15:6000-6001' },
+    ]);
+    expect(pairs(['tcp::80-81-:80-81,tcp::22-:22'])).toEqual([[80, 80], [81, 81], [22, 22]]);
+    expect(pairs(['tcp::7000-7000-:8000-8000'])).toEqual([[7000, 8000]]);
+  });
+
+  it.each([
+    ['tcp::8000-8010-:80', /several host ports cannot share one guest port/],
+    ['tcp::80-:8000-8010', /same length/],
+    ['tcp::8000-8010-:9000-9005', /same length/],
+    ['tcp::8010-8000-:8010-8000', /range 8010-8000 is empty/],
+    ['tcp::8000-8010:80', /guest address: '8010'.*a host port range is written 8000-8010-:GUESTPORT/],
+    ['tcp::1-2000-:1-2000', new RegExp(`at most ${MAX_FORWARD_PORTS}`)],
+  ])('refuses %s', (text, reason) => {
+    expect(refusal([text]).message).toMatch(reason);
+  });
+
+  it('refuses overlapping rules, naming the earlier one; 0.0.0.0 overlaps every address', () => {
+    expect(refusal(['tcp::8000-8010-:8000-8010', 'tcp::8010-:22']).message).toMatch(/tcp host port 8010 is already forwarded by 'tcp::8000-8010-:8000-8010'/);
+    expect(refusal(['tcp::8005-:22', 'tcp::8000-8010-:8000-8010']).message).toMatch(/host port 8005 is already forwarded by 'tcp::8005-:22'/);
+    expect(refusal(['tcp:0.0.0.0:8000-8001-:80-81', 'tcp:127.0.0.1:8001-:22']).message).toMatch(/already forwarded/);
+    expect(pairs(['tcp:127.0.0.1:8000-8001-:80-81', 'tcp:127.0.0.2:8000-8001-:80-81', 'udp::8000-8001-:80-81'])).toHaveLength(6);
+  });
+
+  it(`allows ${MAX_FORWARD_PORTS} ports in all, and refuses one more`, () => {
+    expect(parseForwards([`tcp::10001-${10000 + MAX_FORWARD_PORTS}-:10001-${10000 + MAX_FORWARD_PORTS}`])).toHaveLength(MAX_FORWARD_PORTS);
+    expect(refusal([`tcp::10001-${10000 + MAX_FORWARD_PORTS}-:10001-${10000 + MAX_FORWARD_PORTS}`, 'udp::1-:1']).message).toMatch(
+      new RegExp(`forward ${MAX_FORWARD_PORTS + 1} ports so far: at most ${MAX_FORWARD_PORTS} in all`),
+    );
+  });
+});
+
+describe('nat/forwards: guest host names (the syntax --network will use)', () => {
+  it('parses a host name as the guest, with ranges, one way only', () => {
+    expect(parseForwardSpec('tcp::8000-8010-web:8000-8010')).toMatchObject({ hostPorts: { first: 8000, last: 8010 }, guest: { kind: 'name', name: 'web' }, guestPorts: { first: 8000, last: 8010 } });
+    expect(parseForwardSpec('tcp::8080-web-1.lab:80')).toMatchObject({ hostPorts: { first: 8080, last: 8080 }, guest: { kind: 'name', name: 'web-1.lab' } });
+    expect(parseForwardSpec('tcp::8000-8010-10.0.2.15:8000-8010')).toMatchObject({ hostPorts: { first: 8000, last: 8010 }, guest: { kind: 'addr', addr: ip('10.0.2.15') } });
+  });
+
+  it('refuses it for now, saying it comes with --network', () => {
+    const e = refusal(['tcp::8080-web:80']);
+    expect(e.option).toBe('hostfwd');
+    expect(e.message).toMatch(/guest host name 'web': .*come with --network/);
+  });
+});
+
+const portRangeArb = (length: number): fc.Arbitrary<{ first: number; last: number }> =>
+  fc.integer({ min: 1, max: 65536 - length }).map((first) => ({ first, last: first + length - 1 }));
+const guestArb: fc.Arbitrary<GuestTarget> = fc.oneof(
+  fc.constant({ kind: 'lease' as const }),
+  ipv4AddrArb.map((addr) => ({ kind: 'addr' as const, addr })),
+  fc.stringMatching(/^[A-Za-z][A-Za-z0-9.-]{0,20}$/).map((name) => ({ kind: 'name' as const, name })),
+);
+const specArb: fc.Arbitrary<Omit<ForwardSpec, 'text'>> = fc.integer({ min: 1, max: MAX_FORWARD_PORTS }).chain((length) =>
+  fc.record({
+    protocol: fc.constantFrom('tcp' as const, 'udp' as const),
+    hostAddr: fc.option(ipv4AddrArb, { nil: undefined }),
+    hostPorts: portRangeArb(length),
+    guest: guestArb,
+    guestPorts: portRangeArb(length),
+  }),
+);
+/** Rule-ish text: the grammar's own characters, so the scanner's branches are all reached. */
+const ruleishArb = fc.string({ unit: fc.constantFrom(...'0123456789:-.,tcpudpweb[] '.split('')), maxLength: 40 });
+
+describe('nat/forwards: properties', () => {
+  it('formatForwardSpec and parseForwardSpec round-trip every rule', () => {
+    fc.assert(
+      fc.property(specArb, (spec) => {
+        const text = formatForwardSpec(spec);
+        expect(parseForwardSpec(text)).toEqual({ ...spec, text });
+      }),
+    );
+  });
+
+  it('a range expands to consecutive ports with a constant offset', () => {
+    fc.assert(
+      fc.property(specArb.filter((s) => s.guest.kind !== 'name'), (spec) => {
+        const rules = expandForward(parseForwardSpec(formatForwardSpec(spec)));
+        expect(rules).toHaveLength(spec.hostPorts.last - spec.hostPorts.first + 1);
+        const offset = spec.guestPorts.first - spec.hostPorts.first;
+        expect(rules.every((r, i) => r.hostPort === spec.hostPorts.first + i && r.guestPort - r.hostPort === offset)).toBe(true);
+      }),
+    );
+  });
+
+  it('never throws anything but ConfigError, on any string', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(ruleishArb, fc.string({ maxLength: 40 })), { maxLength: 4 }), (values) => {
+        try {
+          const rules = parseForwards(values);
+          expect(rules.length).toBeLessThanOrEqual(MAX_FORWARD_PORTS);
+        } catch (e) {
+          if (!(e instanceof ConfigError)) throw e;
+          expect(e.option).toBe('hostfwd');
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
