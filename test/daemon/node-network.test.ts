@@ -84,7 +84,7 @@ describe('createNodeNetwork: one network on real host sockets', () => {
     open.push({ close: () => { for (const s of accepted) s.destroy(); server.close(); } });
     const port = (server.address() as { port: number }).port;
     const { net, out } = start();
-    const synAcks = (): number => decoded(out).filter((d) => d.tcp !== undefined && d.tcp.flags === (TCP_FLAG.SYN | TCP_FLAG.ACK)).length;
+    const synAcks = (): number => decoded(out).filter((d) => d.tcp?.flags === (TCP_FLAG.SYN | TCP_FLAG.ACK)).length;
     net.receiveFrame(ipv4Frame({ protocol: IP_PROTO.TCP, src: GUEST, dst: GATEWAY, payload: tcpBytes({ srcPort: 40001, dstPort: port, flags: TCP_FLAG.SYN, seq: 1000 }, GUEST, GATEWAY) }));
     await until(() => synAcks() >= 1, 5000, 'the SYN-ACK');
     // The guest never ACKs: only the stack's timer (initial RTO 1 s) can send the second one.
