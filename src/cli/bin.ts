@@ -65,7 +65,8 @@ function reexec(flags: readonly string[]): void {
   const script = fileURLToPath(import.meta.url);
   const child = spawn(process.execPath, [...flags, ...process.execArgv, script, ...args], {
     stdio: 'inherit',
-    detached: true,
+    // Its own session on POSIX; on Windows `detached` would open a console window instead.
+    detached: process.platform !== 'win32',
     env: { ...process.env, [REEXEC_ENV]: String(process.pid) },
   });
   const forward = (signal: NodeJS.Signals): void => {
