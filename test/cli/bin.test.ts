@@ -63,6 +63,10 @@ async function serve(name: string): Promise<{ proc: Running; sock: string; daemo
   child.stdout.on('data', (d: Buffer) => (proc.output += d.toString('latin1')));
   child.stderr.on('data', (d: Buffer) => (proc.output += d.toString('latin1')));
   const m = await waitFor(proc, /"pid":(\d+),[^\n]*"msg":"listening"/, 30_000);
+  // main.ts installs its signal handlers just after printing the instructions that follow the
+  // listening line; a signal in between would find none (the daemon dies of it). Give it time.
+  await waitFor(proc, /\n {2}v86: [^\n]*\n/, 10_000);
+  await new Promise((r) => setTimeout(r, 300));
   return { proc, sock, daemonPid: Number(m[1]) };
 }
 
@@ -106,10 +110,9 @@ describe.runIf(shouldRun('the tslirp executable under BusyBox env', missing))('t
     const cmdline = readFileSync(`/proc/${daemonPid}/cmdline`, 'utf8').split('\0');
     for (const f of DAEMON_NODE_FLAGS) expect(cmdline).toContain(f);
     expect(existsSync(sock)).toBe(true);
-    await new Promise((r) => setTimeout(r, 200)); // the flags warning would follow the listening line
     expect(proc.output).not.toContain('without these flags');
     proc.child.kill('SIGTERM');
-    expect(await exitOf(proc, 15_000)).toEqual({ code: 0, signal: null });
+    expect(await exitOf(proc, 15_000), proc.output).toEqual({ code: 0, signal: null });
     expect(existsSync(sock)).toBe(false);
     expect(proc.output).toContain('"msg":"daemon stopped"');
     expect(alive(daemonPid)).toBe(false);
@@ -118,7 +121,7 @@ describe.runIf(shouldRun('the tslirp executable under BusyBox env', missing))('t
   it('a SIGINT to its whole process group (Ctrl-C) reaches the daemon once: clean exit 0', async () => {
     const { proc, sock } = await serve('int');
     process.kill(-proc.child.pid!, 'SIGINT');
-    expect(await exitOf(proc, 15_000)).toEqual({ code: 0, signal: null });
+    expect(await exitOf(proc, 15_000), proc.output).toEqual({ code: 0, signal: null });
     expect(proc.output).not.toContain('second signal');
     expect(existsSync(sock)).toBe(false);
   }, 60_000);
@@ -126,7 +129,7 @@ describe.runIf(shouldRun('the tslirp executable under BusyBox env', missing))('t
   it('dies of the signal that killed the daemon', async () => {
     const { proc, daemonPid } = await serve('kill');
     process.kill(daemonPid, 'SIGKILL');
-    expect(await exitOf(proc, 15_000)).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(await exitOf(proc, 15_000), proc.output).toEqual({ code: null, signal: 'SIGKILL' });
   }, 60_000);
 
   it('leaves no orphan: the daemon shuts down cleanly when the executable is killed', async () => {
