@@ -1,8 +1,16 @@
 /**
- * tslirp as a library: the sans-IO stack, its configuration, the guest links, the capture
- * reader/writer, the e1000 device model and the daemon that wires them together.
+ * tslirp as a library: one network on real host sockets in one call (`createNodeNetwork`),
+ * the sans-IO stack underneath with its configuration and its `Host` seam, the guest links,
+ * the capture reader/writer, the e1000 device model and the daemon that wires them together.
  */
-export { Stack, type StackDeps } from './stack/stack.js';
+export { createNodeNetwork, type NodeNetwork, type NodeNetworkIo, type NodeNetworkOptions } from './daemon/node-network.js';
+export { Stack, type StackDeps, type StackStats } from './stack/stack.js';
+export type { Endpoint, FlowId, Host, HostEvents } from './host/host.js';
+export { NodeHost } from './host/node-host.js';
+export type { NodeTcpOptions } from './host/node-tcp.js';
+export type { DhcpLease } from './dhcp/server.js';
+export type { FlowInfo } from './nat/flow-table.js';
+export { formatIpv4Addr, formatMac, parseIpv4Addr, type Ipv4Addr, type Mac } from './util/bytes.js';
 export { resolveStackConfig, ConfigError, type StackConfig, type NetworkOptions, type StaticRoute } from './stack/config.js';
 export { Counters, isDrop, type Drop } from './util/drops.js';
 export { systemClock, systemRandom, ManualClock, seededRandom, type Clock, type Random } from './util/clock.js';

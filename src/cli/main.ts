@@ -1,4 +1,3 @@
-#!/usr/bin/env -S node --initial-old-space-size=64
 /**
  * `tslirp` — process wiring: parse the command line, set up logging, start the daemon,
  * print how to reach it, and shut down cleanly on SIGINT/SIGTERM.

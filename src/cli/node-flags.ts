@@ -12,9 +12,9 @@
  * throughput, but let a flood of short-lived UDP flows raise RSS by twice as much).
  *
  * V8 reads it only at start-up (`v8.setFlagsFromString` afterwards has no effect) and Node
- * refuses it in NODE_OPTIONS, so it has to be on the node command line: the `tslirp`
- * executable's shebang and `npm start` pass it, and the daemon logs a warning when started
- * without it.
+ * refuses it in NODE_OPTIONS, so it has to be on the node command line: `npm start` passes it,
+ * the `tslirp` executable (`bin.ts`) re-executes node with it when it is missing, and the
+ * daemon logs a warning when started without it.
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64'];
 

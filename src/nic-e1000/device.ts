@@ -310,10 +310,14 @@ export class E1000 {
     this.#deps.setIrq(level);
   }
 
-  /** MMIO and I/O accesses per frame moved in either direction (NaN before the first frame). */
+  /**
+   * MMIO and I/O accesses per frame moved in either direction; 0 before the first frame (a
+   * NaN there turned every sum or average a caller built from it into NaN, and JSON.stringify
+   * wrote it as null).
+   */
   get exitsPerFrame(): number {
     const frames = this.exits.txFrames + this.exits.rxFrames;
-    return frames === 0 ? Number.NaN : (this.exits.mmio + this.exits.io) / frames;
+    return frames === 0 ? 0 : (this.exits.mmio + this.exits.io) / frames;
   }
 
   /** The INTA# level last signalled. */

@@ -30,6 +30,16 @@ describe('nic-e1000 device', () => {
     expect(d.exits.mmio).toBe(3);
   });
 
+  it('exitsPerFrame is 0, not NaN, before the first frame, and counts accesses per frame after it', () => {
+    const { d } = bare();
+    d.mmioRead(R.STATUS);
+    d.mmioRead(R.STATUS);
+    expect(d.exits.mmio).toBe(2);
+    expect(d.exitsPerFrame).toBe(0);
+    d.exits.txFrames = 1;
+    expect(d.exitsPerFrame).toBe(2);
+  });
+
   it('EERD returns words with DONE; addresses past 63 read 0', () => {
     const { d } = bare();
     d.mmioWrite(R.EERD, (1 << 8) | 1);

@@ -1,0 +1,226 @@
+/**
+ * The package as npm users get it. From an unbuilt copy of the sources (as a fresh clone is),
+ * `npm pack` (its prepack builds) makes the tarball; a scratch consumer project installs it
+ * with `npm install ./tslirp-*.tgz`, type-checks files that import the public API with
+ * `strict` and `skipLibCheck: false` (module NodeNext), and runs them:
+ * - consumer.ts: createNodeNetwork answers an ARP request and a DHCP DISCOVER built here,
+ *   and touches Stack, NodeHost and the Host types, E1000, pcap and Daemon;
+ * - the README's "Using it as a library" examples, verbatim, after a prelude that plays the
+ *   guest NIC (`guestNic`) and a host (`myHost`).
+ * The consumer reuses npm's cache (--prefer-offline): only what the cache lacks is fetched.
+ */
+import { spawn } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ARP_OP } from '../../src/arp/wire.js';
+import { arpFrame, decode, GATEWAY_MAC, ip } from '../helpers/frames.js';
+import { toHex } from '../helpers/hex.js';
+import { command, missingRequirements, shouldRun, tempDir } from '../helpers/guests.js';
+import { DHCP_DISCOVER, dhcpReplyType, yiaddr } from '../daemon/dhcp-frames.js';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+const missing = missingRequirements([command('npm')]);
+const work = tempDir('tslirp-package-');
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+});
+
+interface Ran {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a command to completion (killed after `timeoutMs`), without the npm_* variables of an enclosing `npm test`. */
+function exec(cmd: string, args: readonly string[], cwd: string, timeoutMs: number): Promise<Ran> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_(package_|lifecycle_|config_(prefix|global|local_prefix)$)/.test(k)));
+  return new Promise((res) => {
+    const child = spawn(cmd, args, { cwd, env: { ...env, NPM_CONFIG_FUND: 'false', NPM_CONFIG_AUDIT: 'false', NPM_CONFIG_UPDATE_NOTIFIER: 'false' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      stderr += `\n[killed after ${timeoutMs} ms]`;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('error', (e) => (stderr += String(e)));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+const ok = (r: Ran, what: string): Ran => {
+  if (r.code !== 0) throw new Error(`${what} failed (status ${r.code}):\n${r.stdout}\n${r.stderr}`);
+  return r;
+};
+
+/** The ```ts blocks of the README's "Using it as a library" section. */
+function readmeLibraryExamples(): string[] {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf('\n## Using it as a library\n');
+  expect(start).toBeGreaterThan(0);
+  const next = readme.indexOf('\n## ', start + 1);
+  const section = readme.slice(start, next === -1 ? undefined : next);
+  return [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+const ARP_REQUEST_HEX = toHex(arpFrame({ targetIp: ip('10.0.2.2') }));
+const DISCOVER_HEX = toHex(DHCP_DISCOVER);
+
+/** Plays the guest for the README examples: asks for the gateway's MAC when attached, records what it gets. */
+const README_PRELUDE = `
+import type { Host } from 'tslirp';
+const delivered: Uint8Array[] = [];
+const guestNic = {
+  deliver(frame: Uint8Array): void { delivered.push(frame); },
+  onTransmit(send: (frame: Uint8Array) => void): void { send(Uint8Array.from(Buffer.from('${ARP_REQUEST_HEX}', 'hex'))); },
+};
+const myHost: Host = {
+  udpOpen() {}, udpSend() {}, tcpConnect() {}, tcpWrite: () => 0, tcpEnd() {}, tcpPause() {}, tcpReset() {}, close() {},
+};
+void myHost;
+process.on('exit', () => { console.log('DELIVERED ' + JSON.stringify(delivered.map((f) => Buffer.from(f).toString('hex')))); });
+`;
+
+const CONSUMER = `
+import {
+  createNodeNetwork, Stack, resolveStackConfig, ConfigError, NodeHost, ManualClock, seededRandom, formatIpv4Addr,
+  E1000, arrayGuestMemory, E1000_REGISTERS, pcap, links, Daemon,
+  type Host, type HostEvents, type FlowId, type Endpoint, type NodeNetwork, type DaemonOptions, type StackConfig,
+} from 'tslirp';
+
+const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, 'hex'));
+const out: Uint8Array[] = [];
+const net: NodeNetwork = createNodeNetwork({ dnsUpstreams: ['127.0.0.1:9'] }, { emit: (f) => out.push(f) });
+net.receiveFrame(hex('${ARP_REQUEST_HEX}'));
+net.receiveFrame(hex('${DISCOVER_HEX}'));
+const leases = net.leases().map((l) => formatIpv4Addr(l.ip));
+net.close();
+
+// A host of one's own, checked against the exported seam.
+class RefusingHost implements Host {
+  readonly events: HostEvents;
+  constructor(events: HostEvents) { this.events = events; }
+  udpOpen(flow: FlowId, _to: Endpoint): void { this.events.udpError(flow, 'ECONNREFUSED'); }
+  udpSend(): void {}
+  tcpConnect(flow: FlowId): void { this.events.tcpError(flow, 'ECONNREFUSED'); }
+  tcpWrite(): number { return 0; }
+  tcpEnd(): void {}
+  tcpPause(): void {}
+  tcpReset(): void {}
+  close(): void {}
+}
+const config: StackConfig = resolveStackConfig({ net: '192.168.7.0/24' });
+let stack: Stack | undefined;
+const refusing = new RefusingHost({
+  udpReceived: (f, d) => stack?.udpReceived(f, d), udpError: (f, c) => stack?.udpError(f, c),
+  tcpConnected: (f) => stack?.tcpConnected(f), tcpData: (f, d) => stack?.tcpData(f, d), tcpEnd: (f) => stack?.tcpEnd(f),
+  tcpDrained: (f) => stack?.tcpDrained(f), tcpError: (f, c) => stack?.tcpError(f, c), tcpClosed: (f) => stack?.tcpClosed(f),
+});
+stack = new Stack(config, { clock: new ManualClock(0), random: seededRandom(7), emit: () => undefined, host: refusing });
+const nodeHostType: typeof NodeHost = NodeHost;
+
+let configError = '';
+try { createNodeNetwork({ mtu: 1 }, { emit: () => undefined }); } catch (e) { if (e instanceof ConfigError) configError = e.option; }
+
+const e1000 = new E1000({ memory: arrayGuestMemory(new Uint8Array(1 << 20)), clock: new ManualClock(0), setIrq: () => undefined, emit: () => undefined });
+const header = pcap.encodePcapHeader();
+const daemonOptions: DaemonOptions | undefined = undefined;
+
+console.log('RESULT ' + JSON.stringify({
+  frames: out.map((f) => Buffer.from(f).toString('hex')),
+  leases,
+  closed: net.closed,
+  configError,
+  stackNet: formatIpv4Addr(stack.config.net),
+  nodeHost: typeof nodeHostType,
+  e1000Status: e1000.mmioRead(E1000_REGISTERS.STATUS),
+  exitsPerFrame: e1000.exitsPerFrame,
+  pcapHeaderLength: header.length,
+  links: typeof links,
+  daemonStart: typeof Daemon.start,
+  daemonOptions: daemonOptions === undefined,
+}));
+`;
+
+const TSCONFIG = {
+  compilerOptions: {
+    target: 'ES2022',
+    lib: ['ES2023'],
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
+    types: ['node'],
+    strict: true,
+    skipLibCheck: false,
+    outDir: 'out',
+    rootDir: '.',
+  },
+  include: ['*.ts'],
+};
+
+describe.runIf(shouldRun('the packed-package consumer test', missing))('the package as npm users get it', () => {
+  it('needs npm', () => {
+    expect(missing).toEqual([]);
+  });
+
+  it('packs from an unbuilt clone, installs in a fresh project, type-checks strictly and runs', async () => {
+    // An unbuilt clone: the sources and build inputs, no dist/ (node_modules shared, as `npm ci` would make it).
+    const clone = join(work, 'clone');
+    mkdirSync(clone);
+    for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'LICENSE', 'src', 'scripts'])
+      cpSync(join(ROOT, f), join(clone, f), { recursive: true });
+    rmSync(join(clone, 'dist'), { recursive: true, force: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(clone, 'node_modules'));
+
+    const packed = ok(await exec('npm', ['pack', '--json', '--pack-destination', work], clone, 240_000), 'npm pack');
+    const pack = (JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as { filename: string; files: { path: string }[]; size: number; unpackedSize: number }[])[0]!;
+    const files = pack.files.map((f) => f.path);
+    expect(files).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/bin.js', 'dist/cli/main.js']));
+    expect(files.filter((f) => !f.startsWith('dist/') && !['LICENSE', 'README.md', 'package.json'].includes(f))).toEqual([]);
+    expect(files.filter((f) => f.endsWith('.map') || f.includes('.build-stamp') || /(^|\/)(test|bench)\//.test(f))).toEqual([]);
+    expect(readdirSync(work)).toContain(pack.filename);
+
+    const consumer = join(work, 'consumer');
+    mkdirSync(consumer);
+    writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+    // What the README asks of a TypeScript user: tslirp, and Node's types.
+    const nodeTypes = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies['@types/node']!;
+    ok(await exec('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, pack.filename), `@types/node@${nodeTypes}`], consumer, 240_000), 'npm install');
+
+    writeFileSync(join(consumer, 'tsconfig.json'), JSON.stringify(TSCONFIG, null, 2));
+    writeFileSync(join(consumer, 'consumer.ts'), CONSUMER);
+    const examples = readmeLibraryExamples();
+    expect(examples.length).toBeGreaterThanOrEqual(2);
+    examples.forEach((code, i) => writeFileSync(join(consumer, `readme-${i}.ts`), README_PRELUDE + code));
+    ok(await exec(process.execPath, [TSC, '-p', 'tsconfig.json'], consumer, 120_000), 'tsc (strict, skipLibCheck: false)');
+
+    // consumer.ts: must exit by itself (no socket or timer left behind by close()).
+    const ran = ok(await exec(process.execPath, ['out/consumer.js'], consumer, 30_000), 'node out/consumer.js');
+    const result = JSON.parse(/^RESULT (.*)$/m.exec(ran.stdout)![1]!) as Record<string, unknown> & { frames: string[] };
+    const frames = result.frames.map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
+    expect(frames).toHaveLength(2);
+    const arp = decode(frames[0]!).arp;
+    expect(arp?.op).toBe(ARP_OP.REPLY);
+    expect([...(arp?.senderMac ?? [])]).toEqual([...GATEWAY_MAC]);
+    expect(dhcpReplyType(frames[1]!)).toBe(2); // OFFER
+    expect(yiaddr(frames[1]!)).toBe('10.0.2.15');
+    expect(result).toMatchObject({
+      leases: ['10.0.2.15'], closed: true, configError: 'mtu', stackNet: '192.168.7.0', nodeHost: 'function',
+      exitsPerFrame: 0, pcapHeaderLength: 24, links: 'object', daemonStart: 'function', daemonOptions: true,
+    });
+
+    // The README's examples: the guest's ARP request is answered (the first example goes through createNodeNetwork).
+    for (let i = 0; i < examples.length; i++) {
+      const r = ok(await exec(process.execPath, [`out/readme-${i}.js`], consumer, 30_000), `README example ${i}`);
+      const delivered = (JSON.parse(/^DELIVERED (.*)$/m.exec(r.stdout)![1]!) as string[]).map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
+      expect(delivered.length, `README example ${i}`).toBeGreaterThanOrEqual(1);
+      expect(decode(delivered[0]!).arp?.op, `README example ${i}`).toBe(ARP_OP.REPLY);
+    }
+  }, 600_000);
+});
