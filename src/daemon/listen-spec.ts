@@ -11,7 +11,13 @@ import { ConfigError } from '../stack/config.js';
 
 /** Where to listen. */
 export type ListenerSpec =
-  | { readonly kind: 'ws'; readonly host: string; readonly port: number }
+  | {
+      readonly kind: 'ws';
+      readonly host: string;
+      readonly port: number;
+      /** Browser origins allowed on every path (`--ws-allow-origin`, normalized), or '*'; none when absent. */
+      readonly allowOrigins?: readonly string[];
+    }
   | { readonly kind: 'stream'; readonly transport: 'unix'; readonly path: string }
   | { readonly kind: 'stream'; readonly transport: 'tcp'; readonly host: string; readonly port: number }
   | { readonly kind: 'dgram'; readonly host: string; readonly port: number };
