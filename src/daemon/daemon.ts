@@ -140,7 +140,7 @@ export class Daemon {
     const log = o.log;
     try {
       for (const rule of o.forwards ?? []) {
-        const l = rule.protocol === 'tcp' ? new TcpForwardListener(rule) : new UdpForwardListener(rule);
+        const l = rule.protocol === 'tcp' ? new TcpForwardListener(rule, log) : new UdpForwardListener(rule, log);
         await l.listen();
         d.#forwardListeners.push(l);
       }
@@ -215,11 +215,13 @@ export class Daemon {
   }
 
   /**
-   * What the listeners refused over the daemon's life, for the shutdown line: per WebSocket
-   * listener its 'ws.*' counters (refused origins, unknown paths, …).
+   * What the listeners refused over the daemon's life, for the shutdown line: per forward rule
+   * its 'hostfwd.*' counters (clients with no session, …), per WebSocket listener its 'ws.*'
+   * counters (refused origins, unknown paths, …).
    */
-  #refusalSummary(): { ws: { url: string; counters: Record<string, number> }[] } {
+  #refusalSummary(): { forwards: { rule: string; counters: Record<string, number> }[]; ws: { url: string; counters: Record<string, number> }[] } {
     return {
+      forwards: this.#forwardListeners.map((l) => ({ rule: l.rule.text, counters: l.refusals.counters.snapshot() })),
       ws: this.wsListeners.map((l) => ({ url: l.address.url, counters: l.counters.snapshot() })),
     };
   }

@@ -12,6 +12,9 @@
  * nothing at error level or above and no stack trace. Before the fix, a reset after the 404
  * for an unknown path, and any bad frame on /e1000, killed the daemon (issue 17, defect 1).
  *
+ * A second daemon with `--hostfwd` rules and no session checks that refused forward clients
+ * are logged (rate-limited) and counted (defect 7).
+ *
  * Needs no root: loopback sockets only.
  */
 import { randomBytes } from 'node:crypto';
@@ -600,4 +603,47 @@ describe.skipIf(!enabled)('daemon error paths: resets and half-closes at every h
     }
     await expectStillServing();
   }, CASE_MS);
+});
+
+describe.skipIf(!enabled)('--hostfwd clients with no session are logged (rate-limited) and counted', () => {
+  let d: Daemon;
+  let tcpPort = 0;
+  let udpPort = 0;
+
+  beforeAll(async () => {
+    tcpPort = await freePort('tcp');
+    udpPort = await freePort('udp');
+    d = await startDaemon(['--ws', '127.0.0.1:0', '--hostfwd', `tcp:127.0.0.1:${tcpPort}-:22`, '--hostfwd', `udp:127.0.0.1:${udpPort}-:53`], { startTimeoutMs: 30_000 });
+  }, 60_000);
+  afterAll(async () => {
+    await d?.stop();
+  });
+
+  it('resets TCP clients and drops UDP datagrams, logging the first of a burst and counting all', async () => {
+    for (let i = 0; i < 20; i++) {
+      // The reset may arrive before 'connect' is reported: wait for 'close' either way.
+      const s = net.connect(tcpPort, '127.0.0.1');
+      s.on('error', () => undefined);
+      await new Promise<void>((r) => s.once('close', () => { r(); }));
+    }
+    const u = dgram.createSocket('udp4');
+    await new Promise<void>((r) => u.bind(0, '127.0.0.1', r));
+    for (let i = 0; i < 7; i++) await new Promise<void>((r) => u.send('x', udpPort, '127.0.0.1', () => { r(); }));
+    await new Promise<void>((r) => u.close(() => { r(); }));
+    const refusedLines = (): Record<string, unknown>[] => d.logs.filter((l) => l['msg'] === 'hostfwd: client refused' && l['reason'] === 'hostfwd.no-session');
+    await until(() => refusedLines().some((l) => l['protocol'] === 'udp'), 10_000, 'the UDP refusal log line');
+    const tcpLines = refusedLines().filter((l) => l['protocol'] === 'tcp');
+    // 20 refusals within a few seconds: the first is logged, the rest wait for the 10 s window.
+    expect(tcpLines.length).toBeGreaterThanOrEqual(1);
+    expect(tcpLines.length).toBeLessThanOrEqual(2);
+    expect(tcpLines[0]).toMatchObject({ rule: `tcp:127.0.0.1:${tcpPort}-:22`, refused: 1, suppressed: 0, level: 40 });
+    expect(d.alive()).toBe(true);
+    const exit = await d.stop();
+    expect(exit.code).toBe(0);
+    const stopped = d.logs.find((l) => l['msg'] === 'daemon stopped');
+    expect(stopped?.['forwards']).toMatchObject([
+      { rule: `tcp:127.0.0.1:${tcpPort}-:22`, counters: { 'hostfwd.no-session': 20 } },
+      { rule: `udp:127.0.0.1:${udpPort}-:53`, counters: { 'hostfwd.no-session': 7 } },
+    ]);
+  }, 60_000);
 });
