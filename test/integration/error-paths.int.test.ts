@@ -12,14 +12,16 @@
  * nothing at error level or above and no stack trace. Before the fix, a reset after the 404
  * for an unknown path, and any bad frame on /e1000, killed the daemon (issue 17, defect 1).
  *
- * A second daemon with `--hostfwd` rules and no session checks that refused forward clients
- * are logged (rate-limited) and counted (defect 7).
+ * DNS forwarder sockets meet an upstream that refuses UDP and resets TCP. A second daemon
+ * checks that forward clients with no session are logged (rate-limited) and counted (defect
+ * 7), and that a resolv.conf directory that vanishes and a capture file that cannot be
+ * created are warnings, not crashes.
  *
  * Needs no root: loopback sockets only.
  */
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -229,6 +231,9 @@ describe.skipIf(!enabled)('daemon error paths: resets and half-closes at every h
         '--hostfwd', `tcp:127.0.0.1:${fwdTcpPort}-10.0.2.15:80`,
         '--hostfwd', `udp:127.0.0.1:${fwdUdpPort}-10.0.2.15:7`,
         '--pcap', join(dir, 'pcap'),
+        // The DNS upstream is the resetting host service: UDP queries meet a closed port
+        // (ECONNREFUSED), DNS over TCP an upstream that resets mid-query.
+        '--dns-upstream', `127.0.0.1:${hostPort}`,
         '--log-level', 'info',
       ],
       { startTimeoutMs: 30_000 },
@@ -594,6 +599,32 @@ describe.skipIf(!enabled)('daemon error paths: resets and half-closes at every h
     }, CASE_MS);
   });
 
+  describe('DNS forwarder sockets', () => {
+    it('survives an upstream that refuses UDP queries and resets DNS over TCP', async () => {
+      const isDnsReply = (f: Decoded, port: number): boolean => f.udp?.srcPort === 53 && f.udp.dstPort === port;
+      // A query for example.com A (RFC 1035 §4.1), ID 0x4242.
+      const query = Buffer.from('424201000001000000000000076578616d706c6503636f6d0000010001', 'hex');
+      for (let i = 0; i < 3; i++) {
+        const dg = udpBytes({ srcPort: 41_000 + i, dstPort: 53, payload: query }, ip('10.0.2.15'), ip('10.0.2.3'));
+        wsGuest.send(ipv4Frame({ protocol: IP_PROTO.UDP, dst: ip('10.0.2.3'), payload: dg }, GATEWAY_MAC));
+      }
+      // The guest gets SERVFAIL (RCODE 2) once the only upstream failed.
+      await until(() => toGuest.some((f) => isDnsReply(f, 41_000) && (f.udp!.payload[3]! & 0x0f) === 2), 15_000, 'SERVFAIL for the UDP query');
+      const sport = 41_100;
+      const seg = (flags: number, seq: number, ack: number, payload = Buffer.alloc(0)): Uint8Array =>
+        ipv4Frame({ protocol: IP_PROTO.TCP, dst: ip('10.0.2.3'), payload: tcpBytes({ srcPort: sport, dstPort: 53, seq, ack, flags, payload }, ip('10.0.2.15'), ip('10.0.2.3')) }, GATEWAY_MAC);
+      const fromDns = (flag: number): Decoded | undefined => toGuest.find((f) => f.tcp?.dstPort === sport && f.tcp.srcPort === 53 && (f.tcp.flags & flag) !== 0);
+      wsGuest.send(seg(TCP_FLAG.SYN, 500, 0));
+      await until(() => fromDns(TCP_FLAG.SYN) !== undefined, 10_000, 'the SYN-ACK from the DNS address');
+      const ack = (fromDns(TCP_FLAG.SYN)!.tcp!.seq + 1) >>> 0;
+      wsGuest.send(seg(TCP_FLAG.ACK, 501, ack));
+      const framed = Buffer.concat([Buffer.from([0, query.length]), query]); // RFC 7766 §8 length prefix
+      wsGuest.send(seg(TCP_FLAG.ACK | TCP_FLAG.PSH, 501, ack, framed));
+      await until(() => fromDns(TCP_FLAG.RST) !== undefined, 10_000, 'the RST after the upstream reset');
+      await expectStillServing();
+    }, CASE_MS);
+  });
+
   it('still serves a new guest at the end', async () => {
     const k = await streamKeeper(d.streamPath());
     try {
@@ -605,21 +636,43 @@ describe.skipIf(!enabled)('daemon error paths: resets and half-closes at every h
   }, CASE_MS);
 });
 
-describe.skipIf(!enabled)('--hostfwd clients with no session are logged (rate-limited) and counted', () => {
+describe.skipIf(!enabled)('forward clients with no session, a vanished resolv.conf directory, an uncreatable capture', () => {
   let d: Daemon;
   let tcpPort = 0;
   let udpPort = 0;
+  let dir: string;
 
   beforeAll(async () => {
     tcpPort = await freePort('tcp');
     udpPort = await freePort('udp');
-    d = await startDaemon(['--ws', '127.0.0.1:0', '--hostfwd', `tcp:127.0.0.1:${tcpPort}-:22`, '--hostfwd', `udp:127.0.0.1:${udpPort}-:53`], { startTimeoutMs: 30_000 });
+    dir = tempDir('tslirp-errpaths2-');
+    mkdirSync(join(dir, 'etc'));
+    writeFileSync(join(dir, 'etc', 'resolv.conf'), 'nameserver 127.0.0.1\n');
+    d = await startDaemon(
+      [
+        '--ws', '127.0.0.1:0',
+        '--hostfwd', `tcp:127.0.0.1:${tcpPort}-:22`,
+        '--hostfwd', `udp:127.0.0.1:${udpPort}-:53`,
+        '--resolv-conf', join(dir, 'etc', 'resolv.conf'),
+        '--pcap', join(dir, 'pcap'),
+      ],
+      { startTimeoutMs: 30_000 },
+    );
   }, 60_000);
   afterAll(async () => {
     await d?.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
+  it('keeps running when the watched resolv.conf directory disappears', async () => {
+    rmSync(join(dir, 'etc'), { recursive: true, force: true });
+    await until(() => d.logs.some((l) => l['msg'] === 'cannot read resolv.conf: DNS queries get SERVFAIL until it is readable'), 15_000, 'the resolv.conf warning');
+    expect(d.alive(), d.dump().slice(-3000)).toBe(true);
+    expect(d.logsAtLeast(50)).toEqual([]);
+  }, CASE_MS);
+
   it('resets TCP clients and drops UDP datagrams, logging the first of a burst and counting all', async () => {
+    expect(d.logs.filter((l) => l['msg'] === 'session started'), 'a session would take the forwards').toEqual([]);
     for (let i = 0; i < 20; i++) {
       // The reset may arrive before 'connect' is reported: wait for 'close' either way.
       const s = net.connect(tcpPort, '127.0.0.1');
@@ -638,6 +691,22 @@ describe.skipIf(!enabled)('--hostfwd clients with no session are logged (rate-li
     expect(tcpLines.length).toBeLessThanOrEqual(2);
     expect(tcpLines[0]).toMatchObject({ rule: `tcp:127.0.0.1:${tcpPort}-:22`, refused: 1, suppressed: 0, level: 40 });
     expect(d.alive()).toBe(true);
+  }, 60_000);
+
+  it('serves a guest whose capture file cannot be created, and says so', async () => {
+    // The capture directory becomes a plain file: opening the session's capture fails (ENOTDIR).
+    rmSync(join(dir, 'pcap'), { recursive: true, force: true });
+    writeFileSync(join(dir, 'pcap'), 'not a directory');
+    const toGuest: Decoded[] = [];
+    const k = await wsKeeper(d.wsUrl(), toGuest);
+    expect(await k.dhcpOffer()).toBe(true);
+    k.close();
+    await until(() => d.logs.some((l) => l['msg'] === 'capture file failed'), 10_000, 'the capture failure warning');
+    expect(d.alive(), d.dump().slice(-3000)).toBe(true);
+    expect(d.logsAtLeast(50)).toEqual([]);
+  }, CASE_MS);
+
+  it('reports the refusals in the daemon stopped line', async () => {
     const exit = await d.stop();
     expect(exit.code).toBe(0);
     const stopped = d.logs.find((l) => l['msg'] === 'daemon stopped');
