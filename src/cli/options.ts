@@ -7,6 +7,7 @@ import { defaultListeners, parseDgramSpec, parseStreamSpec, parseWsSpec, runtime
 import { parseDnsRecordOption, type DnsStaticRecord } from '../dns/records.js';
 import { parseDnsUpstream } from '../dns/resolv-conf.js';
 import type { Endpoint } from '../host/host.js';
+import { normalizeOrigin } from '../link/ws-server.js';
 import { parseForwards, type ForwardRule } from '../nat/forwards.js';
 import { ConfigError, resolveStackConfig, type StackConfig } from '../stack/config.js';
 
@@ -26,6 +27,8 @@ export type Command =
       readonly network: StackConfig;
       readonly dns: DnsSettings;
       readonly forwards: readonly ForwardRule[];
+      /** `--ws-allow-origin` values, normalized (or '*'); also set on every ws listener spec. */
+      readonly wsAllowOrigins: readonly string[];
       readonly pcapDir: string | undefined;
       readonly logLevel: LogLevel;
     };
@@ -56,6 +59,7 @@ const OPTIONS = {
   stream: { type: 'string', multiple: true },
   dgram: { type: 'string', multiple: true },
   ws: { type: 'string', multiple: true },
+  'ws-allow-origin': { type: 'string', multiple: true },
   net: { type: 'string' },
   host: { type: 'string' },
   dns: { type: 'string' },
@@ -100,6 +104,11 @@ Listeners (each repeatable; giving any of them replaces the defaults):
   --ws HOST:PORT             WebSocket, one Ethernet frame per binary message at path /
                              (v86: net_device: { relay_url: 'ws://HOST:PORT/' }); the
                              same listener serves the e1000 device protocol at /e1000
+  --ws-allow-origin ORIGIN   let web pages from ORIGIN (scheme://host[:port], e.g.
+                             http://localhost:8000) open WebSockets (repeatable); '*'
+                             allows any page. Requests carrying an Origin header (every
+                             browser sends one) are refused with 403 otherwise; clients
+                             without one (QEMU bridges, v86 under Node) are not affected
   HOST is an IP address (IPv6 in brackets); PORT 0 picks a free port.
   Defaults: --ws 127.0.0.1:8080 and --stream unix:DIR/tslirp.sock, where DIR is
   $XDG_RUNTIME_DIR/tslirp, else /run/tslirp as root, else TMPDIR/tslirp-UID.
@@ -178,6 +187,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     ...(v.ws ?? []).map(parseWsSpec),
   ];
   const useDefaults = listeners.length === 0;
+  const wsAllowOrigins = (v['ws-allow-origin'] ?? []).map(parseAllowOrigin);
   const logLevel = v['log-level'] ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
     throw new UsageError(`--log-level: '${logLevel}' must be one of ${LOG_LEVELS.join(', ')}`, 'log-level');
@@ -229,12 +239,22 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     throw new UsageError('--resolv-conf: cannot be combined with --dns-upstream (which replaces it)', 'resolv-conf');
   return {
     command: 'serve',
-    listeners: useDefaults ? defaultListeners(runtimeDir(env)) : listeners,
+    listeners: (useDefaults ? defaultListeners(runtimeDir(env)) : listeners).map((l) => (l.kind === 'ws' && wsAllowOrigins.length > 0 ? { ...l, allowOrigins: wsAllowOrigins } : l)),
     defaultListeners: useDefaults,
     network,
     dns: { upstreams, resolvConf: v['resolv-conf'] ?? DEFAULT_RESOLV_CONF, records },
     forwards,
+    wsAllowOrigins,
     pcapDir: v.pcap,
     logLevel: logLevel as LogLevel,
   };
+}
+
+/** One `--ws-allow-origin` value: '*' or an origin, returned in its serialized form. */
+function parseAllowOrigin(text: string): string {
+  if (text === '*') return text;
+  if (text.trim().toLowerCase() === 'null') throw new UsageError(`--ws-allow-origin: 'null' (pages from files, sandboxes, data: URLs) can only be allowed with '*'`, 'ws-allow-origin');
+  const origin = normalizeOrigin(text.trim());
+  if (origin === undefined) throw new UsageError(`--ws-allow-origin: '${text}' is not an origin: write scheme://host[:port], e.g. http://localhost:8000, or '*'`, 'ws-allow-origin');
+  return origin;
 }

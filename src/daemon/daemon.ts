@@ -140,7 +140,7 @@ export class Daemon {
     const log = o.log;
     try {
       for (const rule of o.forwards ?? []) {
-        const l = rule.protocol === 'tcp' ? new TcpForwardListener(rule) : new UdpForwardListener(rule);
+        const l = rule.protocol === 'tcp' ? new TcpForwardListener(rule, log) : new UdpForwardListener(rule, log);
         await l.listen();
         d.#forwardListeners.push(l);
       }
@@ -148,7 +148,7 @@ export class Daemon {
       for (const spec of o.listeners) {
         switch (spec.kind) {
           case 'ws': {
-            const l = await listenWs({ host: spec.host, port: spec.port, log });
+            const l = await listenWs({ host: spec.host, port: spec.port, log, allowOrigins: spec.allowOrigins ?? [] });
             l.route('/', wsFramesRoute(accept, log));
             l.route('/e1000', wsE1000Route(accept, log));
             d.#listeners.push(l);
@@ -214,6 +214,18 @@ export class Daemon {
     return this.#listeners.filter((l): l is WsListener => l.address.kind === 'ws');
   }
 
+  /**
+   * What the listeners refused over the daemon's life, for the shutdown line: per forward rule
+   * its 'hostfwd.*' counters (clients with no session, …), per WebSocket listener its 'ws.*'
+   * counters (refused origins, unknown paths, …).
+   */
+  #refusalSummary(): { forwards: { rule: string; counters: Record<string, number> }[]; ws: { url: string; counters: Record<string, number> }[] } {
+    return {
+      forwards: this.#forwardListeners.map((l) => ({ rule: l.rule.text, counters: l.refusals.counters.snapshot() })),
+      ws: this.wsListeners.map((l) => ({ url: l.address.url, counters: l.counters.snapshot() })),
+    };
+  }
+
   /** Stops listening, ends every session and closes their capture files. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -222,7 +234,7 @@ export class Daemon {
       const live = [...this.#sessions];
       for (const s of live) s.close('daemon shutting down');
       await Promise.all(live.map((s) => s.ended));
-      this.#o.log.info({ sessions: live.length }, 'daemon stopped');
+      this.#o.log.info({ sessions: live.length, ...this.#refusalSummary() }, 'daemon stopped');
     })();
     return this.#closing;
   }

@@ -12,7 +12,13 @@ import { ipTextVersion } from '../util/ip-text.js';
 
 /** Where to listen. */
 export type ListenerSpec =
-  | { readonly kind: 'ws'; readonly host: string; readonly port: number }
+  | {
+      readonly kind: 'ws';
+      readonly host: string;
+      readonly port: number;
+      /** Browser origins allowed on every path (`--ws-allow-origin`, normalized), or '*'; none when absent. */
+      readonly allowOrigins?: readonly string[];
+    }
   | { readonly kind: 'stream'; readonly transport: 'unix'; readonly path: string }
   | { readonly kind: 'stream'; readonly transport: 'tcp'; readonly host: string; readonly port: number }
   | { readonly kind: 'dgram'; readonly host: string; readonly port: number };

@@ -28,6 +28,7 @@
  */
 import net from 'node:net';
 import type { ForwardRule } from '../nat/forwards.js';
+import { ForwardRefusals, type ForwardLog } from './forward-refusals.js';
 import { formatIpv4Addr, parseIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
 import type { Endpoint, FlowId, HostEvents } from './host.js';
 
@@ -201,18 +202,25 @@ export function clientEndpoint(socket: net.Socket): Endpoint {
 /**
  * A listening socket for one `tcp:` forward rule. Accepted clients go to the attached target
  * (the first session, by the README's rule); with no target, or when the target refuses
- * (flow table full, no guest address yet), the client is reset at once.
+ * (flow table full, no guest address yet), the client is reset at once, counted by reason
+ * in `refusals` and logged (rate-limited).
  */
 export class TcpForwardListener {
   readonly rule: ForwardRule;
   readonly server: net.Server;
+  /** Refused clients by reason, and listening-socket errors. */
+  readonly refusals: ForwardRefusals;
   #target: TcpForwardTarget | undefined;
-  /** Clients refused because no session was attached or it refused them. */
-  refused = 0;
 
-  constructor(rule: ForwardRule) {
+  constructor(rule: ForwardRule, log?: ForwardLog) {
     this.rule = rule;
+    this.refusals = new ForwardRefusals(rule, log);
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket));
+  }
+
+  /** Clients refused because no session was attached or it refused them. */
+  get refused(): number {
+    return this.refusals.total;
   }
 
   /** Starts listening; rejects with the Node error (EADDRINUSE, EACCES, …). */
@@ -222,6 +230,8 @@ export class TcpForwardListener {
       this.server.once('error', onError);
       this.server.listen(this.rule.hostPort, formatIpv4Addr(this.rule.hostAddr), () => {
         this.server.off('error', onError);
+        // Once bound, an accept error (EMFILE, …) is counted; the server keeps listening.
+        this.server.on('error', () => this.refusals.counters.count('hostfwd.socket-error'));
         resolve();
       });
     });
@@ -248,10 +258,11 @@ export class TcpForwardListener {
   #accept(socket: net.Socket): void {
     socket.on('error', () => undefined);   // until adopted: a client reset must not crash the daemon
     const t = this.#target;
+    const client = clientEndpoint(socket);
     const guestAddr = this.rule.guestAddr ?? t?.defaultGuestAddr();
-    const flow = t === undefined || guestAddr === undefined ? undefined : t.forwardTcp(clientEndpoint(socket), { addr: guestAddr, port: this.rule.guestPort });
+    const flow = t === undefined || guestAddr === undefined ? undefined : t.forwardTcp(client, { addr: guestAddr, port: this.rule.guestPort });
     if (t === undefined || flow === undefined) {
-      this.refused++;
+      this.refusals.refuse(t === undefined ? 'hostfwd.no-session' : guestAddr === undefined ? 'hostfwd.no-guest-address' : 'hostfwd.refused-by-session', `${formatIpv4Addr(client.addr)}:${client.port}`);
       socket.resetAndDestroy();
       return;
     }

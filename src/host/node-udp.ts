@@ -12,6 +12,7 @@
  */
 import dgram from 'node:dgram';
 import type { ForwardRule } from '../nat/forwards.js';
+import { ForwardRefusals, type ForwardLog } from './forward-refusals.js';
 import { formatIpv4Addr, parseIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
 import type { Endpoint, FlowId, HostEvents } from './host.js';
 
@@ -131,24 +132,33 @@ export interface UdpForwardTarget {
  * A UDP socket bound for one `udp:` forward rule. Each client address and port becomes one
  * flow of the attached session (the first session, by the README's rule); the guest's
  * replies on that flow go back to the client. With no session attached, or a refusal (no
- * guest address yet, tuple taken), the datagram is dropped and counted in `refused`.
+ * guest address yet, tuple taken), the datagram is dropped, counted by reason in `refusals`
+ * and logged (rate-limited).
  */
 export class UdpForwardListener {
   readonly rule: ForwardRule;
   readonly socket: dgram.Socket;
-  /** Datagrams dropped because no session took them. */
-  refused = 0;
+  /** Dropped datagrams by reason (logged, rate-limited), and socket errors. */
+  readonly refusals: ForwardRefusals;
   #target: UdpForwardTarget | undefined;
   /** Client `addr:port` → its flow in the attached session; bounded by that session's flow table. */
   readonly #clients = new Map<string, FlowId>();
+  #closed = false;
 
-  constructor(rule: ForwardRule) {
+  constructor(rule: ForwardRule, log?: ForwardLog) {
     this.rule = rule;
+    this.refusals = new ForwardRefusals(rule, log);
     this.socket = dgram.createSocket('udp4');
     this.socket.on('message', (msg, rinfo) => {
       this.#receive(msg, rinfo);
     });
-    this.socket.on('error', () => undefined); // a send to a vanished client must not crash the daemon
+    // A send to a vanished client must not crash the daemon: counted, nothing else.
+    this.socket.on('error', () => this.refusals.counters.count('hostfwd.socket-error'));
+  }
+
+  /** Datagrams dropped because no session took them. */
+  get refused(): number {
+    return this.refusals.total;
   }
 
   /** Binds; rejects with the Node error (EADDRINUSE, EACCES, …). */
@@ -180,6 +190,7 @@ export class UdpForwardListener {
   }
 
   sendTo(client: Endpoint, data: Uint8Array): void {
+    if (this.#closed) return; // send() on a closed dgram socket throws
     this.socket.send(data, client.port, formatIpv4Addr(client.addr));
   }
 
@@ -190,6 +201,11 @@ export class UdpForwardListener {
 
   close(): Promise<void> {
     return new Promise((resolve) => {
+      if (this.#closed) {
+        resolve();
+        return;
+      }
+      this.#closed = true;
       this.socket.close(() => {
         resolve();
       });
@@ -200,7 +216,7 @@ export class UdpForwardListener {
     const t = this.#target;
     const addr = parseIpv4Addr(rinfo.address.replace(/^::ffff:/, ''));
     if (t === undefined || addr === undefined) {
-      this.refused++;
+      this.refusals.refuse(t === undefined ? 'hostfwd.no-session' : 'hostfwd.client-not-ipv4', `${rinfo.address}:${rinfo.port}`);
       return;
     }
     const client: Endpoint = { addr, port: rinfo.port };
@@ -210,7 +226,7 @@ export class UdpForwardListener {
       const guestAddr = this.rule.guestAddr ?? t.defaultGuestAddr();
       flow = guestAddr === undefined ? undefined : t.forwardUdp(client, { addr: guestAddr, port: this.rule.guestPort });
       if (flow === undefined) {
-        this.refused++;
+        this.refusals.refuse(guestAddr === undefined ? 'hostfwd.no-guest-address' : 'hostfwd.refused-by-session', `${rinfo.address}:${rinfo.port}`);
         return;
       }
       t.udp.adoptForward(flow, this, client);

@@ -148,6 +148,10 @@ class StreamLink implements GuestLink {
     this.#output = new StreamOutput((bytes, done) => {
       socket.write(bytes, done);
     });
+    // From the start, not from attach(): a peer may reset before the session exists.
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      this.#closeReason = `socket error ${e.code ?? e.message}`;
+    });
   }
 
   attach(handler: LinkHandler, log: LinkLog): void {
@@ -162,9 +166,6 @@ class StreamLink implements GuestLink {
       this.counters.count(drop);
       log.warn({ peer: this.peer, drop }, 'stream: bad frame length, closing the connection');
       this.close(drop);
-    });
-    this.#socket.on('error', (e: NodeJS.ErrnoException) => {
-      this.#closeReason = `socket error ${e.code ?? e.message}`;
     });
     this.#socket.on('close', () => {
       this.#finish(this.#closeReason);

@@ -1,8 +1,33 @@
 /**
  * The WebSocket listener: one HTTP server whose upgrade requests are routed by path. The
  * frames protocol (`ws-frames.ts`) serves `/`; other protocols (the e1000 device protocol at
- * `/e1000`) register their own path with `route()`. Requests for any other path get HTTP 404;
- * a plain (non-upgrade) HTTP request to a registered path gets 426 Upgrade Required.
+ * `/e1000`) register their own path with `route()`.
+ *
+ * An upgrade request passes three steps, in this order:
+ * 1. its path must be routed, else HTTP 404;
+ * 2. `admit(req)` must let it in, else HTTP 403 — the one place that decides who may open a
+ *    session here (today: the browser Origin check below; authentication grows here);
+ * 3. the route's `ws` server completes the handshake (a malformed one gets ws's HTTP 400).
+ * A plain (non-upgrade) HTTP request to a routed path gets 426 Upgrade Required, to any other
+ * path 404; a request that does not parse gets 400.
+ *
+ * Origins. A browser sends `Origin` with every WebSocket request and lets any page open a
+ * socket to any address, 127.0.0.1 included (WebSocket has no CORS). Without a check, any web
+ * page the user visits could open a session whose gateway reaches the host's loopback
+ * services. So a request that carries an `Origin` (or the older `Sec-WebSocket-Origin`) is
+ * refused with 403 unless that origin is in `allowOrigins` (`--ws-allow-origin`); `*` allows
+ * any origin, `null` included. Origins compare as serialized origins (RFC 6454 §6.2:
+ * scheme and host lower-cased, default port dropped), so `HTTP://LocalHost:80` allows
+ * `http://localhost`. Non-browser clients (QEMU bridges, `ws`, v86 under Node) send no Origin
+ * and are let in. Refusals are counted ('ws.origin-refused') and logged, at most one line per
+ * LOG_THROTTLE_INTERVAL_MS with the count of those not logged.
+ *
+ * Errors. Every socket this listener touches has an 'error' listener before anything is
+ * written to it: Node gives an upgraded socket to the 'upgrade' handler with no listener of
+ * its own, and a peer's reset then surfaces as an 'error' event that would kill the daemon
+ * (issue 17). Refusals end the socket and destroy it after REFUSE_LINGER_MS if the peer does
+ * not close. Every accepted WebSocket has an 'error' listener before its route sees it (ws
+ * emits protocol violations — unmasked or oversized frames, bad close codes — there).
  *
  * Every route gets its own `ws` server with permessage-deflate off (frames are mostly
  * incompressible and compression costs CPU per frame; v86 offers it and accepts a refusal)
@@ -11,7 +36,9 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { formatHostPort, type LinkLog, type Listener } from './link.js';
+import { Counters } from '../util/drops.js';
+import { LogThrottle } from '../util/log-throttle.js';
+import { formatHostPort, type LinkCounters, type LinkLog, type Listener } from './link.js';
 
 /** A protocol served at one path. */
 export interface WsRoute {
@@ -26,16 +53,94 @@ export interface WsListener extends Listener {
   readonly address: { readonly kind: 'ws'; readonly host: string; readonly port: number; readonly url: string };
   /** Serves `route` at `path` (e.g. '/e1000'). Replaces an earlier route at the same path. */
   route(path: string, route: WsRoute): void;
+  /**
+   * Requests refused and connection errors, by name: 'ws.origin-refused' (403),
+   * 'ws.unknown-path' (404), 'ws.bad-request' (400 before any route), 'ws.socket-error'
+   * (a peer's reset or similar, on any socket of this listener).
+   */
+  readonly counters: LinkCounters;
 }
 
 export interface WsListenOptions {
   readonly host: string;
   readonly port: number;
   readonly log: LinkLog;
+  /**
+   * Browser origins allowed to open a WebSocket, as `normalizeOrigin` returns them, or '*'
+   * for any. Default: none (requests with an Origin header get 403).
+   */
+  readonly allowOrigins?: readonly string[];
 }
 
-function refuse(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\n\r\n${text}\n`);
+/** How long a refused connection may stay half-open before it is destroyed. */
+export const REFUSE_LINGER_MS = 5_000;
+
+/** Longest Origin value quoted in a log line. */
+const MAX_LOGGED_ORIGIN = 200;
+
+/**
+ * The serialized form of an origin (RFC 6454 §6.2): `scheme://host[:port]`, scheme and host
+ * lower-cased, the scheme's default port dropped. Undefined when `text` is not a tuple origin
+ * (`null`, a path, credentials, a query, an opaque scheme such as `file:` or `data:`).
+ */
+export function normalizeOrigin(text: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    return undefined;
+  }
+  // An origin is scheme, host and port only: anything else means the text was not one.
+  if (u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '' || (u.pathname !== '' && u.pathname !== '/')) return undefined;
+  if (u.host === '') return undefined; // file:, data:, about: — browsers send these as 'null'
+  // WHATWG URL gives non-special schemes (chrome-extension:, moz-extension:) the origin 'null',
+  // but browsers send them as scheme://host: serialize those by hand.
+  return u.origin !== 'null' ? u.origin : `${u.protocol}//${u.host}`.toLowerCase();
+}
+
+/** Why `admit` refused a request; the value is also the counter label. */
+export type WsRefusal = 'ws.origin-refused';
+
+/**
+ * Decides whether an upgrade request may open a session: the one place where a request is
+ * judged before the handshake (tokens will be checked here too). Returns undefined to let
+ * it in. Requests without an Origin header come from non-browser clients and pass.
+ */
+export function admit(req: http.IncomingMessage, allowOrigins: readonly string[]): WsRefusal | undefined {
+  const raw = req.headers.origin ?? req.headers['sec-websocket-origin'];
+  if (raw === undefined) return undefined;
+  if (allowOrigins.includes('*')) return undefined;
+  const origin = normalizeOrigin(String(raw));
+  if (origin !== undefined && allowOrigins.includes(origin)) return undefined;
+  return 'ws.origin-refused';
+}
+
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  408: 'Request Timeout',
+  426: 'Upgrade Required',
+  431: 'Request Header Fields Too Large',
+};
+
+/**
+ * Answers a refused request with `status` and closes the connection: written only when the
+ * socket can still take it, and destroyed if the peer has not closed after REFUSE_LINGER_MS.
+ */
+function refuse(socket: Duplex, status: number, text?: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const reason = STATUS_TEXT[status] ?? 'Refused';
+  text ??= reason;
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n\r\n${text}\n`);
+  const timer = setTimeout(() => socket.destroy(), REFUSE_LINGER_MS);
+  timer.unref();
+  socket.once('close', () => {
+    clearTimeout(timer);
+  });
 }
 
 const pathOf = (req: http.IncomingMessage): string => {
@@ -49,24 +154,54 @@ const pathOf = (req: http.IncomingMessage): string => {
 /** Binds an HTTP server for WebSocket upgrades on `host:port` (port 0: any free port). */
 export async function listenWs(o: WsListenOptions): Promise<WsListener> {
   const routes = new Map<string, { route: WsRoute; wss: WebSocketServer }>();
+  const allowOrigins = o.allowOrigins ?? [];
+  const counters = new Counters();
+  const originLog = new LogThrottle();
+  const onSocketError = (e: NodeJS.ErrnoException): void => {
+    counters.count('ws.socket-error');
+    o.log.debug({ code: e.code ?? e.message }, 'ws: connection error');
+  };
   const server = http.createServer((req, res) => {
     const known = routes.has(pathOf(req));
     res.writeHead(known ? 426 : 404, { 'Content-Type': 'text/plain', Connection: 'close' });
     res.end(known ? 'Upgrade Required: this path speaks WebSocket\n' : 'Not Found\n');
   });
-  server.on('upgrade', (req, socket, head) => {
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    // First of all: Node hands the socket over with no 'error' listener (see the header).
+    socket.on('error', onSocketError);
     const r = routes.get(pathOf(req));
     if (r === undefined) {
-      o.log.debug({ url: req.url, peer: req.socket.remoteAddress }, 'ws: upgrade for an unknown path refused');
-      return refuse(socket, 404, 'Not Found');
+      counters.count('ws.unknown-path');
+      o.log.debug({ url: req.url?.slice(0, MAX_LOGGED_ORIGIN), peer: req.socket.remoteAddress }, 'ws: upgrade for an unknown path refused');
+      refuse(socket, 404);
+      return;
     }
-    socket.on('error', () => undefined); // an error before the handshake completes is not ours to report
+    const refusal = admit(req, allowOrigins);
+    if (refusal !== undefined) {
+      counters.count(refusal);
+      const logNow = originLog.hit(performance.now());
+      if (logNow !== undefined) {
+        const origin = String(req.headers.origin ?? req.headers['sec-websocket-origin'] ?? '').slice(0, MAX_LOGGED_ORIGIN);
+        o.log.warn(
+          { origin, path: pathOf(req), peer: formatHostPort(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0), refused: counters.get(refusal), suppressed: logNow.suppressed },
+          'ws: browser origin refused (allow it with --ws-allow-origin)',
+        );
+      }
+      refuse(socket, 403, 'Forbidden: this origin may not open a session (tslirp --ws-allow-origin)');
+      return;
+    }
     r.wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', onSocketError); // before the route: ws reports protocol violations here
       r.route.accept(ws, req);
     });
   });
-  server.on('clientError', (_e, socket) => {
-    refuse(socket, 400, 'Bad Request');
+  server.on('clientError', (e: NodeJS.ErrnoException, socket: Duplex) => {
+    counters.count(e.code === 'ECONNRESET' ? 'ws.socket-error' : 'ws.bad-request');
+    if (e.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    refuse(socket, e.code === 'HPE_HEADER_OVERFLOW' ? 431 : e.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -82,6 +217,7 @@ export async function listenWs(o: WsListenOptions): Promise<WsListener> {
   let closing: Promise<void> | undefined;
   return {
     address: { kind: 'ws', host: a.address, port: a.port, url: `ws://${formatHostPort(a.address, a.port)}/` },
+    counters,
     route(path: string, route: WsRoute): void {
       const old = routes.get(path);
       const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: route.maxPayload, clientTracking: true });

@@ -119,6 +119,11 @@ export class E1000WsSession {
     ws.on('close', () => {
       this.#shutdown('closed');
     });
+    // ws reports protocol violations (unmasked, oversized frames) and resets here; with no
+    // listener they would kill the process. 'close' follows and ends the session.
+    ws.on('error', () => {
+      this.drops.count('e1000-ws.socket-error');
+    });
     port.onFrame((f) => {
       this.#onNetworkFrame(f);
     });

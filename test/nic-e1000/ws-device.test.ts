@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -134,5 +134,26 @@ describe('nic-e1000 WebSocket device protocol', () => {
     const closed2 = once(ws2, 'close');
     ws2.send(Uint8Array.of(0x01, 1, 0, 0, 0, 0, 0, 0, 0x77));
     expect(((await closed2) as [number, Buffer])[1].toString()).toBe('e1000-ws.bad-opcode');
+  });
+
+  it('ends the session, and does not throw, on a frame ws rejects (an unmasked client frame)', async () => {
+    // Before the session listened for 'error', ws's RangeError here was an unhandled 'error'
+    // event: it killed the daemon (issue 17), and fails this test run.
+    const d = await daemon();
+    const u = new URL(d.url);
+    const s = net.connect(Number(u.port), '127.0.0.1');
+    s.on('error', () => undefined);
+    await once(s, 'connect');
+    let got = '';
+    s.on('data', (c: Buffer) => (got += c.toString('latin1')));
+    s.write(`GET /e1000 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    for (let i = 0; i < 200 && !got.includes('\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(got).toMatch(/^HTTP\/1\.1 101 /);
+    const closedAt = once(s, 'close');
+    s.write(Buffer.from([0x82, 0x02, 0x01, 0x02])); // binary, unmasked: RFC 6455 §5.1 forbids it
+    await closedAt;
+    for (let i = 0; i < 200 && d.closes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(d.closes).toEqual(['closed']);
+    expect(d.sessions[0]!.drops.get('e1000-ws.socket-error')).toBe(1);
   });
 });
