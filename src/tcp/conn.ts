@@ -16,14 +16,13 @@
  * `nowMs` its entry points receive.
  */
 import { IP_PROTO, pseudoSum } from '../ipv4/wire.js';
-import { put16, put32, type Ipv4Addr } from '../util/bytes.js';
-import { finish, sum16 } from '../util/checksum.js';
+import type { Ipv4Addr } from '../util/bytes.js';
 import type { Counters } from '../util/drops.js';
 import { assertNever } from '../util/assert.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../util/seq.js';
 import { ByteQueue } from './byte-queue.js';
-import { NO_TCP_OPTIONS, tcpOptionsLength, writeTcpOptions, type TcpOptions } from './options.js';
-import { TCP_FLAG, TCP_HEADER_LEN, type Tcp } from './wire.js';
+import { NO_TCP_OPTIONS, type TcpOptions } from './options.js';
+import { TCP_FLAG, tcpHeaderLength, writeTcpChecksum, writeTcpHeader, type Tcp, type TcpHeader } from './wire.js';
 
 /**
  * RFC 9293 §3.3.2 states, spelled as the RFC does, plus 'host-connecting' (ours: the guest's
@@ -126,6 +125,9 @@ export interface TcpConnInit {
   readonly limits: TcpLimits;
   readonly io: TcpConnIo;
 }
+
+/** The header of the segment being written, refilled in place. */
+type MutableTcpHeader = { -readonly [K in keyof TcpHeader]: TcpHeader[K] };
 
 /** One held out-of-order segment: [seq, seq + data.length), then a FIN if `fin`. */
 interface OooSegment {
@@ -255,13 +257,11 @@ export class TcpConn {
   #recoveryBackoff = 0;
 
   // --- The segment being written (read by #writer, which the io calls synchronously).
-  #wSeq = 0;
-  #wAck = 0;
-  #wFlags = 0;
-  #wWindow = 0;
-  #wOptions: TcpOptions = NO_TCP_OPTIONS;
-  #wDataFrom = 0;
-  #wDataLen = 0;
+  /** Its header, refilled for every segment: one record per connection, never reallocated. */
+  readonly #out: MutableTcpHeader;
+  /** Its payload: `#outDataLen` bytes from offset `#outDataFrom` of the send queue (0 and 0: none). */
+  #outDataFrom = 0;
+  #outDataLen = 0;
   readonly #writer: (into: Uint8Array, at: number) => number;
   /** Timestamp-only options, reused for every segment (read synchronously by #write). */
   readonly #tsOptions = { timestamp: { value: 0, echo: 0 } };
@@ -287,6 +287,9 @@ export class TcpConn {
     this.#rtoMs = init.limits.initialRtoMs;
     this.#rcvShift = windowShiftFor(init.limits.rcvBufferBytes);
     this.state = init.origin === 'guest' ? 'host-connecting' : 'syn-sent';
+    this.#out = {
+      srcPort: init.remote.port, dstPort: init.guest.port, seq: 0, ack: 0, flags: 0, window: 0, urgent: 0, options: NO_TCP_OPTIONS,
+    };
     this.#writer = (into, at) => this.#write(into, at);
   }
 
@@ -1323,40 +1326,42 @@ export class TcpConn {
   /** Our SYN-ACK (guest-opened) or SYN (forwarded); the window in it is never scaled. */
   #sendSyn(): void {
     const synAck = this.origin === 'guest';
-    this.#wSeq = this.#iss;
-    this.#wAck = synAck ? this.#rcvNxt : 0;
-    this.#wFlags = synAck ? TCP_FLAG.SYN | TCP_FLAG.ACK : TCP_FLAG.SYN;
+    const out = this.#out;
+    out.seq = this.#iss;
+    out.ack = synAck ? this.#rcvNxt : 0;
+    out.flags = synAck ? TCP_FLAG.SYN | TCP_FLAG.ACK : TCP_FLAG.SYN;
     const w = Math.min(0xffff, this.#windowNow() || this.#limits.rcvBufferBytes);
-    this.#wWindow = w;
+    out.window = w;
     if (synAck) this.#rcvEdge = seqAdd(this.#rcvNxt, w);
-    this.#wOptions = this.#ourSynOptions();
-    this.#wDataFrom = 0;
-    this.#wDataLen = 0;
+    out.options = this.#ourSynOptions();
+    this.#outDataFrom = 0;
+    this.#outDataLen = 0;
     if (seqLe(this.#sndMax, this.#iss)) this.#sndNxt = this.#sndMax = seqAdd(this.#iss, 1);
     this.#emit();
   }
 
   /** A segment with ACK (and maybe data from the queue, FIN, PSH) at `seq`. */
   #sendData(seq: number, len: number, flags: number): void {
-    this.#wSeq = seq;
-    this.#wAck = this.#rcvNxt;
-    this.#wFlags = flags;
-    this.#wWindow = this.#advertise();
+    const out = this.#out;
+    out.seq = seq;
+    out.ack = this.#rcvNxt;
+    out.flags = flags;
+    out.window = this.#advertise();
     const sack = this.#sackBlocks();
     if (sack !== undefined) {
       const o: { timestamp?: { value: number; echo: number }; sack?: (readonly [number, number])[] } = { sack };
       if (this.#tsOk) o.timestamp = { value: this.#tsNow(), echo: this.#tsRecent };
-      this.#wOptions = o;
+      out.options = o;
     } else if (this.#tsOk) {
       // The common case, without allocation: one options record per connection, refilled.
       this.#tsOptions.timestamp.value = this.#tsNow();
       this.#tsOptions.timestamp.echo = this.#tsRecent;
-      this.#wOptions = this.#tsOptions;
+      out.options = this.#tsOptions;
     } else {
-      this.#wOptions = NO_TCP_OPTIONS;
+      out.options = NO_TCP_OPTIONS;
     }
-    this.#wDataFrom = len > 0 ? seqSub(seq, this.#dataSeq()) : 0;
-    this.#wDataLen = len;
+    this.#outDataFrom = len > 0 ? seqSub(seq, this.#dataSeq()) : 0;
+    this.#outDataLen = len;
     this.#ackNow = false;
     this.#segsSinceAck = 0;
     this.#dackAt = undefined;
@@ -1369,36 +1374,26 @@ export class TcpConn {
    * received (§3.10.7.4), or with seq 0 the refusal of a guest's SYN (§3.10.7.1).
    */
   #sendReset(seq: number, ack: number | undefined): void {
-    this.#wSeq = seq;
-    this.#wAck = ack ?? 0;
-    this.#wFlags = ack === undefined ? TCP_FLAG.RST : TCP_FLAG.RST | TCP_FLAG.ACK;
-    this.#wWindow = 0;
-    this.#wOptions = NO_TCP_OPTIONS;
-    this.#wDataLen = 0;
+    const out = this.#out;
+    out.seq = seq;
+    out.ack = ack ?? 0;
+    out.flags = ack === undefined ? TCP_FLAG.RST : TCP_FLAG.RST | TCP_FLAG.ACK;
+    out.window = 0;
+    out.options = NO_TCP_OPTIONS;
+    this.#outDataLen = 0;
     this.#emit();
   }
 
   #emit(): void {
-    const l4 = TCP_HEADER_LEN + tcpOptionsLength(this.#wOptions) + this.#wDataLen;
-    this.#io.sendSegment(this, l4, this.#writer);
+    this.#io.sendSegment(this, tcpHeaderLength(this.#out) + this.#outDataLen, this.#writer);
   }
 
-  /** Writes the pending segment (header by hand, options, payload straight from the queue). */
+  /** Writes the pending segment (tcp/wire's header writer; the payload straight from the queue). */
   #write(into: Uint8Array, at: number): number {
-    const optLen = writeTcpOptions(this.#wOptions, into, at + TCP_HEADER_LEN);
-    const headerLen = TCP_HEADER_LEN + optLen;
-    const len = headerLen + this.#wDataLen;
-    put16(into, at, this.remote.port);
-    put16(into, at + 2, this.guest.port);
-    put32(into, at + 4, this.#wSeq);
-    put32(into, at + 8, this.#wAck);
-    into[at + 12] = (headerLen >>> 2) << 4;
-    into[at + 13] = this.#wFlags;
-    put16(into, at + 14, this.#wWindow);
-    put16(into, at + 16, 0);
-    put16(into, at + 18, 0);
-    if (this.#wDataLen > 0) this.#queue.copyOut(this.#wDataFrom, this.#wDataLen, into, at + headerLen);
-    put16(into, at + 16, finish(sum16(into, at, at + len, this.#pseudo + len)));
+    const headerLen = writeTcpHeader(this.#out, into, at);
+    const len = headerLen + this.#outDataLen;
+    if (this.#outDataLen > 0) this.#queue.copyOut(this.#outDataFrom, this.#outDataLen, into, at + headerLen);
+    writeTcpChecksum(into, at, len, this.#pseudo);
     return len;
   }
 }
