@@ -7,7 +7,8 @@
  * Theory of operation
  * -------------------
  * - A guest SYN to a new tuple routes through `routeOutbound` (the gateway reaches
- *   127.0.0.1, `--restrict` refuses, …); a refusal is answered with an RST. Otherwise a
+ *   127.0.0.1, `--restrict` refuses, DNS over TCP to the DNS address's port 53 goes to the
+ *   first upstream resolver, `dnsTcpUpstream()`, …); a refusal is answered with an RST. Otherwise a
  *   TcpConn in 'host-connecting' enters the flow table (protocol 'tcp', entries are the
  *   TcpConn objects themselves) and `Host.tcpConnect` starts the host connection. The
  *   SYN-ACK waits for `tcpConnected`.
@@ -31,10 +32,9 @@
  * data; all connections together hold at most `totalBufferBytes` (new host reads pause and
  * windows close while it is spent). Out-of-order segments: `oooSegments` per connection.
  *
- * Not done: TCP to the DNS address (the stack answers it), urgent data (the pointer is
- * ignored, the bytes are delivered in line), keepalive probes towards the guest (an idle
- * established connection lives as long as both ends keep it; the Node side enables
- * SO_KEEPALIVE on host sockets).
+ * Not done: urgent data (the pointer is ignored, the bytes are delivered in line), keepalive
+ * probes towards the guest (an idle established connection lives as long as both ends keep
+ * it; the Node side enables SO_KEEPALIVE on host sockets).
  */
 import type { Endpoint, FlowId, Host } from '../host/host.js';
 import { DeadlineQueue } from '../util/deadline-queue.js';
