@@ -21,6 +21,8 @@ import type { Counters } from '../util/drops.js';
 import { assertNever } from '../util/assert.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../util/seq.js';
 import { ByteQueue } from './byte-queue.js';
+import { DEFAULT_MSS, ReceiveSpace, SendSpace } from './seq-space.js';
+import { TcpTimers } from './timers.js';
 import { NO_TCP_OPTIONS, type TcpOptions } from './options.js';
 import { TCP_FLAG, tcpHeaderLength, writeTcpChecksum, writeTcpHeader, type Tcp, type TcpHeader } from './wire.js';
 
@@ -138,8 +140,6 @@ interface OooSegment {
 
 const IPV4_TCP_HEADERS = 40;
 const TIMESTAMP_OPTION_LEN = 12;
-/** RFC 9293 §3.7.1: the MSS to assume when the SYN carries none. */
-const DEFAULT_MSS = 536;
 /** RFC 6928 §2: IW = min(10 × MSS, max(2 × MSS, 14600)). */
 const initialWindow = (mss: number): number => Math.min(10 * mss, Math.max(2 * mss, 14600));
 /** Floor of the recovery timer (below the RTO's 200 ms: the guest is one link away). */
@@ -185,24 +185,10 @@ export class TcpConn {
   readonly #tsOffset: number;
   #nowMs: number;
 
-  // --- Send side (towards the guest). Invariant: sndUna ≤ sndNxt ≤ sndMax.
-  readonly #iss: number;
-  /** Oldest unacknowledged sequence number. */
-  #sndUna: number;
-  /** Next sequence number to send (reset to sndUna by an RTO: go-back-N). */
-  #sndNxt: number;
-  /** Highest sequence number sent + 1. */
-  #sndMax: number;
-  /** The guest's window, scaled, in bytes. */
-  #sndWnd = 0;
-  #maxSndWnd = 0;
-  #sndWl1 = 0;
-  #sndWl2 = 0;
-  /** The guest's MSS (from its SYN, default 536). */
-  #sndMss = DEFAULT_MSS;
-  #sndShift = 0;
-  #synAcked = false;
-  /** Host data not yet acknowledged by the guest; its first byte has sequence number #dataSeq(). */
+  // --- Send side (towards the guest).
+  /** Send sequence variables and the guest's window. */
+  readonly #snd: SendSpace;
+  /** Host data not yet acknowledged by the guest; its first byte has sequence number #snd.dataSeq(). */
   readonly #queue = new ByteQueue();
   /** The host sent FIN: a FIN follows the queue. */
   #finQueued = false;
@@ -228,12 +214,8 @@ export class TcpConn {
   #persistBackoff = 0;
 
   // --- Receive side (from the guest).
-  #irs = 0;
-  /** Next sequence number expected from the guest. */
-  #rcvNxt = 0;
-  /** Right edge of the window last advertised; never moves left (RFC 9293 §3.8.6.2.2). */
-  #rcvEdge = 0;
-  readonly #rcvShift: number;
+  /** Receive sequence variables and the window we advertised. */
+  readonly #rcv: ReceiveSpace;
   /** What the host socket reported as still buffered after our last write. */
   #hostBuffered = 0;
   readonly #ooo: OooSegment[] = [];
@@ -246,14 +228,8 @@ export class TcpConn {
   #ackNow = false;
   #segsSinceAck = 0;
 
-  // --- Timers (absolute clock ms; undefined when off).
-  #connectAt: number | undefined;
-  #rtoAt: number | undefined;
-  #persistAt: number | undefined;
-  #dackAt: number | undefined;
-  #timeWaitAt: number | undefined;
-  /** In fast recovery: when to resend SND.UNA if it is still not acknowledged (a lost retransmission). */
-  #recoveryAt: number | undefined;
+  /** Deadlines (absolute clock ms; undefined when off). */
+  readonly #timers = new TcpTimers();
   #recoveryBackoff = 0;
 
   // --- The segment being written (read by #writer, which the io calls synchronously).
@@ -280,12 +256,9 @@ export class TcpConn {
     this.#mtu = init.mtu;
     this.#tsOffset = init.tsOffset >>> 0;
     this.#pseudo = pseudoSum(init.remote.addr, init.guest.addr, IP_PROTO.TCP);
-    this.#iss = init.iss >>> 0;
-    this.#sndUna = this.#iss;
-    this.#sndNxt = this.#iss;
-    this.#sndMax = this.#iss;
+    this.#snd = new SendSpace(init.iss);
     this.#rtoMs = init.limits.initialRtoMs;
-    this.#rcvShift = windowShiftFor(init.limits.rcvBufferBytes);
+    this.#rcv = new ReceiveSpace(windowShiftFor(init.limits.rcvBufferBytes));
     this.state = init.origin === 'guest' ? 'host-connecting' : 'syn-sent';
     this.#out = {
       srcPort: init.remote.port, dstPort: init.guest.port, seq: 0, ack: 0, flags: 0, window: 0, urgent: 0, options: NO_TCP_OPTIONS,
@@ -310,10 +283,10 @@ export class TcpConn {
     sndMss: number; sndShift: number; rcvShift: number; sackOk: boolean; tsOk: boolean; wsOk: boolean;
   } {
     return {
-      sndUna: this.#sndUna, sndNxt: this.#sndNxt, sndMax: this.#sndMax, sndWnd: this.#sndWnd,
-      rcvNxt: this.#rcvNxt, rcvEdge: this.#rcvEdge, queued: this.#queue.length, oooSegments: this.#ooo.length,
+      sndUna: this.#snd.una, sndNxt: this.#snd.nxt, sndMax: this.#snd.max, sndWnd: this.#snd.wnd,
+      rcvNxt: this.#rcv.nxt, rcvEdge: this.#rcv.edge, queued: this.#queue.length, oooSegments: this.#ooo.length,
       cwnd: this.#cwnd, rtoMs: this.#rtoMs, srttMs: this.#srttMs, hostPaused: this.#hostPaused,
-      sndMss: this.#sndMss, sndShift: this.#sndShift, rcvShift: this.#rcvShift,
+      sndMss: this.#snd.mss, sndShift: this.#snd.shift, rcvShift: this.#rcv.shift,
       sackOk: this.#sackOk, tsOk: this.#tsOk, wsOk: this.#wsOk,
     };
   }
@@ -328,28 +301,26 @@ export class TcpConn {
   /** A guest SYN opened this connection: remember its options; the engine calls Host.tcpConnect. */
   acceptSyn(t: Tcp, nowMs: number): void {
     this.#nowMs = nowMs;
-    this.#irs = t.seq;
-    this.#rcvNxt = seqAdd(t.seq, 1);
-    this.#rcvEdge = this.#rcvNxt;
+    this.#rcv.synReceived(t.seq);
     this.#negotiate(t);
-    this.#sndWnd = t.window;   // RFC 7323 §2.2: the window in a SYN is never scaled
-    this.#maxSndWnd = t.window;
-    this.#sndWl1 = t.seq;
-    this.#connectAt = nowMs + this.#limits.connectTimeoutMs;
+    this.#snd.wnd = t.window;   // RFC 7323 §2.2: the window in a SYN is never scaled
+    this.#snd.maxWnd = t.window;
+    this.#snd.wl1 = t.seq;
+    this.#timers.connectAt = nowMs + this.#limits.connectTimeoutMs;
   }
 
   /** A forwarded connection: send our SYN to the guest. */
   startForward(nowMs: number): void {
     this.#nowMs = nowMs;
     this.#sendSyn();
-    this.#rtoAt = nowMs + this.#rtoMs;
+    this.#timers.rtoAt = nowMs + this.#rtoMs;
   }
 
   #negotiate(t: Tcp): void {
     const o = t.options;
-    this.#sndMss = o.mss !== undefined && o.mss > 0 ? o.mss : DEFAULT_MSS;
+    this.#snd.mss = o.mss !== undefined && o.mss > 0 ? o.mss : DEFAULT_MSS;
     this.#wsOk = o.windowScale !== undefined;
-    this.#sndShift = o.windowScale ?? 0;
+    this.#snd.shift = o.windowScale ?? 0;
     this.#sackOk = o.sackPermitted === true;
     this.#tsOk = o.timestamp !== undefined;
     if (o.timestamp !== undefined) this.#tsRecent = o.timestamp.value;
@@ -364,9 +335,9 @@ export class TcpConn {
     switch (this.state) {
       case 'host-connecting':
         this.state = 'syn-received';
-        this.#connectAt = undefined;
+        this.#timers.connectAt = undefined;
         this.#sendSyn();
-        this.#rtoAt = nowMs + this.#rtoMs;
+        this.#timers.rtoAt = nowMs + this.#rtoMs;
         return;
       case 'closed':
         return;
@@ -435,7 +406,7 @@ export class TcpConn {
       case 'host-connecting': {
         const icmp = unreachableFor(code);
         if (icmp !== undefined) this.#io.icmpUnreachable(this, icmp);
-        else this.#sendReset(0, this.#rcvNxt);
+        else this.#sendReset(0, this.#rcv.nxt);
         return this.#finish();
       }
       case 'syn-sent':
@@ -444,7 +415,7 @@ export class TcpConn {
         return;
       case 'syn-received': case 'established': case 'fin-wait-1': case 'fin-wait-2':
       case 'close-wait': case 'closing': case 'last-ack':
-        this.#sendReset(this.#sndNxt, this.#rcvNxt);
+        this.#sendReset(this.#snd.nxt, this.#rcv.nxt);
         return this.#finish();
       default:
         return assertNever(this.state);
@@ -482,26 +453,26 @@ export class TcpConn {
 
   /** Whether a SYN on this tuple may start a new connection (RFC 9293 §3.10.7.4 TIME-WAIT, RFC 6191). */
   acceptsNewSyn(t: Tcp): boolean {
-    return this.state === 'time-wait' && seqGt(t.seq, this.#rcvNxt);
+    return this.state === 'time-wait' && seqGt(t.seq, this.#rcv.nxt);
   }
 
   #inputConnecting(t: Tcp): void {
     if ((t.flags & TCP_FLAG.RST) !== 0) {
       // RFC 9293 §3.10.7.4 (SYN-RECEIVED): a reset in window aborts; the guest gave up.
-      if (t.seq === this.#rcvNxt) {
+      if (t.seq === this.#rcv.nxt) {
         this.#io.stats.count('tcp.guest-reset-while-connecting');
         this.#io.hostReset(this);
         this.#finish();
       }
       return;
     }
-    if ((t.flags & TCP_FLAG.SYN) !== 0 && t.seq === this.#irs) return this.#io.stats.count('tcp.syn-absorbed');
+    if ((t.flags & TCP_FLAG.SYN) !== 0 && t.seq === this.#rcv.irs) return this.#io.stats.count('tcp.syn-absorbed');
     this.#io.counters.count('tcp.segment-while-connecting');
   }
 
   #inputSynSent(t: Tcp): void {
     const f = t.flags;
-    const ackOk = (f & TCP_FLAG.ACK) !== 0 && t.ack === seqAdd(this.#iss, 1);
+    const ackOk = (f & TCP_FLAG.ACK) !== 0 && t.ack === seqAdd(this.#snd.iss, 1);
     if ((f & TCP_FLAG.ACK) !== 0 && !ackOk) {
       if ((f & TCP_FLAG.RST) === 0) this.#sendReset(t.ack, undefined);
       return;
@@ -516,18 +487,16 @@ export class TcpConn {
       return;
     }
     if ((f & TCP_FLAG.SYN) === 0 || !ackOk) return this.#io.counters.count('tcp.syn-sent-unexpected');
-    this.#irs = t.seq;
-    this.#rcvNxt = seqAdd(t.seq, 1);
-    this.#rcvEdge = this.#rcvNxt;
+    this.#rcv.synReceived(t.seq);
     // We offered every option: what the guest's SYN-ACK carries is what applies (RFC 7323 §1.3, RFC 2018 §2).
     this.#negotiate(t);
-    this.#sndUna = t.ack;
-    this.#synAcked = true;
-    this.#sndWnd = t.window;
-    this.#maxSndWnd = t.window;
-    this.#sndWl1 = t.seq;
-    this.#sndWl2 = t.ack;
-    this.#rtoAt = undefined;
+    this.#snd.una = t.ack;
+    this.#snd.synAcked = true;
+    this.#snd.wnd = t.window;
+    this.#snd.maxWnd = t.window;
+    this.#snd.wl1 = t.seq;
+    this.#snd.wl2 = t.ack;
+    this.#timers.rtoAt = undefined;
     this.#retries = 0;
     this.state = 'established';
     this.#ackNow = true;
@@ -543,7 +512,7 @@ export class TcpConn {
 
     // A retransmitted SYN while our SYN-ACK is out: send it again (RFC 9293 §3.10.7.4 is
     // stricter, but Linux and passt answer so, and the guest's SYN retransmission means ours was lost).
-    if (this.state === 'syn-received' && syn && (f & TCP_FLAG.ACK) === 0 && seq === this.#irs) {
+    if (this.state === 'syn-received' && syn && (f & TCP_FLAG.ACK) === 0 && seq === this.#rcv.irs) {
       this.#io.stats.count('tcp.syn-retransmit');
       this.#sendSyn();
       return;
@@ -551,7 +520,7 @@ export class TcpConn {
 
     // 1. Sequence acceptability (RFC 9293 §3.10.7.4 "first"), Linux-lenient at the left edge:
     //    anything ending at or after rcvNxt and starting at or before the right edge.
-    if (!(seqGe(seqAdd(seq, segLen), this.#rcvNxt) && seqLe(seq, this.#rcvEdge))) {
+    if (!this.#rcv.acceptable(seq, segLen)) {
       if ((f & TCP_FLAG.RST) === 0) {
         this.#io.counters.count('tcp.out-of-window');
         this.#ackNow = true;
@@ -561,7 +530,7 @@ export class TcpConn {
 
     // 2. RST (RFC 5961 §3.2): exact sequence aborts, anything else in window gets a challenge ACK.
     if ((f & TCP_FLAG.RST) !== 0) {
-      if (seq === this.#rcvNxt) {
+      if (seq === this.#rcv.nxt) {
         this.#io.stats.count('tcp.guest-reset');
         if (this.state !== 'time-wait') this.#io.hostReset(this);
         return this.#finish();
@@ -581,15 +550,15 @@ export class TcpConn {
     // 4. ACK.
     if ((f & TCP_FLAG.ACK) === 0) return this.#io.counters.count('tcp.no-ack');
     if (this.state === 'syn-received') {
-      if (!(seqGt(t.ack, this.#sndUna) && seqLe(t.ack, this.#sndMax))) {
+      if (!(seqGt(t.ack, this.#snd.una) && seqLe(t.ack, this.#snd.max))) {
         this.#sendReset(t.ack, undefined);
         return;
       }
       this.state = this.#finQueued ? 'fin-wait-1' : 'established';
-      this.#sndWnd = t.window << this.#sndShift;
-      this.#maxSndWnd = this.#sndWnd;
-      this.#sndWl1 = seq;
-      this.#sndWl2 = t.ack;
+      this.#snd.wnd = t.window << this.#snd.shift;
+      this.#snd.maxWnd = this.#snd.wnd;
+      this.#snd.wl1 = seq;
+      this.#snd.wl2 = t.ack;
     }
     if (!this.#processAck(t)) return;
     const state = this.#stateNow();
@@ -597,7 +566,7 @@ export class TcpConn {
 
     // 5. Timestamps (RFC 7323 §4.3, with rcvNxt standing for Last.ACK.sent).
     const ts = t.options.timestamp;
-    if (this.#tsOk && ts !== undefined && seqLe(seq, this.#rcvNxt) && seqGe(ts.value, this.#tsRecent)) this.#tsRecent = ts.value;
+    if (this.#tsOk && ts !== undefined && seqLe(seq, this.#rcv.nxt) && seqGe(ts.value, this.#tsRecent)) this.#tsRecent = ts.value;
 
     // 6. Data and FIN.
     switch (state) {
@@ -607,7 +576,7 @@ export class TcpConn {
       case 'time-wait':
         if (segLen > 0) {            // a retransmitted FIN: our ACK was lost; restart 2×MSL (RFC 9293 §3.10.7.4)
           this.#ackNow = true;
-          this.#timeWaitAt = this.#nowMs + this.#limits.timeWaitMs;
+          this.#timers.timeWaitAt = this.#nowMs + this.#limits.timeWaitMs;
         }
         return;
       case 'close-wait': case 'closing': case 'last-ack':
@@ -626,12 +595,12 @@ export class TcpConn {
   /** RFC 9293 §3.10.7.4 "fifth, check the ACK field". False: drop the rest of the segment. */
   #processAck(t: Tcp): boolean {
     const ack = t.ack;
-    if (seqGt(ack, this.#sndMax)) {
+    if (seqGt(ack, this.#snd.max)) {
       this.#io.counters.count('tcp.ack-of-unsent');
       this.#ackNow = true;
       return false;
     }
-    const wnd = t.window << this.#sndShift;
+    const wnd = t.window << this.#snd.shift;
     let newSack = false;
     if (this.#sackOk && t.options.sack !== undefined) {
       const before = this.#sackedBytes();
@@ -639,24 +608,21 @@ export class TcpConn {
       newSack = this.#sackedBytes() > before;
     }
 
-    if (seqGt(ack, this.#sndUna)) {
+    if (seqGt(ack, this.#snd.una)) {
       this.#newAck(t, ack);
-    } else if (ack === this.#sndUna && this.#sndUna !== this.#sndMax && t.payload.length === 0
-      && (t.flags & (TCP_FLAG.SYN | TCP_FLAG.FIN)) === 0 && (wnd === this.#sndWnd || newSack)) {
+    } else if (ack === this.#snd.una && this.#snd.una !== this.#snd.max && t.payload.length === 0
+      && (t.flags & (TCP_FLAG.SYN | TCP_FLAG.FIN)) === 0 && (wnd === this.#snd.wnd || newSack)) {
       // RFC 5681 §2's duplicate ACK; with SACK, any ACK that SACKs new data counts (RFC 6675 §2),
       // since a reading receiver's window changes from ACK to ACK.
       this.#dupAck();
     }
 
     // Window update (RFC 9293 §3.10.7.4: SND.WL1/WL2 keep old segments from reopening it).
-    if (seqLt(this.#sndWl1, t.seq) || (this.#sndWl1 === t.seq && seqLe(this.#sndWl2, ack))) {
-      if (wnd !== this.#sndWnd) this.#io.markDirty(this);
-      this.#sndWnd = wnd;
-      this.#sndWl1 = t.seq;
-      this.#sndWl2 = ack;
-      if (wnd > this.#maxSndWnd) this.#maxSndWnd = wnd;
+    if (this.#snd.mayUpdateWindow(t.seq, ack)) {
+      if (wnd !== this.#snd.wnd) this.#io.markDirty(this);
+      this.#snd.updateWindow(wnd, t.seq, ack);
       if (wnd > 0) {
-        this.#persistAt = undefined;
+        this.#timers.persistAt = undefined;
         this.#persistBackoff = 0;
       }
     }
@@ -664,11 +630,11 @@ export class TcpConn {
   }
 
   #newAck(t: Tcp, ack: number): void {
-    let acked = seqSub(ack, this.#sndUna);
+    let acked = seqSub(ack, this.#snd.una);
     const ackedSeqs = acked;
     const finSeq = this.#finSeq();    // before #synAcked changes where the data starts
-    if (!this.#synAcked) {
-      this.#synAcked = true;
+    if (!this.#snd.synAcked) {
+      this.#snd.synAcked = true;
       acked--;
     }
     let finAcked = false;
@@ -681,8 +647,7 @@ export class TcpConn {
       this.#io.account(-acked);
       this.bytesToGuest += acked;
     }
-    this.#sndUna = ack;
-    if (seqLt(this.#sndNxt, ack)) this.#sndNxt = ack;
+    this.#snd.acked(ack);
     this.#retries = 0;
     this.#dupAcks = 0;
     while (this.#sacked.length > 0 && seqLe(this.#sacked[0]![1], ack)) this.#sacked.shift();
@@ -695,7 +660,7 @@ export class TcpConn {
     if (this.#inRecovery) {
       if (seqGe(ack, this.#recoverSeq)) {
         this.#inRecovery = false;
-        this.#recoveryAt = undefined;
+        this.#timers.recoveryAt = undefined;
         this.#cwnd = Math.max(this.#ssthresh, smss);
       } else {
         this.#cwnd = Math.max(smss, this.#cwnd - ackedSeqs + smss);
@@ -710,7 +675,7 @@ export class TcpConn {
     }
 
     // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
-    this.#rtoAt = this.#sndUna === this.#sndMax ? undefined : this.#nowMs + this.#rtoMs;
+    this.#timers.rtoAt = this.#snd.allAcked() ? undefined : this.#nowMs + this.#rtoMs;
     this.#updatePause();
     this.#io.markDirty(this);
 
@@ -745,12 +710,12 @@ export class TcpConn {
     if (this.#dupAcks === 3 || (this.#dupAcks < 3 && sackSaysLost)) {
       // RFC 5681 §3.2 fast retransmit / fast recovery.
       this.#io.stats.count('tcp.fast-retransmit');
-      const flight = seqSub(this.#sndMax, this.#sndUna);
+      const flight = this.#snd.outstanding();
       this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * smss);
       this.#cwnd = this.#ssthresh + 3 * smss;
       this.#inRecovery = true;
-      this.#recoverSeq = this.#sndMax;
-      this.#rexmitHigh = this.#retransmitAt(this.#sndUna);
+      this.#recoverSeq = this.#snd.max;
+      this.#rexmitHigh = this.#retransmitAt(this.#snd.una);
       this.#rttSeq = undefined;
       this.#armRecovery(true);
     }
@@ -764,13 +729,13 @@ export class TcpConn {
   #armRecovery(reset: boolean): void {
     if (reset) this.#recoveryBackoff = 0;
     const base = Math.max(MIN_RECOVERY_MS, Math.ceil(2 * this.#srttMs + 2));
-    this.#recoveryAt = this.#nowMs + Math.min(this.#rtoMs, base * 2 ** this.#recoveryBackoff);
+    this.#timers.recoveryAt = this.#nowMs + Math.min(this.#rtoMs, base * 2 ** this.#recoveryBackoff);
   }
 
   #onRecoveryTimer(): void {
-    if (!this.#inRecovery || this.#sndUna === this.#sndMax || !this.#canSendData()) return;
+    if (!this.#inRecovery || this.#snd.allAcked() || !this.#canSendData()) return;
     this.#io.stats.count('tcp.recovery-retransmit');
-    this.#retransmitAt(this.#sndUna);
+    this.#retransmitAt(this.#snd.una);
     this.#retransmitNextHole();
     this.#recoveryBackoff = Math.min(this.#recoveryBackoff + 1, 6);
     this.#armRecovery(false);
@@ -806,8 +771,8 @@ export class TcpConn {
   #updateSacked(blocks: readonly (readonly [number, number])[]): void {
     for (const [l0, r] of blocks) {
       // Only blocks inside what is outstanding count (RFC 2018 §4; D-SACKs below sndUna are ignored).
-      if (!seqGt(r, this.#sndUna) || seqGt(r, this.#sndMax) || !seqLt(l0, r)) continue;
-      const l = seqLt(l0, this.#sndUna) ? this.#sndUna : l0;
+      if (!seqGt(r, this.#snd.una) || seqGt(r, this.#snd.max) || !seqLt(l0, r)) continue;
+      const l = seqLt(l0, this.#snd.una) ? this.#snd.una : l0;
       const s = this.#sacked;
       let i = 0;
       while (i < s.length && seqLt(s[i]![1], l)) i++;
@@ -845,12 +810,12 @@ export class TcpConn {
   /** RFC 6675-style: retransmit the next hole after what recovery already resent, if SACKs show data above it. */
   #retransmitNextHole(): void {
     if (this.#sacked.length === 0) return;
-    let seq = seqGt(this.#rexmitHigh, this.#sndUna) ? this.#rexmitHigh : this.#sndUna;
+    let seq = seqGt(this.#rexmitHigh, this.#snd.una) ? this.#rexmitHigh : this.#snd.una;
     const end = this.#sackedEnd(seq);
     if (end !== undefined) seq = end;
     const highestSacked = this.#sacked[this.#sacked.length - 1]![1];
     if (!seqLt(seq, highestSacked)) return;
-    const flight = seqSub(this.#sndMax, this.#sndUna) - this.#sackedBytes();
+    const flight = this.#snd.outstanding() - this.#sackedBytes();
     if (flight >= this.#cwnd) return;
     this.#rexmitHigh = this.#retransmitAt(seq);
   }
@@ -860,7 +825,7 @@ export class TcpConn {
   #receive(seq: number, payload: Uint8Array, fin: boolean): void {
     let data = payload;
     // Trim what we already have (duplicates and overlaps).
-    const old = seqSub(this.#rcvNxt, seq);
+    const old = seqSub(this.#rcv.nxt, seq);
     if (old > 0) {
       this.#io.stats.count('tcp.duplicate-data');
       this.#ackNow = true;
@@ -868,10 +833,10 @@ export class TcpConn {
         return;     // the FIN too lies before rcvNxt: an inconsistent guest, ignore
       }
       data = data.subarray(old);
-      seq = this.#rcvNxt;
+      seq = this.#rcv.nxt;
     }
     // Trim what lies beyond the advertised window.
-    const room = seqSub(this.#rcvEdge, seq);
+    const room = seqSub(this.#rcv.edge, seq);
     if (data.length > room) {
       this.#io.counters.count('tcp.beyond-window');
       this.#ackNow = true;
@@ -879,11 +844,11 @@ export class TcpConn {
       fin = false;
     }
     if (data.length === 0 && !fin) return;
-    if (seq === this.#rcvNxt) {
+    if (seq === this.#rcv.nxt) {
       const hadOoo = this.#ooo.length > 0;
       if (data.length > 0) {
         this.#deliver(data);
-        this.#rcvNxt = seqAdd(this.#rcvNxt, data.length);
+        this.#rcv.nxt = seqAdd(this.#rcv.nxt, data.length);
         this.#segsSinceAck++;
       }
       if (fin) this.#receiveFin();
@@ -902,7 +867,7 @@ export class TcpConn {
   }
 
   #receiveFin(): void {
-    this.#rcvNxt = seqAdd(this.#rcvNxt, 1);
+    this.#rcv.nxt = seqAdd(this.#rcv.nxt, 1);
     this.#ackNow = true;
     this.#io.hostEnd(this);
     switch (this.state) {
@@ -953,14 +918,14 @@ export class TcpConn {
     const q = this.#ooo;
     while (q.length > 0) {
       const e = q[0]!;
-      if (seqGt(e.seq, this.#rcvNxt)) return;
+      if (seqGt(e.seq, this.#rcv.nxt)) return;
       q.shift();
       const end = seqAdd(e.seq, e.data.length);
-      if (seqGt(end, this.#rcvNxt)) {
-        this.#deliver(e.data.subarray(seqSub(this.#rcvNxt, e.seq)));
-        this.#rcvNxt = end;
+      if (seqGt(end, this.#rcv.nxt)) {
+        this.#deliver(e.data.subarray(seqSub(this.#rcv.nxt, e.seq)));
+        this.#rcv.nxt = end;
       }
-      if (e.fin && end === this.#rcvNxt) {
+      if (e.fin && end === this.#rcv.nxt) {
         q.length = 0;
         this.#receiveFin();
         return;
@@ -1002,19 +967,12 @@ export class TcpConn {
 
   /** The window field for a non-SYN segment; moves the advertised right edge, never left. */
   #advertise(): number {
-    // A multiplier, not `2 ** shift`: this runs for every segment and V8 calls pow() for it.
-    const scale = this.#wsOk ? 1 << this.#rcvShift : 1;
-    let field = Math.min(0xffff, Math.floor(this.#windowNow() / scale));
-    const promised = seqSub(this.#rcvEdge, this.#rcvNxt);
-    if (promised > field * scale) field = Math.min(0xffff, Math.ceil(promised / scale));
-    const edge = seqAdd(this.#rcvNxt, field * scale);
-    if (seqGt(edge, this.#rcvEdge)) this.#rcvEdge = edge;
-    return field;
+    return this.#rcv.advertise(this.#windowNow(), this.#wsOk);
   }
 
   #maybeWindowUpdate(before: number): void {
     const now = this.#windowNow();
-    const advertised = Math.max(0, seqSub(this.#rcvEdge, this.#rcvNxt));
+    const advertised = Math.max(0, this.#rcv.promisedBytes());
     // Tell the guest when the window opened by a useful amount (RFC 9293 §3.8.6.2.2).
     if (now > before && now - advertised >= Math.min(this.#limits.rcvBufferBytes >>> 1, 2 * this.ourMss)) {
       this.#ackNow = true;
@@ -1024,19 +982,14 @@ export class TcpConn {
 
   // ================================================================ sending
 
-  /** The sequence number of the first queued byte. */
-  #dataSeq(): number {
-    return this.#synAcked ? this.#sndUna : seqAdd(this.#sndUna, 1);
-  }
-
   /** The FIN's sequence number once the host ended, else undefined. */
   #finSeq(): number | undefined {
-    return this.#finQueued ? seqAdd(this.#dataSeq(), this.#queue.length) : undefined;
+    return this.#finQueued ? seqAdd(this.#snd.dataSeq(), this.#queue.length) : undefined;
   }
 
   /** Payload bytes per segment: the guest's MSS and our MTU, minus options (RFC 9293 §3.7.1). */
   #segmentSize(): number {
-    return Math.max(1, Math.min(this.#sndMss, this.#mtu - IPV4_TCP_HEADERS) - (this.#tsOk ? TIMESTAMP_OPTION_LEN : 0));
+    return Math.max(1, Math.min(this.#snd.mss, this.#mtu - IPV4_TCP_HEADERS) - (this.#tsOk ? TIMESTAMP_OPTION_LEN : 0));
   }
 
   /** Payload bytes for the next segment: SACK blocks we owe the guest take room too (RFC 9293 §3.7.1: MSS counts options). */
@@ -1071,53 +1024,53 @@ export class TcpConn {
   /** Sends what the window, cwnd and queue allow (RFC 9293 §3.8.6.2.1 sender SWS avoidance). */
   #trySend(): void {
     if (!this.#canSendData()) return;
-    const dataSeq = this.#dataSeq();
+    const dataSeq = this.#snd.dataSeq();
     const end = seqAdd(dataSeq, this.#queue.length);
-    const wnd = Math.min(this.#sndWnd, this.#cwnd);
+    const wnd = Math.min(this.#snd.wnd, this.#cwnd);
     const mss = this.#maxPayload();
     for (let n = 0; n < 100_000; n++) {
-      if (seqLt(this.#sndNxt, this.#sndMax)) {
-        const skip = this.#sackedEnd(this.#sndNxt);
+      if (seqLt(this.#snd.nxt, this.#snd.max)) {
+        const skip = this.#sackedEnd(this.#snd.nxt);
         if (skip !== undefined) {
-          this.#sndNxt = skip;
+          this.#snd.nxt = skip;
           continue;
         }
       }
-      const avail = seqSub(end, this.#sndNxt);
+      const avail = seqSub(end, this.#snd.nxt);
       if (avail <= 0) {
-        if (this.#finQueued && this.#sndNxt === end) {
+        if (this.#finQueued && this.#snd.nxt === end) {
           this.#sendData(end, 0, TCP_FLAG.ACK | TCP_FLAG.FIN);
-          this.#sndNxt = seqAdd(end, 1);
-          if (seqGt(this.#sndNxt, this.#sndMax)) this.#sndMax = this.#sndNxt;
-          this.#rtoAt ??= this.#nowMs + this.#rtoMs;
+          this.#snd.nxt = seqAdd(end, 1);
+          this.#snd.sentTo(this.#snd.nxt);
+          this.#timers.rtoAt ??= this.#nowMs + this.#rtoMs;
         }
         break;
       }
-      const usable = seqSub(seqAdd(this.#sndUna, wnd), this.#sndNxt);
+      const usable = seqSub(seqAdd(this.#snd.una, wnd), this.#snd.nxt);
       if (usable <= 0) break;
       let len = Math.min(avail, mss, usable);
-      if (seqLt(this.#sndNxt, this.#sndMax)) {
-        const next = this.#nextSackedStart(this.#sndNxt);
-        if (next !== undefined) len = Math.min(len, seqSub(next, this.#sndNxt));
+      if (seqLt(this.#snd.nxt, this.#snd.max)) {
+        const next = this.#nextSackedStart(this.#snd.nxt);
+        if (next !== undefined) len = Math.min(len, seqSub(next, this.#snd.nxt));
       }
-      const inFlight = this.#sndNxt !== this.#sndUna;
-      if (len < mss && len < avail && inFlight && len < this.#maxSndWnd / 2) break;
+      const inFlight = this.#snd.nxt !== this.#snd.una;
+      if (len < mss && len < avail && inFlight && len < this.#snd.maxWnd / 2) break;
       const fin = this.#finQueued && len === avail;
-      const isNew = seqGe(this.#sndNxt, this.#sndMax);
+      const isNew = seqGe(this.#snd.nxt, this.#snd.max);
       if (isNew && this.#rttSeq === undefined) {
-        this.#rttSeq = this.#sndNxt;
+        this.#rttSeq = this.#snd.nxt;
         this.#rttStartMs = this.#nowMs;
       }
-      this.#sendData(this.#sndNxt, len, TCP_FLAG.ACK | (len === avail ? TCP_FLAG.PSH : 0) | (fin ? TCP_FLAG.FIN : 0));
-      this.#sndNxt = seqAdd(this.#sndNxt, len + (fin ? 1 : 0));
-      if (seqGt(this.#sndNxt, this.#sndMax)) this.#sndMax = this.#sndNxt;
-      this.#rtoAt ??= this.#nowMs + this.#rtoMs;
+      this.#sendData(this.#snd.nxt, len, TCP_FLAG.ACK | (len === avail ? TCP_FLAG.PSH : 0) | (fin ? TCP_FLAG.FIN : 0));
+      this.#snd.nxt = seqAdd(this.#snd.nxt, len + (fin ? 1 : 0));
+      this.#snd.sentTo(this.#snd.nxt);
+      this.#timers.rtoAt ??= this.#nowMs + this.#rtoMs;
       if (fin) break;
     }
     // Zero window with data waiting and nothing in flight: probe (RFC 9293 §3.8.6.1).
-    const waiting = seqLt(this.#sndNxt, end) || (this.#finQueued && this.#sndNxt === end);
-    if (this.#sndWnd === 0 && waiting && this.#sndUna === this.#sndMax && this.#persistAt === undefined) {
-      this.#persistAt = this.#nowMs + this.#persistIntervalMs();
+    const waiting = seqLt(this.#snd.nxt, end) || (this.#finQueued && this.#snd.nxt === end);
+    if (this.#snd.wnd === 0 && waiting && this.#snd.allAcked() && this.#timers.persistAt === undefined) {
+      this.#timers.persistAt = this.#nowMs + this.#persistIntervalMs();
     }
   }
 
@@ -1127,21 +1080,21 @@ export class TcpConn {
 
   /** Retransmits one segment starting at `seq` (SACK-bounded); returns where it ends. */
   #retransmitAt(seq: number): number {
-    const dataSeq = this.#dataSeq();
+    const dataSeq = this.#snd.dataSeq();
     const end = seqAdd(dataSeq, this.#queue.length);
     this.#io.stats.count('tcp.retransmit');
-    const finSent = this.#finQueued && seqGt(this.#sndMax, end);
+    const finSent = this.#finQueued && seqGt(this.#snd.max, end);
     if (seqGe(seq, end)) {
       if (finSent) this.#sendData(end, 0, TCP_FLAG.ACK | TCP_FLAG.FIN);
       return seqAdd(end, finSent ? 1 : 0);
     }
-    let len = Math.min(this.#maxPayload(), seqSub(end, seq), seqSub(this.#sndMax, seq));
+    let len = Math.min(this.#maxPayload(), seqSub(end, seq), seqSub(this.#snd.max, seq));
     const next = this.#nextSackedStart(seq);
     if (next !== undefined) len = Math.min(len, seqSub(next, seq));
     if (len <= 0) return seq;
     const fin = finSent && seqAdd(seq, len) === end;
     this.#sendData(seq, len, TCP_FLAG.ACK | (fin ? TCP_FLAG.FIN : 0));
-    this.#rtoAt = this.#nowMs + this.#rtoMs;
+    this.#timers.rtoAt = this.#nowMs + this.#rtoMs;
     return seqAdd(seq, len + (fin ? 1 : 0));
   }
 
@@ -1174,28 +1127,25 @@ export class TcpConn {
     this.#trySend();
     if (this.state === 'host-connecting' || this.state === 'syn-sent') return;
     if (this.#ackNow || this.#segsSinceAck >= 2) this.#sendAck();
-    else if (this.#segsSinceAck === 1 && this.#dackAt === undefined) this.#dackAt = nowMs + this.#limits.delayedAckMs;
+    else if (this.#segsSinceAck === 1 && this.#timers.dackAt === undefined) this.#timers.dackAt = nowMs + this.#limits.delayedAckMs;
   }
 
   #sendAck(): void {
-    this.#sendData(this.#sndNxt, 0, TCP_FLAG.ACK);
+    this.#sendData(this.#snd.nxt, 0, TCP_FLAG.ACK);
   }
 
   // ================================================================ timers
 
   /** The earliest timer, in clock ms; undefined when none is armed. */
   nextDeadline(): number | undefined {
-    let d: number | undefined;
-    for (const t of [this.#connectAt, this.#rtoAt, this.#persistAt, this.#dackAt, this.#timeWaitAt, this.#recoveryAt])
-      if (t !== undefined && (d === undefined || t < d)) d = t;
-    return d;
+    return this.#timers.next();
   }
 
   /** Runs the timers due by `nowMs`. */
   onTimer(nowMs: number): void {
     this.#nowMs = nowMs;
-    if (this.#connectAt !== undefined && nowMs >= this.#connectAt) {
-      this.#connectAt = undefined;
+    if (this.#timers.connectAt !== undefined && nowMs >= this.#timers.connectAt) {
+      this.#timers.connectAt = undefined;
       if (this.state === 'host-connecting') {
         this.#io.stats.count('tcp.connect-timeout');
         this.#io.hostReset(this);
@@ -1203,31 +1153,31 @@ export class TcpConn {
         return this.#finish();
       }
     }
-    if (this.#timeWaitAt !== undefined && nowMs >= this.#timeWaitAt) {
-      this.#timeWaitAt = undefined;
+    if (this.#timers.timeWaitAt !== undefined && nowMs >= this.#timers.timeWaitAt) {
+      this.#timers.timeWaitAt = undefined;
       return this.#finish();
     }
-    if (this.#rtoAt !== undefined && nowMs >= this.#rtoAt) {
-      this.#rtoAt = undefined;
+    if (this.#timers.rtoAt !== undefined && nowMs >= this.#timers.rtoAt) {
+      this.#timers.rtoAt = undefined;
       this.#onRto();
       if (this.state === 'closed') return;
     }
-    if (this.#persistAt !== undefined && nowMs >= this.#persistAt) {
-      this.#persistAt = undefined;
-      if (this.#sndWnd === 0 && this.#canSendData()) {
+    if (this.#timers.persistAt !== undefined && nowMs >= this.#timers.persistAt) {
+      this.#timers.persistAt = undefined;
+      if (this.#snd.wnd === 0 && this.#canSendData()) {
         // Linux's window probe: an ACK with an old sequence number makes the guest answer with its window.
         this.#io.stats.count('tcp.window-probe');
-        this.#sendData(seqAdd(this.#sndUna, -1), 0, TCP_FLAG.ACK);
+        this.#sendData(seqAdd(this.#snd.una, -1), 0, TCP_FLAG.ACK);
         this.#persistBackoff = Math.min(this.#persistBackoff + 1, 16);
-        this.#persistAt = nowMs + this.#persistIntervalMs();
+        this.#timers.persistAt = nowMs + this.#persistIntervalMs();
       }
     }
-    if (this.#recoveryAt !== undefined && nowMs >= this.#recoveryAt) {
-      this.#recoveryAt = undefined;
+    if (this.#timers.recoveryAt !== undefined && nowMs >= this.#timers.recoveryAt) {
+      this.#timers.recoveryAt = undefined;
       this.#onRecoveryTimer();
     }
-    if (this.#dackAt !== undefined && nowMs >= this.#dackAt) {
-      this.#dackAt = undefined;
+    if (this.#timers.dackAt !== undefined && nowMs >= this.#timers.dackAt) {
+      this.#timers.dackAt = undefined;
       if (this.#segsSinceAck > 0 || this.#ackNow) this.#sendAck();
     }
   }
@@ -1244,7 +1194,7 @@ export class TcpConn {
         this.#io.stats.count('tcp.syn-retransmit');
         this.#rtoMs = Math.min(this.#limits.maxRtoMs, this.#rtoMs * 2);
         this.#sendSyn();
-        this.#rtoAt = this.#nowMs + this.#rtoMs;
+        this.#timers.rtoAt = this.#nowMs + this.#rtoMs;
         return;
       case 'host-connecting': case 'fin-wait-2': case 'time-wait': case 'closed':
         return;
@@ -1253,10 +1203,10 @@ export class TcpConn {
       default:
         return assertNever(this.state);
     }
-    if (this.#sndUna === this.#sndMax) return;
+    if (this.#snd.allAcked()) return;
     if (this.#retries >= this.#limits.maxRetransmits) {
       this.#io.stats.count('tcp.retransmit-timeout');
-      this.#sendReset(this.#sndNxt, this.#rcvNxt);
+      this.#sendReset(this.#snd.nxt, this.#rcv.nxt);
       this.#io.hostReset(this);
       return this.#finish();
     }
@@ -1264,25 +1214,25 @@ export class TcpConn {
     this.#io.stats.count('tcp.rto');
     // RFC 5681 §3.1 eqn 4 and RFC 6298 §5.5–5.7: halve, restart from one segment, back off.
     const smss = this.#segmentSize();
-    this.#ssthresh = Math.max(Math.floor(seqSub(this.#sndMax, this.#sndUna) / 2), 2 * smss);
+    this.#ssthresh = Math.max(Math.floor(this.#snd.outstanding() / 2), 2 * smss);
     this.#cwnd = smss;
     this.#inRecovery = false;
-    this.#recoveryAt = undefined;
+    this.#timers.recoveryAt = undefined;
     this.#dupAcks = 0;
     this.#sacked = [];   // RFC 2018 §8: the receiver may have reneged
     this.#rtoMs = Math.min(this.#limits.maxRtoMs, this.#rtoMs * 2);
     this.#rttSeq = undefined;
-    this.#sndNxt = this.#sndUna;
-    this.#rtoAt = this.#nowMs + this.#rtoMs;
+    this.#snd.nxt = this.#snd.una;
+    this.#timers.rtoAt = this.#nowMs + this.#rtoMs;
     this.#trySend();
-    if (this.#sndNxt === this.#sndUna) this.#rexmitHigh = this.#retransmitAt(this.#sndUna);  // window 0: still resend one
+    if (this.#snd.nxt === this.#snd.una) this.#rexmitHigh = this.#retransmitAt(this.#snd.una);  // window 0: still resend one
   }
 
   #enterTimeWait(): void {
     this.state = 'time-wait';
-    this.#rtoAt = undefined;
-    this.#persistAt = undefined;
-    this.#timeWaitAt = this.#nowMs + this.#limits.timeWaitMs;
+    this.#timers.rtoAt = undefined;
+    this.#timers.persistAt = undefined;
+    this.#timers.timeWaitAt = this.#nowMs + this.#limits.timeWaitMs;
     this.#io.hostClose(this);
   }
 
@@ -1290,7 +1240,7 @@ export class TcpConn {
   #finish(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.#connectAt = this.#rtoAt = this.#persistAt = this.#dackAt = this.#timeWaitAt = this.#recoveryAt = undefined;
+    this.#timers.clear();
     this.#io.account(-(this.#queue.length + this.#hostBuffered));
     this.#queue.drop(this.#queue.length);
     this.#hostBuffered = 0;
@@ -1302,7 +1252,7 @@ export class TcpConn {
   abort(): void {
     if (this.state === 'closed') return;
     if (this.state !== 'time-wait') {
-      if (this.state !== 'host-connecting' && this.state !== 'syn-sent') this.#sendReset(this.#sndNxt, this.#rcvNxt);
+      if (this.state !== 'host-connecting' && this.state !== 'syn-sent') this.#sendReset(this.#snd.nxt, this.#rcv.nxt);
       this.#io.hostReset(this);
     }
     this.#finish();
@@ -1317,7 +1267,7 @@ export class TcpConn {
   #ourSynOptions(): TcpOptions {
     const synAck = this.origin === 'guest';
     const o: { mss: number; windowScale?: number; sackPermitted?: boolean; timestamp?: { value: number; echo: number } } = { mss: this.ourMss };
-    if (!synAck || this.#wsOk) o.windowScale = this.#rcvShift;
+    if (!synAck || this.#wsOk) o.windowScale = this.#rcv.shift;
     if (!synAck || this.#sackOk) o.sackPermitted = true;
     if (!synAck || this.#tsOk) o.timestamp = { value: this.#tsNow(), echo: synAck ? this.#tsRecent : 0 };
     return o;
@@ -1327,16 +1277,16 @@ export class TcpConn {
   #sendSyn(): void {
     const synAck = this.origin === 'guest';
     const out = this.#out;
-    out.seq = this.#iss;
-    out.ack = synAck ? this.#rcvNxt : 0;
+    out.seq = this.#snd.iss;
+    out.ack = synAck ? this.#rcv.nxt : 0;
     out.flags = synAck ? TCP_FLAG.SYN | TCP_FLAG.ACK : TCP_FLAG.SYN;
     const w = Math.min(0xffff, this.#windowNow() || this.#limits.rcvBufferBytes);
     out.window = w;
-    if (synAck) this.#rcvEdge = seqAdd(this.#rcvNxt, w);
+    if (synAck) this.#rcv.edge = seqAdd(this.#rcv.nxt, w);
     out.options = this.#ourSynOptions();
     this.#outDataFrom = 0;
     this.#outDataLen = 0;
-    if (seqLe(this.#sndMax, this.#iss)) this.#sndNxt = this.#sndMax = seqAdd(this.#iss, 1);
+    if (seqLe(this.#snd.max, this.#snd.iss)) this.#snd.nxt = this.#snd.max = seqAdd(this.#snd.iss, 1);
     this.#emit();
   }
 
@@ -1344,7 +1294,7 @@ export class TcpConn {
   #sendData(seq: number, len: number, flags: number): void {
     const out = this.#out;
     out.seq = seq;
-    out.ack = this.#rcvNxt;
+    out.ack = this.#rcv.nxt;
     out.flags = flags;
     out.window = this.#advertise();
     const sack = this.#sackBlocks();
@@ -1360,11 +1310,11 @@ export class TcpConn {
     } else {
       out.options = NO_TCP_OPTIONS;
     }
-    this.#outDataFrom = len > 0 ? seqSub(seq, this.#dataSeq()) : 0;
+    this.#outDataFrom = len > 0 ? seqSub(seq, this.#snd.dataSeq()) : 0;
     this.#outDataLen = len;
     this.#ackNow = false;
     this.#segsSinceAck = 0;
-    this.#dackAt = undefined;
+    this.#timers.dackAt = undefined;
     this.#emit();
   }
 
