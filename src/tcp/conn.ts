@@ -22,6 +22,7 @@ import { assertNever } from '../util/assert.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../util/seq.js';
 import { ByteQueue } from './byte-queue.js';
 import { DEFAULT_MSS, ReceiveSpace, SendSpace } from './seq-space.js';
+import { RtoEstimator } from './rto.js';
 import { TcpTimers } from './timers.js';
 import { NO_TCP_OPTIONS, type TcpOptions } from './options.js';
 import { TCP_FLAG, tcpHeaderLength, writeTcpChecksum, writeTcpHeader, type Tcp, type TcpHeader } from './wire.js';
@@ -202,16 +203,8 @@ export class TcpConn {
   #rexmitHigh = 0;
   /** SACKed ranges [left, right) above sndUna, sorted, disjoint (RFC 2018 §4). */
   #sacked: [number, number][] = [];
-  // RTO (RFC 6298)
-  #srttMs = 0;
-  #rttvarMs = 0;
-  #hasRtt = false;
-  #rtoMs: number;
-  #retries = 0;
-  /** Karn: the one segment being timed without timestamps. */
-  #rttSeq: number | undefined;
-  #rttStartMs = 0;
-  #persistBackoff = 0;
+  /** RTT samples, the RTO and the retransmission and persist backoffs (RFC 6298). */
+  readonly #rto: RtoEstimator;
 
   // --- Receive side (from the guest).
   /** Receive sequence variables and the window we advertised. */
@@ -257,7 +250,7 @@ export class TcpConn {
     this.#tsOffset = init.tsOffset >>> 0;
     this.#pseudo = pseudoSum(init.remote.addr, init.guest.addr, IP_PROTO.TCP);
     this.#snd = new SendSpace(init.iss);
-    this.#rtoMs = init.limits.initialRtoMs;
+    this.#rto = new RtoEstimator(init.limits);
     this.#rcv = new ReceiveSpace(windowShiftFor(init.limits.rcvBufferBytes));
     this.state = init.origin === 'guest' ? 'host-connecting' : 'syn-sent';
     this.#out = {
@@ -285,7 +278,7 @@ export class TcpConn {
     return {
       sndUna: this.#snd.una, sndNxt: this.#snd.nxt, sndMax: this.#snd.max, sndWnd: this.#snd.wnd,
       rcvNxt: this.#rcv.nxt, rcvEdge: this.#rcv.edge, queued: this.#queue.length, oooSegments: this.#ooo.length,
-      cwnd: this.#cwnd, rtoMs: this.#rtoMs, srttMs: this.#srttMs, hostPaused: this.#hostPaused,
+      cwnd: this.#cwnd, rtoMs: this.#rto.rtoMs, srttMs: this.#rto.srttMs, hostPaused: this.#hostPaused,
       sndMss: this.#snd.mss, sndShift: this.#snd.shift, rcvShift: this.#rcv.shift,
       sackOk: this.#sackOk, tsOk: this.#tsOk, wsOk: this.#wsOk,
     };
@@ -313,7 +306,7 @@ export class TcpConn {
   startForward(nowMs: number): void {
     this.#nowMs = nowMs;
     this.#sendSyn();
-    this.#timers.rtoAt = nowMs + this.#rtoMs;
+    this.#timers.rtoAt = nowMs + this.#rto.rtoMs;
   }
 
   #negotiate(t: Tcp): void {
@@ -337,7 +330,7 @@ export class TcpConn {
         this.state = 'syn-received';
         this.#timers.connectAt = undefined;
         this.#sendSyn();
-        this.#timers.rtoAt = nowMs + this.#rtoMs;
+        this.#timers.rtoAt = nowMs + this.#rto.rtoMs;
         return;
       case 'closed':
         return;
@@ -497,7 +490,7 @@ export class TcpConn {
     this.#snd.wl1 = t.seq;
     this.#snd.wl2 = t.ack;
     this.#timers.rtoAt = undefined;
-    this.#retries = 0;
+    this.#rto.retries = 0;
     this.state = 'established';
     this.#ackNow = true;
     this.#io.hostPause(this, false);
@@ -623,7 +616,7 @@ export class TcpConn {
       this.#snd.updateWindow(wnd, t.seq, ack);
       if (wnd > 0) {
         this.#timers.persistAt = undefined;
-        this.#persistBackoff = 0;
+        this.#rto.persistBackoff = 0;
       }
     }
     return true;
@@ -648,7 +641,7 @@ export class TcpConn {
       this.bytesToGuest += acked;
     }
     this.#snd.acked(ack);
-    this.#retries = 0;
+    this.#rto.retries = 0;
     this.#dupAcks = 0;
     while (this.#sacked.length > 0 && seqLe(this.#sacked[0]![1], ack)) this.#sacked.shift();
     if (this.#sacked.length > 0 && seqLt(this.#sacked[0]![0], ack)) this.#sacked[0]![0] = ack;
@@ -675,7 +668,7 @@ export class TcpConn {
     }
 
     // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
-    this.#timers.rtoAt = this.#snd.allAcked() ? undefined : this.#nowMs + this.#rtoMs;
+    this.#timers.rtoAt = this.#snd.allAcked() ? undefined : this.#nowMs + this.#rto.rtoMs;
     this.#updatePause();
     this.#io.markDirty(this);
 
@@ -716,7 +709,7 @@ export class TcpConn {
       this.#inRecovery = true;
       this.#recoverSeq = this.#snd.max;
       this.#rexmitHigh = this.#retransmitAt(this.#snd.una);
-      this.#rttSeq = undefined;
+      this.#rto.stopTiming();
       this.#armRecovery(true);
     }
   }
@@ -728,8 +721,8 @@ export class TcpConn {
    */
   #armRecovery(reset: boolean): void {
     if (reset) this.#recoveryBackoff = 0;
-    const base = Math.max(MIN_RECOVERY_MS, Math.ceil(2 * this.#srttMs + 2));
-    this.#timers.recoveryAt = this.#nowMs + Math.min(this.#rtoMs, base * 2 ** this.#recoveryBackoff);
+    const base = Math.max(MIN_RECOVERY_MS, Math.ceil(2 * this.#rto.srttMs + 2));
+    this.#timers.recoveryAt = this.#nowMs + Math.min(this.#rto.rtoMs, base * 2 ** this.#recoveryBackoff);
   }
 
   #onRecoveryTimer(): void {
@@ -751,21 +744,9 @@ export class TcpConn {
       const r = seqSub(this.#tsNow(), ts.echo);
       if (r >= 0 && r < 600_000) rtt = r;
     }
-    if (this.#rttSeq !== undefined && seqGt(ack, this.#rttSeq)) {
-      rtt ??= this.#nowMs - this.#rttStartMs;
-      this.#rttSeq = undefined;
-    }
-    if (rtt === undefined) return;
-    // RFC 6298 §2.2, §2.3 (alpha 1/8, beta 1/4, G = 1 ms).
-    if (!this.#hasRtt) {
-      this.#srttMs = rtt;
-      this.#rttvarMs = rtt / 2;
-      this.#hasRtt = true;
-    } else {
-      this.#rttvarMs = 0.75 * this.#rttvarMs + 0.25 * Math.abs(this.#srttMs - rtt);
-      this.#srttMs = 0.875 * this.#srttMs + 0.125 * rtt;
-    }
-    this.#rtoMs = Math.min(this.#limits.maxRtoMs, Math.max(this.#limits.minRtoMs, Math.ceil(this.#srttMs + Math.max(1, 4 * this.#rttvarMs))));
+    const timed = this.#rto.timedSample(ack, this.#nowMs);
+    rtt ??= timed;
+    if (rtt !== undefined) this.#rto.sample(rtt);
   }
 
   #updateSacked(blocks: readonly (readonly [number, number])[]): void {
@@ -1042,7 +1023,7 @@ export class TcpConn {
           this.#sendData(end, 0, TCP_FLAG.ACK | TCP_FLAG.FIN);
           this.#snd.nxt = seqAdd(end, 1);
           this.#snd.sentTo(this.#snd.nxt);
-          this.#timers.rtoAt ??= this.#nowMs + this.#rtoMs;
+          this.#timers.rtoAt ??= this.#nowMs + this.#rto.rtoMs;
         }
         break;
       }
@@ -1057,25 +1038,18 @@ export class TcpConn {
       if (len < mss && len < avail && inFlight && len < this.#snd.maxWnd / 2) break;
       const fin = this.#finQueued && len === avail;
       const isNew = seqGe(this.#snd.nxt, this.#snd.max);
-      if (isNew && this.#rttSeq === undefined) {
-        this.#rttSeq = this.#snd.nxt;
-        this.#rttStartMs = this.#nowMs;
-      }
+      if (isNew) this.#rto.startTiming(this.#snd.nxt, this.#nowMs);
       this.#sendData(this.#snd.nxt, len, TCP_FLAG.ACK | (len === avail ? TCP_FLAG.PSH : 0) | (fin ? TCP_FLAG.FIN : 0));
       this.#snd.nxt = seqAdd(this.#snd.nxt, len + (fin ? 1 : 0));
       this.#snd.sentTo(this.#snd.nxt);
-      this.#timers.rtoAt ??= this.#nowMs + this.#rtoMs;
+      this.#timers.rtoAt ??= this.#nowMs + this.#rto.rtoMs;
       if (fin) break;
     }
     // Zero window with data waiting and nothing in flight: probe (RFC 9293 §3.8.6.1).
     const waiting = seqLt(this.#snd.nxt, end) || (this.#finQueued && this.#snd.nxt === end);
     if (this.#snd.wnd === 0 && waiting && this.#snd.allAcked() && this.#timers.persistAt === undefined) {
-      this.#timers.persistAt = this.#nowMs + this.#persistIntervalMs();
+      this.#timers.persistAt = this.#nowMs + this.#rto.persistIntervalMs();
     }
-  }
-
-  #persistIntervalMs(): number {
-    return Math.min(this.#limits.maxRtoMs, Math.max(this.#rtoMs, this.#limits.minRtoMs) * 2 ** this.#persistBackoff);
   }
 
   /** Retransmits one segment starting at `seq` (SACK-bounded); returns where it ends. */
@@ -1094,7 +1068,7 @@ export class TcpConn {
     if (len <= 0) return seq;
     const fin = finSent && seqAdd(seq, len) === end;
     this.#sendData(seq, len, TCP_FLAG.ACK | (fin ? TCP_FLAG.FIN : 0));
-    this.#timers.rtoAt = this.#nowMs + this.#rtoMs;
+    this.#timers.rtoAt = this.#nowMs + this.#rto.rtoMs;
     return seqAdd(seq, len + (fin ? 1 : 0));
   }
 
@@ -1168,8 +1142,8 @@ export class TcpConn {
         // Linux's window probe: an ACK with an old sequence number makes the guest answer with its window.
         this.#io.stats.count('tcp.window-probe');
         this.#sendData(seqAdd(this.#snd.una, -1), 0, TCP_FLAG.ACK);
-        this.#persistBackoff = Math.min(this.#persistBackoff + 1, 16);
-        this.#timers.persistAt = nowMs + this.#persistIntervalMs();
+        this.#rto.backOffPersist();
+        this.#timers.persistAt = nowMs + this.#rto.persistIntervalMs();
       }
     }
     if (this.#timers.recoveryAt !== undefined && nowMs >= this.#timers.recoveryAt) {
@@ -1185,16 +1159,16 @@ export class TcpConn {
   #onRto(): void {
     switch (this.state) {
       case 'syn-sent': case 'syn-received':
-        if (this.#retries >= this.#limits.synRetries) {
+        if (this.#rto.retries >= this.#limits.synRetries) {
           this.#io.stats.count('tcp.handshake-timeout');
           this.#io.hostReset(this);
           return this.#finish();
         }
-        this.#retries++;
+        this.#rto.retries++;
         this.#io.stats.count('tcp.syn-retransmit');
-        this.#rtoMs = Math.min(this.#limits.maxRtoMs, this.#rtoMs * 2);
+        this.#rto.backOff();
         this.#sendSyn();
-        this.#timers.rtoAt = this.#nowMs + this.#rtoMs;
+        this.#timers.rtoAt = this.#nowMs + this.#rto.rtoMs;
         return;
       case 'host-connecting': case 'fin-wait-2': case 'time-wait': case 'closed':
         return;
@@ -1204,13 +1178,13 @@ export class TcpConn {
         return assertNever(this.state);
     }
     if (this.#snd.allAcked()) return;
-    if (this.#retries >= this.#limits.maxRetransmits) {
+    if (this.#rto.retries >= this.#limits.maxRetransmits) {
       this.#io.stats.count('tcp.retransmit-timeout');
       this.#sendReset(this.#snd.nxt, this.#rcv.nxt);
       this.#io.hostReset(this);
       return this.#finish();
     }
-    this.#retries++;
+    this.#rto.retries++;
     this.#io.stats.count('tcp.rto');
     // RFC 5681 §3.1 eqn 4 and RFC 6298 §5.5–5.7: halve, restart from one segment, back off.
     const smss = this.#segmentSize();
@@ -1220,10 +1194,10 @@ export class TcpConn {
     this.#timers.recoveryAt = undefined;
     this.#dupAcks = 0;
     this.#sacked = [];   // RFC 2018 §8: the receiver may have reneged
-    this.#rtoMs = Math.min(this.#limits.maxRtoMs, this.#rtoMs * 2);
-    this.#rttSeq = undefined;
+    this.#rto.backOff();
+    this.#rto.stopTiming();
     this.#snd.nxt = this.#snd.una;
-    this.#timers.rtoAt = this.#nowMs + this.#rtoMs;
+    this.#timers.rtoAt = this.#nowMs + this.#rto.rtoMs;
     this.#trySend();
     if (this.#snd.nxt === this.#snd.una) this.#rexmitHigh = this.#retransmitAt(this.#snd.una);  // window 0: still resend one
   }
