@@ -21,6 +21,7 @@ import type { Counters } from '../util/drops.js';
 import { assertNever } from '../util/assert.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../util/seq.js';
 import { ByteQueue } from './byte-queue.js';
+import { Congestion } from './congestion.js';
 import { DEFAULT_MSS, ReceiveSpace, SendSpace } from './seq-space.js';
 import { RtoEstimator } from './rto.js';
 import { TcpTimers } from './timers.js';
@@ -141,11 +142,6 @@ interface OooSegment {
 
 const IPV4_TCP_HEADERS = 40;
 const TIMESTAMP_OPTION_LEN = 12;
-/** RFC 6928 §2: IW = min(10 × MSS, max(2 × MSS, 14600)). */
-const initialWindow = (mss: number): number => Math.min(10 * mss, Math.max(2 * mss, 14600));
-/** Floor of the recovery timer (below the RTO's 200 ms: the guest is one link away). */
-const MIN_RECOVERY_MS = 10;
-const MAX_CWND = 1 << 30;
 
 /** The smallest shift that fits `bytes` in the 16-bit window field (RFC 7323 §2.2). */
 export function windowShiftFor(bytes: number): number {
@@ -194,13 +190,8 @@ export class TcpConn {
   /** The host sent FIN: a FIN follows the queue. */
   #finQueued = false;
   #hostPaused = false;
-  #cwnd = 0;
-  #ssthresh = MAX_CWND;
-  #dupAcks = 0;
-  #inRecovery = false;
-  #recoverSeq = 0;
-  /** Retransmissions during recovery have covered up to here. */
-  #rexmitHigh = 0;
+  /** cwnd, ssthresh, duplicate ACKs, fast recovery (RFC 5681, RFC 6582). */
+  readonly #cc = new Congestion();
   /** SACKed ranges [left, right) above sndUna, sorted, disjoint (RFC 2018 §4). */
   #sacked: [number, number][] = [];
   /** RTT samples, the RTO and the retransmission and persist backoffs (RFC 6298). */
@@ -223,7 +214,6 @@ export class TcpConn {
 
   /** Deadlines (absolute clock ms; undefined when off). */
   readonly #timers = new TcpTimers();
-  #recoveryBackoff = 0;
 
   // --- The segment being written (read by #writer, which the io calls synchronously).
   /** Its header, refilled for every segment: one record per connection, never reallocated. */
@@ -278,7 +268,7 @@ export class TcpConn {
     return {
       sndUna: this.#snd.una, sndNxt: this.#snd.nxt, sndMax: this.#snd.max, sndWnd: this.#snd.wnd,
       rcvNxt: this.#rcv.nxt, rcvEdge: this.#rcv.edge, queued: this.#queue.length, oooSegments: this.#ooo.length,
-      cwnd: this.#cwnd, rtoMs: this.#rto.rtoMs, srttMs: this.#rto.srttMs, hostPaused: this.#hostPaused,
+      cwnd: this.#cc.cwnd, rtoMs: this.#rto.rtoMs, srttMs: this.#rto.srttMs, hostPaused: this.#hostPaused,
       sndMss: this.#snd.mss, sndShift: this.#snd.shift, rcvShift: this.#rcv.shift,
       sackOk: this.#sackOk, tsOk: this.#tsOk, wsOk: this.#wsOk,
     };
@@ -317,7 +307,7 @@ export class TcpConn {
     this.#sackOk = o.sackPermitted === true;
     this.#tsOk = o.timestamp !== undefined;
     if (o.timestamp !== undefined) this.#tsRecent = o.timestamp.value;
-    this.#cwnd = initialWindow(this.#segmentSize());
+    this.#cc.start(this.#segmentSize());
   }
 
   // ================================================================ host events
@@ -642,7 +632,7 @@ export class TcpConn {
     }
     this.#snd.acked(ack);
     this.#rto.retries = 0;
-    this.#dupAcks = 0;
+    this.#cc.dupAcks = 0;
     while (this.#sacked.length > 0 && seqLe(this.#sacked[0]![1], ack)) this.#sacked.shift();
     if (this.#sacked.length > 0 && seqLt(this.#sacked[0]![0], ack)) this.#sacked[0]![0] = ack;
 
@@ -650,21 +640,19 @@ export class TcpConn {
 
     // Congestion window (RFC 5681 §3.1, NewReno partial ACKs per RFC 6582 §3.2).
     const smss = this.#segmentSize();
-    if (this.#inRecovery) {
-      if (seqGe(ack, this.#recoverSeq)) {
-        this.#inRecovery = false;
+    const cc = this.#cc;
+    if (cc.inRecovery) {
+      if (cc.fullyAcks(ack)) {
+        cc.exitRecovery(smss);
         this.#timers.recoveryAt = undefined;
-        this.#cwnd = Math.max(this.#ssthresh, smss);
       } else {
-        this.#cwnd = Math.max(smss, this.#cwnd - ackedSeqs + smss);
-        if (seqGe(ack, this.#rexmitHigh)) this.#rexmitHigh = this.#retransmitAt(ack);
+        cc.partialAck(ackedSeqs, smss);
+        if (seqGe(ack, cc.rexmitHigh)) cc.rexmitHigh = this.#retransmitAt(ack);
         else this.#retransmitNextHole();
         this.#armRecovery(true);
       }
-    } else if (this.#cwnd < this.#ssthresh) {
-      this.#cwnd = Math.min(MAX_CWND, this.#cwnd + ackedSeqs);
     } else {
-      this.#cwnd = Math.min(MAX_CWND, this.#cwnd + Math.max(1, Math.floor((smss * ackedSeqs) / this.#cwnd)));
+      cc.grow(ackedSeqs, smss);
     }
 
     // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
@@ -691,24 +679,21 @@ export class TcpConn {
   }
 
   #dupAck(): void {
-    this.#dupAcks++;
+    const cc = this.#cc;
+    cc.dupAcks++;
     this.#io.stats.count('tcp.dup-ack');
     const smss = this.#segmentSize();
-    if (this.#inRecovery) {
-      this.#cwnd = Math.min(MAX_CWND, this.#cwnd + smss);   // RFC 5681 §3.2 step 4: inflate
+    if (cc.inRecovery) {
+      cc.inflate(smss);
       if (this.#sackOk) this.#retransmitNextHole();
       return;
     }
     const sackSaysLost = this.#sackOk && this.#sackedBytes() >= 3 * smss;
-    if (this.#dupAcks === 3 || (this.#dupAcks < 3 && sackSaysLost)) {
+    if (cc.dupAcks === 3 || (cc.dupAcks < 3 && sackSaysLost)) {
       // RFC 5681 §3.2 fast retransmit / fast recovery.
       this.#io.stats.count('tcp.fast-retransmit');
-      const flight = this.#snd.outstanding();
-      this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * smss);
-      this.#cwnd = this.#ssthresh + 3 * smss;
-      this.#inRecovery = true;
-      this.#recoverSeq = this.#snd.max;
-      this.#rexmitHigh = this.#retransmitAt(this.#snd.una);
+      cc.enterRecovery(this.#snd.outstanding(), smss, this.#snd.max);
+      cc.rexmitHigh = this.#retransmitAt(this.#snd.una);
       this.#rto.stopTiming();
       this.#armRecovery(true);
     }
@@ -720,17 +705,15 @@ export class TcpConn {
    * RFC 8985, simplified to the first hole).
    */
   #armRecovery(reset: boolean): void {
-    if (reset) this.#recoveryBackoff = 0;
-    const base = Math.max(MIN_RECOVERY_MS, Math.ceil(2 * this.#rto.srttMs + 2));
-    this.#timers.recoveryAt = this.#nowMs + Math.min(this.#rto.rtoMs, base * 2 ** this.#recoveryBackoff);
+    this.#timers.recoveryAt = this.#nowMs + this.#cc.recoveryDelayMs(this.#rto.srttMs, this.#rto.rtoMs, reset);
   }
 
   #onRecoveryTimer(): void {
-    if (!this.#inRecovery || this.#snd.allAcked() || !this.#canSendData()) return;
+    if (!this.#cc.inRecovery || this.#snd.allAcked() || !this.#canSendData()) return;
     this.#io.stats.count('tcp.recovery-retransmit');
     this.#retransmitAt(this.#snd.una);
     this.#retransmitNextHole();
-    this.#recoveryBackoff = Math.min(this.#recoveryBackoff + 1, 6);
+    this.#cc.backOffRecovery();
     this.#armRecovery(false);
   }
 
@@ -791,14 +774,14 @@ export class TcpConn {
   /** RFC 6675-style: retransmit the next hole after what recovery already resent, if SACKs show data above it. */
   #retransmitNextHole(): void {
     if (this.#sacked.length === 0) return;
-    let seq = seqGt(this.#rexmitHigh, this.#snd.una) ? this.#rexmitHigh : this.#snd.una;
+    let seq = seqGt(this.#cc.rexmitHigh, this.#snd.una) ? this.#cc.rexmitHigh : this.#snd.una;
     const end = this.#sackedEnd(seq);
     if (end !== undefined) seq = end;
     const highestSacked = this.#sacked[this.#sacked.length - 1]![1];
     if (!seqLt(seq, highestSacked)) return;
     const flight = this.#snd.outstanding() - this.#sackedBytes();
-    if (flight >= this.#cwnd) return;
-    this.#rexmitHigh = this.#retransmitAt(seq);
+    if (flight >= this.#cc.cwnd) return;
+    this.#cc.rexmitHigh = this.#retransmitAt(seq);
   }
 
   // ================================================================ receiving
@@ -1007,7 +990,7 @@ export class TcpConn {
     if (!this.#canSendData()) return;
     const dataSeq = this.#snd.dataSeq();
     const end = seqAdd(dataSeq, this.#queue.length);
-    const wnd = Math.min(this.#snd.wnd, this.#cwnd);
+    const wnd = Math.min(this.#snd.wnd, this.#cc.cwnd);
     const mss = this.#maxPayload();
     for (let n = 0; n < 100_000; n++) {
       if (seqLt(this.#snd.nxt, this.#snd.max)) {
@@ -1188,18 +1171,15 @@ export class TcpConn {
     this.#io.stats.count('tcp.rto');
     // RFC 5681 §3.1 eqn 4 and RFC 6298 §5.5–5.7: halve, restart from one segment, back off.
     const smss = this.#segmentSize();
-    this.#ssthresh = Math.max(Math.floor(this.#snd.outstanding() / 2), 2 * smss);
-    this.#cwnd = smss;
-    this.#inRecovery = false;
+    this.#cc.onTimeout(this.#snd.outstanding(), smss);
     this.#timers.recoveryAt = undefined;
-    this.#dupAcks = 0;
     this.#sacked = [];   // RFC 2018 §8: the receiver may have reneged
     this.#rto.backOff();
     this.#rto.stopTiming();
     this.#snd.nxt = this.#snd.una;
     this.#timers.rtoAt = this.#nowMs + this.#rto.rtoMs;
     this.#trySend();
-    if (this.#snd.nxt === this.#snd.una) this.#rexmitHigh = this.#retransmitAt(this.#snd.una);  // window 0: still resend one
+    if (this.#snd.nxt === this.#snd.una) this.#cc.rexmitHigh = this.#retransmitAt(this.#snd.una);  // window 0: still resend one
   }
 
   #enterTimeWait(): void {
