@@ -24,6 +24,7 @@ import { ByteQueue } from './byte-queue.js';
 import { Congestion } from './congestion.js';
 import { DEFAULT_MSS, ReceiveSpace, SendSpace } from './seq-space.js';
 import { RtoEstimator } from './rto.js';
+import { SackScoreboard } from './sack-scoreboard.js';
 import { TcpTimers } from './timers.js';
 import { NO_TCP_OPTIONS, type TcpOptions } from './options.js';
 import { TCP_FLAG, tcpHeaderLength, writeTcpChecksum, writeTcpHeader, type Tcp, type TcpHeader } from './wire.js';
@@ -192,8 +193,8 @@ export class TcpConn {
   #hostPaused = false;
   /** cwnd, ssthresh, duplicate ACKs, fast recovery (RFC 5681, RFC 6582). */
   readonly #cc = new Congestion();
-  /** SACKed ranges [left, right) above sndUna, sorted, disjoint (RFC 2018 §4). */
-  #sacked: [number, number][] = [];
+  /** What the guest SACKed above SND.UNA (RFC 2018, RFC 6675). */
+  readonly #sacked: SackScoreboard;
   /** RTT samples, the RTO and the retransmission and persist backoffs (RFC 6298). */
   readonly #rto: RtoEstimator;
 
@@ -241,6 +242,7 @@ export class TcpConn {
     this.#pseudo = pseudoSum(init.remote.addr, init.guest.addr, IP_PROTO.TCP);
     this.#snd = new SendSpace(init.iss);
     this.#rto = new RtoEstimator(init.limits);
+    this.#sacked = new SackScoreboard(init.limits.sackBlocks);
     this.#rcv = new ReceiveSpace(windowShiftFor(init.limits.rcvBufferBytes));
     this.state = init.origin === 'guest' ? 'host-connecting' : 'syn-sent';
     this.#out = {
@@ -586,9 +588,9 @@ export class TcpConn {
     const wnd = t.window << this.#snd.shift;
     let newSack = false;
     if (this.#sackOk && t.options.sack !== undefined) {
-      const before = this.#sackedBytes();
-      this.#updateSacked(t.options.sack);
-      newSack = this.#sackedBytes() > before;
+      const before = this.#sacked.sackedBytes();
+      this.#sacked.update(t.options.sack, this.#snd.una, this.#snd.max);
+      newSack = this.#sacked.sackedBytes() > before;
     }
 
     if (seqGt(ack, this.#snd.una)) {
@@ -633,8 +635,7 @@ export class TcpConn {
     this.#snd.acked(ack);
     this.#rto.retries = 0;
     this.#cc.dupAcks = 0;
-    while (this.#sacked.length > 0 && seqLe(this.#sacked[0]![1], ack)) this.#sacked.shift();
-    if (this.#sacked.length > 0 && seqLt(this.#sacked[0]![0], ack)) this.#sacked[0]![0] = ack;
+    this.#sacked.ackedTo(ack);
 
     this.#sampleRtt(t, ack);
 
@@ -688,7 +689,7 @@ export class TcpConn {
       if (this.#sackOk) this.#retransmitNextHole();
       return;
     }
-    const sackSaysLost = this.#sackOk && this.#sackedBytes() >= 3 * smss;
+    const sackSaysLost = this.#sackOk && this.#sacked.sackedBytes() >= 3 * smss;
     if (cc.dupAcks === 3 || (cc.dupAcks < 3 && sackSaysLost)) {
       // RFC 5681 §3.2 fast retransmit / fast recovery.
       this.#io.stats.count('tcp.fast-retransmit');
@@ -732,54 +733,15 @@ export class TcpConn {
     if (rtt !== undefined) this.#rto.sample(rtt);
   }
 
-  #updateSacked(blocks: readonly (readonly [number, number])[]): void {
-    for (const [l0, r] of blocks) {
-      // Only blocks inside what is outstanding count (RFC 2018 §4; D-SACKs below sndUna are ignored).
-      if (!seqGt(r, this.#snd.una) || seqGt(r, this.#snd.max) || !seqLt(l0, r)) continue;
-      const l = seqLt(l0, this.#snd.una) ? this.#snd.una : l0;
-      const s = this.#sacked;
-      let i = 0;
-      while (i < s.length && seqLt(s[i]![1], l)) i++;
-      let nl = l;
-      let nr = r;
-      let j = i;
-      while (j < s.length && seqLe(s[j]![0], nr)) {
-        if (seqLt(s[j]![0], nl)) nl = s[j]![0];
-        if (seqGt(s[j]![1], nr)) nr = s[j]![1];
-        j++;
-      }
-      s.splice(i, j - i, [nl, nr]);
-      if (s.length > this.#limits.sackBlocks) s.pop();   // forget the highest: it only delays a retransmission
-    }
-  }
-
-  #sackedBytes(): number {
-    let n = 0;
-    for (const [l, r] of this.#sacked) n += seqSub(r, l);
-    return n;
-  }
-
-  /** The end of the SACKed block containing `seq`, or undefined. */
-  #sackedEnd(seq: number): number | undefined {
-    for (const [l, r] of this.#sacked) if (seqGe(seq, l) && seqLt(seq, r)) return r;
-    return undefined;
-  }
-
-  /** The start of the first SACKed block after `seq`, or undefined. */
-  #nextSackedStart(seq: number): number | undefined {
-    for (const [l] of this.#sacked) if (seqGt(l, seq)) return l;
-    return undefined;
-  }
-
   /** RFC 6675-style: retransmit the next hole after what recovery already resent, if SACKs show data above it. */
   #retransmitNextHole(): void {
-    if (this.#sacked.length === 0) return;
+    if (this.#sacked.count === 0) return;
     let seq = seqGt(this.#cc.rexmitHigh, this.#snd.una) ? this.#cc.rexmitHigh : this.#snd.una;
-    const end = this.#sackedEnd(seq);
+    const end = this.#sacked.endContaining(seq);
     if (end !== undefined) seq = end;
-    const highestSacked = this.#sacked[this.#sacked.length - 1]![1];
+    const highestSacked = this.#sacked.highestEnd();
     if (!seqLt(seq, highestSacked)) return;
-    const flight = this.#snd.outstanding() - this.#sackedBytes();
+    const flight = this.#snd.outstanding() - this.#sacked.sackedBytes();
     if (flight >= this.#cc.cwnd) return;
     this.#cc.rexmitHigh = this.#retransmitAt(seq);
   }
@@ -994,7 +956,7 @@ export class TcpConn {
     const mss = this.#maxPayload();
     for (let n = 0; n < 100_000; n++) {
       if (seqLt(this.#snd.nxt, this.#snd.max)) {
-        const skip = this.#sackedEnd(this.#snd.nxt);
+        const skip = this.#sacked.endContaining(this.#snd.nxt);
         if (skip !== undefined) {
           this.#snd.nxt = skip;
           continue;
@@ -1014,7 +976,7 @@ export class TcpConn {
       if (usable <= 0) break;
       let len = Math.min(avail, mss, usable);
       if (seqLt(this.#snd.nxt, this.#snd.max)) {
-        const next = this.#nextSackedStart(this.#snd.nxt);
+        const next = this.#sacked.nextStartAfter(this.#snd.nxt);
         if (next !== undefined) len = Math.min(len, seqSub(next, this.#snd.nxt));
       }
       const inFlight = this.#snd.nxt !== this.#snd.una;
@@ -1046,7 +1008,7 @@ export class TcpConn {
       return seqAdd(end, finSent ? 1 : 0);
     }
     let len = Math.min(this.#maxPayload(), seqSub(end, seq), seqSub(this.#snd.max, seq));
-    const next = this.#nextSackedStart(seq);
+    const next = this.#sacked.nextStartAfter(seq);
     if (next !== undefined) len = Math.min(len, seqSub(next, seq));
     if (len <= 0) return seq;
     const fin = finSent && seqAdd(seq, len) === end;
@@ -1173,7 +1135,7 @@ export class TcpConn {
     const smss = this.#segmentSize();
     this.#cc.onTimeout(this.#snd.outstanding(), smss);
     this.#timers.recoveryAt = undefined;
-    this.#sacked = [];   // RFC 2018 §8: the receiver may have reneged
+    this.#sacked.clear();   // RFC 2018 §8: the receiver may have reneged
     this.#rto.backOff();
     this.#rto.stopTiming();
     this.#snd.nxt = this.#snd.una;
