@@ -25,6 +25,7 @@ import { Congestion } from './congestion.js';
 import { DEFAULT_MSS, ReceiveSpace, SendSpace } from './seq-space.js';
 import { RtoEstimator } from './rto.js';
 import { SackScoreboard } from './sack-scoreboard.js';
+import { OooQueue } from './ooo-queue.js';
 import { TcpTimers } from './timers.js';
 import { NO_TCP_OPTIONS, type TcpOptions } from './options.js';
 import { TCP_FLAG, tcpHeaderLength, writeTcpChecksum, writeTcpHeader, type Tcp, type TcpHeader } from './wire.js';
@@ -131,15 +132,11 @@ export interface TcpConnInit {
   readonly io: TcpConnIo;
 }
 
+type SackBlocks = readonly (readonly [number, number])[];
+const NO_SACK: SackBlocks = [];
+
 /** The header of the segment being written, refilled in place. */
 type MutableTcpHeader = { -readonly [K in keyof TcpHeader]: TcpHeader[K] };
-
-/** One held out-of-order segment: [seq, seq + data.length), then a FIN if `fin`. */
-interface OooSegment {
-  seq: number;
-  data: Uint8Array;
-  fin: boolean;
-}
 
 const IPV4_TCP_HEADERS = 40;
 const TIMESTAMP_OPTION_LEN = 12;
@@ -203,9 +200,8 @@ export class TcpConn {
   readonly #rcv: ReceiveSpace;
   /** What the host socket reported as still buffered after our last write. */
   #hostBuffered = 0;
-  readonly #ooo: OooSegment[] = [];
-  /** Sequence number of the most recently held out-of-order segment (its SACK block goes first). */
-  #oooLatest = 0;
+  /** Out-of-order segments held from the guest, and the SACK blocks they make. */
+  readonly #ooo: OooQueue;
   #sackOk = false;
   #wsOk = false;
   #tsOk = false;
@@ -225,6 +221,9 @@ export class TcpConn {
   readonly #writer: (into: Uint8Array, at: number) => number;
   /** Timestamp-only options, reused for every segment (read synchronously by #write). */
   readonly #tsOptions = { timestamp: { value: 0, echo: 0 } };
+  /** SACK options, with and without a timestamp; `sack` is the OOO queue's, valid until its next sackBlocks(). */
+  readonly #sackOptions: { sack: SackBlocks } = { sack: NO_SACK };
+  readonly #tsSackOptions: { timestamp: { value: number; echo: number }; sack: SackBlocks } = { timestamp: { value: 0, echo: 0 }, sack: NO_SACK };
 
   constructor(init: TcpConnInit) {
     this.id = init.id;
@@ -243,6 +242,7 @@ export class TcpConn {
     this.#snd = new SendSpace(init.iss);
     this.#rto = new RtoEstimator(init.limits);
     this.#sacked = new SackScoreboard(init.limits.sackBlocks);
+    this.#ooo = new OooQueue(init.limits.oooSegments);
     this.#rcv = new ReceiveSpace(windowShiftFor(init.limits.rcvBufferBytes));
     this.state = init.origin === 'guest' ? 'host-connecting' : 'syn-sent';
     this.#out = {
@@ -815,69 +815,29 @@ export class TcpConn {
   #holdOoo(seq: number, data: Uint8Array, fin: boolean): void {
     this.#ackNow = true;    // RFC 5681 §4.2: immediate duplicate ACK, with SACK blocks
     this.#io.stats.count('tcp.out-of-order');
-    const q = this.#ooo;
-    if (q.length >= this.#limits.oooSegments) return this.#io.counters.count('tcp.ooo-full');
-    let i = q.length;
-    while (i > 0 && seqGt(q[i - 1]!.seq, seq)) i--;
-    q.splice(i, 0, { seq, data, fin });
-    this.#oooLatest = seq;
-    // Normalise: sorted, disjoint; a later segment loses what an earlier one already covers.
-    let end = q[0]!.seq;
-    let k = 0;
-    while (k < q.length) {
-      const e = q[k]!;
-      const eEnd = seqAdd(e.seq, e.data.length);
-      if (k > 0 && seqLe(eEnd, end) && !(e.fin && eEnd === end)) {
-        q.splice(k, 1);
-        continue;
-      }
-      if (k > 0 && seqLt(e.seq, end)) {
-        e.data = e.data.subarray(seqSub(end, e.seq));
-        e.seq = end;
-      }
-      if (seqGt(eEnd, end) || k === 0) end = eEnd;
-      k++;
-    }
+    if (!this.#ooo.hold(seq, data, fin)) this.#io.counters.count('tcp.ooo-full');
   }
 
+  /** Delivers the held segments the hole's filling made in order, and a FIN among them. */
   #drainOoo(): void {
     const q = this.#ooo;
     while (q.length > 0) {
-      const e = q[0]!;
-      if (seqGt(e.seq, this.#rcv.nxt)) return;
+      const seq = q.headSeq;
+      if (seqGt(seq, this.#rcv.nxt)) return;
+      const data = q.headData;
+      const fin = q.headFin;
       q.shift();
-      const end = seqAdd(e.seq, e.data.length);
+      const end = seqAdd(seq, data.length);
       if (seqGt(end, this.#rcv.nxt)) {
-        this.#deliver(e.data.subarray(seqSub(this.#rcv.nxt, e.seq)));
+        this.#deliver(data.subarray(seqSub(this.#rcv.nxt, seq)));
         this.#rcv.nxt = end;
       }
-      if (e.fin && end === this.#rcv.nxt) {
-        q.length = 0;
+      if (fin && end === this.#rcv.nxt) {
+        q.clear();
         this.#receiveFin();
         return;
       }
     }
-  }
-
-  /** SACK blocks for the guest (RFC 2018 §4): the block with the latest segment first. */
-  #sackBlocks(): (readonly [number, number])[] | undefined {
-    const q = this.#ooo;
-    if (!this.#sackOk || q.length === 0) return undefined;
-    const blocks: [number, number][] = [];
-    let first = -1;
-    for (const e of q) {
-      const end = seqAdd(e.seq, e.data.length);
-      const last = blocks[blocks.length - 1];
-      if (last?.[1] === e.seq) last[1] = end;
-      else blocks.push([e.seq, end]);
-      if (e.seq === this.#oooLatest) first = blocks.length - 1;
-    }
-    const nonEmpty = blocks.filter(([l, r]) => l !== r);
-    if (first > 0 && blocks[first]![0] !== blocks[first]![1]) {
-      const b = blocks[first]!;
-      return [b, ...nonEmpty.filter((x) => x !== b)];
-    }
-    return nonEmpty.length === 0 ? undefined : nonEmpty;
   }
 
   // ================================================================ window
@@ -920,20 +880,10 @@ export class TcpConn {
 
   /** Payload bytes for the next segment: SACK blocks we owe the guest take room too (RFC 9293 §3.7.1: MSS counts options). */
   #maxPayload(): number {
-    const n = this.#sackOk ? this.#oooBlockCount() : 0;
+    const n = this.#sackOk ? this.#ooo.blockCount() : 0;
     if (n === 0) return this.#segmentSize();
     const blocks = Math.min(n, this.#tsOk ? 3 : 4);
     return Math.max(1, this.#segmentSize() - 4 - 8 * blocks);
-  }
-
-  #oooBlockCount(): number {
-    let n = 0;
-    let end: number | undefined;
-    for (const e of this.#ooo) {
-      if (e.seq !== end && e.data.length > 0) n++;
-      end = seqAdd(e.seq, e.data.length);
-    }
-    return n;
   }
 
   #canSendData(): boolean {
@@ -1160,7 +1110,7 @@ export class TcpConn {
     this.#io.account(-(this.#queue.length + this.#hostBuffered));
     this.#queue.drop(this.#queue.length);
     this.#hostBuffered = 0;
-    this.#ooo.length = 0;
+    this.#ooo.clear();
     this.#io.finished(this);
   }
 
@@ -1213,13 +1163,20 @@ export class TcpConn {
     out.ack = this.#rcv.nxt;
     out.flags = flags;
     out.window = this.#advertise();
-    const sack = this.#sackBlocks();
+    // One options record per kind, refilled: no allocation per segment, SACK blocks included.
+    const sack = this.#sackOk ? this.#ooo.sackBlocks() : undefined;
     if (sack !== undefined) {
-      const o: { timestamp?: { value: number; echo: number }; sack?: (readonly [number, number])[] } = { sack };
-      if (this.#tsOk) o.timestamp = { value: this.#tsNow(), echo: this.#tsRecent };
-      out.options = o;
+      if (this.#tsOk) {
+        const o = this.#tsSackOptions;
+        o.timestamp.value = this.#tsNow();
+        o.timestamp.echo = this.#tsRecent;
+        o.sack = sack;
+        out.options = o;
+      } else {
+        this.#sackOptions.sack = sack;
+        out.options = this.#sackOptions;
+      }
     } else if (this.#tsOk) {
-      // The common case, without allocation: one options record per connection, refilled.
       this.#tsOptions.timestamp.value = this.#tsNow();
       this.#tsOptions.timestamp.echo = this.#tsRecent;
       out.options = this.#tsOptions;
