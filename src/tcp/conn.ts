@@ -151,6 +151,15 @@ export function windowShiftFor(bytes: number): number {
 /**
  * A TCP connection between the guest and us. It also is the flow's entry in the NAT flow
  * table (the fields `id` … `bytesToGuest` and `stateName` are FlowEntry's).
+ *
+ * It orchestrates: the state machine, the decisions (what an ACK means, what to send or
+ * retransmit, when to ACK) and the host side are here; the variables and their arithmetic
+ * live in parts, each with its invariants — sequence space and windows (`SendSpace`,
+ * `ReceiveSpace`, seq-space.ts), RTT and RTO (`RtoEstimator`, rto.ts), congestion control
+ * (`Congestion`, congestion.ts), the SACK scoreboard (`SackScoreboard`,
+ * sack-scoreboard.ts), the out-of-order queue (`OooQueue`, ooo-queue.ts), the deadlines
+ * (`TcpTimers`, timers.ts) and the send queue (`ByteQueue`, byte-queue.ts). Segments are
+ * written with tcp/wire's `writeTcpHeader`.
  */
 export class TcpConn {
   readonly id: number;
@@ -175,9 +184,13 @@ export class TcpConn {
 
   readonly #io: TcpConnIo;
   readonly #limits: TcpLimits;
+  /** The link MTU, bytes: our MSS and segment size follow from it. */
   readonly #mtu: number;
+  /** Folded pseudo-header sum for segments to the guest (remote → guest, TCP). */
   readonly #pseudo: number;
+  /** Added to the clock for our TSval (RFC 7323 §5.4), u32. */
   readonly #tsOffset: number;
+  /** The clock at the current entry point, ms; every entry point sets it first. */
   #nowMs: number;
 
   // --- Send side (towards the guest).
@@ -185,8 +198,9 @@ export class TcpConn {
   readonly #snd: SendSpace;
   /** Host data not yet acknowledged by the guest; its first byte has sequence number #snd.dataSeq(). */
   readonly #queue = new ByteQueue();
-  /** The host sent FIN: a FIN follows the queue. */
+  /** The host sent FIN: a FIN follows the queue. Never cleared. */
   #finQueued = false;
+  /** We paused the host socket (queue at sndBufferBytes or budget spent); resumed below half. */
   #hostPaused = false;
   /** cwnd, ssthresh, duplicate ACKs, fast recovery (RFC 5681, RFC 6582). */
   readonly #cc = new Congestion();
@@ -198,15 +212,23 @@ export class TcpConn {
   // --- Receive side (from the guest).
   /** Receive sequence variables and the window we advertised. */
   readonly #rcv: ReceiveSpace;
-  /** What the host socket reported as still buffered after our last write. */
+  /** What the host socket reported as still buffered after our last write, bytes; 0 once drained. Counted against the budget. */
   #hostBuffered = 0;
   /** Out-of-order segments held from the guest, and the SACK blocks they make. */
   readonly #ooo: OooQueue;
+  // Negotiated in the handshake (RFC 7323 §1.3, RFC 2018 §2: what the guest's SYN offered); fixed after it.
+  /** SACK: we send SACK blocks and read the guest's. */
   #sackOk = false;
+  /** Window scaling both ways (`#snd.shift`, `#rcv.shift`). */
   #wsOk = false;
+  /** Timestamps on every segment; the segment size is 12 bytes smaller. */
   #tsOk = false;
+  /** TS.Recent (RFC 7323 §4.3): the TSval we echo, the latest from an in-order segment. */
   #tsRecent = 0;
+  // ACK coalescing (README "ACK coalescing"): cleared whenever a segment carrying an ACK goes out.
+  /** An ACK is owed at the next flush (out of order, duplicate, FIN, window update, challenge…). */
   #ackNow = false;
+  /** In-order data segments received since we last sent an ACK; two or more are ACKed at the flush. */
   #segsSinceAck = 0;
 
   /** Deadlines (absolute clock ms; undefined when off). */
