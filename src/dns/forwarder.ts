@@ -43,7 +43,11 @@
  *   guest address, port and ID) is dropped as a duplicate.
  * - upstream answers that match no pending query, or are not responses: dropped.
  *
- * Not done: TCP on port 53 (comes with the TCP engine), caching, IPv6 upstreams, DNS64.
+ * DNS over TCP (port 53, RFC 7766) is not served here: the TCP engine connects it to the first
+ * upstream resolver (`src/nat/policy.ts`, as libslirp does), so local names are answered over
+ * UDP only.
+ *
+ * Not done: caching, IPv6 upstreams, DNS64.
  * References: RFC 1035 §4.1 (format), §7.3 (matching responses); RFC 5452 §9.2 (random IDs);
  * RFC 2308 §2 (NXDOMAIN/NODATA); RFC 2181 §9 (TC); RFC 9619 (QDCOUNT is 1).
  */

@@ -5,15 +5,16 @@
  * -------------------
  * A flow is a guest 5-tuple (protocol, guest address and port, remote address and port as
  * the guest addresses it) bound to one host socket. Guest-originated flows are created by
- * the protocol engines (`src/udp/nat.ts`, `src/tcp/engine.ts`) on the first datagram or SYN;
- * forwarded flows (`--hostfwd`) by an accepted host connection. The table is what the
+ * the protocol engines (`src/nat/udp-flow.ts`, `src/nat/tcp-flow.ts`) on the first datagram
+ * or SYN; forwarded flows (`--hostfwd`) by an accepted host connection. The table is what the
  * control API lists: every entry carries its endpoints, its state in words, its age and
  * the bytes moved each way.
  *
- * Limits: at most `maxFlows[protocol]` entries per protocol. The table itself never
- * evicts: `add` refuses when full and the engine applies its own rule (UDP evicts its
- * least recently active flow with `leastRecent`, TCP refuses the new connection), because
- * only the engine knows how to release a flow's socket.
+ * Limits: at most `FlowLimits[protocol]` entries per protocol (the constructor's `limits`).
+ * The table itself never evicts: `add` refuses when full and the engine applies its own rule
+ * (UDP evicts its least recently active flow with `leastRecent`; TCP evicts its oldest
+ * TIME-WAIT connection, else refuses the new one), because only the engine knows how to
+ * release a flow's socket.
  *
  * Lookups by tuple cost one string-keyed Map access; the last hit is cached, since bulk
  * traffic comes in runs on one flow.

@@ -7,7 +7,8 @@
  * Theory of operation
  * -------------------
  * - A guest SYN to a new tuple routes through `routeOutbound` (the gateway reaches
- *   127.0.0.1, `--restrict` refuses, …); a refusal is answered with an RST. Otherwise a
+ *   127.0.0.1, `--restrict` refuses, DNS over TCP to the DNS address's port 53 goes to the
+ *   first upstream resolver, `dnsTcpUpstream()`, …); a refusal is answered with an RST. Otherwise a
  *   TcpConn in 'host-connecting' enters the flow table (protocol 'tcp', entries are the
  *   TcpConn objects themselves) and `Host.tcpConnect` starts the host connection. The
  *   SYN-ACK waits for `tcpConnected`.
@@ -31,25 +32,23 @@
  * data; all connections together hold at most `totalBufferBytes` (new host reads pause and
  * windows close while it is spent). Out-of-order segments: `oooSegments` per connection.
  *
- * Not done: TCP to the DNS address (the stack answers it), urgent data (the pointer is
- * ignored, the bytes are delivered in line), keepalive probes towards the guest (an idle
- * established connection lives as long as both ends keep it; the Node side enables
- * SO_KEEPALIVE on host sockets).
+ * Not done: urgent data (the pointer is ignored, the bytes are delivered in line), keepalive
+ * probes towards the guest (an idle established connection lives as long as both ends keep
+ * it; the Node side enables SO_KEEPALIVE on host sockets).
  */
 import type { Endpoint, FlowId, Host } from '../host/host.js';
 import { DeadlineQueue } from '../util/deadline-queue.js';
-import { IP_PROTO, type Ipv4 } from '../ipv4/wire.js';
+import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
 import type { ToGuest } from '../stack/to-guest.js';
 import { DEFAULT_TCP_LIMITS, TcpConn, type TcpConnIo, type TcpLimits } from '../tcp/conn.js';
-import { TCP_FLAG, TCP_HEADER_LEN, type Tcp } from '../tcp/wire.js';
-import { put16, put32 } from '../util/bytes.js';
+import { NO_TCP_OPTIONS, TCP_FLAG, TCP_HEADER_LEN, tcpLength, writeTcp, type Tcp } from '../tcp/wire.js';
+import { put16 } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';
 import { Counters } from '../util/drops.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
 import { forwardedRemote, routeOutbound } from './policy.js';
 import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
-import { finish, sum16 } from '../util/checksum.js';
-import { pseudoSum } from '../ipv4/wire.js';
+import { seqAdd } from '../util/seq.js';
 
 /** Engine-wide limits on top of each connection's. */
 export interface TcpEngineLimits extends TcpLimits {
@@ -197,23 +196,19 @@ export class TcpEngine {
     const syn = (t.flags & TCP_FLAG.SYN) !== 0 ? 1 : 0;
     const fin = (t.flags & TCP_FLAG.FIN) !== 0 ? 1 : 0;
     const hasAck = (t.flags & TCP_FLAG.ACK) !== 0;
-    const seq = hasAck ? t.ack : 0;
-    const ack = hasAck ? 0 : (t.seq + t.payload.length + syn + fin) >>> 0;
-    const flags = hasAck ? TCP_FLAG.RST : TCP_FLAG.RST | TCP_FLAG.ACK;
+    const rst: Tcp = {
+      srcPort: t.dstPort,
+      dstPort: t.srcPort,
+      seq: hasAck ? t.ack : 0,
+      ack: hasAck ? 0 : seqAdd(t.seq, t.payload.length + syn + fin),
+      flags: hasAck ? TCP_FLAG.RST : TCP_FLAG.RST | TCP_FLAG.ACK,
+      window: 0,
+      urgent: 0,
+      options: NO_TCP_OPTIONS,
+      payload: EMPTY,
+    };
     const pseudo = pseudoSum(p.dst, p.src, IP_PROTO.TCP);
-    this.#toGuest.sendIpv4(p.dst, p.src, IP_PROTO.TCP, TCP_HEADER_LEN, (into, at) => {
-      put16(into, at, t.dstPort);
-      put16(into, at + 2, t.srcPort);
-      put32(into, at + 4, seq);
-      put32(into, at + 8, ack);
-      into[at + 12] = (TCP_HEADER_LEN >>> 2) << 4;
-      into[at + 13] = flags;
-      put16(into, at + 14, 0);
-      put16(into, at + 16, 0);
-      put16(into, at + 18, 0);
-      put16(into, at + 16, finish(sum16(into, at, at + TCP_HEADER_LEN, pseudo + TCP_HEADER_LEN)));
-      return TCP_HEADER_LEN;
-    }, true);
+    this.#toGuest.sendIpv4(p.dst, p.src, IP_PROTO.TCP, tcpLength(rst), (into, at) => writeTcp(rst, pseudo, into, at), true);
   }
 
   // ================================================================ host events

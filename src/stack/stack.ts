@@ -483,8 +483,9 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   /**
-   * TCP to a virtual address: the gateway's goes through the TCP engine to the host's loopback;
-   * the DNS address has no TCP service yet, so it answers as a closed port (RFC 9293 §3.10.7.1).
+   * TCP to a virtual address: the gateway's goes through the TCP engine to the host's loopback,
+   * the DNS address's port 53 (DNS over TCP) through it to the first upstream resolver; any
+   * other port answers as a closed port (RFC 9293 §3.10.7.1).
    */
   #tcpInput(eth: Ethernet, p: Ipv4, nowMs: number): void {
     const t = parseTcp(p.payload, pseudoSum(p.src, p.dst, IP_PROTO.TCP));

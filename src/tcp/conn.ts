@@ -16,14 +16,19 @@
  * `nowMs` its entry points receive.
  */
 import { IP_PROTO, pseudoSum } from '../ipv4/wire.js';
-import { put16, put32, type Ipv4Addr } from '../util/bytes.js';
-import { finish, sum16 } from '../util/checksum.js';
+import type { Ipv4Addr } from '../util/bytes.js';
 import type { Counters } from '../util/drops.js';
 import { assertNever } from '../util/assert.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../util/seq.js';
 import { ByteQueue } from './byte-queue.js';
-import { NO_TCP_OPTIONS, tcpOptionsLength, writeTcpOptions, type TcpOptions } from './options.js';
-import { TCP_FLAG, TCP_HEADER_LEN, type Tcp } from './wire.js';
+import { Congestion } from './congestion.js';
+import { DEFAULT_MSS, ReceiveSpace, SendSpace } from './seq-space.js';
+import { RtoEstimator } from './rto.js';
+import { SackScoreboard } from './sack-scoreboard.js';
+import { OooQueue } from './ooo-queue.js';
+import { TcpTimers } from './timers.js';
+import { NO_TCP_OPTIONS, type TcpOptions } from './options.js';
+import { TCP_FLAG, tcpHeaderLength, writeTcpChecksum, writeTcpHeader, type Tcp, type TcpHeader } from './wire.js';
 
 /**
  * RFC 9293 §3.3.2 states, spelled as the RFC does, plus 'host-connecting' (ours: the guest's
@@ -127,22 +132,14 @@ export interface TcpConnInit {
   readonly io: TcpConnIo;
 }
 
-/** One held out-of-order segment: [seq, seq + data.length), then a FIN if `fin`. */
-interface OooSegment {
-  seq: number;
-  data: Uint8Array;
-  fin: boolean;
-}
+type SackBlocks = readonly (readonly [number, number])[];
+const NO_SACK: SackBlocks = [];
+
+/** The header of the segment being written, refilled in place. */
+type MutableTcpHeader = { -readonly [K in keyof TcpHeader]: TcpHeader[K] };
 
 const IPV4_TCP_HEADERS = 40;
 const TIMESTAMP_OPTION_LEN = 12;
-/** RFC 9293 §3.7.1: the MSS to assume when the SYN carries none. */
-const DEFAULT_MSS = 536;
-/** RFC 6928 §2: IW = min(10 × MSS, max(2 × MSS, 14600)). */
-const initialWindow = (mss: number): number => Math.min(10 * mss, Math.max(2 * mss, 14600));
-/** Floor of the recovery timer (below the RTO's 200 ms: the guest is one link away). */
-const MIN_RECOVERY_MS = 10;
-const MAX_CWND = 1 << 30;
 
 /** The smallest shift that fits `bytes` in the 16-bit window field (RFC 7323 §2.2). */
 export function windowShiftFor(bytes: number): number {
@@ -154,6 +151,15 @@ export function windowShiftFor(bytes: number): number {
 /**
  * A TCP connection between the guest and us. It also is the flow's entry in the NAT flow
  * table (the fields `id` … `bytesToGuest` and `stateName` are FlowEntry's).
+ *
+ * It orchestrates: the state machine, the decisions (what an ACK means, what to send or
+ * retransmit, when to ACK) and the host side are here; the variables and their arithmetic
+ * live in parts, each with its invariants — sequence space and windows (`SendSpace`,
+ * `ReceiveSpace`, seq-space.ts), RTT and RTO (`RtoEstimator`, rto.ts), congestion control
+ * (`Congestion`, congestion.ts), the SACK scoreboard (`SackScoreboard`,
+ * sack-scoreboard.ts), the out-of-order queue (`OooQueue`, ooo-queue.ts), the deadlines
+ * (`TcpTimers`, timers.ts) and the send queue (`ByteQueue`, byte-queue.ts). Segments are
+ * written with tcp/wire's `writeTcpHeader`.
  */
 export class TcpConn {
   readonly id: number;
@@ -178,93 +184,68 @@ export class TcpConn {
 
   readonly #io: TcpConnIo;
   readonly #limits: TcpLimits;
+  /** The link MTU, bytes: our MSS and segment size follow from it. */
   readonly #mtu: number;
+  /** Folded pseudo-header sum for segments to the guest (remote → guest, TCP). */
   readonly #pseudo: number;
+  /** Added to the clock for our TSval (RFC 7323 §5.4), u32. */
   readonly #tsOffset: number;
+  /** The clock at the current entry point, ms; every entry point sets it first. */
   #nowMs: number;
 
-  // --- Send side (towards the guest). Invariant: sndUna ≤ sndNxt ≤ sndMax.
-  readonly #iss: number;
-  /** Oldest unacknowledged sequence number. */
-  #sndUna: number;
-  /** Next sequence number to send (reset to sndUna by an RTO: go-back-N). */
-  #sndNxt: number;
-  /** Highest sequence number sent + 1. */
-  #sndMax: number;
-  /** The guest's window, scaled, in bytes. */
-  #sndWnd = 0;
-  #maxSndWnd = 0;
-  #sndWl1 = 0;
-  #sndWl2 = 0;
-  /** The guest's MSS (from its SYN, default 536). */
-  #sndMss = DEFAULT_MSS;
-  #sndShift = 0;
-  #synAcked = false;
-  /** Host data not yet acknowledged by the guest; its first byte has sequence number #dataSeq(). */
+  // --- Send side (towards the guest).
+  /** Send sequence variables and the guest's window. */
+  readonly #snd: SendSpace;
+  /** Host data not yet acknowledged by the guest; its first byte has sequence number #snd.dataSeq(). */
   readonly #queue = new ByteQueue();
-  /** The host sent FIN: a FIN follows the queue. */
+  /** The host sent FIN: a FIN follows the queue. Never cleared. */
   #finQueued = false;
+  /** We paused the host socket (queue at sndBufferBytes or budget spent); resumed below half. */
   #hostPaused = false;
-  #cwnd = 0;
-  #ssthresh = MAX_CWND;
-  #dupAcks = 0;
-  #inRecovery = false;
-  #recoverSeq = 0;
-  /** Retransmissions during recovery have covered up to here. */
-  #rexmitHigh = 0;
-  /** SACKed ranges [left, right) above sndUna, sorted, disjoint (RFC 2018 §4). */
-  #sacked: [number, number][] = [];
-  // RTO (RFC 6298)
-  #srttMs = 0;
-  #rttvarMs = 0;
-  #hasRtt = false;
-  #rtoMs: number;
-  #retries = 0;
-  /** Karn: the one segment being timed without timestamps. */
-  #rttSeq: number | undefined;
-  #rttStartMs = 0;
-  #persistBackoff = 0;
+  /** cwnd, ssthresh, duplicate ACKs, fast recovery (RFC 5681, RFC 6582). */
+  readonly #cc = new Congestion();
+  /** What the guest SACKed above SND.UNA (RFC 2018, RFC 6675). */
+  readonly #sacked: SackScoreboard;
+  /** RTT samples, the RTO and the retransmission and persist backoffs (RFC 6298). */
+  readonly #rto: RtoEstimator;
 
   // --- Receive side (from the guest).
-  #irs = 0;
-  /** Next sequence number expected from the guest. */
-  #rcvNxt = 0;
-  /** Right edge of the window last advertised; never moves left (RFC 9293 §3.8.6.2.2). */
-  #rcvEdge = 0;
-  readonly #rcvShift: number;
-  /** What the host socket reported as still buffered after our last write. */
+  /** Receive sequence variables and the window we advertised. */
+  readonly #rcv: ReceiveSpace;
+  /** What the host socket reported as still buffered after our last write, bytes; 0 once drained. Counted against the budget. */
   #hostBuffered = 0;
-  readonly #ooo: OooSegment[] = [];
-  /** Sequence number of the most recently held out-of-order segment (its SACK block goes first). */
-  #oooLatest = 0;
+  /** Out-of-order segments held from the guest, and the SACK blocks they make. */
+  readonly #ooo: OooQueue;
+  // Negotiated in the handshake (RFC 7323 §1.3, RFC 2018 §2: what the guest's SYN offered); fixed after it.
+  /** SACK: we send SACK blocks and read the guest's. */
   #sackOk = false;
+  /** Window scaling both ways (`#snd.shift`, `#rcv.shift`). */
   #wsOk = false;
+  /** Timestamps on every segment; the segment size is 12 bytes smaller. */
   #tsOk = false;
+  /** TS.Recent (RFC 7323 §4.3): the TSval we echo, the latest from an in-order segment. */
   #tsRecent = 0;
+  // ACK coalescing (README "ACK coalescing"): cleared whenever a segment carrying an ACK goes out.
+  /** An ACK is owed at the next flush (out of order, duplicate, FIN, window update, challenge…). */
   #ackNow = false;
+  /** In-order data segments received since we last sent an ACK; two or more are ACKed at the flush. */
   #segsSinceAck = 0;
 
-  // --- Timers (absolute clock ms; undefined when off).
-  #connectAt: number | undefined;
-  #rtoAt: number | undefined;
-  #persistAt: number | undefined;
-  #dackAt: number | undefined;
-  #timeWaitAt: number | undefined;
-  /** In fast recovery: when to resend SND.UNA if it is still not acknowledged (a lost retransmission). */
-  #recoveryAt: number | undefined;
-  #recoveryBackoff = 0;
+  /** Deadlines (absolute clock ms; undefined when off). */
+  readonly #timers = new TcpTimers();
 
   // --- The segment being written (read by #writer, which the io calls synchronously).
-  #wSeq = 0;
-  #wAck = 0;
-  #wFlags = 0;
-  #wWindow = 0;
-  #wOptions: TcpOptions = NO_TCP_OPTIONS;
-  #wDataFrom = 0;
-  #wDataLen = 0;
+  /** Its header, refilled for every segment: one record per connection, never reallocated. */
+  readonly #out: MutableTcpHeader;
+  /** Its payload: `#outDataLen` bytes from offset `#outDataFrom` of the send queue (0 and 0: none). */
+  #outDataFrom = 0;
+  #outDataLen = 0;
   readonly #writer: (into: Uint8Array, at: number) => number;
   /** Timestamp-only options, reused for every segment (read synchronously by #write). */
   readonly #tsOptions = { timestamp: { value: 0, echo: 0 } };
+  /** SACK options, with and without a timestamp; `sack` is the OOO queue's, valid until its next sackBlocks(). */
+  readonly #sackOptions: { sack: SackBlocks } = { sack: NO_SACK };
+  readonly #tsSackOptions: { timestamp: { value: number; echo: number }; sack: SackBlocks } = { timestamp: { value: 0, echo: 0 }, sack: NO_SACK };
 
   constructor(init: TcpConnInit) {
     this.id = init.id;
@@ -280,13 +261,15 @@ export class TcpConn {
     this.#mtu = init.mtu;
     this.#tsOffset = init.tsOffset >>> 0;
     this.#pseudo = pseudoSum(init.remote.addr, init.guest.addr, IP_PROTO.TCP);
-    this.#iss = init.iss >>> 0;
-    this.#sndUna = this.#iss;
-    this.#sndNxt = this.#iss;
-    this.#sndMax = this.#iss;
-    this.#rtoMs = init.limits.initialRtoMs;
-    this.#rcvShift = windowShiftFor(init.limits.rcvBufferBytes);
+    this.#snd = new SendSpace(init.iss);
+    this.#rto = new RtoEstimator(init.limits);
+    this.#sacked = new SackScoreboard(init.limits.sackBlocks);
+    this.#ooo = new OooQueue(init.limits.oooSegments);
+    this.#rcv = new ReceiveSpace(windowShiftFor(init.limits.rcvBufferBytes));
     this.state = init.origin === 'guest' ? 'host-connecting' : 'syn-sent';
+    this.#out = {
+      srcPort: init.remote.port, dstPort: init.guest.port, seq: 0, ack: 0, flags: 0, window: 0, urgent: 0, options: NO_TCP_OPTIONS,
+    };
     this.#writer = (into, at) => this.#write(into, at);
   }
 
@@ -307,10 +290,10 @@ export class TcpConn {
     sndMss: number; sndShift: number; rcvShift: number; sackOk: boolean; tsOk: boolean; wsOk: boolean;
   } {
     return {
-      sndUna: this.#sndUna, sndNxt: this.#sndNxt, sndMax: this.#sndMax, sndWnd: this.#sndWnd,
-      rcvNxt: this.#rcvNxt, rcvEdge: this.#rcvEdge, queued: this.#queue.length, oooSegments: this.#ooo.length,
-      cwnd: this.#cwnd, rtoMs: this.#rtoMs, srttMs: this.#srttMs, hostPaused: this.#hostPaused,
-      sndMss: this.#sndMss, sndShift: this.#sndShift, rcvShift: this.#rcvShift,
+      sndUna: this.#snd.una, sndNxt: this.#snd.nxt, sndMax: this.#snd.max, sndWnd: this.#snd.wnd,
+      rcvNxt: this.#rcv.nxt, rcvEdge: this.#rcv.edge, queued: this.#queue.length, oooSegments: this.#ooo.length,
+      cwnd: this.#cc.cwnd, rtoMs: this.#rto.rtoMs, srttMs: this.#rto.srttMs, hostPaused: this.#hostPaused,
+      sndMss: this.#snd.mss, sndShift: this.#snd.shift, rcvShift: this.#rcv.shift,
       sackOk: this.#sackOk, tsOk: this.#tsOk, wsOk: this.#wsOk,
     };
   }
@@ -325,32 +308,30 @@ export class TcpConn {
   /** A guest SYN opened this connection: remember its options; the engine calls Host.tcpConnect. */
   acceptSyn(t: Tcp, nowMs: number): void {
     this.#nowMs = nowMs;
-    this.#irs = t.seq;
-    this.#rcvNxt = seqAdd(t.seq, 1);
-    this.#rcvEdge = this.#rcvNxt;
+    this.#rcv.synReceived(t.seq);
     this.#negotiate(t);
-    this.#sndWnd = t.window;   // RFC 7323 §2.2: the window in a SYN is never scaled
-    this.#maxSndWnd = t.window;
-    this.#sndWl1 = t.seq;
-    this.#connectAt = nowMs + this.#limits.connectTimeoutMs;
+    this.#snd.wnd = t.window;   // RFC 7323 §2.2: the window in a SYN is never scaled
+    this.#snd.maxWnd = t.window;
+    this.#snd.wl1 = t.seq;
+    this.#timers.connectAt = nowMs + this.#limits.connectTimeoutMs;
   }
 
   /** A forwarded connection: send our SYN to the guest. */
   startForward(nowMs: number): void {
     this.#nowMs = nowMs;
     this.#sendSyn();
-    this.#rtoAt = nowMs + this.#rtoMs;
+    this.#timers.rtoAt = nowMs + this.#rto.rtoMs;
   }
 
   #negotiate(t: Tcp): void {
     const o = t.options;
-    this.#sndMss = o.mss !== undefined && o.mss > 0 ? o.mss : DEFAULT_MSS;
+    this.#snd.mss = o.mss !== undefined && o.mss > 0 ? o.mss : DEFAULT_MSS;
     this.#wsOk = o.windowScale !== undefined;
-    this.#sndShift = o.windowScale ?? 0;
+    this.#snd.shift = o.windowScale ?? 0;
     this.#sackOk = o.sackPermitted === true;
     this.#tsOk = o.timestamp !== undefined;
     if (o.timestamp !== undefined) this.#tsRecent = o.timestamp.value;
-    this.#cwnd = initialWindow(this.#segmentSize());
+    this.#cc.start(this.#segmentSize());
   }
 
   // ================================================================ host events
@@ -361,9 +342,9 @@ export class TcpConn {
     switch (this.state) {
       case 'host-connecting':
         this.state = 'syn-received';
-        this.#connectAt = undefined;
+        this.#timers.connectAt = undefined;
         this.#sendSyn();
-        this.#rtoAt = nowMs + this.#rtoMs;
+        this.#timers.rtoAt = nowMs + this.#rto.rtoMs;
         return;
       case 'closed':
         return;
@@ -432,7 +413,7 @@ export class TcpConn {
       case 'host-connecting': {
         const icmp = unreachableFor(code);
         if (icmp !== undefined) this.#io.icmpUnreachable(this, icmp);
-        else this.#sendReset(0, this.#rcvNxt);
+        else this.#sendReset(0, this.#rcv.nxt);
         return this.#finish();
       }
       case 'syn-sent':
@@ -441,7 +422,7 @@ export class TcpConn {
         return;
       case 'syn-received': case 'established': case 'fin-wait-1': case 'fin-wait-2':
       case 'close-wait': case 'closing': case 'last-ack':
-        this.#sendReset(this.#sndNxt, this.#rcvNxt);
+        this.#sendReset(this.#snd.nxt, this.#rcv.nxt);
         return this.#finish();
       default:
         return assertNever(this.state);
@@ -479,26 +460,26 @@ export class TcpConn {
 
   /** Whether a SYN on this tuple may start a new connection (RFC 9293 §3.10.7.4 TIME-WAIT, RFC 6191). */
   acceptsNewSyn(t: Tcp): boolean {
-    return this.state === 'time-wait' && seqGt(t.seq, this.#rcvNxt);
+    return this.state === 'time-wait' && seqGt(t.seq, this.#rcv.nxt);
   }
 
   #inputConnecting(t: Tcp): void {
     if ((t.flags & TCP_FLAG.RST) !== 0) {
       // RFC 9293 §3.10.7.4 (SYN-RECEIVED): a reset in window aborts; the guest gave up.
-      if (t.seq === this.#rcvNxt) {
+      if (t.seq === this.#rcv.nxt) {
         this.#io.stats.count('tcp.guest-reset-while-connecting');
         this.#io.hostReset(this);
         this.#finish();
       }
       return;
     }
-    if ((t.flags & TCP_FLAG.SYN) !== 0 && t.seq === this.#irs) return this.#io.stats.count('tcp.syn-absorbed');
+    if ((t.flags & TCP_FLAG.SYN) !== 0 && t.seq === this.#rcv.irs) return this.#io.stats.count('tcp.syn-absorbed');
     this.#io.counters.count('tcp.segment-while-connecting');
   }
 
   #inputSynSent(t: Tcp): void {
     const f = t.flags;
-    const ackOk = (f & TCP_FLAG.ACK) !== 0 && t.ack === seqAdd(this.#iss, 1);
+    const ackOk = (f & TCP_FLAG.ACK) !== 0 && t.ack === seqAdd(this.#snd.iss, 1);
     if ((f & TCP_FLAG.ACK) !== 0 && !ackOk) {
       if ((f & TCP_FLAG.RST) === 0) this.#sendReset(t.ack, undefined);
       return;
@@ -513,19 +494,17 @@ export class TcpConn {
       return;
     }
     if ((f & TCP_FLAG.SYN) === 0 || !ackOk) return this.#io.counters.count('tcp.syn-sent-unexpected');
-    this.#irs = t.seq;
-    this.#rcvNxt = seqAdd(t.seq, 1);
-    this.#rcvEdge = this.#rcvNxt;
+    this.#rcv.synReceived(t.seq);
     // We offered every option: what the guest's SYN-ACK carries is what applies (RFC 7323 §1.3, RFC 2018 §2).
     this.#negotiate(t);
-    this.#sndUna = t.ack;
-    this.#synAcked = true;
-    this.#sndWnd = t.window;
-    this.#maxSndWnd = t.window;
-    this.#sndWl1 = t.seq;
-    this.#sndWl2 = t.ack;
-    this.#rtoAt = undefined;
-    this.#retries = 0;
+    this.#snd.una = t.ack;
+    this.#snd.synAcked = true;
+    this.#snd.wnd = t.window;
+    this.#snd.maxWnd = t.window;
+    this.#snd.wl1 = t.seq;
+    this.#snd.wl2 = t.ack;
+    this.#timers.rtoAt = undefined;
+    this.#rto.retries = 0;
     this.state = 'established';
     this.#ackNow = true;
     this.#io.hostPause(this, false);
@@ -540,7 +519,7 @@ export class TcpConn {
 
     // A retransmitted SYN while our SYN-ACK is out: send it again (RFC 9293 §3.10.7.4 is
     // stricter, but Linux and passt answer so, and the guest's SYN retransmission means ours was lost).
-    if (this.state === 'syn-received' && syn && (f & TCP_FLAG.ACK) === 0 && seq === this.#irs) {
+    if (this.state === 'syn-received' && syn && (f & TCP_FLAG.ACK) === 0 && seq === this.#rcv.irs) {
       this.#io.stats.count('tcp.syn-retransmit');
       this.#sendSyn();
       return;
@@ -548,7 +527,7 @@ export class TcpConn {
 
     // 1. Sequence acceptability (RFC 9293 §3.10.7.4 "first"), Linux-lenient at the left edge:
     //    anything ending at or after rcvNxt and starting at or before the right edge.
-    if (!(seqGe(seqAdd(seq, segLen), this.#rcvNxt) && seqLe(seq, this.#rcvEdge))) {
+    if (!this.#rcv.acceptable(seq, segLen)) {
       if ((f & TCP_FLAG.RST) === 0) {
         this.#io.counters.count('tcp.out-of-window');
         this.#ackNow = true;
@@ -558,7 +537,7 @@ export class TcpConn {
 
     // 2. RST (RFC 5961 §3.2): exact sequence aborts, anything else in window gets a challenge ACK.
     if ((f & TCP_FLAG.RST) !== 0) {
-      if (seq === this.#rcvNxt) {
+      if (seq === this.#rcv.nxt) {
         this.#io.stats.count('tcp.guest-reset');
         if (this.state !== 'time-wait') this.#io.hostReset(this);
         return this.#finish();
@@ -578,15 +557,15 @@ export class TcpConn {
     // 4. ACK.
     if ((f & TCP_FLAG.ACK) === 0) return this.#io.counters.count('tcp.no-ack');
     if (this.state === 'syn-received') {
-      if (!(seqGt(t.ack, this.#sndUna) && seqLe(t.ack, this.#sndMax))) {
+      if (!(seqGt(t.ack, this.#snd.una) && seqLe(t.ack, this.#snd.max))) {
         this.#sendReset(t.ack, undefined);
         return;
       }
       this.state = this.#finQueued ? 'fin-wait-1' : 'established';
-      this.#sndWnd = t.window << this.#sndShift;
-      this.#maxSndWnd = this.#sndWnd;
-      this.#sndWl1 = seq;
-      this.#sndWl2 = t.ack;
+      this.#snd.wnd = t.window << this.#snd.shift;
+      this.#snd.maxWnd = this.#snd.wnd;
+      this.#snd.wl1 = seq;
+      this.#snd.wl2 = t.ack;
     }
     if (!this.#processAck(t)) return;
     const state = this.#stateNow();
@@ -594,7 +573,7 @@ export class TcpConn {
 
     // 5. Timestamps (RFC 7323 §4.3, with rcvNxt standing for Last.ACK.sent).
     const ts = t.options.timestamp;
-    if (this.#tsOk && ts !== undefined && seqLe(seq, this.#rcvNxt) && seqGe(ts.value, this.#tsRecent)) this.#tsRecent = ts.value;
+    if (this.#tsOk && ts !== undefined && seqLe(seq, this.#rcv.nxt) && seqGe(ts.value, this.#tsRecent)) this.#tsRecent = ts.value;
 
     // 6. Data and FIN.
     switch (state) {
@@ -604,7 +583,7 @@ export class TcpConn {
       case 'time-wait':
         if (segLen > 0) {            // a retransmitted FIN: our ACK was lost; restart 2×MSL (RFC 9293 §3.10.7.4)
           this.#ackNow = true;
-          this.#timeWaitAt = this.#nowMs + this.#limits.timeWaitMs;
+          this.#timers.timeWaitAt = this.#nowMs + this.#limits.timeWaitMs;
         }
         return;
       case 'close-wait': case 'closing': case 'last-ack':
@@ -623,49 +602,46 @@ export class TcpConn {
   /** RFC 9293 §3.10.7.4 "fifth, check the ACK field". False: drop the rest of the segment. */
   #processAck(t: Tcp): boolean {
     const ack = t.ack;
-    if (seqGt(ack, this.#sndMax)) {
+    if (seqGt(ack, this.#snd.max)) {
       this.#io.counters.count('tcp.ack-of-unsent');
       this.#ackNow = true;
       return false;
     }
-    const wnd = t.window << this.#sndShift;
+    const wnd = t.window << this.#snd.shift;
     let newSack = false;
     if (this.#sackOk && t.options.sack !== undefined) {
-      const before = this.#sackedBytes();
-      this.#updateSacked(t.options.sack);
-      newSack = this.#sackedBytes() > before;
+      const before = this.#sacked.sackedBytes();
+      this.#sacked.update(t.options.sack, this.#snd.una, this.#snd.max);
+      newSack = this.#sacked.sackedBytes() > before;
     }
 
-    if (seqGt(ack, this.#sndUna)) {
+    if (seqGt(ack, this.#snd.una)) {
       this.#newAck(t, ack);
-    } else if (ack === this.#sndUna && this.#sndUna !== this.#sndMax && t.payload.length === 0
-      && (t.flags & (TCP_FLAG.SYN | TCP_FLAG.FIN)) === 0 && (wnd === this.#sndWnd || newSack)) {
+    } else if (ack === this.#snd.una && this.#snd.una !== this.#snd.max && t.payload.length === 0
+      && (t.flags & (TCP_FLAG.SYN | TCP_FLAG.FIN)) === 0 && (wnd === this.#snd.wnd || newSack)) {
       // RFC 5681 §2's duplicate ACK; with SACK, any ACK that SACKs new data counts (RFC 6675 §2),
       // since a reading receiver's window changes from ACK to ACK.
       this.#dupAck();
     }
 
     // Window update (RFC 9293 §3.10.7.4: SND.WL1/WL2 keep old segments from reopening it).
-    if (seqLt(this.#sndWl1, t.seq) || (this.#sndWl1 === t.seq && seqLe(this.#sndWl2, ack))) {
-      if (wnd !== this.#sndWnd) this.#io.markDirty(this);
-      this.#sndWnd = wnd;
-      this.#sndWl1 = t.seq;
-      this.#sndWl2 = ack;
-      if (wnd > this.#maxSndWnd) this.#maxSndWnd = wnd;
+    if (this.#snd.mayUpdateWindow(t.seq, ack)) {
+      if (wnd !== this.#snd.wnd) this.#io.markDirty(this);
+      this.#snd.updateWindow(wnd, t.seq, ack);
       if (wnd > 0) {
-        this.#persistAt = undefined;
-        this.#persistBackoff = 0;
+        this.#timers.persistAt = undefined;
+        this.#rto.persistBackoff = 0;
       }
     }
     return true;
   }
 
   #newAck(t: Tcp, ack: number): void {
-    let acked = seqSub(ack, this.#sndUna);
+    let acked = seqSub(ack, this.#snd.una);
     const ackedSeqs = acked;
     const finSeq = this.#finSeq();    // before #synAcked changes where the data starts
-    if (!this.#synAcked) {
-      this.#synAcked = true;
+    if (!this.#snd.synAcked) {
+      this.#snd.synAcked = true;
       acked--;
     }
     let finAcked = false;
@@ -678,36 +654,32 @@ export class TcpConn {
       this.#io.account(-acked);
       this.bytesToGuest += acked;
     }
-    this.#sndUna = ack;
-    if (seqLt(this.#sndNxt, ack)) this.#sndNxt = ack;
-    this.#retries = 0;
-    this.#dupAcks = 0;
-    while (this.#sacked.length > 0 && seqLe(this.#sacked[0]![1], ack)) this.#sacked.shift();
-    if (this.#sacked.length > 0 && seqLt(this.#sacked[0]![0], ack)) this.#sacked[0]![0] = ack;
+    this.#snd.acked(ack);
+    this.#rto.retries = 0;
+    this.#cc.dupAcks = 0;
+    this.#sacked.ackedTo(ack);
 
     this.#sampleRtt(t, ack);
 
     // Congestion window (RFC 5681 §3.1, NewReno partial ACKs per RFC 6582 §3.2).
     const smss = this.#segmentSize();
-    if (this.#inRecovery) {
-      if (seqGe(ack, this.#recoverSeq)) {
-        this.#inRecovery = false;
-        this.#recoveryAt = undefined;
-        this.#cwnd = Math.max(this.#ssthresh, smss);
+    const cc = this.#cc;
+    if (cc.inRecovery) {
+      if (cc.fullyAcks(ack)) {
+        cc.exitRecovery(smss);
+        this.#timers.recoveryAt = undefined;
       } else {
-        this.#cwnd = Math.max(smss, this.#cwnd - ackedSeqs + smss);
-        if (seqGe(ack, this.#rexmitHigh)) this.#rexmitHigh = this.#retransmitAt(ack);
+        cc.partialAck(ackedSeqs, smss);
+        if (seqGe(ack, cc.rexmitHigh)) cc.rexmitHigh = this.#retransmitAt(ack);
         else this.#retransmitNextHole();
         this.#armRecovery(true);
       }
-    } else if (this.#cwnd < this.#ssthresh) {
-      this.#cwnd = Math.min(MAX_CWND, this.#cwnd + ackedSeqs);
     } else {
-      this.#cwnd = Math.min(MAX_CWND, this.#cwnd + Math.max(1, Math.floor((smss * ackedSeqs) / this.#cwnd)));
+      cc.grow(ackedSeqs, smss);
     }
 
     // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
-    this.#rtoAt = this.#sndUna === this.#sndMax ? undefined : this.#nowMs + this.#rtoMs;
+    this.#timers.rtoAt = this.#snd.allAcked() ? undefined : this.#nowMs + this.#rto.rtoMs;
     this.#updatePause();
     this.#io.markDirty(this);
 
@@ -730,25 +702,22 @@ export class TcpConn {
   }
 
   #dupAck(): void {
-    this.#dupAcks++;
+    const cc = this.#cc;
+    cc.dupAcks++;
     this.#io.stats.count('tcp.dup-ack');
     const smss = this.#segmentSize();
-    if (this.#inRecovery) {
-      this.#cwnd = Math.min(MAX_CWND, this.#cwnd + smss);   // RFC 5681 §3.2 step 4: inflate
+    if (cc.inRecovery) {
+      cc.inflate(smss);
       if (this.#sackOk) this.#retransmitNextHole();
       return;
     }
-    const sackSaysLost = this.#sackOk && this.#sackedBytes() >= 3 * smss;
-    if (this.#dupAcks === 3 || (this.#dupAcks < 3 && sackSaysLost)) {
+    const sackSaysLost = this.#sackOk && this.#sacked.sackedBytes() >= 3 * smss;
+    if (cc.dupAcks === 3 || (cc.dupAcks < 3 && sackSaysLost)) {
       // RFC 5681 §3.2 fast retransmit / fast recovery.
       this.#io.stats.count('tcp.fast-retransmit');
-      const flight = seqSub(this.#sndMax, this.#sndUna);
-      this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * smss);
-      this.#cwnd = this.#ssthresh + 3 * smss;
-      this.#inRecovery = true;
-      this.#recoverSeq = this.#sndMax;
-      this.#rexmitHigh = this.#retransmitAt(this.#sndUna);
-      this.#rttSeq = undefined;
+      cc.enterRecovery(this.#snd.outstanding(), smss, this.#snd.max);
+      cc.rexmitHigh = this.#retransmitAt(this.#snd.una);
+      this.#rto.stopTiming();
       this.#armRecovery(true);
     }
   }
@@ -759,17 +728,15 @@ export class TcpConn {
    * RFC 8985, simplified to the first hole).
    */
   #armRecovery(reset: boolean): void {
-    if (reset) this.#recoveryBackoff = 0;
-    const base = Math.max(MIN_RECOVERY_MS, Math.ceil(2 * this.#srttMs + 2));
-    this.#recoveryAt = this.#nowMs + Math.min(this.#rtoMs, base * 2 ** this.#recoveryBackoff);
+    this.#timers.recoveryAt = this.#nowMs + this.#cc.recoveryDelayMs(this.#rto.srttMs, this.#rto.rtoMs, reset);
   }
 
   #onRecoveryTimer(): void {
-    if (!this.#inRecovery || this.#sndUna === this.#sndMax || !this.#canSendData()) return;
+    if (!this.#cc.inRecovery || this.#snd.allAcked() || !this.#canSendData()) return;
     this.#io.stats.count('tcp.recovery-retransmit');
-    this.#retransmitAt(this.#sndUna);
+    this.#retransmitAt(this.#snd.una);
     this.#retransmitNextHole();
-    this.#recoveryBackoff = Math.min(this.#recoveryBackoff + 1, 6);
+    this.#cc.backOffRecovery();
     this.#armRecovery(false);
   }
 
@@ -783,73 +750,22 @@ export class TcpConn {
       const r = seqSub(this.#tsNow(), ts.echo);
       if (r >= 0 && r < 600_000) rtt = r;
     }
-    if (this.#rttSeq !== undefined && seqGt(ack, this.#rttSeq)) {
-      rtt ??= this.#nowMs - this.#rttStartMs;
-      this.#rttSeq = undefined;
-    }
-    if (rtt === undefined) return;
-    // RFC 6298 §2.2, §2.3 (alpha 1/8, beta 1/4, G = 1 ms).
-    if (!this.#hasRtt) {
-      this.#srttMs = rtt;
-      this.#rttvarMs = rtt / 2;
-      this.#hasRtt = true;
-    } else {
-      this.#rttvarMs = 0.75 * this.#rttvarMs + 0.25 * Math.abs(this.#srttMs - rtt);
-      this.#srttMs = 0.875 * this.#srttMs + 0.125 * rtt;
-    }
-    this.#rtoMs = Math.min(this.#limits.maxRtoMs, Math.max(this.#limits.minRtoMs, Math.ceil(this.#srttMs + Math.max(1, 4 * this.#rttvarMs))));
-  }
-
-  #updateSacked(blocks: readonly (readonly [number, number])[]): void {
-    for (const [l0, r] of blocks) {
-      // Only blocks inside what is outstanding count (RFC 2018 §4; D-SACKs below sndUna are ignored).
-      if (!seqGt(r, this.#sndUna) || seqGt(r, this.#sndMax) || !seqLt(l0, r)) continue;
-      const l = seqLt(l0, this.#sndUna) ? this.#sndUna : l0;
-      const s = this.#sacked;
-      let i = 0;
-      while (i < s.length && seqLt(s[i]![1], l)) i++;
-      let nl = l;
-      let nr = r;
-      let j = i;
-      while (j < s.length && seqLe(s[j]![0], nr)) {
-        if (seqLt(s[j]![0], nl)) nl = s[j]![0];
-        if (seqGt(s[j]![1], nr)) nr = s[j]![1];
-        j++;
-      }
-      s.splice(i, j - i, [nl, nr]);
-      if (s.length > this.#limits.sackBlocks) s.pop();   // forget the highest: it only delays a retransmission
-    }
-  }
-
-  #sackedBytes(): number {
-    let n = 0;
-    for (const [l, r] of this.#sacked) n += seqSub(r, l);
-    return n;
-  }
-
-  /** The end of the SACKed block containing `seq`, or undefined. */
-  #sackedEnd(seq: number): number | undefined {
-    for (const [l, r] of this.#sacked) if (seqGe(seq, l) && seqLt(seq, r)) return r;
-    return undefined;
-  }
-
-  /** The start of the first SACKed block after `seq`, or undefined. */
-  #nextSackedStart(seq: number): number | undefined {
-    for (const [l] of this.#sacked) if (seqGt(l, seq)) return l;
-    return undefined;
+    const timed = this.#rto.timedSample(ack, this.#nowMs);
+    rtt ??= timed;
+    if (rtt !== undefined) this.#rto.sample(rtt);
   }
 
   /** RFC 6675-style: retransmit the next hole after what recovery already resent, if SACKs show data above it. */
   #retransmitNextHole(): void {
-    if (this.#sacked.length === 0) return;
-    let seq = seqGt(this.#rexmitHigh, this.#sndUna) ? this.#rexmitHigh : this.#sndUna;
-    const end = this.#sackedEnd(seq);
+    if (this.#sacked.count === 0) return;
+    let seq = seqGt(this.#cc.rexmitHigh, this.#snd.una) ? this.#cc.rexmitHigh : this.#snd.una;
+    const end = this.#sacked.endContaining(seq);
     if (end !== undefined) seq = end;
-    const highestSacked = this.#sacked[this.#sacked.length - 1]![1];
+    const highestSacked = this.#sacked.highestEnd();
     if (!seqLt(seq, highestSacked)) return;
-    const flight = seqSub(this.#sndMax, this.#sndUna) - this.#sackedBytes();
-    if (flight >= this.#cwnd) return;
-    this.#rexmitHigh = this.#retransmitAt(seq);
+    const flight = this.#snd.outstanding() - this.#sacked.sackedBytes();
+    if (flight >= this.#cc.cwnd) return;
+    this.#cc.rexmitHigh = this.#retransmitAt(seq);
   }
 
   // ================================================================ receiving
@@ -857,7 +773,7 @@ export class TcpConn {
   #receive(seq: number, payload: Uint8Array, fin: boolean): void {
     let data = payload;
     // Trim what we already have (duplicates and overlaps).
-    const old = seqSub(this.#rcvNxt, seq);
+    const old = seqSub(this.#rcv.nxt, seq);
     if (old > 0) {
       this.#io.stats.count('tcp.duplicate-data');
       this.#ackNow = true;
@@ -865,10 +781,10 @@ export class TcpConn {
         return;     // the FIN too lies before rcvNxt: an inconsistent guest, ignore
       }
       data = data.subarray(old);
-      seq = this.#rcvNxt;
+      seq = this.#rcv.nxt;
     }
     // Trim what lies beyond the advertised window.
-    const room = seqSub(this.#rcvEdge, seq);
+    const room = seqSub(this.#rcv.edge, seq);
     if (data.length > room) {
       this.#io.counters.count('tcp.beyond-window');
       this.#ackNow = true;
@@ -876,11 +792,11 @@ export class TcpConn {
       fin = false;
     }
     if (data.length === 0 && !fin) return;
-    if (seq === this.#rcvNxt) {
+    if (seq === this.#rcv.nxt) {
       const hadOoo = this.#ooo.length > 0;
       if (data.length > 0) {
         this.#deliver(data);
-        this.#rcvNxt = seqAdd(this.#rcvNxt, data.length);
+        this.#rcv.nxt = seqAdd(this.#rcv.nxt, data.length);
         this.#segsSinceAck++;
       }
       if (fin) this.#receiveFin();
@@ -899,7 +815,7 @@ export class TcpConn {
   }
 
   #receiveFin(): void {
-    this.#rcvNxt = seqAdd(this.#rcvNxt, 1);
+    this.#rcv.nxt = seqAdd(this.#rcv.nxt, 1);
     this.#ackNow = true;
     this.#io.hostEnd(this);
     switch (this.state) {
@@ -921,69 +837,29 @@ export class TcpConn {
   #holdOoo(seq: number, data: Uint8Array, fin: boolean): void {
     this.#ackNow = true;    // RFC 5681 §4.2: immediate duplicate ACK, with SACK blocks
     this.#io.stats.count('tcp.out-of-order');
-    const q = this.#ooo;
-    if (q.length >= this.#limits.oooSegments) return this.#io.counters.count('tcp.ooo-full');
-    let i = q.length;
-    while (i > 0 && seqGt(q[i - 1]!.seq, seq)) i--;
-    q.splice(i, 0, { seq, data, fin });
-    this.#oooLatest = seq;
-    // Normalise: sorted, disjoint; a later segment loses what an earlier one already covers.
-    let end = q[0]!.seq;
-    let k = 0;
-    while (k < q.length) {
-      const e = q[k]!;
-      const eEnd = seqAdd(e.seq, e.data.length);
-      if (k > 0 && seqLe(eEnd, end) && !(e.fin && eEnd === end)) {
-        q.splice(k, 1);
-        continue;
-      }
-      if (k > 0 && seqLt(e.seq, end)) {
-        e.data = e.data.subarray(seqSub(end, e.seq));
-        e.seq = end;
-      }
-      if (seqGt(eEnd, end) || k === 0) end = eEnd;
-      k++;
-    }
+    if (!this.#ooo.hold(seq, data, fin)) this.#io.counters.count('tcp.ooo-full');
   }
 
+  /** Delivers the held segments the hole's filling made in order, and a FIN among them. */
   #drainOoo(): void {
     const q = this.#ooo;
     while (q.length > 0) {
-      const e = q[0]!;
-      if (seqGt(e.seq, this.#rcvNxt)) return;
+      const seq = q.headSeq;
+      if (seqGt(seq, this.#rcv.nxt)) return;
+      const data = q.headData;
+      const fin = q.headFin;
       q.shift();
-      const end = seqAdd(e.seq, e.data.length);
-      if (seqGt(end, this.#rcvNxt)) {
-        this.#deliver(e.data.subarray(seqSub(this.#rcvNxt, e.seq)));
-        this.#rcvNxt = end;
+      const end = seqAdd(seq, data.length);
+      if (seqGt(end, this.#rcv.nxt)) {
+        this.#deliver(data.subarray(seqSub(this.#rcv.nxt, seq)));
+        this.#rcv.nxt = end;
       }
-      if (e.fin && end === this.#rcvNxt) {
-        q.length = 0;
+      if (fin && end === this.#rcv.nxt) {
+        q.clear();
         this.#receiveFin();
         return;
       }
     }
-  }
-
-  /** SACK blocks for the guest (RFC 2018 §4): the block with the latest segment first. */
-  #sackBlocks(): (readonly [number, number])[] | undefined {
-    const q = this.#ooo;
-    if (!this.#sackOk || q.length === 0) return undefined;
-    const blocks: [number, number][] = [];
-    let first = -1;
-    for (const e of q) {
-      const end = seqAdd(e.seq, e.data.length);
-      const last = blocks[blocks.length - 1];
-      if (last?.[1] === e.seq) last[1] = end;
-      else blocks.push([e.seq, end]);
-      if (e.seq === this.#oooLatest) first = blocks.length - 1;
-    }
-    const nonEmpty = blocks.filter(([l, r]) => l !== r);
-    if (first > 0 && blocks[first]![0] !== blocks[first]![1]) {
-      const b = blocks[first]!;
-      return [b, ...nonEmpty.filter((x) => x !== b)];
-    }
-    return nonEmpty.length === 0 ? undefined : nonEmpty;
   }
 
   // ================================================================ window
@@ -999,19 +875,12 @@ export class TcpConn {
 
   /** The window field for a non-SYN segment; moves the advertised right edge, never left. */
   #advertise(): number {
-    // A multiplier, not `2 ** shift`: this runs for every segment and V8 calls pow() for it.
-    const scale = this.#wsOk ? 1 << this.#rcvShift : 1;
-    let field = Math.min(0xffff, Math.floor(this.#windowNow() / scale));
-    const promised = seqSub(this.#rcvEdge, this.#rcvNxt);
-    if (promised > field * scale) field = Math.min(0xffff, Math.ceil(promised / scale));
-    const edge = seqAdd(this.#rcvNxt, field * scale);
-    if (seqGt(edge, this.#rcvEdge)) this.#rcvEdge = edge;
-    return field;
+    return this.#rcv.advertise(this.#windowNow(), this.#wsOk);
   }
 
   #maybeWindowUpdate(before: number): void {
     const now = this.#windowNow();
-    const advertised = Math.max(0, seqSub(this.#rcvEdge, this.#rcvNxt));
+    const advertised = Math.max(0, this.#rcv.promisedBytes());
     // Tell the guest when the window opened by a useful amount (RFC 9293 §3.8.6.2.2).
     if (now > before && now - advertised >= Math.min(this.#limits.rcvBufferBytes >>> 1, 2 * this.ourMss)) {
       this.#ackNow = true;
@@ -1021,37 +890,22 @@ export class TcpConn {
 
   // ================================================================ sending
 
-  /** The sequence number of the first queued byte. */
-  #dataSeq(): number {
-    return this.#synAcked ? this.#sndUna : seqAdd(this.#sndUna, 1);
-  }
-
   /** The FIN's sequence number once the host ended, else undefined. */
   #finSeq(): number | undefined {
-    return this.#finQueued ? seqAdd(this.#dataSeq(), this.#queue.length) : undefined;
+    return this.#finQueued ? seqAdd(this.#snd.dataSeq(), this.#queue.length) : undefined;
   }
 
   /** Payload bytes per segment: the guest's MSS and our MTU, minus options (RFC 9293 §3.7.1). */
   #segmentSize(): number {
-    return Math.max(1, Math.min(this.#sndMss, this.#mtu - IPV4_TCP_HEADERS) - (this.#tsOk ? TIMESTAMP_OPTION_LEN : 0));
+    return Math.max(1, Math.min(this.#snd.mss, this.#mtu - IPV4_TCP_HEADERS) - (this.#tsOk ? TIMESTAMP_OPTION_LEN : 0));
   }
 
   /** Payload bytes for the next segment: SACK blocks we owe the guest take room too (RFC 9293 §3.7.1: MSS counts options). */
   #maxPayload(): number {
-    const n = this.#sackOk ? this.#oooBlockCount() : 0;
+    const n = this.#sackOk ? this.#ooo.blockCount() : 0;
     if (n === 0) return this.#segmentSize();
     const blocks = Math.min(n, this.#tsOk ? 3 : 4);
     return Math.max(1, this.#segmentSize() - 4 - 8 * blocks);
-  }
-
-  #oooBlockCount(): number {
-    let n = 0;
-    let end: number | undefined;
-    for (const e of this.#ooo) {
-      if (e.seq !== end && e.data.length > 0) n++;
-      end = seqAdd(e.seq, e.data.length);
-    }
-    return n;
   }
 
   #canSendData(): boolean {
@@ -1068,77 +922,70 @@ export class TcpConn {
   /** Sends what the window, cwnd and queue allow (RFC 9293 §3.8.6.2.1 sender SWS avoidance). */
   #trySend(): void {
     if (!this.#canSendData()) return;
-    const dataSeq = this.#dataSeq();
+    const dataSeq = this.#snd.dataSeq();
     const end = seqAdd(dataSeq, this.#queue.length);
-    const wnd = Math.min(this.#sndWnd, this.#cwnd);
+    const wnd = Math.min(this.#snd.wnd, this.#cc.cwnd);
     const mss = this.#maxPayload();
     for (let n = 0; n < 100_000; n++) {
-      if (seqLt(this.#sndNxt, this.#sndMax)) {
-        const skip = this.#sackedEnd(this.#sndNxt);
+      if (seqLt(this.#snd.nxt, this.#snd.max)) {
+        const skip = this.#sacked.endContaining(this.#snd.nxt);
         if (skip !== undefined) {
-          this.#sndNxt = skip;
+          this.#snd.nxt = skip;
           continue;
         }
       }
-      const avail = seqSub(end, this.#sndNxt);
+      const avail = seqSub(end, this.#snd.nxt);
       if (avail <= 0) {
-        if (this.#finQueued && this.#sndNxt === end) {
+        if (this.#finQueued && this.#snd.nxt === end) {
           this.#sendData(end, 0, TCP_FLAG.ACK | TCP_FLAG.FIN);
-          this.#sndNxt = seqAdd(end, 1);
-          if (seqGt(this.#sndNxt, this.#sndMax)) this.#sndMax = this.#sndNxt;
-          this.#rtoAt ??= this.#nowMs + this.#rtoMs;
+          this.#snd.nxt = seqAdd(end, 1);
+          this.#snd.sentTo(this.#snd.nxt);
+          this.#timers.rtoAt ??= this.#nowMs + this.#rto.rtoMs;
         }
         break;
       }
-      const usable = seqSub(seqAdd(this.#sndUna, wnd), this.#sndNxt);
+      const usable = seqSub(seqAdd(this.#snd.una, wnd), this.#snd.nxt);
       if (usable <= 0) break;
       let len = Math.min(avail, mss, usable);
-      if (seqLt(this.#sndNxt, this.#sndMax)) {
-        const next = this.#nextSackedStart(this.#sndNxt);
-        if (next !== undefined) len = Math.min(len, seqSub(next, this.#sndNxt));
+      if (seqLt(this.#snd.nxt, this.#snd.max)) {
+        const next = this.#sacked.nextStartAfter(this.#snd.nxt);
+        if (next !== undefined) len = Math.min(len, seqSub(next, this.#snd.nxt));
       }
-      const inFlight = this.#sndNxt !== this.#sndUna;
-      if (len < mss && len < avail && inFlight && len < this.#maxSndWnd / 2) break;
+      const inFlight = this.#snd.nxt !== this.#snd.una;
+      if (len < mss && len < avail && inFlight && len < this.#snd.maxWnd / 2) break;
       const fin = this.#finQueued && len === avail;
-      const isNew = seqGe(this.#sndNxt, this.#sndMax);
-      if (isNew && this.#rttSeq === undefined) {
-        this.#rttSeq = this.#sndNxt;
-        this.#rttStartMs = this.#nowMs;
-      }
-      this.#sendData(this.#sndNxt, len, TCP_FLAG.ACK | (len === avail ? TCP_FLAG.PSH : 0) | (fin ? TCP_FLAG.FIN : 0));
-      this.#sndNxt = seqAdd(this.#sndNxt, len + (fin ? 1 : 0));
-      if (seqGt(this.#sndNxt, this.#sndMax)) this.#sndMax = this.#sndNxt;
-      this.#rtoAt ??= this.#nowMs + this.#rtoMs;
+      const isNew = seqGe(this.#snd.nxt, this.#snd.max);
+      if (isNew) this.#rto.startTiming(this.#snd.nxt, this.#nowMs);
+      this.#sendData(this.#snd.nxt, len, TCP_FLAG.ACK | (len === avail ? TCP_FLAG.PSH : 0) | (fin ? TCP_FLAG.FIN : 0));
+      this.#snd.nxt = seqAdd(this.#snd.nxt, len + (fin ? 1 : 0));
+      this.#snd.sentTo(this.#snd.nxt);
+      this.#timers.rtoAt ??= this.#nowMs + this.#rto.rtoMs;
       if (fin) break;
     }
     // Zero window with data waiting and nothing in flight: probe (RFC 9293 §3.8.6.1).
-    const waiting = seqLt(this.#sndNxt, end) || (this.#finQueued && this.#sndNxt === end);
-    if (this.#sndWnd === 0 && waiting && this.#sndUna === this.#sndMax && this.#persistAt === undefined) {
-      this.#persistAt = this.#nowMs + this.#persistIntervalMs();
+    const waiting = seqLt(this.#snd.nxt, end) || (this.#finQueued && this.#snd.nxt === end);
+    if (this.#snd.wnd === 0 && waiting && this.#snd.allAcked() && this.#timers.persistAt === undefined) {
+      this.#timers.persistAt = this.#nowMs + this.#rto.persistIntervalMs();
     }
-  }
-
-  #persistIntervalMs(): number {
-    return Math.min(this.#limits.maxRtoMs, Math.max(this.#rtoMs, this.#limits.minRtoMs) * 2 ** this.#persistBackoff);
   }
 
   /** Retransmits one segment starting at `seq` (SACK-bounded); returns where it ends. */
   #retransmitAt(seq: number): number {
-    const dataSeq = this.#dataSeq();
+    const dataSeq = this.#snd.dataSeq();
     const end = seqAdd(dataSeq, this.#queue.length);
     this.#io.stats.count('tcp.retransmit');
-    const finSent = this.#finQueued && seqGt(this.#sndMax, end);
+    const finSent = this.#finQueued && seqGt(this.#snd.max, end);
     if (seqGe(seq, end)) {
       if (finSent) this.#sendData(end, 0, TCP_FLAG.ACK | TCP_FLAG.FIN);
       return seqAdd(end, finSent ? 1 : 0);
     }
-    let len = Math.min(this.#maxPayload(), seqSub(end, seq), seqSub(this.#sndMax, seq));
-    const next = this.#nextSackedStart(seq);
+    let len = Math.min(this.#maxPayload(), seqSub(end, seq), seqSub(this.#snd.max, seq));
+    const next = this.#sacked.nextStartAfter(seq);
     if (next !== undefined) len = Math.min(len, seqSub(next, seq));
     if (len <= 0) return seq;
     const fin = finSent && seqAdd(seq, len) === end;
     this.#sendData(seq, len, TCP_FLAG.ACK | (fin ? TCP_FLAG.FIN : 0));
-    this.#rtoAt = this.#nowMs + this.#rtoMs;
+    this.#timers.rtoAt = this.#nowMs + this.#rto.rtoMs;
     return seqAdd(seq, len + (fin ? 1 : 0));
   }
 
@@ -1171,28 +1018,25 @@ export class TcpConn {
     this.#trySend();
     if (this.state === 'host-connecting' || this.state === 'syn-sent') return;
     if (this.#ackNow || this.#segsSinceAck >= 2) this.#sendAck();
-    else if (this.#segsSinceAck === 1 && this.#dackAt === undefined) this.#dackAt = nowMs + this.#limits.delayedAckMs;
+    else if (this.#segsSinceAck === 1 && this.#timers.dackAt === undefined) this.#timers.dackAt = nowMs + this.#limits.delayedAckMs;
   }
 
   #sendAck(): void {
-    this.#sendData(this.#sndNxt, 0, TCP_FLAG.ACK);
+    this.#sendData(this.#snd.nxt, 0, TCP_FLAG.ACK);
   }
 
   // ================================================================ timers
 
   /** The earliest timer, in clock ms; undefined when none is armed. */
   nextDeadline(): number | undefined {
-    let d: number | undefined;
-    for (const t of [this.#connectAt, this.#rtoAt, this.#persistAt, this.#dackAt, this.#timeWaitAt, this.#recoveryAt])
-      if (t !== undefined && (d === undefined || t < d)) d = t;
-    return d;
+    return this.#timers.next();
   }
 
   /** Runs the timers due by `nowMs`. */
   onTimer(nowMs: number): void {
     this.#nowMs = nowMs;
-    if (this.#connectAt !== undefined && nowMs >= this.#connectAt) {
-      this.#connectAt = undefined;
+    if (this.#timers.connectAt !== undefined && nowMs >= this.#timers.connectAt) {
+      this.#timers.connectAt = undefined;
       if (this.state === 'host-connecting') {
         this.#io.stats.count('tcp.connect-timeout');
         this.#io.hostReset(this);
@@ -1200,31 +1044,31 @@ export class TcpConn {
         return this.#finish();
       }
     }
-    if (this.#timeWaitAt !== undefined && nowMs >= this.#timeWaitAt) {
-      this.#timeWaitAt = undefined;
+    if (this.#timers.timeWaitAt !== undefined && nowMs >= this.#timers.timeWaitAt) {
+      this.#timers.timeWaitAt = undefined;
       return this.#finish();
     }
-    if (this.#rtoAt !== undefined && nowMs >= this.#rtoAt) {
-      this.#rtoAt = undefined;
+    if (this.#timers.rtoAt !== undefined && nowMs >= this.#timers.rtoAt) {
+      this.#timers.rtoAt = undefined;
       this.#onRto();
       if (this.state === 'closed') return;
     }
-    if (this.#persistAt !== undefined && nowMs >= this.#persistAt) {
-      this.#persistAt = undefined;
-      if (this.#sndWnd === 0 && this.#canSendData()) {
+    if (this.#timers.persistAt !== undefined && nowMs >= this.#timers.persistAt) {
+      this.#timers.persistAt = undefined;
+      if (this.#snd.wnd === 0 && this.#canSendData()) {
         // Linux's window probe: an ACK with an old sequence number makes the guest answer with its window.
         this.#io.stats.count('tcp.window-probe');
-        this.#sendData(seqAdd(this.#sndUna, -1), 0, TCP_FLAG.ACK);
-        this.#persistBackoff = Math.min(this.#persistBackoff + 1, 16);
-        this.#persistAt = nowMs + this.#persistIntervalMs();
+        this.#sendData(seqAdd(this.#snd.una, -1), 0, TCP_FLAG.ACK);
+        this.#rto.backOffPersist();
+        this.#timers.persistAt = nowMs + this.#rto.persistIntervalMs();
       }
     }
-    if (this.#recoveryAt !== undefined && nowMs >= this.#recoveryAt) {
-      this.#recoveryAt = undefined;
+    if (this.#timers.recoveryAt !== undefined && nowMs >= this.#timers.recoveryAt) {
+      this.#timers.recoveryAt = undefined;
       this.#onRecoveryTimer();
     }
-    if (this.#dackAt !== undefined && nowMs >= this.#dackAt) {
-      this.#dackAt = undefined;
+    if (this.#timers.dackAt !== undefined && nowMs >= this.#timers.dackAt) {
+      this.#timers.dackAt = undefined;
       if (this.#segsSinceAck > 0 || this.#ackNow) this.#sendAck();
     }
   }
@@ -1232,16 +1076,16 @@ export class TcpConn {
   #onRto(): void {
     switch (this.state) {
       case 'syn-sent': case 'syn-received':
-        if (this.#retries >= this.#limits.synRetries) {
+        if (this.#rto.retries >= this.#limits.synRetries) {
           this.#io.stats.count('tcp.handshake-timeout');
           this.#io.hostReset(this);
           return this.#finish();
         }
-        this.#retries++;
+        this.#rto.retries++;
         this.#io.stats.count('tcp.syn-retransmit');
-        this.#rtoMs = Math.min(this.#limits.maxRtoMs, this.#rtoMs * 2);
+        this.#rto.backOff();
         this.#sendSyn();
-        this.#rtoAt = this.#nowMs + this.#rtoMs;
+        this.#timers.rtoAt = this.#nowMs + this.#rto.rtoMs;
         return;
       case 'host-connecting': case 'fin-wait-2': case 'time-wait': case 'closed':
         return;
@@ -1250,36 +1094,33 @@ export class TcpConn {
       default:
         return assertNever(this.state);
     }
-    if (this.#sndUna === this.#sndMax) return;
-    if (this.#retries >= this.#limits.maxRetransmits) {
+    if (this.#snd.allAcked()) return;
+    if (this.#rto.retries >= this.#limits.maxRetransmits) {
       this.#io.stats.count('tcp.retransmit-timeout');
-      this.#sendReset(this.#sndNxt, this.#rcvNxt);
+      this.#sendReset(this.#snd.nxt, this.#rcv.nxt);
       this.#io.hostReset(this);
       return this.#finish();
     }
-    this.#retries++;
+    this.#rto.retries++;
     this.#io.stats.count('tcp.rto');
     // RFC 5681 §3.1 eqn 4 and RFC 6298 §5.5–5.7: halve, restart from one segment, back off.
     const smss = this.#segmentSize();
-    this.#ssthresh = Math.max(Math.floor(seqSub(this.#sndMax, this.#sndUna) / 2), 2 * smss);
-    this.#cwnd = smss;
-    this.#inRecovery = false;
-    this.#recoveryAt = undefined;
-    this.#dupAcks = 0;
-    this.#sacked = [];   // RFC 2018 §8: the receiver may have reneged
-    this.#rtoMs = Math.min(this.#limits.maxRtoMs, this.#rtoMs * 2);
-    this.#rttSeq = undefined;
-    this.#sndNxt = this.#sndUna;
-    this.#rtoAt = this.#nowMs + this.#rtoMs;
+    this.#cc.onTimeout(this.#snd.outstanding(), smss);
+    this.#timers.recoveryAt = undefined;
+    this.#sacked.clear();   // RFC 2018 §8: the receiver may have reneged
+    this.#rto.backOff();
+    this.#rto.stopTiming();
+    this.#snd.nxt = this.#snd.una;
+    this.#timers.rtoAt = this.#nowMs + this.#rto.rtoMs;
     this.#trySend();
-    if (this.#sndNxt === this.#sndUna) this.#rexmitHigh = this.#retransmitAt(this.#sndUna);  // window 0: still resend one
+    if (this.#snd.nxt === this.#snd.una) this.#cc.rexmitHigh = this.#retransmitAt(this.#snd.una);  // window 0: still resend one
   }
 
   #enterTimeWait(): void {
     this.state = 'time-wait';
-    this.#rtoAt = undefined;
-    this.#persistAt = undefined;
-    this.#timeWaitAt = this.#nowMs + this.#limits.timeWaitMs;
+    this.#timers.rtoAt = undefined;
+    this.#timers.persistAt = undefined;
+    this.#timers.timeWaitAt = this.#nowMs + this.#limits.timeWaitMs;
     this.#io.hostClose(this);
   }
 
@@ -1287,11 +1128,11 @@ export class TcpConn {
   #finish(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.#connectAt = this.#rtoAt = this.#persistAt = this.#dackAt = this.#timeWaitAt = this.#recoveryAt = undefined;
+    this.#timers.clear();
     this.#io.account(-(this.#queue.length + this.#hostBuffered));
     this.#queue.drop(this.#queue.length);
     this.#hostBuffered = 0;
-    this.#ooo.length = 0;
+    this.#ooo.clear();
     this.#io.finished(this);
   }
 
@@ -1299,7 +1140,7 @@ export class TcpConn {
   abort(): void {
     if (this.state === 'closed') return;
     if (this.state !== 'time-wait') {
-      if (this.state !== 'host-connecting' && this.state !== 'syn-sent') this.#sendReset(this.#sndNxt, this.#rcvNxt);
+      if (this.state !== 'host-connecting' && this.state !== 'syn-sent') this.#sendReset(this.#snd.nxt, this.#rcv.nxt);
       this.#io.hostReset(this);
     }
     this.#finish();
@@ -1314,7 +1155,7 @@ export class TcpConn {
   #ourSynOptions(): TcpOptions {
     const synAck = this.origin === 'guest';
     const o: { mss: number; windowScale?: number; sackPermitted?: boolean; timestamp?: { value: number; echo: number } } = { mss: this.ourMss };
-    if (!synAck || this.#wsOk) o.windowScale = this.#rcvShift;
+    if (!synAck || this.#wsOk) o.windowScale = this.#rcv.shift;
     if (!synAck || this.#sackOk) o.sackPermitted = true;
     if (!synAck || this.#tsOk) o.timestamp = { value: this.#tsNow(), echo: synAck ? this.#tsRecent : 0 };
     return o;
@@ -1323,43 +1164,52 @@ export class TcpConn {
   /** Our SYN-ACK (guest-opened) or SYN (forwarded); the window in it is never scaled. */
   #sendSyn(): void {
     const synAck = this.origin === 'guest';
-    this.#wSeq = this.#iss;
-    this.#wAck = synAck ? this.#rcvNxt : 0;
-    this.#wFlags = synAck ? TCP_FLAG.SYN | TCP_FLAG.ACK : TCP_FLAG.SYN;
+    const out = this.#out;
+    out.seq = this.#snd.iss;
+    out.ack = synAck ? this.#rcv.nxt : 0;
+    out.flags = synAck ? TCP_FLAG.SYN | TCP_FLAG.ACK : TCP_FLAG.SYN;
     const w = Math.min(0xffff, this.#windowNow() || this.#limits.rcvBufferBytes);
-    this.#wWindow = w;
-    if (synAck) this.#rcvEdge = seqAdd(this.#rcvNxt, w);
-    this.#wOptions = this.#ourSynOptions();
-    this.#wDataFrom = 0;
-    this.#wDataLen = 0;
-    if (seqLe(this.#sndMax, this.#iss)) this.#sndNxt = this.#sndMax = seqAdd(this.#iss, 1);
+    out.window = w;
+    if (synAck) this.#rcv.edge = seqAdd(this.#rcv.nxt, w);
+    out.options = this.#ourSynOptions();
+    this.#outDataFrom = 0;
+    this.#outDataLen = 0;
+    if (seqLe(this.#snd.max, this.#snd.iss)) this.#snd.nxt = this.#snd.max = seqAdd(this.#snd.iss, 1);
     this.#emit();
   }
 
   /** A segment with ACK (and maybe data from the queue, FIN, PSH) at `seq`. */
   #sendData(seq: number, len: number, flags: number): void {
-    this.#wSeq = seq;
-    this.#wAck = this.#rcvNxt;
-    this.#wFlags = flags;
-    this.#wWindow = this.#advertise();
-    const sack = this.#sackBlocks();
+    const out = this.#out;
+    out.seq = seq;
+    out.ack = this.#rcv.nxt;
+    out.flags = flags;
+    out.window = this.#advertise();
+    // One options record per kind, refilled: no allocation per segment, SACK blocks included.
+    const sack = this.#sackOk ? this.#ooo.sackBlocks() : undefined;
     if (sack !== undefined) {
-      const o: { timestamp?: { value: number; echo: number }; sack?: (readonly [number, number])[] } = { sack };
-      if (this.#tsOk) o.timestamp = { value: this.#tsNow(), echo: this.#tsRecent };
-      this.#wOptions = o;
+      if (this.#tsOk) {
+        const o = this.#tsSackOptions;
+        o.timestamp.value = this.#tsNow();
+        o.timestamp.echo = this.#tsRecent;
+        o.sack = sack;
+        out.options = o;
+      } else {
+        this.#sackOptions.sack = sack;
+        out.options = this.#sackOptions;
+      }
     } else if (this.#tsOk) {
-      // The common case, without allocation: one options record per connection, refilled.
       this.#tsOptions.timestamp.value = this.#tsNow();
       this.#tsOptions.timestamp.echo = this.#tsRecent;
-      this.#wOptions = this.#tsOptions;
+      out.options = this.#tsOptions;
     } else {
-      this.#wOptions = NO_TCP_OPTIONS;
+      out.options = NO_TCP_OPTIONS;
     }
-    this.#wDataFrom = len > 0 ? seqSub(seq, this.#dataSeq()) : 0;
-    this.#wDataLen = len;
+    this.#outDataFrom = len > 0 ? seqSub(seq, this.#snd.dataSeq()) : 0;
+    this.#outDataLen = len;
     this.#ackNow = false;
     this.#segsSinceAck = 0;
-    this.#dackAt = undefined;
+    this.#timers.dackAt = undefined;
     this.#emit();
   }
 
@@ -1369,36 +1219,26 @@ export class TcpConn {
    * received (§3.10.7.4), or with seq 0 the refusal of a guest's SYN (§3.10.7.1).
    */
   #sendReset(seq: number, ack: number | undefined): void {
-    this.#wSeq = seq;
-    this.#wAck = ack ?? 0;
-    this.#wFlags = ack === undefined ? TCP_FLAG.RST : TCP_FLAG.RST | TCP_FLAG.ACK;
-    this.#wWindow = 0;
-    this.#wOptions = NO_TCP_OPTIONS;
-    this.#wDataLen = 0;
+    const out = this.#out;
+    out.seq = seq;
+    out.ack = ack ?? 0;
+    out.flags = ack === undefined ? TCP_FLAG.RST : TCP_FLAG.RST | TCP_FLAG.ACK;
+    out.window = 0;
+    out.options = NO_TCP_OPTIONS;
+    this.#outDataLen = 0;
     this.#emit();
   }
 
   #emit(): void {
-    const l4 = TCP_HEADER_LEN + tcpOptionsLength(this.#wOptions) + this.#wDataLen;
-    this.#io.sendSegment(this, l4, this.#writer);
+    this.#io.sendSegment(this, tcpHeaderLength(this.#out) + this.#outDataLen, this.#writer);
   }
 
-  /** Writes the pending segment (header by hand, options, payload straight from the queue). */
+  /** Writes the pending segment (tcp/wire's header writer; the payload straight from the queue). */
   #write(into: Uint8Array, at: number): number {
-    const optLen = writeTcpOptions(this.#wOptions, into, at + TCP_HEADER_LEN);
-    const headerLen = TCP_HEADER_LEN + optLen;
-    const len = headerLen + this.#wDataLen;
-    put16(into, at, this.remote.port);
-    put16(into, at + 2, this.guest.port);
-    put32(into, at + 4, this.#wSeq);
-    put32(into, at + 8, this.#wAck);
-    into[at + 12] = (headerLen >>> 2) << 4;
-    into[at + 13] = this.#wFlags;
-    put16(into, at + 14, this.#wWindow);
-    put16(into, at + 16, 0);
-    put16(into, at + 18, 0);
-    if (this.#wDataLen > 0) this.#queue.copyOut(this.#wDataFrom, this.#wDataLen, into, at + headerLen);
-    put16(into, at + 16, finish(sum16(into, at, at + len, this.#pseudo + len)));
+    const headerLen = writeTcpHeader(this.#out, into, at);
+    const len = headerLen + this.#outDataLen;
+    if (this.#outDataLen > 0) this.#queue.copyOut(this.#outDataFrom, this.#outDataLen, into, at + headerLen);
+    writeTcpChecksum(into, at, len, this.#pseudo);
     return len;
   }
 }

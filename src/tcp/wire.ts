@@ -26,8 +26,11 @@ const OFF = {
   WINDOW: 14, CHECKSUM: 16, URGENT: 18, OPTIONS: 20,
 } as const;
 
-/** A TCP segment. Data offset and checksum are derived by writeTcp, never stored. */
-export interface Tcp {
+/**
+ * A TCP header without its payload: what `writeTcpHeader` writes. Data offset and checksum
+ * are derived, never stored.
+ */
+export interface TcpHeader {
   /** 1..0xffff. */
   readonly srcPort: number;
   /** 1..0xffff. */
@@ -43,6 +46,10 @@ export interface Tcp {
   /** The raw urgent pointer, 0..0xffff. */
   readonly urgent: number;
   readonly options: TcpOptions;
+}
+
+/** A TCP segment. Data offset and checksum are derived by writeTcp, never stored. */
+export interface Tcp extends TcpHeader {
   /** The segment's data: a view, copy it before keeping it past this call. */
   readonly payload: Uint8Array;
 }
@@ -77,24 +84,45 @@ export function parseTcp(b: Uint8Array, pseudo: number): Tcp | Drop {
   };
 }
 
+/** Header and options (padded to 4, at most 40): where the payload starts. */
+export const tcpHeaderLength = (h: TcpHeader): number => TCP_HEADER_LEN + tcpOptionsLength(h.options);
+
 /** Header, options (padded to 4, at most 40) and payload. */
-export const tcpLength = (t: Tcp): number => TCP_HEADER_LEN + tcpOptionsLength(t.options) + t.payload.length;
+export const tcpLength = (t: Tcp): number => tcpHeaderLength(t) + t.payload.length;
+
+/**
+ * Writes the header and options at `into[at]`, every byte, with the checksum field zero;
+ * returns tcpHeaderLength. For segments whose payload the caller writes in place (a
+ * connection copies it straight from its send queue): write the payload after the header,
+ * then `writeTcpChecksum`. `writeTcp` is the two together.
+ */
+export function writeTcpHeader(h: TcpHeader, into: Uint8Array, at = 0): number {
+  const headerLen = TCP_HEADER_LEN + writeTcpOptions(h.options, into, at + OFF.OPTIONS);
+  put16(into, at + OFF.SRC_PORT, h.srcPort);
+  put16(into, at + OFF.DST_PORT, h.dstPort);
+  put32(into, at + OFF.SEQ, h.seq);
+  put32(into, at + OFF.ACK, h.ack);
+  into[at + OFF.DATA_OFFSET] = (headerLen >>> 2) << 4;
+  into[at + OFF.FLAGS] = h.flags & 0xff;
+  put16(into, at + OFF.WINDOW, h.window);
+  put16(into, at + OFF.CHECKSUM, 0);
+  put16(into, at + OFF.URGENT, h.urgent);
+  return headerLen;
+}
+
+/**
+ * Fills in the checksum of the `len`-byte segment at `into[at]` (header from writeTcpHeader,
+ * checksum field still zero, payload after it). `pseudo` as for parseTcp.
+ */
+export function writeTcpChecksum(into: Uint8Array, at: number, len: number, pseudo: number): void {
+  put16(into, at + OFF.CHECKSUM, finish(sum16(into, at, at + len, pseudo + len)));
+}
 
 /** Writes the segment at `into[at]` with its data offset and checksum; returns tcpLength. */
 export function writeTcp(t: Tcp, pseudo: number, into: Uint8Array, at = 0): number {
-  const optionsLen = writeTcpOptions(t.options, into, at + OFF.OPTIONS);
-  const headerLen = TCP_HEADER_LEN + optionsLen;
+  const headerLen = writeTcpHeader(t, into, at);
   const len = headerLen + t.payload.length;
-  put16(into, at + OFF.SRC_PORT, t.srcPort);
-  put16(into, at + OFF.DST_PORT, t.dstPort);
-  put32(into, at + OFF.SEQ, t.seq);
-  put32(into, at + OFF.ACK, t.ack);
-  into[at + OFF.DATA_OFFSET] = (headerLen >>> 2) << 4;
-  into[at + OFF.FLAGS] = t.flags & 0xff;
-  put16(into, at + OFF.WINDOW, t.window);
-  put16(into, at + OFF.CHECKSUM, 0);
-  put16(into, at + OFF.URGENT, t.urgent);
   into.set(t.payload, at + headerLen);
-  put16(into, at + OFF.CHECKSUM, finish(sum16(into, at, at + len, pseudo + len)));
+  writeTcpChecksum(into, at, len, pseudo);
   return len;
 }

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { IP_PROTO, pseudoSum } from '../../src/ipv4/wire.js';
 import type { TcpOptions } from '../../src/tcp/options.js';
-import { TCP_FLAG, parseTcp, tcpLength, writeTcp, type Tcp } from '../../src/tcp/wire.js';
+import { TCP_FLAG, parseTcp, tcpHeaderLength, tcpLength, writeTcp, writeTcpChecksum, writeTcpHeader, type Tcp } from '../../src/tcp/wire.js';
 import { parseIpv4Addr } from '../../src/util/bytes.js';
 import { finish, sum16 } from '../../src/util/checksum.js';
 import { tcpArb, tcpOptionsArb, u16Arb } from '../helpers/arbitraries.js';
@@ -135,4 +135,33 @@ describe('tcp/wire', () => {
       const t = parseTcp(patched(b, 0, []), PSEUDO);
       expect(typeof t === 'object' || t !== 'tcp.bad-checksum').toBe(true);
     }), { numRuns: 2000 }));
+});
+
+describe('tcp/wire header writer (payload written in place by the caller)', () => {
+  it('writes every header byte with a zero checksum, then the checksum', () => {
+    const headerLen = tcpHeaderLength(PARSED_DATA);
+    expect(headerLen).toBe(DATA.length - 5);
+    const out = new Uint8Array(DATA.length).fill(0xa5);
+    expect(writeTcpHeader(PARSED_DATA, out)).toBe(headerLen);
+    expect(out.subarray(0, 16)).toEqual(DATA.subarray(0, 16));
+    expect([...out.subarray(16, 18)]).toEqual([0, 0]);
+    expect(out.subarray(18, headerLen)).toEqual(DATA.subarray(18, headerLen));
+    expect(out.subarray(headerLen).every((x) => x === 0xa5)).toBe(true);   // the payload is the caller's
+    out.set(PARSED_DATA.payload, headerLen);
+    writeTcpChecksum(out, 0, DATA.length, PSEUDO);
+    expect(out).toEqual(DATA);
+  });
+
+  it('header + payload + checksum is writeTcp, at any offset', () => fc.assert(fc.property(
+    tcpArb(tcpOptionsArb.filter(fits)), u16Arb, fc.nat(16), (t, pseudo, at) => {
+      const len = tcpLength(t);
+      const whole = new Uint8Array(at + len).fill(0xa5);
+      writeTcp(t, pseudo, whole, at);
+      const parts = new Uint8Array(at + len).fill(0xa5);
+      const headerLen = writeTcpHeader(t, parts, at);
+      expect(headerLen).toBe(tcpHeaderLength(t));
+      parts.set(t.payload, at + headerLen);
+      writeTcpChecksum(parts, at, len, pseudo);
+      expect(parts).toEqual(whole);
+    })));
 });
