@@ -205,6 +205,7 @@ describe.skipIf(!qemuEnabled)('the attach commands the daemon prints', () => {
       // No shell quoting was needed for these paths, so splitting on spaces is what a shell does.
       expect(line).not.toMatch(/['"\\]/);
       const [cmd, ...args] = line!.split(' ');
+      expect(cmd).toBe('qemu-system-x86_64');
       const before = sessions('stream');
       // -S: the machine (default PC, with the printed e1000) is built but its CPU never runs.
       const q = new Proc(`qemu ${label}`, cmd!, [...args, '-S', '-display', 'none', '-nodefaults']);
@@ -220,6 +221,7 @@ describe.skipIf(!qemuEnabled)('the attach commands the daemon prints', () => {
     expect(line).toBeDefined();
     expect(line).not.toMatch(/['"\\]/);
     const [cmd, ...args] = line!.split(' ');
+    expect(cmd).toBe('qemu-system-x86_64');
     const before = sessions('dgram');
     // What the note says to add: the guest's kernel. A dgram session starts with the guest's first frame.
     const q = new Proc('qemu dgram guest', cmd!, [
