@@ -31,7 +31,7 @@ export function reasonOf(e: unknown): string {
   const errno = (e as { errno?: unknown } | null)?.errno;
   if (code !== undefined && typeof errno === 'number') {
     const known = getSystemErrorMap().get(errno);
-    if (known !== undefined && known[0] === code) return `${known[1]} (${code})`;
+    if (known?.[0] === code) return `${known[1]} (${code})`;
   }
   const message = e instanceof Error ? e.message : String(e);
   return code !== undefined && !message.includes(code) ? `${message} (${code})` : message;

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { epbLength, idbLength, shbLength, writeEpb, writeIdb, writeShb, type Epb, type Idb } from '../../src/pcap/pcapng.js';
 import { PcapngFileWriter } from '../../src/pcap/pcapng-writer.js';
-import { readCapture, type Capture } from '../../src/pcap/reader.js';
+import { readCapture } from '../../src/pcap/reader.js';
 import { captureTarget } from '../../src/pcap/tap.js';
 import { PcapFileWriter } from '../../src/pcap/writer.js';
 import { hex, toHex } from '../helpers/hex.js';
