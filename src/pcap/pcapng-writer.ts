@@ -6,7 +6,7 @@
  * CaptureFile's (src/pcap/writer.ts).
  */
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { epbLength, idbLength, shbLength, writeEpb, writeIdb, writeShb } from './pcapng.js';
 import { CaptureFile, LINKTYPE_ETHERNET, type CaptureDirection, type CaptureFileOptions, type CaptureSink } from './writer.js';
 
@@ -19,8 +19,8 @@ export interface PcapngInterfaceInfo {
 export class PcapngFileWriter extends CaptureFile {
   #interfaces = 0;
 
-  private constructor(path: string, header: Uint8Array, o: CaptureFileOptions, fd: number) {
-    super(path, header, o, fd);
+  private constructor(path: string, header: Uint8Array, o: CaptureFileOptions, file: FileHandle) {
+    super(path, header, o, file);
   }
 
   /**
@@ -32,7 +32,7 @@ export class PcapngFileWriter extends CaptureFile {
     const shb = o.userAppl === undefined ? {} : { userAppl: o.userAppl };
     const header = new Uint8Array(shbLength(shb));
     writeShb(shb, header);
-    return new PcapngFileWriter(path, header, o, handle.fd);
+    return new PcapngFileWriter(path, header, o, handle);
   }
 
   /** Interfaces described so far. */

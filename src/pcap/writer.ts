@@ -11,6 +11,7 @@
  * the disk, records are dropped and counted (`dropped`) rather than buffered without limit.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 
 /** Magic for microsecond-resolution captures (draft-ietf-opsawg-pcap §4). */
 export const PCAP_MAGIC_US = 0xa1b2c3d4;
@@ -95,8 +96,9 @@ export interface CaptureFileOptions {
 /**
  * A capture file being written: the buffering both formats share. Records are built in a
  * reused 64 KiB buffer and handed to the file at the end of the event-loop turn that made
- * them (a setImmediate armed by the turn's first record), or at once when the buffer fills,
- * so a daemon killed with SIGKILL leaves every record of all but its last turn in the file.
+ * them (a setImmediate armed by the turn's first record) — or, when a write is still on its
+ * way, as soon as it completes — and at once when the buffer fills. So a daemon killed with
+ * SIGKILL leaves in the file every record but those of its last moment (a turn, or one write).
  * The write queue is bounded: while more than `queueLimitBytes` are waiting for the disk,
  * new records are dropped and counted rather than buffered without limit.
  */
@@ -115,17 +117,21 @@ export class CaptureFile {
   #chunk = new Uint8Array(CHUNK_BYTES);
   #used = 0;
   #flushArmed = false;
+  /** Writes handed to the stream and not yet completed. */
+  #writing = 0;
   #closing: Promise<void> | undefined;
 
   /**
-   * Writes `header` first. With `fd` the file is already open (see PcapngFileWriter.open);
-   * without it `path` is opened (truncated) asynchronously and an open failure lands in `error`.
+   * Writes `header` first. With `file` the file is already open (see PcapngFileWriter.open;
+   * the stream owns the handle from here on — a bare fd number would let the handle be
+   * garbage-collected and close the fd under the stream); without it `path` is opened
+   * (truncated) asynchronously and an open failure lands in `error`.
    */
-  constructor(path: string, header: Uint8Array, o: CaptureFileOptions = {}, fd?: number) {
+  constructor(path: string, header: Uint8Array, o: CaptureFileOptions = {}, file?: FileHandle) {
     this.path = path;
     this.nowUs = o.nowUs ?? wallClockUs;
     this.#limit = o.queueLimitBytes ?? PCAP_QUEUE_LIMIT_BYTES;
-    this.#out = fd === undefined ? createWriteStream(path, { flags: 'w', mode: 0o644 }) : createWriteStream(path, { fd });
+    this.#out = file === undefined ? createWriteStream(path, { flags: 'w', mode: 0o644 }) : createWriteStream(path, { fd: file });
     this.#out.on('error', (e) => {
       this.error ??= e;
     });
@@ -163,15 +169,24 @@ export class CaptureFile {
 
   readonly #flushNow = (): void => {
     this.#flushArmed = false;
-    this.flush();
+    // While a write is on its way, the records wait for it to complete (#written): under load
+    // one write carries many turns' records instead of one write per turn.
+    if (this.#writing === 0) this.flush();
   };
 
-  /** Hands buffered records to the file (a copy: the buffer is reused). */
+  readonly #written = (): void => {
+    this.#writing--;
+    if (this.#writing === 0 && this.#used > 0 && !this.#flushArmed) this.flush();
+  };
+
+  /** Hands buffered records to the file now (a copy: the buffer is reused). */
   flush(): void {
     if (this.#used === 0) return;
     const records = this.#chunk.slice(0, this.#used);
     this.#used = 0;
-    if (this.error === undefined && !this.#out.destroyed) this.#out.write(records);
+    if (this.error !== undefined || this.#out.destroyed) return;
+    this.#writing++;
+    this.#out.write(records, this.#written);
   }
 
   /** Flushes and closes the file; resolves once it is on disk (or failed: see `error`). */

@@ -2,6 +2,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { epbLength, idbLength, shbLength, writeEpb, writeIdb, writeShb, type Epb, type Idb } from '../../src/pcap/pcapng.js';
@@ -205,6 +207,30 @@ describe('capture files on disk', () => {
     expect(c.packets).toHaveLength(600);
     expect(c.packets.filter((p) => p.interfaceId === 0 && p.direction === 'inbound' && p.data.length === 42)).toHaveLength(300);
     expect(c.packets.filter((p) => p.interfaceId === 1 && p.direction === 'outbound' && p.data.length === 9000)).toHaveLength(300);
+  });
+
+  it('keeps its file open across garbage collections (the stream owns the FileHandle)', async () => {
+    // A bare fd taken from a FileHandle let the handle be collected, closing the fd under the
+    // stream: every later record failed (EBADF) and was dropped.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const path = join(dir, 'gc.pcapng');
+    const f = await PcapngFileWriter.open(path);
+    const a = f.addInterface({ name: 'gc-1', description: 'ws 127.0.0.1:1' });
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (let i = 0; i < 100; i++) {
+      a.write(ARP, 'inbound');
+      await new Promise((r) => setImmediate(r));
+    }
+    await f.close();
+    expect(f.error).toBeUndefined();
+    expect([a.packets, a.dropped]).toEqual([100, 0]);
+    const c = readCapture(readFileSync(path));
+    if (typeof c === 'string') throw new Error(c);
+    expect(c.packets).toHaveLength(100);
   });
 
   it('refuses at open a path that cannot be created', async () => {
