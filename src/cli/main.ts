@@ -87,7 +87,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       },
       forwards: cmd.forwards.map((r) => r.text),
       dnsUpstreams: daemon.dnsUpstreams.map((e) => `${formatIpv4Addr(e.addr)}:${e.port}`),
-      pcap: capture === undefined ? undefined : { [capture.kind === 'dir' ? 'dir' : 'pcapng']: capture.path },
+      pcap: capture, // { kind: 'dir' (a classic pcap per session) | 'file' (one pcapng), path }
     },
     'listening',
   );

@@ -274,6 +274,8 @@ describe('tslirp (process)', () => {
       expectStartFailure(r, new RegExp(`^tslirp: cannot listen on ws 127\\.0\\.0\\.1:${port}: address already in use \\(EADDRINUSE\\)\n`, 'm'));
       // The listener bound before the failure was closed again: its socket file is gone.
       expect(existsSync(join(dir, 'port.sock'))).toBe(false);
+      const fwd = await runAsync(['serve', '--ws', '127.0.0.1:0', '--hostfwd', `tcp:127.0.0.1:${port}-:22`]);
+      expectStartFailure(fwd, new RegExp(`^tslirp: cannot listen for --hostfwd tcp:127\\.0\\.0\\.1:${port}-:22: address already in use \\(EADDRINUSE\\)$`, 'm'));
     } finally {
       server.close();
     }
