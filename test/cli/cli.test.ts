@@ -279,7 +279,7 @@ describe('tslirp (process)', () => {
     } finally {
       server.close();
     }
-  });
+  }, 60_000); // two or three CLI start-ups through tsx, ~1.2 s each on an idle machine
 
   it('exits 1 with one line when the socket directory or a capture path cannot be created', async () => {
     // A regular file where a directory should be: no directory can be made below it.
@@ -296,7 +296,7 @@ describe('tslirp (process)', () => {
       await runAsync(['serve', ...ws, '--pcap', `${file}/caps/`]),
       new RegExp(`^tslirp: cannot use the capture directory ${file}/caps/: not a directory \\(ENOTDIR\\)$`, 'm'),
     );
-  });
+  }, 60_000); // two or three CLI start-ups through tsx, ~1.2 s each on an idle machine
 
   it('exits 2 for bad usage and prints the exit codes in --help', () => {
     const r = run(['serve', '--pcap']);
