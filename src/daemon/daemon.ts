@@ -26,7 +26,7 @@ import { systemClock, systemRandom, type Clock, type Random } from '../util/cloc
 import { describeSpec, type ListenerSpec } from './listen-spec.js';
 import { NodeStack } from './node-stack.js';
 import { Session, type StackFactory } from './session.js';
-import { startStep } from './start-error.js';
+import { StartError } from './start-error.js';
 
 /** Where the DNS forwarder's upstreams come from, and what it answers itself. */
 export interface DaemonDns {
@@ -150,49 +150,52 @@ export class Daemon {
   static async start(o: DaemonOptions): Promise<Daemon> {
     const d = new Daemon(o);
     const accept: AcceptLink = (link) => d.#accept(link);
+    const log = o.log;
+    /** What start-up is doing, for the StartError when it fails. */
+    let step = '';
     try {
       const { pcapDir, pcapFile } = o;
-      if (pcapDir !== undefined)
-        await startStep(`use the capture directory ${pcapDir}`, async () => {
-          await mkdir(pcapDir, { recursive: true });
-          await access(pcapDir, constants.W_OK);
-        });
-      if (pcapFile !== undefined)
-        d.#pcapFile = await startStep(`create the capture file ${pcapFile}`, () =>
-          PcapngFileWriter.open(pcapFile, o.pcapUserAppl === undefined ? {} : { userAppl: o.pcapUserAppl }),
-        );
+      if (pcapDir !== undefined) {
+        step = `use the capture directory ${pcapDir}`;
+        await mkdir(pcapDir, { recursive: true });
+        await access(pcapDir, constants.W_OK);
+      }
+      if (pcapFile !== undefined) {
+        step = `create the capture file ${pcapFile}`;
+        d.#pcapFile = await PcapngFileWriter.open(pcapFile, o.pcapUserAppl === undefined ? {} : { userAppl: o.pcapUserAppl });
+      }
       for (const rule of o.forwards ?? []) {
         const l = rule.protocol === 'tcp' ? new TcpForwardListener(rule) : new UdpForwardListener(rule);
-        await startStep(`listen for --hostfwd ${rule.text}`, () => l.listen());
+        step = `listen for --hostfwd ${rule.text}`;
+        await l.listen();
         d.#forwardListeners.push(l);
       }
+      step = 'read the DNS configuration';
       d.#startDns();
-      for (const spec of o.listeners) await startStep(`listen on ${describeSpec(spec)}`, () => d.#listen(spec, accept));
+      for (const spec of o.listeners) {
+        step = `listen on ${describeSpec(spec)}`;
+        switch (spec.kind) {
+          case 'ws': {
+            const l = await listenWs({ host: spec.host, port: spec.port, log });
+            l.route('/', wsFramesRoute(accept, log));
+            l.route('/e1000', wsE1000Route(accept, log));
+            d.#listeners.push(l);
+            break;
+          }
+          case 'stream':
+            d.#listeners.push(await listenStream(spec, { accept, log }));
+            break;
+          case 'dgram':
+            d.#listeners.push(await listenDgram({ host: spec.host, port: spec.port, accept, log }));
+            break;
+        }
+      }
     } catch (e) {
       await d.close();
-      throw e;
+      throw step === '' ? e : new StartError(step, e);
     }
     d.#started = true;
     return d;
-  }
-
-  async #listen(spec: ListenerSpec, accept: AcceptLink): Promise<void> {
-    const log = this.#o.log;
-    switch (spec.kind) {
-      case 'ws': {
-        const l = await listenWs({ host: spec.host, port: spec.port, log });
-        l.route('/', wsFramesRoute(accept, log));
-        l.route('/e1000', wsE1000Route(accept, log));
-        this.#listeners.push(l);
-        break;
-      }
-      case 'stream':
-        this.#listeners.push(await listenStream(spec, { accept, log }));
-        break;
-      case 'dgram':
-        this.#listeners.push(await listenDgram({ host: spec.host, port: spec.port, accept, log }));
-        break;
-    }
   }
 
   #accept(link: GuestLink): LinkHandler {

@@ -1,8 +1,8 @@
 /**
  * Why the daemon could not start, in one line a user can act on:
- * `cannot listen on ws 127.0.0.1:8080: address already in use (EADDRINUSE)`. Start-up steps
- * run through `startStep`, which names the step; the CLI prints the message and exits 1
- * (the environment failed, not the command line).
+ * `cannot listen on ws 127.0.0.1:8080: address already in use (EADDRINUSE)`. Daemon.start
+ * names each step it takes and wraps a failure in a StartError; the CLI prints the message
+ * and exits 1 (the environment failed, not the command line).
  */
 import { getSystemErrorMap } from 'node:util';
 
@@ -35,13 +35,4 @@ export function reasonOf(e: unknown): string {
   }
   const message = e instanceof Error ? e.message : String(e);
   return code !== undefined && !message.includes(code) ? `${message} (${code})` : message;
-}
-
-/** Runs one start-up step; a failure becomes a StartError naming it. */
-export async function startStep<T>(step: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (e) {
-    throw e instanceof StartError ? e : new StartError(step, e);
-  }
 }
