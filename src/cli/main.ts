@@ -1,20 +1,27 @@
 /**
  * `tslirp` — process wiring: parse the command line, set up logging, start the daemon,
- * print how to reach it, and shut down cleanly on SIGINT/SIGTERM.
+ * print how to reach it, shut down cleanly on SIGINT/SIGTERM, and stay up on SIGHUP.
  *
- * Exit status: 0 after a clean shutdown (or --help/--version), 2 for a refused command
- * line (the message names the option), 1 when the daemon cannot start (e.g. a port in use)
- * or fails to stop within SHUTDOWN_TIMEOUT_MS.
+ * Exit status (EXIT below; README and --help say the same): 0 after a clean shutdown (or
+ * --help/--version); 2 for bad usage or configuration (the message names the option); 1
+ * when the environment fails — a port in use, a directory that cannot be written, a capture
+ * file that cannot be created — in one line naming the listener or file and the reason, or
+ * when the daemon fails to stop within SHUTDOWN_TIMEOUT_MS.
  */
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import PinoPretty from 'pino-pretty';
 import { Daemon } from '../daemon/daemon.js';
-import { describeListener, usageFor } from '../daemon/listen-spec.js';
+import { ATTACH_NOTE, attachCommand, describeListener } from '../daemon/listen-spec.js';
+import { reasonOf, StartError } from '../daemon/start-error.js';
+import { captureTarget } from '../pcap/tap.js';
 import { ConfigError } from '../stack/config.js';
 import { formatIpv4Addr } from '../util/bytes.js';
 import { missingNodeFlags } from './node-flags.js';
 import { HELP, parseCommandLine, UsageError, type Command } from './options.js';
+
+/** Exit statuses. */
+export const EXIT = { OK: 0, ENVIRONMENT: 1, USAGE: 2 } as const;
 
 /** How long a shutdown may take before the process exits with status 1. */
 const SHUTDOWN_TIMEOUT_MS = 5000;
@@ -31,14 +38,38 @@ function makeLogger(level: string): Logger {
   return pino(base, pino.destination({ dest: 1, sync: true }));
 }
 
+/**
+ * SIGHUP: the one place a configuration reload belongs (the control-plane issue). Until then
+ * the daemon logs the signal and carries on: by default Node would exit 129 on it, leaving the
+ * unix socket file behind and the sessions cut — what a closed terminal or a `kill -HUP`
+ * meant for reload used to do.
+ */
+function onSighup(log: Logger): void {
+  log.info({ signal: 'SIGHUP' }, 'SIGHUP ignored: reloading the configuration is not supported yet');
+}
+
 async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<number> {
   const log = makeLogger(cmd.logLevel);
+  process.on('SIGHUP', () => {
+    onSighup(log);
+  });
+  const capture = cmd.pcap === undefined ? undefined : captureTarget(cmd.pcap);
   let daemon: Daemon;
   try {
-    daemon = await Daemon.start({ listeners: cmd.listeners, network: cmd.network, dns: cmd.dns, forwards: cmd.forwards, pcapDir: cmd.pcapDir, log });
+    daemon = await Daemon.start({
+      listeners: cmd.listeners,
+      network: cmd.network,
+      dns: cmd.dns,
+      forwards: cmd.forwards,
+      ...(capture?.kind === 'dir' && { pcapDir: capture.path }),
+      ...(capture?.kind === 'file' && { pcapFile: capture.path, pcapUserAppl: `tslirp ${version()}` }),
+      log,
+    });
   } catch (e) {
-    log.fatal({ err: e }, 'cannot start');
-    return 1;
+    // One line a user can act on; the stack trace only for --log-level debug.
+    log.debug({ err: e }, 'cannot start');
+    process.stderr.write(`tslirp: ${e instanceof StartError ? e.message : `cannot start: ${reasonOf(e)}`}\n`);
+    return EXIT.ENVIRONMENT;
   }
   const n = cmd.network;
   // The "listening" line is the daemon's contract with scripts: printed whatever --log-level says.
@@ -55,7 +86,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       },
       forwards: cmd.forwards.map((r) => r.text),
       dnsUpstreams: daemon.dnsUpstreams.map((e) => `${formatIpv4Addr(e.addr)}:${e.port}`),
-      pcap: cmd.pcapDir,
+      pcap: capture, // { kind: 'dir' (a classic pcap per session) | 'file' (one pcapng), path }
     },
     'listening',
   );
@@ -64,12 +95,9 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
     log.warn({ missing }, 'node was started without these flags: bulk transfers spend much of their CPU in garbage collection (run the tslirp executable or npm start, or pass them to node)');
   }
   // Human-readable instructions go to stderr, so stdout stays one JSON object per line.
-  const lines = ['tslirp is listening. Attach a guest with:'];
-  for (const a of daemon.addresses) {
-    const u = usageFor(a);
-    if (u.qemu !== undefined) lines.push(`  QEMU: qemu-system-x86_64 … ${u.qemu}`);
-    if (u.v86 !== undefined) lines.push(`  v86:  new V86({ …, ${u.v86} })`);
-  }
+  // Each command line runs as pasted (shell for QEMU, JavaScript for v86).
+  const lines = [`tslirp is listening. Attach a guest with one of these; ${ATTACH_NOTE}:`];
+  for (const a of daemon.addresses) lines.push(`  ${attachCommand(a)}`);
   process.stderr.write(lines.join('\n') + '\n');
 
   return new Promise<number>((resolve) => {
@@ -110,7 +138,7 @@ async function main(argv: readonly string[]): Promise<number> {
   } catch (e) {
     if (e instanceof UsageError || e instanceof ConfigError) {
       process.stderr.write(`tslirp: ${e.message}\nTry 'tslirp --help'.\n`);
-      return 2;
+      return EXIT.USAGE;
     }
     throw e;
   }

@@ -29,7 +29,8 @@ export type Command =
       readonly forwards: readonly ForwardRule[];
       /** `--ws-allow-origin` values, normalized (or '*'); also set on every ws listener spec. */
       readonly wsAllowOrigins: readonly string[];
-      readonly pcapDir: string | undefined;
+      /** --pcap PATH as given: a directory or a pcapng file (src/pcap/tap.ts captureTarget decides). */
+      readonly pcap: string | undefined;
       readonly logLevel: LogLevel;
     };
 
@@ -150,28 +151,110 @@ DNS (the forwarder at the --dns address, port 53):
                              host.tslirp.internal always answers the gateway address
 
 Other:
-  --pcap DIR                 write each session's frames to DIR/tslirp-TIME-SESSION.pcap
+  --pcap PATH                capture every session's frames. A PATH that is a directory or
+                             ends in '/': one classic pcap per session,
+                             PATH/tslirp-TIME-SESSION.pcap. Any other PATH: one pcapng file
+                             for all sessions, one interface per session (name: session id)
   --log-level LEVEL          trace, debug, info, warn or error (info)
   -h, --help                 show this help and exit
   -V, --version              show the version and exit
 
 Logs are JSON lines on stdout (pretty-printed on a terminal). Once every listener is
-bound, a line with "msg":"listening" lists them. Bad options exit with status 2.
-SIGINT or SIGTERM closes the listeners and sessions, flushes captures, removes the unix
-sockets and exits 0.
+bound, a line with "msg":"listening" lists them. SIGINT or SIGTERM closes the listeners
+and sessions, flushes captures, removes the unix sockets and exits 0; SIGHUP is logged and
+ignored. Captures reach the file within one event-loop turn, so even a killed daemon leaves
+them readable.
+
+Exit status: 0 after a clean shutdown; 2 for bad usage or configuration (the message names
+the option); 1 when the environment fails: a port in use, a directory that cannot be
+written, a capture file that cannot be created (one line names the listener or file and
+the reason).
 `;
+
+/** What a value looks like, for "--X needs a value (…)"; options not listed use their HELP placeholder. */
+const VALUE_HINTS: Readonly<Record<string, string>> = {
+  pcap: 'a directory or a .pcapng file',
+  stream: 'unix:PATH or tcp:HOST:PORT',
+  dgram: 'udp:HOST:PORT',
+  ws: 'HOST:PORT',
+  net: 'ADDR/PREFIX, e.g. 10.0.2.0/24',
+  mtu: 'a number of bytes, 68 to 65520',
+  hostfwd: 'a rule such as tcp::2222-:22',
+  'log-level': LOG_LEVELS.join(', '),
+};
+
+/** The value placeholder HELP shows for `--name` (`--net ADDR/PREFIX` → `ADDR/PREFIX`). */
+function helpPlaceholder(name: string): string | undefined {
+  return new RegExp(`^\\s+(?:-\\w, )?--${name.replace(/[-]/g, '\\-')} (\\S+)`, 'm').exec(HELP)?.[1];
+}
+
+const hintFor = (name: string): string => VALUE_HINTS[name] ?? helpPlaceholder(name) ?? 'see --help';
+
+/** Edit distance, for "did you mean" (both strings are short option names). */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** ` (did you mean --pcap?)` for a near miss, else ''. */
+function suggestion(name: string): string {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const known of OPTION_NAMES) {
+    const prefix = Math.min(name.length, known.length) >= 3 && (known.startsWith(name) || name.startsWith(known));
+    const d = Math.min(distance(name, known), prefix ? 2 : 3);
+    if (d < bestD) [best, bestD] = [known, d];
+  }
+  return best === undefined ? '' : ` (did you mean --${best}?)`;
+}
+
+/**
+ * Checks the command line token by token (parseArgs in non-strict mode reports every option
+ * as it was written), so that every refusal speaks our language and names the option
+ * instead of passing on parseArgs' own message.
+ */
+function checkTokens(argv: readonly string[]): void {
+  const { tokens } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: false, tokens: true });
+  const options: Readonly<Record<string, { readonly type: 'string' | 'boolean' }>> = OPTIONS;
+  let positionals = 0;
+  for (const [i, t] of tokens.entries()) {
+    if (t.kind === 'positional') {
+      // The first is the command ('serve', checked by the caller); nothing may follow it.
+      if (positionals++ === 0) continue;
+      const before = tokens[i - 1];
+      if (before?.kind === 'option' && options[before.name]?.type === 'boolean')
+        throw new UsageError(`unexpected argument '${t.value}': ${before.rawName} takes no value`, before.name);
+      throw new UsageError(`unexpected argument '${t.value}': 'tslirp serve' takes only options`);
+    }
+    if (t.kind !== 'option') continue;
+    const spec = Object.hasOwn(options, t.name) ? options[t.name] : undefined;
+    if (spec === undefined) throw new UsageError(`unknown option '${t.rawName}'${t.rawName.startsWith('--') ? suggestion(t.name) : ''}`, t.name);
+    const name = `--${t.name}`;
+    if (spec.type === 'boolean') {
+      if (t.value !== undefined) throw new UsageError(`${name} takes no value (got '${t.value}')`, t.name);
+      continue;
+    }
+    if (t.value === undefined) throw new UsageError(`${name} needs a value (${hintFor(t.name)})`, t.name);
+    // parseArgs' strict mode refuses `--pcap --restrict`: the value looks like the next option.
+    if (!t.inlineValue && t.value.startsWith('-') && t.value !== '-')
+      throw new UsageError(`${name} needs a value (${hintFor(t.name)}), not the option '${t.value}'; write ${name}=${t.value} if you mean it`, t.name);
+  }
+}
 
 /** Parses `argv` (without node and the script). Throws UsageError or ConfigError. */
 export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Command {
+  checkTokens(argv);
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
   } catch (e) {
-    const err = e as Error & { code?: string };
-    const m = /'(-{1,2}[^' ]+)/.exec(err.message);
-    const option = m?.[1]?.replace(/^-+/, '');
-    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option !== undefined) throw new UsageError(`unknown option '${m![1]!}'`, option);
-    throw new UsageError(err.message, option);
+    // checkTokens refuses everything strict parsing does; this is a safety net for a newer Node.
+    throw new UsageError(`cannot read the command line: ${(e as Error).message.split('\n')[0] ?? ''}`);
   }
   const v = parsed.values;
   if (v.help === true) return { command: 'help' };
@@ -191,7 +274,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const logLevel = v['log-level'] ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
     throw new UsageError(`--log-level: '${logLevel}' must be one of ${LOG_LEVELS.join(', ')}`, 'log-level');
-  if (v.pcap === '') throw new UsageError('--pcap: needs a directory', 'pcap');
+  if (v.pcap === '') throw new UsageError(`--pcap needs a value (${VALUE_HINTS['pcap']!})`, 'pcap');
   let network: StackConfig;
   try {
     network = resolveStackConfig({
@@ -245,7 +328,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     dns: { upstreams, resolvConf: v['resolv-conf'] ?? DEFAULT_RESOLV_CONF, records },
     forwards,
     wsAllowOrigins,
-    pcapDir: v.pcap,
+    pcap: v.pcap,
     logLevel: logLevel as LogLevel,
   };
 }

@@ -4,7 +4,8 @@
  * Process concerns (options, signals, exit codes) live in src/cli.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { AcceptLink, GuestLink, LinkHandler, Listener, ListenerAddress } from '../link/link.js';
 import { listenDgram } from '../link/qemu-dgram.js';
@@ -18,12 +19,14 @@ import { TcpForwardListener } from '../host/node-tcp.js';
 import { UdpForwardListener } from '../host/node-udp.js';
 import { ResolvConfWatcher } from '../host/resolv-conf.js';
 import type { ForwardRule } from '../nat/forwards.js';
+import { PcapngFileWriter } from '../pcap/pcapng-writer.js';
 import type { StackConfig } from '../stack/config.js';
 import { formatIpv4Addr } from '../util/bytes.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
-import type { ListenerSpec } from './listen-spec.js';
+import { describeSpec, type ListenerSpec } from './listen-spec.js';
 import { NodeStack } from './node-stack.js';
 import { Session, type StackFactory } from './session.js';
+import { StartError } from './start-error.js';
 
 /** Where the DNS forwarder's upstreams come from, and what it answers itself. */
 export interface DaemonDns {
@@ -37,8 +40,12 @@ export interface DaemonOptions {
   readonly listeners: readonly ListenerSpec[];
   readonly network: StackConfig;
   readonly log: Logger;
-  /** Directory for per-session capture files; created when missing. */
+  /** Directory for per-session capture files (classic pcap); created when missing. */
   readonly pcapDir?: string | undefined;
+  /** One pcapng file for every session (one interface each); created or truncated at start. */
+  readonly pcapFile?: string | undefined;
+  /** shb_userappl of the pcapng file, e.g. `tslirp 0.1.0`. */
+  readonly pcapUserAppl?: string | undefined;
   /** DNS upstreams and records; default: follow /etc/resolv.conf, no records. */
   readonly dns?: DaemonDns;
   /** --hostfwd rules: their listeners belong to the first session that connects (then the next, once it ends). */
@@ -71,6 +78,10 @@ export class Daemon {
   readonly #forwardListeners: (TcpForwardListener | UdpForwardListener)[] = [];
   /** The session the --hostfwd listeners deliver to. */
   #forwardOwner: Session | undefined;
+  /** The shared capture file of DaemonOptions.pcapFile. */
+  #pcapFile: PcapngFileWriter | undefined;
+  /** Set once start() bound everything: a failed start does not log "daemon stopped". */
+  #started = false;
 
   private constructor(o: DaemonOptions) {
     this.#o = o;
@@ -132,20 +143,37 @@ export class Daemon {
     }
   }
 
-  /** Binds every listener (all or none: a failure closes those already bound and rethrows). */
+  /**
+   * Binds every listener (all or none: a failure closes those already bound and rethrows).
+   * Failures are StartErrors naming the step: `cannot listen on ws 127.0.0.1:8080: …`.
+   */
   static async start(o: DaemonOptions): Promise<Daemon> {
     const d = new Daemon(o);
-    if (o.pcapDir !== undefined) await mkdir(o.pcapDir, { recursive: true });
     const accept: AcceptLink = (link) => d.#accept(link);
     const log = o.log;
+    /** What start-up is doing, for the StartError when it fails. */
+    let step = '';
     try {
+      const { pcapDir, pcapFile } = o;
+      if (pcapDir !== undefined) {
+        step = `use the capture directory ${pcapDir}`;
+        await mkdir(pcapDir, { recursive: true });
+        await access(pcapDir, constants.W_OK);
+      }
+      if (pcapFile !== undefined) {
+        step = `create the capture file ${pcapFile}`;
+        d.#pcapFile = await PcapngFileWriter.open(pcapFile, o.pcapUserAppl === undefined ? {} : { userAppl: o.pcapUserAppl });
+      }
       for (const rule of o.forwards ?? []) {
         const l = rule.protocol === 'tcp' ? new TcpForwardListener(rule, log) : new UdpForwardListener(rule, log);
+        step = `listen for --hostfwd ${rule.text}`;
         await l.listen();
         d.#forwardListeners.push(l);
       }
+      step = 'read the DNS configuration';
       d.#startDns();
       for (const spec of o.listeners) {
+        step = `listen on ${describeSpec(spec)}`;
         switch (spec.kind) {
           case 'ws': {
             const l = await listenWs({ host: spec.host, port: spec.port, log, allowOrigins: spec.allowOrigins ?? [] });
@@ -164,8 +192,9 @@ export class Daemon {
       }
     } catch (e) {
       await d.close();
-      throw e;
+      throw step === '' ? e : new StartError(step, e);
     }
+    d.#started = true;
     return d;
   }
 
@@ -184,6 +213,7 @@ export class Daemon {
       random: this.#random,
       log: this.#o.log,
       pcapDir: this.#o.pcapDir,
+      pcapFile: this.#pcapFile,
       onEnded: (x) => {
         this.#sessions.delete(x);
         this.#releaseForwards(x);
@@ -234,7 +264,9 @@ export class Daemon {
       const live = [...this.#sessions];
       for (const s of live) s.close('daemon shutting down');
       await Promise.all(live.map((s) => s.ended));
-      this.#o.log.info({ sessions: live.length, ...this.#refusalSummary() }, 'daemon stopped');
+      await this.#pcapFile?.close();
+      if (this.#pcapFile?.error !== undefined) this.#o.log.warn({ err: this.#pcapFile.error, pcap: this.#pcapFile.path }, 'capture file failed');
+      if (this.#started) this.#o.log.info({ sessions: live.length, ...this.#refusalSummary() }, 'daemon stopped');
     })();
     return this.#closing;
   }

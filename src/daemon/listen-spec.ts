@@ -73,6 +73,18 @@ export function runtimeDir(env: NodeJS.ProcessEnv = process.env, uid: number = p
   return join(tmpdir, `tslirp-${uid}`);
 }
 
+/** A listener spec as the user wrote it, for messages: `ws 127.0.0.1:8080`, `stream unix:/run/tslirp/tslirp.sock`. */
+export function describeSpec(spec: ListenerSpec): string {
+  switch (spec.kind) {
+    case 'ws':
+      return `ws ${formatHostPort(spec.host, spec.port)}`;
+    case 'stream':
+      return spec.transport === 'unix' ? `stream unix:${spec.path}` : `stream tcp:${formatHostPort(spec.host, spec.port)}`;
+    case 'dgram':
+      return `dgram udp:${formatHostPort(spec.host, spec.port)}`;
+  }
+}
+
 /** The listeners used when no listener option is given. */
 export function defaultListeners(dir: string = runtimeDir()): ListenerSpec[] {
   return [
@@ -84,26 +96,46 @@ export function defaultListeners(dir: string = runtimeDir()): ListenerSpec[] {
 /** A URL/option-friendly host: brackets around IPv6; the wildcard becomes loopback (a client cannot connect to 0.0.0.0). */
 const connectHost = (host: string): string => (host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host);
 
-/** How a guest reaches a bound listener: the QEMU -netdev option or the v86 setting. */
-export function usageFor(a: ListenerAddress): { qemu?: string; v86?: string } {
-  switch (a.kind) {
-    case 'ws':
-      return { v86: `net_device: { type: 'virtio', relay_url: 'ws://${formatHostPort(connectHost(a.host), a.port)}/' }` };
-    case 'stream':
-      if (a.transport === 'unix') return { qemu: `-netdev stream,id=n0,server=off,addr.type=unix,addr.path=${a.path} -device e1000,netdev=n0` };
-      return {
-        qemu: `-netdev stream,id=n0,server=off,addr.type=inet,addr.host=${connectHost(a.host)},addr.port=${a.port} -device e1000,netdev=n0`,
-      };
-    case 'dgram': {
-      const h = connectHost(a.host);
-      const local = net.isIPv6(h) ? '::1' : '127.0.0.1';
-      return {
-        qemu:
-          `-netdev dgram,id=n0,remote.type=inet,remote.host=${h},remote.port=${a.port},` +
-          `local.type=inet,local.host=${local},local.port=LOCALPORT -device e1000,netdev=n0 (LOCALPORT: any free UDP port)`,
-      };
-    }
+/** A value inside a QEMU option list: a comma is written twice (QEMU's QemuOpts escaping). */
+const qemuValue = (v: string): string => v.replace(/,/g, ',,');
+
+/** One shell word, quoted only when it needs to be (POSIX single quotes). */
+export function shellQuote(word: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The QEMU -netdev argument reaching a bound stream or dgram listener (without the leading `-netdev`). */
+function qemuNetdev(a: Exclude<ListenerAddress, { kind: 'ws' }>): string {
+  if (a.kind === 'stream') {
+    if (a.transport === 'unix') return `stream,id=n0,server=off,addr.type=unix,addr.path=${qemuValue(a.path)}`;
+    return `stream,id=n0,server=off,addr.type=inet,addr.host=${connectHost(a.host)},addr.port=${a.port}`;
   }
+  const h = connectHost(a.host);
+  // local.port=0: QEMU binds an ephemeral port and the daemon answers whatever port it sends from.
+  return `dgram,id=n0,remote.type=inet,remote.host=${h},remote.port=${a.port},local.type=inet,local.host=${net.isIPv6(h) ? '::1' : '127.0.0.1'},local.port=0`;
+}
+
+/**
+ * How a guest reaches a bound listener: the QEMU options (`-netdev … -device e1000,netdev=n0`,
+ * for the "listening" log line) or the v86 `net_device` setting.
+ */
+export function usageFor(a: ListenerAddress): { qemu?: string; v86?: string } {
+  if (a.kind === 'ws') return { v86: `net_device: { type: 'virtio', relay_url: 'ws://${formatHostPort(connectHost(a.host), a.port)}/' }` };
+  return { qemu: `-netdev ${qemuNetdev(a)} -device e1000,netdev=n0` };
+}
+
+/** What a user adds to the attach commands: the guest itself. */
+export const ATTACH_NOTE = "add your guest's disk or kernel (QEMU: -drive file=DISK, or -kernel/-initrd/-append; v86: wasm_path, bios and a disk)";
+
+/**
+ * A line that runs as pasted (a shell command for QEMU, a JavaScript statement for v86) and
+ * attaches a guest to a bound listener, once the guest's disk or kernel is added.
+ */
+export function attachCommand(a: ListenerAddress): string {
+  const u = usageFor(a);
+  if (a.kind === 'ws') return `new V86({ ${u.v86 ?? ''} });`;
+  return ['qemu-system-x86_64', '-m', '512', '-netdev', qemuNetdev(a), '-device', 'e1000,netdev=n0'].map(shellQuote).join(' ');
 }
 
 /** The printable form of a bound listener for the "listening" log line. */

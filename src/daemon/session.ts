@@ -8,7 +8,8 @@
  */
 import type { Logger } from 'pino';
 import type { GuestLink, LinkHandler } from '../link/link.js';
-import { PcapFileWriter } from '../pcap/writer.js';
+import type { PcapngFileWriter } from '../pcap/pcapng-writer.js';
+import { PcapFileWriter, type CaptureSink } from '../pcap/writer.js';
 import { capturePath, tapHandler, tapLink } from '../pcap/tap.js';
 import type { Endpoint } from '../host/host.js';
 import type { StackConfig } from '../stack/config.js';
@@ -77,8 +78,10 @@ export interface SessionOptions {
   readonly clock: Clock;
   readonly random: Random;
   readonly log: Logger;
-  /** Directory for this session's capture file, when capturing. */
+  /** Directory for this session's capture file (classic pcap), when capturing that way. */
   readonly pcapDir?: string | undefined;
+  /** A shared pcapng file: the session becomes one interface of it (takes precedence over pcapDir). */
+  readonly pcapFile?: PcapngFileWriter | undefined;
   /** Called once the session has ended and its capture file is closed. */
   readonly onEnded?: (s: Session) => void;
 }
@@ -93,7 +96,7 @@ export class Session {
   /** Resolves when the session has ended and its capture is on disk. */
   readonly ended: Promise<void>;
   readonly #link: GuestLink;
-  readonly #pcap: PcapFileWriter | undefined;
+  readonly #pcap: CaptureSink | undefined;
   readonly #scheduler: Scheduler;
   readonly #log: Logger;
   readonly #clock: Clock;
@@ -114,7 +117,8 @@ export class Session {
     this.ended = new Promise<void>((resolve) => {
       this.#endedResolve = resolve;
     });
-    if (o.pcapDir !== undefined) this.#pcap = new PcapFileWriter(capturePath(o.pcapDir, this.startedAt, o.id));
+    if (o.pcapFile !== undefined) this.#pcap = o.pcapFile.addInterface({ name: o.id, description: `${o.link.kind} ${o.link.peer}` });
+    else if (o.pcapDir !== undefined) this.#pcap = new PcapFileWriter(capturePath(o.pcapDir, this.startedAt, o.id));
     this.#link = this.#pcap === undefined ? o.link : tapLink(o.link, this.#pcap);
     // Each session gets its own copy of the configuration (the MAC is the only mutable part).
     const config: StackConfig = { ...o.config, gatewayMac: o.config.gatewayMac.slice() };

@@ -23,12 +23,18 @@ export interface CapturedPacket {
   /** pcapng interface index within its section; 0 in classic pcap. */
   readonly interfaceId: number;
   readonly linkType: number;
+  /** pcapng epb_flags direction (inbound: received on the interface), when given. */
+  readonly direction?: 'inbound' | 'outbound';
 }
 
 /** One capture interface (classic pcap has exactly one). */
 export interface CaptureInterface {
   readonly linkType: number;
   readonly snaplen: number;
+  /** pcapng if_name (tslirp: the session id), when given. */
+  readonly name?: string;
+  /** pcapng if_description (tslirp: link kind and peer), when given. */
+  readonly description?: string;
 }
 
 export interface Capture {
@@ -46,7 +52,9 @@ const MAX_RECORD = PCAP_SNAPLEN;
 
 const BLOCK = { SHB: 0x0a0d0d0a, IDB: 1, SPB: 3, EPB: 6 } as const;
 const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
-const OPT = { END: 0, IF_TSRESOL: 9, IF_TSOFFSET: 14 } as const;
+const OPT = { END: 0, IF_NAME: 2, IF_DESCRIPTION: 3, IF_TSRESOL: 9, IF_TSOFFSET: 14, EPB_FLAGS: 2 } as const;
+
+const utf8 = new TextDecoder('utf-8', { fatal: false });
 
 const swap32 = (x: number): number => (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0;
 
@@ -98,10 +106,18 @@ interface NgInterface extends CaptureInterface {
   readonly offsetSeconds: bigint;
 }
 
-/** Parses an IDB's options for if_tsresol / if_tsoffset; a Drop on malformed options. */
-function idbOptions(v: DataView, from: number, to: number, le: boolean): { unitsPerSecond: bigint; offsetSeconds: bigint } | Drop {
+interface IdbOptions {
+  unitsPerSecond: bigint;
+  offsetSeconds: bigint;
+  name?: string;
+  description?: string;
+}
+
+/** Parses an IDB's options: if_name, if_description, if_tsresol, if_tsoffset; a Drop on malformed options. */
+function idbOptions(v: DataView, from: number, to: number, le: boolean): IdbOptions | Drop {
   let unitsPerSecond = 1_000_000n;
   let offsetSeconds = 0n;
+  const text: { name?: string; description?: string } = {};
   for (let at = from; at + 4 <= to; ) {
     const code = v.getUint16(at, le);
     const len = v.getUint16(at + 2, le);
@@ -115,10 +131,28 @@ function idbOptions(v: DataView, from: number, to: number, le: boolean): { units
     } else if (code === OPT.IF_TSOFFSET) {
       if (len !== 8) return 'pcapng.bad-option';
       offsetSeconds = v.getBigInt64(at + 4, le);
+    } else if (code === OPT.IF_NAME || code === OPT.IF_DESCRIPTION) {
+      const value = utf8.decode(new Uint8Array(v.buffer, v.byteOffset + at + 4, len)).replace(/\0+$/, '');
+      text[code === OPT.IF_NAME ? 'name' : 'description'] = value;
     }
     at += 4 + ((len + 3) & ~3);
   }
-  return { unitsPerSecond, offsetSeconds };
+  return { unitsPerSecond, offsetSeconds, ...text };
+}
+
+/** epb_flags' direction among an EPB's options, if any; malformed options are ignored (the packet is still good). */
+function epbDirection(v: DataView, from: number, to: number, le: boolean): 'inbound' | 'outbound' | undefined {
+  for (let at = from; at + 4 <= to; ) {
+    const code = v.getUint16(at, le);
+    const len = v.getUint16(at + 2, le);
+    if (code === OPT.END || at + 4 + len > to) return undefined;
+    if (code === OPT.EPB_FLAGS && len === 4) {
+      const d = v.getUint32(at + 4, le) & 3;
+      return d === 1 ? 'inbound' : d === 2 ? 'outbound' : undefined;
+    }
+    at += 4 + ((len + 3) & ~3);
+  }
+  return undefined;
 }
 
 function timeOf(i: NgInterface, high: number, low: number): { seconds: number; nanos: number } {
@@ -160,7 +194,12 @@ function readPcapng(bytes: Uint8Array, v: DataView): Capture | Drop {
         if (typeof opts === 'string') return opts;
         const i: NgInterface = { linkType: v.getUint16(at + 8, le), snaplen: v.getUint32(at + 12, le), ...opts };
         section.push(i);
-        all.push({ linkType: i.linkType, snaplen: i.snaplen });
+        all.push({
+          linkType: i.linkType,
+          snaplen: i.snaplen,
+          ...(opts.name !== undefined && { name: opts.name }),
+          ...(opts.description !== undefined && { description: opts.description }),
+        });
         break;
       }
       case BLOCK.EPB: {
@@ -170,7 +209,9 @@ function readPcapng(bytes: Uint8Array, v: DataView): Capture | Drop {
         if (i === undefined) return 'pcapng.unknown-interface';
         const cap = v.getUint32(at + 20, le);
         if (cap > end - (at + 28)) return 'pcapng.bad-block-length';
+        const direction = epbDirection(v, at + 28 + ((cap + 3) & ~3), end, le);
         packets.push({
+          ...(direction !== undefined && { direction }),
           ...timeOf(i, v.getUint32(at + 12, le), v.getUint32(at + 16, le)),
           data: bytes.subarray(at + 28, at + 28 + cap),
           originalLength: v.getUint32(at + 24, le),

@@ -5,12 +5,13 @@
  * LINKTYPE_ETHERNET (1), snaplen 262144 (tcpdump's default; every frame we carry fits, so
  * nothing is truncated).
  *
- * `encodePcapHeader` and `writePcapRecord` are pure; `PcapFileWriter` adds buffered file
- * output: records collect in a 64 KiB buffer that is written when full, every second, and at
- * `close()`. If the disk falls behind by more than PCAP_QUEUE_LIMIT_BYTES, records are
- * dropped and counted (`dropped`) rather than buffered without limit.
+ * `encodePcapHeader` and `writePcapRecord` are pure; `PcapFileWriter` adds file output
+ * through `CaptureFile`, the buffering both formats share: records reach the file at the end
+ * of the event-loop turn that made them, and while more than PCAP_QUEUE_LIMIT_BYTES wait for
+ * the disk, records are dropped and counted (`dropped`) rather than buffered without limit.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 
 /** Magic for microsecond-resolution captures (draft-ietf-opsawg-pcap §4). */
 export const PCAP_MAGIC_US = 0xa1b2c3d4;
@@ -65,67 +66,132 @@ export function writePcapRecord(timeUs: number, frame: Uint8Array, into: Uint8Ar
 export const wallClockUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
 
 const CHUNK_BYTES = 64 * 1024;
-const FLUSH_INTERVAL_MS = 1000;
 
-/** A pcap file being written. Never throws from `write`; I/O errors are kept in `error`. */
-export class PcapFileWriter {
+/** Which way a captured frame went, seen from the guest's link: inbound = from the guest. */
+export type CaptureDirection = 'inbound' | 'outbound';
+
+/** Where a capture tap writes: a classic file, or one interface of a shared pcapng file. */
+export interface CaptureSink {
+  /** A path for logs (for a shared pcapng file: the file, plus the interface). */
   readonly path: string;
-  /** Records written into the buffer (not necessarily on disk yet). */
+  /** Records accepted. */
+  readonly packets: number;
+  /** Records dropped because the disk fell behind or the file failed (the session's `pcap.dropped`). */
+  readonly dropped: number;
+  /** The file's first I/O error, if any. */
+  readonly error: Error | undefined;
+  /** Records one frame stamped with the current time. Never throws. */
+  write(frame: Uint8Array, direction?: CaptureDirection): void;
+  /** Resolves once this sink's records are handed to the file (a file of its own: closed). */
+  close(): Promise<void>;
+}
+
+export interface CaptureFileOptions {
+  /** Wall-clock microseconds, for tests. */
+  readonly nowUs?: () => number;
+  /** Unwritten bytes held before records are dropped (default PCAP_QUEUE_LIMIT_BYTES). */
+  readonly queueLimitBytes?: number;
+}
+
+/**
+ * A capture file being written: the buffering both formats share. Records are built in a
+ * reused 64 KiB buffer and handed to the file at the end of the event-loop turn that made
+ * them (a setImmediate armed by the turn's first record) — or, when a write is still on its
+ * way, as soon as it completes — and at once when the buffer fills. So a daemon killed with
+ * SIGKILL leaves in the file every record but those of its last moment (a turn, or one write).
+ * The write queue is bounded: while more than `queueLimitBytes` are waiting for the disk,
+ * new records are dropped and counted rather than buffered without limit.
+ */
+export class CaptureFile {
+  readonly path: string;
+  /** Records accepted (not necessarily on disk yet). */
   packets = 0;
   /** Records dropped because the disk fell behind or the file failed. */
   dropped = 0;
   /** The first I/O error, if any; once set, records are dropped. */
   error: Error | undefined;
+  protected readonly nowUs: () => number;
   readonly #out: WriteStream;
-  readonly #now: () => number;
+  readonly #limit: number;
+  /** Records of the current turn; `#used` bytes of it are filled. */
   #chunk = new Uint8Array(CHUNK_BYTES);
   #used = 0;
+  #flushArmed = false;
+  /** Writes handed to the stream and not yet completed. */
+  #writing = 0;
   #closing: Promise<void> | undefined;
-  readonly #timer: NodeJS.Timeout;
 
-  /** Opens (truncates) `path`; the header is written at once. `nowUs` is for tests. */
-  constructor(path: string, nowUs: () => number = wallClockUs) {
+  /**
+   * Writes `header` first. With `file` the file is already open (see PcapngFileWriter.open;
+   * the stream owns the handle from here on — a bare fd number would let the handle be
+   * garbage-collected and close the fd under the stream); without it `path` is opened
+   * (truncated) asynchronously and an open failure lands in `error`.
+   */
+  constructor(path: string, header: Uint8Array, o: CaptureFileOptions = {}, file?: FileHandle) {
     this.path = path;
-    this.#now = nowUs;
-    this.#out = createWriteStream(path, { flags: 'w', mode: 0o644 });
+    this.nowUs = o.nowUs ?? wallClockUs;
+    this.#limit = o.queueLimitBytes ?? PCAP_QUEUE_LIMIT_BYTES;
+    this.#out = file === undefined ? createWriteStream(path, { flags: 'w', mode: 0o644 }) : createWriteStream(path, { fd: file });
     this.#out.on('error', (e) => {
       this.error ??= e;
     });
-    this.#out.write(encodePcapHeader());
-    this.#timer = setInterval(() => {
-      this.flush();
-    }, FLUSH_INTERVAL_MS);
-    this.#timer.unref();
+    this.#out.write(header);
   }
 
-  /** Appends one frame stamped with the current wall-clock time. */
-  write(frame: Uint8Array): void {
-    if (this.#closing !== undefined || this.error !== undefined || this.#out.writableLength > PCAP_QUEUE_LIMIT_BYTES) {
+  /**
+   * Space for one record of `length` bytes in `buffer`: its offset, or -1 when the record is
+   * dropped (closing, failed, or the disk is behind). `force` skips the queue limit, for
+   * blocks that must not be lost (a pcapng IDB: the packets after it refer to it by index).
+   */
+  protected reserve(length: number, force = false): number {
+    if (this.#closing !== undefined || this.error !== undefined || (!force && this.#out.writableLength + this.#used + length > this.#limit)) {
       this.dropped++;
-      return;
+      return -1;
     }
-    const len = pcapRecordLength(frame.length);
-    if (this.#used + len > this.#chunk.length) {
+    if (this.#used + length > this.#chunk.length) {
       this.flush();
-      if (len > this.#chunk.length) this.#chunk = new Uint8Array(len);
+      if (length > this.#chunk.length) this.#chunk = new Uint8Array(length);
     }
-    this.#used += writePcapRecord(this.#now(), frame, this.#chunk, this.#used);
+    const at = this.#used;
+    this.#used += length;
     this.packets++;
+    if (!this.#flushArmed) {
+      this.#flushArmed = true;
+      setImmediate(this.#flushNow);
+    }
+    return at;
   }
 
-  /** Hands buffered records to the file. */
+  /** The buffer `reserve` hands out offsets into; valid until the next reserve. */
+  protected get buffer(): Uint8Array {
+    return this.#chunk;
+  }
+
+  readonly #flushNow = (): void => {
+    this.#flushArmed = false;
+    // While a write is on its way, the records wait for it to complete (#written): under load
+    // one write carries many turns' records instead of one write per turn.
+    if (this.#writing === 0) this.flush();
+  };
+
+  readonly #written = (): void => {
+    this.#writing--;
+    if (this.#writing === 0 && this.#used > 0 && !this.#flushArmed) this.flush();
+  };
+
+  /** Hands buffered records to the file now (a copy: the buffer is reused). */
   flush(): void {
     if (this.#used === 0) return;
-    const full = this.#chunk.subarray(0, this.#used);
-    this.#chunk = new Uint8Array(CHUNK_BYTES); // the full one now belongs to the stream
+    const records = this.#chunk.slice(0, this.#used);
     this.#used = 0;
-    if (this.error === undefined) this.#out.write(full);
+    if (this.error !== undefined || this.#out.destroyed) return;
+    this.#writing++;
+    this.#out.write(records, this.#written);
   }
 
   /** Flushes and closes the file; resolves once it is on disk (or failed: see `error`). */
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
-      clearInterval(this.#timer);
       this.flush();
       if (this.error !== undefined || this.#out.destroyed) {
         resolve();
@@ -139,5 +205,20 @@ export class PcapFileWriter {
       });
     });
     return this.#closing;
+  }
+}
+
+/** A classic pcap file (one per session). Never throws from `write`; I/O errors are kept in `error`. */
+export class PcapFileWriter extends CaptureFile implements CaptureSink {
+  /** Opens (truncates) `path`; the header is written at once. `nowUs` is for tests. */
+  constructor(path: string, nowUs: (() => number) | CaptureFileOptions = {}) {
+    super(path, encodePcapHeader(), typeof nowUs === 'function' ? { nowUs } : nowUs);
+  }
+
+  /** Appends one frame stamped with the current wall-clock time (classic pcap has no direction). */
+  write(frame: Uint8Array): void {
+    const len = pcapRecordLength(frame.length);
+    const at = this.reserve(len);
+    if (at >= 0) writePcapRecord(this.nowUs(), frame, this.buffer, at);
   }
 }

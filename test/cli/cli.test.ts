@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -30,7 +31,7 @@ describe('parseCommandLine', () => {
         { kind: 'stream', transport: 'unix', path: '/run/user/1000/tslirp/tslirp.sock' },
       ],
       logLevel: 'info',
-      pcapDir: undefined,
+      pcap: undefined,
     });
   });
 
@@ -59,7 +60,7 @@ describe('parseCommandLine', () => {
       prefixLen: 24, mtu: 9000, leaseTimeS: 3600, domainName: 'example.test', dnsSearch: ['a.test', 'b.test', 'c.test'],
       hostname: 'vm', tftpServerName: 'tftp.test', bootFile: 'pxelinux.0', routes: [{ prefixLen: 16 }],
     });
-    expect(c.pcapDir).toBe('/tmp/caps');
+    expect(c.pcap).toBe('/tmp/caps');
     expect(c.logLevel).toBe('debug');
   });
 
@@ -83,6 +84,39 @@ describe('parseCommandLine', () => {
     expect(err instanceof UsageError || err instanceof ConfigError).toBe(true);
     expect((err as UsageError).option).toBe(option);
     expect((err as Error).message).toContain(`--${option}`);
+  });
+
+  it.each([
+    // Missing values: at the end, or followed by another option.
+    [['serve', '--pcap'], 'pcap', '--pcap needs a value (a directory or a .pcapng file)'],
+    [['serve', '--pcap', '--restrict'], 'pcap', "--pcap needs a value (a directory or a .pcapng file), not the option '--restrict'; write --pcap=--restrict if you mean it"],
+    [['serve', '--ws'], 'ws', '--ws needs a value (HOST:PORT)'],
+    [['serve', '--pcap='], 'pcap', '--pcap needs a value (a directory or a .pcapng file)'],
+    [['serve', '--dns-upstream'], 'dns-upstream', '--dns-upstream needs a value (HOST[:PORT])'],
+    // Unknown options, with a suggestion for a near miss.
+    [['serve', '--pcapfile', 'x'], 'pcapfile', "unknown option '--pcapfile' (did you mean --pcap?)"],
+    [['serve', '--hostfw', 'tcp::1-:2'], 'hostfw', "unknown option '--hostfw' (did you mean --hostfwd?)"],
+    [['serve', '-x'], 'x', "unknown option '-x'"],
+    // Booleans given values.
+    [['serve', '--restrict=yes'], 'restrict', "--restrict takes no value (got 'yes')"],
+    [['serve', '--restrict', 'yes'], 'restrict', "unexpected argument 'yes': --restrict takes no value"],
+    [['serve', '--help=1'], 'help', "--help takes no value (got '1')"],
+    // Unexpected positionals.
+    [['serve', 'extra'], undefined, "unexpected argument 'extra': 'tslirp serve' takes only options"],
+    [['serve', '--', '--pcap'], undefined, "unexpected argument '--pcap': 'tslirp serve' takes only options"],
+    [['start'], undefined, "unknown command 'start': the command is 'serve'"],
+  ])('refuses %j in its own words', (argv, option, message) => {
+    let err: unknown;
+    try {
+      parseCommandLine(argv);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as UsageError).message).toBe(message);
+    expect((err as UsageError).option).toBe(option);
+    // None of parseArgs' own phrasing leaks through.
+    expect((err as Error).message).not.toMatch(/Option '|argument missing|ambiguous|To specify a positional/);
   });
 
   it('documents every option in --help', () => {
@@ -204,20 +238,67 @@ describe('tslirp (process)', () => {
     expect(warned(withFlags)).toBe(false);
   });
 
-  it('exits 1 when a port is taken', () => {
-    // Bind the port from a child first: the daemon then cannot.
-    const r = spawnSync(
-      process.execPath,
-      [
-        '-e',
-        `const net=require('node:net');const s=net.createServer().listen(0,'127.0.0.1',()=>{const {spawnSync}=require('node:child_process');` +
-          `const r=spawnSync(process.execPath,${JSON.stringify(NODE_ARGS)}.concat(['serve','--ws','127.0.0.1:'+s.address().port]),{encoding:'utf8',cwd:${JSON.stringify(ROOT)}});` +
-          `process.stdout.write(JSON.stringify({status:r.status,out:r.stdout}));s.close();})`,
-      ],
-      { encoding: 'utf8', timeout: 20_000 },
+  /** Runs the CLI without blocking this process's event loop (which may hold a port the CLI needs). */
+  const runAsync = (args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
+    new Promise((res) => {
+      const child = spawn(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      child.on('close', (status) => {
+        clearTimeout(timer);
+        res({ status, stdout, stderr });
+      });
+    });
+
+  /** A start-up failure: exit 1, exactly one line on stderr, no stack trace and no "daemon stopped" anywhere. */
+  const expectStartFailure = (r: { status: number | null; stdout: string; stderr: string }, line: RegExp): void => {
+    expect(r.status, r.stderr + r.stdout).toBe(1);
+    expect(r.stderr.split('\n').filter((l) => l !== '' && !l.includes('without these flags'))).toHaveLength(1);
+    expect(r.stderr).toMatch(line);
+    expect(r.stdout + r.stderr).not.toMatch(/ at |"stack"|daemon stopped/);
+  };
+
+  it('exits 1 with one line naming the listener when a port is taken', async () => {
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const r = await runAsync(['serve', '--stream', `unix:${join(dir, 'port.sock')}`, '--ws', `127.0.0.1:${port}`]);
+      expectStartFailure(r, new RegExp(`^tslirp: cannot listen on ws 127\\.0\\.0\\.1:${port}: address already in use \\(EADDRINUSE\\)\n`, 'm'));
+      // The listener bound before the failure was closed again: its socket file is gone.
+      expect(existsSync(join(dir, 'port.sock'))).toBe(false);
+      const fwd = await runAsync(['serve', '--ws', '127.0.0.1:0', '--hostfwd', `tcp:127.0.0.1:${port}-:22`]);
+      expectStartFailure(fwd, new RegExp(`^tslirp: cannot listen for --hostfwd tcp:127\\.0\\.0\\.1:${port}-:22: address already in use \\(EADDRINUSE\\)$`, 'm'));
+    } finally {
+      server.close();
+    }
+  }, 60_000); // two or three CLI start-ups through tsx, ~1.2 s each on an idle machine
+
+  it('exits 1 with one line when the socket directory or a capture path cannot be created', async () => {
+    // A regular file where a directory should be: no directory can be made below it.
+    const file = join(dir, 'a-file');
+    writeFileSync(file, '');
+    const sock = join(file, 'sub', 'x.sock');
+    expectStartFailure(await runAsync(['serve', '--stream', `unix:${sock}`]), new RegExp(`^tslirp: cannot listen on stream unix:${sock}: not a directory \\(ENOTDIR\\)$`, 'm'));
+    const ws = ['--ws', '127.0.0.1:0'];
+    expectStartFailure(
+      await runAsync(['serve', ...ws, '--pcap', join(file, 'x.pcapng')]),
+      new RegExp(`^tslirp: cannot create the capture file ${file}/x\\.pcapng: not a directory \\(ENOTDIR\\)$`, 'm'),
     );
-    const res = JSON.parse(r.stdout) as { status: number; out: string };
-    expect(res.status).toBe(1);
-    expect(res.out).toContain('EADDRINUSE');
+    expectStartFailure(
+      await runAsync(['serve', ...ws, '--pcap', `${file}/caps/`]),
+      new RegExp(`^tslirp: cannot use the capture directory ${file}/caps/: not a directory \\(ENOTDIR\\)$`, 'm'),
+    );
+  }, 60_000); // two or three CLI start-ups through tsx, ~1.2 s each on an idle machine
+
+  it('exits 2 for bad usage and prints the exit codes in --help', () => {
+    const r = run(['serve', '--pcap']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe("tslirp: --pcap needs a value (a directory or a .pcapng file)\nTry 'tslirp --help'.\n");
+    expect(HELP).toMatch(/Exit status: 0 after a clean shutdown; 2 for bad usage or configuration[^]*1 when the environment fails/);
   });
 });

@@ -1,5 +1,6 @@
+import { Script } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { defaultListeners, describeListener, parseDgramSpec, parseHostPort, parseStreamSpec, parseWsSpec, runtimeDir, usageFor } from '../../src/daemon/listen-spec.js';
+import { ATTACH_NOTE, attachCommand, defaultListeners, describeListener, parseDgramSpec, parseHostPort, parseStreamSpec, parseWsSpec, runtimeDir, usageFor } from '../../src/daemon/listen-spec.js';
 
 describe('listener options', () => {
   it('parses HOST:PORT, IPv6 in brackets, localhost as loopback', () => {
@@ -35,10 +36,25 @@ describe('listener options', () => {
     expect(usageFor({ kind: 'stream', transport: 'tcp', host: '0.0.0.0', port: 5555 }).qemu).toBe(
       '-netdev stream,id=n0,server=off,addr.type=inet,addr.host=127.0.0.1,addr.port=5555 -device e1000,netdev=n0',
     );
-    expect(usageFor({ kind: 'dgram', host: '127.0.0.1', port: 5556 }).qemu).toMatch(
-      /^-netdev dgram,id=n0,remote\.type=inet,remote\.host=127\.0\.0\.1,remote\.port=5556,local\.type=inet,local\.host=127\.0\.0\.1,local\.port=LOCALPORT /,
+    // local.port=0: QEMU binds an ephemeral port (a placeholder would not run as pasted).
+    expect(usageFor({ kind: 'dgram', host: '127.0.0.1', port: 5556 }).qemu).toBe(
+      '-netdev dgram,id=n0,remote.type=inet,remote.host=127.0.0.1,remote.port=5556,local.type=inet,local.host=127.0.0.1,local.port=0 -device e1000,netdev=n0',
     );
     expect(usageFor({ kind: 'ws', host: '::1', port: 9, url: 'ws://[::1]:9/' }).v86).toBe("net_device: { type: 'virtio', relay_url: 'ws://[::1]:9/' }");
     expect(describeListener({ kind: 'dgram', host: '127.0.0.1', port: 5556 })).toMatchObject({ kind: 'dgram', host: '127.0.0.1', port: 5556 });
+  });
+
+  it('prints attach commands that run as pasted: plain ASCII, shell-quoted, commas escaped for QEMU, valid JavaScript for v86', () => {
+    const unix = attachCommand({ kind: 'stream', transport: 'unix', path: '/run/tslirp/tslirp.sock' });
+    expect(unix).toBe('qemu-system-x86_64 -m 512 -netdev stream,id=n0,server=off,addr.type=unix,addr.path=/run/tslirp/tslirp.sock -device e1000,netdev=n0');
+    // A path with a space and a comma: one shell word, QEMU's doubled comma.
+    expect(attachCommand({ kind: 'stream', transport: 'unix', path: "/tmp/my vm,1/it's.sock" })).toBe(
+      "qemu-system-x86_64 -m 512 -netdev 'stream,id=n0,server=off,addr.type=unix,addr.path=/tmp/my vm,,1/it'\\''s.sock' -device e1000,netdev=n0",
+    );
+    const v86 = attachCommand({ kind: 'ws', host: '0.0.0.0', port: 8080, url: 'ws://0.0.0.0:8080/' });
+    expect(v86).toBe("new V86({ net_device: { type: 'virtio', relay_url: 'ws://127.0.0.1:8080/' } });");
+    // Valid JavaScript: it compiles (and is not run).
+    expect(() => new Script(v86)).not.toThrow();
+    for (const line of [unix, v86, ATTACH_NOTE]) expect(line).toMatch(/^[\x20-\x7e]*$/);
   });
 });

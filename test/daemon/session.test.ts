@@ -6,6 +6,7 @@ import type { GuestLink, LinkHandler } from '../../src/link/link.js';
 import { Scheduler } from '../../src/daemon/scheduler.js';
 import { Session, type LeaseInfo, type SessionStack, type SessionStackDeps, type StackFactory } from '../../src/daemon/session.js';
 import { readCapture } from '../../src/pcap/reader.js';
+import { PcapngFileWriter } from '../../src/pcap/pcapng-writer.js';
 import { resolveStackConfig, type StackConfig } from '../../src/stack/config.js';
 import { Counters } from '../../src/util/drops.js';
 import { ManualClock, seededRandom, systemClock } from '../../src/util/clock.js';
@@ -141,7 +142,7 @@ describe('Session (with a stand-in stack)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function start(pcapDir?: string): { s: Session; f: ReturnType<typeof fakeLink>; logs: ReturnType<typeof memoryLog>; stacks: EchoStack[]; config: StackConfig } {
+  function start(pcapDir?: string, pcapFile?: PcapngFileWriter): { s: Session; f: ReturnType<typeof fakeLink>; logs: ReturnType<typeof memoryLog>; stacks: EchoStack[]; config: StackConfig } {
     const logs = memoryLog();
     const f = fakeLink();
     const stacks: EchoStack[] = [];
@@ -151,7 +152,7 @@ describe('Session (with a stand-in stack)', () => {
       return st;
     };
     const config = resolveStackConfig();
-    const s = new Session({ id: 't-1', link: f.link, config, createStack, clock: systemClock, random: seededRandom(1), log: logs.log, pcapDir });
+    const s = new Session({ id: 't-1', link: f.link, config, createStack, clock: systemClock, random: seededRandom(1), log: logs.log, pcapDir, pcapFile });
     f.setHandler(s.handler);
     return { s, f, logs, stacks, config };
   }
@@ -223,5 +224,25 @@ describe('Session (with a stand-in stack)', () => {
     if (typeof c === 'string') throw new Error(c);
     expect(c.packets.map((p) => toHex(p.data))).toEqual([toHex(FRAME), toHex(FRAME), toHex(TICK)]);
     expect(logs.withMsg('session ended')[0]!['pcap']).toBe(join(dir, files[0]!));
+  });
+
+  it('captures into a shared pcapng file as an interface named by the session, with directions', async () => {
+    const path = join(dir, 'shared.pcapng');
+    const file = await PcapngFileWriter.open(path);
+    const { s, f, logs } = start(undefined, file);
+    f.handler().frame(FRAME);
+    await until(() => f.sent.length === 2);
+    s.close('done');
+    await s.ended;
+    await file.close();
+    const c = readCapture(readFileSync(path));
+    if (typeof c === 'string') throw new Error(c);
+    expect(c.interfaces).toEqual([{ linkType: 1, snaplen: 0, name: 't-1', description: 'ws 127.0.0.1:1234' }]);
+    expect(c.packets.map((p) => [p.direction, toHex(p.data)])).toEqual([
+      ['inbound', toHex(FRAME)],
+      ['outbound', toHex(FRAME)],
+      ['outbound', toHex(TICK)],
+    ]);
+    expect(logs.withMsg('session ended')[0]!['pcap']).toBe(`${path}#0`);
   });
 });

@@ -41,7 +41,7 @@ describe.skipIf(!enabled)('network namespace guests', () => {
       '--dnssearch', SEARCH.join(','),
       '--hostname', HOSTNAME,
       '--mtu', String(MTU),
-      '--pcap', pcapDir,
+      '--pcap', `${pcapDir}/`, // a directory: one classic pcap per session
       '--log-level', 'info',
     ]);
   });

@@ -307,7 +307,7 @@ describe.skipIf(!enabled)('DNS forwarder and UDP NAT with real peers', () => {
 
   it('tshark reads every DNS message of a --pcap capture cleanly: local answers, forwarded ones, TC, NXDOMAIN, SERVFAIL', async () => {
     const pcapDir = join(work, 'pcap');
-    const { d, g } = await daemonWithGuest(['--pcap', pcapDir, '--dns-upstream', `127.0.0.1:${dnsmasqPort}`, '--dns-record', 'db.tslirp.test=2001:db8::77']);
+    const { d, g } = await daemonWithGuest(['--pcap', `${pcapDir}/`, '--dns-upstream', `127.0.0.1:${dnsmasqPort}`, '--dns-record', 'db.tslirp.test=2001:db8::77']);
     await dig(g, ['host.tslirp.internal', 'A']);
     await dig(g, ['host.tslirp.internal', 'AAAA']);
     await dig(g, ['db.tslirp.test', 'AAAA']);
