@@ -50,11 +50,39 @@ function onSighup(log: Logger): void {
 
 async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<number> {
   const log = makeLogger(cmd.logLevel);
+  let daemon: Daemon | undefined;
+  // Signal handlers go in before anything is bound, so no signal finds the process without
+  // them (a SIGTERM during start-up stops the daemon as soon as it is up).
+  let settle: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => {
+    settle = resolve;
+  });
+  let stopping: NodeJS.Signals | undefined;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping !== undefined) {
+      log.warn({ signal }, 'second signal: exiting now');
+      settle(1);
+      return;
+    }
+    stopping = signal;
+    if (daemon !== undefined) shutDown(daemon, log, signal, settle);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   process.on('SIGHUP', () => {
     onSighup(log);
   });
+  // A bug that escapes every handler: say so, close what can be closed (the unix socket files,
+  // the captures) within the shutdown bound, and exit 1 rather than die with sockets left behind.
+  const fatal = (e: unknown): void => {
+    log.fatal({ err: e }, 'internal error: shutting down');
+    if (daemon === undefined) settle(1);
+    else shutDown(daemon, log, 'internal error', () => { settle(1); });
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+
   const capture = cmd.pcap === undefined ? undefined : captureTarget(cmd.pcap);
-  let daemon: Daemon;
   try {
     daemon = await Daemon.start({
       listeners: cmd.listeners,
@@ -99,36 +127,28 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   const lines = [`tslirp is listening. Attach a guest with one of these; ${ATTACH_NOTE}:`];
   for (const a of daemon.addresses) lines.push(`  ${attachCommand(a)}`);
   process.stderr.write(lines.join('\n') + '\n');
+  if (stopping !== undefined) shutDown(daemon, log, stopping, settle);
+  return done;
+}
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        log.warn({ signal }, 'second signal: exiting now');
-        resolve(1);
-        return;
-      }
-      stopping = true;
-      log.info({ signal }, 'shutting down');
-      const timer = setTimeout(() => {
-        log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown timed out');
-        resolve(1);
-      }, SHUTDOWN_TIMEOUT_MS);
-      timer.unref();
-      daemon.close().then(
-        () => {
-          clearTimeout(timer);
-          resolve(0);
-        },
-        (e: unknown) => {
-          log.error({ err: e }, 'shutdown failed');
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+/** Closes the daemon within SHUTDOWN_TIMEOUT_MS; `settle` gets 0 for a clean stop, else 1. */
+function shutDown(daemon: Daemon, log: Logger, why: string, settle: (code: number) => void): void {
+  log.info({ signal: why }, 'shutting down');
+  const timer = setTimeout(() => {
+    log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown timed out');
+    settle(1);
+  }, SHUTDOWN_TIMEOUT_MS);
+  timer.unref();
+  daemon.close().then(
+    () => {
+      clearTimeout(timer);
+      settle(0);
+    },
+    (e: unknown) => {
+      log.error({ err: e }, 'shutdown failed');
+      settle(1);
+    },
+  );
 }
 
 async function main(argv: readonly string[]): Promise<number> {

@@ -24,6 +24,13 @@ export const PCAP_HEADER_LEN = 24;
 export const PCAP_RECORD_HEADER_LEN = 16;
 /** Unwritten bytes a file writer holds before it drops records. */
 export const PCAP_QUEUE_LIMIT_BYTES = 16 * 1024 * 1024;
+/**
+ * Unwritten bytes all capture files of the process hold together before they drop records:
+ * with one file per session, 256 sessions at the per-file bound alone could hold 4 GiB.
+ */
+export const PCAP_TOTAL_QUEUE_LIMIT_BYTES = 64 * 1024 * 1024;
+/** Bytes every CaptureFile holds and the disk has not taken yet (buffered or being written). */
+let unwrittenBytesAll = 0;
 
 const FILE = { MAGIC: 0, VERSION_MAJOR: 4, VERSION_MINOR: 6, THISZONE: 8, SIGFIGS: 12, SNAPLEN: 16, LINKTYPE: 20 } as const;
 const REC = { TS_SEC: 0, TS_FRAC: 4, INCL_LEN: 8, ORIG_LEN: 12 } as const;
@@ -119,6 +126,8 @@ export class CaptureFile {
   #flushArmed = false;
   /** Writes handed to the stream and not yet completed. */
   #writing = 0;
+  /** Bytes of those writes (counted in unwrittenBytesAll until each completes). */
+  #writingBytes = 0;
   #closing: Promise<void> | undefined;
 
   /**
@@ -144,7 +153,7 @@ export class CaptureFile {
    * blocks that must not be lost (a pcapng IDB: the packets after it refer to it by index).
    */
   protected reserve(length: number, force = false): number {
-    if (this.#closing !== undefined || this.error !== undefined || (!force && this.#out.writableLength + this.#used + length > this.#limit)) {
+    if (this.#closing !== undefined || this.error !== undefined || (!force && (this.#out.writableLength + this.#used + length > this.#limit || unwrittenBytesAll + length > PCAP_TOTAL_QUEUE_LIMIT_BYTES))) {
       this.dropped++;
       return -1;
     }
@@ -154,6 +163,7 @@ export class CaptureFile {
     }
     const at = this.#used;
     this.#used += length;
+    unwrittenBytesAll += length;
     this.packets++;
     if (!this.#flushArmed) {
       this.#flushArmed = true;
@@ -174,7 +184,10 @@ export class CaptureFile {
     if (this.#writing === 0) this.flush();
   };
 
-  readonly #written = (): void => {
+  readonly #written = (bytes: number): void => {
+    const n = Math.min(bytes, this.#writingBytes); // a callback after close() settled counts nothing
+    this.#writingBytes -= n;
+    unwrittenBytesAll -= n;
     this.#writing--;
     if (this.#writing === 0 && this.#used > 0 && !this.#flushArmed) this.flush();
   };
@@ -184,14 +197,26 @@ export class CaptureFile {
     if (this.#used === 0) return;
     const records = this.#chunk.slice(0, this.#used);
     this.#used = 0;
-    if (this.error !== undefined || this.#out.destroyed) return;
+    if (this.error !== undefined || this.#out.destroyed) {
+      unwrittenBytesAll -= records.length;
+      return;
+    }
     this.#writing++;
-    this.#out.write(records, this.#written);
+    this.#writingBytes += records.length;
+    this.#out.write(records, () => {
+      this.#written(records.length);
+    });
   }
 
   /** Flushes and closes the file; resolves once it is on disk (or failed: see `error`). */
   close(): Promise<void> {
-    this.#closing ??= new Promise<void>((resolve) => {
+    this.#closing ??= new Promise<void>((settle) => {
+      // Whatever the stream did not report written is no longer held by this file.
+      const resolve = (): void => {
+        unwrittenBytesAll -= this.#writingBytes;
+        this.#writingBytes = 0;
+        settle();
+      };
       this.flush();
       if (this.error !== undefined || this.#out.destroyed) {
         resolve();

@@ -63,10 +63,8 @@ async function serve(name: string): Promise<{ proc: Running; sock: string; daemo
   child.stdout.on('data', (d: Buffer) => (proc.output += d.toString('latin1')));
   child.stderr.on('data', (d: Buffer) => (proc.output += d.toString('latin1')));
   const m = await waitFor(proc, /"pid":(\d+),[^\n]*"msg":"listening"/, 30_000);
-  // main.ts installs its signal handlers just after printing the instructions that follow the
-  // listening line; a signal in between would find none (the daemon dies of it). Give it time.
-  await waitFor(proc, /\n {2}v86: [^\n]*\n/, 10_000);
-  await new Promise((r) => setTimeout(r, 300));
+  // main.ts installs its signal handlers before it binds anything: from the listening line on,
+  // a signal is always handled.
   return { proc, sock, daemonPid: Number(m[1]) };
 }
 
