@@ -230,7 +230,7 @@ describe.skipIf(!enabled)('daemon error paths: resets and half-closes at every h
         '--dgram', 'udp:127.0.0.1:0',
         '--hostfwd', `tcp:127.0.0.1:${fwdTcpPort}-10.0.2.15:80`,
         '--hostfwd', `udp:127.0.0.1:${fwdUdpPort}-10.0.2.15:7`,
-        '--pcap', join(dir, 'pcap'),
+        '--pcap', join(dir, 'pcap') + '/', // a directory: one capture file per session
         // The DNS upstream is the resetting host service: UDP queries meet a closed port
         // (ECONNREFUSED), DNS over TCP an upstream that resets mid-query.
         '--dns-upstream', `127.0.0.1:${hostPort}`,
@@ -654,7 +654,7 @@ describe.skipIf(!enabled)('forward clients with no session, a vanished resolv.co
         '--hostfwd', `tcp:127.0.0.1:${tcpPort}-:22`,
         '--hostfwd', `udp:127.0.0.1:${udpPort}-:53`,
         '--resolv-conf', join(dir, 'etc', 'resolv.conf'),
-        '--pcap', join(dir, 'pcap'),
+        '--pcap', join(dir, 'pcap') + '/', // a directory: one capture file per session
       ],
       { startTimeoutMs: 30_000 },
     );
