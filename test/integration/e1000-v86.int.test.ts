@@ -17,7 +17,9 @@ const missing = missingRequirements([
   file(join(GUEST, 'initrd.gz'), 'build it with scripts/e1000-v86-guest.sh'),
 ]);
 const enabled = shouldRun('e1000-v86.int.test.ts (Linux e1000 driver on the model inside v86)', missing);
-const LIMIT_S = 150;
+// A v86 boot took 35–41 s in CI-like runs and 118 s with the suite beside four other test runs on
+// the 2 cores: the limit keeps a 3× margin over the worst of those.
+const LIMIT_S = 360;
 
 describe.skipIf(!enabled)('Linux e1000 driver on the model (v86)', () => {
   it('has what it needs', () => {

@@ -23,7 +23,9 @@ const missing = missingRequirements([
 const enabled = shouldRun('v86.int.test.ts (v86 guest over the WebSocket relay)', missing);
 
 /** Boot (~12 s here), DHCP and pings; generous because the wasm JIT shares 2 cores. */
-const BOOT_LIMIT_S = 150;
+// A v86 boot took 26–35 s in CI-like runs and 88–99 s with the suite beside four other test runs
+// on the 2 cores: the limit keeps a 3× margin over the worst of those.
+const BOOT_LIMIT_S = 300;
 
 describe.skipIf(!enabled)('v86 guest over the WebSocket relay', () => {
   let d: Daemon;
