@@ -90,7 +90,7 @@ const alive = (pid: number): boolean => {
   }
 };
 
-describe.runIf(shouldRun('the tslirp executable under BusyBox env', missing))('the tslirp executable', () => {
+describe.runIf(shouldRun('the tslirp executable under BusyBox env', missing))('the tslirp executable', { timeout: 60_000 }, () => {
   beforeAll(() => {
     // CI builds before testing; elsewhere build now when src/ changed (cheap when it did not).
     const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-if-stale.mjs')], { cwd: ROOT, encoding: 'utf8', timeout: 280_000 });

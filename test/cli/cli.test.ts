@@ -124,7 +124,9 @@ describe('parseCommandLine', () => {
   });
 });
 
-describe('tslirp (process)', () => {
+// Each test starts node processes (2–3 s apiece at most on a loaded 2-core machine, 7.4 s seen
+// for the slowest test with the suite running beside other work): 60 s keeps a 3× margin.
+describe('tslirp (process)', { timeout: 60_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'tslirp-cli-'));
   const children: ChildProcess[] = [];
   afterAll(() => {

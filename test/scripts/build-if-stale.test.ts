@@ -51,7 +51,7 @@ function run(...args: string[]): { status: number | null; tscRuns: number; stder
 /** Now: later than the stamp of any earlier run (the stamp holds when that build started). */
 const now = (): Date => new Date();
 
-describe('build-if-stale', () => {
+describe('build-if-stale', { timeout: 60_000 }, () => { // runs node and a fake tsc several times
   it('runs tsc only when an input changed since the last good build', () => {
     setUp();
     expect(run()).toMatchObject({ status: 0, tscRuns: 1 }); // no stamp yet
