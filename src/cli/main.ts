@@ -13,6 +13,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { describeListener, usageFor } from '../daemon/listen-spec.js';
 import { ConfigError } from '../stack/config.js';
 import { formatIpv4Addr } from '../util/bytes.js';
+import { formatEndpoint } from '../net/addr.js';
 import { missingNodeFlags } from './node-flags.js';
 import { HELP, parseCommandLine, UsageError, type Command } from './options.js';
 
@@ -54,7 +55,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
         mtu: n.mtu,
       },
       forwards: cmd.forwards.map((r) => r.text),
-      dnsUpstreams: daemon.dnsUpstreams.map((e) => `${formatIpv4Addr(e.addr)}:${e.port}`),
+      dnsUpstreams: daemon.dnsUpstreams.map(formatEndpoint),
       pcap: cmd.pcapDir,
     },
     'listening',

@@ -17,10 +17,10 @@
  * release a flow's socket.
  *
  * Lookups by tuple cost one string-keyed Map access; the last hit is cached, since bulk
- * traffic comes in runs on one flow.
+ * traffic comes in runs on one flow. Addresses are `IpAddr` primitives (net/addr.ts), so the
+ * key is the same string it always was for IPv4 and an IPv6 key cannot collide with one.
  */
-import type { Ipv4Addr } from '../util/bytes.js';
-import type { Endpoint, FlowId } from '../host/host.js';
+import type { Endpoint, FlowId, IpAddr } from '../net/addr.js';
 
 export type FlowProtocol = 'udp' | 'tcp';
 
@@ -61,7 +61,7 @@ export interface FlowLimits {
 
 export const DEFAULT_FLOW_LIMITS: FlowLimits = { udp: 1024, tcp: 4096 };
 
-const tupleKey = (protocol: FlowProtocol, guestAddr: Ipv4Addr, guestPort: number, remoteAddr: Ipv4Addr, remotePort: number): string =>
+const tupleKey = (protocol: FlowProtocol, guestAddr: IpAddr, guestPort: number, remoteAddr: IpAddr, remotePort: number): string =>
   `${protocol === 'tcp' ? 't' : 'u'}${guestAddr}:${guestPort}>${remoteAddr}:${remotePort}`;
 
 const keyOf = (f: FlowEntry): string => tupleKey(f.protocol, f.guest.addr, f.guest.port, f.remote.addr, f.remote.port);
@@ -106,7 +106,7 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
     return this.#byId.get(id);
   }
 
-  byTuple(protocol: FlowProtocol, guestAddr: Ipv4Addr, guestPort: number, remoteAddr: Ipv4Addr, remotePort: number): F | undefined {
+  byTuple(protocol: FlowProtocol, guestAddr: IpAddr, guestPort: number, remoteAddr: IpAddr, remotePort: number): F | undefined {
     const l = this.#last;
     if (l?.protocol === protocol && l.guest.port === guestPort && l.remote.port === remotePort && l.guest.addr === guestAddr && l.remote.addr === remoteAddr)
       return l;

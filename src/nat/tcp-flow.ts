@@ -36,7 +36,8 @@
  * probes towards the guest (an idle established connection lives as long as both ends keep
  * it; the Node side enables SO_KEEPALIVE on host sockets).
  */
-import type { Endpoint, FlowId, Host } from '../host/host.js';
+import { ipv4Endpoint, type Endpoint, type FlowId, type Ipv4Endpoint } from '../net/addr.js';
+import type { Host } from '../net/seams.js';
 import { DeadlineQueue } from '../util/deadline-queue.js';
 import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
 import type { ToGuest } from '../stack/to-guest.js';
@@ -148,10 +149,16 @@ export class TcpEngine {
   /**
    * A host client accepted on a forward: a connection to `guest`, whose remote side is the
    * client (the gateway for loopback clients). Undefined when the table is full or the tuple
-   * is taken; the caller then drops the client.
+   * is taken, or when the client or the guest is not IPv4 ('tcp.forward-not-ipv4': the NAT is
+   * IPv4 only today); the caller then drops the client.
    */
-  forward(client: Endpoint, guest: Endpoint, nowMs: number): FlowId | undefined {
+  forward(client: Endpoint, to: Endpoint, nowMs: number): FlowId | undefined {
     const remote = forwardedRemote(this.#toGuest.config, client);
+    const guest = ipv4Endpoint(to);
+    if (remote === undefined || guest === undefined) {
+      this.counters.count('tcp.forward-not-ipv4');
+      return undefined;
+    }
     if (this.#table.isFull('tcp') && !this.#evictTimeWait()) {
       this.counters.count('tcp.flow-limit');
       return undefined;
@@ -167,7 +174,7 @@ export class TcpEngine {
     return c.id;
   }
 
-  #newConn(origin: 'guest' | 'forward', guest: Endpoint, remote: Endpoint, host: Endpoint, nowMs: number): TcpConn {
+  #newConn(origin: 'guest' | 'forward', guest: Ipv4Endpoint, remote: Ipv4Endpoint, host: Endpoint, nowMs: number): TcpConn {
     return new TcpConn({
       id: this.#table.allocateId(), origin, guest, remote, host, nowMs,
       iss: this.#random.u32(), tsOffset: this.#random.u32(),

@@ -27,7 +27,8 @@
  *
  * Not forwarded: broadcast and multicast (the stack counts them before they get here).
  */
-import type { Endpoint, FlowId, Host } from '../host/host.js';
+import { ipv4Endpoint, type Endpoint, type FlowId, type Ipv4Endpoint } from '../net/addr.js';
+import type { Host } from '../net/seams.js';
 import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
 import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
 import type { ToGuest } from '../stack/to-guest.js';
@@ -62,10 +63,16 @@ export function unreachableCodeFor(errorCode: string): number | undefined {
 
 export interface UdpFlow extends FlowEntry {
   readonly protocol: 'udp';
+  /** IPv4 until IPv6 comes: guest-originated flows start from an IPv4 datagram, forwards refuse IPv6 clients. */
+  readonly guest: Ipv4Endpoint;
+  readonly remote: Ipv4Endpoint;
   readonly stateName: 'open';
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Whether a flow-table entry is a UDP NAT flow (and so IPv4 on both sides). */
+const isUdpFlow = (f: FlowEntry | undefined): f is UdpFlow => f?.protocol === 'udp';
 
 export class UdpNat {
   readonly #table: FlowTable;
@@ -82,7 +89,7 @@ export class UdpNat {
   input(p: Ipv4, u: Udp, nowMs: number): void {
     let flow = this.#table.byTuple('udp', p.src, u.srcPort, p.dst, u.dstPort);
     if (flow === undefined) {
-      const remote: Endpoint = { addr: p.dst, port: u.dstPort };
+      const remote: Ipv4Endpoint = { addr: p.dst, port: u.dstPort };
       const route = routeOutbound(this.#guest.config, remote);
       if ('refused' in route) {
         this.#guest.counters.count(route.refused);
@@ -116,10 +123,16 @@ export class UdpNat {
   /**
    * A datagram from a new client of a `--hostfwd udp:` listener: a flow whose remote side is
    * the client as the guest sees it (`forwardedRemote`) and whose host side is the client. The
-   * listener's socket carries it (no udpOpen). Undefined when the tuple is taken.
+   * listener's socket carries it (no udpOpen). Undefined when the tuple is taken, or when the
+   * client or the guest is not IPv4 ('udp.forward-not-ipv4': the NAT is IPv4 only today).
    */
-  forward(client: Endpoint, guest: Endpoint, nowMs: number): FlowId | undefined {
+  forward(client: Endpoint, to: Endpoint, nowMs: number): FlowId | undefined {
     const remote = forwardedRemote(this.#guest.config, client);
+    const guest = ipv4Endpoint(to);
+    if (remote === undefined || guest === undefined) {
+      this.#guest.counters.count('udp.forward-not-ipv4');
+      return undefined;
+    }
     if (this.#table.byTuple('udp', guest.addr, guest.port, remote.addr, remote.port) !== undefined) {
       this.#guest.counters.count('udp.forward-tuple-taken');
       return undefined;
@@ -148,7 +161,7 @@ export class UdpNat {
   /** A datagram from the host peer: to the guest, from the address it sent to. */
   hostDatagram(id: FlowId, data: Uint8Array, nowMs: number): void {
     const flow = this.#table.byId(id);
-    if (flow?.protocol !== 'udp') return this.#guest.counters.count('udp.unknown-flow');
+    if (!isUdpFlow(flow)) return this.#guest.counters.count('udp.unknown-flow');
     if (data.length > 0xffff - UDP_HEADER_LEN - 20) return this.#guest.counters.count('udp.host-datagram-too-big');
     this.#table.touch(flow, nowMs);
     flow.bytesToGuest += data.length;
@@ -160,7 +173,7 @@ export class UdpNat {
   /** A host socket error: ICMP unreachable to the guest where one fits; the flow stays (a later datagram may succeed). */
   hostError(id: FlowId, code: string): void {
     const flow = this.#table.byId(id);
-    if (flow?.protocol !== 'udp') return;
+    if (!isUdpFlow(flow)) return;
     const icmpCode = unreachableCodeFor(code);
     this.#guest.counters.count(`udp.host-${code.toLowerCase()}`);
     if (icmpCode === undefined) return;

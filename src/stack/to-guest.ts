@@ -2,7 +2,7 @@
  * What protocol engines (UDP NAT, TCP, DNS) need from the stack to talk to the guest.
  * The stack implements it; engines never build Ethernet or resolve MACs themselves.
  */
-import type { Endpoint } from '../host/host.js';
+import type { Endpoint } from '../net/addr.js';
 import type { Ipv4 } from '../ipv4/wire.js';
 import type { Ipv4Addr } from '../util/bytes.js';
 import type { Counters } from '../util/drops.js';
