@@ -14,15 +14,30 @@
  * port 53 goes to the first upstream resolver (`dnsUpstream`).
  */
 import type { Endpoint, Ipv4Endpoint } from '../net/addr.js';
-import type { StackConfig } from '../stack/config.js';
+import type { Ipv4Addr } from '../util/bytes.js';
 import type { Drop } from '../util/drops.js';
+
+/** What the rules need of the network's configuration (a `StackConfig` has these fields and more). */
+export interface NatPolicyOptions {
+  /** The virtual network and its mask: destinations inside it are refused. */
+  readonly net: Ipv4Addr;
+  readonly netmask: Ipv4Addr;
+  /** The gateway address (QEMU's `host`), which stands for the host's loopback. */
+  readonly host: Ipv4Addr;
+  /** The virtual DNS server's address. */
+  readonly dns: Ipv4Addr;
+  /** `--restrict`: no outbound flows at all. */
+  readonly restrict: boolean;
+  /** `--disable-host-loopback`: the gateway address does not reach the host's loopback. */
+  readonly disableHostLoopback: boolean;
+}
 
 /** Where a flow goes: a host endpoint, or a refusal with the counter to bump. */
 export type Route = { readonly to: Endpoint } | { readonly refused: Drop };
 
 export const HOST_LOOPBACK = 0x7f000001;
 
-export function routeOutbound(config: StackConfig, remote: Ipv4Endpoint, dnsUpstream?: Endpoint): Route {
+export function routeOutbound(config: NatPolicyOptions, remote: Ipv4Endpoint, dnsUpstream?: Endpoint): Route {
   const a = remote.addr;
   // DNS over TCP at the DNS address goes to the first upstream resolver, as libslirp does:
   // the guest's DNS works under --restrict too.
@@ -45,7 +60,7 @@ export function routeOutbound(config: StackConfig, remote: Ipv4Endpoint, dnsUpst
  * the host's 127.0.0.1 under that name, but the gateway stands for the host). Undefined for
  * an IPv6 client: the guest's network is IPv4 only today (the caller counts and refuses it).
  */
-export function forwardedRemote(config: StackConfig, client: Endpoint): Ipv4Endpoint | undefined {
+export function forwardedRemote(config: NatPolicyOptions, client: Endpoint): Ipv4Endpoint | undefined {
   const a = client.addr;
   if (typeof a !== 'number') return undefined;
   const loopback = a >>> 24 === 127 || a === 0;

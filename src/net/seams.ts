@@ -14,7 +14,29 @@
  * - Data passed to `udpSend`/`tcpWrite` may be a view into a guest frame: the host may keep
  *   a reference until written (links hand over fresh buffers per read, never reused).
  */
-import type { Endpoint, FlowId } from './addr.js';
+import type { Endpoint, FlowId, Ipv4Addr } from './addr.js';
+
+/**
+ * The virtual network as the protocol engines see it: the addresses they answer from or
+ * refuse, the link MTU, the outbound policy switches. The stack passes its `StackConfig`,
+ * which has these fields and more; each engine hands on the slice its helpers take
+ * (`NatPolicyOptions` in `src/nat/policy.ts`).
+ */
+export interface GuestNetwork {
+  /** The network (host bits zero) and its mask. */
+  readonly net: Ipv4Addr;
+  readonly netmask: Ipv4Addr;
+  /** The gateway (QEMU's `host`, 10.0.2.2). */
+  readonly host: Ipv4Addr;
+  /** The virtual DNS server (10.0.2.3). */
+  readonly dns: Ipv4Addr;
+  /** The guest link's MTU. */
+  readonly mtu: number;
+  /** `--restrict`: no outbound flows. */
+  readonly restrict: boolean;
+  /** `--disable-host-loopback`. */
+  readonly disableHostLoopback: boolean;
+}
 
 /** What the stack asks of host sockets. */
 export interface Host {

@@ -6,13 +6,13 @@ import type { Endpoint } from '../net/addr.js';
 import type { Ipv4 } from '../ipv4/wire.js';
 import type { Ipv4Addr } from '../util/bytes.js';
 import type { Counters } from '../util/drops.js';
-import type { StackConfig } from './config.js';
+import type { GuestNetwork } from '../net/seams.js';
 
 /** Writes an L4 header and payload at `into[at]` and returns its length. */
 export type WriteL4 = (into: Uint8Array, at: number) => number;
 
 export interface ToGuest {
-  readonly config: StackConfig;
+  readonly config: GuestNetwork;
   readonly counters: Counters;
   /**
    * Sends an IPv4 datagram from `src` to the guest address `dst`, the L4 part written in
