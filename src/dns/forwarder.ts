@@ -52,9 +52,8 @@
  * RFC 2308 §2 (NXDOMAIN/NODATA); RFC 2181 §9 (TC); RFC 9619 (QDCOUNT is 1).
  */
 import type { Endpoint, FlowId, Ipv4Endpoint } from '../net/addr.js';
-import type { Host } from '../net/seams.js';
+import type { Host, ToGuest } from '../net/seams.js';
 import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
-import type { ToGuest } from '../stack/to-guest.js';
 import { udpLength, writeUdp, type Udp } from '../udp/wire.js';
 import { put16, put32, type Ipv4Addr } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';

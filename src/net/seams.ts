@@ -1,7 +1,9 @@
 /**
  * The seams the protocol engines (UDP and TCP NAT, DNS forwarder) stand on, as types only:
- * `Host` / `HostEvents` toward the host's sockets. The stack implements `HostEvents`;
- * `src/host/node-host.ts` implements `Host` over node:net and node:dgram, tests a recording fake.
+ * `ToGuest` toward the guest, `Host` / `HostEvents` toward the host's sockets. The stack
+ * implements `ToGuest` and `HostEvents`; `src/host/node-host.ts` implements `Host` over
+ * node:net and node:dgram, tests a recording fake. Living here, below the engines, the seams
+ * let `src/nat` and `src/dns` name them without importing the stack or the host.
  *
  * Host contract:
  * - Every call names a flow by its `FlowId` from the NAT flow table (`src/nat/flow-table.ts`).
@@ -14,6 +16,7 @@
  * - Data passed to `udpSend`/`tcpWrite` may be a view into a guest frame: the host may keep
  *   a reference until written (links hand over fresh buffers per read, never reused).
  */
+import type { Counters } from '../util/drops.js';
 import type { Endpoint, FlowId, Ipv4Addr } from './addr.js';
 
 /**
@@ -36,6 +39,37 @@ export interface GuestNetwork {
   readonly restrict: boolean;
   /** `--disable-host-loopback`. */
   readonly disableHostLoopback: boolean;
+}
+
+/** Writes an L4 header and payload at `into[at]` and returns its length. */
+export type WriteL4 = (into: Uint8Array, at: number) => number;
+
+/**
+ * What protocol engines (UDP NAT, TCP, DNS) need from the stack to talk to the guest.
+ * The stack implements it; engines never build Ethernet, IP headers or ICMP messages, nor
+ * resolve MACs themselves.
+ */
+export interface ToGuest {
+  readonly config: GuestNetwork;
+  readonly counters: Counters;
+  /**
+   * Sends an IPv4 datagram from `src` to the guest address `dst`, the L4 part written in
+   * place by `writeL4` (`l4Length` bytes); fragments it above the link MTU. The guest's MAC
+   * comes from the neighbour table: when unknown, an ARP request goes out instead and the
+   * datagram is dropped, counted as 'arp.unresolved' (TCP retransmits; UDP is lossy anyway).
+   * `writesEveryByte`: `writeL4` writes all `l4Length` bytes, so the frame is not zeroed first.
+   */
+  sendIpv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: WriteL4, writesEveryByte?: boolean): void;
+  /**
+   * An ICMP error (`type`, `code`) to the guest about a flow it opened, from the flow's tuple:
+   * `guest` sent to `remote` with IP `protocol`, and `transportHeader` is the start of what it
+   * sent (its UDP or TCP header, RFC 792's "first 64 bits" and more). The stack builds the
+   * quoted IP header itself. Counted as 'icmp.flow-not-ipv4' and not sent when either side
+   * is not IPv4.
+   */
+  flowIcmpError(guest: Endpoint, remote: Endpoint, protocol: number, transportHeader: Uint8Array, type: number, code: number): void;
+  /** Where DNS over TCP to the DNS address goes: the first upstream resolver, if any. */
+  dnsTcpUpstream(): Endpoint | undefined;
 }
 
 /** What the stack asks of host sockets. */
