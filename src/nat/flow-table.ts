@@ -16,6 +16,13 @@
  * TIME-WAIT connection, else refuses the new one), because only the engine knows how to
  * release a flow's socket.
  *
+ * Layering: `src/nat` stands above the protocol folders and below the stack. It names
+ * addresses, endpoints and flow ids from `src/net/addr.ts`, reaches the guest and the host
+ * through the `ToGuest` and `Host` seams of `src/net/seams.ts`, and takes its slice of the
+ * network's configuration as `NatPolicyOptions` (`policy.ts`): it imports neither the stack
+ * nor the host. The NAT is IPv4 only today: its engines keep `Ipv4Endpoint`s and count
+ * forwards from IPv6 clients ('udp.forward-not-ipv4', 'tcp.forward-not-ipv4').
+ *
  * Lookups by tuple cost one string-keyed Map access; the last hit is cached, since bulk
  * traffic comes in runs on one flow. Addresses are `IpAddr` primitives (net/addr.ts), so the
  * key is the same string it always was for IPv4 and an IPv6 key cannot collide with one.

@@ -51,8 +51,9 @@
  * - IPv6 is counted and dropped.
  *
  * Layering: the stack imports the protocol folders, `src/nat` and `src/net` (where the seams
- * it implements, `ToGuest` and `HostEvents`, are declared); only `host`, the links, the daemon
- * and the CLI stand above it, and nothing below imports it (README, "How it is built").
+ * it implements, `ToGuest` and `HostEvents`, are declared); `host`, the device model, the
+ * links, pcap, the daemon and the CLI stand above it, and nothing below imports it (README,
+ * "How it is built"; `test/layering.test.ts`).
  *
  * Every refusal is counted in `counters` under its Drop name; nothing the guest sends can
  * make `receiveFrame` throw (a bug that would is caught at the entry, counted as
