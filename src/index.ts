@@ -5,7 +5,9 @@
  */
 export { createNodeNetwork, type NodeNetwork, type NodeNetworkIo, type NodeNetworkOptions } from './daemon/node-network.js';
 export { Stack, type StackDeps, type StackStats } from './stack/stack.js';
-export type { Endpoint, FlowId, Host, HostEvents } from './host/host.js';
+export type { Endpoint, FlowId, IpAddr, Ipv4Endpoint, Ipv6Addr } from './net/addr.js';
+export { formatEndpoint, formatIpAddr, ipv4Of, parseIpAddr } from './net/addr.js';
+export type { Host, HostEvents } from './net/seams.js';
 export { NodeHost } from './host/node-host.js';
 export type { NodeTcpOptions } from './host/node-tcp.js';
 export type { DhcpLease } from './dhcp/server.js';

@@ -17,6 +17,7 @@ import { reasonOf, StartError } from '../daemon/start-error.js';
 import { captureTarget } from '../pcap/tap.js';
 import { ConfigError } from '../stack/config.js';
 import { formatIpv4Addr } from '../util/bytes.js';
+import { formatEndpoint } from '../net/addr.js';
 import { missingNodeFlags } from './node-flags.js';
 import { HELP, parseCommandLine, UsageError, type Command } from './options.js';
 
@@ -113,7 +114,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
         mtu: n.mtu,
       },
       forwards: cmd.forwards.map((r) => r.text),
-      dnsUpstreams: daemon.dnsUpstreams.map((e) => `${formatIpv4Addr(e.addr)}:${e.port}`),
+      dnsUpstreams: daemon.dnsUpstreams.map(formatEndpoint),
       pcap: capture, // { kind: 'dir' (a classic pcap per session) | 'file' (one pcapng), path }
     },
     'listening',

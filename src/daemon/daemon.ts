@@ -21,7 +21,7 @@ import { ResolvConfWatcher } from '../host/resolv-conf.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import { PcapngFileWriter } from '../pcap/pcapng-writer.js';
 import type { StackConfig } from '../stack/config.js';
-import { formatIpv4Addr } from '../util/bytes.js';
+import { formatEndpoint } from '../net/addr.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
 import { describeSpec, type ListenerSpec } from './listen-spec.js';
 import { NodeStack } from './node-stack.js';
@@ -100,7 +100,7 @@ export class Daemon {
   /** Fixed upstreams, or the nameservers of resolv.conf, followed for changes. */
   #startDns(): void {
     const dns = this.#o.dns ?? { upstreams: undefined, resolvConf: '/etc/resolv.conf', records: [] };
-    const show = (list: readonly Endpoint[]): string[] => list.map((e) => `${formatIpv4Addr(e.addr)}:${e.port}`);
+    const show = (list: readonly Endpoint[]): string[] => list.map(formatEndpoint);
     if (dns.upstreams !== undefined) {
       this.#dnsUpstreams = dns.upstreams;
       this.#o.log.info({ upstreams: show(dns.upstreams) }, 'dns upstreams (--dns-upstream)');

@@ -18,7 +18,6 @@
  */
 import { BROADCAST_MAC, formatMac, type Ipv4Addr } from '../util/bytes.js';
 import { isDrop, type Counters } from '../util/drops.js';
-import type { StackConfig } from '../stack/config.js';
 import {
   BOOTP_MIN_LEN,
   BOOTREPLY,
@@ -38,6 +37,7 @@ import {
   encodeBootfileName,
   encodeBroadcast,
   encodeClasslessRoutes,
+  type ClasslessRoute,
   encodeDnsServers,
   encodeDomainName,
   encodeDomainSearch,
@@ -89,13 +89,39 @@ export type DhcpLease = Omit<Lease, 'key'>;
 const utf8 = new TextEncoder();
 const toHexId = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 
+/**
+ * What the DHCP server needs of its network's configuration (the stack passes its
+ * `StackConfig`, which has these fields and more; addresses are uint32).
+ */
+export interface DhcpServerOptions {
+  /** The network (host bits zero) and its mask: a requested address off it gets a NAK. */
+  readonly net: Ipv4Addr;
+  readonly netmask: Ipv4Addr;
+  /** The server's own address: server identifier (option 54) and router (option 3). */
+  readonly host: Ipv4Addr;
+  /** The DNS server handed out (option 6). */
+  readonly dns: Ipv4Addr;
+  /** The pool: `dhcpPoolSize` addresses from `dhcpStart`. */
+  readonly dhcpStart: Ipv4Addr;
+  readonly dhcpPoolSize: number;
+  readonly leaseTimeS: number;
+  /** Options 15, 119, 12 (when undefined, the client's own name is echoed), 26, 66, 67, 121. */
+  readonly domainName: string | undefined;
+  readonly dnsSearch: readonly string[];
+  readonly hostname: string | undefined;
+  readonly mtu: number;
+  readonly tftpServerName: string | undefined;
+  readonly bootFile: string | undefined;
+  readonly routes: readonly ClasslessRoute[];
+}
+
 /** The DHCP server; see the module comment. */
 export class DhcpServer {
-  readonly #config: StackConfig;
+  readonly #config: DhcpServerOptions;
   readonly #counters: Counters;
   readonly #table: LeaseTable;
 
-  constructor(config: StackConfig, counters: Counters) {
+  constructor(config: DhcpServerOptions, counters: Counters) {
     this.#config = config;
     this.#counters = counters;
     this.#table = new LeaseTable(config.dhcpStart, config.dhcpPoolSize);

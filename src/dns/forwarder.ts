@@ -51,9 +51,9 @@
  * References: RFC 1035 §4.1 (format), §7.3 (matching responses); RFC 5452 §9.2 (random IDs);
  * RFC 2308 §2 (NXDOMAIN/NODATA); RFC 2181 §9 (TC); RFC 9619 (QDCOUNT is 1).
  */
-import type { Endpoint, FlowId, Host } from '../host/host.js';
+import type { Endpoint, FlowId, Ipv4Endpoint } from '../net/addr.js';
+import type { Host, ToGuest } from '../net/seams.js';
 import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
-import type { ToGuest } from '../stack/to-guest.js';
 import { udpLength, writeUdp, type Udp } from '../udp/wire.js';
 import { put16, put32, type Ipv4Addr } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';
@@ -116,7 +116,7 @@ interface Pending {
   /** The ID the upstreams see; key of #pending. */
   readonly upstreamId: number;
   readonly guestId: number;
-  readonly guest: Endpoint;
+  readonly guest: Ipv4Endpoint;
   readonly dupKey: string;
   /** Normalized question, for matching the answer (RFC 1035 §7.3). */
   readonly qname: string;
@@ -224,7 +224,7 @@ export class DnsForwarder {
     const h = parseDnsHeader(msg);
     if (typeof h === 'string') return this.#guest.counters.count(h);
     if (h.qr) return this.#guest.counters.count('dns.response-from-guest');
-    const guest: Endpoint = { addr: p.src, port: u.srcPort };
+    const guest: Ipv4Endpoint = { addr: p.src, port: u.srcPort };
     if (msg.length > MAX_QUERY_BYTES) return this.#refuse(guest, h, RCODE.FORMERR, 'dns.query-too-big');
     if (h.opcode !== 0) return this.#refuse(guest, h, RCODE.NOTIMP, 'dns.opcode-unsupported');
     if (h.qdcount !== 1) return this.#refuse(guest, h, RCODE.FORMERR, 'dns.bad-question-count');
@@ -313,7 +313,7 @@ export class DnsForwarder {
     this.#deadlineDirty = false;
   }
 
-  #forward(guest: Endpoint, msg: Uint8Array, h: DnsHeader, q: DnsQuestion, nowMs: number): void {
+  #forward(guest: Ipv4Endpoint, msg: Uint8Array, h: DnsHeader, q: DnsQuestion, nowMs: number): void {
     const counters = this.#guest.counters;
     if (this.#upstreams.length === 0) {
       this.stats.servfail++;
@@ -401,7 +401,7 @@ export class DnsForwarder {
   }
 
   /** An error answer with no question section, counted under `why`. */
-  #refuse(guest: Endpoint, h: DnsHeader, rcode: number, why: string): void {
+  #refuse(guest: Ipv4Endpoint, h: DnsHeader, rcode: number, why: string): void {
     this.#guest.counters.count(why);
     const out = new Uint8Array(DNS_HEADER_LEN);
     put16(out, 0, h.id);
@@ -410,7 +410,7 @@ export class DnsForwarder {
   }
 
   /** Answers from the local names; false when the query is not about one. */
-  #answerLocally(guest: Endpoint, msg: Uint8Array, h: DnsHeader, q: DnsQuestion): boolean {
+  #answerLocally(guest: Ipv4Endpoint, msg: Uint8Array, h: DnsHeader, q: DnsQuestion): boolean {
     if (q.qclass !== RR_CLASS.IN && q.qclass !== RR_CLASS.ANY) return false;
     const name = normalizeDnsName(q.name);
     const records = this.#records.get(name);
@@ -428,7 +428,7 @@ export class DnsForwarder {
     return true;
   }
 
-  #toGuest(guest: Endpoint, message: Uint8Array): void {
+  #toGuest(guest: Ipv4Endpoint, message: Uint8Array): void {
     const dns = this.#guest.config.dns;
     const out: Udp = { srcPort: DNS_PORT, dstPort: guest.port, payload: message };
     const pseudo = pseudoSum(dns, guest.addr, IP_PROTO.UDP);

@@ -8,7 +8,7 @@
  * one), become upstreams on port 53. IPv6 addresses are skipped for now (the forwarder's
  * host sockets are IPv4) and reported, as is anything else that is not an address.
  */
-import type { Endpoint } from '../host/host.js';
+import type { Endpoint } from '../net/addr.js';
 import { parseIpv4Text } from '../util/ip-text.js';
 import { DNS_PORT, MAX_UPSTREAMS } from './forwarder.js';
 import { parseIpv6Bytes } from './records.js';

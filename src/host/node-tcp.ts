@@ -30,6 +30,7 @@ import net from 'node:net';
 import type { ForwardRule } from '../nat/forwards.js';
 import { ForwardRefusals, type ForwardLog } from './forward-refusals.js';
 import { formatIpv4Addr, parseIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
+import { formatEndpoint, formatIpAddr } from '../net/addr.js';
 import type { Endpoint, FlowId, HostEvents } from './host.js';
 
 export type NodeTcpEvents = Pick<HostEvents, 'tcpConnected' | 'tcpData' | 'tcpEnd' | 'tcpDrained' | 'tcpError' | 'tcpClosed'>;
@@ -66,7 +67,7 @@ export class NodeTcp {
   connect(flow: FlowId, to: Endpoint): void {
     const buffer = this.#readBuffer;
     const socket = net.connect({
-      host: formatIpv4Addr(to.addr), port: to.port, allowHalfOpen: true, noDelay: true,
+      host: formatIpAddr(to.addr), port: to.port, allowHalfOpen: true, noDelay: true,
       ...(this.#keepAliveMs > 0 && { keepAlive: true, keepAliveInitialDelay: this.#keepAliveMs }),
       onread: {
         buffer,
@@ -262,7 +263,7 @@ export class TcpForwardListener {
     const guestAddr = this.rule.guestAddr ?? t?.defaultGuestAddr();
     const flow = t === undefined || guestAddr === undefined ? undefined : t.forwardTcp(client, { addr: guestAddr, port: this.rule.guestPort });
     if (t === undefined || flow === undefined) {
-      this.refusals.refuse(t === undefined ? 'hostfwd.no-session' : guestAddr === undefined ? 'hostfwd.no-guest-address' : 'hostfwd.refused-by-session', `${formatIpv4Addr(client.addr)}:${client.port}`);
+      this.refusals.refuse(t === undefined ? 'hostfwd.no-session' : guestAddr === undefined ? 'hostfwd.no-guest-address' : 'hostfwd.refused-by-session', formatEndpoint(client));
       socket.resetAndDestroy();
       return;
     }

@@ -14,6 +14,7 @@ import dgram from 'node:dgram';
 import type { ForwardRule } from '../nat/forwards.js';
 import { ForwardRefusals, type ForwardLog } from './forward-refusals.js';
 import { formatIpv4Addr, parseIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
+import { formatIpAddr, isIpv4 } from '../net/addr.js';
 import type { Endpoint, FlowId, HostEvents } from './host.js';
 
 const MAX_QUEUED_BEFORE_CONNECT = 64;
@@ -59,7 +60,8 @@ export class NodeUdp {
   }
 
   open(flow: FlowId, to: Endpoint): void {
-    const socket = dgram.createSocket({ type: 'udp4' });
+    // The socket's family follows the destination's: the seam is address-family neutral.
+    const socket = dgram.createSocket({ type: isIpv4(to.addr) ? 'udp4' : 'udp6' });
     const entry: UdpSocket = { socket, queue: [] };
     this.#sockets.set(flow, entry);
     socket.on('message', (msg) => {
@@ -68,7 +70,7 @@ export class NodeUdp {
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (this.#sockets.get(flow) === entry) this.#events.udpError(flow, err.code ?? 'EIO');
     });
-    socket.connect(to.port, formatIpv4Addr(to.addr), () => {
+    socket.connect(to.port, formatIpAddr(to.addr), () => {
       const queued = entry.queue ?? [];
       entry.queue = undefined;
       for (const data of queued) this.#sendNow(flow, entry, data);
@@ -191,7 +193,7 @@ export class UdpForwardListener {
 
   sendTo(client: Endpoint, data: Uint8Array): void {
     if (this.#closed) return; // send() on a closed dgram socket throws
-    this.socket.send(data, client.port, formatIpv4Addr(client.addr));
+    this.socket.send(data, client.port, formatIpAddr(client.addr));
   }
 
   /** The client's flow ended (idle, evicted, session over): its next datagram opens a new one. */

@@ -9,7 +9,7 @@
  * every non-empty message to the stack, which counts runts and garbage as drops.
  */
 import { ETHERNET_HEADER_LEN, VLAN_TAG_LEN } from '../ethernet/wire.js';
-import { MAX_MTU } from '../stack/config.js';
+import { MAX_MTU } from '../net/mtu.js';
 
 /**
  * The largest frame a link carries: the largest MTU (65520, the maximum of `--mtu`) plus the

@@ -16,11 +16,18 @@
  * TIME-WAIT connection, else refuses the new one), because only the engine knows how to
  * release a flow's socket.
  *
+ * Layering: `src/nat` stands above the protocol folders and below the stack. It names
+ * addresses, endpoints and flow ids from `src/net/addr.ts`, reaches the guest and the host
+ * through the `ToGuest` and `Host` seams of `src/net/seams.ts`, and takes its slice of the
+ * network's configuration as `NatPolicyOptions` (`policy.ts`): it imports neither the stack
+ * nor the host. The NAT is IPv4 only today: its engines keep `Ipv4Endpoint`s and count
+ * forwards from IPv6 clients ('udp.forward-not-ipv4', 'tcp.forward-not-ipv4').
+ *
  * Lookups by tuple cost one string-keyed Map access; the last hit is cached, since bulk
- * traffic comes in runs on one flow.
+ * traffic comes in runs on one flow. Addresses are `IpAddr` primitives (net/addr.ts), so the
+ * key is the same string it always was for IPv4 and an IPv6 key cannot collide with one.
  */
-import type { Ipv4Addr } from '../util/bytes.js';
-import type { Endpoint, FlowId } from '../host/host.js';
+import type { Endpoint, FlowId, IpAddr } from '../net/addr.js';
 
 export type FlowProtocol = 'udp' | 'tcp';
 
@@ -61,7 +68,7 @@ export interface FlowLimits {
 
 export const DEFAULT_FLOW_LIMITS: FlowLimits = { udp: 1024, tcp: 4096 };
 
-const tupleKey = (protocol: FlowProtocol, guestAddr: Ipv4Addr, guestPort: number, remoteAddr: Ipv4Addr, remotePort: number): string =>
+const tupleKey = (protocol: FlowProtocol, guestAddr: IpAddr, guestPort: number, remoteAddr: IpAddr, remotePort: number): string =>
   `${protocol === 'tcp' ? 't' : 'u'}${guestAddr}:${guestPort}>${remoteAddr}:${remotePort}`;
 
 const keyOf = (f: FlowEntry): string => tupleKey(f.protocol, f.guest.addr, f.guest.port, f.remote.addr, f.remote.port);
@@ -106,7 +113,7 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
     return this.#byId.get(id);
   }
 
-  byTuple(protocol: FlowProtocol, guestAddr: Ipv4Addr, guestPort: number, remoteAddr: Ipv4Addr, remotePort: number): F | undefined {
+  byTuple(protocol: FlowProtocol, guestAddr: IpAddr, guestPort: number, remoteAddr: IpAddr, remotePort: number): F | undefined {
     const l = this.#last;
     if (l?.protocol === protocol && l.guest.port === guestPort && l.remote.port === remotePort && l.guest.addr === guestAddr && l.remote.addr === remoteAddr)
       return l;

@@ -45,7 +45,7 @@
  *   address), resolved when a client connects.
  * - Port 0 is refused on either side; ranges are ours (QEMU has none).
  */
-import { ConfigError } from '../stack/config.js';
+import { ConfigError } from '../util/config-error.js';
 import { formatIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
 import { parseIpv4Text } from '../util/ip-text.js';
 

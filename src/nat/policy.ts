@@ -13,16 +13,31 @@
  * The DNS address is not NAT for UDP (the stack hands it to the DNS forwarder); TCP to its
  * port 53 goes to the first upstream resolver (`dnsUpstream`).
  */
-import type { Endpoint } from '../host/host.js';
-import type { StackConfig } from '../stack/config.js';
+import type { Endpoint, Ipv4Endpoint } from '../net/addr.js';
+import type { Ipv4Addr } from '../util/bytes.js';
 import type { Drop } from '../util/drops.js';
+
+/** What the rules need of the network's configuration (a `StackConfig` has these fields and more). */
+export interface NatPolicyOptions {
+  /** The virtual network and its mask: destinations inside it are refused. */
+  readonly net: Ipv4Addr;
+  readonly netmask: Ipv4Addr;
+  /** The gateway address (QEMU's `host`), which stands for the host's loopback. */
+  readonly host: Ipv4Addr;
+  /** The virtual DNS server's address. */
+  readonly dns: Ipv4Addr;
+  /** `--restrict`: no outbound flows at all. */
+  readonly restrict: boolean;
+  /** `--disable-host-loopback`: the gateway address does not reach the host's loopback. */
+  readonly disableHostLoopback: boolean;
+}
 
 /** Where a flow goes: a host endpoint, or a refusal with the counter to bump. */
 export type Route = { readonly to: Endpoint } | { readonly refused: Drop };
 
 export const HOST_LOOPBACK = 0x7f000001;
 
-export function routeOutbound(config: StackConfig, remote: Endpoint, dnsUpstream?: Endpoint): Route {
+export function routeOutbound(config: NatPolicyOptions, remote: Ipv4Endpoint, dnsUpstream?: Endpoint): Route {
   const a = remote.addr;
   // DNS over TCP at the DNS address goes to the first upstream resolver, as libslirp does:
   // the guest's DNS works under --restrict too.
@@ -42,9 +57,12 @@ export function routeOutbound(config: StackConfig, remote: Endpoint, dnsUpstream
 /**
  * The address and port a forwarded host client appears from, as the guest sees it: its own
  * address, or the gateway's for loopback clients (libslirp's rule: the guest cannot reach
- * the host's 127.0.0.1 under that name, but the gateway stands for the host).
+ * the host's 127.0.0.1 under that name, but the gateway stands for the host). Undefined for
+ * an IPv6 client: the guest's network is IPv4 only today (the caller counts and refuses it).
  */
-export function forwardedRemote(config: StackConfig, client: Endpoint): Endpoint {
-  const loopback = client.addr >>> 24 === 127 || client.addr === 0;
-  return { addr: loopback ? config.host : client.addr, port: client.port };
+export function forwardedRemote(config: NatPolicyOptions, client: Endpoint): Ipv4Endpoint | undefined {
+  const a = client.addr;
+  if (typeof a !== 'number') return undefined;
+  const loopback = a >>> 24 === 127 || a === 0;
+  return { addr: loopback ? config.host : a, port: client.port };
 }

@@ -36,10 +36,10 @@
  * probes towards the guest (an idle established connection lives as long as both ends keep
  * it; the Node side enables SO_KEEPALIVE on host sockets).
  */
-import type { Endpoint, FlowId, Host } from '../host/host.js';
+import { ipv4Endpoint, type Endpoint, type FlowId, type Ipv4Endpoint } from '../net/addr.js';
+import type { Host, ToGuest } from '../net/seams.js';
 import { DeadlineQueue } from '../util/deadline-queue.js';
 import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
-import type { ToGuest } from '../stack/to-guest.js';
 import { DEFAULT_TCP_LIMITS, TcpConn, type TcpConnIo, type TcpLimits } from '../tcp/conn.js';
 import { NO_TCP_OPTIONS, TCP_FLAG, TCP_HEADER_LEN, tcpLength, writeTcp, type Tcp } from '../tcp/wire.js';
 import { put16 } from '../util/bytes.js';
@@ -148,10 +148,16 @@ export class TcpEngine {
   /**
    * A host client accepted on a forward: a connection to `guest`, whose remote side is the
    * client (the gateway for loopback clients). Undefined when the table is full or the tuple
-   * is taken; the caller then drops the client.
+   * is taken, or when the client or the guest is not IPv4 ('tcp.forward-not-ipv4': the NAT is
+   * IPv4 only today); the caller then drops the client.
    */
-  forward(client: Endpoint, guest: Endpoint, nowMs: number): FlowId | undefined {
+  forward(client: Endpoint, to: Endpoint, nowMs: number): FlowId | undefined {
     const remote = forwardedRemote(this.#toGuest.config, client);
+    const guest = ipv4Endpoint(to);
+    if (remote === undefined || guest === undefined) {
+      this.counters.count('tcp.forward-not-ipv4');
+      return undefined;
+    }
     if (this.#table.isFull('tcp') && !this.#evictTimeWait()) {
       this.counters.count('tcp.flow-limit');
       return undefined;
@@ -167,7 +173,7 @@ export class TcpEngine {
     return c.id;
   }
 
-  #newConn(origin: 'guest' | 'forward', guest: Endpoint, remote: Endpoint, host: Endpoint, nowMs: number): TcpConn {
+  #newConn(origin: 'guest' | 'forward', guest: Ipv4Endpoint, remote: Ipv4Endpoint, host: Endpoint, nowMs: number): TcpConn {
     return new TcpConn({
       id: this.#table.allocateId(), origin, guest, remote, host, nowMs,
       iss: this.#random.u32(), tsOffset: this.#random.u32(),
@@ -349,18 +355,17 @@ export class TcpEngine {
     return this.#limits.totalBufferBytes - this.#held;
   }
 
-  /** ICMP unreachable about the guest's SYN, rebuilt from the flow (RFC 792 quotes header + 8 bytes). */
+  /**
+   * ICMP unreachable about the guest's SYN, from the flow's tuple: the quoted TCP header is
+   * rebuilt (ports, data offset, SYN; seq 0, no checksum), the stack adds the IP header.
+   */
   #icmpUnreachable(c: TcpConn, code: number): void {
     const syn = new Uint8Array(TCP_HEADER_LEN);
     put16(syn, 0, c.guest.port);
     put16(syn, 2, c.remote.port);
     syn[12] = (TCP_HEADER_LEN >>> 2) << 4;
     syn[13] = TCP_FLAG.SYN;
-    const original: Ipv4 = {
-      dscpEcn: 0, id: 0, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: 64,
-      protocol: IP_PROTO.TCP, src: c.guest.addr, dst: c.remote.addr, options: EMPTY, payload: syn,
-    };
-    this.#toGuest.icmpError(original, ICMP_TYPE.DEST_UNREACHABLE, code);
+    this.#toGuest.flowIcmpError(c.guest, c.remote, IP_PROTO.TCP, syn, ICMP_TYPE.DEST_UNREACHABLE, code);
   }
 }
 

@@ -27,10 +27,10 @@
  *
  * Not forwarded: broadcast and multicast (the stack counts them before they get here).
  */
-import type { Endpoint, FlowId, Host } from '../host/host.js';
+import { ipv4Endpoint, type Endpoint, type FlowId, type Ipv4Endpoint } from '../net/addr.js';
+import type { Host, ToGuest } from '../net/seams.js';
 import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
 import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
-import type { ToGuest } from '../stack/to-guest.js';
 import { UDP_HEADER_LEN, udpLength, writeUdp, type Udp } from '../udp/wire.js';
 import { put16 } from '../util/bytes.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
@@ -62,10 +62,14 @@ export function unreachableCodeFor(errorCode: string): number | undefined {
 
 export interface UdpFlow extends FlowEntry {
   readonly protocol: 'udp';
+  /** IPv4 until IPv6 comes: guest-originated flows start from an IPv4 datagram, forwards refuse IPv6 clients. */
+  readonly guest: Ipv4Endpoint;
+  readonly remote: Ipv4Endpoint;
   readonly stateName: 'open';
 }
 
-const EMPTY = new Uint8Array(0);
+/** Whether a flow-table entry is a UDP NAT flow (and so IPv4 on both sides). */
+const isUdpFlow = (f: FlowEntry | undefined): f is UdpFlow => f?.protocol === 'udp';
 
 export class UdpNat {
   readonly #table: FlowTable;
@@ -78,16 +82,19 @@ export class UdpNat {
     this.#guest = guest;
   }
 
-  /** A guest datagram `u` (in `p`) to a unicast address outside the virtual hosts. */
-  input(p: Ipv4, u: Udp, nowMs: number): void {
+  /**
+   * A guest datagram `u` (in `p`) to a unicast address outside the virtual hosts. False when
+   * the policy refused it (counted): the stack then answers with ICMP "administratively
+   * prohibited" about `p`, so the guest's program fails fast.
+   */
+  input(p: Ipv4, u: Udp, nowMs: number): boolean {
     let flow = this.#table.byTuple('udp', p.src, u.srcPort, p.dst, u.dstPort);
     if (flow === undefined) {
-      const remote: Endpoint = { addr: p.dst, port: u.dstPort };
+      const remote: Ipv4Endpoint = { addr: p.dst, port: u.dstPort };
       const route = routeOutbound(this.#guest.config, remote);
       if ('refused' in route) {
         this.#guest.counters.count(route.refused);
-        this.#guest.icmpError(p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);
-        return;
+        return false;
       }
       this.#makeRoom();
       const created: UdpFlow = {
@@ -103,7 +110,10 @@ export class UdpNat {
         bytesToGuest: 0,
         stateName: 'open',
       };
-      if (!this.#table.add(created)) return this.#guest.counters.count('udp.flow-refused');
+      if (!this.#table.add(created)) {
+        this.#guest.counters.count('udp.flow-refused');
+        return true;
+      }
       this.#host.udpOpen(created.id, created.host);
       flow = created;
     } else {
@@ -111,15 +121,22 @@ export class UdpNat {
     }
     flow.bytesFromGuest += u.payload.length;
     this.#host.udpSend(flow.id, u.payload);
+    return true;
   }
 
   /**
    * A datagram from a new client of a `--hostfwd udp:` listener: a flow whose remote side is
    * the client as the guest sees it (`forwardedRemote`) and whose host side is the client. The
-   * listener's socket carries it (no udpOpen). Undefined when the tuple is taken.
+   * listener's socket carries it (no udpOpen). Undefined when the tuple is taken, or when the
+   * client or the guest is not IPv4 ('udp.forward-not-ipv4': the NAT is IPv4 only today).
    */
-  forward(client: Endpoint, guest: Endpoint, nowMs: number): FlowId | undefined {
+  forward(client: Endpoint, to: Endpoint, nowMs: number): FlowId | undefined {
     const remote = forwardedRemote(this.#guest.config, client);
+    const guest = ipv4Endpoint(to);
+    if (remote === undefined || guest === undefined) {
+      this.#guest.counters.count('udp.forward-not-ipv4');
+      return undefined;
+    }
     if (this.#table.byTuple('udp', guest.addr, guest.port, remote.addr, remote.port) !== undefined) {
       this.#guest.counters.count('udp.forward-tuple-taken');
       return undefined;
@@ -148,7 +165,7 @@ export class UdpNat {
   /** A datagram from the host peer: to the guest, from the address it sent to. */
   hostDatagram(id: FlowId, data: Uint8Array, nowMs: number): void {
     const flow = this.#table.byId(id);
-    if (flow?.protocol !== 'udp') return this.#guest.counters.count('udp.unknown-flow');
+    if (!isUdpFlow(flow)) return this.#guest.counters.count('udp.unknown-flow');
     if (data.length > 0xffff - UDP_HEADER_LEN - 20) return this.#guest.counters.count('udp.host-datagram-too-big');
     this.#table.touch(flow, nowMs);
     flow.bytesToGuest += data.length;
@@ -160,20 +177,17 @@ export class UdpNat {
   /** A host socket error: ICMP unreachable to the guest where one fits; the flow stays (a later datagram may succeed). */
   hostError(id: FlowId, code: string): void {
     const flow = this.#table.byId(id);
-    if (flow?.protocol !== 'udp') return;
+    if (!isUdpFlow(flow)) return;
     const icmpCode = unreachableCodeFor(code);
     this.#guest.counters.count(`udp.host-${code.toLowerCase()}`);
     if (icmpCode === undefined) return;
-    // Quote what the guest sent, rebuilt from the tuple: its IP header and UDP header (RFC 792).
-    const quoted = new Uint8Array(UDP_HEADER_LEN);
-    put16(quoted, 0, flow.guest.port);
-    put16(quoted, 2, flow.remote.port);
-    put16(quoted, 4, UDP_HEADER_LEN);
-    const original: Ipv4 = {
-      dscpEcn: 0, id: 0, dontFragment: false, moreFragments: false, fragmentOffset: 0, ttl: 64,
-      protocol: IP_PROTO.UDP, src: flow.guest.addr, dst: flow.remote.addr, options: EMPTY, payload: quoted,
-    };
-    this.#guest.icmpError(original, ICMP_TYPE.DEST_UNREACHABLE, icmpCode);
+    // The guest's datagram is gone: quote a UDP header rebuilt from the tuple (length 8, no
+    // checksum); the stack adds the IP header (RFC 792 quotes the IP header + 64 bits).
+    const header = new Uint8Array(UDP_HEADER_LEN);
+    put16(header, 0, flow.guest.port);
+    put16(header, 2, flow.remote.port);
+    put16(header, 4, UDP_HEADER_LEN);
+    this.#guest.flowIcmpError(flow.guest, flow.remote, IP_PROTO.UDP, header, ICMP_TYPE.DEST_UNREACHABLE, icmpCode);
   }
 
   /** Closes flows idle for the timeout. */

@@ -7,6 +7,8 @@
  * validates configuration again.
  */
 import { formatIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
+import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from '../net/mtu.js';
+import { ConfigError } from '../util/config-error.js';
 import { maskOfPrefix, parseIpv4Network, parseIpv4Text } from '../util/ip-text.js';
 
 /** A static route pushed to the guest with DHCP option 121 (RFC 3442). */
@@ -72,20 +74,8 @@ export interface NetworkOptions {
   disableHostLoopback?: boolean;
 }
 
-/** A configuration error: `option` is the user-facing option name. */
-export class ConfigError extends Error {
-  readonly option: string;
-  constructor(option: string, reason: string) {
-    super(`--${option}: ${reason}`);
-    this.name = 'ConfigError';
-    this.option = option;
-  }
-}
-
-export const DEFAULT_MTU = 1500;
-export const MAX_MTU = 65520;
-/** IPv4's minimum MTU (RFC 791). */
-export const MIN_MTU = 68;
+export { ConfigError } from '../util/config-error.js';
+export { DEFAULT_MTU, MAX_MTU, MIN_MTU } from '../net/mtu.js';
 /** QEMU's default gateway MAC 52:55:0a:00:02:02 ("RU" + 10.0.2.2). */
 const GATEWAY_MAC_PREFIX = [0x52, 0x55] as const;
 

@@ -22,7 +22,9 @@
  *   network (or 0.0.0.0 for DHCP); TTL 0 is dropped; fragments are reassembled with limits
  *   (`src/ipv4/reassembly.ts`).
  * - ICMP (RFC 792): echo replies for the virtual addresses; destination unreachable (port)
- *   for UDP to a virtual address's closed port.
+ *   for UDP to a virtual address's closed port. Errors about a NAT flow whose host socket
+ *   failed (the guest's datagram long gone) come from the flow's tuple (`flowIcmpError`): the
+ *   engine gives the transport header to quote, the stack writes the quoted IP header.
  * - DNS: UDP to `config.dns`:53 goes to the DNS forwarder (`src/dns/forwarder.ts`): local
  *   names (`host.tslirp.internal`, `deps.dnsRecords`) are answered here, everything else is
  *   relayed to the upstream resolvers (`deps.dnsUpstreams`, replaced by `setDnsUpstreams`)
@@ -48,6 +50,11 @@
  * - Guest-to-guest traffic on one link is not switched ('ipv4.to-other-guest').
  * - IPv6 is counted and dropped.
  *
+ * Layering: the stack imports the protocol folders, `src/nat` and `src/net` (where the seams
+ * it implements, `ToGuest` and `HostEvents`, are declared); `host`, the device model, the
+ * links, pcap, the daemon and the CLI stand above it, and nothing below imports it (README,
+ * "How it is built"; `test/layering.test.ts`).
+ *
  * Every refusal is counted in `counters` under its Drop name; nothing the guest sends can
  * make `receiveFrame` throw (a bug that would is caught at the entry, counted as
  * 'stack.internal-error' and kept in `lastError`).
@@ -64,14 +71,14 @@ import { parseUdp, udpLength, writeUdp } from '../udp/wire.js';
 import { BROADCAST_MAC, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DNS_PORT, DnsForwarder, type DnsStats } from '../dns/forwarder.js';
 import type { DnsStaticRecord } from '../dns/records.js';
-import type { Endpoint, FlowId, Host, HostEvents } from '../host/host.js';
+import { ipv4Of, type Endpoint, type FlowId } from '../net/addr.js';
+import type { Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
 import { FlowTable, type FlowInfo, type FlowLimits } from '../nat/flow-table.js';
 import { UdpNat, UNREACHABLE } from '../nat/udp-flow.js';
 import { TcpEngine, type TcpEngineLimits } from '../nat/tcp-flow.js';
 import type { Clock, Random } from '../util/clock.js';
 import { Counters, isDrop } from '../util/drops.js';
 import type { StackConfig } from './config.js';
-import type { ToGuest, WriteL4 } from './to-guest.js';
 
 export interface StackDeps {
   readonly clock: Clock;
@@ -444,11 +451,12 @@ export class Stack implements ToGuest, HostEvents {
     if (p.protocol === IP_PROTO.UDP && this.#udp !== undefined) {
       const u = parseUdp(p.payload, pseudoSum(p.src, p.dst, IP_PROTO.UDP));
       if (isDrop(u)) return this.counters.count(u);
-      return this.#udp.input(p, u, nowMs);
+      if (!this.#udp.input(p, u, nowMs)) this.#icmpError(p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);
+      return;
     }
     // Node has no raw or ICMP sockets: echo to outside hosts cannot be forwarded.
     this.counters.count(this.#udp === undefined ? 'nat.no-host' : p.protocol === IP_PROTO.ICMP ? 'icmp.outbound-unsupported' : 'ipv4.outbound-unsupported');
-    this.icmpError(p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);
+    this.#icmpError(p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);
   }
 
   #icmpInput(eth: Ethernet, p: Ipv4): void {
@@ -477,7 +485,10 @@ export class Stack implements ToGuest, HostEvents {
     if (broadcast) return this.counters.count('udp.broadcast-ignored');
     if (p.dst === this.config.dns && u.dstPort === DNS_PORT && this.#dns !== undefined) return this.#dns.query(p, u, nowMs);
     // The gateway address stands for the host: everything but DHCP goes through NAT to its loopback.
-    if (p.dst === this.config.host && this.#udp !== undefined) return this.#udp.input(p, u, nowMs);
+    if (p.dst === this.config.host && this.#udp !== undefined) {
+      if (!this.#udp.input(p, u, nowMs)) this.#icmpError(p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);
+      return;
+    }
     this.counters.count('udp.no-service');
     this.#icmpErrorTo(eth.src, p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.PORT);
   }
@@ -512,6 +523,12 @@ export class Stack implements ToGuest, HostEvents {
     this.#sendIpv4To(eth.src, p.dst, p.src, IP_PROTO.TCP, tcpLength(rst), (into, at) => writeTcp(rst, pseudo, into, at));
   }
 
+  /** An ICMP error about a datagram the guest sent, to the MAC its source resolves to. */
+  #icmpError(original: Ipv4, type: number, code: number): void {
+    const mac = this.#resolve(original.src);
+    if (mac !== undefined) this.#icmpErrorTo(mac, original, type, code);
+  }
+
   /**
    * An ICMP error about datagram `p` (RFC 1122 §3.2.2: never about an ICMP error, a broadcast,
    * a non-initial fragment or an unconfigured source), from the address it was sent to.
@@ -538,9 +555,24 @@ export class Stack implements ToGuest, HostEvents {
     if (mac !== undefined) this.#sendIpv4To(mac, src, dst, protocol, l4Length, writeL4, writesEveryByte);
   }
 
-  icmpError(original: Ipv4, type: number, code: number): void {
-    const mac = this.#resolve(original.src);
-    if (mac !== undefined) this.#icmpErrorTo(mac, original, type, code);
+  flowIcmpError(guest: Endpoint, remote: Endpoint, protocol: number, transportHeader: Uint8Array, type: number, code: number): void {
+    const src = ipv4Of(guest.addr);
+    const dst = ipv4Of(remote.addr);
+    if (src === undefined || dst === undefined) return this.counters.count('icmp.flow-not-ipv4');
+    if (src === 0) return; // RFC 1122 §3.2.2: never about an unconfigured source (as #icmpErrorTo)
+    const mac = this.#resolve(src);
+    if (mac === undefined) return;
+    // The guest's datagram as the flow's first one looked: no options, id 0, TTL 64, DF for
+    // TCP (guests do path MTU discovery on TCP) and not for UDP; then the quoted L4 bytes.
+    const header: Ipv4 = {
+      dscpEcn: 0, id: 0, dontFragment: protocol === IP_PROTO.TCP, moreFragments: false, fragmentOffset: 0, ttl: TTL,
+      protocol, src, dst, options: EMPTY, payload: EMPTY,
+    };
+    const quoted = new Uint8Array(Math.min(IPV4_HEADER_LEN + transportHeader.length, ICMP_ERROR_QUOTE_MAX));
+    writeIpv4Header(header, transportHeader.length, quoted, 0);
+    quoted.set(transportHeader.subarray(0, quoted.length - IPV4_HEADER_LEN), IPV4_HEADER_LEN);
+    const err: Icmp = { type, code, rest: 0, payload: quoted };
+    this.#sendIpv4To(mac, dst, src, IP_PROTO.ICMP, icmpLength(err), (into, at) => writeIcmp(err, into, at));
   }
 
   dnsTcpUpstream(): Endpoint | undefined {

@@ -16,7 +16,7 @@
  * `nowMs` its entry points receive.
  */
 import { IP_PROTO, pseudoSum } from '../ipv4/wire.js';
-import type { Ipv4Addr } from '../util/bytes.js';
+import type { Endpoint, Ipv4Endpoint } from '../net/addr.js';
 import type { Counters } from '../util/drops.js';
 import { assertNever } from '../util/assert.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../util/seq.js';
@@ -38,11 +38,8 @@ import { TCP_FLAG, tcpHeaderLength, writeTcpChecksum, writeTcpHeader, type Tcp, 
 export type TcpState = 'host-connecting' | 'syn-sent' | 'syn-received' | 'established' | 'fin-wait-1'
   | 'fin-wait-2' | 'close-wait' | 'closing' | 'last-ack' | 'time-wait' | 'closed';
 
-/** An address and port (structurally the same as host/host.ts's Endpoint). */
-export interface TcpEndpoint {
-  readonly addr: Ipv4Addr;
-  readonly port: number;
-}
+/** The guest and remote sides of a connection: IPv4 (net/addr's `Ipv4Endpoint`) until IPv6 comes. */
+export type TcpEndpoint = Ipv4Endpoint;
 
 /** Limits and timings of one connection. Every byte a guest or host can make us hold is bounded here. */
 export interface TcpLimits {
@@ -120,7 +117,7 @@ export interface TcpConnInit {
   /** The address and port the guest talks to (our side, as the guest sees it). */
   readonly remote: TcpEndpoint;
   /** Where the host socket goes (or, for forwards, the host client). */
-  readonly host: TcpEndpoint;
+  readonly host: Endpoint;
   readonly nowMs: number;
   /** Initial send sequence number, from the injected random source. */
   readonly iss: number;
@@ -167,7 +164,7 @@ export class TcpConn {
   readonly origin: 'guest' | 'forward';
   readonly guest: TcpEndpoint;
   readonly remote: TcpEndpoint;
-  readonly host: TcpEndpoint;
+  readonly host: Endpoint;
   readonly createdMs: number;
   /** Last activity either way, kept by the engine to within a second (TOUCH_GRANULARITY_MS). */
   lastActiveMs: number;

@@ -11,7 +11,7 @@ import { IP_PROTO, pseudoSum } from '../../src/ipv4/wire.js';
 import { FlowTable, type FlowLimits } from '../../src/nat/flow-table.js';
 import { TcpEngine, type TcpEngineLimits } from '../../src/nat/tcp-flow.js';
 import { resolveStackConfig, type NetworkOptions } from '../../src/stack/config.js';
-import type { ToGuest, WriteL4 } from '../../src/stack/to-guest.js';
+import type { ToGuest, WriteL4 } from '../../src/net/seams.js';
 import { parseTcp, TCP_FLAG, type Tcp } from '../../src/tcp/wire.js';
 import type { Ipv4Addr } from '../../src/util/bytes.js';
 import { ManualClock, seededRandom } from '../../src/util/clock.js';
@@ -31,12 +31,16 @@ export interface SentTcp {
   readonly dst: Ipv4Addr;
   readonly tcp: Tcp;
 }
-/** An ICMP error the engine asked for, about a rebuilt guest datagram. */
+/**
+ * An ICMP error the engine asked for about a flow: `original` is the datagram the stack
+ * quotes, from the flow's tuple (source and destination addresses, protocol, and the
+ * transport header as payload).
+ */
 export interface SentIcmp {
   readonly kind: 'icmp';
   readonly type: number;
   readonly code: number;
-  readonly original: Ipv4;
+  readonly original: Pick<Ipv4, 'src' | 'dst' | 'protocol' | 'payload'>;
 }
 export type Sent = SentTcp | SentIcmp;
 
@@ -81,8 +85,8 @@ export function tcpHarness(o: HarnessOptions = {}) {
       if (isDrop(t)) throw new Error(`engine sent a bad segment: ${t}`);
       sent.push({ kind: 'tcp', src, dst, tcp: t });
     },
-    icmpError(original: Ipv4, type: number, code: number): void {
-      sent.push({ kind: 'icmp', type, code, original });
+    flowIcmpError(guest: Endpoint, remote: Endpoint, protocol: number, transportHeader: Uint8Array, type: number, code: number): void {
+      sent.push({ kind: 'icmp', type, code, original: { src: guest.addr as Ipv4Addr, dst: remote.addr as Ipv4Addr, protocol, payload: transportHeader } });
     },
     dnsTcpUpstream: () => o.dnsUpstream,
   };

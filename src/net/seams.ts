@@ -1,0 +1,117 @@
+/**
+ * The seams the protocol engines (UDP and TCP NAT, DNS forwarder) stand on, as types only:
+ * `ToGuest` toward the guest, `Host` / `HostEvents` toward the host's sockets. The stack
+ * implements `ToGuest` and `HostEvents`; `src/host/node-host.ts` implements `Host` over
+ * node:net and node:dgram, tests a recording fake. Living here, below the engines, the seams
+ * let `src/nat` and `src/dns` name them without importing the stack or the host.
+ *
+ * Host contract:
+ * - Every call names a flow by its `FlowId` from the NAT flow table (`src/nat/flow-table.ts`).
+ * - Calls never throw for I/O reasons: failures come back as `*Error` events with the Node
+ *   error code (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EACCES, ETIMEDOUT, ECONNRESET, …).
+ *   An endpoint of a family the host cannot reach (IPv6 today) is such a failure
+ *   (EAFNOSUPPORT), never a throw.
+ * - Events for a flow stop after `close(flow)` (the stack may still receive events queued
+ *   before; it ignores unknown flows).
+ * - Data passed to `udpSend`/`tcpWrite` may be a view into a guest frame: the host may keep
+ *   a reference until written (links hand over fresh buffers per read, never reused).
+ */
+import type { Counters } from '../util/drops.js';
+import type { Endpoint, FlowId, Ipv4Addr } from './addr.js';
+
+/**
+ * The virtual network as the protocol engines see it: the addresses they answer from or
+ * refuse, the link MTU, the outbound policy switches. The stack passes its `StackConfig`,
+ * which has these fields and more; each engine hands on the slice its helpers take
+ * (`NatPolicyOptions` in `src/nat/policy.ts`).
+ */
+export interface GuestNetwork {
+  /** The network (host bits zero) and its mask. */
+  readonly net: Ipv4Addr;
+  readonly netmask: Ipv4Addr;
+  /** The gateway (QEMU's `host`, 10.0.2.2). */
+  readonly host: Ipv4Addr;
+  /** The virtual DNS server (10.0.2.3). */
+  readonly dns: Ipv4Addr;
+  /** The guest link's MTU. */
+  readonly mtu: number;
+  /** `--restrict`: no outbound flows. */
+  readonly restrict: boolean;
+  /** `--disable-host-loopback`. */
+  readonly disableHostLoopback: boolean;
+}
+
+/** Writes an L4 header and payload at `into[at]` and returns its length. */
+export type WriteL4 = (into: Uint8Array, at: number) => number;
+
+/**
+ * What protocol engines (UDP NAT, TCP, DNS) need from the stack to talk to the guest.
+ * The stack implements it; engines never build Ethernet, IP headers or ICMP messages, nor
+ * resolve MACs themselves.
+ */
+export interface ToGuest {
+  readonly config: GuestNetwork;
+  readonly counters: Counters;
+  /**
+   * Sends an IPv4 datagram from `src` to the guest address `dst`, the L4 part written in
+   * place by `writeL4` (`l4Length` bytes); fragments it above the link MTU. The guest's MAC
+   * comes from the neighbour table: when unknown, an ARP request goes out instead and the
+   * datagram is dropped, counted as 'arp.unresolved' (TCP retransmits; UDP is lossy anyway).
+   * `writesEveryByte`: `writeL4` writes all `l4Length` bytes, so the frame is not zeroed first.
+   */
+  sendIpv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: WriteL4, writesEveryByte?: boolean): void;
+  /**
+   * An ICMP error (`type`, `code`) to the guest about a flow it opened, from the flow's tuple:
+   * `guest` sent to `remote` with IP `protocol`, and `transportHeader` is the start of what it
+   * sent (its UDP or TCP header, RFC 792's "first 64 bits" and more). The stack builds the
+   * quoted IP header itself. Counted as 'icmp.flow-not-ipv4' and not sent when either side
+   * is not IPv4.
+   */
+  flowIcmpError(guest: Endpoint, remote: Endpoint, protocol: number, transportHeader: Uint8Array, type: number, code: number): void;
+  /** Where DNS over TCP to the DNS address goes: the first upstream resolver, if any. */
+  dnsTcpUpstream(): Endpoint | undefined;
+}
+
+/** What the stack asks of host sockets. */
+export interface Host {
+  /** Opens a UDP socket connected to `to`; datagrams and errors come back as udpReceived/udpError. */
+  udpOpen(flow: FlowId, to: Endpoint): void;
+  /** Sends one datagram on the flow's socket. */
+  udpSend(flow: FlowId, data: Uint8Array): void;
+  /** Starts a TCP connection to `to`; tcpConnected or tcpError follows. */
+  tcpConnect(flow: FlowId, to: Endpoint): void;
+  /**
+   * Writes to the flow's socket. Returns the number of bytes the socket now buffers beyond
+   * what the kernel took (Node's writableLength); the stack shrinks the guest's window by it
+   * and waits for tcpDrained when it passes its limit.
+   */
+  tcpWrite(flow: FlowId, data: Uint8Array): number;
+  /** Half-closes the flow's socket (FIN to the host peer); reading goes on. */
+  tcpEnd(flow: FlowId): void;
+  /** Stops (true) or resumes (false) reading from the flow's socket. */
+  tcpPause(flow: FlowId, paused: boolean): void;
+  /** Resets the connection (RST) and releases the socket. */
+  tcpReset(flow: FlowId): void;
+  /** Releases whatever the flow holds (socket closed gracefully when TCP). */
+  close(flow: FlowId): void;
+}
+
+/** What host sockets tell the stack. */
+export interface HostEvents {
+  udpReceived(flow: FlowId, data: Uint8Array): void;
+  udpError(flow: FlowId, code: string): void;
+  tcpConnected(flow: FlowId): void;
+  /**
+   * Bytes read from the host socket. They are valid only during the call (the host reads every
+   * socket into one reused buffer): the stack copies what it keeps.
+   */
+  tcpData(flow: FlowId, data: Uint8Array): void;
+  /** The host peer sent FIN. */
+  tcpEnd(flow: FlowId): void;
+  /** The socket's write buffer drained below its high-water mark. */
+  tcpDrained(flow: FlowId): void;
+  /** Connection failed or broke; the socket is gone. */
+  tcpError(flow: FlowId, code: string): void;
+  /** The socket closed after both directions finished; the socket is gone. */
+  tcpClosed(flow: FlowId): void;
+}
