@@ -9,7 +9,7 @@
 import { ETHERTYPE, parseEthernet, writeEthernet } from '../src/ethernet/wire.js';
 import { ICMP_TYPE, icmpLength, parseIcmp, writeIcmp } from '../src/ipv4/icmp-wire.js';
 import { IP_PROTO, ipv4Length, parseIpv4, pseudoSum, writeIpv4, type Ipv4 } from '../src/ipv4/wire.js';
-import type { Host } from '../src/host/host.js';
+import type { Host } from '../src/net/seams.js';
 import { resolveStackConfig } from '../src/stack/config.js';
 import { Stack } from '../src/stack/stack.js';
 import { parseUdp, udpLength, writeUdp } from '../src/udp/wire.js';

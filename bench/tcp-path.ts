@@ -6,7 +6,8 @@
  * a baseline in the same run: copying the same bytes into frames and framing them with no
  * TCP/IP at all.
  */
-import type { Endpoint, FlowId, Host } from '../src/host/host.js';
+import type { Endpoint, FlowId } from '../src/net/addr.js';
+import type { Host } from '../src/net/seams.js';
 import { IP_PROTO } from '../src/ipv4/wire.js';
 import { frameStream } from '../src/link/qemu-stream.js';
 import { StreamOutput } from '../src/link/stream-output.js';

@@ -13,7 +13,8 @@ export type { NodeTcpOptions } from './host/node-tcp.js';
 export type { DhcpLease } from './dhcp/server.js';
 export type { FlowInfo } from './nat/flow-table.js';
 export { formatIpv4Addr, formatMac, parseIpv4Addr, type Ipv4Addr, type Mac } from './util/bytes.js';
-export { resolveStackConfig, ConfigError, type StackConfig, type NetworkOptions, type StaticRoute } from './stack/config.js';
+export { resolveStackConfig, type StackConfig, type NetworkOptions, type StaticRoute } from './stack/config.js';
+export { ConfigError } from './util/config-error.js';
 export { Counters, isDrop, type Drop } from './util/drops.js';
 export { systemClock, systemRandom, ManualClock, seededRandom, type Clock, type Random } from './util/clock.js';
 

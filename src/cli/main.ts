@@ -15,7 +15,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { ATTACH_NOTE, attachCommand, describeListener } from '../daemon/listen-spec.js';
 import { reasonOf, StartError } from '../daemon/start-error.js';
 import { captureTarget } from '../pcap/tap.js';
-import { ConfigError } from '../stack/config.js';
+import { ConfigError } from '../util/config-error.js';
 import { formatIpv4Addr } from '../util/bytes.js';
 import { formatEndpoint } from '../net/addr.js';
 import { missingNodeFlags } from './node-flags.js';

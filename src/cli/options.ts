@@ -6,10 +6,11 @@ import { parseArgs } from 'node:util';
 import { defaultListeners, parseDgramSpec, parseStreamSpec, parseWsSpec, runtimeDir, type ListenerSpec } from '../daemon/listen-spec.js';
 import { parseDnsRecordOption, type DnsStaticRecord } from '../dns/records.js';
 import { parseDnsUpstream } from '../dns/resolv-conf.js';
-import type { Endpoint } from '../host/host.js';
+import type { Endpoint } from '../net/addr.js';
 import { normalizeOrigin } from '../link/ws-server.js';
 import { parseForwards, type ForwardRule } from '../nat/forwards.js';
-import { ConfigError, resolveStackConfig, type StackConfig } from '../stack/config.js';
+import { resolveStackConfig, type StackConfig } from '../stack/config.js';
+import { ConfigError } from '../util/config-error.js';
 
 /** Log levels accepted by --log-level. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;

@@ -14,7 +14,7 @@ import { wsE1000Route } from '../link/ws-e1000.js';
 import { wsFramesRoute } from '../link/ws-frames.js';
 import { listenWs, type WsListener } from '../link/ws-server.js';
 import type { DnsStaticRecord } from '../dns/records.js';
-import type { Endpoint } from '../host/host.js';
+import type { Endpoint } from '../net/addr.js';
 import { TcpForwardListener } from '../host/node-tcp.js';
 import { UdpForwardListener } from '../host/node-udp.js';
 import { ResolvConfWatcher } from '../host/resolv-conf.js';

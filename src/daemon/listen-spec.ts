@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { formatHostPort, type ListenerAddress } from '../link/link.js';
-import { ConfigError } from '../stack/config.js';
+import { ConfigError } from '../util/config-error.js';
 import { ipTextVersion } from '../util/ip-text.js';
 
 /** Where to listen. */

@@ -15,10 +15,11 @@
 import type { DhcpLease } from '../dhcp/server.js';
 import { parseDnsRecordOption, type DnsStaticRecord } from '../dns/records.js';
 import { parseDnsUpstream } from '../dns/resolv-conf.js';
-import type { Endpoint } from '../host/host.js';
+import type { Endpoint } from '../net/addr.js';
 import { readResolvConf } from '../host/resolv-conf.js';
 import type { FlowInfo } from '../nat/flow-table.js';
-import { ConfigError, resolveStackConfig, type NetworkOptions, type StackConfig } from '../stack/config.js';
+import { resolveStackConfig, type NetworkOptions, type StackConfig } from '../stack/config.js';
+import { ConfigError } from '../util/config-error.js';
 import type { Stack, StackStats } from '../stack/stack.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
 import type { Counters } from '../util/drops.js';

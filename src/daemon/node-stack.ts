@@ -3,7 +3,8 @@
  * re-arm the session's timer, and which releases every socket when the session ends.
  */
 import type { DnsStaticRecord } from '../dns/records.js';
-import type { Endpoint, FlowId, HostEvents } from '../host/host.js';
+import type { Endpoint, FlowId } from '../net/addr.js';
+import type { HostEvents } from '../net/seams.js';
 import { NodeHost } from '../host/node-host.js';
 import type { TcpForwardTarget } from '../host/node-tcp.js';
 import type { UdpForwardTarget } from '../host/node-udp.js';

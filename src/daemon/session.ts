@@ -11,7 +11,7 @@ import type { GuestLink, LinkHandler } from '../link/link.js';
 import type { PcapngFileWriter } from '../pcap/pcapng-writer.js';
 import { PcapFileWriter, type CaptureSink } from '../pcap/writer.js';
 import { capturePath, tapHandler, tapLink } from '../pcap/tap.js';
-import type { Endpoint } from '../host/host.js';
+import type { Endpoint } from '../net/addr.js';
 import type { StackConfig } from '../stack/config.js';
 import { formatIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
 import type { Clock, Random } from '../util/clock.js';

@@ -4,7 +4,8 @@
  * session ends. Events go to the `HostEvents` given at construction (the stack, wrapped by
  * the session so its timer is re-armed after each event).
  */
-import type { Endpoint, FlowId, Host, HostEvents } from './host.js';
+import type { Endpoint, FlowId } from '../net/addr.js';
+import type { Host, HostEvents } from '../net/seams.js';
 import { NodeTcp, type NodeTcpOptions } from './node-tcp.js';
 import { NodeUdp } from './node-udp.js';
 

@@ -31,7 +31,8 @@ import type { ForwardRule } from '../nat/forwards.js';
 import { ForwardRefusals, type ForwardLog } from './forward-refusals.js';
 import { formatIpv4Addr, parseIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
 import { formatEndpoint, formatIpAddr } from '../net/addr.js';
-import type { Endpoint, FlowId, HostEvents } from './host.js';
+import type { Endpoint, FlowId } from '../net/addr.js';
+import type { HostEvents } from '../net/seams.js';
 
 export type NodeTcpEvents = Pick<HostEvents, 'tcpConnected' | 'tcpData' | 'tcpEnd' | 'tcpDrained' | 'tcpError' | 'tcpClosed'>;
 

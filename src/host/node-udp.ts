@@ -15,7 +15,8 @@ import type { ForwardRule } from '../nat/forwards.js';
 import { ForwardRefusals, type ForwardLog } from './forward-refusals.js';
 import { formatIpv4Addr, parseIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
 import { formatIpAddr, isIpv4 } from '../net/addr.js';
-import type { Endpoint, FlowId, HostEvents } from './host.js';
+import type { Endpoint, FlowId } from '../net/addr.js';
+import type { HostEvents } from '../net/seams.js';
 
 const MAX_QUEUED_BEFORE_CONNECT = 64;
 

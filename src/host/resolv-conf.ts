@@ -16,7 +16,7 @@
 import { closeSync, openSync, readSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { parseResolvConf, sameUpstreams, type ResolvConf } from '../dns/resolv-conf.js';
-import type { Endpoint } from './host.js';
+import type { Endpoint } from '../net/addr.js';
 
 /** How much of the file is read; real ones are a few hundred bytes. */
 export const MAX_RESOLV_CONF_BYTES = 64 * 1024;

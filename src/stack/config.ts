@@ -74,8 +74,6 @@ export interface NetworkOptions {
   disableHostLoopback?: boolean;
 }
 
-export { ConfigError } from '../util/config-error.js';
-export { DEFAULT_MTU, MAX_MTU, MIN_MTU } from '../net/mtu.js';
 /** QEMU's default gateway MAC 52:55:0a:00:02:02 ("RU" + 10.0.2.2). */
 const GATEWAY_MAC_PREFIX = [0x52, 0x55] as const;
 

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { DAEMON_NODE_FLAGS, missingNodeFlags } from '../../src/cli/node-flags.js';
 import { HELP, OPTION_NAMES, parseCommandLine, UsageError } from '../../src/cli/options.js';
-import { ConfigError } from '../../src/stack/config.js';
+import { ConfigError } from '../../src/util/config-error.js';
 import { DHCP_DISCOVER, dhcpReplyType } from '../daemon/dhcp-frames.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');

@@ -5,7 +5,7 @@ import {
   LOCAL_TTL_S, MAX_PENDING_PER_GUEST, MAX_QUERY_BYTES, QUERY_DEADLINE_MS, UPSTREAM_TIMEOUT_MS,
 } from '../../src/dns/forwarder.js';
 import { parseDnsRecordOption, type DnsStaticRecord } from '../../src/dns/records.js';
-import type { Endpoint } from '../../src/host/host.js';
+import type { Endpoint } from '../../src/net/addr.js';
 import { ICMP_TYPE } from '../../src/ipv4/icmp-wire.js';
 import { IP_PROTO } from '../../src/ipv4/wire.js';
 import { resolveStackConfig, type NetworkOptions } from '../../src/stack/config.js';

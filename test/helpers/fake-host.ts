@@ -1,4 +1,5 @@
-import type { Endpoint, FlowId, Host } from '../../src/host/host.js';
+import type { Endpoint, FlowId } from '../../src/net/addr.js';
+import type { Host } from '../../src/net/seams.js';
 
 /** One recorded Host call: the method name and its arguments. */
 export type HostCall = [method: keyof Host, flow: FlowId, ...args: unknown[]];

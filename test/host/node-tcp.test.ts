@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Endpoint, FlowId } from '../../src/host/host.js';
+import type { Endpoint, FlowId } from '../../src/net/addr.js';
 import { NodeTcp, TcpForwardListener, type NodeTcpEvents } from '../../src/host/node-tcp.js';
 import { parseForwardRule } from '../../src/nat/forwards.js';
 import { ip } from '../helpers/frames.js';

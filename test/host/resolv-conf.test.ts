@@ -2,7 +2,7 @@ import { mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Endpoint } from '../../src/host/host.js';
+import type { Endpoint } from '../../src/net/addr.js';
 import { readResolvConf, ResolvConfWatcher } from '../../src/host/resolv-conf.js';
 import { ip } from '../helpers/frames.js';
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { expandForward, formatForwardSpec, MAX_FORWARD_PORTS, parseForwardRule, parseForwards, parseForwardSpec, type ForwardSpec, type GuestTarget } from '../../src/nat/forwards.js';
-import { ConfigError } from '../../src/stack/config.js';
+import { ConfigError } from '../../src/util/config-error.js';
 import { ipv4AddrArb } from '../helpers/arbitraries.js';
 import { ip } from '../helpers/frames.js';
 

@@ -5,7 +5,7 @@
  * from a template with overrides (smoltcp's SEND_TEMPL style).
  */
 import { expect } from 'vitest';
-import type { Endpoint } from '../../src/host/host.js';
+import type { Endpoint } from '../../src/net/addr.js';
 import type { Ipv4 } from '../../src/ipv4/wire.js';
 import { IP_PROTO, pseudoSum } from '../../src/ipv4/wire.js';
 import { FlowTable, type FlowLimits } from '../../src/nat/flow-table.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, resolveStackConfig, type NetworkOptions } from '../../src/stack/config.js';
+import { resolveStackConfig, type NetworkOptions } from '../../src/stack/config.js';
+import { ConfigError } from '../../src/util/config-error.js';
 import { ip } from '../helpers/frames.js';
 
 /** The ConfigError `o` is refused with (fails the test when it is accepted). */
