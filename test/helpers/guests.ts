@@ -31,6 +31,16 @@ export const daemon: Requirement = { kind: 'daemon' };
 export const command = (name: string): Requirement => ({ kind: 'command', name });
 export const file = (path: string, hint: string): Requirement => ({ kind: 'file', path, hint });
 
+/** The QEMU test guest (Debian's kernel, a busybox initramfs) that scripts/build-qemu-guest.sh builds. */
+export const QEMU_KERNEL = join(QEMU_GUEST_DIR, 'bzImage');
+export const QEMU_INITRD = join(QEMU_GUEST_DIR, 'initrd.gz');
+/** What booting the QEMU test guest needs: QEMU and both guest files. */
+export const qemuGuestRequirements: readonly Requirement[] = [
+  command('qemu-system-x86_64'),
+  file(QEMU_KERNEL, 'build it with scripts/build-qemu-guest.sh'),
+  file(QEMU_INITRD, 'build it with scripts/build-qemu-guest.sh'),
+];
+
 /** Finds an executable on PATH (plus the sbin directories, where root tools live). */
 export function which(name: string): string | undefined {
   const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];

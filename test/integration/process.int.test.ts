@@ -13,7 +13,7 @@ import { BROADCAST_MAC } from '../../src/util/bytes.js';
 import { DHCP_DISCOVER, dhcpReplyType } from '../daemon/dhcp-frames.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import { arpFrame, ip, ipv4Frame, udpBytes } from '../helpers/frames.js';
-import { command, daemon as daemonReq, file, missingRequirements, Proc, QEMU_GUEST_DIR, run, shouldRun, tempDir, until } from '../helpers/guests.js';
+import { command, daemon as daemonReq, missingRequirements, Proc, QEMU_INITRD, QEMU_KERNEL, qemuGuestRequirements, run, shouldRun, tempDir, until } from '../helpers/guests.js';
 import { hex } from '../helpers/hex.js';
 
 const missing = missingRequirements([daemonReq, command('tshark')]);
@@ -155,9 +155,9 @@ describe.skipIf(!enabled)('the daemon process', () => {
   }, 60_000);
 });
 
-const KERNEL = join(QEMU_GUEST_DIR, 'bzImage');
-const INITRD = join(QEMU_GUEST_DIR, 'initrd.gz');
-const qemuMissing = missingRequirements([daemonReq, command('qemu-system-x86_64'), file(KERNEL, 'build it with scripts/build-qemu-guest.sh'), file(INITRD, 'build it with scripts/build-qemu-guest.sh')]);
+const KERNEL = QEMU_KERNEL;
+const INITRD = QEMU_INITRD;
+const qemuMissing = missingRequirements([daemonReq, ...qemuGuestRequirements,]);
 const qemuEnabled = shouldRun('process.int.test.ts (the printed QEMU commands, run by QEMU)', qemuMissing);
 
 describe.skipIf(!qemuEnabled)('the attach commands the daemon prints', () => {

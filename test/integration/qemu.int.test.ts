@@ -8,26 +8,24 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import {
-  command,
   daemon as daemonReq,
-  file,
   freeUdpPort,
   missingRequirements,
   parseGuestConsole,
   Proc,
-  QEMU_GUEST_DIR,
+  QEMU_INITRD,
+  QEMU_KERNEL,
+  qemuGuestRequirements,
   shouldRun,
   tempDir,
 } from '../helpers/guests.js';
 import { expectGuestOnline } from './expect-guest.js';
 
-const KERNEL = join(QEMU_GUEST_DIR, 'bzImage');
-const INITRD = join(QEMU_GUEST_DIR, 'initrd.gz');
+const KERNEL = QEMU_KERNEL;
+const INITRD = QEMU_INITRD;
 const missing = missingRequirements([
   daemonReq,
-  command('qemu-system-x86_64'),
-  file(KERNEL, 'build it with scripts/build-qemu-guest.sh'),
-  file(INITRD, 'build it with scripts/build-qemu-guest.sh'),
+  ...qemuGuestRequirements,
 ]);
 const enabled = shouldRun('qemu.int.test.ts (Linux e1000 guest under QEMU)', missing);
 

@@ -12,19 +12,19 @@
  *
  * Waits are bounded with a 3× margin over what a loaded 2-core machine takes.
  */
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import {
   command,
   daemon as daemonReq,
-  file,
   freeUdpPort,
   missingRequirements,
   NetnsGuest,
   parseGuestConsole,
   Proc,
-  QEMU_GUEST_DIR,
+  QEMU_INITRD,
+  QEMU_KERNEL,
+  qemuGuestRequirements,
   root,
   shouldRun,
   until,
@@ -85,13 +85,11 @@ describe.skipIf(!nsEnabled)('a namespace guest on a dgram link survives a daemon
   }, 90_000);
 });
 
-const KERNEL = join(QEMU_GUEST_DIR, 'bzImage');
-const INITRD = join(QEMU_GUEST_DIR, 'initrd.gz');
+const KERNEL = QEMU_KERNEL;
+const INITRD = QEMU_INITRD;
 const qemuMissing = missingRequirements([
   daemonReq,
-  command('qemu-system-x86_64'),
-  file(KERNEL, 'build it with scripts/build-qemu-guest.sh'),
-  file(INITRD, 'build it with scripts/build-qemu-guest.sh'),
+  ...qemuGuestRequirements,
 ]);
 const qemuEnabled = shouldRun('restart.int.test.ts (QEMU guest on -netdev dgram across a daemon restart)', qemuMissing);
 /** Boot to the guest's READY marker (TCG on shared cores takes 10–40 s). */

@@ -16,13 +16,12 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { command, daemon as daemonReq, file, missingRequirements, Proc, QEMU_GUEST_DIR, shouldRun, tempDir } from '../helpers/guests.js';
+import { command, daemon as daemonReq, missingRequirements, Proc, QEMU_INITRD, QEMU_KERNEL, qemuGuestRequirements, shouldRun, tempDir } from '../helpers/guests.js';
 
-const KERNEL = join(QEMU_GUEST_DIR, 'bzImage');
-const INITRD = join(QEMU_GUEST_DIR, 'initrd.gz');
+const KERNEL = QEMU_KERNEL;
+const INITRD = QEMU_INITRD;
 const missing = missingRequirements([
-  daemonReq, command('qemu-system-x86_64'), command('cpio'), command('gzip'),
-  file(KERNEL, 'build it with scripts/build-qemu-guest.sh'), file(INITRD, 'build it with scripts/build-qemu-guest.sh'),
+  daemonReq, ...qemuGuestRequirements, command('cpio'), command('gzip'),
 ]);
 const enabled = shouldRun('tcp-qemu.int.test.ts (TCP from a Linux e1000 guest under QEMU)', missing);
 
