@@ -94,7 +94,10 @@ class LossyRelay {
     this.#rnd = (this.#rnd * 1103515245 + 12345) & 0x7fffffff;
     return this.#rnd / 0x80000000;
   }
+  #closed = false;
   #send(buf: Buffer, toDaemon: boolean): void {
+    // A datagram held back for reordering may come due after close(): it is lost, as on a wire.
+    if (this.#closed) return;
     if (toDaemon) this.socket.send(buf, this.daemonPort, '127.0.0.1');
     else if (this.#peer !== undefined) this.socket.send(buf, this.#peer.port, this.#peer.address);
   }
@@ -132,6 +135,7 @@ class LossyRelay {
     return this.socket.address().port;
   }
   close(): void {
+    this.#closed = true;
     this.socket.close();
   }
 }
