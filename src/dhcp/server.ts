@@ -101,14 +101,16 @@ export interface DhcpServerOptions {
   readonly host: Ipv4Addr;
   /** The DNS server handed out (option 6). */
   readonly dns: Ipv4Addr;
-  /** The pool: `dhcpPoolSize` addresses from `dhcpStart`. */
+  /** The pool: `dhcpPoolSize` addresses (QEMU: 16) from `dhcpStart`. */
   readonly dhcpStart: Ipv4Addr;
   readonly dhcpPoolSize: number;
+  /** Lease time in seconds (options 51, 58, 59). */
   readonly leaseTimeS: number;
   /** Options 15, 119, 12 (when undefined, the client's own name is echoed), 26, 66, 67, 121. */
   readonly domainName: string | undefined;
   readonly dnsSearch: readonly string[];
   readonly hostname: string | undefined;
+  /** The guest link's MTU, 68..65520. */
   readonly mtu: number;
   readonly tftpServerName: string | undefined;
   readonly bootFile: string | undefined;

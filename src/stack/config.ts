@@ -6,54 +6,25 @@
  * throws a `ConfigError` naming the option and the reason; nothing else in the stack
  * validates configuration again.
  */
+import type { ClasslessRoute } from '../dhcp/options.js';
+import type { DhcpServerOptions } from '../dhcp/server.js';
+import type { NatPolicyOptions } from '../nat/policy.js';
 import { formatIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from '../net/mtu.js';
 import { ConfigError } from '../util/config-error.js';
 import { maskOfPrefix, parseIpv4Network, parseIpv4Text } from '../util/ip-text.js';
 
 /** A static route pushed to the guest with DHCP option 121 (RFC 3442). */
-export interface StaticRoute {
-  readonly dest: Ipv4Addr;
-  readonly prefixLen: number;
-  readonly gateway: Ipv4Addr;
-}
+export type StaticRoute = ClasslessRoute;
 
-/** A validated network configuration. Addresses are uint32. */
-export interface StackConfig {
-  /** Network address (host bits zero). */
-  readonly net: Ipv4Addr;
+/**
+ * A validated network configuration. Addresses are uint32. The DHCP server's and the NAT
+ * policy's slices (documented where they are used) plus what only the stack needs.
+ */
+export interface StackConfig extends DhcpServerOptions, NatPolicyOptions {
   readonly prefixLen: number;
-  /** Subnet mask derived from prefixLen. */
-  readonly netmask: Ipv4Addr;
-  /** The gateway (QEMU's `host`): answers ARP and ping, serves DHCP; reaches the host's loopback. */
-  readonly host: Ipv4Addr;
-  /** The virtual DNS server address. */
-  readonly dns: Ipv4Addr;
-  /** First address handed out by DHCP. */
-  readonly dhcpStart: Ipv4Addr;
-  /** Number of addresses in the DHCP pool (QEMU: 16). */
-  readonly dhcpPoolSize: number;
-  /** DHCP lease time in seconds. */
-  readonly leaseTimeS: number;
-  /** Option 15, when set. */
-  readonly domainName: string | undefined;
-  /** Option 119 (RFC 3397), possibly empty. */
-  readonly dnsSearch: readonly string[];
-  /** Option 12 sent to the guest, when set; otherwise the guest's own name is echoed. */
-  readonly hostname: string | undefined;
-  /** Guest link MTU (option 26), 68..65520. */
-  readonly mtu: number;
-  /** Options 66/67 (TFTP server name, boot file), when set. */
-  readonly tftpServerName: string | undefined;
-  readonly bootFile: string | undefined;
-  /** Option 121, when non-empty. */
-  readonly routes: readonly StaticRoute[];
   /** The MAC the virtual hosts (gateway, DNS) answer with. */
   readonly gatewayMac: Mac;
-  /** `--restrict`: no outbound flows at all; DHCP, DNS and ICMP to the virtual hosts still work. */
-  readonly restrict: boolean;
-  /** `--disable-host-loopback`: the gateway address does not reach the host's loopback. */
-  readonly disableHostLoopback: boolean;
 }
 
 /** User-facing options, as text, named after QEMU's `-netdev user` keys. */
