@@ -1,20 +1,27 @@
 /**
- * The NAT flow table: one table for every UDP and TCP flow of one stack.
+ * The NAT flow table: one table for every UDP and TCP flow of one network, whose guests (one
+ * or several, each on a port of the network's switch) share its NAT.
  *
  * Theory of operation
  * -------------------
  * A flow is a guest 5-tuple (protocol, guest address and port, remote address and port as
  * the guest addresses it) bound to one host socket. Guest-originated flows are created by
  * the protocol engines (`src/nat/udp-flow.ts`, `src/nat/tcp-flow.ts`) on the first datagram
- * or SYN; forwarded flows (`--hostfwd`) by an accepted host connection. The table is what the
- * control API lists: every entry carries its endpoints, its state in words, its age and
- * the bytes moved each way.
+ * or SYN of any guest of the network; forwarded flows (`--hostfwd`) by an accepted host
+ * connection, and belong to the guest they go to. The table is what the control API lists:
+ * every entry carries its endpoints, its state in words, its age and the bytes moved each way.
  *
- * Limits: at most `FlowLimits[protocol]` entries per protocol (the constructor's `limits`).
- * The table itself never evicts: `add` refuses when full and the engine applies its own rule
- * (UDP evicts its least recently active flow with `leastRecent`; TCP evicts its oldest
- * TIME-WAIT connection, else refuses the new one), because only the engine knows how to
- * release a flow's socket.
+ * Limits (`FlowLimits`, the constructor's `limits`): per protocol, at most `perGuest[protocol]`
+ * flows whose guest side is one guest address, and at most `limits[protocol]` flows for the
+ * whole network. The guest limit is what keeps one guest from using up the table that the
+ * others share; the network limit bounds the sockets of the network. `limitHit` says which of
+ * the two a new flow would exceed (the guest's first), and `add` refuses a flow past either.
+ * The table itself never evicts: the engine applies its own rule (UDP closes the least
+ * recently active flow, `leastRecent`, of that guest at the guest limit and of the whole
+ * network at the network limit; TCP closes the oldest TIME-WAIT connection of the same scope,
+ * else refuses the new one), because only the engine knows how to release a flow's socket.
+ * Guests are told apart by address, as the NAT sees them: a guest that claims another's
+ * address shares that address's budget.
  *
  * Layering: `src/nat` stands above the protocol folders and below the stack. It names
  * addresses, endpoints and flow ids from `src/net/addr.ts`, reaches the guest and the host
@@ -26,6 +33,9 @@
  * Lookups by tuple cost one string-keyed Map access; the last hit is cached, since bulk
  * traffic comes in runs on one flow. Addresses are `IpAddr` primitives (net/addr.ts), so the
  * key is the same string it always was for IPv4 and an IPv6 key cannot collide with one.
+ * Recency is kept twice, for the network and per guest (Maps in insertion order, `touch`
+ * re-inserting), so both eviction candidates are the first entry of a Map; a guest's Map goes
+ * away with its last flow, so the table holds nothing for guests without flows.
  */
 import type { Endpoint, FlowId, IpAddr } from '../net/addr.js';
 
@@ -61,29 +71,45 @@ export type FlowInfo = Pick<FlowEntry, 'id' | 'protocol' | 'origin' | 'guest' | 
   readonly idleMs: number;
 };
 
+/** Flow limits of one network: per protocol for the whole network, and per guest address. */
 export interface FlowLimits {
+  /** UDP flows of the whole network (`--max-network-udp-flows`); an integer ≥ 1. */
   readonly udp: number;
+  /** TCP connections of the whole network (`--max-network-tcp-flows`); an integer ≥ 1. */
   readonly tcp: number;
+  /** Flows whose guest side is one guest address (`--max-udp-flows`, `--max-tcp-flows`); integers ≥ 1. */
+  readonly perGuest: { readonly udp: number; readonly tcp: number };
 }
 
-export const DEFAULT_FLOW_LIMITS: FlowLimits = { udp: 1024, tcp: 4096 };
+/** A lone guest gets what one session had before networks (1024 UDP, 4096 TCP); a network, four times that. */
+export const DEFAULT_FLOW_LIMITS: FlowLimits = { udp: 4096, tcp: 16384, perGuest: { udp: 1024, tcp: 4096 } };
+
+/** Which limit a new flow would exceed: its guest's, or the network's. */
+export type FlowLimitHit = 'guest' | 'network';
 
 const tupleKey = (protocol: FlowProtocol, guestAddr: IpAddr, guestPort: number, remoteAddr: IpAddr, remotePort: number): string =>
   `${protocol === 'tcp' ? 't' : 'u'}${guestAddr}:${guestPort}>${remoteAddr}:${remotePort}`;
 
 const keyOf = (f: FlowEntry): string => tupleKey(f.protocol, f.guest.addr, f.guest.port, f.remote.addr, f.remote.port);
 
+const NO_FLOWS = new Map<FlowId, never>();
+
 export class FlowTable<F extends FlowEntry = FlowEntry> {
   readonly #byId = new Map<FlowId, F>();
   readonly #byTuple = new Map<string, F>();
-  /** Per protocol, in order of last activity (`touch` moves a flow to the end). */
+  /** Per protocol, every flow in order of last activity (`touch` moves a flow to the end). */
   readonly #recency = { udp: new Map<FlowId, F>(), tcp: new Map<FlowId, F>() };
-  readonly #limits: FlowLimits;
+  /** Per protocol and guest address, that guest's flows in order of last activity; no empty Maps. */
+  readonly #byGuest = { udp: new Map<IpAddr, Map<FlowId, F>>(), tcp: new Map<IpAddr, Map<FlowId, F>>() };
+  readonly limits: FlowLimits;
   #nextId: FlowId = 1;
   #last: F | undefined;
 
+  /** Throws a RangeError when a limit is not an integer ≥ 1 (a configuration error, caught at start). */
   constructor(limits: FlowLimits = DEFAULT_FLOW_LIMITS) {
-    this.#limits = limits;
+    for (const [name, n] of [['udp', limits.udp], ['tcp', limits.tcp], ['perGuest.udp', limits.perGuest.udp], ['perGuest.tcp', limits.perGuest.tcp]] as const)
+      if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`flow limit ${name} must be an integer >= 1, not ${n}`);
+    this.limits = limits;
   }
 
   /** A fresh id for a flow about to be added. */
@@ -91,21 +117,42 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
     return this.#nextId++;
   }
 
+  /** Flows of a protocol in the whole network. */
   count(protocol: FlowProtocol): number {
     return this.#recency[protocol].size;
   }
 
-  isFull(protocol: FlowProtocol): boolean {
-    return this.#recency[protocol].size >= this.#limits[protocol];
+  /** Flows of a protocol whose guest side is `guestAddr`. */
+  guestCount(protocol: FlowProtocol, guestAddr: IpAddr): number {
+    return this.#byGuest[protocol].get(guestAddr)?.size ?? 0;
   }
 
-  /** Adds a flow; false (and nothing added) when its protocol is at its limit or the tuple is taken. */
+  /** Guest addresses with at least one flow of the protocol. */
+  guests(protocol: FlowProtocol): IterableIterator<IpAddr> {
+    return this.#byGuest[protocol].keys();
+  }
+
+  /**
+   * The limit a new flow of `protocol` from `guestAddr` would exceed, the guest's before the
+   * network's; undefined when both have room.
+   */
+  limitHit(protocol: FlowProtocol, guestAddr: IpAddr): FlowLimitHit | undefined {
+    if (this.guestCount(protocol, guestAddr) >= this.limits.perGuest[protocol]) return 'guest';
+    if (this.#recency[protocol].size >= this.limits[protocol]) return 'network';
+    return undefined;
+  }
+
+  /** Adds a flow; false (and nothing added) when its guest or the network is at its limit, or the tuple is taken. */
   add(flow: F): boolean {
     const key = keyOf(flow);
-    if (this.isFull(flow.protocol) || this.#byTuple.has(key)) return false;
+    if (this.limitHit(flow.protocol, flow.guest.addr) !== undefined || this.#byTuple.has(key)) return false;
     this.#byId.set(flow.id, flow);
     this.#byTuple.set(key, flow);
     this.#recency[flow.protocol].set(flow.id, flow);
+    const guests = this.#byGuest[flow.protocol];
+    const mine = guests.get(flow.guest.addr);
+    if (mine === undefined) guests.set(flow.guest.addr, new Map([[flow.id, flow]]));
+    else mine.set(flow.id, flow);
     return true;
   }
 
@@ -122,18 +169,35 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
     return f;
   }
 
-  /** Records activity: the flow becomes the most recent of its protocol. */
+  /** Records activity: the flow becomes the most recent of its protocol, in the network and for its guest. */
   touch(flow: F, nowMs: number): void {
     flow.lastActiveMs = nowMs;
     const order = this.#recency[flow.protocol];
     order.delete(flow.id);
     order.set(flow.id, flow);
+    const mine = this.#byGuest[flow.protocol].get(flow.guest.addr);
+    if (mine === undefined) return;
+    mine.delete(flow.id);
+    mine.set(flow.id, flow);
   }
 
-  /** The least recently active flow of a protocol (the UDP eviction candidate). */
-  leastRecent(protocol: FlowProtocol): F | undefined {
-    for (const f of this.#recency[protocol].values()) return f;
+  /**
+   * The least recently active flow of a protocol: of the whole network, or of one guest when
+   * `guestAddr` is given (the UDP eviction candidates).
+   */
+  leastRecent(protocol: FlowProtocol, guestAddr?: IpAddr): F | undefined {
+    const order = guestAddr === undefined ? this.#recency[protocol] : this.#byGuest[protocol].get(guestAddr);
+    if (order !== undefined) for (const f of order.values()) return f;
     return undefined;
+  }
+
+  /**
+   * The flows of a protocol, least recently active first: of the whole network, or of one
+   * guest when `guestAddr` is given. Removing the flow just yielded is safe.
+   */
+  flows(protocol: FlowProtocol, guestAddr?: IpAddr): IterableIterator<F> {
+    const order = guestAddr === undefined ? this.#recency[protocol] : this.#byGuest[protocol].get(guestAddr);
+    return (order ?? NO_FLOWS).values();
   }
 
   remove(id: FlowId): F | undefined {
@@ -142,6 +206,12 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
     this.#byId.delete(id);
     this.#byTuple.delete(keyOf(f));
     this.#recency[f.protocol].delete(id);
+    const guests = this.#byGuest[f.protocol];
+    const mine = guests.get(f.guest.addr);
+    if (mine !== undefined) {
+      mine.delete(id);
+      if (mine.size === 0) guests.delete(f.guest.addr);
+    }
     if (this.#last === f) this.#last = undefined;
     return f;
   }

@@ -25,8 +25,12 @@
  *   filed in a DeadlineQueue before `nextDeadline()` answers or `advance(nowMs)` runs the
  *   due ones, so neither scans every connection.
  *
- * Limits: at most `FlowLimits.tcp` connections (the FlowTable's); a SYN beyond that first
- * evicts the oldest TIME-WAIT connection, else is refused with an RST ('tcp.flow-limit').
+ * Limits (the FlowTable's `FlowLimits`): at most `perGuest.tcp` connections per guest
+ * address and `tcp` for the network; forwarded connections count against the guest they go
+ * to. A SYN (or forwarded client) from a guest at its own limit first evicts that guest's
+ * oldest TIME-WAIT connection, else is refused with an RST ('nat.tcp-guest-limit'), so one
+ * guest cannot take another's connections; at the network's limit the oldest TIME-WAIT
+ * connection of the network goes, else the SYN is refused ('tcp.flow-limit').
  * Buffers: each connection holds at most `sndBufferBytes` of host data (+ one socket read
  * in flight when paused) and lets the host socket buffer at most `rcvBufferBytes` of guest
  * data; all connections together hold at most `totalBufferBytes` (new host reads pause and
@@ -36,7 +40,7 @@
  * probes towards the guest (an idle established connection lives as long as both ends keep
  * it; the Node side enables SO_KEEPALIVE on host sockets).
  */
-import { ipv4Endpoint, type Endpoint, type FlowId, type Ipv4Endpoint } from '../net/addr.js';
+import { ipv4Endpoint, type Endpoint, type FlowId, type IpAddr, type Ipv4Endpoint } from '../net/addr.js';
 import type { Host, ToGuest } from '../net/seams.js';
 import { DeadlineQueue } from '../util/deadline-queue.js';
 import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
@@ -130,10 +134,7 @@ export class TcpEngine {
       this.counters.count(route.refused);
       return this.#resetFor(p, t);
     }
-    if (this.#table.isFull('tcp') && !this.#evictTimeWait()) {
-      this.counters.count('tcp.flow-limit');
-      return this.#resetFor(p, t);
-    }
+    if (!this.#makeRoom(p.src)) return this.#resetFor(p, t);
     const c = this.#newConn('guest', { addr: p.src, port: t.srcPort }, { addr: p.dst, port: t.dstPort }, route.to, nowMs);
     if (!this.#table.add(c)) {
       this.counters.count('tcp.flow-add-failed');
@@ -147,9 +148,10 @@ export class TcpEngine {
 
   /**
    * A host client accepted on a forward: a connection to `guest`, whose remote side is the
-   * client (the gateway for loopback clients). Undefined when the table is full or the tuple
-   * is taken, or when the client or the guest is not IPv4 ('tcp.forward-not-ipv4': the NAT is
-   * IPv4 only today); the caller then drops the client.
+   * client (the gateway for loopback clients); it counts against `to`'s guest. Undefined
+   * when that guest or the network is at its limit, when the tuple is taken, or when the
+   * client or the guest is not IPv4 ('tcp.forward-not-ipv4': the NAT is IPv4 only today);
+   * the caller then drops the client.
    */
   forward(client: Endpoint, to: Endpoint, nowMs: number): FlowId | undefined {
     const remote = forwardedRemote(this.#toGuest.config, client);
@@ -158,10 +160,7 @@ export class TcpEngine {
       this.counters.count('tcp.forward-not-ipv4');
       return undefined;
     }
-    if (this.#table.isFull('tcp') && !this.#evictTimeWait()) {
-      this.counters.count('tcp.flow-limit');
-      return undefined;
-    }
+    if (!this.#makeRoom(guest.addr)) return undefined;
     const c = this.#newConn('forward', guest, remote, client, nowMs);
     if (!this.#table.add(c)) {
       this.counters.count('tcp.forward-tuple-taken');
@@ -181,8 +180,21 @@ export class TcpEngine {
     });
   }
 
-  #evictTimeWait(): boolean {
-    for (const f of this.#table.all()) {
+  /**
+   * Room for a new connection of guest `guestAddr`: true when its guest and the network are
+   * under their limits, or a TIME-WAIT connection of the limit's scope (the guest's, or the
+   * network's) was evicted; false, counted under the limit hit, when the SYN is refused.
+   */
+  #makeRoom(guestAddr: IpAddr): boolean {
+    const hit = this.#table.limitHit('tcp', guestAddr);
+    if (hit === undefined || this.#evictTimeWait(hit === 'guest' ? guestAddr : undefined)) return true;
+    this.counters.count(hit === 'guest' ? 'nat.tcp-guest-limit' : 'tcp.flow-limit');
+    return false;
+  }
+
+  /** Aborts the oldest TIME-WAIT connection of guest `guestAddr`, or of the network without it. */
+  #evictTimeWait(guestAddr: IpAddr | undefined): boolean {
+    for (const f of this.#table.flows('tcp', guestAddr)) {
       if (f instanceof TcpConn && f.state === 'time-wait') {
         this.stats.count('tcp.time-wait-evicted');
         f.abort();

@@ -15,19 +15,22 @@
  * administratively prohibited (RFC 1812 §5.2.7.1 codes). A refusal by policy is also
  * answered with "administratively prohibited", so the guest's program fails fast.
  *
- * Limits: at most `maxFlows.udp` flows (FlowTable); a new flow when the table is full evicts
- * the least recently active one ('udp.flow-evicted'). A flow idle for `UDP_IDLE_TIMEOUT_MS`
+ * Limits (FlowTable, `FlowLimits`): a new flow of a guest at its own limit (`perGuest.udp`)
+ * evicts that guest's least recently active flow ('nat.udp-guest-limit'), so a guest that
+ * opens flows without end only ever recycles its own; a new flow when the network is at its
+ * limit (`udp`) evicts the least recently active flow of the network ('udp.flow-evicted').
+ * Each eviction is counted once, under the limit that caused it. A flow idle for `UDP_IDLE_TIMEOUT_MS`
  * (120 s: RFC 4787 REQ-5's minimum for a NAT mapping; libslirp uses 240 s) is closed. There is
  * no queue: datagrams go straight to the socket (the kernel's buffer is the only buffer).
  *
  * Port forwards (`--hostfwd udp:`): each client of a forward listener becomes a flow with
  * origin 'forward' (`forward()`), the guest seeing it from `forwardedRemote` (the client's
  * address, or the gateway for loopback clients); the listener's socket carries it. Such
- * flows age, and are evicted, like the others.
+ * flows count against the guest they go to, and age and are evicted like the others.
  *
  * Not forwarded: broadcast and multicast (the stack counts them before they get here).
  */
-import { ipv4Endpoint, type Endpoint, type FlowId, type Ipv4Endpoint } from '../net/addr.js';
+import { ipv4Endpoint, type Endpoint, type FlowId, type IpAddr, type Ipv4Endpoint } from '../net/addr.js';
 import type { Host, ToGuest } from '../net/seams.js';
 import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
 import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
@@ -96,7 +99,7 @@ export class UdpNat {
         this.#guest.counters.count(route.refused);
         return false;
       }
-      this.#makeRoom();
+      this.#makeRoom(p.src);
       const created: UdpFlow = {
         id: this.#table.allocateId(),
         protocol: 'udp',
@@ -141,7 +144,7 @@ export class UdpNat {
       this.#guest.counters.count('udp.forward-tuple-taken');
       return undefined;
     }
-    this.#makeRoom();
+    this.#makeRoom(guest.addr);
     const flow: UdpFlow = {
       id: this.#table.allocateId(), protocol: 'udp', origin: 'forward', guest, remote, host: client,
       createdMs: nowMs, lastActiveMs: nowMs, bytesFromGuest: 0, bytesToGuest: 0, stateName: 'open',
@@ -149,12 +152,16 @@ export class UdpNat {
     return this.#table.add(flow) ? flow.id : undefined;
   }
 
-  /** Evicts the least recently active flow when the table is full. */
-  #makeRoom(): void {
-    if (!this.#table.isFull('udp')) return;
-    const victim = this.#table.leastRecent('udp');
+  /**
+   * Makes room for a new flow of guest `guestAddr`: at the guest's limit evicts its least
+   * recently active flow, at the network's the network's (see the theory above).
+   */
+  #makeRoom(guestAddr: IpAddr): void {
+    const hit = this.#table.limitHit('udp', guestAddr);
+    if (hit === undefined) return;
+    const victim = this.#table.leastRecent('udp', hit === 'guest' ? guestAddr : undefined);
     if (victim !== undefined) this.#close(victim.id);
-    this.#guest.counters.count('udp.flow-evicted');
+    this.#guest.counters.count(hit === 'guest' ? 'nat.udp-guest-limit' : 'udp.flow-evicted');
   }
 
   /** True when the flow is one of ours. */

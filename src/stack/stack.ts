@@ -94,7 +94,7 @@ export interface StackDeps {
   allocFrame?(length: number, zeroed: boolean): Uint8Array;
   /** Host sockets for NAT. Without one, every outbound flow is refused ('nat.no-host'): a closed, self-contained network. */
   readonly host?: Host;
-  /** Flow table limits per protocol. */
+  /** NAT flow limits per protocol, for the network and per guest address (default DEFAULT_FLOW_LIMITS, src/nat/flow-table.ts). */
   readonly flowLimits?: FlowLimits;
   /** Upstream resolvers of the DNS forwarder, tried in order (resolv.conf or --dns-upstream); later changes through `setDnsUpstreams`. */
   readonly dnsUpstreams?: readonly Endpoint[];

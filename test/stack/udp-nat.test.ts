@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ICMP_TYPE } from '../../src/ipv4/icmp-wire.js';
 import { IP_PROTO, parseIpv4 } from '../../src/ipv4/wire.js';
+import { DEFAULT_FLOW_LIMITS, type FlowLimits } from '../../src/nat/flow-table.js';
 import { UDP_IDLE_TIMEOUT_MS } from '../../src/nat/udp-flow.js';
 import { resolveStackConfig, type NetworkOptions } from '../../src/stack/config.js';
 import { Stack } from '../../src/stack/stack.js';
@@ -9,7 +10,7 @@ import { FakeHost } from '../helpers/fake-host.js';
 import { BROADCAST_MAC } from '../../src/util/bytes.js';
 import { decode, ip, ipv4Frame, udpBytes, type Decoded } from '../helpers/frames.js';
 
-function harness(options: NetworkOptions = {}, limits = { udp: 1024, tcp: 1024 }) {
+function harness(options: NetworkOptions = {}, limits: FlowLimits = DEFAULT_FLOW_LIMITS) {
   const clock = new ManualClock(0);
   const host = new FakeHost();
   const sent: Uint8Array[] = [];
@@ -110,8 +111,8 @@ describe('UDP NAT', () => {
     expect(t.stack.nextDeadline()).toBe(60_000 + UDP_IDLE_TIMEOUT_MS);
   });
 
-  it('keeps the table at its limit by evicting the least recently active flow', () => {
-    const t = harness({}, { udp: 4, tcp: 4 });
+  it('keeps the table at the network limit by evicting the least recently active flow', () => {
+    const t = harness({}, { udp: 4, tcp: 4, perGuest: { udp: 8, tcp: 8 } });
     for (let port = 1; port <= 10; port++) {
       t.clock.advance(1);
       t.guestSends('10.0.2.2', port, bytes(1));

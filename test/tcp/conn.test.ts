@@ -550,8 +550,8 @@ describe('tcp engine', () => {
     expect(t.counters.get('nat.restricted')).toBe(1);
   });
 
-  it('refuses connections beyond the flow limit with RST, evicting TIME-WAIT first', () => {
-    const t = tcpHarness({ flowLimits: { udp: 1, tcp: 2 } });
+  it('refuses connections beyond the network\'s flow limit with RST', () => {
+    const t = tcpHarness({ flowLimits: { udp: 1, tcp: 2, perGuest: { udp: 1, tcp: 4 } } });
     t.guestSends({ srcPort: 1 });
     t.guestSends({ srcPort: 2 });
     expect(t.guestSends({ srcPort: 3 })).toMatchObject([{ flags: RST | ACK }]);
