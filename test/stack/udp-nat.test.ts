@@ -16,9 +16,9 @@ function harness(options: NetworkOptions = {}, limits: FlowLimits = DEFAULT_FLOW
   const sent: Uint8Array[] = [];
   const stack = new Stack(resolveStackConfig(options), { clock, random: seededRandom(3), emit: (f) => sent.push(f), host, flowLimits: limits });
   const take = (): Decoded[] => sent.splice(0).map(decode);
-  const guestSends = (dst: string, dstPort: number, payload: Uint8Array, srcPort = 40000): Decoded[] => {
-    const udp = udpBytes({ srcPort, dstPort, payload }, ip('10.0.2.15'), ip(dst));
-    stack.receiveFrame(ipv4Frame({ protocol: IP_PROTO.UDP, dst: ip(dst), payload: udp }));
+  const guestSends = (dst: string, dstPort: number, payload: Uint8Array, srcPort = 40000, src = '10.0.2.15'): Decoded[] => {
+    const udp = udpBytes({ srcPort, dstPort, payload }, ip(src), ip(dst));
+    stack.receiveFrame(ipv4Frame({ protocol: IP_PROTO.UDP, src: ip(src), dst: ip(dst), payload: udp }));
     return take();
   };
   return { clock, host, stack, take, guestSends };
@@ -122,6 +122,21 @@ describe('UDP NAT', () => {
     expect(t.stack.flows().map((f) => f.remote.port).sort((a, b) => a - b)).toEqual([7, 9, 10, 11]);
     expect(t.host.callsOf('close')).toHaveLength(7);
     expect(t.stack.counters.get('udp.flow-evicted')).toBe(7);
+  });
+
+  it('a guest at its own flow limit recycles its own flows, not those of another guest of the network', () => {
+    const t = harness({}, { udp: 64, tcp: 64, perGuest: { udp: 3, tcp: 3 } });
+    t.guestSends('10.0.2.2', 1, bytes(1), 40000, '10.0.2.16');
+    for (let port = 1; port <= 6; port++) {
+      t.clock.advance(1);
+      t.guestSends('10.0.2.2', port, bytes(1));
+    }
+    t.guestSends('10.0.2.2', 2, bytes(1), 40000, '10.0.2.16');
+    const byGuest = (guest: string) => t.stack.flows().filter((f) => f.guest.addr === ip(guest)).map((f) => f.remote.port).sort((a, b) => a - b);
+    expect(byGuest('10.0.2.15')).toEqual([4, 5, 6]);
+    expect(byGuest('10.0.2.16')).toEqual([1, 2]);
+    expect(t.stack.counters.get('nat.udp-guest-limit')).toBe(3);
+    expect(t.stack.counters.get('udp.flow-evicted')).toBe(0);
   });
 
   it('ignores host events for unknown or closed flows', () => {
