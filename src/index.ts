@@ -11,7 +11,7 @@ export type { Host, HostEvents } from './net/seams.js';
 export { NodeHost } from './host/node-host.js';
 export type { NodeTcpOptions } from './host/node-tcp.js';
 export type { DhcpLease } from './dhcp/server.js';
-export type { FlowInfo } from './nat/flow-table.js';
+export { DEFAULT_FLOW_LIMITS, type FlowInfo, type FlowLimits } from './nat/flow-table.js';
 export { formatIpv4Addr, formatMac, parseIpv4Addr, type Ipv4Addr, type Mac } from './util/bytes.js';
 export { resolveStackConfig, type StackConfig, type NetworkOptions, type StaticRoute } from './stack/config.js';
 export { ConfigError } from './util/config-error.js';
