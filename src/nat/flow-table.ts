@@ -82,7 +82,7 @@ export interface FlowLimits {
 }
 
 /** A lone guest gets what one session had before networks (1024 UDP, 4096 TCP); a network, four times that. */
-export const DEFAULT_FLOW_LIMITS: FlowLimits = { udp: 4096, tcp: 16384, perGuest: { udp: 1024, tcp: 4096 } };
+export const DEFAULT_FLOW_LIMITS: FlowLimits = Object.freeze({ udp: 4096, tcp: 16384, perGuest: Object.freeze({ udp: 1024, tcp: 4096 }) });
 
 /** Which limit a new flow would exceed: its guest's, or the network's. */
 export type FlowLimitHit = 'guest' | 'network';
