@@ -12,7 +12,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['util'],
   ['net'],
   ['ethernet', 'arp', 'ipv4'],
-  ['udp', 'tcp'],
+  ['udp', 'tcp', 'switch'],
   ['dhcp', 'dns'],
   ['nat'],
   ['stack'],
