@@ -43,6 +43,11 @@ export interface GuestLink {
   /** The peer, for logs: `unix`, `127.0.0.1:40000`, … */
   readonly peer: string;
   /**
+   * The network the peer asked to join (a WebSocket URL's `?network=NAME`, already checked
+   * against src/net/network-name.ts), when it asked for one; it wins over the listener's.
+   */
+  readonly network?: string | undefined;
+  /**
    * Queues one frame for the guest. Never throws: a frame that cannot be queued (closed
    * link, full send buffer) is counted in `counters` and dropped.
    */

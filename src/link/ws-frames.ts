@@ -14,7 +14,7 @@ import type http from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import { Counters } from '../util/drops.js';
 import { formatHostPort, MAX_FRAME_LEN, TX_QUEUE_LIMIT_BYTES, type AcceptLink, type GuestLink, type LinkHandler, type LinkKind, type LinkLog } from './link.js';
-import type { WsRoute } from './ws-server.js';
+import { requestedNetwork, type WsRoute } from './ws-server.js';
 
 /** RFC 6455 §7.4.1 close codes used here. */
 export const WS_CLOSE = { NORMAL: 1000, GOING_AWAY: 1001, UNSUPPORTED_DATA: 1003, TOO_BIG: 1009 } as const;
@@ -26,6 +26,8 @@ export const TEXT_REFUSED_REASON = 'text messages are not supported: send one Et
 export abstract class WsGuestLink implements GuestLink {
   abstract readonly kind: LinkKind;
   readonly peer: string;
+  /** The URL's `?network=` (set when accepted). */
+  network: string | undefined;
   readonly counters = new Counters();
   protected readonly ws: WebSocket;
   protected handler: LinkHandler | undefined;
@@ -113,6 +115,7 @@ export function acceptWsLink(
 ): void {
   const peer = formatHostPort(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
   const link = makeLink(peer);
+  link.network = requestedNetwork(req);
   let handler: LinkHandler;
   try {
     handler = accept(link);

@@ -3,11 +3,13 @@
  * frames protocol (`ws-frames.ts`) serves `/`; other protocols (the e1000 device protocol at
  * `/e1000`) register their own path with `route()`.
  *
- * An upgrade request passes three steps, in this order:
+ * An upgrade request passes four steps, in this order:
  * 1. its path must be routed, else HTTP 404;
  * 2. `admit(req)` must let it in, else HTTP 403 — the one place that decides who may open a
  *    session here (today: the browser Origin check below; authentication grows here);
- * 3. the route's `ws` server completes the handshake (a malformed one gets ws's HTTP 400).
+ * 3. a network it asks for in the URL (`?network=NAME`, see `networkOf`) must be a valid
+ *    name, else HTTP 400 with the reason ('ws.bad-network'); the link carries the name;
+ * 4. the route's `ws` server completes the handshake (a malformed one gets ws's HTTP 400).
  * A plain (non-upgrade) HTTP request to a routed path gets 426 Upgrade Required, to any other
  * path 404; a request that does not parse gets 400.
  *
@@ -37,6 +39,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Counters } from '../util/drops.js';
+import { networkNameProblem } from '../net/network-name.js';
 import { LogThrottle } from '../util/log-throttle.js';
 import { formatHostPort, type LinkCounters, type LinkLog, type Listener } from './link.js';
 
@@ -98,6 +101,28 @@ export function normalizeOrigin(text: string): string | undefined {
   return u.origin !== 'null' ? u.origin : `${u.protocol}//${u.host}`.toLowerCase();
 }
 
+/**
+ * The network a request asks for in its URL (`?network=NAME`): the name, undefined when the
+ * URL names none, or `{ problem }` when the name is not one (the request gets HTTP 400).
+ */
+export function networkOf(req: http.IncomingMessage): string | undefined | { readonly problem: string } {
+  let name: string | null;
+  try {
+    name = new URL(req.url ?? '/', 'http://x').searchParams.get('network');
+  } catch {
+    return undefined; // an unparsable URL has no routed path either: refused with 404 before this
+  }
+  if (name === null) return undefined;
+  const problem = networkNameProblem(name);
+  return problem === undefined ? name : { problem };
+}
+
+/** The checked `?network=` of an admitted request (see `networkOf`). */
+export function requestedNetwork(req: http.IncomingMessage): string | undefined {
+  const n = networkOf(req);
+  return typeof n === 'string' ? n : undefined;
+}
+
 /** Why `admit` refused a request; the value is also the counter label. */
 export type WsRefusal = 'ws.origin-refused';
 
@@ -157,6 +182,7 @@ export async function listenWs(o: WsListenOptions): Promise<WsListener> {
   const allowOrigins = o.allowOrigins ?? [];
   const counters = new Counters();
   const originLog = new LogThrottle();
+  const networkLog = new LogThrottle();
   const onSocketError = (e: NodeJS.ErrnoException): void => {
     counters.count('ws.socket-error');
     o.log.debug({ code: e.code ?? e.message }, 'ws: connection error');
@@ -188,6 +214,18 @@ export async function listenWs(o: WsListenOptions): Promise<WsListener> {
         );
       }
       refuse(socket, 403, 'Forbidden: this origin may not open a session (tslirp --ws-allow-origin)');
+      return;
+    }
+    const network = networkOf(req);
+    if (typeof network === 'object') {
+      counters.count('ws.bad-network');
+      const logNow = networkLog.hit(performance.now());
+      if (logNow !== undefined)
+        o.log.warn(
+          { path: pathOf(req), peer: formatHostPort(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0), problem: network.problem, suppressed: logNow.suppressed },
+          'ws: bad ?network= refused',
+        );
+      refuse(socket, 400, `Bad Request: ?network=: ${network.problem}`);
       return;
     }
     r.wss.handleUpgrade(req, socket, head, (ws) => {
