@@ -16,6 +16,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['dhcp', 'dns'],
   ['nat'],
   ['stack'],
+  ['network'],
   ['host'],
   ['nic-e1000'],
   ['link'],

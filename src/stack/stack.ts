@@ -1,12 +1,16 @@
 /**
- * One virtual network, sans-IO: frames in, frames out.
+ * The gateway of one virtual network, sans-IO: frames in, frames out.
  *
  * Theory of operation
  * -------------------
- * The guest sees a small LAN: itself, a gateway at `config.host` (10.0.2.2) and a DNS
- * server at `config.dns` (10.0.2.3), both answering from `config.gatewayMac`. `Stack`
- * receives every frame the guest sends (`receiveFrame`) and emits the frames the virtual
- * hosts answer with (`deps.emit`). Time comes from `deps.clock` and is read once per entry
+ * The guests see a small LAN: themselves, a gateway at `config.host` (10.0.2.2) and a DNS
+ * server at `config.dns` (10.0.2.3), both answering from `config.gatewayMac`. The stack
+ * stands behind the gateway port of the network's switch (`src/network/network.ts`): it
+ * receives the frames the switch gives that port — those for the gateway MAC and every
+ * broadcast and multicast (`receiveFrame`) — and emits the frames the virtual hosts answer
+ * with (`deps.emit`), which the switch takes to the guest they are addressed to. Its ARP
+ * cache, DHCP pool and NAT flow table hold one entry per guest; it never sees the frames
+ * guests exchange among themselves. Time comes from `deps.clock` and is read once per entry
  * point; randomness (the IP identification counter's start, DHCP's choices) from
  * `deps.random`. The shell around it keeps one timer, re-armed from `nextDeadline()` after
  * every entry, and calls `advance()` when it fires.
@@ -47,7 +51,9 @@
  * - Local DNS names (`host.tslirp.internal`, `--dns-record`) are not answered over TCP: those
  *   queries reach the upstream. Without `deps.host`, UDP to `config.dns`:53 gets ICMP port
  *   unreachable (no forwarder: a closed network).
- * - Guest-to-guest traffic on one link is not switched ('ipv4.to-other-guest').
+ * - It does not route between guests: a datagram sent to the gateway's MAC for another guest
+ *   of the segment is dropped ('ipv4.to-other-guest'); guests reach each other directly
+ *   through the switch, as on any LAN.
  * - IPv6 is counted and dropped.
  *
  * Layering: the stack imports the protocol folders, `src/nat` and `src/net` (where the seams
@@ -89,9 +95,9 @@ export interface StackDeps {
    * Optional: where to build the next outgoing frame (a region of `length` bytes, zeroed
    * unless `zeroed` is false: GuestLink.allocFrame), so the link sends it without copying.
    * The stack builds one frame at a time and emits it before asking for the next. Without
-   * it, frames come from the stack's own zeroed arenas.
+   * it, or when it returns undefined, frames come from the stack's own zeroed arenas.
    */
-  allocFrame?(length: number, zeroed: boolean): Uint8Array;
+  allocFrame?(length: number, zeroed: boolean): Uint8Array | undefined;
   /** Host sockets for NAT. Without one, every outbound flow is refused ('nat.no-host'): a closed, self-contained network. */
   readonly host?: Host;
   /** NAT flow limits per protocol, for the network and per guest address (default DEFAULT_FLOW_LIMITS, src/nat/flow-table.ts). */
