@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import PinoPretty from 'pino-pretty';
+import { DEFAULT_FLOW_LIMITS } from '../nat/flow-table.js';
 import { Daemon } from '../daemon/daemon.js';
 import { ATTACH_NOTE, attachCommand, describeListener } from '../daemon/listen-spec.js';
 import { reasonOf, StartError } from '../daemon/start-error.js';
@@ -87,9 +88,8 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   try {
     daemon = await Daemon.start({
       listeners: cmd.listeners,
-      network: cmd.network,
+      network: { config: cmd.network, flowLimits: DEFAULT_FLOW_LIMITS, dnsRecords: cmd.dns.records, forwards: cmd.forwards },
       dns: cmd.dns,
-      forwards: cmd.forwards,
       ...(capture?.kind === 'dir' && { pcapDir: capture.path }),
       ...(capture?.kind === 'file' && { pcapFile: capture.path, pcapUserAppl: `tslirp ${version()}` }),
       log,

@@ -1,7 +1,15 @@
 /**
- * The daemon: binds the listeners, turns every accepted link into a Session with its own
- * Stack, and shuts everything down in order (listeners, then sessions, then capture files).
- * Process concerns (options, signals, exit codes) live in src/cli.
+ * The daemon: binds the listeners, turns every accepted link into a Session — a port on the
+ * network the link, its listener or `--network` names, else on a private network of its own
+ * (the registry, `networks.ts`) — and shuts everything down in order (listeners, then
+ * sessions, then networks, then capture files). Process concerns (options, signals, exit
+ * codes) live in src/cli.
+ *
+ * Port forwards. A declared network's own rules (`--net-option NAME:hostfwd=…`) belong to it.
+ * The plain `--hostfwd` rules belong to the default network (`--network NAME`) when there is
+ * one; without it they keep the first version's rule: they belong to the first session that
+ * connects (its network), then to the next once it ends. Every forward listener is bound at
+ * start, so a port in use stops the daemon before it serves anyone.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
@@ -13,32 +21,36 @@ import { listenStream } from '../link/qemu-stream.js';
 import { wsE1000Route } from '../link/ws-e1000.js';
 import { wsFramesRoute } from '../link/ws-frames.js';
 import { listenWs, type WsListener } from '../link/ws-server.js';
-import type { DnsStaticRecord } from '../dns/records.js';
 import type { Endpoint } from '../net/addr.js';
 import { TcpForwardListener } from '../host/node-tcp.js';
 import { UdpForwardListener } from '../host/node-udp.js';
 import { ResolvConfWatcher } from '../host/resolv-conf.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import { PcapngFileWriter } from '../pcap/pcapng-writer.js';
-import type { StackConfig } from '../stack/config.js';
 import { formatEndpoint } from '../net/addr.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
 import { describeSpec, type ListenerSpec } from './listen-spec.js';
-import { NodeStack } from './node-stack.js';
-import { Session, type StackFactory } from './session.js';
+import type { LiveNetwork } from './live-network.js';
+import { NetworkRegistry, type NetworkSettings } from './networks.js';
+import { networkNameProblem } from '../net/network-name.js';
+import { Session } from './session.js';
 import { StartError } from './start-error.js';
 
-/** Where the DNS forwarder's upstreams come from, and what it answers itself. */
+/** Where the DNS forwarder's upstreams come from (what it answers itself is a network setting). */
 export interface DaemonDns {
   /** Fixed upstreams (--dns-upstream); when undefined, `resolvConf` is read and followed. */
   readonly upstreams: readonly Endpoint[] | undefined;
   readonly resolvConf: string;
-  readonly records: readonly DnsStaticRecord[];
 }
 
 export interface DaemonOptions {
   readonly listeners: readonly ListenerSpec[];
-  readonly network: StackConfig;
+  /** Settings of every network not declared in `networks`; its `forwards` are the plain --hostfwd rules. */
+  readonly network: NetworkSettings;
+  /** Declared networks (--network, --net-option), created at start, with their own settings. */
+  readonly networks?: ReadonlyMap<string, NetworkSettings>;
+  /** --network: the network of every listener that names none. */
+  readonly defaultNetwork?: string | undefined;
   readonly log: Logger;
   /** Directory for per-session capture files (classic pcap); created when missing. */
   readonly pcapDir?: string | undefined;
@@ -46,12 +58,8 @@ export interface DaemonOptions {
   readonly pcapFile?: string | undefined;
   /** shb_userappl of the pcapng file, e.g. `tslirp 0.1.0`. */
   readonly pcapUserAppl?: string | undefined;
-  /** DNS upstreams and records; default: follow /etc/resolv.conf, no records. */
+  /** DNS upstreams; default: follow /etc/resolv.conf. */
   readonly dns?: DaemonDns;
-  /** --hostfwd rules: their listeners belong to the first session that connects (then the next, once it ends). */
-  readonly forwards?: readonly ForwardRule[];
-  /** For tests: a different stack (default: a NodeStack with real host sockets). */
-  readonly createStack?: StackFactory;
   readonly clock?: Clock;
   readonly random?: Random;
   /** Most sessions alive at once across all listeners (default 256); further links are closed at once. */
@@ -66,8 +74,8 @@ export class Daemon {
   readonly #o: DaemonOptions;
   readonly #clock: Clock;
   readonly #random: Random;
-  readonly #createStack: StackFactory;
   readonly #maxSessions: number;
+  #networks: NetworkRegistry | undefined;
   /** Prefix of session ids: distinguishes daemons (and restarts) in shared logs. */
   readonly #idPrefix = randomBytes(3).toString('hex');
   #serial = 0;
@@ -76,7 +84,9 @@ export class Daemon {
   #dnsUpstreams: readonly Endpoint[] = [];
   #resolvConf: ResolvConfWatcher | undefined;
   readonly #forwardListeners: (TcpForwardListener | UdpForwardListener)[] = [];
-  /** The session the --hostfwd listeners deliver to. */
+  /** The plain --hostfwd listeners that follow the first session (no --network). */
+  readonly #sessionForwards: (TcpForwardListener | UdpForwardListener)[] = [];
+  /** The session whose network the #sessionForwards deliver to. */
   #forwardOwner: Session | undefined;
   /** The shared capture file of DaemonOptions.pcapFile. */
   #pcapFile: PcapngFileWriter | undefined;
@@ -87,8 +97,6 @@ export class Daemon {
     this.#o = o;
     this.#clock = o.clock ?? systemClock;
     this.#random = o.random ?? systemRandom();
-    const records = o.dns?.records ?? [];
-    this.#createStack = o.createStack ?? ((config, deps) => new NodeStack(config, deps, { dnsUpstreams: this.#dnsUpstreams, dnsRecords: records }));
     this.#maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS;
   }
 
@@ -99,7 +107,7 @@ export class Daemon {
 
   /** Fixed upstreams, or the nameservers of resolv.conf, followed for changes. */
   #startDns(): void {
-    const dns = this.#o.dns ?? { upstreams: undefined, resolvConf: '/etc/resolv.conf', records: [] };
+    const dns = this.#o.dns ?? { upstreams: undefined, resolvConf: '/etc/resolv.conf' };
     const show = (list: readonly Endpoint[]): string[] => list.map(formatEndpoint);
     if (dns.upstreams !== undefined) {
       this.#dnsUpstreams = dns.upstreams;
@@ -111,10 +119,7 @@ export class Daemon {
       onChange: (list, conf) => {
         this.#dnsUpstreams = list;
         this.#o.log.info({ resolvConf: dns.resolvConf, upstreams: show(list), skipped: conf.skipped }, 'dns upstreams changed');
-        for (const s of this.#sessions) {
-          s.stack.setDnsUpstreams?.(list);
-          s.poke();
-        }
+        this.#networks?.setDnsUpstreams(list);
       },
       onError: (code) => {
         this.#o.log.warn({ resolvConf: dns.resolvConf, code }, 'cannot read resolv.conf: DNS queries get SERVFAIL until it is readable');
@@ -124,21 +129,22 @@ export class Daemon {
     this.#o.log.info({ resolvConf: dns.resolvConf, upstreams: show(this.#dnsUpstreams), skipped: this.#resolvConf.conf.skipped }, 'dns upstreams (resolv.conf)');
   }
 
-  /** Gives the --hostfwd listeners to `s` when nobody holds them. */
-  #claimForwards(s: Session): void {
-    if (this.#forwardOwner !== undefined || this.#forwardListeners.length === 0 || !(s.stack instanceof NodeStack)) return;
+  /** Gives the session-following --hostfwd listeners to `s`'s network when nobody holds them. */
+  #claimForwards(s: Session, network: LiveNetwork): void {
+    if (this.#forwardOwner !== undefined || this.#sessionForwards.length === 0) return;
     this.#forwardOwner = s;
-    for (const l of this.#forwardListeners) l.attach(s.stack);
-    this.#o.log.info({ session: s.id, forwards: [...new Set(this.#forwardListeners.map((l) => l.rule.text))] }, 'port forwards attached to session');
+    for (const l of this.#sessionForwards) l.attach(network);
+    this.#o.log.info({ session: s.id, network: network.name, forwards: [...new Set(this.#sessionForwards.map((l) => l.rule.text))] }, 'port forwards attached to session');
   }
 
   #releaseForwards(s: Session): void {
     if (this.#forwardOwner !== s) return;
     this.#forwardOwner = undefined;
-    for (const l of this.#forwardListeners) l.attach(undefined);
+    for (const l of this.#sessionForwards) l.attach(undefined);
     // The next live session, if any, takes them over.
     for (const next of this.#sessions) {
-      this.#claimForwards(next);
+      const network = this.#networkOf.get(next);
+      if (network !== undefined) this.#claimForwards(next, network);
       if (this.#forwardOwner !== undefined) break;
     }
   }
@@ -149,7 +155,6 @@ export class Daemon {
    */
   static async start(o: DaemonOptions): Promise<Daemon> {
     const d = new Daemon(o);
-    const accept: AcceptLink = (link) => d.#accept(link);
     const log = o.log;
     /** What start-up is doing, for the StartError when it fails. */
     let step = '';
@@ -164,16 +169,35 @@ export class Daemon {
         step = `create the capture file ${pcapFile}`;
         d.#pcapFile = await PcapngFileWriter.open(pcapFile, o.pcapUserAppl === undefined ? {} : { userAppl: o.pcapUserAppl });
       }
-      for (const rule of o.forwards ?? []) {
+      step = 'check the network names';
+      const declared = new Map(o.networks ?? []);
+      if (o.defaultNetwork !== undefined && !declared.has(o.defaultNetwork)) declared.set(o.defaultNetwork, { ...o.network, forwards: [] });
+      for (const name of [...declared.keys(), ...o.listeners.map((l) => l.network).filter((n) => n !== undefined)]) {
+        const problem = networkNameProblem(name);
+        if (problem !== undefined) throw new Error(problem);
+      }
+      step = 'read the DNS configuration';
+      d.#startDns();
+      const networks = new NetworkRegistry({ base: o.network, declared, clock: d.#clock, random: d.#random, log, dnsUpstreams: () => d.#dnsUpstreams });
+      d.#networks = networks;
+      // The plain rules go to the default network, else follow the first session; a declared network's own rules are its.
+      const owned: [ForwardRule, LiveNetwork | undefined][] = [
+        ...o.network.forwards.map((r): [ForwardRule, LiveNetwork | undefined] => [r, o.defaultNetwork === undefined ? undefined : networks.get(o.defaultNetwork)]),
+        ...[...declared].flatMap(([name, settings]) => settings.forwards.map((r): [ForwardRule, LiveNetwork | undefined] => [r, networks.get(name)])),
+      ];
+      for (const [rule, network] of owned) {
         const l = rule.protocol === 'tcp' ? new TcpForwardListener(rule, log) : new UdpForwardListener(rule, log);
         step = `listen for --hostfwd ${rule.text}`;
         await l.listen();
         d.#forwardListeners.push(l);
+        if (network === undefined) d.#sessionForwards.push(l);
+        else l.attach(network);
       }
-      step = 'read the DNS configuration';
-      d.#startDns();
+      if (owned.some(([, n]) => n !== undefined))
+        log.info({ forwards: owned.filter(([, n]) => n !== undefined).map(([r, n]) => ({ rule: r.text, network: n!.name })).filter((x, i, all) => all.findIndex((y) => y.rule === x.rule) === i) }, 'port forwards attached to networks');
       for (const spec of o.listeners) {
         step = `listen on ${describeSpec(spec)}`;
+        const accept: AcceptLink = (link) => d.#accept(link, spec.network);
         switch (spec.kind) {
           case 'ws': {
             const l = await listenWs({ host: spec.host, port: spec.port, log, allowOrigins: spec.allowOrigins ?? [] });
@@ -198,30 +222,54 @@ export class Daemon {
     return d;
   }
 
-  #accept(link: GuestLink): LinkHandler {
-    if (this.#closing !== undefined) throw new Error('daemon shutting down');
+  /** Sessions' networks, for handing the session-following forwards on. */
+  readonly #networkOf = new Map<Session, LiveNetwork>();
+
+  /** A new link from a listener whose `network=` is `listenerNetwork`: a session on its network. */
+  #accept(link: GuestLink, listenerNetwork: string | undefined): LinkHandler {
+    const networks = this.#networks;
+    if (this.#closing !== undefined || networks === undefined) throw new Error('daemon shutting down');
     if (this.#sessions.size >= this.#maxSessions) {
       this.#o.log.warn({ kind: link.kind, peer: link.peer, sessions: this.#sessions.size }, 'session limit reached, link refused');
       throw new Error('session limit reached');
     }
+    const name = link.network ?? listenerNetwork ?? this.#o.defaultNetwork;
+    // Links check their names (ws: HTTP 400); this guards a library caller's own link.
+    const problem = name === undefined ? undefined : networkNameProblem(name);
+    if (problem !== undefined) {
+      this.#o.log.warn({ kind: link.kind, peer: link.peer, problem }, 'bad network name, link refused');
+      throw new Error(problem);
+    }
+    const id = `${this.#idPrefix}-${++this.#serial}`;
+    const joined = networks.join(name, id);
     const s = new Session({
-      id: `${this.#idPrefix}-${++this.#serial}`,
+      id,
       link,
-      config: this.#o.network,
-      createStack: this.#createStack,
+      network: joined.network,
+      privateNetwork: joined.private,
       clock: this.#clock,
-      random: this.#random,
       log: this.#o.log,
       pcapDir: this.#o.pcapDir,
       pcapFile: this.#pcapFile,
+      onLeft: (x) => {
+        this.#networkOf.delete(x);
+        this.#releaseForwards(x);
+        networks.left(joined.network);
+      },
+      // Listed until its capture is on disk.
       onEnded: (x) => {
         this.#sessions.delete(x);
-        this.#releaseForwards(x);
       },
     });
     this.#sessions.add(s);
-    this.#claimForwards(s);
+    this.#networkOf.set(s, joined.network);
+    this.#claimForwards(s, joined.network);
     return s.handler;
+  }
+
+  /** The live networks: declared and joined ones by name, then private ones. */
+  get networks(): readonly LiveNetwork[] {
+    return this.#networks?.all() ?? [];
   }
 
   /** The bound listeners, in the order of the specs. */
@@ -264,6 +312,7 @@ export class Daemon {
       const live = [...this.#sessions];
       for (const s of live) s.close('daemon shutting down');
       await Promise.all(live.map((s) => s.ended));
+      this.#networks?.closeAll();
       await this.#pcapFile?.close();
       if (this.#pcapFile?.error !== undefined) this.#o.log.warn({ err: this.#pcapFile.error, pcap: this.#pcapFile.path }, 'capture file failed');
       if (this.#started) this.#o.log.info({ sessions: live.length, ...this.#refusalSummary() }, 'daemon stopped');

@@ -11,7 +11,7 @@ import { ConfigError } from '../util/config-error.js';
 import { ipTextVersion } from '../util/ip-text.js';
 
 /** Where to listen. */
-export type ListenerSpec =
+export type ListenerSpec = (
   | {
       readonly kind: 'ws';
       readonly host: string;
@@ -21,7 +21,11 @@ export type ListenerSpec =
     }
   | { readonly kind: 'stream'; readonly transport: 'unix'; readonly path: string }
   | { readonly kind: 'stream'; readonly transport: 'tcp'; readonly host: string; readonly port: number }
-  | { readonly kind: 'dgram'; readonly host: string; readonly port: number };
+  | { readonly kind: 'dgram'; readonly host: string; readonly port: number }
+) & {
+  /** The network its sessions join (`,network=NAME`) unless a WebSocket URL names another. */
+  readonly network?: string | undefined;
+};
 
 /** The default WebSocket listener: loopback only. */
 export const DEFAULT_WS = { host: '127.0.0.1', port: 8080 } as const;

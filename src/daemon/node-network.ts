@@ -1,13 +1,11 @@
 /**
- * One virtual network on real host sockets, in one call: what a library user needs to give a
- * guest of their own (an emulator, a test harness) DHCP, DNS, ARP, ping and NAT without the
- * daemon. It is the daemon's per-session wiring without the link: a `Stack` whose host is a
- * `NodeHost` (node:net, node:dgram), the stack's single timer re-armed from `nextDeadline()`
- * after every entry, and every socket released on `close()`.
- *
- * Deliberately thin: the networks issue reshapes `Stack` into a `Network` (segments, several
- * guests) and gives this entry point its final shape; until then it passes through what the
- * stack offers, and `stack` is there for the rest.
+ * One virtual network on real host sockets, in one call: what a library user needs to give
+ * guests of their own (emulators, a test harness) one Ethernet segment with DHCP, DNS, ARP,
+ * ping and NAT without the daemon. It is the daemon's network without the links: a `Network`
+ * (switch and stack) whose host is a `NodeHost` (node:net, node:dgram), its single timer
+ * re-armed from `nextDeadline()` after every entry, and every socket released on `close()`
+ * (`live-network.ts`). The first guest may use `receiveFrame` and `io.emit`; every guest may
+ * be a port (`attach`).
  *
  * Not here: port forwards (`--hostfwd`: listeners belong to the daemon), following
  * resolv.conf changes (the nameservers are read once), captures (`pcap.tapLink` wraps a link).
@@ -17,17 +15,21 @@ import { parseDnsRecordOption, type DnsStaticRecord } from '../dns/records.js';
 import { parseDnsUpstream } from '../dns/resolv-conf.js';
 import type { Endpoint } from '../net/addr.js';
 import { readResolvConf } from '../host/resolv-conf.js';
-import type { FlowInfo } from '../nat/flow-table.js';
+import type { FlowInfo, FlowLimits } from '../nat/flow-table.js';
 import { resolveStackConfig, type NetworkOptions, type StackConfig } from '../stack/config.js';
 import { ConfigError } from '../util/config-error.js';
 import type { Stack, StackStats } from '../stack/stack.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
 import type { Counters } from '../util/drops.js';
-import { NodeStack } from './node-stack.js';
-import { Scheduler } from './scheduler.js';
+import type { Network, NetworkPort, PortSink } from '../network/network.js';
+import { LiveNetwork } from './live-network.js';
 
-/** The network's options: QEMU's `-netdev user` keys (as `NetworkOptions`) and its DNS. */
+/** The network's options: QEMU's `-netdev user` keys (as `NetworkOptions`), its DNS and its flow limits. */
 export interface NodeNetworkOptions extends NetworkOptions {
+  /** For logs; default 'default'. */
+  readonly name?: string;
+  /** NAT flow table limits, per guest and for the network (default DEFAULT_FLOW_LIMITS). */
+  readonly flowLimits?: FlowLimits;
   /**
    * The DNS forwarder's upstream resolvers, `ADDR[:PORT]` as `--dns-upstream` takes them, tried
    * in order. Default: the nameservers of `resolvConf`, read once.
@@ -39,22 +41,31 @@ export interface NodeNetworkOptions extends NetworkOptions {
   readonly dnsRecords?: readonly string[];
 }
 
-/** How the network reaches the guest, and (for tests and replay) its time and randomness. */
+/** How the network reaches its first guest, and (for tests and replay) its time and randomness. */
 export interface NodeNetworkIo {
-  /** Receives each Ethernet frame for the guest; the frame is the receiver's to keep. */
-  emit(frame: Uint8Array): void;
+  /**
+   * Receives each Ethernet frame for the first guest, whose frames go in through
+   * `receiveFrame`; the frame is the receiver's to keep. More guests join with `attach`.
+   */
+  readonly emit?: (frame: Uint8Array) => void;
   /** Default: the system's monotonic clock. */
   readonly clock?: Clock;
   /** Default: crypto-random. */
   readonly random?: Random;
 }
 
-/** A running network: frames in through `receiveFrame`, out through `emit`. */
+/**
+ * A running network: the first guest's frames in through `receiveFrame`, out through
+ * `io.emit`; every further guest is a port (`attach`), all on one Ethernet segment.
+ */
 export interface NodeNetwork {
+  readonly name: string;
   /** The validated configuration (addresses as uint32: `formatIpv4Addr` prints them). */
   readonly config: StackConfig;
-  /** One Ethernet frame from the guest. Never throws; ignored after `close()`. */
+  /** One Ethernet frame from the first guest (`io.emit`'s). Never throws; ignored after `close()` or without `io.emit`. */
   receiveFrame(frame: Uint8Array): void;
+  /** Another guest on the segment: its frames in through `port.receive`, out through `sink.send`. */
+  attach(sink: PortSink): NetworkPort;
   /** DHCP leases handed out (and offered). */
   leases(): readonly DhcpLease[];
   /** The live flows of the NAT table. */
@@ -63,8 +74,10 @@ export interface NodeNetwork {
   readonly counters: Counters;
   /** Frames and bytes each way. */
   readonly stats: StackStats;
-  /** The stack underneath, for what this entry point does not pass through. */
+  /** The stack underneath (gateway, DHCP, DNS, NAT), for what this entry point does not pass through. */
   readonly stack: Stack;
+  /** The network underneath (switch and stack). */
+  readonly network: Network;
   /** True once `close()` ran. */
   readonly closed: boolean;
   /** Ends every flow, releases every host socket and stops the timer. Idempotent. */
@@ -91,49 +104,39 @@ function dnsOf(o: NodeNetworkOptions): { upstreams: Endpoint[]; records: DnsStat
  * Starts one network whose guest flows become host sockets. Throws `ConfigError` (naming the
  * option) for invalid options; everything after that is counted, never thrown.
  */
-export function createNodeNetwork(options: NodeNetworkOptions, io: NodeNetworkIo): NodeNetwork {
+export function createNodeNetwork(options: NodeNetworkOptions, io: NodeNetworkIo = {}): NodeNetwork {
   const config = resolveStackConfig(options);
   const dns = dnsOf(options);
-  const clock = io.clock ?? systemClock;
-  let closed = false;
-  let stack: NodeStack | undefined = undefined;
-  // The scheduler exists before the stack, which may poke while it is built.
-  const scheduler = new Scheduler({ advance: () => stack?.advance(), nextDeadline: () => stack?.nextDeadline() }, clock);
-  stack = new NodeStack(
+  const live = new LiveNetwork({
+    name: options.name ?? 'default',
     config,
-    {
-      clock,
-      random: io.random ?? systemRandom(),
-      emit: (frame) => {
-        io.emit(frame);
-      },
-      poke: () => {
-        if (!closed) scheduler.rearm();
-      },
-    },
-    { dnsUpstreams: dns.upstreams, dnsRecords: dns.records },
-  );
-  const s = stack;
+    clock: io.clock ?? systemClock,
+    random: io.random ?? systemRandom(),
+    dnsUpstreams: dns.upstreams,
+    dnsRecords: dns.records,
+    ...(options.flowLimits !== undefined && { flowLimits: options.flowLimits }),
+  });
+  const emit = io.emit;
+  const first = emit === undefined ? undefined : live.attach({ send: (frame) => { emit(frame); } });
+  const stack = live.network.stack;
   return {
+    name: live.name,
     config,
     receiveFrame(frame) {
-      if (closed) return;
-      s.receiveFrame(frame);
-      scheduler.rearm();
+      first?.receive(frame);
     },
-    leases: () => s.leases(),
-    flows: () => s.flows(),
-    counters: s.counters,
-    stats: s.stats,
-    stack: s,
+    attach: (sink) => live.attach(sink),
+    leases: () => live.leases(),
+    flows: () => stack.flows(),
+    counters: stack.counters,
+    stats: stack.stats,
+    stack,
+    network: live.network,
     get closed() {
-      return closed;
+      return live.closed;
     },
     close() {
-      if (closed) return;
-      closed = true;
-      scheduler.stop();
-      s.dispose();
+      live.close();
     },
   };
 }

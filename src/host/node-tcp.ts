@@ -189,8 +189,8 @@ export class NodeTcp {
 export interface TcpForwardTarget {
   /** Stack.forwardTcp: a SYN to the guest; undefined refuses the client. */
   forwardTcp(client: Endpoint, guest: Endpoint): FlowId | undefined;
-  /** The guest address for rules without one: the session's first DHCP lease, if any. */
-  defaultGuestAddr(): Ipv4Addr | undefined;
+  /** The guest address `rule` delivers to now (its address, its lease host name's, or the first lease's); undefined when there is none yet. */
+  forwardGuest(rule: ForwardRule): Ipv4Addr | undefined;
   /** The NodeTcp of the session's host, which adopts the accepted socket. */
   readonly tcp: NodeTcp;
 }
@@ -261,7 +261,7 @@ export class TcpForwardListener {
     socket.on('error', () => undefined);   // until adopted: a client reset must not crash the daemon
     const t = this.#target;
     const client = clientEndpoint(socket);
-    const guestAddr = this.rule.guestAddr ?? t?.defaultGuestAddr();
+    const guestAddr = t?.forwardGuest(this.rule);
     const flow = t === undefined || guestAddr === undefined ? undefined : t.forwardTcp(client, { addr: guestAddr, port: this.rule.guestPort });
     if (t === undefined || flow === undefined) {
       this.refusals.refuse(t === undefined ? 'hostfwd.no-session' : guestAddr === undefined ? 'hostfwd.no-guest-address' : 'hostfwd.refused-by-session', formatEndpoint(client));

@@ -125,8 +125,8 @@ export class NodeUdp {
 export interface UdpForwardTarget {
   /** Stack.forwardUdp: a flow towards the guest for a new client; undefined drops the datagram. */
   forwardUdp(client: Endpoint, guest: Endpoint): FlowId | undefined;
-  /** The guest address for rules without one: the session's first DHCP lease, if any. */
-  defaultGuestAddr(): Ipv4Addr | undefined;
+  /** The guest address `rule` delivers to now (its address, its lease host name's, or the first lease's); undefined when there is none yet. */
+  forwardGuest(rule: ForwardRule): Ipv4Addr | undefined;
   /** The NodeUdp of the session's host, which carries the flows. */
   readonly udp: NodeUdp;
 }
@@ -226,7 +226,7 @@ export class UdpForwardListener {
     const key = `${addr}:${rinfo.port}`;
     let flow = this.#clients.get(key);
     if (flow === undefined || !t.udp.has(flow)) {
-      const guestAddr = this.rule.guestAddr ?? t.defaultGuestAddr();
+      const guestAddr = t.forwardGuest(this.rule);
       flow = guestAddr === undefined ? undefined : t.forwardUdp(client, { addr: guestAddr, port: this.rule.guestPort });
       if (flow === undefined) {
         this.refusals.refuse(guestAddr === undefined ? 'hostfwd.no-guest-address' : 'hostfwd.refused-by-session', `${rinfo.address}:${rinfo.port}`);

@@ -90,8 +90,10 @@ export interface ForwardRule {
   readonly hostAddr: Ipv4Addr;
   /** 1..65535. */
   readonly hostPort: number;
-  /** The guest's address; undefined: the session's first DHCP lease. */
+  /** The guest's address; undefined: the lease named `guestName`, else the network's first DHCP lease. */
   readonly guestAddr: Ipv4Addr | undefined;
+  /** A lease's DHCP host name, resolved when a client connects. */
+  readonly guestName?: string | undefined;
   /** 1..65535. */
   readonly guestPort: number;
   /** The rule this port came from, as written (a range's ports share it), for messages. */

@@ -7,9 +7,11 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { Daemon } from '../../src/daemon/daemon.js';
+import { networkSettings } from '../../src/daemon/networks.js';
 import { frameStream, StreamDeframer } from '../../src/link/qemu-stream.js';
 import { readCapture } from '../../src/pcap/reader.js';
 import { resolveStackConfig } from '../../src/stack/config.js';
+import { formatIpv4Addr } from '../../src/util/bytes.js';
 import { toHex } from '../helpers/hex.js';
 import { memoryLog, until } from '../link/test-log.js';
 import { DHCP_DISCOVER, dhcpReplyType, yiaddr } from './dhcp-frames.js';
@@ -32,7 +34,7 @@ describe('Daemon with the real Stack (loopback sockets)', () => {
         { kind: 'dgram', host: '127.0.0.1', port: 0 },
         { kind: 'ws', host: '127.0.0.1', port: 0 },
       ],
-      network: resolveStackConfig(),
+      network: networkSettings(resolveStackConfig()),
       log: logs.log,
       pcapDir,
     });
@@ -106,7 +108,7 @@ describe('Daemon with the real Stack (loopback sockets)', () => {
     const drops = session.drops();
     const dropTotal = Object.values(drops).reduce((a, b) => a + b, 0);
     expect(dropTotal).toBeGreaterThan(5000);
-    expect(drops['ethernet.truncated'] ?? 0).toBeGreaterThan(0);
+    expect(drops['switch.runt'] ?? 0).toBeGreaterThan(0); // shorter than an Ethernet header: the switch drops it
     expect(drops['stack.internal-error'] ?? 0).toBe(0);
     // Still serving, on the same connection.
     got.length = 0;
@@ -116,7 +118,7 @@ describe('Daemon with the real Stack (loopback sockets)', () => {
     await until(() => d.sessions.every((s) => s.kind !== 'ws'), 3000, 'ws session end');
   }, 60_000);
 
-  it('gives each session its own network and its own capture file', async () => {
+  it('gives each session without a network name a private network and its own capture file', async () => {
     const a = new WebSocket(wsUrl);
     const b = new WebSocket(wsUrl);
     const ga: Uint8Array[] = [];
@@ -160,7 +162,7 @@ describe('Daemon start and stop', () => {
           { kind: 'stream', transport: 'unix', path: sock },
           { kind: 'ws', host: '127.0.0.1', port },
         ],
-        network: resolveStackConfig(),
+        network: networkSettings(resolveStackConfig()),
         log,
       }),
     ).rejects.toThrow(/EADDRINUSE/);
@@ -171,7 +173,7 @@ describe('Daemon start and stop', () => {
 
   it('closes live sessions on close()', async () => {
     const logs = memoryLog();
-    const d = await Daemon.start({ listeners: [{ kind: 'ws', host: '127.0.0.1', port: 0 }], network: resolveStackConfig(), log: logs.log });
+    const d = await Daemon.start({ listeners: [{ kind: 'ws', host: '127.0.0.1', port: 0 }], network: networkSettings(resolveStackConfig()), log: logs.log });
     const a = d.addresses[0]!;
     const url = a.kind === 'ws' ? a.url : '';
     const ws = new WebSocket(url);
@@ -183,5 +185,113 @@ describe('Daemon start and stop', () => {
     expect(await closed).toBe(1001);
     expect(d.sessions).toHaveLength(0);
     expect(logs.withMsg('session ended')).toHaveLength(1);
+  });
+});
+
+describe('Daemon: networks', () => {
+  const logs = memoryLog('info');
+  let d: Daemon;
+  let wsUrl = '';
+  const open: WebSocket[] = [];
+
+  beforeAll(async () => {
+    d = await Daemon.start({
+      listeners: [
+        { kind: 'ws', host: '127.0.0.1', port: 0 },
+        { kind: 'ws', host: '127.0.0.1', port: 0, network: 'side' },
+      ],
+      network: networkSettings(resolveStackConfig()),
+      networks: new Map([['lab', networkSettings(resolveStackConfig({ net: '10.9.0.0/24' }))]]),
+      dns: { upstreams: [], resolvConf: '/nonexistent' },
+      log: logs.log,
+    });
+    const a = d.addresses[0]!;
+    if (a.kind === 'ws') wsUrl = a.url;
+  });
+  afterAll(async () => {
+    for (const ws of open) ws.terminate();
+    await d.close();
+  });
+
+  /** A WebSocket guest at `url`, collecting what it receives. */
+  async function guest(url: string): Promise<{ ws: WebSocket; got: Uint8Array[] }> {
+    const ws = new WebSocket(url);
+    open.push(ws);
+    const got: Uint8Array[] = [];
+    ws.on('message', (m: Buffer) => got.push(new Uint8Array(m)));
+    await new Promise((r) => ws.once('open', r));
+    return { ws, got };
+  }
+
+  /** DHCP_DISCOVER from another MAC (chaddr and Ethernet source). */
+  const discoverFrom = (last: number): Uint8Array => {
+    const f = DHCP_DISCOVER.slice();
+    f[11] = last;
+    f[14 + 20 + 8 + 28 + 5] = last;
+    return f;
+  };
+
+  it('puts clients that name a network in their URL on one segment with one DHCP pool', async () => {
+    const a = await guest(`${wsUrl}?network=lab`);
+    const b = await guest(`${wsUrl}?network=lab`);
+    a.ws.send(discoverFrom(0x0a));
+    await until(() => a.got.some((f) => dhcpReplyType(f) === OFFER), 3000, 'OFFER to a');
+    b.ws.send(discoverFrom(0x0b));
+    await until(() => b.got.some((f) => dhcpReplyType(f) === OFFER && yiaddr(f) === '10.9.0.16'), 3000, 'OFFER of the next address to b');
+    expect(yiaddr(a.got.find((f) => dhcpReplyType(f) === OFFER)!)).toBe('10.9.0.15');
+    // b's broadcast DISCOVER was flooded to a as well: one segment.
+    expect(a.got.some((f) => toHex(f) === toHex(discoverFrom(0x0b)))).toBe(true);
+    expect(d.sessions.filter((s) => s.network.name === 'lab')).toHaveLength(2);
+    expect(logs.withMsg('session started').filter((r) => r['network'] === 'lab')).toHaveLength(2);
+    a.ws.close();
+    b.ws.close();
+    await until(() => d.sessions.length === 0, 3000, 'sessions end');
+    // A declared network outlives its sessions, with its leases.
+    expect(d.networks.map((n) => n.name)).toEqual(['lab']);
+    expect(d.networks[0]!.leases().map((l) => formatIpv4Addr(l.ip))).toEqual(['10.9.0.15', '10.9.0.16']);
+  });
+
+  it("joins the listener's network= unless the URL names another; an undeclared network closes with its last session", async () => {
+    const side = d.addresses[1]!;
+    if (side.kind !== 'ws') throw new Error('expected ws');
+    const a = await guest(side.url);
+    const b = await guest(`${side.url}?network=other`);
+    await until(() => d.sessions.length === 2, 3000, 'two sessions');
+    expect(d.sessions.map((s) => s.network.name).sort()).toEqual(['other', 'side']);
+    expect(d.networks.map((n) => n.name).sort()).toEqual(['lab', 'other', 'side']);
+    a.ws.close();
+    b.ws.close();
+    await until(() => d.sessions.length === 0, 3000, 'sessions end');
+    expect(d.networks.map((n) => n.name)).toEqual(['lab']);
+    expect(logs.withMsg('network closed (its last session left)').map((r) => r['network']).sort()).toEqual(['other', 'side']);
+  });
+
+  it('refuses a bad ?network= with HTTP 400 and the reason, and keeps serving', async () => {
+    for (const bad of ['Lab', '-x', 'a'.repeat(33), 'a b', '']) {
+      const ws = new WebSocket(`${wsUrl}?network=${encodeURIComponent(bad)}`);
+      const status = await new Promise<number>((resolve) => {
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.once('open', () => resolve(101));
+        ws.once('error', () => undefined);
+      });
+      expect(status, bad).toBe(400);
+    }
+    expect(d.wsListeners[0]!.counters.get('ws.bad-network')).toBe(5);
+    const ok = await guest(`${wsUrl}?network=lab`);
+    ok.ws.close();
+  });
+
+  it('private networks are not joinable by name: a session id in ?network= makes a new named network', async () => {
+    const a = await guest(wsUrl);
+    await until(() => d.sessions.length === 1, 3000, 'session');
+    const privateName = d.sessions[0]!.network.name;
+    expect(d.sessions[0]!.privateNetwork).toBe(true);
+    const b = await guest(`${wsUrl}?network=${privateName}`);
+    await until(() => d.sessions.length === 2, 3000, 'second session');
+    const [na, nb] = d.sessions.map((s) => s.network);
+    expect(na).not.toBe(nb);
+    a.ws.close();
+    b.ws.close();
+    await until(() => d.sessions.length === 0, 3000, 'sessions end');
   });
 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Daemon } from '../../src/daemon/daemon.js';
+import { networkSettings } from '../../src/daemon/networks.js';
 import { resolveStackConfig } from '../../src/stack/config.js';
 import { finish, sum16 } from '../../src/util/checksum.js';
 import { memoryLog } from '../link/test-log.js';
@@ -21,8 +22,8 @@ describe('Daemon: e1000 device protocol at /e1000', () => {
   beforeAll(async () => {
     d = await Daemon.start({
       listeners: [{ kind: 'ws', host: '127.0.0.1', port: 0 }],
-      network: resolveStackConfig(),
-      dns: { upstreams: [], resolvConf: '/nonexistent', records: [] },
+      network: networkSettings(resolveStackConfig()),
+      dns: { upstreams: [], resolvConf: '/nonexistent' },
       log: logs.log,
     });
     const a = d.addresses[0]!;
@@ -71,6 +72,6 @@ describe('Daemon: e1000 device protocol at /e1000', () => {
     expect(reply?.src).toBe(ip('10.0.2.2'));
     expect(reply!.l4.subarray(8)).toEqual(data);
     expect(finish(sum16(reply!.l4, 0, reply!.l4.length))).toBe(0);
-    expect(d.sessions[0]!.stack.leases()).toMatchObject([{ ip: ip('10.0.2.15'), state: 'bound' }]);
+    expect(d.sessions[0]!.network.leases()).toMatchObject([{ ip: ip('10.0.2.15'), state: 'bound' }]);
   });
 });

@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { Daemon } from '../../src/daemon/daemon.js';
-import { NodeStack } from '../../src/daemon/node-stack.js';
+import { networkSettings } from '../../src/daemon/networks.js';
 import { IP_PROTO } from '../../src/ipv4/wire.js';
 import { parseForwards } from '../../src/nat/forwards.js';
 import { resolveStackConfig } from '../../src/stack/config.js';
@@ -32,9 +32,8 @@ describe('Daemon: --hostfwd udp', () => {
     port = await freeUdpPort();
     d = await Daemon.start({
       listeners: [{ kind: 'ws', host: '127.0.0.1', port: 0 }],
-      network: resolveStackConfig(),
-      dns: { upstreams: [], resolvConf: '/nonexistent', records: [] },
-      forwards: parseForwards([`udp:127.0.0.1:${port}-10.0.2.15:7`]),
+      network: networkSettings(resolveStackConfig(), { forwards: parseForwards([`udp:127.0.0.1:${port}-10.0.2.15:7`]) }),
+      dns: { upstreams: [], resolvConf: '/nonexistent' },
       log: logs.log,
     });
   });
@@ -72,8 +71,6 @@ describe('Daemon: --hostfwd udp', () => {
     ws.send(ipv4Frame({ protocol: IP_PROTO.UDP, dst: ip('10.0.2.2'), payload: reply }, GATEWAY_MAC));
     await until(() => replies.length === 1, 2000, 'reply at the client');
     expect(replies).toEqual(['pong-1']);
-    const stack = d.sessions[0]!.stack;
-    if (!(stack instanceof NodeStack)) throw new Error('expected the daemon\'s NodeStack');
-    expect(stack.flows()).toMatchObject([{ protocol: 'udp', origin: 'forward', remote: { addr: ip('10.0.2.2') } }]);
+    expect(d.networks[0]!.network.stack.flows()).toMatchObject([{ protocol: 'udp', origin: 'forward', remote: { addr: ip('10.0.2.2') } }]);
   });
 });

@@ -162,7 +162,7 @@ describe('TcpForwardListener', () => {
     const r = recorder();
     const tcp = new NodeTcp(r.ev);
     const calls: [Endpoint, Endpoint][] = [];
-    l.attach({ tcp, defaultGuestAddr: () => ip('10.0.2.15'), forwardTcp: (c, g) => (calls.push([c, g]), 42) });
+    l.attach({ tcp, forwardGuest: () => ip('10.0.2.15'), forwardTcp: (c, g) => (calls.push([c, g]), 42) });
     const client = net.connect({ port: l.port, host: '127.0.0.1', allowHalfOpen: true });
     await new Promise((res) => client.once('connect', res));
     client.write('early');

@@ -1,0 +1,195 @@
+/**
+ * A network on real host sockets: the Node shell around one sans-IO `Network`.
+ *
+ * It gives the network a `NodeHost` (node:net, node:dgram) whose events enter the stack, and
+ * keeps the network's one timer: re-armed from `nextDeadline()` after every entry — a frame
+ * from a port, a host socket event, a forward's client — and `advance()` when it fires.
+ * Frames that arrive in one I/O event (one socket read holds many; several links may read in
+ * one turn) form one batch: the stack flushes TCP — data and one ACK per connection — once,
+ * in a microtask after the event, not after every frame.
+ *
+ * The daemon's registry (`networks.ts`) and the library entry point (`node-network.ts`) both
+ * build on it; sessions are its ports (`attach`).
+ */
+import type { DhcpLease } from '../dhcp/server.js';
+import type { DnsStaticRecord } from '../dns/records.js';
+import { NodeHost } from '../host/node-host.js';
+import type { NodeTcp, TcpForwardTarget } from '../host/node-tcp.js';
+import type { NodeUdp, UdpForwardTarget } from '../host/node-udp.js';
+import type { FlowLimits } from '../nat/flow-table.js';
+import type { ForwardRule } from '../nat/forwards.js';
+import type { Endpoint, FlowId } from '../net/addr.js';
+import type { HostEvents } from '../net/seams.js';
+import { Network, type NetworkPort, type PortSink } from '../network/network.js';
+import type { StackConfig } from '../stack/config.js';
+import type { TcpEngineLimits } from '../nat/tcp-flow.js';
+import type { SwitchOptions } from '../switch/learning-switch.js';
+import type { Ipv4Addr } from '../util/bytes.js';
+import type { Clock, Random } from '../util/clock.js';
+import { Scheduler } from './scheduler.js';
+import type { SessionNetwork } from './session.js';
+
+export interface LiveNetworkOptions {
+  readonly name: string;
+  readonly config: StackConfig;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly dnsUpstreams: readonly Endpoint[];
+  readonly dnsRecords: readonly DnsStaticRecord[];
+  readonly flowLimits?: FlowLimits;
+  readonly tcpLimits?: Partial<TcpEngineLimits>;
+  readonly switch?: SwitchOptions;
+  /** A bug of ours caught inside the network (the frame or event is dropped): log it. Once per distinct error. */
+  readonly onInternalError?: (err: unknown) => void;
+}
+
+export class LiveNetwork implements TcpForwardTarget, UdpForwardTarget, SessionNetwork {
+  readonly network: Network;
+  readonly host: NodeHost;
+  readonly #scheduler: Scheduler;
+  readonly #onInternalError: ((err: unknown) => void) | undefined;
+  #lastError: unknown;
+  #batching = false;
+  #closed = false;
+
+  constructor(o: LiveNetworkOptions) {
+    // Host events enter the stack, then the timer is re-armed.
+    const events: HostEvents = {
+      udpReceived: (flow, data) => { if (!this.#closed) { this.network.stack.udpReceived(flow, data); this.poke(); } },
+      udpError: (flow, code) => { if (!this.#closed) { this.network.stack.udpError(flow, code); this.poke(); } },
+      tcpConnected: (flow) => { if (!this.#closed) { this.network.stack.tcpConnected(flow); this.poke(); } },
+      tcpData: (flow, data) => { if (!this.#closed) { this.network.stack.tcpData(flow, data); this.poke(); } },
+      tcpEnd: (flow) => { if (!this.#closed) { this.network.stack.tcpEnd(flow); this.poke(); } },
+      tcpDrained: (flow) => { if (!this.#closed) { this.network.stack.tcpDrained(flow); this.poke(); } },
+      tcpError: (flow, code) => { if (!this.#closed) { this.network.stack.tcpError(flow, code); this.poke(); } },
+      tcpClosed: (flow) => { if (!this.#closed) { this.network.stack.tcpClosed(flow); this.poke(); } },
+    };
+    this.host = new NodeHost(events);
+    this.#onInternalError = o.onInternalError;
+    // The scheduler exists before the network, whose stack may arm timers while it is built.
+    this.#scheduler = new Scheduler({ advance: () => this.network.advance(), nextDeadline: () => this.network.nextDeadline() }, o.clock, () => {
+      this.#checkError();
+    });
+    this.network = new Network(o.name, o.config, {
+      clock: o.clock,
+      random: o.random,
+      host: this.host,
+      dnsUpstreams: o.dnsUpstreams,
+      dnsRecords: o.dnsRecords,
+      ...(o.flowLimits !== undefined && { flowLimits: o.flowLimits }),
+      ...(o.tcpLimits !== undefined && { tcpLimits: o.tcpLimits }),
+      ...(o.switch !== undefined && { switch: o.switch }),
+    });
+  }
+
+  get name(): string {
+    return this.network.name;
+  }
+
+  get config(): StackConfig {
+    return this.network.config;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The network's drops and refusals (the stack's and the switch's), by name. */
+  counters(): Record<string, number> {
+    return this.network.stack.counters.snapshot();
+  }
+
+  leases(): readonly DhcpLease[] {
+    return this.network.leases();
+  }
+
+  tcpStats(): Record<string, number> {
+    return this.network.stack.tcpStats();
+  }
+
+  /** A guest port: frames in through `receive` (batched per I/O event), out through `sink`. */
+  attach(sink: PortSink): NetworkPort {
+    const inner = this.network.attach(sink);
+    return {
+      id: inner.id,
+      receive: (frame) => {
+        if (this.#closed || inner.detached) return;
+        if (!this.#batching) {
+          this.#batching = true;
+          this.network.beginBatch();
+          queueMicrotask(this.#endBatch);
+        }
+        inner.receive(frame);
+      },
+      detach: () => {
+        inner.detach();
+      },
+      get detached() {
+        return inner.detached;
+      },
+    };
+  }
+
+  readonly #endBatch = (): void => {
+    this.#batching = false;
+    if (this.#closed) return;
+    this.network.endBatch();
+    this.poke();
+  };
+
+  /** Call after any entry into the network from outside a port: re-arms the timer, reports a new internal error. */
+  poke(): void {
+    if (this.#closed) return;
+    this.#checkError();
+    this.#scheduler.rearm();
+  }
+
+  /** Replaces the DNS forwarder's upstreams (resolv.conf changed). */
+  setDnsUpstreams(upstreams: readonly Endpoint[]): void {
+    this.network.stack.setDnsUpstreams(upstreams);
+    this.poke();
+  }
+
+  // --- The forward listeners' target (the listeners adopt accepted sockets into this host).
+
+  get tcp(): NodeTcp {
+    return this.host.tcp;
+  }
+
+  get udp(): NodeUdp {
+    return this.host.udp;
+  }
+
+  forwardGuest(rule: ForwardRule): Ipv4Addr | undefined {
+    return this.network.forwardGuest(rule);
+  }
+
+  forwardTcp(client: Endpoint, guest: Endpoint): FlowId | undefined {
+    const flow = this.#closed ? undefined : this.network.forwardTcp(client, guest);
+    this.poke();
+    return flow;
+  }
+
+  forwardUdp(client: Endpoint, guest: Endpoint): FlowId | undefined {
+    const flow = this.#closed ? undefined : this.network.forwardUdp(client, guest);
+    this.poke();
+    return flow;
+  }
+
+  #checkError(): void {
+    const e = this.network.stack.lastError;
+    if (e === undefined || e === this.#lastError) return;
+    this.#lastError = e;
+    this.#onInternalError?.(e);
+  }
+
+  /** Ends every flow, releases every socket and stops the timer. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#checkError();
+    this.#closed = true;
+    this.#scheduler.stop();
+    this.network.close();
+    this.host.closeAll();
+  }
+}
