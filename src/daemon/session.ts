@@ -65,6 +65,12 @@ export interface SessionOptions {
   readonly onEnded?: (s: Session) => void;
 }
 
+/** A capture interface's description: link kind and peer, and the network when it is shared. */
+function interfaceDescription(o: SessionOptions): string {
+  const link = `${o.link.kind} ${o.link.peer}`;
+  return o.privateNetwork ? link : `${link} network ${o.network.name}`;
+}
+
 export class Session {
   readonly id: string;
   readonly startedAt = new Date();
@@ -98,7 +104,7 @@ export class Session {
     this.ended = new Promise<void>((resolve) => {
       this.#endedResolve = resolve;
     });
-    if (o.pcapFile !== undefined) this.#pcap = o.pcapFile.addInterface({ name: o.id, description: `${o.link.kind} ${o.link.peer} network ${o.network.name}` });
+    if (o.pcapFile !== undefined) this.#pcap = o.pcapFile.addInterface({ name: o.id, description: interfaceDescription(o) });
     else if (o.pcapDir !== undefined) this.#pcap = new PcapFileWriter(capturePath(o.pcapDir, this.startedAt, o.id));
     this.#link = this.#pcap === undefined ? o.link : tapLink(o.link, this.#pcap);
     const link = this.#link;

@@ -202,10 +202,22 @@ describe('Session (a port on a stand-in network)', () => {
     expect(logs.withMsg('session ended')[0]!['pcap']).toBe(join(dir, files[0]!));
   });
 
-  it('captures into a shared pcapng file as an interface named by the session, with directions', async () => {
+  it('describes a private network\'s session in a pcapng file by link kind and peer alone', async () => {
+    const path = join(dir, 'private.pcapng');
+    const file = await PcapngFileWriter.open(path);
+    const { s } = start(undefined, file);
+    s.close('done');
+    await s.ended;
+    await file.close();
+    const c = readCapture(readFileSync(path));
+    if (typeof c === 'string') throw new Error(c);
+    expect(c.interfaces).toEqual([{ linkType: 1, snaplen: 0, name: 't-1', description: 'ws 127.0.0.1:1234' }]);
+  });
+
+  it('captures into a shared pcapng file as an interface named by the session, with directions and its shared network', async () => {
     const path = join(dir, 'shared.pcapng');
     const file = await PcapngFileWriter.open(path);
-    const { s, f, logs } = start(undefined, file);
+    const { s, f, logs } = start(undefined, file, false);
     f.handler().frame(FRAME);
     s.close('done');
     await s.ended;
