@@ -4,7 +4,8 @@
  * It gives the network a `NodeHost` (node:net, node:dgram) whose events enter the stack, and
  * keeps the network's one timer: re-armed from `nextDeadline()` after every entry — a frame
  * from a port, a host socket event (a forward's client among them) — and `advance()` when it
- * fires.
+ * fires. Given an observer, every Host call and HostEvents event of the network passes it
+ * (`src/net/observe.ts`); without one nothing is wrapped.
  *
  * Port forwards are sockets of the network's host (`openForward`): the daemon lends the ones
  * it bound at start from its `ListenerPool`.
@@ -23,6 +24,7 @@ import type { FlowLimits } from '../nat/flow-table.js';
 import type { ForwardRefusals } from '../nat/forward-refusals.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import type { Endpoint, FlowId } from '../net/addr.js';
+import { observeEvents, observeHost, type HostObserver } from '../net/observe.js';
 import type { HostEvents } from '../net/seams.js';
 import { Network, type NetworkPort, type PortSink } from '../network/network.js';
 import type { StackConfig } from '../stack/config.js';
@@ -44,6 +46,8 @@ export interface LiveNetworkOptions {
   readonly switch?: SwitchOptions;
   /** A bug of ours caught inside the network (the frame or event is dropped): log it. Once per distinct error. */
   readonly onInternalError?: (err: unknown) => void;
+  /** Sees every Host call and HostEvents event of the network (a recorder, a trace); absent: nothing is wrapped. */
+  readonly observer?: HostObserver;
 }
 
 export class LiveNetwork implements SessionNetwork {
@@ -73,7 +77,8 @@ export class LiveNetwork implements SessionNetwork {
       udpBound: (socket, local) => { if (!this.#closed) { this.network.stack.udpBound(socket, local); this.poke(); } },
       udpReceivedFrom: (socket, from, data) => { if (!this.#closed) { this.network.stack.udpReceivedFrom(socket, from, data); this.poke(); } },
     };
-    this.host = new NodeHost(events);
+    const observer = o.observer;
+    this.host = new NodeHost(observer === undefined ? events : observeEvents(events, observer));
     this.#onInternalError = o.onInternalError;
     // The scheduler exists before the network, whose stack may arm timers while it is built.
     this.#scheduler = new Scheduler({ advance: () => this.network.advance(), nextDeadline: () => this.network.nextDeadline() }, o.clock, () => {
@@ -82,7 +87,7 @@ export class LiveNetwork implements SessionNetwork {
     this.network = new Network(o.name, o.config, {
       clock: o.clock,
       random: o.random,
-      host: this.host,
+      host: observer === undefined ? this.host : observeHost(this.host, observer),
       dnsUpstreams: o.dnsUpstreams,
       dnsRecords: o.dnsRecords,
       ...(o.flowLimits !== undefined && { flowLimits: o.flowLimits }),

@@ -4,6 +4,8 @@
  * The stack implements `ToGuest` and `HostEvents`; `src/host/node-host.ts` implements `Host`
  * over node:net and node:dgram, tests a recording fake. Living here, below the engines, the
  * seams let `src/nat` and `src/dns` name them without importing the stack or the host.
+ * Every call and every event of `Host`/`HostEvents` can be watched at one place
+ * (`observe.ts`), which is where a recording of a network's I/O is taken.
  *
  * Host contract:
  * - Every call names a socket by an id the stack drew from its NAT flow table's allocator
