@@ -21,6 +21,8 @@ import { ACK, FIN, GATEWAY, GUEST, optionsAfterSyn, RST, tcpHarness } from './tc
 const OTHER = ip('10.0.2.16');
 const GUESTS = [GUEST, OTHER, ip('10.0.2.17'), ip('10.0.2.18')] as const;
 const EMPTY = new Uint8Array(0);
+/** The bound socket forwarded UDP flows ride (an id no flow of these tests reaches). */
+const VIA: FlowId = 1_000_000;
 
 const limits = (udp: number, tcp: number, guestUdp: number, guestTcp: number): FlowLimits =>
   ({ udp, tcp, perGuest: { udp: guestUdp, tcp: guestTcp } });
@@ -164,10 +166,10 @@ describe('UDP NAT limits', () => {
     t.udpSends(GUEST, 2);
     const client = { addr: ip('127.0.0.1'), port: 50_000 };
     t.clock.advance(1);
-    expect(t.udp.forward(client, { addr: GUEST, port: 53 }, t.clock.now())).toBeDefined();
+    expect(t.udp.forward(client, { addr: GUEST, port: 53 }, t.clock.now(), VIA)).toBeDefined();
     expect(t.ports('udp', GUEST)).toEqual([2, 53]);
     expect(t.counters.get('nat.udp-guest-limit')).toBe(1);
-    expect(t.udp.forward(client, { addr: OTHER, port: 53 }, t.clock.now())).toBeDefined();
+    expect(t.udp.forward(client, { addr: OTHER, port: 53 }, t.clock.now(), VIA)).toBeDefined();
     expect(t.table.guestCount('udp', OTHER)).toBe(1);
   });
 });
@@ -314,7 +316,7 @@ describe('flow limits (property)', () => {
             break;
           }
           case 'udp-forward':
-            opening('udp', op.guest, () => t.udp.forward(client(op.port), { addr: GUESTS[op.guest]!, port: 7000 + op.port }, t.clock.now()));
+            opening('udp', op.guest, () => t.udp.forward(client(op.port), { addr: GUESTS[op.guest]!, port: 7000 + op.port }, t.clock.now(), VIA));
             break;
           case 'tcp-forward':
             opening('tcp', op.guest, () => t.engine.forward(client(op.port), { addr: GUESTS[op.guest]!, port: 7000 + op.port }, t.clock.now()));
