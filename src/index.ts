@@ -7,11 +7,14 @@ export { createNodeNetwork, type NodeNetwork, type NodeNetworkIo, type NodeNetwo
 export { Stack, type StackDeps, type StackStats } from './stack/stack.js';
 export type { Endpoint, FlowId, IpAddr, Ipv4Endpoint, Ipv6Addr } from './net/addr.js';
 export { formatEndpoint, formatIpAddr, ipv4Of, parseIpAddr } from './net/addr.js';
-export type { Host, HostEvents } from './net/seams.js';
+export type { AcceptId, Host, HostEvents } from './net/seams.js';
+export { observeEvents, observeHost, type HostObserver } from './net/observe.js';
+export { ForwardRefusals, type ForwardLog, type ForwardRefusal } from './nat/forward-refusals.js';
+export { parseForwards, type ForwardRule } from './nat/forwards.js';
 export { NodeHost } from './host/node-host.js';
 export type { NodeTcpOptions } from './host/node-tcp.js';
 export type { DhcpLease } from './dhcp/server.js';
-export { DEFAULT_FLOW_LIMITS, type FlowInfo, type FlowLimits } from './nat/flow-table.js';
+export { DEFAULT_FLOW_LIMITS, resolveFlowLimits, type FlowInfo, type FlowLimitOptions, type FlowLimits } from './nat/flow-table.js';
 export { formatIpv4Addr, formatMac, parseIpv4Addr, type Ipv4Addr, type Mac } from './util/bytes.js';
 export { resolveStackConfig, type StackConfig, type NetworkOptions, type StaticRoute } from './stack/config.js';
 export { ConfigError } from './util/config-error.js';
