@@ -26,7 +26,7 @@ export type ForwardRefusal =
 
 const WHY: Readonly<Record<ForwardRefusal, string>> = {
   'hostfwd.no-session': 'no guest session is attached',
-  'hostfwd.no-guest-address': 'the guest has no DHCP lease yet and the rule names no guest address',
+  'hostfwd.no-guest-address': 'no DHCP lease yet (or none with the rule\'s host name) and the rule names no guest address',
   'hostfwd.refused-by-session': 'the session refused the flow (flow table full or tuple in use)',
   'hostfwd.client-not-ipv4': 'the client address is not IPv4',
 };

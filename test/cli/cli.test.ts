@@ -122,6 +122,12 @@ describe('parseCommandLine', () => {
   it('documents every option in --help', () => {
     for (const name of OPTION_NAMES) expect(HELP, name).toContain(`--${name}`);
   });
+
+  it('README\'s Options section is --help, word for word', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const block = /## Options\n\n```\n([\s\S]*?)```\n/.exec(readme)?.[1];
+    expect(block).toBe(HELP);
+  });
 });
 
 // Each test starts node processes (2–3 s apiece at most on a loaded 2-core machine, 7.4 s seen
