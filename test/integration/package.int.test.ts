@@ -83,6 +83,7 @@ const guestNic = {
 };
 const myHost: Host = {
   udpOpen() {}, udpSend() {}, tcpConnect() {}, tcpWrite: () => 0, tcpEnd() {}, tcpPause() {}, tcpReset() {}, close() {},
+  tcpListen() {}, tcpAdopt() {}, tcpRefuse() {}, udpBind() {}, udpSendTo() {},
 };
 void myHost;
 process.on('exit', () => { console.log('DELIVERED ' + JSON.stringify(delivered.map((f) => Buffer.from(f).toString('hex')))); });
@@ -115,6 +116,11 @@ class RefusingHost implements Host {
   tcpPause(): void {}
   tcpReset(): void {}
   close(): void {}
+  tcpListen(listener: FlowId, _local: Endpoint): void { this.events.tcpListenError(listener, 'EACCES'); }
+  tcpAdopt(): void {}
+  tcpRefuse(): void {}
+  udpBind(socket: FlowId, _local: Endpoint): void { this.events.udpError(socket, 'EACCES'); }
+  udpSendTo(): void {}
 }
 const config: StackConfig = resolveStackConfig({ net: '192.168.7.0/24' });
 let stack: Stack | undefined;
@@ -122,6 +128,9 @@ const refusing = new RefusingHost({
   udpReceived: (f, d) => stack?.udpReceived(f, d), udpError: (f, c) => stack?.udpError(f, c),
   tcpConnected: (f) => stack?.tcpConnected(f), tcpData: (f, d) => stack?.tcpData(f, d), tcpEnd: (f) => stack?.tcpEnd(f),
   tcpDrained: (f) => stack?.tcpDrained(f), tcpError: (f, c) => stack?.tcpError(f, c), tcpClosed: (f) => stack?.tcpClosed(f),
+  tcpListening: (l, e) => stack?.tcpListening(l, e), tcpListenError: (l, c) => stack?.tcpListenError(l, c),
+  tcpAccepted: (l, a, c) => stack?.tcpAccepted(l, a, c), udpBound: (s, e) => stack?.udpBound(s, e),
+  udpReceivedFrom: (s, e, d) => stack?.udpReceivedFrom(s, e, d),
 });
 stack = new Stack(config, { clock: new ManualClock(0), random: seededRandom(7), emit: () => undefined, host: refusing });
 const nodeHostType: typeof NodeHost = NodeHost;
