@@ -205,7 +205,7 @@ function svgChart(cells: readonly Cell[]): string {
       `<text x="${x0 + 77}" y="${H - 15}" font-size="10" text-anchor="middle">${c.label}</text>` +
       `<text x="${x0 + 77}" y="${H - 2}" font-size="10" text-anchor="middle">ratio ${c.ratio.toFixed(2)}</text>`;
   });
-  const width = 40 + cells.length * W;
+  const width = Math.max(40 + cells.length * W, 840); // the title needs about 840 px
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H + 30}" font-family="sans-serif">` +
     `<text x="10" y="14" font-size="12">Guest to guest on one network, iperf3 Gbit/s (median): tslirp (blue), bridge alone (grey), node relay (ochre); ratio tslirp / bridge alone, floor ${FLOOR}×</text>` +
     `<g transform="translate(0,20)">${groups.join('')}</g></svg>\n`;
