@@ -61,6 +61,7 @@ function parseOnly(f: Uint8Array): number {
 const nullHost: Host = {
   udpOpen: () => undefined, udpSend: () => undefined, tcpConnect: () => undefined, tcpWrite: () => 0,
   tcpEnd: () => undefined, tcpPause: () => undefined, tcpReset: () => undefined, close: () => undefined,
+  tcpListen: () => undefined, tcpAdopt: () => undefined, tcpRefuse: () => undefined, udpBind: () => undefined, udpSendTo: () => undefined,
 };
 
 /** Frames per second of `body` over about `ms` milliseconds (after a warm-up). */

@@ -27,6 +27,7 @@ const host: Host = {
   udpOpen: () => undefined, udpSend: () => undefined,
   tcpConnect: (flow: FlowId, _to: Endpoint) => { flowId = flow; },
   tcpWrite: () => 0, tcpEnd: () => undefined, tcpPause: () => undefined, tcpReset: () => undefined, close: () => undefined,
+  tcpListen: () => undefined, tcpAdopt: () => undefined, tcpRefuse: () => undefined, udpBind: () => undefined, udpSendTo: () => undefined,
 };
 let pending: Uint8Array[] = [];
 let lastSeq = 0;

@@ -11,9 +11,9 @@
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import PinoPretty from 'pino-pretty';
-import { DEFAULT_FLOW_LIMITS } from '../nat/flow-table.js';
 import { Daemon } from '../daemon/daemon.js';
 import { ATTACH_NOTE, attachCommand, describeListener } from '../daemon/listen-spec.js';
+import type { NetworkSettings } from '../daemon/networks.js';
 import { reasonOf, StartError } from '../daemon/start-error.js';
 import { captureTarget } from '../pcap/tap.js';
 import { ConfigError } from '../util/config-error.js';
@@ -88,7 +88,9 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   try {
     daemon = await Daemon.start({
       listeners: cmd.listeners,
-      network: { config: cmd.network, flowLimits: DEFAULT_FLOW_LIMITS, dnsRecords: cmd.dns.records, forwards: cmd.forwards },
+      network: cmd.network,
+      networks: cmd.networks,
+      defaultNetwork: cmd.defaultNetwork,
       dns: cmd.dns,
       ...(capture?.kind === 'dir' && { pcapDir: capture.path }),
       ...(capture?.kind === 'file' && { pcapFile: capture.path, pcapUserAppl: `tslirp ${version()}` }),
@@ -100,20 +102,16 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
     process.stderr.write(`tslirp: ${e instanceof StartError ? e.message : `cannot start: ${reasonOf(e)}`}\n`);
     return EXIT.ENVIRONMENT;
   }
-  const n = cmd.network;
   // The "listening" line is the daemon's contract with scripts: printed whatever --log-level says.
   log.child({}, { level: 'info' }).info(
     {
       version: version(),
-      listeners: daemon.addresses.map(describeListener),
-      network: {
-        net: `${formatIpv4Addr(n.net)}/${n.prefixLen}`,
-        host: formatIpv4Addr(n.host),
-        dns: formatIpv4Addr(n.dns),
-        dhcpstart: formatIpv4Addr(n.dhcpStart),
-        mtu: n.mtu,
-      },
-      forwards: cmd.forwards.map((r) => r.text),
+      // Addresses come in the order of the specs.
+      listeners: daemon.addresses.map((a, i) => ({ ...describeListener(a), ...(cmd.listeners[i]?.network !== undefined && { network: cmd.listeners[i].network }) })),
+      network: describeSettings(cmd.network),
+      ...(cmd.defaultNetwork !== undefined && { defaultNetwork: cmd.defaultNetwork }),
+      networks: Object.fromEntries([...cmd.networks].map(([name, s]) => [name, describeSettings(s)])),
+      forwards: [...new Set(cmd.network.forwards.map((r) => r.text))],
       dnsUpstreams: daemon.dnsUpstreams.map(formatEndpoint),
       pcap: capture, // { kind: 'dir' (a classic pcap per session) | 'file' (one pcapng), path }
     },
@@ -130,6 +128,21 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   process.stderr.write(lines.join('\n') + '\n');
   if (stopping !== undefined) shutDown(daemon, log, stopping, settle);
   return done;
+}
+
+/** A network's settings for the "listening" line: addresses, pool, MTU, its own forwards. */
+function describeSettings(s: NetworkSettings): Record<string, unknown> {
+  const c = s.config;
+  return {
+    net: `${formatIpv4Addr(c.net)}/${c.prefixLen}`,
+    host: formatIpv4Addr(c.host),
+    dns: formatIpv4Addr(c.dns),
+    dhcpstart: formatIpv4Addr(c.dhcpStart),
+    dhcpPool: c.dhcpPoolSize,
+    mtu: c.mtu,
+    maxFlows: { tcp: s.flowLimits.tcp, udp: s.flowLimits.udp, perGuest: { ...s.flowLimits.perGuest } },
+    forwards: [...new Set(s.forwards.map((r) => r.text))],
+  };
 }
 
 /** Closes the daemon within SHUTDOWN_TIMEOUT_MS; `settle` gets 0 for a clean stop, else 1. */

@@ -4,12 +4,15 @@
  */
 import { parseArgs } from 'node:util';
 import { defaultListeners, parseDgramSpec, parseStreamSpec, parseWsSpec, runtimeDir, type ListenerSpec } from '../daemon/listen-spec.js';
-import { parseDnsRecordOption, type DnsStaticRecord } from '../dns/records.js';
+import type { NetworkSettings } from '../daemon/networks.js';
+import { parseDnsRecordOption } from '../dns/records.js';
 import { parseDnsUpstream } from '../dns/resolv-conf.js';
 import type { Endpoint } from '../net/addr.js';
+import { networkNameProblem } from '../net/network-name.js';
 import { normalizeOrigin } from '../link/ws-server.js';
-import { parseForwards, type ForwardRule } from '../nat/forwards.js';
-import { resolveStackConfig, type StackConfig } from '../stack/config.js';
+import { resolveFlowLimits } from '../nat/flow-table.js';
+import { parseForwardGroups, parseForwards } from '../nat/forwards.js';
+import { resolveStackConfig } from '../stack/config.js';
 import { ConfigError } from '../util/config-error.js';
 
 /** Log levels accepted by --log-level. */
@@ -25,9 +28,13 @@ export type Command =
       readonly listeners: readonly ListenerSpec[];
       /** True when no listener option was given and the defaults apply. */
       readonly defaultListeners: boolean;
-      readonly network: StackConfig;
+      /** Settings of every network from the plain options; its `forwards` are the plain --hostfwd rules. */
+      readonly network: NetworkSettings;
+      /** Networks that `--net-option` configures, with the plain settings overridden by theirs. */
+      readonly networks: ReadonlyMap<string, NetworkSettings>;
+      /** `--network NAME`: the network of every listener that names none. */
+      readonly defaultNetwork: string | undefined;
       readonly dns: DnsSettings;
-      readonly forwards: readonly ForwardRule[];
       /** `--ws-allow-origin` values, normalized (or '*'); also set on every ws listener spec. */
       readonly wsAllowOrigins: readonly string[];
       /** --pcap PATH as given: a directory or a pcapng file (src/pcap/tap.ts captureTarget decides). */
@@ -35,14 +42,12 @@ export type Command =
       readonly logLevel: LogLevel;
     };
 
-/** Where the DNS forwarder's upstreams come from, and what it answers itself. */
+/** Where the DNS forwarder's upstreams come from (what it answers itself, --dns-record, is a network setting). */
 export interface DnsSettings {
   /** `--dns-upstream` endpoints, in order; when given, resolv.conf is not read. */
   readonly upstreams: readonly Endpoint[] | undefined;
   /** `--resolv-conf`: followed for changes when no --dns-upstream is given. */
   readonly resolvConf: string;
-  /** `--dns-record` entries. */
-  readonly records: readonly DnsStaticRecord[];
 }
 
 export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
@@ -62,10 +67,13 @@ const OPTIONS = {
   dgram: { type: 'string', multiple: true },
   ws: { type: 'string', multiple: true },
   'ws-allow-origin': { type: 'string', multiple: true },
+  network: { type: 'string' },
+  'net-option': { type: 'string', multiple: true },
   net: { type: 'string' },
   host: { type: 'string' },
   dns: { type: 'string' },
   dhcpstart: { type: 'string' },
+  'dhcp-pool': { type: 'string' },
   domainname: { type: 'string' },
   dnssearch: { type: 'string', multiple: true },
   hostname: { type: 'string' },
@@ -77,6 +85,10 @@ const OPTIONS = {
   hostfwd: { type: 'string', multiple: true },
   restrict: { type: 'boolean' },
   'disable-host-loopback': { type: 'boolean' },
+  'max-tcp-flows': { type: 'string' },
+  'max-udp-flows': { type: 'string' },
+  'max-network-tcp-flows': { type: 'string' },
+  'max-network-udp-flows': { type: 'string' },
   'dns-upstream': { type: 'string', multiple: true },
   'resolv-conf': { type: 'string' },
   'dns-record': { type: 'string', multiple: true },
@@ -90,14 +102,35 @@ const OPTIONS = {
 export const OPTION_NAMES: readonly string[] = Object.keys(OPTIONS);
 
 /** resolveStackConfig's option names (QEMU's keys) → ours, where they differ. */
-const CONFIG_OPTION_NAMES: Readonly<Record<string, string>> = { leasetime: 'lease-time', tftpservername: 'tftp-server-name' };
+const CONFIG_OPTION_NAMES: Readonly<Record<string, string>> = { leasetime: 'lease-time', tftpservername: 'tftp-server-name', dhcppool: 'dhcp-pool' };
+
+/**
+ * The options that shape a network: given plainly they set every network, and
+ * `--net-option NAME:KEY=VALUE,…` sets them for one (KEY is the long name without `--`).
+ * Later issues add keys here, not syntax.
+ */
+export const NETWORK_KEYS = [
+  'net', 'host', 'dns', 'dhcpstart', 'dhcp-pool', 'domainname', 'dnssearch', 'hostname', 'mtu', 'route',
+  'tftp-server-name', 'bootfile', 'lease-time', 'hostfwd', 'restrict', 'disable-host-loopback', 'dns-record',
+  'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows',
+] as const;
+export type NetworkKey = (typeof NETWORK_KEYS)[number];
+/** Keys that take several values (repeatable options); the rest take one. */
+const LIST_KEYS: ReadonlySet<string> = new Set<NetworkKey>(['dnssearch', 'route', 'hostfwd', 'dns-record']);
+/** Keys that are switches: `restrict` or `restrict=on|off`. */
+const BOOLEAN_KEYS: ReadonlySet<string> = new Set<NetworkKey>(['restrict', 'disable-host-loopback']);
+const isNetworkKey = (k: string): k is NetworkKey => (NETWORK_KEYS as readonly string[]).includes(k);
+
+/** A network's option values, as written: lists for LIST_KEYS, booleans for BOOLEAN_KEYS, text otherwise. */
+type NetworkValues = Partial<Record<NetworkKey, string | readonly string[] | boolean>>;
 
 export const HELP = `Usage: tslirp serve [options]
        tslirp --help | --version
 
 Serves a user-mode network (SLIRP) to virtual machines. Every guest that connects gets its
-own virtual LAN: a gateway that answers ARP and ping, a DHCP server and a DNS address,
-with QEMU -netdev user's names and defaults.
+own virtual LAN, or joins a named network that several guests share: a switch between
+them, a gateway that answers ARP and ping, a DHCP server and a DNS address, with QEMU
+-netdev user's names and defaults.
 
 Listeners (each repeatable; giving any of them replaces the defaults):
   --stream unix:PATH         QEMU -netdev stream on a unix socket (4-byte length + frame)
@@ -105,22 +138,41 @@ Listeners (each repeatable; giving any of them replaces the defaults):
   --dgram udp:HOST:PORT      QEMU -netdev dgram over UDP, one session per sender address
   --ws HOST:PORT             WebSocket, one Ethernet frame per binary message at path /
                              (v86: net_device: { relay_url: 'ws://HOST:PORT/' }); the
-                             same listener serves the e1000 device protocol at /e1000
+                             same listener serves the e1000 device protocol at /e1000; a
+                             client may name its network: ws://HOST:PORT/?network=NAME
   --ws-allow-origin ORIGIN   let web pages from ORIGIN (scheme://host[:port], e.g.
                              http://localhost:8000) open WebSockets (repeatable); '*'
                              allows any page. Requests carrying an Origin header (every
                              browser sends one) are refused with 403 otherwise; clients
                              without one (QEMU bridges, v86 under Node) are not affected
-  HOST is an IP address (IPv6 in brackets); PORT 0 picks a free port.
+  HOST is an IP address (IPv6 in brackets); PORT 0 picks a free port. Any listener may end
+  in ,network=NAME: its guests join network NAME (a WebSocket URL's ?network= wins).
+
+Networks:
+  --network NAME             guests of every listener that names no network join network
+                             NAME (without it, and without ,network= or ?network=, each
+                             session gets a private network of its own). Names match
+                             [a-z0-9][a-z0-9_-]{0,31}. Guests on one network share its
+                             switch, DHCP pool, DNS, NAT and forwards, and reach each other
+  --net-option NAME:KEY=VALUE[,KEY=VALUE...]
+                             settings of network NAME alone, replacing the plain option's
+                             value there: KEY is any option of the Network and NAT groups
+                             below without '--' (mtu=9000, hostfwd=tcp::8080-web:80,
+                             restrict or restrict=off); a value may hold commas where the
+                             option takes a list; repeatable. A network named here (or by
+                             --network) exists from the start and keeps its leases and
+                             forwards while guests come and go; others close with their
+                             last guest
   Defaults: --ws 127.0.0.1:8080 and --stream unix:DIR/tslirp.sock, where DIR is
   $XDG_RUNTIME_DIR/tslirp, else /run/tslirp as root, else TMPDIR/tslirp-UID.
 
-Network (per session, as QEMU's -netdev user):
+Network (each network's, as QEMU's -netdev user):
   --net ADDR/PREFIX          guest network (10.0.2.0/24); a dotted mask works too
                              (10.0.2.0/255.255.255.0)
   --host ADDR                gateway address (10.0.2.2)
   --dns ADDR                 virtual DNS server address (10.0.2.3)
-  --dhcpstart ADDR           first address DHCP hands out, pool of 16 (10.0.2.15)
+  --dhcpstart ADDR           first address DHCP hands out (10.0.2.15)
+  --dhcp-pool N              addresses DHCP hands out, 1 to 1024 (16, as QEMU)
   --domainname NAME          domain name, DHCP option 15
   --dnssearch NAME[,NAME]    DNS search list, DHCP option 119 (repeatable)
   --hostname NAME            host name sent to the guest, DHCP option 12
@@ -135,21 +187,30 @@ NAT (guest flows become host sockets):
                              [tcp|udp]:[HOSTADDR]:PORTS-[GUESTADDR]:PORTS, PORTS being
                              PORT or FIRST-LAST (tcp::2222-:22, tcp::8000-8010-:8000-8010;
                              ranges of equal length; at most 512 ports in all); repeatable
-                             or comma-separated. HOSTADDR defaults to 127.0.0.1, GUESTADDR to
-                             the session's first DHCP lease. Forwards belong to the first
-                             session that connects (then to the next, once it ends)
+                             or comma-separated. HOSTADDR defaults to 127.0.0.1; GUESTADDR is
+                             an IPv4 address, a lease's DHCP host name (tcp::8080-web:80,
+                             starting with a letter) or empty for the network's first DHCP
+                             lease, resolved when a client connects. Forwards belong to the
+                             --network network; without one, to the first session that
+                             connects (then to the next, once it ends)
   --restrict                 no outbound flows at all; DHCP, DNS and ping of the
                              gateway still work (QEMU's restrict=on)
   --disable-host-loopback    the gateway address does not reach the host's 127.0.0.1
                              (by default 10.0.2.2:PORT is the host's 127.0.0.1:PORT)
+  --max-tcp-flows N          TCP connections one guest may hold (4096); the oldest
+                             TIME-WAIT one is recycled, else a new one is refused
+  --max-udp-flows N          UDP flows one guest may hold (1024); the idlest is evicted
+  --max-network-tcp-flows N  TCP connections of all a network's guests (16384)
+  --max-network-udp-flows N  UDP flows of all a network's guests (4096)
 
 DNS (the forwarder at the --dns address, port 53):
   --dns-upstream HOST[:PORT] upstream resolver, tried in order (repeatable); replaces
                              --resolv-conf
   --resolv-conf PATH         take upstreams from PATH's nameserver lines and follow its
                              changes (/etc/resolv.conf)
-  --dns-record NAME=ADDR     answer NAME with an A (IPv4) or AAAA (IPv6) record (repeatable);
-                             host.tslirp.internal always answers the gateway address
+  --dns-record NAME=ADDR     answer NAME with an A (IPv4) or AAAA (IPv6) record (repeatable;
+                             a network setting); host.tslirp.internal always answers the
+                             gateway address
 
 Other:
   --pcap PATH                capture every session's frames. A PATH that is a directory or
@@ -181,6 +242,8 @@ const VALUE_HINTS: Readonly<Record<string, string>> = {
   net: 'ADDR/PREFIX, e.g. 10.0.2.0/24',
   mtu: 'a number of bytes, 68 to 65520',
   hostfwd: 'a rule such as tcp::2222-:22',
+  network: 'a network name such as lab',
+  'net-option': 'NAME:KEY=VALUE, e.g. lab:mtu=9000',
   'log-level': LOG_LEVELS.join(', '),
 };
 
@@ -276,62 +339,145 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
     throw new UsageError(`--log-level: '${logLevel}' must be one of ${LOG_LEVELS.join(', ')}`, 'log-level');
   if (v.pcap === '') throw new UsageError(`--pcap needs a value (${VALUE_HINTS['pcap']!})`, 'pcap');
-  let network: StackConfig;
-  try {
-    network = resolveStackConfig({
-      ...(v.net !== undefined && { net: v.net }),
-      ...(v.host !== undefined && { host: v.host }),
-      ...(v.dns !== undefined && { dns: v.dns }),
-      ...(v.dhcpstart !== undefined && { dhcpstart: v.dhcpstart }),
-      ...(v.domainname !== undefined && { domainname: v.domainname }),
-      ...(v.dnssearch !== undefined && { dnssearch: v.dnssearch }),
-      ...(v.hostname !== undefined && { hostname: v.hostname }),
-      ...(v.mtu !== undefined && { mtu: v.mtu }),
-      ...(v.route !== undefined && { route: v.route }),
-      ...(v['tftp-server-name'] !== undefined && { tftpservername: v['tftp-server-name'] }),
-      ...(v.bootfile !== undefined && { bootfile: v.bootfile }),
-      ...(v['lease-time'] !== undefined && { leasetime: v['lease-time'] }),
-      restrict: v.restrict === true,
-      disableHostLoopback: v['disable-host-loopback'] === true,
-    });
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      const option = CONFIG_OPTION_NAMES[e.option] ?? e.option;
-      throw new UsageError(`--${option}: ${e.message.replace(/^--[^:]+: /, '')}`, option);
-    }
-    throw e;
-  }
   const upstreams = v['dns-upstream']?.map((text) => {
     const e = parseDnsUpstream(text);
     if (typeof e === 'string') throw new UsageError(`--dns-upstream: ${e}`, 'dns-upstream');
     return e;
   });
-  const records = (v['dns-record'] ?? []).map((text) => {
-    const r = parseDnsRecordOption(text);
-    if (typeof r === 'string') throw new UsageError(`--dns-record: ${r}`, 'dns-record');
-    return r;
-  });
-  let forwards: ForwardRule[];
-  try {
-    forwards = parseForwards(v.hostfwd ?? []);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new UsageError(e.message, 'hostfwd');
-    throw e;
-  }
   if (v['resolv-conf'] === '') throw new UsageError('--resolv-conf: needs a file path', 'resolv-conf');
   if (upstreams !== undefined && v['resolv-conf'] !== undefined)
     throw new UsageError('--resolv-conf: cannot be combined with --dns-upstream (which replaces it)', 'resolv-conf');
+  if (v.network !== undefined) {
+    const problem = networkNameProblem(v.network);
+    if (problem !== undefined) throw new UsageError(`--network: ${problem}`, 'network');
+  }
+  const plain: NetworkValues = {};
+  for (const key of NETWORK_KEYS) {
+    const value = v[key];
+    if (value !== undefined) plain[key] = value;
+  }
+  const own = parseNetOptions(v['net-option'] ?? []);
+  const network = resolveNetwork(plain, undefined);
+  const networks = new Map([...own].map(([name, values]) => [name, resolveNetwork({ ...plain, ...values, hostfwd: values.hostfwd ?? [] }, name)]));
+  // Every network's forwards listen on this one host: no two may take the same port.
+  try {
+    parseForwardGroups([list(plain.hostfwd), ...[...own.values()].map((values) => list(values.hostfwd))]);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(`--hostfwd: ${e.message.replace(/^--hostfwd: /, '')}`, 'hostfwd');
+    throw e;
+  }
   return {
     command: 'serve',
     listeners: (useDefaults ? defaultListeners(runtimeDir(env)) : listeners).map((l) => (l.kind === 'ws' && wsAllowOrigins.length > 0 ? { ...l, allowOrigins: wsAllowOrigins } : l)),
     defaultListeners: useDefaults,
     network,
-    dns: { upstreams, resolvConf: v['resolv-conf'] ?? DEFAULT_RESOLV_CONF, records },
-    forwards,
+    networks,
+    defaultNetwork: v.network,
+    dns: { upstreams, resolvConf: v['resolv-conf'] ?? DEFAULT_RESOLV_CONF },
     wsAllowOrigins,
     pcap: v.pcap,
     logLevel: logLevel as LogLevel,
   };
+}
+
+const list = (value: NetworkValues[NetworkKey]): readonly string[] => (Array.isArray(value) ? (value as readonly string[]) : []);
+const text = (value: NetworkValues[NetworkKey]): string | undefined => (typeof value === 'string' ? value : undefined);
+
+/**
+ * A network's settings from its option values; `name` is the network's for `--net-option`
+ * values (errors then name `--net-option NAME:KEY`), undefined for the plain options.
+ */
+function resolveNetwork(values: NetworkValues, name: string | undefined): NetworkSettings {
+  const refuse = (key: string, reason: string): never => {
+    if (name === undefined) throw new UsageError(`--${key}: ${reason}`, key);
+    throw new UsageError(`--net-option ${name}:${key}: ${reason}`, 'net-option');
+  };
+  const why = (e: ConfigError): string => e.message.replace(/^--[^:]+: /, '');
+  try {
+    const config = resolveStackConfig({
+      net: text(values.net),
+      host: text(values.host),
+      dns: text(values.dns),
+      dhcpstart: text(values.dhcpstart),
+      dhcppool: text(values['dhcp-pool']),
+      domainname: text(values.domainname),
+      dnssearch: list(values.dnssearch),
+      hostname: text(values.hostname),
+      mtu: text(values.mtu),
+      route: list(values.route),
+      tftpservername: text(values['tftp-server-name']),
+      bootfile: text(values.bootfile),
+      leasetime: text(values['lease-time']),
+      restrict: values.restrict === true,
+      disableHostLoopback: values['disable-host-loopback'] === true,
+    });
+    const flowLimits = resolveFlowLimits({
+      'max-tcp-flows': text(values['max-tcp-flows']),
+      'max-udp-flows': text(values['max-udp-flows']),
+      'max-network-tcp-flows': text(values['max-network-tcp-flows']),
+      'max-network-udp-flows': text(values['max-network-udp-flows']),
+    });
+    const dnsRecords = list(values['dns-record']).map((r) => {
+      const record = parseDnsRecordOption(r);
+      return typeof record === 'string' ? refuse('dns-record', record) : record;
+    });
+    return { config, flowLimits, dnsRecords, forwards: parseForwards(list(values.hostfwd)) };
+  } catch (e) {
+    if (e instanceof ConfigError) return refuse(CONFIG_OPTION_NAMES[e.option] ?? e.option, why(e));
+    throw e;
+  }
+}
+
+/** A switch's value in `--net-option`: bare, or one of these words. */
+const SWITCH_WORDS: Readonly<Record<string, boolean>> = { on: true, yes: true, true: true, '1': true, off: false, no: false, false: false, '0': false };
+
+/**
+ * `--net-option NAME:KEY=VALUE[,KEY=VALUE…]` values, merged per network. A comma starts a new
+ * KEY=VALUE only when a known key follows; otherwise the text after it is one more value of
+ * a list key (`hostfwd=tcp::1-:1,tcp::2-:2`, `dnssearch=a.test,b.test`). A list key given
+ * again adds values; any other key given twice for one network is refused.
+ */
+export function parseNetOptions(values: readonly string[]): Map<string, NetworkValues> {
+  const networks = new Map<string, NetworkValues>();
+  const fail = (reason: string): never => {
+    throw new UsageError(`--net-option: ${reason}`, 'net-option');
+  };
+  for (const value of values) {
+    const colon = value.indexOf(':');
+    if (colon < 0) fail(`'${value}' must look like NAME:KEY=VALUE[,KEY=VALUE...] (e.g. lab:mtu=9000)`);
+    const name = value.slice(0, colon);
+    const problem = networkNameProblem(name);
+    if (problem !== undefined) fail(`'${value}': ${problem}`);
+    const items: [NetworkKey, string | undefined][] = [];
+    for (const piece of value.slice(colon + 1).split(',')) {
+      const m = /^([a-z][a-z0-9-]*)(?:=(.*))?$/s.exec(piece);
+      const last = items.at(-1);
+      if (m !== null && isNetworkKey(m[1]!)) items.push([m[1], m[2]]);
+      else if (last !== undefined && LIST_KEYS.has(last[0]) && last[1] !== undefined) items.push([last[0], piece]);
+      else if (m !== null) fail(`${name}:${m[1]!}: not a network setting${keySuggestion(m[1]!)}; the keys are ${NETWORK_KEYS.join(', ')}`);
+      else fail(`'${value}': '${piece}' is not KEY=VALUE (the keys are ${NETWORK_KEYS.join(', ')})`);
+    }
+    const merged = networks.get(name) ?? {};
+    for (const [key, v] of items) {
+      if (BOOLEAN_KEYS.has(key)) {
+        const on = v === undefined ? true : SWITCH_WORDS[v.toLowerCase()];
+        if (on === undefined) return fail(`${name}:${key}: '${v ?? ''}' must be on or off`);
+        if (merged[key] !== undefined) fail(`${name}:${key} is given twice`);
+        merged[key] = on;
+      } else if (v === undefined || v === '') fail(`${name}:${key} needs a value (${hintFor(key)})`);
+      else if (LIST_KEYS.has(key)) merged[key] = [...list(merged[key]), v];
+      else if (merged[key] !== undefined) fail(`${name}:${key} is given twice`);
+      else merged[key] = v;
+    }
+    networks.set(name, merged);
+  }
+  return networks;
+}
+
+/** ` (did you mean mtu?)` for a near miss among the network keys, else ''. */
+function keySuggestion(key: string): string {
+  const best = NETWORK_KEYS.map((k) => [k, distance(key, k)] as const).sort((a, b) => a[1] - b[1])[0];
+  return best !== undefined && best[1] <= 2 ? ` (did you mean ${best[0]}?)` : '';
 }
 
 /** One `--ws-allow-origin` value: '*' or an origin, returned in its serialized form. */

@@ -8,8 +8,12 @@
  * Port forwards. A declared network's own rules (`--net-option NAME:hostfwd=…`) belong to it.
  * The plain `--hostfwd` rules belong to the default network (`--network NAME`) when there is
  * one; without it they keep the first version's rule: they belong to the first session that
- * connects (its network), then to the next once it ends. Every forward listener is bound at
- * start, so a port in use stops the daemon before it serves anyone.
+ * connects (its network), then to the next once it ends. Every forward's socket is bound at
+ * start, into a `ListenerPool`, so a port in use stops the daemon before it serves anyone;
+ * the network that owns a rule borrows its socket (`LiveNetwork.openForward`) and its clients
+ * reach that network's stack as host events. While no network holds a rule, the pool resets
+ * its clients, counted here as 'hostfwd.no-session'. Each rule's `ForwardRefusals` lives as
+ * long as the daemon, whichever network counts into it, for the shutdown summary.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
@@ -21,9 +25,9 @@ import { listenStream } from '../link/qemu-stream.js';
 import { wsE1000Route } from '../link/ws-e1000.js';
 import { wsFramesRoute } from '../link/ws-frames.js';
 import { listenWs, type WsListener } from '../link/ws-server.js';
-import type { Endpoint } from '../net/addr.js';
-import { TcpForwardListener } from '../host/node-tcp.js';
-import { UdpForwardListener } from '../host/node-udp.js';
+import type { Endpoint, FlowId } from '../net/addr.js';
+import { ListenerPool, type BoundListener } from '../host/node-listeners.js';
+import { ForwardRefusals } from '../nat/forward-refusals.js';
 import { ResolvConfWatcher } from '../host/resolv-conf.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import { PcapngFileWriter } from '../pcap/pcapng-writer.js';
@@ -68,6 +72,12 @@ export interface DaemonOptions {
 
 export const DEFAULT_MAX_SESSIONS = 256;
 
+/** One forwarded port: its rule and what its clients' refusals added up to. */
+interface Forward {
+  readonly rule: ForwardRule;
+  readonly refusals: ForwardRefusals;
+}
+
 export class Daemon {
   readonly #listeners: Listener[] = [];
   readonly #sessions = new Set<Session>();
@@ -83,9 +93,20 @@ export class Daemon {
   /** The DNS upstreams new sessions start with; resolv.conf changes replace them. */
   #dnsUpstreams: readonly Endpoint[] = [];
   #resolvConf: ResolvConfWatcher | undefined;
-  readonly #forwardListeners: (TcpForwardListener | UdpForwardListener)[] = [];
-  /** The plain --hostfwd listeners that follow the first session (no --network). */
-  readonly #sessionForwards: (TcpForwardListener | UdpForwardListener)[] = [];
+  /** Every forward rule's socket, bound at start and lent to the network that owns the rule. */
+  readonly #forwardPool = new ListenerPool({
+    idle: (l, client) => {
+      this.#forwardOf.get(l)?.refusals.refuse('hostfwd.no-session', formatEndpoint(client), this.#clock.now());
+    },
+    failed: (l) => {
+      this.#forwardOf.get(l)?.refusals.counters.count('hostfwd.socket-error');
+    },
+  });
+  /** The forward rules in start-up order, with their refusals (kept for the daemon's life). */
+  readonly #forwards: Forward[] = [];
+  readonly #forwardOf = new Map<BoundListener, Forward>();
+  /** The plain --hostfwd rules that follow the first session (no --network), and their ids in its network. */
+  readonly #sessionForwards: { readonly forward: Forward; id: FlowId | undefined }[] = [];
   /** The session whose network the #sessionForwards deliver to. */
   #forwardOwner: Session | undefined;
   /** The shared capture file of DaemonOptions.pcapFile. */
@@ -129,20 +150,25 @@ export class Daemon {
     this.#o.log.info({ resolvConf: dns.resolvConf, upstreams: show(this.#dnsUpstreams), skipped: this.#resolvConf.conf.skipped }, 'dns upstreams (resolv.conf)');
   }
 
-  /** Gives the session-following --hostfwd listeners to `s`'s network when nobody holds them. */
+  /** Gives the session-following --hostfwd rules to `s`'s network when nobody holds them. */
   #claimForwards(s: Session, network: LiveNetwork): void {
     if (this.#forwardOwner !== undefined || this.#sessionForwards.length === 0) return;
     this.#forwardOwner = s;
-    for (const l of this.#sessionForwards) l.attach(network);
-    this.#o.log.info({ session: s.id, network: network.name, forwards: [...new Set(this.#sessionForwards.map((l) => l.rule.text))] }, 'port forwards attached to session');
+    for (const f of this.#sessionForwards) f.id = network.openForward(f.forward.rule, f.forward.refusals, this.#forwardPool);
+    this.#o.log.info({ session: s.id, network: network.name, forwards: [...new Set(this.#sessionForwards.map((f) => f.forward.rule.text))] }, 'port forwards attached to session');
   }
 
   #releaseForwards(s: Session): void {
     if (this.#forwardOwner !== s) return;
     this.#forwardOwner = undefined;
-    for (const l of this.#sessionForwards) l.attach(undefined);
+    const held = this.#networkOf.get(s);
+    for (const f of this.#sessionForwards) {
+      if (f.id !== undefined) held?.closeForward(f.id);
+      f.id = undefined;
+    }
     // The next live session, if any, takes them over.
     for (const next of this.#sessions) {
+      if (next === s) continue;
       const network = this.#networkOf.get(next);
       if (network !== undefined) this.#claimForwards(next, network);
       if (this.#forwardOwner !== undefined) break;
@@ -186,12 +212,13 @@ export class Daemon {
         ...[...declared].flatMap(([name, settings]) => settings.forwards.map((r): [ForwardRule, LiveNetwork | undefined] => [r, networks.get(name)])),
       ];
       for (const [rule, network] of owned) {
-        const l = rule.protocol === 'tcp' ? new TcpForwardListener(rule, log) : new UdpForwardListener(rule, log);
         step = `listen for --hostfwd ${rule.text}`;
-        await l.listen();
-        d.#forwardListeners.push(l);
-        if (network === undefined) d.#sessionForwards.push(l);
-        else l.attach(network);
+        const l = await d.#forwardPool.bind(rule.protocol, { addr: rule.hostAddr, port: rule.hostPort });
+        const forward: Forward = { rule, refusals: new ForwardRefusals(rule, log) };
+        d.#forwards.push(forward);
+        d.#forwardOf.set(l, forward);
+        if (network === undefined) d.#sessionForwards.push({ forward, id: undefined });
+        else network.openForward(rule, forward.refusals, d.#forwardPool);
       }
       if (owned.some(([, n]) => n !== undefined))
         log.info({ forwards: owned.filter(([, n]) => n !== undefined).map(([r, n]) => ({ rule: r.text, network: n!.name })).filter((x, i, all) => all.findIndex((y) => y.rule === x.rule) === i) }, 'port forwards attached to networks');
@@ -252,8 +279,8 @@ export class Daemon {
       pcapDir: this.#o.pcapDir,
       pcapFile: this.#pcapFile,
       onLeft: (x) => {
-        this.#networkOf.delete(x);
         this.#releaseForwards(x);
+        this.#networkOf.delete(x);
         networks.left(joined.network);
       },
       // Listed until its capture is on disk.
@@ -299,7 +326,7 @@ export class Daemon {
    */
   #refusalSummary(): { forwards: { rule: string; counters: Record<string, number> }[]; ws: { url: string; counters: Record<string, number> }[] } {
     return {
-      forwards: this.#forwardListeners.map((l) => ({ rule: l.rule.text, counters: l.refusals.counters.snapshot() })),
+      forwards: this.#forwards.map((f) => ({ rule: f.rule.text, counters: f.refusals.counters.snapshot() })),
       ws: this.wsListeners.map((l) => ({ url: l.address.url, counters: l.counters.snapshot() })),
     };
   }
@@ -308,7 +335,7 @@ export class Daemon {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#resolvConf?.close();
-      await Promise.all([...this.#listeners, ...this.#forwardListeners].map((l) => l.close()));
+      await Promise.all([...this.#listeners.map((l) => l.close()), this.#forwardPool.close()]);
       const live = [...this.#sessions];
       for (const s of live) s.close('daemon shutting down');
       await Promise.all(live.map((s) => s.ended));

@@ -1,13 +1,15 @@
 /**
  * Listener options as the user writes them (`--stream unix:PATH`, `--stream tcp:HOST:PORT`,
- * `--dgram udp:HOST:PORT`, `--ws HOST:PORT`), the default listeners, and the settings a
- * QEMU or v86 user needs to reach each bound listener.
+ * `--dgram udp:HOST:PORT`, `--ws HOST:PORT`, each optionally followed by `,network=NAME`),
+ * the default listeners, and the settings a QEMU or v86 user needs to reach each bound
+ * listener.
  */
 import net from 'node:net';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { formatHostPort, type ListenerAddress } from '../link/link.js';
 import { ConfigError } from '../util/config-error.js';
+import { networkNameProblem } from '../net/network-name.js';
 import { ipTextVersion } from '../util/ip-text.js';
 
 /** Where to listen. */
@@ -44,26 +46,42 @@ export function parseHostPort(option: string, text: string): { host: string; por
   return { host, port };
 }
 
-/** `--stream unix:PATH` or `--stream tcp:HOST:PORT`. */
+/**
+ * Splits a trailing `,network=NAME` off a listener value. Only that exact suffix is taken, so
+ * a unix socket path may hold commas; the name is checked like every network name.
+ */
+function splitNetwork(option: string, text: string): { address: string; network?: string } {
+  const m = /^(.*),network=([^,]*)$/s.exec(text);
+  if (m === null) return { address: text };
+  const problem = networkNameProblem(m[2]!);
+  if (problem !== undefined) throw new ConfigError(option, `'${text}': ${problem}`);
+  return { address: m[1]!, network: m[2]! };
+}
+
+/** `--stream unix:PATH` or `--stream tcp:HOST:PORT`, then `,network=NAME` optionally. */
 export function parseStreamSpec(text: string): ListenerSpec {
-  if (text.startsWith('unix:')) {
-    const path = text.slice('unix:'.length);
+  const { address, network } = splitNetwork('stream', text);
+  const named = network === undefined ? {} : { network };
+  if (address.startsWith('unix:')) {
+    const path = address.slice('unix:'.length);
     if (path === '') throw new ConfigError('stream', `'${text}' names no socket path`);
-    return { kind: 'stream', transport: 'unix', path: resolve(path) };
+    return { kind: 'stream', transport: 'unix', path: resolve(path), ...named };
   }
-  if (text.startsWith('tcp:')) return { kind: 'stream', transport: 'tcp', ...parseHostPort('stream', text.slice('tcp:'.length)) };
-  throw new ConfigError('stream', `'${text}' must be unix:PATH or tcp:HOST:PORT`);
+  if (address.startsWith('tcp:')) return { kind: 'stream', transport: 'tcp', ...parseHostPort('stream', address.slice('tcp:'.length)), ...named };
+  throw new ConfigError('stream', `'${text}' must be unix:PATH or tcp:HOST:PORT, then ,network=NAME optionally`);
 }
 
-/** `--dgram udp:HOST:PORT`. */
+/** `--dgram udp:HOST:PORT`, then `,network=NAME` optionally. */
 export function parseDgramSpec(text: string): ListenerSpec {
-  if (!text.startsWith('udp:')) throw new ConfigError('dgram', `'${text}' must be udp:HOST:PORT`);
-  return { kind: 'dgram', ...parseHostPort('dgram', text.slice('udp:'.length)) };
+  const { address, network } = splitNetwork('dgram', text);
+  if (!address.startsWith('udp:')) throw new ConfigError('dgram', `'${text}' must be udp:HOST:PORT, then ,network=NAME optionally`);
+  return { kind: 'dgram', ...parseHostPort('dgram', address.slice('udp:'.length)), ...(network !== undefined && { network }) };
 }
 
-/** `--ws HOST:PORT`. */
+/** `--ws HOST:PORT`, then `,network=NAME` optionally. */
 export function parseWsSpec(text: string): ListenerSpec {
-  return { kind: 'ws', ...parseHostPort('ws', text) };
+  const { address, network } = splitNetwork('ws', text);
+  return { kind: 'ws', ...parseHostPort('ws', address), ...(network !== undefined && { network }) };
 }
 
 /**
@@ -77,15 +95,16 @@ export function runtimeDir(env: NodeJS.ProcessEnv = process.env, uid: number = p
   return join(tmpdir, `tslirp-${uid}`);
 }
 
-/** A listener spec as the user wrote it, for messages: `ws 127.0.0.1:8080`, `stream unix:/run/tslirp/tslirp.sock`. */
+/** A listener spec as the user wrote it, for messages: `ws 127.0.0.1:8080`, `stream unix:/run/tslirp/tslirp.sock,network=lab`. */
 export function describeSpec(spec: ListenerSpec): string {
+  const suffix = spec.network === undefined ? '' : `,network=${spec.network}`;
   switch (spec.kind) {
     case 'ws':
-      return `ws ${formatHostPort(spec.host, spec.port)}`;
+      return `ws ${formatHostPort(spec.host, spec.port)}${suffix}`;
     case 'stream':
-      return spec.transport === 'unix' ? `stream unix:${spec.path}` : `stream tcp:${formatHostPort(spec.host, spec.port)}`;
+      return (spec.transport === 'unix' ? `stream unix:${spec.path}` : `stream tcp:${formatHostPort(spec.host, spec.port)}`) + suffix;
     case 'dgram':
-      return `dgram udp:${formatHostPort(spec.host, spec.port)}`;
+      return `dgram udp:${formatHostPort(spec.host, spec.port)}${suffix}`;
   }
 }
 

@@ -3,7 +3,12 @@
  *
  * It gives the network a `NodeHost` (node:net, node:dgram) whose events enter the stack, and
  * keeps the network's one timer: re-armed from `nextDeadline()` after every entry — a frame
- * from a port, a host socket event, a forward's client — and `advance()` when it fires.
+ * from a port, a host socket event (a forward's client among them) — and `advance()` when it
+ * fires. Given an observer, every Host call and HostEvents event of the network passes it
+ * (`src/net/observe.ts`); without one nothing is wrapped.
+ *
+ * Port forwards are sockets of the network's host (`openForward`): the daemon lends the ones
+ * it bound at start from its `ListenerPool`.
  * Frames that arrive in one I/O event (one socket read holds many; several links may read in
  * one turn) form one batch: the stack flushes TCP — data and one ACK per connection — once,
  * in a microtask after the event, not after every frame.
@@ -14,17 +19,17 @@
 import type { DhcpLease } from '../dhcp/server.js';
 import type { DnsStaticRecord } from '../dns/records.js';
 import { NodeHost } from '../host/node-host.js';
-import type { NodeTcp, TcpForwardTarget } from '../host/node-tcp.js';
-import type { NodeUdp, UdpForwardTarget } from '../host/node-udp.js';
+import type { ListenerPool } from '../host/node-listeners.js';
 import type { FlowLimits } from '../nat/flow-table.js';
+import type { ForwardRefusals } from '../nat/forward-refusals.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import type { Endpoint, FlowId } from '../net/addr.js';
+import { observeEvents, observeHost, type HostObserver } from '../net/observe.js';
 import type { HostEvents } from '../net/seams.js';
 import { Network, type NetworkPort, type PortSink } from '../network/network.js';
 import type { StackConfig } from '../stack/config.js';
 import type { TcpEngineLimits } from '../nat/tcp-flow.js';
 import type { SwitchOptions } from '../switch/learning-switch.js';
-import type { Ipv4Addr } from '../util/bytes.js';
 import type { Clock, Random } from '../util/clock.js';
 import { Scheduler } from './scheduler.js';
 import type { SessionNetwork } from './session.js';
@@ -41,9 +46,11 @@ export interface LiveNetworkOptions {
   readonly switch?: SwitchOptions;
   /** A bug of ours caught inside the network (the frame or event is dropped): log it. Once per distinct error. */
   readonly onInternalError?: (err: unknown) => void;
+  /** Sees every Host call and HostEvents event of the network (a recorder, a trace); absent: nothing is wrapped. */
+  readonly observer?: HostObserver;
 }
 
-export class LiveNetwork implements TcpForwardTarget, UdpForwardTarget, SessionNetwork {
+export class LiveNetwork implements SessionNetwork {
   readonly network: Network;
   readonly host: NodeHost;
   readonly #scheduler: Scheduler;
@@ -63,8 +70,15 @@ export class LiveNetwork implements TcpForwardTarget, UdpForwardTarget, SessionN
       tcpDrained: (flow) => { if (!this.#closed) { this.network.stack.tcpDrained(flow); this.poke(); } },
       tcpError: (flow, code) => { if (!this.#closed) { this.network.stack.tcpError(flow, code); this.poke(); } },
       tcpClosed: (flow) => { if (!this.#closed) { this.network.stack.tcpClosed(flow); this.poke(); } },
+      tcpListening: (listener, local) => { if (!this.#closed) { this.network.stack.tcpListening(listener, local); this.poke(); } },
+      tcpListenError: (listener, code) => { if (!this.#closed) { this.network.stack.tcpListenError(listener, code); this.poke(); } },
+      // Unanswered while closed: the host refuses the connection when this returns.
+      tcpAccepted: (listener, conn, client) => { if (!this.#closed) { this.network.stack.tcpAccepted(listener, conn, client); this.poke(); } },
+      udpBound: (socket, local) => { if (!this.#closed) { this.network.stack.udpBound(socket, local); this.poke(); } },
+      udpReceivedFrom: (socket, from, data) => { if (!this.#closed) { this.network.stack.udpReceivedFrom(socket, from, data); this.poke(); } },
     };
-    this.host = new NodeHost(events);
+    const observer = o.observer;
+    this.host = new NodeHost(observer === undefined ? events : observeEvents(events, observer));
     this.#onInternalError = o.onInternalError;
     // The scheduler exists before the network, whose stack may arm timers while it is built.
     this.#scheduler = new Scheduler({ advance: () => this.network.advance(), nextDeadline: () => this.network.nextDeadline() }, o.clock, () => {
@@ -73,7 +87,7 @@ export class LiveNetwork implements TcpForwardTarget, UdpForwardTarget, SessionN
     this.network = new Network(o.name, o.config, {
       clock: o.clock,
       random: o.random,
-      host: this.host,
+      host: observer === undefined ? this.host : observeHost(this.host, observer),
       dnsUpstreams: o.dnsUpstreams,
       dnsRecords: o.dnsRecords,
       ...(o.flowLimits !== undefined && { flowLimits: o.flowLimits }),
@@ -150,30 +164,24 @@ export class LiveNetwork implements TcpForwardTarget, UdpForwardTarget, SessionN
     this.poke();
   }
 
-  // --- The forward listeners' target (the listeners adopt accepted sockets into this host).
-
-  get tcp(): NodeTcp {
-    return this.host.tcp;
-  }
-
-  get udp(): NodeUdp {
-    return this.host.udp;
-  }
-
-  forwardGuest(rule: ForwardRule): Ipv4Addr | undefined {
-    return this.network.forwardGuest(rule);
-  }
-
-  forwardTcp(client: Endpoint, guest: Endpoint): FlowId | undefined {
-    const flow = this.#closed ? undefined : this.network.forwardTcp(client, guest);
+  /**
+   * Opens a forward of this network (Stack.openForward): its socket is taken from `pool` when
+   * the pool holds one bound for the rule (the daemon's), else bound by the network's host.
+   * Returns the id for `closeForward`.
+   */
+  openForward(rule: ForwardRule, refusals: ForwardRefusals, pool?: ListenerPool): FlowId | undefined {
+    if (this.#closed) return undefined;
+    if (pool !== undefined) this.host.borrowListenersFrom(pool);
+    const id = this.network.openForward(rule, refusals);
     this.poke();
-    return flow;
+    return id;
   }
 
-  forwardUdp(client: Endpoint, guest: Endpoint): FlowId | undefined {
-    const flow = this.#closed ? undefined : this.network.forwardUdp(client, guest);
+  /** Releases a forward's socket (a borrowed one goes back to its pool). */
+  closeForward(id: FlowId): void {
+    if (this.#closed) return;
+    this.network.closeForward(id);
     this.poke();
-    return flow;
   }
 
   #checkError(): void {

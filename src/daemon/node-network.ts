@@ -7,7 +7,8 @@
  * (`live-network.ts`). The first guest may use `receiveFrame` and `io.emit`; every guest may
  * be a port (`attach`).
  *
- * Not here: port forwards (`--hostfwd`: listeners belong to the daemon), following
+ * Not here: port forwards as options (the daemon binds `--hostfwd` ports at start; a library
+ * user may open one with `stack.openForward`, its socket bound by the network's host), following
  * resolv.conf changes (the nameservers are read once), captures (`pcap.tapLink` wraps a link).
  */
 import type { DhcpLease } from '../dhcp/server.js';

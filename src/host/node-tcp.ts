@@ -1,6 +1,6 @@
 /**
- * The TCP half of the Node host: one `node:net` socket per TCP flow, and the listeners of
- * `--hostfwd tcp:` rules.
+ * The TCP half of the Node host: one `node:net` socket per TCP flow, connected by us
+ * (`connect`) or accepted by a listener and adopted (`adopt`, see `node-host.ts`).
  *
  * - Sockets are half-open capable (`allowHalfOpen`): the guest's FIN becomes `end()` while
  *   the host side stays readable, and the host's `'end'` becomes a FIN to the guest.
@@ -27,10 +27,7 @@
  *   or `reset()`, a flow produces no more events.
  */
 import net from 'node:net';
-import type { ForwardRule } from '../nat/forwards.js';
-import { ForwardRefusals, type ForwardLog } from './forward-refusals.js';
-import { formatIpv4Addr, parseIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
-import { formatEndpoint, formatIpAddr } from '../net/addr.js';
+import { formatIpAddr } from '../net/addr.js';
 import type { Endpoint, FlowId } from '../net/addr.js';
 import type { HostEvents } from '../net/seams.js';
 
@@ -85,8 +82,7 @@ export class NodeTcp {
   }
 
   /**
-   * Takes over a socket accepted by a forward listener (created with `pauseOnConnect`): it
-   * stays paused until the engine resumes it once the guest completes its handshake.
+   * Takes over a socket accepted by a listener (created with `pauseOnConnect`): it stays paused until the engine resumes it once the guest completes its handshake.
    */
   adopt(flow: FlowId, socket: net.Socket): void {
     socket.setNoDelay(true);
@@ -182,92 +178,5 @@ export class NodeTcp {
   /** Resets every socket (the session ends). */
   closeAll(): void {
     for (const flow of [...this.#sockets.keys()]) this.reset(flow);
-  }
-}
-
-/** Where a forward listener hands its clients: the session that owns the command-line forwards. */
-export interface TcpForwardTarget {
-  /** Stack.forwardTcp: a SYN to the guest; undefined refuses the client. */
-  forwardTcp(client: Endpoint, guest: Endpoint): FlowId | undefined;
-  /** The guest address `rule` delivers to now (its address, its lease host name's, or the first lease's); undefined when there is none yet. */
-  forwardGuest(rule: ForwardRule): Ipv4Addr | undefined;
-  /** The NodeTcp of the session's host, which adopts the accepted socket. */
-  readonly tcp: NodeTcp;
-}
-
-/** The client's IPv4 endpoint (IPv4-mapped IPv6 unwrapped); loopback when unknown. */
-export function clientEndpoint(socket: net.Socket): Endpoint {
-  const text = (socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
-  return { addr: parseIpv4Addr(text) ?? 0x7f000001, port: socket.remotePort ?? 0 };
-}
-
-/**
- * A listening socket for one `tcp:` forward rule. Accepted clients go to the attached target
- * (the first session, by the README's rule); with no target, or when the target refuses
- * (flow table full, no guest address yet), the client is reset at once, counted by reason
- * in `refusals` and logged (rate-limited).
- */
-export class TcpForwardListener {
-  readonly rule: ForwardRule;
-  readonly server: net.Server;
-  /** Refused clients by reason, and listening-socket errors. */
-  readonly refusals: ForwardRefusals;
-  #target: TcpForwardTarget | undefined;
-
-  constructor(rule: ForwardRule, log?: ForwardLog) {
-    this.rule = rule;
-    this.refusals = new ForwardRefusals(rule, log);
-    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket));
-  }
-
-  /** Clients refused because no session was attached or it refused them. */
-  get refused(): number {
-    return this.refusals.total;
-  }
-
-  /** Starts listening; rejects with the Node error (EADDRINUSE, EACCES, …). */
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (e: Error): void => reject(e);
-      this.server.once('error', onError);
-      this.server.listen(this.rule.hostPort, formatIpv4Addr(this.rule.hostAddr), () => {
-        this.server.off('error', onError);
-        // Once bound, an accept error (EMFILE, …) is counted; the server keeps listening.
-        this.server.on('error', () => this.refusals.counters.count('hostfwd.socket-error'));
-        resolve();
-      });
-    });
-  }
-
-  /** The port actually bound (useful with tests that bind port 0 through a rule object). */
-  get port(): number {
-    const a = this.server.address();
-    return typeof a === 'object' && a !== null ? a.port : this.rule.hostPort;
-  }
-
-  attach(target: TcpForwardTarget | undefined): void {
-    this.#target = target;
-  }
-
-  get target(): TcpForwardTarget | undefined {
-    return this.#target;
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-
-  #accept(socket: net.Socket): void {
-    socket.on('error', () => undefined);   // until adopted: a client reset must not crash the daemon
-    const t = this.#target;
-    const client = clientEndpoint(socket);
-    const guestAddr = t?.forwardGuest(this.rule);
-    const flow = t === undefined || guestAddr === undefined ? undefined : t.forwardTcp(client, { addr: guestAddr, port: this.rule.guestPort });
-    if (t === undefined || flow === undefined) {
-      this.refusals.refuse(t === undefined ? 'hostfwd.no-session' : guestAddr === undefined ? 'hostfwd.no-guest-address' : 'hostfwd.refused-by-session', formatEndpoint(client));
-      socket.resetAndDestroy();
-      return;
-    }
-    t.tcp.adopt(flow, socket);
   }
 }

@@ -38,6 +38,7 @@
  * away with its last flow, so the table holds nothing for guests without flows.
  */
 import type { Endpoint, FlowId, IpAddr } from '../net/addr.js';
+import { ConfigError } from '../util/config-error.js';
 
 export type FlowProtocol = 'udp' | 'tcp';
 
@@ -83,6 +84,42 @@ export interface FlowLimits {
 
 /** A lone guest gets what one session had before networks (1024 UDP, 4096 TCP); a network, four times that. */
 export const DEFAULT_FLOW_LIMITS: FlowLimits = Object.freeze({ udp: 4096, tcp: 16384, perGuest: Object.freeze({ udp: 1024, tcp: 4096 }) });
+
+/** The largest limit an option takes: each flow may hold a socket, and a million is past any host's descriptors. */
+export const MAX_FLOW_LIMIT = 1 << 20;
+
+/** The flow-limit options as the user writes them (text or numbers), by their long names. */
+export interface FlowLimitOptions {
+  readonly 'max-tcp-flows'?: string | number | undefined;
+  readonly 'max-udp-flows'?: string | number | undefined;
+  readonly 'max-network-tcp-flows'?: string | number | undefined;
+  readonly 'max-network-udp-flows'?: string | number | undefined;
+}
+
+/**
+ * Validated limits from options: defaults where absent. A guest's default limit never exceeds
+ * its network's (lowering only the network's lowers both); a guest limit asked above its
+ * network's is refused, since it could never be reached. Throws ConfigError naming the option.
+ */
+export function resolveFlowLimits(o: FlowLimitOptions = {}): FlowLimits {
+  const read = (option: keyof FlowLimitOptions): number | undefined => {
+    const v = o[option];
+    if (v === undefined) return undefined;
+    const n = typeof v === 'number' ? v : /^\d{1,8}$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1 || n > MAX_FLOW_LIMIT) throw new ConfigError(option, `'${v}' must be an integer from 1 to ${MAX_FLOW_LIMIT}`);
+    return n;
+  };
+  const limits = { udp: 0, tcp: 0, perGuest: { udp: 0, tcp: 0 } };
+  for (const protocol of ['tcp', 'udp'] as const) {
+    const network = read(`max-network-${protocol}-flows`) ?? DEFAULT_FLOW_LIMITS[protocol];
+    const guest = read(`max-${protocol}-flows`);
+    if (guest !== undefined && guest > network)
+      throw new ConfigError(`max-${protocol}-flows`, `${guest} flows per guest is above the network's limit of ${network} (--max-network-${protocol}-flows)`);
+    limits[protocol] = network;
+    limits.perGuest[protocol] = guest ?? Math.min(DEFAULT_FLOW_LIMITS.perGuest[protocol], network);
+  }
+  return limits;
+}
 
 /** Which limit a new flow would exceed: its guest's, or the network's. */
 export type FlowLimitHit = 'guest' | 'network';

@@ -10,7 +10,7 @@
  *     hostaddr  = ipv4 ;                                  (* empty: 127.0.0.1 *)
  *     guestaddr = ipv4 | hostname ;                       (* empty: the first DHCP lease *)
  *     ipv4      = octet "." octet "." octet "." octet ;   (* 0..255, no leading zeros *)
- *     hostname  = letter { letter | digit | "-" | "." } ; (* reserved for --network *)
+ *     hostname  = letter { letter | digit | "-" | "." } ; (* a lease's DHCP host name *)
  *
  * e.g. `tcp::2222-:22`, `tcp:127.0.0.1:8080-10.0.2.15:80`, `udp::5353-:53`,
  * `tcp::8000-8010-:8000-8010`, `tcp::8000-8010-10.0.2.15:9000-9010`.
@@ -33,8 +33,11 @@
  *   listeners.
  * - Two rules may not listen on one protocol and port where their addresses overlap (the
  *   same address, or either is 0.0.0.0): the second bind would fail with EADDRINUSE.
- * - A guest host name (`tcp::8080-web:80`) parses, so the syntax is fixed now, and is
- *   refused: forwards to a lease's host name come with shared networks (`--network`).
+ * - A guest host name (`tcp::8080-web:80`) is the DHCP host name (option 12) of a lease on
+ *   the forward's network, compared without case and resolved when a client connects, so a
+ *   forward follows its guest whatever address it got and whenever it joined.
+ * - The rules of every network share the host's ports: the overlap check and the port bound
+ *   hold across all of them (`parseForwardGroups`).
  * - `--hostfwd` is repeatable and each value may hold several rules separated by commas.
  *
  * Differences from QEMU, deliberately:
@@ -67,7 +70,7 @@ export type GuestTarget =
   /** The session's first DHCP lease, resolved when a client connects. */
   | { readonly kind: 'lease' }
   | { readonly kind: 'addr'; readonly addr: Ipv4Addr }
-  /** A lease's DHCP host name: parsed, refused until --network brings it. */
+  /** A lease's DHCP host name, resolved when a client connects. */
   | { readonly kind: 'name'; readonly name: string };
 
 /** One rule as written, ranges unexpanded. */
@@ -105,11 +108,6 @@ const HOSTNAME = /^[A-Za-z][A-Za-z0-9.-]*$/;
 
 function fail(rule: string, reason: string): never {
   throw new ConfigError('hostfwd', `'${rule}': ${reason}`);
-}
-
-function refuseHostName(f: ForwardSpec): void {
-  if (f.guest.kind === 'name')
-    fail(f.text, `guest host name '${f.guest.name}': forwards to a lease's host name come with --network, not in this version; write the guest's IPv4 address, or nothing for the first DHCP lease`);
 }
 
 const rangeText = (r: PortRange): string => (r.first === r.last ? `${r.first}` : `${r.first}-${r.last}`);
@@ -220,46 +218,55 @@ export function formatForwardSpec(f: Omit<ForwardSpec, 'text'>): string {
 /** The host addresses two rules listen on collide (the same, or either is every interface). */
 const addrsOverlap = (a: Ipv4Addr, b: Ipv4Addr): boolean => a === b || a === 0 || b === 0;
 
-/** One rule per forwarded port, in port order. Host names must have been refused before. */
+/** One rule per forwarded port, in port order. */
 export function expandForward(f: ForwardSpec): ForwardRule[] {
   const guestAddr = f.guest.kind === 'addr' ? f.guest.addr : undefined;
+  const guestName = f.guest.kind === 'name' ? f.guest.name : undefined;
   const out: ForwardRule[] = [];
   for (let i = 0; i < rangeSize(f.hostPorts); i++)
-    out.push({ protocol: f.protocol, hostAddr: f.hostAddr ?? LOOPBACK, hostPort: f.hostPorts.first + i, guestAddr, guestPort: f.guestPorts.first + i, text: f.text });
+    out.push({ protocol: f.protocol, hostAddr: f.hostAddr ?? LOOPBACK, hostPort: f.hostPorts.first + i, guestAddr, ...(guestName !== undefined && { guestName }), guestPort: f.guestPorts.first + i, text: f.text });
   return out;
 }
 
 /**
- * Parses every `--hostfwd` value (each possibly a comma-separated list) and expands ranges
- * into one rule per port. Refuses guest host names, overlapping rules and more than
+ * Parses groups of `--hostfwd` values (each value possibly a comma-separated list; one group
+ * per network, whose rules listen on the same host) and expands ranges into one rule per port,
+ * group by group. Refuses overlapping rules, within a group or across groups, and more than
  * MAX_FORWARD_PORTS ports in all, each with a ConfigError('hostfwd') naming the rule.
  */
-export function parseForwards(values: readonly string[]): ForwardRule[] {
+export function parseForwardGroups(groups: readonly (readonly string[])[]): ForwardRule[][] {
   const specs: ForwardSpec[] = [];
   let total = 0;
-  for (const v of values) {
-    for (const part of v.split(',')) {
-      if (part.trim() === '') continue;
-      const f = parseForwardSpec(part);
-      refuseHostName(f);
-      for (const g of specs) {
-        if (g.protocol !== f.protocol || !addrsOverlap(g.hostAddr ?? LOOPBACK, f.hostAddr ?? LOOPBACK)) continue;
-        const from = Math.max(g.hostPorts.first, f.hostPorts.first);
-        if (from <= Math.min(g.hostPorts.last, f.hostPorts.last))
-          fail(f.text, `${f.protocol} host port ${from} is already forwarded by '${g.text}'`);
+  return groups.map((values) => {
+    const own: ForwardSpec[] = [];
+    for (const v of values) {
+      for (const part of v.split(',')) {
+        if (part.trim() === '') continue;
+        const f = parseForwardSpec(part);
+        for (const g of specs) {
+          if (g.protocol !== f.protocol || !addrsOverlap(g.hostAddr ?? LOOPBACK, f.hostAddr ?? LOOPBACK)) continue;
+          const from = Math.max(g.hostPorts.first, f.hostPorts.first);
+          if (from <= Math.min(g.hostPorts.last, f.hostPorts.last))
+            fail(f.text, `${f.protocol} host port ${from} is already forwarded by '${g.text}'`);
+        }
+        total += rangeSize(f.hostPorts);
+        if (total > MAX_FORWARD_PORTS) fail(f.text, `the rules forward ${total} ports so far: at most ${MAX_FORWARD_PORTS} in all (each is a listening socket)`);
+        specs.push(f);
+        own.push(f);
       }
-      total += rangeSize(f.hostPorts);
-      if (total > MAX_FORWARD_PORTS) fail(f.text, `the rules forward ${total} ports so far: at most ${MAX_FORWARD_PORTS} in all (each is a listening socket)`);
-      specs.push(f);
     }
-  }
-  return specs.flatMap(expandForward);
+    return own.flatMap(expandForward);
+  });
 }
 
-/** Parses one single-port rule (no range, no host name). Throws ConfigError('hostfwd'). */
+/** `parseForwardGroups` for one group: every `--hostfwd` value of one network. */
+export function parseForwards(values: readonly string[]): ForwardRule[] {
+  return parseForwardGroups([values])[0]!;
+}
+
+/** Parses one single-port rule (no range). Throws ConfigError('hostfwd'). */
 export function parseForwardRule(text: string): ForwardRule {
   const f = parseForwardSpec(text);
-  refuseHostName(f);
   const rules = expandForward(f);
   if (rules.length !== 1) return fail(f.text, 'expected one port, not a range');
   return rules[0]!;

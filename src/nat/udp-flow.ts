@@ -23,10 +23,13 @@
  * (120 s: RFC 4787 REQ-5's minimum for a NAT mapping; libslirp uses 240 s) is closed. There is
  * no queue: datagrams go straight to the socket (the kernel's buffer is the only buffer).
  *
- * Port forwards (`--hostfwd udp:`): each client of a forward listener becomes a flow with
- * origin 'forward' (`forward()`), the guest seeing it from `forwardedRemote` (the client's
- * address, or the gateway for loopback clients); the listener's socket carries it. Such
- * flows count against the guest they go to, and age and are evicted like the others.
+ * Port forwards (`--hostfwd udp:`, `forward-ports.ts`): each client of a forward's bound
+ * socket becomes a flow with origin 'forward' (`forward()`), the guest seeing it from
+ * `forwardedRemote` (the client's address, or the gateway for loopback clients). It has no
+ * socket of its own: its `via` is the bound socket, which sends the guest's replies to the
+ * client (`Host.udpSendTo`); the client's later datagrams find the flow by socket and client
+ * (`deliver`). Such flows count against the guest they go to, and age and are evicted like
+ * the others.
  *
  * Not forwarded: broadcast and multicast (the stack counts them before they get here).
  */
@@ -69,7 +72,12 @@ export interface UdpFlow extends FlowEntry {
   readonly guest: Ipv4Endpoint;
   readonly remote: Ipv4Endpoint;
   readonly stateName: 'open';
+  /** A forward's bound socket, which carries the flow to its client; undefined: the flow's own connected socket. */
+  readonly via: FlowId | undefined;
 }
+
+/** A forwarded flow's key: its bound socket and its client. */
+const forwardKey = (via: FlowId, client: Endpoint): string => `${via} ${client.addr} ${client.port}`;
 
 /** Whether a flow-table entry is a UDP NAT flow (and so IPv4 on both sides). */
 const isUdpFlow = (f: FlowEntry | undefined): f is UdpFlow => f?.protocol === 'udp';
@@ -78,6 +86,8 @@ export class UdpNat {
   readonly #table: FlowTable;
   readonly #host: Host;
   readonly #guest: ToGuest;
+  /** Forwarded flows by forwardKey; bounded by the flow table (removed with their flow). */
+  readonly #forwarded = new Map<string, UdpFlow>();
 
   constructor(table: FlowTable, host: Host, guest: ToGuest) {
     this.#table = table;
@@ -91,7 +101,8 @@ export class UdpNat {
    * prohibited" about `p`, so the guest's program fails fast.
    */
   input(p: Ipv4, u: Udp, nowMs: number): boolean {
-    let flow = this.#table.byTuple('udp', p.src, u.srcPort, p.dst, u.dstPort);
+    // Entries of protocol 'udp' are UdpFlows: only this engine adds them.
+    let flow = this.#table.byTuple('udp', p.src, u.srcPort, p.dst, u.dstPort) as UdpFlow | undefined;
     if (flow === undefined) {
       const remote: Ipv4Endpoint = { addr: p.dst, port: u.dstPort };
       const route = routeOutbound(this.#guest.config, remote);
@@ -112,6 +123,7 @@ export class UdpNat {
         bytesFromGuest: 0,
         bytesToGuest: 0,
         stateName: 'open',
+        via: undefined,
       };
       if (!this.#table.add(created)) {
         this.#guest.counters.count('udp.flow-refused');
@@ -123,17 +135,18 @@ export class UdpNat {
       this.#table.touch(flow, nowMs);
     }
     flow.bytesFromGuest += u.payload.length;
-    this.#host.udpSend(flow.id, u.payload);
+    if (flow.via === undefined) this.#host.udpSend(flow.id, u.payload);
+    else this.#host.udpSendTo(flow.via, flow.host, u.payload);
     return true;
   }
 
   /**
-   * A datagram from a new client of a `--hostfwd udp:` listener: a flow whose remote side is
+   * A datagram from a new client of a `--hostfwd udp:` socket: a flow whose remote side is
    * the client as the guest sees it (`forwardedRemote`) and whose host side is the client. The
-   * listener's socket carries it (no udpOpen). Undefined when the tuple is taken, or when the
+   * bound socket `via` carries it (no udpOpen). Undefined when the tuple is taken, or when the
    * client or the guest is not IPv4 ('udp.forward-not-ipv4': the NAT is IPv4 only today).
    */
-  forward(client: Endpoint, to: Endpoint, nowMs: number): FlowId | undefined {
+  forward(client: Endpoint, to: Endpoint, nowMs: number, via: FlowId): FlowId | undefined {
     const remote = forwardedRemote(this.#guest.config, client);
     const guest = ipv4Endpoint(to);
     if (remote === undefined || guest === undefined) {
@@ -147,9 +160,19 @@ export class UdpNat {
     this.#makeRoom(guest.addr);
     const flow: UdpFlow = {
       id: this.#table.allocateId(), protocol: 'udp', origin: 'forward', guest, remote, host: client,
-      createdMs: nowMs, lastActiveMs: nowMs, bytesFromGuest: 0, bytesToGuest: 0, stateName: 'open',
+      createdMs: nowMs, lastActiveMs: nowMs, bytesFromGuest: 0, bytesToGuest: 0, stateName: 'open', via,
     };
-    return this.#table.add(flow) ? flow.id : undefined;
+    if (!this.#table.add(flow)) return undefined;
+    this.#forwarded.set(forwardKey(via, client), flow);
+    return flow.id;
+  }
+
+  /** A datagram from `client` on bound socket `via`: to the guest when the client has a live flow there. */
+  deliver(via: FlowId, client: Endpoint, data: Uint8Array, nowMs: number): boolean {
+    const flow = this.#forwarded.get(forwardKey(via, client));
+    if (flow === undefined) return false;
+    this.hostDatagram(flow.id, data, nowMs);
+    return true;
   }
 
   /**
@@ -214,7 +237,8 @@ export class UdpNat {
   }
 
   #close(id: FlowId): void {
-    this.#table.remove(id);
-    this.#host.close(id);
+    const flow = this.#table.remove(id);
+    if (isUdpFlow(flow) && flow.via !== undefined) this.#forwarded.delete(forwardKey(flow.via, flow.host));
+    else this.#host.close(id);
   }
 }

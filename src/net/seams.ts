@@ -1,23 +1,50 @@
 /**
- * The seams the protocol engines (UDP and TCP NAT, DNS forwarder) stand on, as types only:
- * `ToGuest` toward the guest, `Host` / `HostEvents` toward the host's sockets. The stack
- * implements `ToGuest` and `HostEvents`; `src/host/node-host.ts` implements `Host` over
- * node:net and node:dgram, tests a recording fake. Living here, below the engines, the seams
- * let `src/nat` and `src/dns` name them without importing the stack or the host.
+ * The seams the protocol engines (UDP and TCP NAT, DNS forwarder, port forwards) stand on,
+ * as types only: `ToGuest` toward the guest, `Host` / `HostEvents` toward the host's sockets.
+ * The stack implements `ToGuest` and `HostEvents`; `src/host/node-host.ts` implements `Host`
+ * over node:net and node:dgram, tests a recording fake. Living here, below the engines, the
+ * seams let `src/nat` and `src/dns` name them without importing the stack or the host.
+ * Every call and every event of `Host`/`HostEvents` can be watched at one place
+ * (`observe.ts`), which is where a recording of a network's I/O is taken.
  *
  * Host contract:
- * - Every call names a flow by its `FlowId` from the NAT flow table (`src/nat/flow-table.ts`).
+ * - Every call names a socket by an id the stack drew from its NAT flow table's allocator
+ *   (`src/nat/flow-table.ts`): a flow's `FlowId`, or the id of a listening/bound socket. The
+ *   host never invents such ids. The one id the host draws is an `AcceptId`, naming a TCP
+ *   connection it accepted and holds until the stack decides.
  * - Calls never throw for I/O reasons: failures come back as `*Error` events with the Node
- *   error code (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EACCES, ETIMEDOUT, ECONNRESET, …).
- *   An endpoint of a family the host cannot reach (IPv6 today) is such a failure
- *   (EAFNOSUPPORT), never a throw.
- * - Events for a flow stop after `close(flow)` (the stack may still receive events queued
- *   before; it ignores unknown flows).
- * - Data passed to `udpSend`/`tcpWrite` may be a view into a guest frame: the host may keep
- *   a reference until written (links hand over fresh buffers per read, never reused).
+ *   error code (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EACCES, EADDRINUSE, ETIMEDOUT,
+ *   ECONNRESET, …). An endpoint of a family the host cannot reach (IPv6 today) is such a
+ *   failure (EAFNOSUPPORT), never a throw.
+ * - No event is delivered during a Host call: answers come later (a later turn or microtask),
+ *   so an entry point of the stack is never re-entered from inside itself.
+ * - Events for an id stop after `close(id)` (the stack may still receive events queued
+ *   before; it ignores unknown ids).
+ * - Data passed to `udpSend`/`udpSendTo`/`tcpWrite` may be a view into a guest frame: the
+ *   host may keep a reference until written (links hand over fresh buffers per read, never
+ *   reused).
+ *
+ * Listening and bound sockets (what port forwards stand on):
+ * - `tcpListen(listener, local)` answers `tcpListening(listener, local)` with the endpoint
+ *   actually bound (port 0: any), or `tcpListenError(listener, code)`; a listener that fails
+ *   later (EMFILE on accept, …) reports `tcpListenError` again and keeps listening.
+ * - Each client it accepts is reported as `tcpAccepted(listener, conn, client)`, the socket
+ *   paused (nothing read from it yet). The stack answers *during that event*: `tcpAdopt(conn,
+ *   flow)` makes the socket the flow's (it stays paused until `tcpPause(flow, false)`; then it
+ *   is an ordinary flow socket), `tcpRefuse(conn)` resets it. A connection the stack has not
+ *   answered when the event returns is refused: nothing waits, so nothing leaks. A client
+ *   that resets right after being adopted shows up as the flow's `tcpError`.
+ * - `udpBind(socket, local)` opens an unconnected UDP socket, answered by `udpBound(socket,
+ *   local)` or `udpError(socket, code)`. It sends to any peer (`udpSendTo`) and reports the
+ *   peer of every datagram (`udpReceivedFrom`); later socket errors come as `udpError`.
+ * - `close(id)` releases a listener or bound socket like a flow's. The connected UDP socket
+ *   of `udpOpen` and the TCP connection of `tcpConnect` stay what guest flows use.
  */
 import type { Counters } from '../util/drops.js';
 import type { Endpoint, FlowId, Ipv4Addr } from './addr.js';
+
+/** A TCP connection accepted by a listener and held by the host until `tcpAdopt`/`tcpRefuse`. */
+export type AcceptId = number;
 
 /**
  * The virtual network as the protocol engines see it: the addresses they answer from or
@@ -92,13 +119,25 @@ export interface Host {
   tcpPause(flow: FlowId, paused: boolean): void;
   /** Resets the connection (RST) and releases the socket. */
   tcpReset(flow: FlowId): void;
-  /** Releases whatever the flow holds (socket closed gracefully when TCP). */
+  /** Listens for TCP clients on `local`; tcpListening or tcpListenError follows, then tcpAccepted per client. */
+  tcpListen(listener: FlowId, local: Endpoint): void;
+  /** During tcpAccepted: the accepted connection becomes `flow`'s socket, still paused. */
+  tcpAdopt(conn: AcceptId, flow: FlowId): void;
+  /** During tcpAccepted: resets the accepted connection. */
+  tcpRefuse(conn: AcceptId): void;
+  /** Opens an unconnected UDP socket bound to `local` (port 0: any); udpBound or udpError follows. */
+  udpBind(socket: FlowId, local: Endpoint): void;
+  /** Sends one datagram from the bound socket to `to`. */
+  udpSendTo(socket: FlowId, to: Endpoint, data: Uint8Array): void;
+  /** Releases whatever the id holds: a flow's socket (closed gracefully when TCP), a listener, a bound socket. */
   close(flow: FlowId): void;
 }
 
 /** What host sockets tell the stack. */
 export interface HostEvents {
+  /** A datagram on the connected socket of udpOpen. */
   udpReceived(flow: FlowId, data: Uint8Array): void;
+  /** A UDP socket (connected or bound) failed: an ICMP error from the peer, a bind or send error. */
   udpError(flow: FlowId, code: string): void;
   tcpConnected(flow: FlowId): void;
   /**
@@ -114,4 +153,17 @@ export interface HostEvents {
   tcpError(flow: FlowId, code: string): void;
   /** The socket closed after both directions finished; the socket is gone. */
   tcpClosed(flow: FlowId): void;
+  /** The listener is bound to `local` (the port the host chose when asked for 0). */
+  tcpListening(listener: FlowId, local: Endpoint): void;
+  /** The listener could not bind (EADDRINUSE, EACCES, …; it is gone), or failed to accept (it keeps listening). */
+  tcpListenError(listener: FlowId, code: string): void;
+  /**
+   * A client connected to the listener. Answer now with Host.tcpAdopt or Host.tcpRefuse: the
+   * host refuses a connection still unanswered when this returns.
+   */
+  tcpAccepted(listener: FlowId, conn: AcceptId, client: Endpoint): void;
+  /** The bound socket of udpBind is open on `local`. */
+  udpBound(socket: FlowId, local: Endpoint): void;
+  /** A datagram on a bound socket, from `from`; `data` is the receiver's to keep. */
+  udpReceivedFrom(socket: FlowId, from: Endpoint, data: Uint8Array): void;
 }

@@ -29,16 +29,19 @@
  * lends one (`PortSink.allocFrame`, a stream link's): the one-guest path costs what it cost
  * before networks existed.
  *
- * Port forwards (`--hostfwd`) that belong to the network are resolved here when a client
- * connects: a rule's guest is an address, a DHCP lease's host name (the lease bound now, so
- * the forward follows the guest to a new address), or the network's first bound lease.
+ * Port forwards (`--hostfwd`) that belong to the network are sockets of its host, opened
+ * through the seam (`openForward`: Host.tcpListen / udpBind); their clients arrive as host
+ * events and the stack resolves each one's guest when it arrives (`src/nat/forward-ports.ts`):
+ * a rule's guest is an address, a DHCP lease's host name (the lease bound now, so the forward
+ * follows the guest to a new address), or the network's first bound lease.
  *
  * Layering: `src/network` stands on the stack and the switch; the daemon's registry of
  * networks and the sessions that are its ports stand above it (README, "How it is built").
  */
 import type { DhcpLease } from '../dhcp/server.js';
+import type { ForwardRefusals } from '../nat/forward-refusals.js';
 import type { ForwardRule } from '../nat/forwards.js';
-import type { Endpoint, FlowId } from '../net/addr.js';
+import type { FlowId } from '../net/addr.js';
 import { Stack, type StackDeps } from '../stack/stack.js';
 import type { StackConfig } from '../stack/config.js';
 import { LearningSwitch, type PortId, type SwitchOptions } from '../switch/learning-switch.js';
@@ -174,21 +177,17 @@ export class Network {
    * bound lease whose DHCP host name is the rule's (case-insensitive), or the first bound lease.
    */
   forwardGuest(rule: ForwardRule): Ipv4Addr | undefined {
-    if (rule.guestAddr !== undefined) return rule.guestAddr;
-    const bound = this.leases().filter((l) => l.state === 'bound');
-    if (rule.guestName === undefined) return bound[0]?.ip;
-    const name = rule.guestName.toLowerCase();
-    return bound.find((l) => l.hostname?.toLowerCase() === name)?.ip;
+    return this.stack.forwardGuest(rule);
   }
 
-  /** A client of a TCP forward: see Stack.forwardTcp. */
-  forwardTcp(client: Endpoint, guest: Endpoint): FlowId | undefined {
-    return this.stack.forwardTcp(client, guest);
+  /** Opens a forward's socket through the host: see Stack.openForward. */
+  openForward(rule: ForwardRule, refusals: ForwardRefusals): FlowId | undefined {
+    return this.stack.openForward(rule, refusals);
   }
 
-  /** A new client of a UDP forward: see Stack.forwardUdp. */
-  forwardUdp(client: Endpoint, guest: Endpoint): FlowId | undefined {
-    return this.stack.forwardUdp(client, guest);
+  /** Releases a forward's socket: see Stack.closeForward. */
+  closeForward(id: FlowId): void {
+    this.stack.closeForward(id);
   }
 
   /** Ends every flow (host sockets released through the host) and detaches every port. */

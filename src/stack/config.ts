@@ -29,21 +29,28 @@ export interface StackConfig extends DhcpServerOptions, NatPolicyOptions {
 
 /** User-facing options, as text, named after QEMU's `-netdev user` keys. */
 export interface NetworkOptions {
-  net?: string;
-  host?: string;
-  dns?: string;
-  dhcpstart?: string;
-  domainname?: string;
-  dnssearch?: readonly string[];
-  hostname?: string;
-  mtu?: string | number;
-  leasetime?: string | number;
-  tftpservername?: string;
-  bootfile?: string;
-  route?: readonly string[];
-  restrict?: boolean;
-  disableHostLoopback?: boolean;
+  net?: string | undefined;
+  host?: string | undefined;
+  dns?: string | undefined;
+  dhcpstart?: string | undefined;
+  /** Addresses in the DHCP pool, 1..MAX_DHCP_POOL (QEMU's 16, or fewer when the network ends first). */
+  dhcppool?: string | number | undefined;
+  domainname?: string | undefined;
+  dnssearch?: readonly string[] | undefined;
+  hostname?: string | undefined;
+  mtu?: string | number | undefined;
+  leasetime?: string | number | undefined;
+  tftpservername?: string | undefined;
+  bootfile?: string | undefined;
+  route?: readonly string[] | undefined;
+  restrict?: boolean | undefined;
+  disableHostLoopback?: boolean | undefined;
 }
+
+/** QEMU's pool size, the default. */
+export const DEFAULT_DHCP_POOL = 16;
+/** The largest pool: one lease slot each, a table a network keeps whatever its guests do. */
+export const MAX_DHCP_POOL = 1024;
 
 /** QEMU's default gateway MAC 52:55:0a:00:02:02 ("RU" + 10.0.2.2). */
 const GATEWAY_MAC_PREFIX = [0x52, 0x55] as const;
@@ -104,8 +111,12 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
   const dns = inside('dns', addr('dns', o.dns ?? formatIpv4Addr(net + 3)));
   if (dns === host) throw new ConfigError('dns', `must differ from the gateway (--host ${formatIpv4Addr(host)})`);
   const dhcpStart = inside('dhcpstart', addr('dhcpstart', o.dhcpstart ?? formatIpv4Addr(net + 15)));
-  const dhcpPoolSize = Math.min(16, broadcast - dhcpStart);
-  if (dhcpPoolSize < 1) throw new ConfigError('dhcpstart', 'leaves no room for a lease before the broadcast address');
+  const room = broadcast - dhcpStart;
+  if (room < 1) throw new ConfigError('dhcpstart', 'leaves no room for a lease before the broadcast address');
+  const asked = o.dhcppool === undefined ? undefined : integer('dhcppool', o.dhcppool, 1, MAX_DHCP_POOL);
+  if (asked !== undefined && asked > room)
+    throw new ConfigError('dhcppool', `${asked} addresses from ${formatIpv4Addr(dhcpStart)} pass the broadcast address ${formatIpv4Addr(broadcast)}: at most ${room} fit`);
+  const dhcpPoolSize = asked ?? Math.min(DEFAULT_DHCP_POOL, room);
   for (const [name, a] of [['host', host], ['dns', dns]] as const)
     if (a >= dhcpStart && a < dhcpStart + dhcpPoolSize)
       throw new ConfigError('dhcpstart', `the pool ${formatIpv4Addr(dhcpStart)}+${dhcpPoolSize} contains the ${name} address ${formatIpv4Addr(a)}`);

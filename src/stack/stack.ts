@@ -40,9 +40,13 @@
  *   (`deps.host`), with the gateway standing for the host's loopback (`src/nat/policy.ts`).
  * - TCP to the gateway and to the outside goes through the TCP engine (`src/nat/tcp-flow.ts`,
  *   `src/tcp/conn.ts`) to host sockets; every entry point ends with the engine's `flush()`, so a
- *   batch of frames costs each connection one ACK. `forwardTcp` starts a `--hostfwd` connection.
+ *   batch of frames costs each connection one ACK.
  *   TCP to the DNS address's port 53 (DNS over TCP, RFC 7766: a guest retrying a truncated
  *   answer) is NAT to the first upstream resolver, as libslirp does; other ports there get RST.
+ * - Port forwards (`--hostfwd`, `src/nat/forward-ports.ts`): `openForward` asks the host for
+ *   the rule's listening or bound socket through the seam; its clients arrive as host events
+ *   (`tcpAccepted`, `udpReceivedFrom`) and become flows towards the rule's guest, resolved
+ *   from the lease table when they arrive.
  *
  * What it does not do (yet), deliberately:
  * - ICMP echo to outside hosts is refused with ICMP destination unreachable, code 13
@@ -78,7 +82,10 @@ import { BROADCAST_MAC, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DNS_PORT, DnsForwarder, type DnsStats } from '../dns/forwarder.js';
 import type { DnsStaticRecord } from '../dns/records.js';
 import { ipv4Of, type Endpoint, type FlowId } from '../net/addr.js';
-import type { Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
+import type { AcceptId, Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
+import { ForwardPorts, forwardGuest } from '../nat/forward-ports.js';
+import type { ForwardRefusals } from '../nat/forward-refusals.js';
+import type { ForwardRule } from '../nat/forwards.js';
 import { FlowTable, type FlowInfo, type FlowLimits } from '../nat/flow-table.js';
 import { UdpNat, UNREACHABLE } from '../nat/udp-flow.js';
 import { TcpEngine, type TcpEngineLimits } from '../nat/tcp-flow.js';
@@ -151,6 +158,7 @@ export class Stack implements ToGuest, HostEvents {
   readonly #udp: UdpNat | undefined;
   readonly #tcp: TcpEngine | undefined;
   readonly #dns: DnsForwarder | undefined;
+  readonly #forwards: ForwardPorts | undefined;
   readonly #broadcast: Ipv4Addr;
   #ipId: number;
   /** Where the next outgoing frame is carved from (see #frame). */
@@ -177,6 +185,19 @@ export class Stack implements ToGuest, HostEvents {
             allocateId: () => this.#flows.allocateId(),
             ...(deps.dnsRecords !== undefined && { records: deps.dnsRecords }),
             ...(deps.dnsUpstreams !== undefined && { upstreams: deps.dnsUpstreams }),
+          });
+    const udp = this.#udp;
+    const tcp = this.#tcp;
+    this.#forwards =
+      deps.host === undefined || udp === undefined || tcp === undefined
+        ? undefined
+        : new ForwardPorts({
+            host: deps.host,
+            allocateId: () => this.#flows.allocateId(),
+            leases: () => this.leases(),
+            forwardTcp: (client, guest, nowMs) => tcp.forward(client, guest, nowMs),
+            udpDeliver: (via, client, data, nowMs) => udp.deliver(via, client, data, nowMs),
+            forwardUdp: (client, guest, nowMs, via) => udp.forward(client, guest, nowMs, via),
           });
     this.#broadcast = (config.net | ~config.netmask) >>> 0;
     this.#ipId = deps.random.u32() & 0xffff;
@@ -249,6 +270,7 @@ export class Stack implements ToGuest, HostEvents {
   /** Releases every host resource (the session ends). */
   close(): void {
     this.#guard(() => {
+      this.#forwards?.closeAll();
       this.#dns?.closeAll();
       this.#udp?.closeAll();
       this.#tcp?.closeAll();
@@ -272,6 +294,7 @@ export class Stack implements ToGuest, HostEvents {
   udpError(flow: FlowId, code: string): void {
     this.#guard((nowMs) => {
       if (this.#dns?.owns(flow) === true) this.#dns.upstreamError(flow, code, nowMs);
+      else if (this.#forwards?.owns(flow) === true) this.#forwards.failed(flow);
       else this.#udp?.hostError(flow, code);
     });
   }
@@ -300,12 +323,66 @@ export class Stack implements ToGuest, HostEvents {
     this.#guard(() => this.#tcp?.onHostClosed(flow));
   }
 
+  tcpListening(listener: FlowId, local: Endpoint): void {
+    this.#guard(() => this.#forwards?.opened(listener, local));
+  }
+
+  tcpListenError(listener: FlowId, _code: string): void {
+    this.#guard(() => this.#forwards?.failed(listener));
+  }
+
+  tcpAccepted(listener: FlowId, conn: AcceptId, client: Endpoint): void {
+    const host = this.#deps.host;
+    this.#guard((nowMs) => {
+      if (this.#forwards === undefined) host?.tcpRefuse(conn);
+      else this.#forwards.accepted(listener, conn, client, nowMs);
+    });
+  }
+
+  udpBound(socket: FlowId, local: Endpoint): void {
+    this.#guard(() => this.#forwards?.opened(socket, local));
+  }
+
+  udpReceivedFrom(socket: FlowId, from: Endpoint, data: Uint8Array): void {
+    this.#guard((nowMs) => this.#forwards?.datagram(socket, from, data, nowMs));
+  }
+
+  // --- Port forwards (src/nat/forward-ports.ts).
+
   /**
-   * A host client accepted on a `--hostfwd` TCP listener: opens a connection to `guest` (a
-   * SYN goes out now). Returns the flow the host socket belongs to, or undefined when the
-   * flow table is full (or there is no host): the caller then resets the client. The socket
-   * must stay paused until the stack resumes it (Host.tcpPause(flow, false)) once the
-   * guest's handshake completes.
+   * Opens `rule`'s socket through the host (Host.tcpListen / udpBind); its clients become
+   * flows towards the rule's guest, refusals counted in `refusals`. Returns the socket's id
+   * for `closeForward`; undefined without a host.
+   */
+  openForward(rule: ForwardRule, refusals: ForwardRefusals): FlowId | undefined {
+    let id: FlowId | undefined;
+    this.#guard(() => {
+      id = this.#forwards?.open(rule, refusals);
+    });
+    return id;
+  }
+
+  /** Releases a forward's socket (Host.close); its flows live on until they end. */
+  closeForward(id: FlowId): void {
+    this.#guard(() => this.#forwards?.close(id));
+  }
+
+  /** The endpoint a forward's socket is bound to, once the host confirmed it. */
+  forwardLocal(id: FlowId): Endpoint | undefined {
+    return this.#forwards?.local(id);
+  }
+
+  /** The guest address `rule` delivers to now (forward-ports.ts `forwardGuest`). */
+  forwardGuest(rule: ForwardRule): Ipv4Addr | undefined {
+    return forwardGuest(rule, this.leases());
+  }
+
+  /**
+   * A host client of a TCP forward: opens a connection to `guest` (a SYN goes out now).
+   * Returns the flow the host socket is to be adopted into, or undefined when the flow table
+   * is full (or there is no host): the caller then refuses the client. The socket must stay
+   * paused until the stack resumes it (Host.tcpPause(flow, false)) once the guest's
+   * handshake completes.
    */
   forwardTcp(client: Endpoint, guest: Endpoint): FlowId | undefined {
     let flow: FlowId | undefined;
@@ -316,14 +393,15 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   /**
-   * A datagram from a new client of a `--hostfwd udp:` listener: opens a UDP flow towards
-   * `guest` whose host side is the client. Returns the flow, or undefined (no host, tuple
-   * taken); the caller then drops the datagram. The datagram itself follows as `udpReceived`.
+   * A new client of a UDP forward whose bound socket is `via`: opens a UDP flow towards
+   * `guest` whose host side is the client, the guest's replies sent through `via`
+   * (Host.udpSendTo). Returns the flow, or undefined (no host, tuple taken); the caller then
+   * drops the datagram.
    */
-  forwardUdp(client: Endpoint, guest: Endpoint): FlowId | undefined {
+  forwardUdp(client: Endpoint, guest: Endpoint, via: FlowId): FlowId | undefined {
     let flow: FlowId | undefined;
     this.#guard((nowMs) => {
-      flow = this.#udp?.forward(client, guest, nowMs);
+      flow = this.#udp?.forward(client, guest, nowMs, via);
     });
     return flow;
   }

@@ -56,7 +56,7 @@ describe('parseCommandLine', () => {
       '--lease-time', '3600', '--pcap', '/tmp/caps', '--log-level', 'debug',
     ]);
     if (c.command !== 'serve') throw new Error('not serve');
-    expect(c.network).toMatchObject({
+    expect(c.network.config).toMatchObject({
       prefixLen: 24, mtu: 9000, leaseTimeS: 3600, domainName: 'example.test', dnsSearch: ['a.test', 'b.test', 'c.test'],
       hostname: 'vm', tftpServerName: 'tftp.test', bootFile: 'pxelinux.0', routes: [{ prefixLen: 16 }],
     });

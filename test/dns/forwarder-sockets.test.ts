@@ -76,6 +76,7 @@ function realStack(upstreams: Endpoint[]) {
       udp.close(flow);
     },
     tcpConnect: unsupported, tcpWrite: unsupported, tcpEnd: unsupported, tcpPause: unsupported, tcpReset: unsupported,
+    tcpListen: unsupported, tcpAdopt: unsupported, tcpRefuse: unsupported, udpBind: unsupported, udpSendTo: unsupported,
   };
   const s = new Stack(resolveStackConfig(), {
     clock: systemClock, random: systemRandom(), host, dnsUpstreams: upstreams,

@@ -1,8 +1,8 @@
 import type { Endpoint, FlowId } from '../../src/net/addr.js';
-import type { Host } from '../../src/net/seams.js';
+import type { AcceptId, Host } from '../../src/net/seams.js';
 
-/** One recorded Host call: the method name and its arguments. */
-export type HostCall = [method: keyof Host, flow: FlowId, ...args: unknown[]];
+/** One recorded Host call: the method name and its arguments (the first an id: a flow, a listener, an accepted connection). */
+export type HostCall = [method: keyof Host, id: FlowId | AcceptId, ...args: unknown[]]; // eslint-disable-line @typescript-eslint/no-duplicate-type-constituents -- both are numbers; the names say which ids appear
 
 /**
  * A Host that records every call and answers nothing by itself; tests play the host's part
@@ -34,6 +34,21 @@ export class FakeHost implements Host {
   }
   tcpReset(flow: FlowId): void {
     this.calls.push(['tcpReset', flow]);
+  }
+  tcpListen(listener: FlowId, local: Endpoint): void {
+    this.calls.push(['tcpListen', listener, local]);
+  }
+  tcpAdopt(conn: AcceptId, flow: FlowId): void {
+    this.calls.push(['tcpAdopt', conn, flow]);
+  }
+  tcpRefuse(conn: AcceptId): void {
+    this.calls.push(['tcpRefuse', conn]);
+  }
+  udpBind(socket: FlowId, local: Endpoint): void {
+    this.calls.push(['udpBind', socket, local]);
+  }
+  udpSendTo(socket: FlowId, to: Endpoint, data: Uint8Array): void {
+    this.calls.push(['udpSendTo', socket, to, data.slice()]);
   }
   close(flow: FlowId): void {
     this.calls.push(['close', flow]);

@@ -1,8 +1,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Endpoint, FlowId } from '../../src/net/addr.js';
-import { NodeTcp, TcpForwardListener, type NodeTcpEvents } from '../../src/host/node-tcp.js';
-import { parseForwardRule } from '../../src/nat/forwards.js';
+import { NodeTcp, type NodeTcpEvents } from '../../src/host/node-tcp.js';
 import { ip } from '../helpers/frames.js';
 
 type Ev = [string, FlowId, ...unknown[]];
@@ -151,38 +150,5 @@ describe('NodeTcp', () => {
     peer!.resume();
     await r.until('drained');
     tcp.reset(1);
-  });
-});
-
-describe('TcpForwardListener', () => {
-  it('hands accepted clients to the target, paused, with their endpoint; refuses without a target', async () => {
-    const rule = { ...parseForwardRule('tcp:127.0.0.1:1-:22'), hostPort: 0 };
-    const l = new TcpForwardListener(rule);
-    await l.listen();
-    const r = recorder();
-    const tcp = new NodeTcp(r.ev);
-    const calls: [Endpoint, Endpoint][] = [];
-    l.attach({ tcp, forwardGuest: () => ip('10.0.2.15'), forwardTcp: (c, g) => (calls.push([c, g]), 42) });
-    const client = net.connect({ port: l.port, host: '127.0.0.1', allowHalfOpen: true });
-    await new Promise((res) => client.once('connect', res));
-    client.write('early');
-    await new Promise((res) => setTimeout(res, 100));
-    expect(calls).toEqual([[{ addr: ip('127.0.0.1'), port: client.localPort }, { addr: ip('10.0.2.15'), port: 22 }]]);
-    expect(tcp.has(42)).toBe(true);
-    expect(r.events).toEqual([]);        // paused until the guest's handshake
-    tcp.pause(42, false);
-    await r.until('data');
-    expect(Buffer.concat(r.data).toString()).toBe('early');
-    tcp.reset(42);
-    client.destroy();
-    l.attach(undefined);
-    const c2 = net.connect({ port: l.port, host: '127.0.0.1' });
-    const err = await new Promise<string>((res) => {
-      c2.on('error', (e: NodeJS.ErrnoException) => res(e.code ?? ''));
-      c2.on('close', () => res('closed'));
-    });
-    expect(['ECONNRESET', 'closed']).toContain(err);
-    expect(l.refused).toBe(1);
-    await l.close();
   });
 });

@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { IP_PROTO, type Ipv4 } from '../../src/ipv4/wire.js';
 import type { FlowId } from '../../src/net/addr.js';
 import type { ToGuest } from '../../src/net/seams.js';
-import { FlowTable, type FlowEntry, type FlowLimits, type FlowProtocol } from '../../src/nat/flow-table.js';
+import { DEFAULT_FLOW_LIMITS, FlowTable, MAX_FLOW_LIMIT, resolveFlowLimits, type FlowEntry, type FlowLimits, type FlowProtocol } from '../../src/nat/flow-table.js';
+import { ConfigError } from '../../src/util/config-error.js';
 import { UDP_IDLE_TIMEOUT_MS, UdpNat } from '../../src/nat/udp-flow.js';
 import type { Tcp } from '../../src/tcp/wire.js';
 import type { Ipv4Addr } from '../../src/util/bytes.js';
@@ -20,6 +21,8 @@ import { ACK, FIN, GATEWAY, GUEST, optionsAfterSyn, RST, tcpHarness } from './tc
 const OTHER = ip('10.0.2.16');
 const GUESTS = [GUEST, OTHER, ip('10.0.2.17'), ip('10.0.2.18')] as const;
 const EMPTY = new Uint8Array(0);
+/** The bound socket forwarded UDP flows ride (an id no flow of these tests reaches). */
+const VIA: FlowId = 1_000_000;
 
 const limits = (udp: number, tcp: number, guestUdp: number, guestTcp: number): FlowLimits =>
   ({ udp, tcp, perGuest: { udp: guestUdp, tcp: guestTcp } });
@@ -163,10 +166,10 @@ describe('UDP NAT limits', () => {
     t.udpSends(GUEST, 2);
     const client = { addr: ip('127.0.0.1'), port: 50_000 };
     t.clock.advance(1);
-    expect(t.udp.forward(client, { addr: GUEST, port: 53 }, t.clock.now())).toBeDefined();
+    expect(t.udp.forward(client, { addr: GUEST, port: 53 }, t.clock.now(), VIA)).toBeDefined();
     expect(t.ports('udp', GUEST)).toEqual([2, 53]);
     expect(t.counters.get('nat.udp-guest-limit')).toBe(1);
-    expect(t.udp.forward(client, { addr: OTHER, port: 53 }, t.clock.now())).toBeDefined();
+    expect(t.udp.forward(client, { addr: OTHER, port: 53 }, t.clock.now(), VIA)).toBeDefined();
     expect(t.table.guestCount('udp', OTHER)).toBe(1);
   });
 });
@@ -313,7 +316,7 @@ describe('flow limits (property)', () => {
             break;
           }
           case 'udp-forward':
-            opening('udp', op.guest, () => t.udp.forward(client(op.port), { addr: GUESTS[op.guest]!, port: 7000 + op.port }, t.clock.now()));
+            opening('udp', op.guest, () => t.udp.forward(client(op.port), { addr: GUESTS[op.guest]!, port: 7000 + op.port }, t.clock.now(), VIA));
             break;
           case 'tcp-forward':
             opening('tcp', op.guest, () => t.engine.forward(client(op.port), { addr: GUESTS[op.guest]!, port: 7000 + op.port }, t.clock.now()));
@@ -333,4 +336,52 @@ describe('flow limits (property)', () => {
       }
     }), { numRuns: runs(100) });
   }, budgetMs(30_000));
+});
+
+describe('nat/flow-table: limits from options (--max-tcp-flows and friends)', () => {
+  it('defaults to today\'s limits: 4096 TCP and 1024 UDP flows per guest, 16384 and 4096 per network', () => {
+    expect(resolveFlowLimits()).toEqual(DEFAULT_FLOW_LIMITS);
+    expect(resolveFlowLimits()).toEqual({ tcp: 16384, udp: 4096, perGuest: { tcp: 4096, udp: 1024 } });
+  });
+
+  it('takes each limit on its own, and lowers a guest\'s default with its network\'s', () => {
+    expect(resolveFlowLimits({ 'max-tcp-flows': '10', 'max-udp-flows': 3 })).toEqual({ tcp: 16384, udp: 4096, perGuest: { tcp: 10, udp: 3 } });
+    expect(resolveFlowLimits({ 'max-network-tcp-flows': '100' })).toEqual({ tcp: 100, udp: 4096, perGuest: { tcp: 100, udp: 1024 } });
+    expect(resolveFlowLimits({ 'max-network-udp-flows': `${MAX_FLOW_LIMIT}`, 'max-udp-flows': `${MAX_FLOW_LIMIT}` }).perGuest.udp).toBe(MAX_FLOW_LIMIT);
+  });
+
+  it.each([
+    [{ 'max-tcp-flows': '0' }, 'max-tcp-flows', /from 1 to 1048576/],
+    [{ 'max-udp-flows': '-1' }, 'max-udp-flows', /from 1 to 1048576/],
+    [{ 'max-network-tcp-flows': '1e3' }, 'max-network-tcp-flows', /from 1 to 1048576/],
+    [{ 'max-network-udp-flows': `${MAX_FLOW_LIMIT + 1}` }, 'max-network-udp-flows', /from 1 to 1048576/],
+    [{ 'max-tcp-flows': '200', 'max-network-tcp-flows': '100' }, 'max-tcp-flows', /200 flows per guest is above the network's limit of 100/],
+  ])('refuses %j naming --%s', (o, option, reason) => {
+    let err: unknown;
+    try {
+      resolveFlowLimits(o);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).option).toBe(option);
+    expect((err as ConfigError).message).toMatch(reason);
+  });
+
+  it('gives limits a FlowTable accepts, for any numbers it does not refuse', () => {
+    fc.assert(
+      fc.property(fc.record({ 'max-tcp-flows': fc.option(fc.integer({ min: -2, max: 1 << 21 }), { nil: undefined }), 'max-network-tcp-flows': fc.option(fc.integer({ min: -2, max: 1 << 21 }), { nil: undefined }) }), (o) => {
+        let limits: FlowLimits;
+        try {
+          limits = resolveFlowLimits(o);
+        } catch (e) {
+          if (!(e instanceof ConfigError)) throw e;
+          return;
+        }
+        expect(limits.perGuest.tcp).toBeLessThanOrEqual(limits.tcp);
+        expect(() => new FlowTable(limits)).not.toThrow();
+      }),
+      { numRuns: 300 },
+    );
+  });
 });

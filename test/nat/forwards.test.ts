@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { expandForward, formatForwardSpec, MAX_FORWARD_PORTS, parseForwardRule, parseForwards, parseForwardSpec, type ForwardSpec, type GuestTarget } from '../../src/nat/forwards.js';
+import { expandForward, formatForwardSpec, MAX_FORWARD_PORTS, parseForwardGroups, parseForwardRule, parseForwards, parseForwardSpec, type ForwardSpec, type GuestTarget } from '../../src/nat/forwards.js';
 import { ConfigError } from '../../src/util/config-error.js';
 import { ipv4AddrArb } from '../helpers/arbitraries.js';
 import { ip } from '../helpers/frames.js';
@@ -97,17 +97,33 @@ describe('nat/forwards: port ranges (as passt -t 8000-8010)', () => {
   });
 });
 
-describe('nat/forwards: guest host names (the syntax --network will use)', () => {
+describe('nat/forwards: guest host names', () => {
   it('parses a host name as the guest, with ranges, one way only', () => {
     expect(parseForwardSpec('tcp::8000-8010-web:8000-8010')).toMatchObject({ hostPorts: { first: 8000, last: 8010 }, guest: { kind: 'name', name: 'web' }, guestPorts: { first: 8000, last: 8010 } });
     expect(parseForwardSpec('tcp::8080-web-1.lab:80')).toMatchObject({ hostPorts: { first: 8080, last: 8080 }, guest: { kind: 'name', name: 'web-1.lab' } });
     expect(parseForwardSpec('tcp::8000-8010-10.0.2.15:8000-8010')).toMatchObject({ hostPorts: { first: 8000, last: 8010 }, guest: { kind: 'addr', addr: ip('10.0.2.15') } });
   });
 
-  it('refuses it for now, saying it comes with --network', () => {
-    const e = refusal(['tcp::8080-web:80']);
-    expect(e.option).toBe('hostfwd');
-    expect(e.message).toMatch(/guest host name 'web': .*come with --network/);
+  it('expands a host-name rule into rules that carry the name and no address', () => {
+    expect(parseForwards(['tcp::8000-8001-web:80-81'])).toEqual([
+      { protocol: 'tcp', hostAddr: ip('127.0.0.1'), hostPort: 8000, guestAddr: undefined, guestName: 'web', guestPort: 80, text: 'tcp::8000-8001-web:80-81' },
+      { protocol: 'tcp', hostAddr: ip('127.0.0.1'), hostPort: 8001, guestAddr: undefined, guestName: 'web', guestPort: 81, text: 'tcp::8000-8001-web:80-81' },
+    ]);
+    expect(parseForwardRule('udp::5353-dns1:53')).toMatchObject({ guestName: 'dns1', guestAddr: undefined });
+  });
+});
+
+describe('nat/forwards: groups (one per network, sharing the host)', () => {
+  it('keeps each group its own rules', () => {
+    const [a, b] = parseForwardGroups([['tcp::8080-web:80'], ['tcp::8081-:80', 'udp::8080-:53']]);
+    expect(a!.map((r) => r.hostPort)).toEqual([8080]);
+    expect(b!.map((r) => [r.protocol, r.hostPort])).toEqual([['tcp', 8081], ['udp', 8080]]);
+  });
+
+  it('refuses a host port two groups would both listen on, and counts the port bound across groups', () => {
+    expect(() => parseForwardGroups([['tcp::8080-:80'], ['tcp:0.0.0.0:8080-:81']])).toThrow(/host port 8080 is already forwarded by 'tcp::8080-:80'/);
+    const half = MAX_FORWARD_PORTS / 2;
+    expect(() => parseForwardGroups([[`tcp::10001-${10000 + half}-:10001-${10000 + half}`], [`tcp::20000-${20000 + half}-:20000-${20000 + half}`]])).toThrow(/at most 512 in all/);
   });
 });
 
@@ -142,7 +158,7 @@ describe('nat/forwards: properties', () => {
 
   it('a range expands to consecutive ports with a constant offset', () => {
     fc.assert(
-      fc.property(specArb.filter((s) => s.guest.kind !== 'name'), (spec) => {
+      fc.property(specArb, (spec) => {
         const rules = expandForward(parseForwardSpec(formatForwardSpec(spec)));
         expect(rules).toHaveLength(spec.hostPorts.last - spec.hostPorts.first + 1);
         const offset = spec.guestPorts.first - spec.hostPorts.first;

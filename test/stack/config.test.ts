@@ -47,3 +47,30 @@ describe('stack/config: --net and --route take a prefix length or a dotted mask,
     expect(byMask[0]).toEqual({ dest: ip('10.9.0.0'), prefixLen: 16, gateway: ip('10.0.2.2') });
   });
 });
+
+describe('stack/config: --dhcp-pool', () => {
+  it('is 16 addresses by default, fewer when the network ends first', () => {
+    expect(resolveStackConfig().dhcpPoolSize).toBe(16);
+    expect(resolveStackConfig({ dhcpstart: '10.0.2.250' }).dhcpPoolSize).toBe(5);
+  });
+
+  it('takes any size that fits before the broadcast address, up to 1024', () => {
+    expect(resolveStackConfig({ dhcppool: '240' }).dhcpPoolSize).toBe(240);
+    expect(resolveStackConfig({ net: '10.0.0.0/16', dhcppool: 1024 }).dhcpPoolSize).toBe(1024);
+  });
+
+  it.each([
+    [{ dhcppool: '0' }, /from 1 to 1024/],
+    [{ dhcppool: '1025', net: '10.0.0.0/8' }, /from 1 to 1024/],
+    [{ dhcppool: 'many' }, /from 1 to 1024/],
+    [{ dhcppool: '241' }, /241 addresses from 10\.0\.2\.15 pass the broadcast address 10\.0\.2\.255: at most 240 fit/],
+  ])('refuses %j naming --dhcppool', (o, reason) => {
+    const e = refusal(o);
+    expect(e.option).toBe('dhcppool');
+    expect(e.message).toMatch(reason);
+  });
+
+  it('refuses a pool that would hold the gateway', () => {
+    expect(refusal({ dhcpstart: '10.0.2.1', dhcppool: '4' }).message).toMatch(/contains the host address 10\.0\.2\.2/);
+  });
+});

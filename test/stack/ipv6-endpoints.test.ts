@@ -17,6 +17,8 @@ function harness() {
 
 const V6_CLIENT = { addr: parseIpAddr('2001:db8::7')!, port: 5555 };
 const GUEST = { addr: ip('10.0.2.15'), port: 80 };
+/** A forward's bound socket (an id no flow of these tests reaches). */
+const VIA = 1_000_000;
 
 describe('IPv6 endpoints at the IPv4-only NAT', () => {
   it('refuses a TCP forward from an IPv6 client, counted', () => {
@@ -28,8 +30,8 @@ describe('IPv6 endpoints at the IPv4-only NAT', () => {
 
   it('refuses a UDP forward from an IPv6 client or to an IPv6 guest, counted', () => {
     const t = harness();
-    expect(t.stack.forwardUdp(V6_CLIENT, GUEST)).toBeUndefined();
-    expect(t.stack.forwardUdp({ addr: ip('127.0.0.1'), port: 5555 }, { addr: parseIpAddr('fd00::15')!, port: 80 })).toBeUndefined();
+    expect(t.stack.forwardUdp(V6_CLIENT, GUEST, VIA)).toBeUndefined();
+    expect(t.stack.forwardUdp({ addr: ip('127.0.0.1'), port: 5555 }, { addr: parseIpAddr('fd00::15')!, port: 80 }, VIA)).toBeUndefined();
     expect(t.stack.counters.get('udp.forward-not-ipv4')).toBe(2);
     expect(t.stack.flows()).toEqual([]);
   });

@@ -146,23 +146,4 @@ describe('UDP NAT', () => {
     expect(t.take()).toEqual([]);
     expect(t.stack.counters.get('stack.internal-error')).toBe(0);
   });
-
-  it('opens forwarded flows (--hostfwd udp): the guest sees a loopback client as the gateway', () => {
-    const t = harness();
-    t.guestSends('10.0.2.2', 9, bytes(1)); // the guest is known (its MAC learned)
-    const client = { addr: ip('127.0.0.1'), port: 50000 };
-    const flow = t.stack.forwardUdp(client, { addr: ip('10.0.2.15'), port: 7 })!;
-    expect(t.stack.forwardUdp(client, { addr: ip('10.0.2.15'), port: 7 })).toBeUndefined(); // tuple taken
-    t.stack.udpReceived(flow, bytes(5));
-    const [d] = t.take();
-    expect(d!.ip).toMatchObject({ src: ip('10.0.2.2'), dst: ip('10.0.2.15') });
-    expect(d!.udp).toEqual({ srcPort: 50000, dstPort: 7, payload: bytes(5) });
-    const calls = t.host.calls.length;
-    t.guestSends('10.0.2.2', 50000, bytes(6), 7);
-    expect(t.host.calls.slice(calls)).toEqual([['udpSend', flow, bytes(6)]]); // no udpOpen: the listener carries it
-    const external = t.stack.forwardUdp({ addr: ip('192.0.2.44'), port: 1234 }, { addr: ip('10.0.2.15'), port: 7 })!;
-    t.stack.udpReceived(external, bytes(2));
-    expect(t.take()[0]!.ip).toMatchObject({ src: ip('192.0.2.44') });
-    expect(t.stack.flows().filter((f) => f.origin === 'forward')).toHaveLength(2);
-  });
 });

@@ -3,9 +3,13 @@
  * reason, and say so in the log — the first refusal at once, then at most one line per
  * LOG_THROTTLE_INTERVAL_MS carrying the total and how many went unlogged — so that a user
  * whose `ssh -p 2222 localhost` is reset learns why, and a client retrying in a loop cannot
- * flood the log.
+ * flood the log. Sans-IO: the caller passes the time, as everything in a network does.
+ *
+ * One per forward rule, for the daemon's life: the daemon makes it and lends it to whichever
+ * network holds the rule (`ForwardPorts` counts there), so the shutdown summary adds up every
+ * owner's refusals.
  */
-import type { ForwardRule } from '../nat/forwards.js';
+import type { ForwardRule } from './forwards.js';
 import { Counters } from '../util/drops.js';
 import { LogThrottle } from '../util/log-throttle.js';
 
@@ -34,7 +38,7 @@ export interface ForwardLog {
 
 /** The counters and the rate-limited log of one forward listener. */
 export class ForwardRefusals {
-  /** ForwardRefusal counts, plus 'hostfwd.socket-error' (errors on the listening socket). */
+  /** ForwardRefusal counts, plus 'hostfwd.socket-error' (errors of the listening or bound socket). */
   readonly counters = new Counters();
   readonly #rule: ForwardRule;
   readonly #log: ForwardLog | undefined;
@@ -50,10 +54,10 @@ export class ForwardRefusals {
     return this.counters.total('hostfwd.') - this.counters.get('hostfwd.socket-error');
   }
 
-  /** Counts one refused client (`client`: its address, for the log) and logs it when the rate limit allows. */
-  refuse(reason: ForwardRefusal, client: string): void {
+  /** Counts one refused client (`client`: its address, for the log) at `nowMs` and logs it when the rate limit allows. */
+  refuse(reason: ForwardRefusal, client: string, nowMs: number): void {
     this.counters.count(reason);
-    const now = this.#throttle.hit(performance.now());
+    const now = this.#throttle.hit(nowMs);
     if (now === undefined || this.#log === undefined) return;
     this.#log.warn(
       { rule: this.#rule.text, protocol: this.#rule.protocol, client, reason, why: WHY[reason], refused: this.total, suppressed: now.suppressed },
