@@ -2,7 +2,9 @@
  * `npm run bench`: runs every benchmark in bench/ (each file but this one), one after the
  * other in its own process, or only those named on the command line (`npm run bench -- tcp`).
  * Each benchmark prints its own figures and its ratios against a baseline measured in the
- * same run.
+ * same run. Files are found, not listed: a new bench/NAME.ts (networks.ts, guest to guest on
+ * one tslirp network against the bridge alone) runs with the others and alone with
+ * `npm run bench -- NAME`.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';

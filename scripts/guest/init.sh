@@ -1,10 +1,14 @@
 #!/bin/busybox sh
 # /init of tslirp's test guests (QEMU e1000, v86 ne2k/virtio). Prints TSLIRP-* markers on the
-# serial console; the integration tests parse them. Kernel command-line words `nic=` and
-# `wait_go=` reach this script as environment variables.
+# serial console; the integration tests parse them. Kernel command-line words `nic=`,
+# `wait_go=`, `peer=` and `hold=` reach this script as environment variables; an initrd
+# overlay may set them in /etc/tslirp-guest.env instead (a guest whose command line the test
+# cannot change, v86's). `peer=ADDR` pings another guest of the network after the gateway and
+# DNS; `hold=SECONDS` then keeps the guest up until a line arrives on the console or SECONDS pass.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+[ -f /etc/tslirp-guest.env ] && . /etc/tslirp-guest.env
 echo "TSLIRP-INIT up=$(cut -d' ' -f1 /proc/uptime) nic=${nic:-e1000}"
 # Module load order was computed at build time from modinfo's depends field.
 if [ -f "/lib/modules/${nic:-e1000}.list" ]; then
@@ -29,6 +33,10 @@ if [ -n "${wait_go:-}" ]; then echo "TSLIRP-READY"; read -r GO < /dev/ttyS0; fi
 if udhcpc -s /usr/share/udhcpc/default.script -i eth0 -f -q -n -t 5 -T 2; then echo "TSLIRP-DHCP-OK"; else echo "TSLIRP-DHCP-FAIL"; fi
 if ping -c 3 -W 3 10.0.2.2; then echo "TSLIRP-PING-GW-OK"; else echo "TSLIRP-PING-GW-FAIL"; fi
 if ping -c 2 -W 3 10.0.2.3; then echo "TSLIRP-PING-DNS-OK"; else echo "TSLIRP-PING-DNS-FAIL"; fi
+if [ -n "${peer:-}" ]; then
+  if ping -c 3 -W 3 "$peer"; then echo "TSLIRP-PING-PEER-OK"; else echo "TSLIRP-PING-PEER-FAIL"; fi
+fi
+if [ -n "${hold:-}" ]; then echo "TSLIRP-HOLD"; read -r -t "$hold" GO < /dev/ttyS0; fi
 echo "TSLIRP-DONE"
 sync
 poweroff -f

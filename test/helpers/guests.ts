@@ -421,3 +421,31 @@ export function parseGuestConsole(text: string): GuestReport {
     done: text.includes('TSLIRP-DONE'),
   };
 }
+
+/**
+ * A copy of a built test guest (`dir` holding bzImage and initrd.gz, as scripts/build-*-guest.sh
+ * write them) whose initrd carries the current scripts/guest/init.sh and, in
+ * /etc/tslirp-guest.env, the words `env` (peer=, hold=... for a guest whose kernel command
+ * line the test cannot set). The original initrd is kept and a second cpio archive appended to
+ * it: Linux unpacks concatenated archives in order, later files replacing earlier ones, so a
+ * guest built before an init.sh change still runs the new one. Returns the new directory
+ * (remove it with rmSync when done).
+ */
+export function guestWithCurrentInit(dir: string, env: Readonly<Record<string, string>> = {}): string {
+  const out = tempDir('tslirp-guest-');
+  const overlay = join(out, 'overlay');
+  must('mkdir', ['-p', join(overlay, 'etc')]);
+  must('cp', [join(REPO_ROOT, 'scripts', 'guest', 'init.sh'), join(overlay, 'init')]);
+  chmodSync(join(overlay, 'init'), 0o755);
+  writeFileSync(join(overlay, 'etc', 'tslirp-guest.env'), Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''));
+  must('sh', ['-c', 'cp "$1/bzImage" "$2/bzImage" && { cat "$1/initrd.gz"; (cd "$3" && find . | cpio -o -H newc --quiet | gzip -9); } > "$2/initrd.gz"', 'sh', dir, out, overlay]);
+  rmSync(overlay, { recursive: true, force: true });
+  return out;
+}
+
+/** The result of scripts/guest/init.sh's `peer=` ping: 'ok', 'fail', or undefined when it did not run. */
+export function peerPingOf(text: string): 'ok' | 'fail' | undefined {
+  if (text.includes('TSLIRP-PING-PEER-OK')) return 'ok';
+  if (text.includes('TSLIRP-PING-PEER-FAIL')) return 'fail';
+  return undefined;
+}
