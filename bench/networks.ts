@@ -63,12 +63,19 @@ async function freeUdp(): Promise<number> {
   return p;
 }
 
+/**
+ * Kernel buffers of every UDP socket on the path, each way, as tslirp's dgram listener asks
+ * (DGRAM_SOCKET_BUFFER_BYTES): the default 208 KiB holds three 64 KiB frames, and a bridge
+ * whose socket overflows loses datagrams whatever sits between — the reference paths too.
+ */
+const SOCKET_BUFFER = 4 << 20;
+
 /** A namespace whose TAP socat bridges to UDP `remotePort`, from local UDP `localPort` (bench/tcp.ts's). */
 async function dgramGuest(remotePort: number, localPort: number): Promise<NetnsGuest> {
   const ns = uniqueName('tslbns');
   const tap = uniqueName('tslbtap');
   must('ip', ['netns', 'add', ns]);
-  const socat = new Proc(`socat ${tap}`, 'socat', ['-b', '65536', `TUN,tun-type=tap,iff-no-pi,tun-name=${tap}`, `UDP-DATAGRAM:127.0.0.1:${remotePort},bind=127.0.0.1:${localPort}`]);
+  const socat = new Proc(`socat ${tap}`, 'socat', ['-b', '65536', `TUN,tun-type=tap,iff-no-pi,tun-name=${tap}`, `UDP-DATAGRAM:127.0.0.1:${remotePort},bind=127.0.0.1:${localPort},rcvbuf=${SOCKET_BUFFER},sndbuf=${SOCKET_BUFFER}`]);
   await until(() => socat.exit !== undefined || spawnSync('ip', ['link', 'show', 'dev', tap], { stdio: 'ignore' }).status === 0, 10_000);
   must('ip', ['link', 'set', 'dev', tap, 'netns', ns]);
   must('ip', ['netns', 'exec', ns, 'sh', '-c', `ip link set lo up && ip link set dev ${tap} up`]);
@@ -135,7 +142,7 @@ async function bridgePair(mtu: number): Promise<Pair> {
 
 /** A Node process passing datagrams between two UDP peers on loopback: tslirp's place, nothing of its work. */
 const RELAY = `
-const s = require('node:dgram').createSocket('udp4');
+const s = require('node:dgram').createSocket({ type: 'udp4', recvBufferSize: ${SOCKET_BUFFER}, sendBufferSize: ${SOCKET_BUFFER} });
 const [a, b] = process.argv.slice(1).map(Number);
 s.on('message', (m, r) => s.send(m, r.port === a ? b : a, '127.0.0.1'));
 s.bind(Number(process.argv[3]), '127.0.0.1', () => console.log('relay ready'));

@@ -38,6 +38,24 @@ export const DGRAM_IDLE_TIMEOUT_MS = 5 * 60_000;
 export const DGRAM_SWEEP_INTERVAL_MS = 10_000;
 /** Sessions per dgram listener. */
 export const DGRAM_MAX_SESSIONS = 64;
+/**
+ * The listener socket's kernel buffers, each way. The default (net.core.rmem_default, about
+ * 208 KiB) holds three 64 KiB frames: a guest's TCP burst at a large MTU overflowed it while
+ * the event loop was busy, and every lost datagram is a retransmission for the guests. The
+ * kernel caps the request at net.core.rmem_max / wmem_max.
+ */
+export const DGRAM_SOCKET_BUFFER_BYTES = 4 << 20;
+/** The largest UDP payload over IPv4 (65535 − 20 − 8) and over IPv6 without jumbograms (65535 − 8). */
+const MAX_UDP4_PAYLOAD = 65507;
+const MAX_UDP6_PAYLOAD = 65527;
+
+/**
+ * Peers are always IP literals (a datagram's source): dgram's default lookup would still go
+ * through dns.lookup and a process.nextTick for every frame sent.
+ */
+const literalLookup: NonNullable<dgram.SocketOptions['lookup']> = (address, _family, callback) => {
+  callback(null, address, net.isIPv6(address) ? 6 : 4);
+};
 
 export interface DgramListenOptions {
   readonly host: string;
@@ -61,6 +79,7 @@ class DgramLink implements GuestLink {
   readonly #address: string;
   readonly #port: number;
   readonly #limit: number;
+  readonly #maxDatagram: number;
   readonly #forget: (l: DgramLink) => void;
   #closed = false;
 
@@ -69,6 +88,7 @@ class DgramLink implements GuestLink {
     this.#address = address;
     this.#port = port;
     this.peer = formatHostPort(address, port);
+    this.#maxDatagram = net.isIPv6(address) ? MAX_UDP6_PAYLOAD : MAX_UDP4_PAYLOAD;
     this.#limit = limit;
     this.lastSeenMs = nowMs;
     this.#forget = forget;
@@ -76,10 +96,10 @@ class DgramLink implements GuestLink {
 
   send(frame: Uint8Array): void {
     if (this.#closed) return this.counters.count('link.tx-closed');
+    // What UDP cannot carry fails here rather than in the kernel, so sends need no callback.
+    if (frame.length > this.#maxDatagram) return this.counters.count('link.tx-error');
     if (this.#socket.getSendQueueSize() + frame.length > this.#limit) return this.counters.count('link.tx-overflow');
-    this.#socket.send(frame, this.#port, this.#address, (err) => {
-      if (err !== null) this.counters.count('link.tx-error');
-    });
+    this.#socket.send(frame, this.#port, this.#address);
   }
 
   close(reason: string): void {
@@ -95,7 +115,7 @@ export async function listenDgram(o: DgramListenOptions): Promise<Listener> {
   const idleMs = o.idleTimeoutMs ?? DGRAM_IDLE_TIMEOUT_MS;
   const maxSessions = o.maxSessions ?? DGRAM_MAX_SESSIONS;
   const limit = o.txQueueLimitBytes ?? TX_QUEUE_LIMIT_BYTES;
-  const socket = dgram.createSocket({ type: net.isIPv6(o.host) ? 'udp6' : 'udp4' });
+  const socket = dgram.createSocket({ type: net.isIPv6(o.host) ? 'udp6' : 'udp4', recvBufferSize: DGRAM_SOCKET_BUFFER_BYTES, sendBufferSize: DGRAM_SOCKET_BUFFER_BYTES, lookup: literalLookup });
   const links = new Map<string, DgramLink>();
   let refused = 0;
   const forget = (l: DgramLink): void => {
