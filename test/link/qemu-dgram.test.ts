@@ -63,6 +63,21 @@ describe('listenDgram (real UDP sockets on loopback)', () => {
     expect(e.links.every((l) => l.kind === 'dgram')).toBe(true);
   });
 
+  it('sends the largest frame UDP carries and counts a larger one as link.tx-error, without an error event', async () => {
+    const e = await echo();
+    const a = await udpClient();
+    a.s.send(FRAME, e.port, '127.0.0.1');
+    await until(() => a.got.length === 1, 3000, 'the echo that opens the session');
+    const link = e.links[0]!;
+    const largest = new Uint8Array(65507).fill(7);
+    link.send(largest);
+    link.send(new Uint8Array(65508));
+    await until(() => a.got.length === 2, 3000, 'the largest datagram');
+    expect(a.got[1]!.length).toBe(65507 * 2);
+    expect(link.counters.snapshot()).toMatchObject({ 'link.tx-error': 1 });
+    expect(e.logs.records.filter((r) => r['msg'] === 'dgram: socket error')).toEqual([]);
+  });
+
   it('counts an empty datagram without passing it on', async () => {
     const e = await echo();
     const a = await udpClient();
