@@ -53,8 +53,8 @@ const MAX_UDP6_PAYLOAD = 65527;
  * Peers are always IP literals (a datagram's source): dgram's default lookup would still go
  * through dns.lookup and a process.nextTick for every frame sent.
  */
-const literalLookup: NonNullable<dgram.SocketOptions['lookup']> = (address, _family, callback) => {
-  callback(null, address, net.isIPv6(address) ? 6 : 4);
+const literalLookup = (family: 4 | 6): NonNullable<dgram.SocketOptions['lookup']> => (address, _options, callback) => {
+  callback(null, address, family);
 };
 
 export interface DgramListenOptions {
@@ -115,7 +115,8 @@ export async function listenDgram(o: DgramListenOptions): Promise<Listener> {
   const idleMs = o.idleTimeoutMs ?? DGRAM_IDLE_TIMEOUT_MS;
   const maxSessions = o.maxSessions ?? DGRAM_MAX_SESSIONS;
   const limit = o.txQueueLimitBytes ?? TX_QUEUE_LIMIT_BYTES;
-  const socket = dgram.createSocket({ type: net.isIPv6(o.host) ? 'udp6' : 'udp4', recvBufferSize: DGRAM_SOCKET_BUFFER_BYTES, sendBufferSize: DGRAM_SOCKET_BUFFER_BYTES, lookup: literalLookup });
+  const v6 = net.isIPv6(o.host);
+  const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', recvBufferSize: DGRAM_SOCKET_BUFFER_BYTES, sendBufferSize: DGRAM_SOCKET_BUFFER_BYTES, lookup: literalLookup(v6 ? 6 : 4) });
   const links = new Map<string, DgramLink>();
   let refused = 0;
   const forget = (l: DgramLink): void => {
