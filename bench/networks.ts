@@ -21,11 +21,11 @@
  * Needs root, iperf3, socat, busybox and a built daemon (npm run build).
  */
 import { spawnSync } from 'node:child_process';
-import dgram from 'node:dgram';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../test/helpers/daemon.js';
+import { cpuSeconds, freeUdp, median } from './lib/measure.js';
 import { command, daemon as daemonReq, missingRequirements, must, NetnsGuest, Proc, root, uniqueName, until } from '../test/helpers/guests.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
@@ -40,27 +40,6 @@ const missing = missingRequirements([root, daemonReq, command('iperf3'), command
 if (missing.length > 0) {
   console.error(`bench/networks.ts: cannot run, missing ${missing.join('; ')}`);
   process.exit(process.env['CI'] === 'true' ? 1 : 0);
-}
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-/** CPU seconds (user + system) of a process from /proc. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-async function freeUdp(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
 }
 
 /**

@@ -24,11 +24,12 @@
  * (npm run build). Environment: BENCH_PAIRS (default 5), BENCH_SECONDS (default 3).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../test/helpers/daemon.js';
+import { cpuSeconds, freeUdp, median } from './lib/measure.js';
 import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Proc, tempDir, until, must, uniqueName, run } from '../test/helpers/guests.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
@@ -41,19 +42,6 @@ const missing = missingRequirements([root, daemonReq, command('iperf3'), command
 if (missing.length > 0) {
   console.error(`bench/tcp.ts: cannot run, missing ${missing.join('; ')}`);
   process.exit(process.env['CI'] === 'true' ? 1 : 0);
-}
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-/** CPU seconds (user + system) of a process from /proc. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function freePort(): Promise<number> {
@@ -117,14 +105,6 @@ async function dgramGuest(remotePort: number, localPort: number): Promise<NetnsG
   const g = Object.create(NetnsGuest.prototype) as NetnsGuest & { socat: Proc };
   Object.assign(g, { ns, tap, bridge: socat, socat });
   return g;
-}
-
-async function freeUdp(): Promise<number> {
-  const s = (await import('node:dgram')).createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
 }
 
 async function tslirpTarget(mtu: number, dir: string): Promise<Target & { daemon: Daemon }> {
