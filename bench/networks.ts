@@ -25,8 +25,9 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../test/helpers/daemon.js';
+import { dgramGuest } from './lib/dgram-guest.js';
 import { cpuSeconds, freeUdp, median } from './lib/measure.js';
-import { command, daemon as daemonReq, missingRequirements, must, NetnsGuest, Proc, root, uniqueName, until } from '../test/helpers/guests.js';
+import { command, daemon as daemonReq, DGRAM_BRIDGE_BUFFER, missingRequirements, NetnsGuest, Proc, root, until } from '../test/helpers/guests.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
@@ -43,25 +44,13 @@ if (missing.length > 0) {
 }
 
 /**
- * Kernel buffers of every UDP socket on the path, each way, as tslirp's dgram listener asks
- * (DGRAM_SOCKET_BUFFER_BYTES): the default 208 KiB holds three 64 KiB frames, and a bridge
- * whose socket overflows loses datagrams whatever sits between — the reference paths too.
+ * Kernel buffers of every UDP socket on the path, each way: the daemon's dgram listener's
+ * (DGRAM_SOCKET_BUFFER_BYTES), which the test guests' bridges use too (DGRAM_BRIDGE_BUFFER).
+ * The default 208 KiB holds three 64 KiB frames, and a bridge whose socket overflows loses
+ * datagrams whatever sits between — the reference paths too.
  */
-const SOCKET_BUFFER = 4 << 20;
+const SOCKET_BUFFER = DGRAM_BRIDGE_BUFFER;
 
-/** A namespace whose TAP socat bridges to UDP `remotePort`, from local UDP `localPort` (bench/tcp.ts's). */
-async function dgramGuest(remotePort: number, localPort: number): Promise<NetnsGuest> {
-  const ns = uniqueName('tslbns');
-  const tap = uniqueName('tslbtap');
-  must('ip', ['netns', 'add', ns]);
-  const socat = new Proc(`socat ${tap}`, 'socat', ['-b', '65536', `TUN,tun-type=tap,iff-no-pi,tun-name=${tap}`, `UDP-DATAGRAM:127.0.0.1:${remotePort},bind=127.0.0.1:${localPort},rcvbuf=${SOCKET_BUFFER},sndbuf=${SOCKET_BUFFER}`]);
-  await until(() => socat.exit !== undefined || spawnSync('ip', ['link', 'show', 'dev', tap], { stdio: 'ignore' }).status === 0, 10_000);
-  must('ip', ['link', 'set', 'dev', tap, 'netns', ns]);
-  must('ip', ['netns', 'exec', ns, 'sh', '-c', `ip link set lo up && ip link set dev ${tap} up`]);
-  const g = Object.create(NetnsGuest.prototype) as NetnsGuest;
-  Object.assign(g, { ns, tap, bridge: socat });
-  return g;
-}
 
 /** Two guests, iperf3 -s listening in the second at `server`. */
 interface Pair {

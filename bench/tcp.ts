@@ -29,6 +29,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../test/helpers/daemon.js';
+import { dgramGuest } from './lib/dgram-guest.js';
 import { cpuSeconds, freeUdp, median } from './lib/measure.js';
 import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Proc, tempDir, until, must, uniqueName, run } from '../test/helpers/guests.js';
 
@@ -92,20 +93,6 @@ type Path = 'stream' | 'dgram';
 const pathFor = (mtu: number): Path => (mtu > 1500 ? 'dgram' : 'stream');
 const mtuOn = (mtu: number, path: Path): number => (path === 'dgram' ? Math.min(mtu, 65493) : mtu);
 
-/** A namespace whose TAP socat bridges to UDP `remotePort`, from local UDP `localPort`. */
-async function dgramGuest(remotePort: number, localPort: number): Promise<NetnsGuest & { socat: Proc }> {
-  const ns = uniqueName('tslbns');
-  const tap = uniqueName('tslbtap');
-  must('ip', ['netns', 'add', ns]);
-  const socat = new Proc(`socat ${tap}`, 'socat', ['-b', '65536', `TUN,tun-type=tap,iff-no-pi,tun-name=${tap}`, `UDP-DATAGRAM:127.0.0.1:${remotePort},bind=127.0.0.1:${localPort}`]);
-  await until(() => socat.exit !== undefined || spawnSync('ip', ['link', 'show', 'dev', tap], { stdio: 'ignore' }).status === 0, 10_000);
-  must('ip', ['link', 'set', 'dev', tap, 'netns', ns]);
-  must('ip', ['netns', 'exec', ns, 'sh', '-c', `ip link set lo up && ip link set dev ${tap} up`]);
-  // Borrow NetnsGuest's dhcp/exec by shaping an object like it.
-  const g = Object.create(NetnsGuest.prototype) as NetnsGuest & { socat: Proc };
-  Object.assign(g, { ns, tap, bridge: socat, socat });
-  return g;
-}
 
 async function tslirpTarget(mtu: number, dir: string): Promise<Target & { daemon: Daemon }> {
   const path = pathFor(mtu);

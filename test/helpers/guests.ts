@@ -18,6 +18,8 @@ export const IN_CI = process.env['CI'] === 'true';
 export const CACHE_DIR = join(REPO_ROOT, '.cache');
 export const QEMU_GUEST_DIR = join(CACHE_DIR, 'qemu-guest');
 export const V86_GUEST_DIR = join(CACHE_DIR, 'v86-guest');
+/** Kernel buffers of a dgram guest's socat bridge socket, each way: the daemon's dgram listener's (DGRAM_SOCKET_BUFFER_BYTES). */
+export const DGRAM_BRIDGE_BUFFER = 4 << 20;
 
 /** A requirement of an integration test file. */
 export type Requirement =
@@ -283,11 +285,14 @@ export class NetnsGuest {
     try {
       if (link.kind === 'dgram') {
         const local = await freeUdpPort();
-        // -b 65536: socat's default 8 KiB buffer would cut frames of larger MTUs.
+        // -b 65536: socat's default 8 KiB buffer would cut frames of larger MTUs. The socket's
+        // kernel buffers are the daemon's dgram listener's (4 MiB): the default 208 KiB holds
+        // three 64 KiB frames, and a bridge that overflows costs the guests retransmissions
+        // that are not tslirp's (benchmarks give every path the same buffers).
         bridge = new Proc(`socat ${tap}`, 'socat', [
           '-b', '65536',
           `TUN,tun-type=tap,iff-no-pi,tun-name=${tap}`,
-          `UDP-DATAGRAM:${link.host}:${link.port},bind=127.0.0.1:${local}`,
+          `UDP-DATAGRAM:${link.host}:${link.port},bind=127.0.0.1:${local},rcvbuf=${DGRAM_BRIDGE_BUFFER},sndbuf=${DGRAM_BRIDGE_BUFFER}`,
         ]);
       } else {
         // QEMU creates the TAP (non-persistent: it goes away with QEMU's fd).
