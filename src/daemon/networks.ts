@@ -20,6 +20,7 @@ import type { DnsStaticRecord } from '../dns/records.js';
 import { DEFAULT_FLOW_LIMITS, type FlowLimits } from '../nat/flow-table.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import type { Endpoint } from '../net/addr.js';
+import { EgressPolicy } from '../nat/egress.js';
 import type { StackConfig } from '../stack/config.js';
 import type { Clock, Random } from '../util/clock.js';
 import { LiveNetwork } from './live-network.js';
@@ -76,8 +77,9 @@ export class NetworkRegistry {
     const log = this.#o.log;
     return new LiveNetwork({
       name,
-      // Each network gets its own copy of the configuration (the MAC is the only mutable part).
-      config: { ...settings.config, gatewayMac: settings.config.gatewayMac.slice() },
+      // Each network gets its own copy of the configuration: the MAC and the egress policy
+      // (which a public session turns public) are its mutable parts.
+      config: { ...settings.config, gatewayMac: settings.config.gatewayMac.slice(), egress: new EgressPolicy(settings.config.egress?.rules) },
       flowLimits: settings.flowLimits,
       dnsRecords: settings.dnsRecords,
       dnsUpstreams: this.#o.dnsUpstreams(),
@@ -96,21 +98,31 @@ export class NetworkRegistry {
 
   /**
    * The network a new session joins: `name`'s (created when missing), or a private one
-   * named `privateName` when `name` is undefined.
+   * named `privateName` when `name` is undefined. A session from a public listener
+   * (`isPublic`) makes its network public for good: the public egress default applies to
+   * every new flow of every guest there (`src/nat/egress.ts`).
    */
-  join(name: string | undefined, privateName: string): { network: LiveNetwork; private: boolean } {
+  join(name: string | undefined, privateName: string, isPublic = false): { network: LiveNetwork; private: boolean } {
+    let joined: { network: LiveNetwork; private: boolean };
     if (name === undefined) {
       const live = this.#create(privateName, this.#o.base);
       this.#private.set(live, { live, declared: false, private: true });
-      return { network: live, private: true };
+      joined = { network: live, private: true };
+    } else {
+      let e = this.#named.get(name);
+      if (e === undefined) {
+        e = { live: this.#create(name), declared: false, private: false };
+        this.#named.set(name, e);
+        this.#o.log.info({ network: name }, 'network created');
+      }
+      joined = { network: e.live, private: false };
     }
-    let e = this.#named.get(name);
-    if (e === undefined) {
-      e = { live: this.#create(name), declared: false, private: false };
-      this.#named.set(name, e);
-      this.#o.log.info({ network: name }, 'network created');
+    const egress = joined.network.config.egress;
+    if (isPublic && egress !== undefined && !egress.public) {
+      egress.markPublic();
+      if (!joined.private) this.#o.log.info({ network: name }, 'network is public from now on (a session from a public listener joined): the public egress default applies');
     }
-    return { network: e.live, private: false };
+    return joined;
   }
 
   /** A session left `network`: a private or undeclared network with no port left is closed. */

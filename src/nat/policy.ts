@@ -8,7 +8,9 @@
  * - `--restrict` refuses every outbound flow (libslirp's `restrict=on`).
  * - Addresses that cannot be a remote host — loopback (the guest's own 127/8 never leaves it),
  *   0.0.0.0/8, multicast, broadcast, and other addresses inside the virtual network — are refused.
- * - Everything else passes through unchanged.
+ * - Everything else passes through unchanged, unless the egress policy (`egress.ts`: the
+ *   `--egress-allow`/`--egress-deny` rules, and the public default) refuses where it goes —
+ *   judged after the rewrite, so the gateway's loopback is judged as 127.0.0.1.
  *
  * The DNS address is not NAT for UDP (the stack hands it to the DNS forwarder); TCP to its
  * port 53 goes to the first upstream resolver (`dnsUpstream`).
@@ -16,6 +18,7 @@
 import type { Endpoint, Ipv4Endpoint } from '../net/addr.js';
 import type { Ipv4Addr } from '../util/bytes.js';
 import type { Drop } from '../util/drops.js';
+import type { EgressPolicy } from './egress.js';
 
 /** What the rules need of the network's configuration (a `StackConfig` has these fields and more). */
 export interface NatPolicyOptions {
@@ -30,6 +33,8 @@ export interface NatPolicyOptions {
   readonly restrict: boolean;
   /** `--disable-host-loopback`: the gateway address does not reach the host's loopback. */
   readonly disableHostLoopback: boolean;
+  /** The network's egress policy; absent: every destination the rules above let through. */
+  readonly egress?: EgressPolicy | undefined;
 }
 
 /** Where a flow goes: a host endpoint, or a refusal with the counter to bump. */
@@ -45,13 +50,18 @@ export function routeOutbound(config: NatPolicyOptions, remote: Ipv4Endpoint, dn
   if (config.restrict) return { refused: 'nat.restricted' };
   if (a === config.host) {
     if (config.disableHostLoopback) return { refused: 'nat.host-loopback-disabled' };
-    return { to: { addr: HOST_LOOPBACK, port: remote.port } };
+    return egressChecked(config, { addr: HOST_LOOPBACK, port: remote.port });
   }
   if (remote.port === 0) return { refused: 'nat.zero-port' };
   if (a >>> 24 === 127 || a >>> 24 === 0) return { refused: 'nat.martian-destination' };
   if (a >= 0xe0000000) return { refused: 'nat.multicast-destination' };
   if (((a & config.netmask) >>> 0) === config.net) return { refused: 'nat.inside-network' };
-  return { to: remote };
+  return egressChecked(config, remote);
+}
+
+function egressChecked(config: NatPolicyOptions, to: Endpoint): Route {
+  const refused = config.egress?.check(to);
+  return refused === undefined ? { to } : { refused };
 }
 
 /**

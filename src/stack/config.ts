@@ -8,6 +8,7 @@
  */
 import type { ClasslessRoute } from '../dhcp/options.js';
 import type { DhcpServerOptions } from '../dhcp/server.js';
+import { EgressPolicy, parseEgressRule, type EgressRule } from '../nat/egress.js';
 import type { NatPolicyOptions } from '../nat/policy.js';
 import { formatIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from '../net/mtu.js';
@@ -45,6 +46,8 @@ export interface NetworkOptions {
   route?: readonly string[] | undefined;
   restrict?: boolean | undefined;
   disableHostLoopback?: boolean | undefined;
+  /** `--egress-allow` / `--egress-deny` rules in command-line order: the action and the rule's text. */
+  egress?: readonly (readonly ['allow' | 'deny', string])[] | undefined;
 }
 
 /** QEMU's pool size, the default. */
@@ -138,6 +141,13 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     routes: (o.route ?? []).map((r) => route(r, net, netmask)),
     restrict: o.restrict ?? false,
     disableHostLoopback: o.disableHostLoopback ?? false,
+    egress: new EgressPolicy(
+      (o.egress ?? []).map(([action, text]): EgressRule => {
+        const r = parseEgressRule(action, text);
+        if (typeof r === 'string') throw new ConfigError(`egress-${action}`, r);
+        return r;
+      }),
+    ),
     gatewayMac: new Uint8Array([...GATEWAY_MAC_PREFIX, (host >>> 24) & 0xff, (host >>> 16) & 0xff, (host >>> 8) & 0xff, host & 0xff]),
   };
 }

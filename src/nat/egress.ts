@@ -1,0 +1,150 @@
+/**
+ * The egress policy: which host destinations a guest's outbound flows may reach.
+ *
+ * Theory of operation
+ * -------------------
+ * Rules come from `--egress-allow CIDR[,port=P[-P]]` and `--egress-deny CIDR[,port=P[-P]]`,
+ * in command-line order; the first rule whose prefix holds the destination address (and
+ * whose port range, if any, holds its port) decides. When none matches, the network's
+ * default decides: an ordinary network allows everything (today's behaviour, libslirp's);
+ * a public one — a network a session from a public listener has joined — denies the
+ * destinations an internet-facing relay must never reach for a stranger (`PUBLIC_DENIED`):
+ * the host's loopback, RFC 1918 private networks, CGNAT space, link-local addresses (cloud
+ * metadata at 169.254.169.254), multicast and broadcast, and their IPv6 equivalents.
+ *
+ * The check runs on the address a flow actually goes to, after the NAT's rewrites (`policy.ts`:
+ * the gateway standing for the host's loopback is 127.0.0.1 here), at connect / first-datagram
+ * time: a DNS answer that points at a private address (DNS rebinding) gets the same verdict as
+ * the address typed by hand. The DNS forwarder's own upstreams are not guest flows and are
+ * exempt. A refusal is counted as 'nat.egress-denied' (a deny rule matched) or
+ * 'nat.egress-public-default' (no rule matched on a public network); the engines answer it
+ * like every policy refusal: RST for TCP, ICMP administratively prohibited for UDP.
+ *
+ * A network becomes public for good once a public session joins it (`markPublic`): flows
+ * opened before keep going, new ones are judged by the stricter default.
+ */
+import { parseIpv4Network, parseIpv6Text, maskOfPrefix } from '../util/ip-text.js';
+import { ipv6FromBytes, type Endpoint, type IpAddr } from '../net/addr.js';
+import type { Drop } from '../util/drops.js';
+
+/** One rule as parsed: the text it came from, for messages and logs. */
+export interface EgressRule {
+  readonly action: 'allow' | 'deny';
+  readonly text: string;
+  /** IPv4: the network address (host bits cleared) and mask; IPv6: the prefix as 32 hex digits and its length. */
+  readonly prefix: { readonly family: 4; readonly net: number; readonly mask: number } | { readonly family: 6; readonly hex: string; readonly bits: number };
+  /** Inclusive port range; absent: every port. */
+  readonly ports?: { readonly from: number; readonly to: number } | undefined;
+}
+
+/** The denied destinations of a public network when no rule matches. */
+export const PUBLIC_DENIED: readonly string[] = [
+  '0.0.0.0/8', // "this network"
+  '127.0.0.0/8', // loopback (and the gateway's rewrite to it)
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16', // RFC 1918
+  '100.64.0.0/10', // CGNAT (RFC 6598)
+  '169.254.0.0/16', // link-local: cloud metadata services
+  '224.0.0.0/4', // multicast
+  '240.0.0.0/4', // reserved, and the limited broadcast 255.255.255.255
+  '::/128',
+  '::1/128',
+  '::ffff:0:0/96', // IPv4-mapped: judged as IPv4 would be, so refused wholesale
+  'fc00::/7', // unique local
+  'fe80::/10', // link-local
+  'ff00::/8', // multicast
+];
+
+const PORT = /^(0|[1-9]\d{0,4})$/;
+
+/** `CIDR[,port=P[-P]]` (IPv4 or IPv6; a bare address is a /32 or /128), or the reason it is not one. */
+export function parseEgressRule(action: 'allow' | 'deny', text: string): EgressRule | string {
+  const [cidr = '', ...rest] = text.split(',');
+  let ports: EgressRule['ports'];
+  for (const part of rest) {
+    const m = /^port=([^-]+)(?:-(.+))?$/.exec(part);
+    if (m === null || ports !== undefined) return `'${text}': after the address only one ,port=P or ,port=P-P may follow`;
+    const from = m[1]!;
+    const to = m[2] ?? from;
+    if (!PORT.test(from) || !PORT.test(to) || Number(from) > 65535 || Number(to) > 65535) return `'${text}': ports are numbers from 0 to 65535`;
+    if (Number(from) > Number(to)) return `'${text}': the port range ${from}-${to} is empty`;
+    ports = { from: Number(from), to: Number(to) };
+  }
+  if (cidr.includes(':')) {
+    const slash = cidr.indexOf('/');
+    const addrText = slash < 0 ? cidr : cidr.slice(0, slash);
+    const bitsText = slash < 0 ? '128' : cidr.slice(slash + 1);
+    if (!/^(0|[1-9]\d{0,2})$/.test(bitsText) || Number(bitsText) > 128) return `'${text}': an IPv6 prefix length is a number from 0 to 128`;
+    const bytes = parseIpv6Text(addrText);
+    if (typeof bytes === 'string') return `'${text}': ${bytes}`;
+    const bits = Number(bitsText);
+    return { action, text, prefix: { family: 6, hex: ipv6FromBytes(clearHostBits(bytes, bits)), bits }, ports };
+  }
+  const n = parseIpv4Network(cidr.includes('/') ? cidr : `${cidr}/32`);
+  if (typeof n === 'string') return `'${text}': ${n}`;
+  const mask = maskOfPrefix(n.prefixLen);
+  return { action, text, prefix: { family: 4, net: (n.addr & mask) >>> 0, mask }, ports };
+}
+
+function clearHostBits(bytes: Uint8Array, bits: number): Uint8Array {
+  const out = bytes.slice();
+  for (let i = 0; i < 16; i++) {
+    const keep = Math.max(0, Math.min(8, bits - 8 * i));
+    out[i]! &= (0xff00 >> keep) & 0xff;
+  }
+  return out;
+}
+
+/** Whether the hex digits of `a` (32, an Ipv6Addr) begin with the first `bits` bits of `prefix`. */
+function v6Within(a: string, prefix: string, bits: number): boolean {
+  const whole = bits >> 2;
+  if (a.slice(0, whole) !== prefix.slice(0, whole)) return false;
+  const rest = bits & 3;
+  if (rest === 0) return true;
+  const m = (0xf0 >> rest) & 0xf;
+  return (parseInt(a[whole]!, 16) & m) === (parseInt(prefix[whole]!, 16) & m);
+}
+
+function matches(r: EgressRule, addr: IpAddr, port: number): boolean {
+  if (r.ports !== undefined && (port < r.ports.from || port > r.ports.to)) return false;
+  const p = r.prefix;
+  if (p.family === 4) return typeof addr === 'number' && ((addr & p.mask) >>> 0) === p.net;
+  return typeof addr === 'string' && v6Within(addr, p.hex, p.bits);
+}
+
+const PUBLIC_RULES: readonly EgressRule[] = PUBLIC_DENIED.map((t) => parseEgressRule('deny', t) as EgressRule);
+
+/** A network's egress policy: the user's rules, then the network's default. */
+export class EgressPolicy {
+  readonly rules: readonly EgressRule[];
+  #public: boolean;
+
+  constructor(rules: readonly EgressRule[] = [], isPublic = false) {
+    this.rules = rules;
+    this.#public = isPublic;
+  }
+
+  /** Whether the public default applies (a session from a public listener has joined). */
+  get public(): boolean {
+    return this.#public;
+  }
+
+  /** From now on, destinations no rule names are judged by the public default. */
+  markPublic(): void {
+    this.#public = true;
+  }
+
+  /** Undefined when a flow to `to` may be opened, else the counter of the refusal. */
+  check(to: Endpoint): Drop | undefined {
+    for (const r of this.rules) if (matches(r, to.addr, to.port)) return r.action === 'allow' ? undefined : 'nat.egress-denied';
+    if (!this.#public) return undefined;
+    for (const r of PUBLIC_RULES) if (matches(r, to.addr, to.port)) return 'nat.egress-public-default';
+    return undefined;
+  }
+
+  /** The rule that decides for `to`, for a log line; undefined when the default decides. */
+  ruleFor(to: Endpoint): EgressRule | undefined {
+    return this.rules.find((r) => matches(r, to.addr, to.port));
+  }
+}
