@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import PinoPretty from 'pino-pretty';
 import { Daemon } from '../daemon/daemon.js';
+import { WsTokens } from '../link/ws-auth.js';
 import { ATTACH_NOTE, attachCommand, describeListener } from '../daemon/listen-spec.js';
 import type { NetworkSettings } from '../daemon/networks.js';
 import { reasonOf, StartError } from '../daemon/start-error.js';
@@ -41,16 +42,71 @@ function makeLogger(level: string): Logger {
 }
 
 /**
- * SIGHUP: the one place a configuration reload belongs (the control-plane issue). Until then
- * the daemon logs the signal and carries on: by default Node would exit 129 on it, leaving the
- * unix socket file behind and the sessions cut — what a closed terminal or a `kill -HUP`
- * meant for reload used to do.
+ * SIGHUP reloads what can change without dropping sessions: today the WebSocket token file
+ * (a file that no longer reads or parses keeps the tokens in force, and says why). Without
+ * anything to reload the daemon logs the signal and carries on: by default Node would exit
+ * 129 on it, leaving the unix socket file behind and the sessions cut.
  */
-function onSighup(log: Logger): void {
-  log.info({ signal: 'SIGHUP' }, 'SIGHUP ignored: reloading the configuration is not supported yet');
+function onSighup(log: Logger, tokens: TokenFile | undefined): void {
+  if (tokens === undefined) {
+    log.info({ signal: 'SIGHUP' }, 'SIGHUP: nothing to reload (the WebSocket token file is the one reloadable setting so far)');
+    return;
+  }
+  try {
+    tokens.reload();
+    log.info({ signal: 'SIGHUP', tokenFile: tokens.path, tokens: tokens.current.size }, 'SIGHUP: WebSocket tokens reloaded');
+  } catch (e) {
+    log.error({ signal: 'SIGHUP', tokenFile: tokens.path, reason: (e as Error).message }, 'SIGHUP: token file not reloaded, the previous tokens stay in force');
+  }
+}
+
+/** `--ws-token-file`: its tokens, read at start and on SIGHUP. */
+class TokenFile {
+  readonly path: string;
+  current: WsTokens;
+  constructor(path: string) {
+    this.path = path;
+    this.current = TokenFile.#read(path);
+  }
+  reload(): void {
+    this.current = TokenFile.#read(this.path);
+  }
+  static #read(path: string): WsTokens {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      throw new FileError(`--ws-token-file: cannot read ${path}: ${reasonOf(e)}`);
+    }
+    try {
+      return WsTokens.parse(text);
+    } catch (e) {
+      throw new UsageError(`--ws-token-file: ${path}: ${(e as Error).message}`, 'ws-token-file');
+    }
+  }
+}
+
+/** A file the command line names that cannot be read: the environment's failure (exit 1). */
+class FileError extends Error {}
+
+function readPem(option: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new FileError(`--${option}: cannot read ${path}: ${reasonOf(e)}`);
+  }
 }
 
 async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<number> {
+  let tokens: TokenFile | undefined;
+  let wsTls: { cert: Buffer; key: Buffer } | undefined;
+  try {
+    tokens = cmd.wsTokenFile === undefined ? undefined : new TokenFile(cmd.wsTokenFile);
+    wsTls = cmd.wsTls === undefined ? undefined : { cert: readPem('ws-tls-cert', cmd.wsTls.cert), key: readPem('ws-tls-key', cmd.wsTls.key) };
+  } catch (e) {
+    process.stderr.write(`tslirp: ${(e as Error).message}\n`);
+    return e instanceof UsageError ? EXIT.USAGE : EXIT.ENVIRONMENT;
+  }
   const log = makeLogger(cmd.logLevel);
   let daemon: Daemon | undefined;
   // Signal handlers go in before anything is bound, so no signal finds the process without
@@ -72,7 +128,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   process.on('SIGHUP', () => {
-    onSighup(log);
+    onSighup(log, tokens);
   });
   // A bug that escapes every handler: say so, close what can be closed (the unix socket files,
   // the captures) within the shutdown bound, and exit 1 rather than die with sockets left behind.
@@ -92,6 +148,8 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       networks: cmd.networks,
       defaultNetwork: cmd.defaultNetwork,
       dns: cmd.dns,
+      ...(tokens !== undefined && { wsTokens: () => tokens.current }),
+      ...(wsTls !== undefined && { wsTls }),
       ...(capture?.kind === 'dir' && { pcapDir: capture.path }),
       ...(capture?.kind === 'file' && { pcapFile: capture.path, pcapUserAppl: `tslirp ${version()}` }),
       log,

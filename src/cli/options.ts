@@ -3,7 +3,7 @@
  * help text. Pure: nothing here touches the process, so tests call it directly.
  */
 import { parseArgs } from 'node:util';
-import { defaultListeners, parseDgramSpec, parseStreamSpec, parseWsSpec, runtimeDir, type ListenerSpec } from '../daemon/listen-spec.js';
+import { defaultListeners, describeSpec, isPublicSpec, parseDgramSpec, parseStreamSpec, parseWsSpec, runtimeDir, type ListenerSpec } from '../daemon/listen-spec.js';
 import type { NetworkSettings } from '../daemon/networks.js';
 import { parseDnsRecordOption } from '../dns/records.js';
 import { parseDnsUpstream } from '../dns/resolv-conf.js';
@@ -37,6 +37,10 @@ export type Command =
       readonly dns: DnsSettings;
       /** `--ws-allow-origin` values, normalized (or '*'); also set on every ws listener spec. */
       readonly wsAllowOrigins: readonly string[];
+      /** `--ws-token-file`: the tokens WebSocket clients must present (read by the caller). */
+      readonly wsTokenFile: string | undefined;
+      /** `--ws-tls-cert` and `--ws-tls-key`: serve wss:// (read by the caller). */
+      readonly wsTls: { readonly cert: string; readonly key: string } | undefined;
       /** --pcap PATH as given: a directory or a pcapng file (src/pcap/tap.ts captureTarget decides). */
       readonly pcap: string | undefined;
       readonly logLevel: LogLevel;
@@ -67,6 +71,12 @@ const OPTIONS = {
   dgram: { type: 'string', multiple: true },
   ws: { type: 'string', multiple: true },
   'ws-allow-origin': { type: 'string', multiple: true },
+  'ws-token-file': { type: 'string' },
+  'ws-public-without-auth': { type: 'boolean' },
+  'ws-tls-cert': { type: 'string' },
+  'ws-tls-key': { type: 'string' },
+  'egress-allow': { type: 'string', multiple: true },
+  'egress-deny': { type: 'string', multiple: true },
   network: { type: 'string' },
   'net-option': { type: 'string', multiple: true },
   net: { type: 'string' },
@@ -145,8 +155,20 @@ Listeners (each repeatable; giving any of them replaces the defaults):
                              allows any page. Requests carrying an Origin header (every
                              browser sends one) are refused with 403 otherwise; clients
                              without one (QEMU bridges, v86 under Node) are not affected
+  --ws-token-file PATH       WebSocket clients must present a token of PATH (one per line,
+                             optionally followed by network=NAME[,NAME...], the networks it
+                             may join) as ?token= or Authorization: Bearer; else HTTP 401.
+                             Re-read on SIGHUP
+  --ws-public-without-auth   let a public WebSocket listener serve anyone, without tokens
+  --ws-tls-cert PATH         serve wss:// with this certificate chain (PEM); needs
+  --ws-tls-key PATH          this private key (PEM)
   HOST is an IP address (IPv6 in brackets); PORT 0 picks a free port. Any listener may end
-  in ,network=NAME: its guests join network NAME (a WebSocket URL's ?network= wins).
+  in ,network=NAME: its guests join network NAME (a WebSocket URL's ?network= wins). A
+  listener is public when it binds a non-loopback address, or ends in ,public (a loopback
+  listener behind a reverse proxy): a public WebSocket listener needs --ws-token-file (or
+  --ws-public-without-auth), a public stream or dgram listener must say ,public (their
+  protocols carry no credentials), and a network a public session joins gets the public
+  egress default (below).
 
 Networks:
   --network NAME             guests of every listener that names no network join network
@@ -203,6 +225,19 @@ NAT (guest flows become host sockets):
   --max-network-tcp-flows N  TCP connections of all a network's guests (16384)
   --max-network-udp-flows N  UDP flows of all a network's guests (4096)
 
+Egress (where guests' flows may go; rules of every network):
+  --egress-allow CIDR[,port=P[-P]]
+  --egress-deny CIDR[,port=P[-P]]
+                             rules checked for each new outbound flow, in command-line
+                             order, first match wins; IPv4 or IPv6 (a bare address is one
+                             host); judged after the gateway's rewrite (10.0.2.2 is
+                             127.0.0.1 here); repeatable. When no rule matches, a public
+                             network denies the host's loopback, 10/8, 172.16/12,
+                             192.168/16, 100.64/10, 169.254/16, 0/8, multicast and
+                             reserved space, ::1, fc00::/7, fe80::/10 and ff00::/8; other
+                             networks allow. A refused flow gets a RST (TCP) or ICMP
+                             administratively prohibited (UDP) at once
+
 DNS (the forwarder at the --dns address, port 53):
   --dns-upstream HOST[:PORT] upstream resolver, tried in order (repeatable); replaces
                              --resolv-conf
@@ -223,9 +258,10 @@ Other:
 
 Logs are JSON lines on stdout (pretty-printed on a terminal). Once every listener is
 bound, a line with "msg":"listening" lists them. SIGINT or SIGTERM closes the listeners
-and sessions, flushes captures, removes the unix sockets and exits 0; SIGHUP is logged and
-ignored. Captures reach the file within one event-loop turn, so even a killed daemon leaves
-them readable.
+and sessions, flushes captures, removes the unix sockets and exits 0; SIGHUP re-reads the
+--ws-token-file (sessions stay up; a file that does not read keeps the tokens in force) and
+is otherwise logged and ignored. Captures reach the file within one event-loop turn, so even
+a killed daemon leaves them readable.
 
 Exit status: 0 after a clean shutdown; 2 for bad usage or configuration (the message names
 the option); 1 when the environment fails: a port in use, a directory that cannot be
@@ -357,8 +393,15 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     if (value !== undefined) plain[key] = value;
   }
   const own = parseNetOptions(v['net-option'] ?? []);
-  const network = resolveNetwork(plain, undefined);
-  const networks = new Map([...own].map(([name, values]) => [name, resolveNetwork({ ...plain, ...values, hostfwd: values.hostfwd ?? [] }, name)]));
+  const egress = egressRules(argv);
+  const network = resolveNetwork(plain, undefined, egress);
+  const networks = new Map([...own].map(([name, values]) => [name, resolveNetwork({ ...plain, ...values, hostfwd: values.hostfwd ?? [] }, name, egress)]));
+  const finalListeners = useDefaults ? defaultListeners(runtimeDir(env)) : listeners;
+  checkPublicListeners(finalListeners, v['ws-token-file'] !== undefined, v['ws-public-without-auth'] === true);
+  if ((v['ws-tls-cert'] === undefined) !== (v['ws-tls-key'] === undefined))
+    throw new UsageError(`--${v['ws-tls-cert'] === undefined ? 'ws-tls-cert' : 'ws-tls-key'}: --ws-tls-cert and --ws-tls-key go together (the certificate chain and its private key, PEM)`, v['ws-tls-cert'] === undefined ? 'ws-tls-cert' : 'ws-tls-key');
+  for (const name of ['ws-token-file', 'ws-tls-cert', 'ws-tls-key'] as const)
+    if (v[name] === '') throw new UsageError(`--${name} needs a file path`, name);
   // Every network's forwards listen on this one host: no two may take the same port.
   try {
     parseForwardGroups([list(plain.hostfwd), ...[...own.values()].map((values) => list(values.hostfwd))]);
@@ -368,16 +411,52 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   return {
     command: 'serve',
-    listeners: (useDefaults ? defaultListeners(runtimeDir(env)) : listeners).map((l) => (l.kind === 'ws' && wsAllowOrigins.length > 0 ? { ...l, allowOrigins: wsAllowOrigins } : l)),
+    listeners: finalListeners.map((l) => (l.kind === 'ws' && wsAllowOrigins.length > 0 ? { ...l, allowOrigins: wsAllowOrigins } : l)),
     defaultListeners: useDefaults,
     network,
     networks,
     defaultNetwork: v.network,
     dns: { upstreams, resolvConf: v['resolv-conf'] ?? DEFAULT_RESOLV_CONF },
     wsAllowOrigins,
+    wsTokenFile: v['ws-token-file'],
+    wsTls: v['ws-tls-cert'] !== undefined && v['ws-tls-key'] !== undefined ? { cert: v['ws-tls-cert'], key: v['ws-tls-key'] } : undefined,
     pcap: v.pcap,
     logLevel: logLevel as LogLevel,
   };
+}
+
+/**
+ * `--egress-allow` and `--egress-deny` values in the order they were written (parseArgs
+ * keeps each option's values apart; its tokens keep the order across both).
+ */
+function egressRules(argv: readonly string[]): (readonly ['allow' | 'deny', string])[] {
+  const { tokens } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: false, tokens: true });
+  const rules: (readonly ['allow' | 'deny', string])[] = [];
+  for (const t of tokens)
+    if (t.kind === 'option' && (t.name === 'egress-allow' || t.name === 'egress-deny') && t.value !== undefined) rules.push([t.name === 'egress-allow' ? 'allow' : 'deny', t.value]);
+  return rules;
+}
+
+/**
+ * The hostile-world rules for listeners that face more than this host (`isPublicSpec`): a
+ * public WebSocket listener needs tokens unless the user says otherwise in so many words; a
+ * stream or dgram listener on a non-loopback address must be marked `,public`, because
+ * QEMU's protocols carry no credentials and anyone who reaches the port gets a session.
+ */
+function checkPublicListeners(listeners: readonly ListenerSpec[], tokens: boolean, withoutAuth: boolean): void {
+  for (const l of listeners) {
+    if (!isPublicSpec(l)) continue;
+    if (l.kind === 'ws' && !tokens && !withoutAuth)
+      throw new UsageError(
+        `--ws: '${describeSpec(l)}' is public (${l.public === true ? 'marked ,public' : 'not a loopback address'}): anyone who reaches it would get a network that reaches the host's. Give --ws-token-file PATH so that only clients with a token get a session, or --ws-public-without-auth to serve anyone anyway`,
+        'ws',
+      );
+    if (l.kind !== 'ws' && l.public !== true)
+      throw new UsageError(
+        `--${l.kind}: '${describeSpec(l)}' binds a non-loopback address, and QEMU's ${l.kind} protocol carries no credentials: anyone who reaches the port gets a session. Add ,public to serve it anyway (its sessions get the public egress default), or bind 127.0.0.1`,
+        l.kind,
+      );
+  }
 }
 
 const list = (value: NetworkValues[NetworkKey]): readonly string[] => (Array.isArray(value) ? (value as readonly string[]) : []);
@@ -387,7 +466,7 @@ const text = (value: NetworkValues[NetworkKey]): string | undefined => (typeof v
  * A network's settings from its option values; `name` is the network's for `--net-option`
  * values (errors then name `--net-option NAME:KEY`), undefined for the plain options.
  */
-function resolveNetwork(values: NetworkValues, name: string | undefined): NetworkSettings {
+function resolveNetwork(values: NetworkValues, name: string | undefined, egress: readonly (readonly ['allow' | 'deny', string])[]): NetworkSettings {
   const refuse = (key: string, reason: string): never => {
     if (name === undefined) throw new UsageError(`--${key}: ${reason}`, key);
     throw new UsageError(`--net-option ${name}:${key}: ${reason}`, 'net-option');
@@ -410,6 +489,7 @@ function resolveNetwork(values: NetworkValues, name: string | undefined): Networ
       leasetime: text(values['lease-time']),
       restrict: values.restrict === true,
       disableHostLoopback: values['disable-host-loopback'] === true,
+      egress,
     });
     const flowLimits = resolveFlowLimits({
       'max-tcp-flows': text(values['max-tcp-flows']),

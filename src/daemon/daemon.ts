@@ -24,6 +24,7 @@ import { listenDgram } from '../link/qemu-dgram.js';
 import { listenStream } from '../link/qemu-stream.js';
 import { wsE1000Route } from '../link/ws-e1000.js';
 import { wsFramesRoute } from '../link/ws-frames.js';
+import type { WsTokens } from '../link/ws-auth.js';
 import { listenWs, type WsListener } from '../link/ws-server.js';
 import type { Endpoint, FlowId } from '../net/addr.js';
 import { ListenerPool, type BoundListener } from '../host/node-listeners.js';
@@ -33,7 +34,7 @@ import type { ForwardRule } from '../nat/forwards.js';
 import { PcapngFileWriter } from '../pcap/pcapng-writer.js';
 import { formatEndpoint } from '../net/addr.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
-import { describeSpec, type ListenerSpec } from './listen-spec.js';
+import { describeSpec, isPublicSpec, type ListenerSpec } from './listen-spec.js';
 import type { LiveNetwork } from './live-network.js';
 import { NetworkRegistry, type NetworkSettings } from './networks.js';
 import { networkNameProblem } from '../net/network-name.js';
@@ -68,6 +69,13 @@ export interface DaemonOptions {
   readonly random?: Random;
   /** Most sessions alive at once across all listeners (default 256); further links are closed at once. */
   readonly maxSessions?: number;
+  /**
+   * The tokens WebSocket clients must present (`--ws-token-file`), read at each request so a
+   * reload takes effect at once; undefined or answering undefined: no authentication.
+   */
+  readonly wsTokens?: (() => WsTokens | undefined) | undefined;
+  /** Certificate and key (PEM) for `wss://` on every WebSocket listener (`--ws-tls-cert`, `--ws-tls-key`). */
+  readonly wsTls?: { readonly cert: Buffer | string; readonly key: Buffer | string } | undefined;
 }
 
 export const DEFAULT_MAX_SESSIONS = 256;
@@ -224,10 +232,14 @@ export class Daemon {
         log.info({ forwards: owned.filter(([, n]) => n !== undefined).map(([r, n]) => ({ rule: r.text, network: n!.name })).filter((x, i, all) => all.findIndex((y) => y.rule === x.rule) === i) }, 'port forwards attached to networks');
       for (const spec of o.listeners) {
         step = `listen on ${describeSpec(spec)}`;
-        const accept: AcceptLink = (link) => d.#accept(link, spec.network);
+        const isPublic = isPublicSpec(spec);
+        const accept: AcceptLink = (link) => d.#accept(link, spec.network, isPublic);
         switch (spec.kind) {
           case 'ws': {
-            const l = await listenWs({ host: spec.host, port: spec.port, log, allowOrigins: spec.allowOrigins ?? [] });
+            const l = await listenWs({
+              host: spec.host, port: spec.port, log, allowOrigins: spec.allowOrigins ?? [],
+              tokens: o.wsTokens, network: spec.network ?? o.defaultNetwork, tls: o.wsTls,
+            });
             l.route('/', wsFramesRoute(accept, log));
             l.route('/e1000', wsE1000Route(accept, log));
             d.#listeners.push(l);
@@ -252,8 +264,11 @@ export class Daemon {
   /** Sessions' networks, for handing the session-following forwards on. */
   readonly #networkOf = new Map<Session, LiveNetwork>();
 
-  /** A new link from a listener whose `network=` is `listenerNetwork`: a session on its network. */
-  #accept(link: GuestLink, listenerNetwork: string | undefined): LinkHandler {
+  /**
+   * A new link from a listener whose `network=` is `listenerNetwork`: a session on its
+   * network. A public listener's session makes its network public (the registry's `join`).
+   */
+  #accept(link: GuestLink, listenerNetwork: string | undefined, isPublic: boolean): LinkHandler {
     const networks = this.#networks;
     if (this.#closing !== undefined || networks === undefined) throw new Error('daemon shutting down');
     if (this.#sessions.size >= this.#maxSessions) {
@@ -268,7 +283,7 @@ export class Daemon {
       throw new Error(problem);
     }
     const id = `${this.#idPrefix}-${++this.#serial}`;
-    const joined = networks.join(name, id);
+    const joined = networks.join(name, id, isPublic);
     const s = new Session({
       id,
       link,

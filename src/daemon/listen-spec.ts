@@ -1,6 +1,7 @@
 /**
  * Listener options as the user writes them (`--stream unix:PATH`, `--stream tcp:HOST:PORT`,
- * `--dgram udp:HOST:PORT`, `--ws HOST:PORT`, each optionally followed by `,network=NAME`),
+ * `--dgram udp:HOST:PORT`, `--ws HOST:PORT`, each optionally followed by `,network=NAME`
+ * and `,public`), which listeners are public,
  * the default listeners, and the settings a QEMU or v86 user needs to reach each bound
  * listener.
  */
@@ -10,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { formatHostPort, type ListenerAddress } from '../link/link.js';
 import { ConfigError } from '../util/config-error.js';
 import { networkNameProblem } from '../net/network-name.js';
-import { ipTextVersion } from '../util/ip-text.js';
+import { ipTextVersion, parseIpv4Text, parseIpv6Text } from '../util/ip-text.js';
 
 /** Where to listen. */
 export type ListenerSpec = (
@@ -27,6 +28,8 @@ export type ListenerSpec = (
 ) & {
   /** The network its sessions join (`,network=NAME`) unless a WebSocket URL names another. */
   readonly network?: string | undefined;
+  /** `,public`: treat it as facing the internet even on loopback (see `isPublicSpec`). */
+  readonly public?: boolean | undefined;
 };
 
 /** The default WebSocket listener: loopback only. */
@@ -47,41 +50,77 @@ export function parseHostPort(option: string, text: string): { host: string; por
 }
 
 /**
- * Splits a trailing `,network=NAME` off a listener value. Only that exact suffix is taken, so
- * a unix socket path may hold commas; the name is checked like every network name.
+ * Splits the trailing suffixes off a listener value: `,network=NAME` and `,public`, in either
+ * order, each at most once. Only those exact suffixes are taken, so a unix socket path may
+ * hold commas; the name is checked like every network name.
  */
-function splitNetwork(option: string, text: string): { address: string; network?: string } {
-  const m = /^(.*),network=([^,]*)$/s.exec(text);
-  if (m === null) return { address: text };
-  const problem = networkNameProblem(m[2]!);
-  if (problem !== undefined) throw new ConfigError(option, `'${text}': ${problem}`);
-  return { address: m[1]!, network: m[2]! };
+function splitSuffixes(option: string, text: string): { address: string; network?: string; public?: true } {
+  let address = text;
+  let network: string | undefined;
+  let isPublic = false;
+  for (;;) {
+    const n = /^(.*),network=([^,]*)$/s.exec(address);
+    if (n !== null && network === undefined) {
+      const problem = networkNameProblem(n[2]!);
+      if (problem !== undefined) throw new ConfigError(option, `'${text}': ${problem}`);
+      [address, network] = [n[1]!, n[2]!];
+      continue;
+    }
+    if (address.endsWith(',public') && !isPublic) {
+      [address, isPublic] = [address.slice(0, -',public'.length), true];
+      continue;
+    }
+    break;
+  }
+  return { address, ...(network !== undefined && { network }), ...(isPublic && { public: true as const }) };
 }
 
-/** `--stream unix:PATH` or `--stream tcp:HOST:PORT`, then `,network=NAME` optionally. */
+/**
+ * Whether a listener is public (the hostile-world rules apply to its sessions: tokens on
+ * WebSockets, the public egress default): bound to anything but a loopback address (the
+ * wildcard 0.0.0.0 or :: included), or marked `,public` (a loopback listener behind a
+ * reverse proxy that faces the internet).
+ */
+export function isPublicSpec(spec: ListenerSpec): boolean {
+  if (spec.public === true) return true;
+  if (spec.kind === 'stream' && spec.transport === 'unix') return false;
+  return !isLoopbackHost(spec.host);
+}
+
+/** 127.0.0.0/8, ::1 and the IPv4-mapped loopback ::ffff:127.x.y.z. */
+export function isLoopbackHost(host: string): boolean {
+  const v4 = parseIpv4Text(host);
+  if (typeof v4 === 'number') return v4 >>> 24 === 127;
+  const b = parseIpv6Text(host.replace(/%.*$/, ''));
+  if (typeof b === 'string') return false;
+  const zeros = (from: number, to: number): boolean => b.subarray(from, to).every((x) => x === 0);
+  if (zeros(0, 15) && b[15] === 1) return true; // ::1
+  return zeros(0, 10) && b[10] === 0xff && b[11] === 0xff && b[12] === 127; // ::ffff:127.x.y.z
+}
+
+/** `--stream unix:PATH` or `--stream tcp:HOST:PORT`, then `,network=NAME` and `,public` optionally. */
 export function parseStreamSpec(text: string): ListenerSpec {
-  const { address, network } = splitNetwork('stream', text);
-  const named = network === undefined ? {} : { network };
+  const { address, ...named } = splitSuffixes('stream', text);
   if (address.startsWith('unix:')) {
     const path = address.slice('unix:'.length);
     if (path === '') throw new ConfigError('stream', `'${text}' names no socket path`);
     return { kind: 'stream', transport: 'unix', path: resolve(path), ...named };
   }
   if (address.startsWith('tcp:')) return { kind: 'stream', transport: 'tcp', ...parseHostPort('stream', address.slice('tcp:'.length)), ...named };
-  throw new ConfigError('stream', `'${text}' must be unix:PATH or tcp:HOST:PORT, then ,network=NAME optionally`);
+  throw new ConfigError('stream', `'${text}' must be unix:PATH or tcp:HOST:PORT, then ,network=NAME and ,public optionally`);
 }
 
-/** `--dgram udp:HOST:PORT`, then `,network=NAME` optionally. */
+/** `--dgram udp:HOST:PORT`, then `,network=NAME` and `,public` optionally. */
 export function parseDgramSpec(text: string): ListenerSpec {
-  const { address, network } = splitNetwork('dgram', text);
-  if (!address.startsWith('udp:')) throw new ConfigError('dgram', `'${text}' must be udp:HOST:PORT, then ,network=NAME optionally`);
-  return { kind: 'dgram', ...parseHostPort('dgram', address.slice('udp:'.length)), ...(network !== undefined && { network }) };
+  const { address, ...named } = splitSuffixes('dgram', text);
+  if (!address.startsWith('udp:')) throw new ConfigError('dgram', `'${text}' must be udp:HOST:PORT, then ,network=NAME and ,public optionally`);
+  return { kind: 'dgram', ...parseHostPort('dgram', address.slice('udp:'.length)), ...named };
 }
 
-/** `--ws HOST:PORT`, then `,network=NAME` optionally. */
+/** `--ws HOST:PORT`, then `,network=NAME` and `,public` optionally. */
 export function parseWsSpec(text: string): ListenerSpec {
-  const { address, network } = splitNetwork('ws', text);
-  return { kind: 'ws', ...parseHostPort('ws', address), ...(network !== undefined && { network }) };
+  const { address, ...named } = splitSuffixes('ws', text);
+  return { kind: 'ws', ...parseHostPort('ws', address), ...named };
 }
 
 /**
@@ -97,7 +136,7 @@ export function runtimeDir(env: NodeJS.ProcessEnv = process.env, uid: number = p
 
 /** A listener spec as the user wrote it, for messages: `ws 127.0.0.1:8080`, `stream unix:/run/tslirp/tslirp.sock,network=lab`. */
 export function describeSpec(spec: ListenerSpec): string {
-  const suffix = spec.network === undefined ? '' : `,network=${spec.network}`;
+  const suffix = (spec.network === undefined ? '' : `,network=${spec.network}`) + (spec.public === true ? ',public' : '');
   switch (spec.kind) {
     case 'ws':
       return `ws ${formatHostPort(spec.host, spec.port)}${suffix}`;
@@ -144,7 +183,7 @@ function qemuNetdev(a: Exclude<ListenerAddress, { kind: 'ws' }>): string {
  * for the "listening" log line) or the v86 `net_device` setting.
  */
 export function usageFor(a: ListenerAddress): { qemu?: string; v86?: string } {
-  if (a.kind === 'ws') return { v86: `net_device: { type: 'virtio', relay_url: 'ws://${formatHostPort(connectHost(a.host), a.port)}/' }` };
+  if (a.kind === 'ws') return { v86: `net_device: { type: 'virtio', relay_url: '${a.url.startsWith('wss:') ? 'wss' : 'ws'}://${formatHostPort(connectHost(a.host), a.port)}/' }` };
   return { qemu: `-netdev ${qemuNetdev(a)} -device e1000,netdev=n0` };
 }
 

@@ -3,13 +3,17 @@
  * frames protocol (`ws-frames.ts`) serves `/`; other protocols (the e1000 device protocol at
  * `/e1000`) register their own path with `route()`.
  *
- * An upgrade request passes four steps, in this order:
+ * An upgrade request passes these steps, in this order:
  * 1. its path must be routed, else HTTP 404;
- * 2. `admit(req)` must let it in, else HTTP 403 — the one place that decides who may open a
- *    session here (today: the browser Origin check below; authentication grows here);
- * 3. a network it asks for in the URL (`?network=NAME`, see `networkOf`) must be a valid
+ * 2. `admit(req)` must let it in, else HTTP 403 — the browser Origin check below;
+ * 3. with a token file (`--ws-token-file`, `ws-auth.ts`), it must present a token of the
+ *    file, else HTTP 401 ('ws.token-missing', 'ws.token-refused'), logged without the token;
+ * 4. a network it asks for in the URL (`?network=NAME`, see `networkOf`) must be a valid
  *    name, else HTTP 400 with the reason ('ws.bad-network'); the link carries the name;
- * 4. the route's `ws` server completes the handshake (a malformed one gets ws's HTTP 400).
+ * 5. its token must be allowed on the network it will join (the URL's, else the listener's),
+ *    else HTTP 403 ('ws.network-not-allowed');
+ * 6. the route's `ws` server completes the handshake (a malformed one gets ws's HTTP 400).
+ * With `tls` (a certificate and key), the listener serves HTTPS and `wss://`.
  * A plain (non-upgrade) HTTP request to a routed path gets 426 Upgrade Required, to any other
  * path 404; a request that does not parse gets 400.
  *
@@ -36,12 +40,14 @@
  * and its own `maxPayload`.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Counters } from '../util/drops.js';
 import { networkNameProblem } from '../net/network-name.js';
 import { LogThrottle } from '../util/log-throttle.js';
 import { formatHostPort, type LinkCounters, type LinkLog, type Listener } from './link.js';
+import { tokenMayJoin, type WsTokens } from './ws-auth.js';
 
 /** A protocol served at one path. */
 export interface WsRoute {
@@ -73,6 +79,15 @@ export interface WsListenOptions {
    * for any. Default: none (requests with an Origin header get 403).
    */
   readonly allowOrigins?: readonly string[];
+  /**
+   * The tokens a client must present, read at each request (a reload can change them);
+   * undefined: no authentication.
+   */
+  readonly tokens?: (() => WsTokens | undefined) | undefined;
+  /** The network a session joins when its URL names none (the listener's or the daemon's), for the token's network list. */
+  readonly network?: string | undefined;
+  /** Serve HTTPS (`wss://`) with this certificate chain and key (PEM). */
+  readonly tls?: { readonly cert: Buffer | string; readonly key: Buffer | string } | undefined;
 }
 
 /** How long a refused connection may stay half-open before it is destroyed. */
@@ -142,6 +157,7 @@ export function admit(req: http.IncomingMessage, allowOrigins: readonly string[]
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request',
+  401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',
@@ -160,7 +176,8 @@ function refuse(socket: Duplex, status: number, text?: string): void {
   }
   const reason = STATUS_TEXT[status] ?? 'Refused';
   text ??= reason;
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n\r\n${text}\n`);
+  const challenge = status === 401 ? 'WWW-Authenticate: Bearer realm="tslirp"\r\n' : '';
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\n${challenge}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n\r\n${text}\n`);
   const timer = setTimeout(() => socket.destroy(), REFUSE_LINGER_MS);
   timer.unref();
   socket.once('close', () => {
@@ -183,22 +200,32 @@ export async function listenWs(o: WsListenOptions): Promise<WsListener> {
   const counters = new Counters();
   const originLog = new LogThrottle();
   const networkLog = new LogThrottle();
+  const tokenLog = new LogThrottle();
+  const peerOf = (req: http.IncomingMessage): string => formatHostPort(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
+  /** Counts a refusal and logs it, at most one line per LOG_THROTTLE_INTERVAL_MS per kind. */
+  const refused = (log: LogThrottle, reason: string, req: http.IncomingMessage, fields: Record<string, unknown>, msg: string): void => {
+    counters.count(reason);
+    const logNow = log.hit(performance.now());
+    if (logNow !== undefined) o.log.warn({ reason, path: pathOf(req), peer: peerOf(req), ...fields, refused: counters.get(reason), suppressed: logNow.suppressed }, msg);
+  };
   const onSocketError = (e: NodeJS.ErrnoException): void => {
     counters.count('ws.socket-error');
     o.log.debug({ code: e.code ?? e.message }, 'ws: connection error');
   };
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const known = routes.has(pathOf(req));
     res.writeHead(known ? 426 : 404, { 'Content-Type': 'text/plain', Connection: 'close' });
     res.end(known ? 'Upgrade Required: this path speaks WebSocket\n' : 'Not Found\n');
-  });
+  };
+  const server = o.tls === undefined ? http.createServer(onRequest) : https.createServer({ cert: o.tls.cert, key: o.tls.key }, onRequest);
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     // First of all: Node hands the socket over with no 'error' listener (see the header).
     socket.on('error', onSocketError);
     const r = routes.get(pathOf(req));
     if (r === undefined) {
       counters.count('ws.unknown-path');
-      o.log.debug({ url: req.url?.slice(0, MAX_LOGGED_ORIGIN), peer: req.socket.remoteAddress }, 'ws: upgrade for an unknown path refused');
+      // The path only: a query may hold a token.
+      o.log.debug({ path: pathOf(req).slice(0, MAX_LOGGED_ORIGIN), peer: req.socket.remoteAddress }, 'ws: upgrade for an unknown path refused');
       refuse(socket, 404);
       return;
     }
@@ -216,16 +243,23 @@ export async function listenWs(o: WsListenOptions): Promise<WsListener> {
       refuse(socket, 403, 'Forbidden: this origin may not open a session (tslirp --ws-allow-origin)');
       return;
     }
+    const tokens = o.tokens?.();
+    const verdict = tokens?.check(req);
+    if (verdict !== undefined && !verdict.ok) {
+      refused(tokenLog, verdict.reason, req, {}, verdict.reason === 'ws.token-missing' ? 'ws: no token presented, refused' : 'ws: wrong token, refused');
+      refuse(socket, 401, 'Unauthorized: present a token as ?token= or Authorization: Bearer (tslirp --ws-token-file)');
+      return;
+    }
     const network = networkOf(req);
     if (typeof network === 'object') {
-      counters.count('ws.bad-network');
-      const logNow = networkLog.hit(performance.now());
-      if (logNow !== undefined)
-        o.log.warn(
-          { path: pathOf(req), peer: formatHostPort(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0), problem: network.problem, suppressed: logNow.suppressed },
-          'ws: bad ?network= refused',
-        );
+      refused(networkLog, 'ws.bad-network', req, { problem: network.problem }, 'ws: bad ?network= refused');
       refuse(socket, 400, `Bad Request: ?network=: ${network.problem}`);
+      return;
+    }
+    const joins = network ?? o.network;
+    if (verdict?.ok === true && !tokenMayJoin(verdict.networks, joins)) {
+      refused(tokenLog, 'ws.network-not-allowed', req, { network: joins ?? '(private)', tokenLine: verdict.line }, 'ws: token not allowed on this network, refused');
+      refuse(socket, 403, `Forbidden: this token may not join ${joins === undefined ? 'a private network' : `network ${joins}`}`);
       return;
     }
     r.wss.handleUpgrade(req, socket, head, (ws) => {
@@ -254,7 +288,7 @@ export async function listenWs(o: WsListenOptions): Promise<WsListener> {
   const a = server.address() as import('node:net').AddressInfo;
   let closing: Promise<void> | undefined;
   return {
-    address: { kind: 'ws', host: a.address, port: a.port, url: `ws://${formatHostPort(a.address, a.port)}/` },
+    address: { kind: 'ws', host: a.address, port: a.port, url: `${o.tls === undefined ? 'ws' : 'wss'}://${formatHostPort(a.address, a.port)}/` },
     counters,
     route(path: string, route: WsRoute): void {
       const old = routes.get(path);

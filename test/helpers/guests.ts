@@ -252,11 +252,27 @@ export async function until(cond: () => boolean, timeoutMs: number): Promise<boo
 }
 
 /** True when a network interface with this name exists in the current (host) namespace. */
-export const linkExists = (name: string): boolean => spawnSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0;
+export const linkExists = (name: string, netns?: string): boolean =>
+  spawnSync('ip', [...(netns === undefined ? [] : ['-n', netns]), 'link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0;
+
+/** The WebSocket relay client that bridges a TAP (NetnsGuest's 'ws' bridge). */
+export const WS_TAP_BRIDGE = join(REPO_ROOT, 'test', 'helpers', 'ws-tap-bridge.mjs');
+
+/** A WebSocket listener refused the bridge's upgrade (`status`: e.g. `HTTP 401`). */
+export class WsBridgeRefused extends Error {
+  readonly status: string;
+  constructor(status: string, output: string) {
+    super(`the WebSocket bridge was refused: ${status}\n${output}`);
+    this.status = status;
+  }
+}
 
 /** How a namespace's TAP reaches the daemon. */
 export type Bridge =
-  | { readonly kind: 'dgram'; readonly host: string; readonly port: number }
+  /** `netns`: run the socat bridge inside that namespace (to reach a daemon that runs there). */
+  | { readonly kind: 'dgram'; readonly host: string; readonly port: number; readonly netns?: string }
+  /** A WebSocket relay client (test/helpers/ws-tap-bridge.mjs) with these request headers. */
+  | { readonly kind: 'ws'; readonly url: string; readonly headers?: Readonly<Record<string, string>> }
   | { readonly kind: 'stream-unix'; readonly path: string }
   | { readonly kind: 'stream-tcp'; readonly host: string; readonly port: number };
 
@@ -283,17 +299,25 @@ export class NetnsGuest {
     must('ip', ['netns', 'add', ns]);
     let bridge: Proc | undefined;
     try {
-      if (link.kind === 'dgram') {
+      const inNs = link.kind === 'dgram' ? link.netns : undefined;
+      if (link.kind === 'ws') {
+        bridge = new Proc(`ws-bridge ${tap}`, process.execPath, [WS_TAP_BRIDGE, tap, link.url, ...Object.entries(link.headers ?? {}).map(([k, v]) => `${k}=${v}`)]);
+        const b = bridge;
+        await Promise.race([b.waitFor(/ws-bridge: open/, 15_000), b.waitFor(/ws-bridge: (HTTP|error)/, 15_000)]).catch(() => undefined);
+        const refused = /ws-bridge: (HTTP \d+|error .*)/.exec(b.output);
+        if (refused !== null) throw new WsBridgeRefused(refused[1]!, b.tail());
+      } else if (link.kind === 'dgram') {
         const local = await freeUdpPort();
         // -b 65536: socat's default 8 KiB buffer would cut frames of larger MTUs. The socket's
         // kernel buffers are the daemon's dgram listener's (4 MiB): the default 208 KiB holds
         // three 64 KiB frames, and a bridge that overflows costs the guests retransmissions
         // that are not tslirp's (benchmarks give every path the same buffers).
-        bridge = new Proc(`socat ${tap}`, 'socat', [
-          '-b', '65536',
+        const socat = [
+          'socat', '-b', '65536',
           `TUN,tun-type=tap,iff-no-pi,tun-name=${tap}`,
-          `UDP-DATAGRAM:${link.host}:${link.port},bind=127.0.0.1:${local},rcvbuf=${DGRAM_BRIDGE_BUFFER},sndbuf=${DGRAM_BRIDGE_BUFFER}`,
-        ]);
+          `UDP-DATAGRAM:${link.host}:${link.port},bind=${inNs === undefined ? '127.0.0.1' : link.host}:${local},rcvbuf=${DGRAM_BRIDGE_BUFFER},sndbuf=${DGRAM_BRIDGE_BUFFER}`,
+        ];
+        bridge = inNs === undefined ? new Proc(`socat ${tap}`, socat[0]!, socat.slice(1)) : new Proc(`socat ${tap}`, 'ip', ['netns', 'exec', inNs, ...socat]);
       } else {
         // QEMU creates the TAP (non-persistent: it goes away with QEMU's fd).
         const addr =
@@ -309,13 +333,13 @@ export class NetnsGuest {
         ]);
       }
       const b = bridge;
-      // The TAP appears once the bridge opened it; both bridges create it themselves.
-      if (!(await until(() => b.exit !== undefined || linkExists(tap), 10_000)) || b.exit !== undefined) {
+      // The TAP appears once the bridge opened it; every bridge creates it itself.
+      if (!(await until(() => b.exit !== undefined || linkExists(tap, inNs), 10_000)) || b.exit !== undefined) {
         throw new Error(`the bridge did not create ${tap}:\n${b.tail()}`);
       }
-      if (link.kind !== 'dgram') await sleep(300); // QEMU connects its stream netdev right after the TAP
+      if (link.kind !== 'dgram' && link.kind !== 'ws') await sleep(300); // QEMU connects its stream netdev right after the TAP
       if (b.exit !== undefined) throw new Error(`the bridge exited:\n${b.tail()}`);
-      must('ip', ['link', 'set', 'dev', tap, 'netns', ns]);
+      must('ip', [...(inNs === undefined ? [] : ['-n', inNs]), 'link', 'set', 'dev', tap, 'netns', ns]);
       const g = new NetnsGuest(ns, tap, b);
       await g.sh('ip link set lo up && ip link set dev "$1" up', [tap]);
       return g;
