@@ -84,6 +84,7 @@ const OPTIONS = {
   dns: { type: 'string' },
   dhcpstart: { type: 'string' },
   'dhcp-pool': { type: 'string' },
+  'max-session-leases': { type: 'string' },
   domainname: { type: 'string' },
   dnssearch: { type: 'string', multiple: true },
   hostname: { type: 'string' },
@@ -120,7 +121,7 @@ const CONFIG_OPTION_NAMES: Readonly<Record<string, string>> = { leasetime: 'leas
  * Later issues add keys here, not syntax.
  */
 export const NETWORK_KEYS = [
-  'net', 'host', 'dns', 'dhcpstart', 'dhcp-pool', 'domainname', 'dnssearch', 'hostname', 'mtu', 'route',
+  'net', 'host', 'dns', 'dhcpstart', 'dhcp-pool', 'max-session-leases', 'domainname', 'dnssearch', 'hostname', 'mtu', 'route',
   'tftp-server-name', 'bootfile', 'lease-time', 'hostfwd', 'restrict', 'disable-host-loopback', 'dns-record',
   'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows',
 ] as const;
@@ -195,6 +196,8 @@ Network (each network's, as QEMU's -netdev user):
   --dns ADDR                 virtual DNS server address (10.0.2.3)
   --dhcpstart ADDR           first address DHCP hands out (10.0.2.15)
   --dhcp-pool N              addresses DHCP hands out, 1 to 1024 (16, as QEMU)
+  --max-session-leases N     leases (and offers) the guests of one session may hold, 1 to
+                             1024 (4): a guest inventing MACs cannot drain a shared pool
   --domainname NAME          domain name, DHCP option 15
   --dnssearch NAME[,NAME]    DNS search list, DHCP option 119 (repeatable)
   --hostname NAME            host name sent to the guest, DHCP option 12
@@ -479,6 +482,7 @@ function resolveNetwork(values: NetworkValues, name: string | undefined, egress:
       dns: text(values.dns),
       dhcpstart: text(values.dhcpstart),
       dhcppool: text(values['dhcp-pool']),
+      maxSessionLeases: text(values['max-session-leases']),
       domainname: text(values.domainname),
       dnssearch: list(values.dnssearch),
       hostname: text(values.hostname),

@@ -29,6 +29,8 @@ export interface Lease {
   readonly state: 'offered' | 'bound';
   /** The lease (or the offer's hold) ends at this time; strictly greater than its creation time. */
   readonly expiresAtMs: number;
+  /** The port (a session's link) the client asked through, when the network said. */
+  readonly owner?: number | undefined;
 }
 
 /** Who asks for an address. */
@@ -37,6 +39,8 @@ export interface LeaseClient {
   readonly mac: string;
   readonly clientId: string | undefined;
   readonly hostname: string | undefined;
+  /** The port (a session's link) it asks through, when known: see `countOwned`. */
+  readonly owner?: number | undefined;
 }
 
 interface Slot {
@@ -138,7 +142,7 @@ export class LeaseTable {
     const other = this.find(client.key, nowMs);
     if (other !== undefined && other.ip !== ip) this.release(client.key, other.ip, nowMs);
     const hostname = client.hostname ?? (s.lease?.key === client.key ? s.lease.hostname : undefined);
-    s.lease = { key: client.key, mac: client.mac, clientId: client.clientId, ip, hostname, state, expiresAtMs };
+    s.lease = { key: client.key, mac: client.mac, clientId: client.clientId, ip, hostname, state, expiresAtMs, owner: client.owner };
     s.lastKey = client.key;
     return s.lease;
   }
@@ -162,6 +166,16 @@ export class LeaseTable {
     s.lastKey = undefined;
     s.freedAtMs = nowMs;
     s.quarantinedUntilMs = untilMs;
+  }
+
+  /** Live leases (offers included) taken through port `owner`. */
+  countOwned(owner: number, nowMs: number): number {
+    let n = 0;
+    for (const s of this.#slots) {
+      this.#expire(s, nowMs);
+      if (s.lease?.owner === owner) n++;
+    }
+    return n;
   }
 
   /** The live leases, in address order. */

@@ -14,6 +14,11 @@
  * hardware other than Ethernet, option overload in replies (they stay small: the options
  * that do not fit the client's maximum message size are left out, least wanted first).
  *
+ * Leases per port. On a shared network one guest could invent MACs until the pool is empty
+ * (DHCP starvation). The stack says which port (a session's link) each message came through;
+ * a port whose clients already hold `maxLeasesPerPort` live leases or offers gets no new one
+ * ('dhcp.port-lease-limit') — its clients that hold one keep renewing it.
+ *
  * Every message it ignores is counted as `dhcp.<reason>`.
  */
 import { BROADCAST_MAC, formatMac, type Ipv4Addr } from '../util/bytes.js';
@@ -115,7 +120,12 @@ export interface DhcpServerOptions {
   readonly tftpServerName: string | undefined;
   readonly bootFile: string | undefined;
   readonly routes: readonly ClasslessRoute[];
+  /** Live leases and offers the clients behind one port may hold (`--max-session-leases`); default DEFAULT_LEASES_PER_PORT. */
+  readonly maxLeasesPerPort?: number | undefined;
 }
+
+/** A guest with a few NICs or containers fits; a MAC-inventing one stops here. */
+export const DEFAULT_LEASES_PER_PORT = 4;
 
 /** The DHCP server; see the module comment. */
 export class DhcpServer {
@@ -129,10 +139,14 @@ export class DhcpServer {
     this.#table = new LeaseTable(config.dhcpStart, config.dhcpPoolSize);
   }
 
-  /** `payload`: UDP payload of a guest datagram to port 67; srcMac: its Ethernet source; srcIp: its IPv4 source (0 when unconfigured). Never throws. */
-  receive(payload: Uint8Array, srcMac: Uint8Array, srcIp: Ipv4Addr, nowMs: number): DhcpReply | undefined {
+  /**
+   * `payload`: UDP payload of a guest datagram to port 67; srcMac: its Ethernet source; srcIp:
+   * its IPv4 source (0 when unconfigured); `port`: the network port it came through, when
+   * known (the per-port lease limit). Never throws.
+   */
+  receive(payload: Uint8Array, srcMac: Uint8Array, srcIp: Ipv4Addr, nowMs: number, port?: number): DhcpReply | undefined {
     try {
-      return this.#receive(payload, srcMac, srcIp, nowMs);
+      return this.#receive(payload, srcMac, srcIp, nowMs, port);
     } catch {
       // A bug of ours, never the guest's fault: keep the stack running and make it visible.
       this.#counters.count('dhcp.internal-error');
@@ -142,13 +156,14 @@ export class DhcpServer {
 
   /** The live leases, in address order. */
   leases(nowMs: number): readonly DhcpLease[] {
-    return this.#table.list(nowMs).map(({ mac, clientId, ip, hostname, state, expiresAtMs }) => ({
+    return this.#table.list(nowMs).map(({ mac, clientId, ip, hostname, state, expiresAtMs, owner }) => ({
       mac,
       clientId,
       ip,
       hostname,
       state,
       expiresAtMs,
+      ...(owner !== undefined && { owner }),
     }));
   }
 
@@ -158,12 +173,18 @@ export class DhcpServer {
     return this.#table.list(nowMs).find((l) => l.state === 'bound' && l.mac === text)?.ip;
   }
 
+  /** A client with no live lease, behind a port whose clients hold the most they may. */
+  #overPortLimit(client: LeaseClient, nowMs: number): boolean {
+    if (client.owner === undefined || this.#table.find(client.key, nowMs) !== undefined) return false;
+    return this.#table.countOwned(client.owner, nowMs) >= (this.#config.maxLeasesPerPort ?? DEFAULT_LEASES_PER_PORT);
+  }
+
   #drop(reason: string): DhcpReply | undefined {
     this.#counters.count(`dhcp.${reason}`);
     return undefined;
   }
 
-  #receive(payload: Uint8Array, _srcMac: Uint8Array, srcIp: Ipv4Addr, nowMs: number): DhcpReply | undefined {
+  #receive(payload: Uint8Array, _srcMac: Uint8Array, srcIp: Ipv4Addr, nowMs: number, port: number | undefined): DhcpReply | undefined {
     const m = parseDhcp(payload);
     if (isDrop(m)) {
       this.#counters.count(m);
@@ -185,6 +206,7 @@ export class DhcpServer {
       mac: formatMac(mac),
       clientId,
       hostname: readHostname(m),
+      owner: port,
     };
     switch (type) {
       case MSG.DISCOVER:
@@ -205,6 +227,7 @@ export class DhcpServer {
 
   /** RFC 2131 §4.3.1. */
   #discover(m: Dhcp, client: LeaseClient, nowMs: number): DhcpReply | undefined {
+    if (this.#overPortLimit(client, nowMs)) return this.#drop('port-lease-limit');
     const ip = this.#table.choose(client.key, readRequestedIp(m), nowMs);
     if (ip === undefined) return this.#drop('pool-exhausted');
     let lease = this.#table.find(client.key, nowMs);
@@ -240,6 +263,7 @@ export class DhcpServer {
     const c = this.#config;
     if (((want & c.netmask) >>> 0) !== c.net) return this.#nak(m, 'requested address is not on this network');
     const current = this.#table.find(client.key, nowMs);
+    if (current === undefined && this.#overPortLimit(client, nowMs)) return this.#drop('port-lease-limit');
     if (current !== undefined && current.ip !== want && (current.state === 'bound' || serverId !== undefined))
       return this.#nak(m, 'requested address is not the one leased to this client');
     if (!this.#table.availableFor(want, client.key, nowMs))

@@ -86,6 +86,8 @@ export class Network {
   /** The only attached port while there is exactly one (the frame-lending fast path). */
   #only: Attached | undefined;
   #closed = false;
+  /** The port whose frame the switch is delivering (its delivery is synchronous). */
+  #ingress: PortId | undefined;
 
   constructor(name: string, config: StackConfig, deps: NetworkDeps) {
     this.name = name;
@@ -100,7 +102,7 @@ export class Network {
     // The switch counts into the network's counters ('switch.*' beside the stack's drops).
     this.switch = new LearningSwitch(this.stack.counters, deps.switch);
     this.#gatewayPort = this.switch.addPort((frame) => {
-      this.stack.receiveFrame(frame);
+      this.stack.receiveFrame(frame, this.#ingress);
     });
   }
 
@@ -128,7 +130,10 @@ export class Network {
       id,
       receive: (frame) => {
         if (detached || this.#closed) return;
+        // The switch delivers at once: the stack learns which port a frame came through.
+        this.#ingress = id;
         this.switch.input(id, frame, this.#clock.now());
+        this.#ingress = undefined;
       },
       detach: () => {
         if (detached) return;

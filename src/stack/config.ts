@@ -7,7 +7,7 @@
  * validates configuration again.
  */
 import type { ClasslessRoute } from '../dhcp/options.js';
-import type { DhcpServerOptions } from '../dhcp/server.js';
+import { DEFAULT_LEASES_PER_PORT, type DhcpServerOptions } from '../dhcp/server.js';
 import { EgressPolicy, parseEgressRule, type EgressRule } from '../nat/egress.js';
 import type { NatPolicyOptions } from '../nat/policy.js';
 import { formatIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
@@ -46,6 +46,8 @@ export interface NetworkOptions {
   route?: readonly string[] | undefined;
   restrict?: boolean | undefined;
   disableHostLoopback?: boolean | undefined;
+  /** DHCP leases the clients behind one session's link may hold, 1..MAX_DHCP_POOL (DEFAULT_LEASES_PER_PORT). */
+  maxSessionLeases?: string | number | undefined;
   /** `--egress-allow` / `--egress-deny` rules in command-line order: the action and the rule's text. */
   egress?: readonly (readonly ['allow' | 'deny', string])[] | undefined;
 }
@@ -132,6 +134,7 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     dhcpStart,
     dhcpPoolSize,
     leaseTimeS: integer('leasetime', o.leasetime ?? 86400, 60, 0x7fffffff),
+    maxLeasesPerPort: integer('max-session-leases', o.maxSessionLeases ?? DEFAULT_LEASES_PER_PORT, 1, MAX_DHCP_POOL),
     domainName: o.domainname === undefined ? undefined : dnsName('domainname', o.domainname),
     dnsSearch: (o.dnssearch ?? []).flatMap((s) => s.split(',')).filter((s) => s !== '').map((s) => dnsName('dnssearch', s)),
     hostname: o.hostname === undefined ? undefined : dnsName('hostname', o.hostname),

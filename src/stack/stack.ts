@@ -144,6 +144,8 @@ const earliest = (a: number | undefined, b: number | undefined): number | undefi
 
 export class Stack implements ToGuest, HostEvents {
   readonly config: StackConfig;
+  /** The port of the frame being received (receiveFrame's), for the DHCP server. */
+  #ingress: number | undefined;
   /** Drops and refusals, by Drop name. */
   readonly counters = new Counters();
   readonly stats: StackStats = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0 };
@@ -204,10 +206,16 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   /** One frame from the guest. Never throws. */
-  receiveFrame(frame: Uint8Array): void {
+  /**
+   * One frame from the guests. `port`: the network port it came through, when the caller
+   * knows (a Network does): the DHCP server limits leases per port.
+   */
+  receiveFrame(frame: Uint8Array, port?: number): void {
     this.stats.rxFrames++;
     this.stats.rxBytes += frame.length;
+    this.#ingress = port;
     this.#guard((nowMs) => this.#ethernetInput(frame, nowMs));
+    this.#ingress = undefined;
   }
 
   /**
@@ -556,7 +564,7 @@ export class Stack implements ToGuest, HostEvents {
     const u = parseUdp(p.payload, pseudoSum(p.src, p.dst, IP_PROTO.UDP));
     if (isDrop(u)) return this.counters.count(u);
     if (u.dstPort === DHCP_SERVER_PORT && (broadcast || p.dst === this.config.host)) {
-      const reply = this.#dhcp.receive(u.payload, eth.src, p.src, nowMs);
+      const reply = this.#dhcp.receive(u.payload, eth.src, p.src, nowMs, this.#ingress);
       if (reply === undefined) return;
       // A bound lease names the guest's MAC: flows towards it (port forwards) need no ARP first.
       const bound = this.#dhcp.addressOf(eth.src, nowMs);

@@ -377,3 +377,45 @@ describe('dhcp/server', () => {
     expect(t.counters.get('dhcp.internal-error')).toBe(0);
   });
 });
+
+describe('dhcp/server: leases per port (DHCP starvation on a shared network)', () => {
+  const macN = (n: number): Uint8Array => Uint8Array.from([0x52, 0x54, 0x00, 0x77, (n >> 8) & 0xff, n & 0xff]);
+  function send(t: ReturnType<typeof harness>, m: Dhcp, port: number): DhcpReply | undefined {
+    const b = new Uint8Array(dhcpLength(m));
+    writeDhcp(m, b);
+    return t.server.receive(b, m.chaddr.subarray(0, 6), 0, t.clock.now(), port);
+  }
+
+  it('a port inventing MACs gets at most --max-session-leases offers; the others still lease; renewals go on', () => {
+    const t = harness({ maxSessionLeases: 3 });
+    let offered = 0;
+    for (let n = 0; n < 100; n++) if (send(t, msg(MSG.DISCOVER, macN(n)), 7) !== undefined) offered++;
+    expect(offered).toBe(3);
+    expect(t.counters.get('dhcp.port-lease-limit')).toBe(97);
+    // Another port's guest gets its lease from what is left of the pool.
+    const offer = decode(send(t, msg(MSG.DISCOVER, MAC2), 8));
+    expect(decode(send(t, msg(MSG.REQUEST, MAC2, [serverId(), requestedIp(offer.yiaddr)]), 8)).yiaddr).toBe(offer.yiaddr);
+    // A client of port 7 that holds an offer may still complete it, and renew.
+    const first = t.server.leases(t.clock.now()).find((l) => l.owner === 7)!;
+    const ack = decode(send(t, msg(MSG.REQUEST, macN(0), [serverId(), requestedIp(first.ip)]), 7));
+    expect(ack.yiaddr).toBe(first.ip);
+    expect(decode(send(t, msg(MSG.REQUEST, macN(0), [], { ciaddr: first.ip }), 7)).yiaddr).toBe(first.ip);
+    // An INIT-REBOOT of a fourth client on port 7 is refused too.
+    expect(send(t, msg(MSG.REQUEST, macN(500), [requestedIp(ip('10.0.2.29'))]), 7)).toBeUndefined();
+  });
+
+  it('offers that expire give the port its room back; without a port (a bare stack) there is no limit', () => {
+    const t = harness({ maxSessionLeases: 2 });
+    for (let n = 0; n < 2; n++) expect(send(t, msg(MSG.DISCOVER, macN(n)), 1)).toBeDefined();
+    expect(send(t, msg(MSG.DISCOVER, macN(2)), 1)).toBeUndefined();
+    t.clock.advance(OFFER_HOLD_MS + 1);
+    expect(send(t, msg(MSG.DISCOVER, macN(2)), 1)).toBeDefined();
+    const u = harness({ maxSessionLeases: 1 });
+    for (let n = 0; n < 5; n++) expect(u.guestSends(msg(MSG.DISCOVER, macN(n)))).toBeDefined();
+  });
+
+  it('refuses a bad --max-session-leases', () => {
+    expect(() => resolveStackConfig({ maxSessionLeases: 0 })).toThrow(/max-session-leases.*1 to 1024/);
+    expect(() => resolveStackConfig({ maxSessionLeases: 'x' })).toThrow(/max-session-leases/);
+  });
+});
