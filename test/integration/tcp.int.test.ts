@@ -18,53 +18,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import { command, daemon as daemonReq, missingRequirements, NetnsGuest, root, shouldRun, tempDir } from '../helpers/guests.js';
+import { BLOCKS, patternSha, streamPattern } from '../helpers/pattern.js';
 
 const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('curl'), command('sha256sum')]);
 const enabled = shouldRun('tcp.int.test.ts (TCP through tslirp from a network namespace guest)', missing);
 
 const MB = 1024 * 1024;
 const BIG = 100 * MB;
-
-/** Deterministic bytes: block `i` of 64 KiB is a hash chain, so the stream is cheap and not compressible. */
-function block(i: number): Buffer {
-  const out = Buffer.alloc(64 * 1024);
-  let h = createHash('sha256').update(`tslirp-${i}`).digest();
-  for (let at = 0; at < out.length; at += 32) {
-    h.copy(out, at);
-    h = createHash('sha256').update(h).digest();
-  }
-  return out;
-}
-const BLOCKS = Array.from({ length: 16 }, (_, i) => block(i));
-/** Streams `n` bytes of the pattern into `w` with backpressure. */
-function streamPattern(n: number, w: NodeJS.WritableStream & { writableNeedDrain?: boolean }, done: () => void): void {
-  let sent = 0;
-  let i = 0;
-  const pump = (): void => {
-    while (sent < n) {
-      const b = BLOCKS[i++ % BLOCKS.length]!;
-      const chunk = n - sent >= b.length ? b : b.subarray(0, n - sent);
-      sent += chunk.length;
-      if (!w.write(chunk)) {
-        w.once('drain', pump);
-        return;
-      }
-    }
-    done();
-  };
-  pump();
-}
-function patternSha(n: number): string {
-  const h = createHash('sha256');
-  let left = n;
-  for (let i = 0; left > 0; i++) {
-    const b = BLOCKS[i % BLOCKS.length]!;
-    const k = Math.min(left, b.length);
-    h.update(b.subarray(0, k));
-    left -= k;
-  }
-  return h.digest('hex');
-}
 
 /** A UDP relay between socat and the daemon that drops, duplicates and reorders datagrams. */
 class LossyRelay {
