@@ -26,6 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../test/helpers/daemon.js';
 import { dgramGuest } from './lib/dgram-guest.js';
+import { iperf as iperfRun } from './lib/iperf.js';
 import { cpuSeconds, freeUdp, median } from './lib/measure.js';
 import { command, daemon as daemonReq, DGRAM_BRIDGE_BUFFER, missingRequirements, NetnsGuest, Proc, root, until } from '../test/helpers/guests.js';
 
@@ -138,24 +139,8 @@ async function relayPair(mtu: number): Promise<Pair> {
   };
 }
 
-/** One iperf3 run; bits per second as the receiver counted them (0 on failure, reported). */
-async function iperf(p: Pair, reverse: boolean, retry = true): Promise<number> {
-  const r = await p.client.exec(['iperf3', '-c', p.server, '-p', String(IPERF_PORT), '-t', String(SECONDS), '-J', ...(reverse ? ['-R'] : [])], (SECONDS + 20) * 1000);
-  try {
-    const j = JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
-    if (j.error !== undefined) {
-      if (retry && j.error.includes('busy')) {
-        await new Promise((res) => setTimeout(res, 2000));
-        return await iperf(p, reverse, false);
-      }
-      throw new Error(j.error);
-    }
-    return j.end?.sum_received?.bits_per_second ?? 0;
-  } catch (e) {
-    console.error(`iperf3 through ${p.name} failed: ${String(e)} ${r.stderr.slice(0, 500)}`);
-    return 0;
-  }
-}
+/** One iperf3 run between the pair's guests; bits per second as the receiver counted them (0 on failure, reported). */
+const iperf = (p: Pair, reverse: boolean): Promise<number> => iperfRun(p.client, p.server, IPERF_PORT, SECONDS, reverse, p.name);
 
 interface Cell {
   readonly label: string;

@@ -30,14 +30,13 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../test/helpers/daemon.js';
 import { dgramGuest } from './lib/dgram-guest.js';
+import { guestClient as runGuestClient, iperf as iperfRun } from './lib/iperf.js';
 import { cpuSeconds, freeUdp, median } from './lib/measure.js';
 import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Proc, tempDir, until, must, uniqueName, run } from '../test/helpers/guests.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
 const MTUS = (process.env['BENCH_MTUS'] ?? '1500,65520').split(',').map(Number);
-/** The guest side of the latency and connection-rate figures (run by this node, through tsx, inside the namespace). */
-const GUEST_CLIENT = join(import.meta.dirname, 'guest', 'client.ts');
 
 const missing = missingRequirements([root, daemonReq, command('iperf3'), command('qemu-system-x86_64'), command('slirp4netns'), command('socat')]);
 if (missing.length > 0) {
@@ -53,25 +52,6 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-/** One iperf3 run from the guest; bits per second as the receiver counted them. */
-async function iperf(g: NetnsGuest, server: string, port: number, reverse: boolean, retry = true): Promise<number> {
-  const r = await g.exec(['iperf3', '-c', server, '-p', String(port), '-t', String(SECONDS), '-J', ...(reverse ? ['-R'] : [])], (SECONDS + 20) * 1000);
-  try {
-    const j = JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
-    if (j.error !== undefined) {
-      // A previous client that timed out can leave iperf3 -s busy for a moment.
-      if (retry && j.error.includes('busy')) {
-        await new Promise((res) => setTimeout(res, 2000));
-        return await iperf(g, server, port, reverse, false);
-      }
-      throw new Error(j.error);
-    }
-    return j.end?.sum_received?.bits_per_second ?? 0;
-  } catch (e) {
-    console.error(`iperf3 failed: ${String(e)} ${r.stderr.slice(0, 500)}`);
-    return 0;
-  }
-}
 
 interface Target {
   readonly name: string;
@@ -236,15 +216,15 @@ async function main(): Promise<void> {
           let bytes = 0;
           for (let i = 0; i < PAIRS; i++) {
             const cpu0 = cpuSeconds(a.pid!);
-            const x = await iperf(a.guest, a.server, iperfPort, reverse);
+            const x = await iperfRun(a.guest, a.server, iperfPort, SECONDS, reverse, a.name);
             cpu += cpuSeconds(a.pid!) - cpu0;
             bytes += (x * SECONDS) / 8;
-            const y = await iperf(b.guest, b.server, iperfPort, reverse);
+            const y = await iperfRun(b.guest, b.server, iperfPort, SECONDS, reverse, b.name);
             as.push(x);
             bs.push(y);
             if (y > 0) ratios.push(x / y);
-            if (c !== undefined) cs.push(await iperf(c.guest, c.server, iperfPort, reverse));
-            brs.push(await iperf(br.guest, br.server, iperfPort, reverse));
+            if (c !== undefined) cs.push(await iperfRun(c.guest, c.server, iperfPort, SECONDS, reverse, c.name));
+            brs.push(await iperfRun(br.guest, br.server, iperfPort, SECONDS, reverse, br.name));
           }
           const ratio = ratios.length > 0 ? median(ratios) : 0;
           if (ratio < 1) floorOk = false;
@@ -272,15 +252,8 @@ async function main(): Promise<void> {
   console.log(floorOk ? 'floor met: tslirp ≥ 1.0× libslirp in every cell' : 'FLOOR MISSED: tslirp < 1.0× libslirp in some cell');
 }
 
-/** Runs bench/guest/client.ts in a guest; the microseconds per operation it reports. */
-async function guestClient(t: Target, mode: 'rr' | 'crr', port: number, count: number): Promise<number> {
-  const r = await t.guest.exec([process.execPath, '--import', 'tsx', GUEST_CLIENT, mode, t.server, String(port), String(count)], 90_000);
-  try {
-    return (JSON.parse(r.stdout) as { usPerOp: number }).usPerOp;
-  } catch {
-    throw new Error(`guest-client ${mode} through ${t.name} failed: ${r.stdout} ${r.stderr}`);
-  }
-}
+/** bench/guest/client.ts in the target's guest against its server: microseconds per operation. */
+const guestClient = (t: Target, mode: 'rr' | 'crr', port: number, count: number): Promise<number> => runGuestClient(t.guest, t.name, mode, t.server, port, count);
 
 /** Latency, connection rate and idle-connection memory, tslirp vs libslirp. */
 async function extras(a: Target & { daemon: Daemon }, b: Target): Promise<void> {
