@@ -148,6 +148,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       networks: cmd.networks,
       defaultNetwork: cmd.defaultNetwork,
       dns: cmd.dns,
+      ...cmd.sessionLimits,
       ...(tokens !== undefined && { wsTokens: () => tokens.current }),
       ...(wsTls !== undefined && { wsTls }),
       ...(capture?.kind === 'dir' && { pcapDir: capture.path }),

@@ -3,6 +3,7 @@
  * help text. Pure: nothing here touches the process, so tests call it directly.
  */
 import { parseArgs } from 'node:util';
+import { DEFAULT_MAX_RSS_BYTES, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_SOURCE } from '../daemon/daemon.js';
 import { defaultListeners, describeSpec, isPublicSpec, parseDgramSpec, parseStreamSpec, parseWsSpec, runtimeDir, type ListenerSpec } from '../daemon/listen-spec.js';
 import type { NetworkSettings } from '../daemon/networks.js';
 import { parseDnsRecordOption } from '../dns/records.js';
@@ -37,6 +38,8 @@ export type Command =
       readonly dns: DnsSettings;
       /** `--ws-allow-origin` values, normalized (or '*'); also set on every ws listener spec. */
       readonly wsAllowOrigins: readonly string[];
+      /** `--max-sessions`, `--max-sessions-per-source`, `--max-rss` (in bytes). */
+      readonly sessionLimits: { readonly maxSessions: number; readonly maxSessionsPerSource: number; readonly maxRssBytes: number };
       /** `--ws-token-file`: the tokens WebSocket clients must present (read by the caller). */
       readonly wsTokenFile: string | undefined;
       /** `--ws-tls-cert` and `--ws-tls-key`: serve wss:// (read by the caller). */
@@ -75,6 +78,9 @@ const OPTIONS = {
   'ws-public-without-auth': { type: 'boolean' },
   'ws-tls-cert': { type: 'string' },
   'ws-tls-key': { type: 'string' },
+  'max-sessions': { type: 'string' },
+  'max-sessions-per-source': { type: 'string' },
+  'max-rss': { type: 'string' },
   'egress-allow': { type: 'string', multiple: true },
   'egress-deny': { type: 'string', multiple: true },
   network: { type: 'string' },
@@ -227,6 +233,15 @@ NAT (guest flows become host sockets):
   --max-udp-flows N          UDP flows one guest may hold (1024); the idlest is evicted
   --max-network-tcp-flows N  TCP connections of all a network's guests (16384)
   --max-network-udp-flows N  UDP flows of all a network's guests (4096)
+
+Sessions (daemon-wide; a link refused at a limit is closed at once, counted and logged):
+  --max-sessions N           sessions alive at once, 1 to 65536 (256)
+  --max-sessions-per-source N
+                             sessions alive at once from one non-loopback address, 1 to
+                             65536 (16); loopback clients (local emulators, a reverse
+                             proxy) are not counted per address
+  --max-rss MIB              refuse new sessions while the daemon's resident memory is above
+                             MIB mebibytes, 64 to 1048576 (1024); existing sessions go on
 
 Egress (where guests' flows may go; rules of every network):
   --egress-allow CIDR[,port=P[-P]]
@@ -421,11 +436,24 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     defaultNetwork: v.network,
     dns: { upstreams, resolvConf: v['resolv-conf'] ?? DEFAULT_RESOLV_CONF },
     wsAllowOrigins,
+    sessionLimits: {
+      maxSessions: intOption('max-sessions', v['max-sessions'], 1, 65536, DEFAULT_MAX_SESSIONS),
+      maxSessionsPerSource: intOption('max-sessions-per-source', v['max-sessions-per-source'], 1, 65536, DEFAULT_MAX_SESSIONS_PER_SOURCE),
+      maxRssBytes: intOption('max-rss', v['max-rss'], 64, 1 << 20, DEFAULT_MAX_RSS_BYTES / (1 << 20)) * (1 << 20),
+    },
     wsTokenFile: v['ws-token-file'],
     wsTls: v['ws-tls-cert'] !== undefined && v['ws-tls-key'] !== undefined ? { cert: v['ws-tls-cert'], key: v['ws-tls-key'] } : undefined,
     pcap: v.pcap,
     logLevel: logLevel as LogLevel,
   };
+}
+
+/** An integer option from `min` to `max`, or `fallback` when not given. */
+function intOption(name: string, text: string | undefined, min: number, max: number, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`--${name}: '${text}' must be an integer from ${min} to ${max}`, name);
+  return n;
 }
 
 /**

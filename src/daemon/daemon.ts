@@ -34,7 +34,9 @@ import type { ForwardRule } from '../nat/forwards.js';
 import { PcapngFileWriter } from '../pcap/pcapng-writer.js';
 import { formatEndpoint } from '../net/addr.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
-import { describeSpec, isPublicSpec, type ListenerSpec } from './listen-spec.js';
+import { describeSpec, isLoopbackHost, isPublicSpec, type ListenerSpec } from './listen-spec.js';
+import { Counters } from '../util/drops.js';
+import { LogThrottle } from '../util/log-throttle.js';
 import type { LiveNetwork } from './live-network.js';
 import { NetworkRegistry, type NetworkSettings } from './networks.js';
 import { networkNameProblem } from '../net/network-name.js';
@@ -70,6 +72,14 @@ export interface DaemonOptions {
   /** Most sessions alive at once across all listeners (default 256); further links are closed at once. */
   readonly maxSessions?: number;
   /**
+   * Most sessions alive at once from one non-loopback source address (default 16): one
+   * stranger cannot take every session. Loopback sources are not counted (local emulators,
+   * and a reverse proxy's clients, which all arrive from it).
+   */
+  readonly maxSessionsPerSource?: number;
+  /** Above this resident set size (bytes) new sessions are refused while existing ones go on (default 1 GiB). */
+  readonly maxRssBytes?: number;
+  /**
    * The tokens WebSocket clients must present (`--ws-token-file`), read at each request so a
    * reload takes effect at once; undefined or answering undefined: no authentication.
    */
@@ -79,6 +89,18 @@ export interface DaemonOptions {
 }
 
 export const DEFAULT_MAX_SESSIONS = 256;
+export const DEFAULT_MAX_SESSIONS_PER_SOURCE = 16;
+export const DEFAULT_MAX_RSS_BYTES = 1 << 30;
+
+/**
+ * The IP address a link's peer (`formatHostPort`: `ADDR:PORT` or `[V6]:PORT`) speaks from;
+ * undefined for a unix socket's peer and for loopback addresses (not limited per source).
+ */
+export function limitedSource(peer: string): string | undefined {
+  const m = /^\[([^\]]+)\]:\d+$/.exec(peer) ?? /^([^:[\]]+):\d+$/.exec(peer);
+  if (m === null || isLoopbackHost(m[1]!)) return undefined;
+  return m[1]!.replace(/^::ffff:/i, '');
+}
 
 /** One forwarded port: its rule and what its clients' refusals added up to. */
 interface Forward {
@@ -93,6 +115,11 @@ export class Daemon {
   readonly #clock: Clock;
   readonly #random: Random;
   readonly #maxSessions: number;
+  /** Live sessions per limited source address (`limitedSource`). */
+  readonly #perSource = new Map<string, number>();
+  /** Links refused before becoming sessions, by reason ('session.*'), for the shutdown line. */
+  readonly #refused = new Counters();
+  readonly #refusedLog = new LogThrottle();
   #networks: NetworkRegistry | undefined;
   /** Prefix of session ids: distinguishes daemons (and restarts) in shared logs. */
   readonly #idPrefix = randomBytes(3).toString('hex');
@@ -271,9 +298,18 @@ export class Daemon {
   #accept(link: GuestLink, listenerNetwork: string | undefined, isPublic: boolean): LinkHandler {
     const networks = this.#networks;
     if (this.#closing !== undefined || networks === undefined) throw new Error('daemon shutting down');
-    if (this.#sessions.size >= this.#maxSessions) {
-      this.#o.log.warn({ kind: link.kind, peer: link.peer, sessions: this.#sessions.size }, 'session limit reached, link refused');
-      throw new Error('session limit reached');
+    const source = limitedSource(link.peer);
+    const refusal =
+      this.#sessions.size >= this.#maxSessions ? 'session.limit'
+      : source !== undefined && (this.#perSource.get(source) ?? 0) >= (this.#o.maxSessionsPerSource ?? DEFAULT_MAX_SESSIONS_PER_SOURCE) ? 'session.per-source-limit'
+      : process.memoryUsage.rss() > (this.#o.maxRssBytes ?? DEFAULT_MAX_RSS_BYTES) ? 'session.memory-watermark'
+      : undefined;
+    if (refusal !== undefined) {
+      this.#refused.count(refusal);
+      const logNow = this.#refusedLog.hit(performance.now());
+      if (logNow !== undefined)
+        this.#o.log.warn({ kind: link.kind, peer: link.peer, reason: refusal, sessions: this.#sessions.size, rss: process.memoryUsage.rss(), refused: this.#refused.get(refusal), suppressed: logNow.suppressed }, 'link refused');
+      throw new Error(refusal === 'session.limit' ? 'session limit reached' : refusal === 'session.per-source-limit' ? 'too many sessions from this address' : 'memory watermark reached');
     }
     const name = link.network ?? listenerNetwork ?? this.#o.defaultNetwork;
     // Links check their names (ws: HTTP 400); this guards a library caller's own link.
@@ -294,6 +330,11 @@ export class Daemon {
       pcapDir: this.#o.pcapDir,
       pcapFile: this.#pcapFile,
       onLeft: (x) => {
+        if (source !== undefined) {
+          const n = (this.#perSource.get(source) ?? 1) - 1;
+          if (n > 0) this.#perSource.set(source, n);
+          else this.#perSource.delete(source);
+        }
         this.#releaseForwards(x);
         this.#networkOf.delete(x);
         networks.left(joined.network);
@@ -304,6 +345,7 @@ export class Daemon {
       },
     });
     this.#sessions.add(s);
+    if (source !== undefined) this.#perSource.set(source, (this.#perSource.get(source) ?? 0) + 1);
     this.#networkOf.set(s, joined.network);
     this.#claimForwards(s, joined.network);
     return s.handler;
@@ -357,7 +399,7 @@ export class Daemon {
       this.#networks?.closeAll();
       await this.#pcapFile?.close();
       if (this.#pcapFile?.error !== undefined) this.#o.log.warn({ err: this.#pcapFile.error, pcap: this.#pcapFile.path }, 'capture file failed');
-      if (this.#started) this.#o.log.info({ sessions: live.length, ...this.#refusalSummary() }, 'daemon stopped');
+      if (this.#started) this.#o.log.info({ sessions: live.length, ...this.#refusalSummary(), sessionsRefused: this.#refused.snapshot() }, 'daemon stopped');
     })();
     return this.#closing;
   }

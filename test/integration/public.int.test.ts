@@ -223,6 +223,21 @@ describe.skipIf(!enabled)('a public daemon: tokens and the egress policy, with r
       expect(summary).toMatch(/"nat\.egress-public-default":[4-9]/);
     }, 120_000);
 
+    it('limits the sessions of one non-loopback address (--max-sessions-per-source)', async () => {
+      const d = await startDaemon(['--dgram', `udp:${PRIVATE}:0,public`, '--max-sessions-per-source', '2', '--log-level', 'info'], { netns: ns });
+      daemons.push(d);
+      const port = d.dgram().port;
+      // Four peers on four ports of one address, each sending one frame.
+      const r = await run('ip', ['netns', 'exec', ns, 'python3', '-c',
+        'import socket,sys\nfor i in range(4):\n s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind((sys.argv[1],0)); s.sendto(b"\\xff"*60,(sys.argv[1],int(sys.argv[2])))',
+        PRIVATE, String(port)], 20_000);
+      expect(r.code, out(r)).toBe(0);
+      const end = Date.now() + 10_000;
+      while (Date.now() < end && !d.logs.some((l) => l['msg'] === 'link refused')) await sleep(100);
+      expect(d.logs.find((l) => l['msg'] === 'link refused'), d.dump()).toMatchObject({ reason: 'session.per-source-limit' });
+      expect(d.logs.filter((l) => l['msg'] === 'session started')).toHaveLength(2);
+    }, 60_000);
+
     it('an --egress-allow rule opens one of them, and only that one', async () => {
       const { d, g } = await guestOf(['--egress-allow', `${PRIVATE},port=8080`, '--egress-allow', `${PRIVATE},port=5300`]);
       const ok = await curl(g, `http://${PRIVATE}:8080/`);
