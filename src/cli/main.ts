@@ -149,6 +149,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       defaultNetwork: cmd.defaultNetwork,
       dns: cmd.dns,
       ...cmd.sessionLimits,
+      trustedProxies: cmd.trustedProxies,
       ...(tokens !== undefined && { wsTokens: () => tokens.current }),
       ...(wsTls !== undefined && { wsTls }),
       ...(capture?.kind === 'dir' && { pcapDir: capture.path }),

@@ -10,6 +10,7 @@ import { parseDnsRecordOption } from '../dns/records.js';
 import { parseDnsUpstream } from '../dns/resolv-conf.js';
 import type { Endpoint } from '../net/addr.js';
 import { networkNameProblem } from '../net/network-name.js';
+import { parseCidr, type Cidr } from '../net/cidr.js';
 import { normalizeOrigin } from '../link/ws-server.js';
 import { resolveFlowLimits } from '../nat/flow-table.js';
 import { parseForwardGroups, parseForwards } from '../nat/forwards.js';
@@ -42,6 +43,8 @@ export type Command =
       readonly sessionLimits: { readonly maxSessions: number; readonly maxSessionsPerSource: number; readonly maxRssBytes: number };
       /** `--ws-token-file`: the tokens WebSocket clients must present (read by the caller). */
       readonly wsTokenFile: string | undefined;
+      /** `--trusted-proxy` prefixes. */
+      readonly trustedProxies: readonly Cidr[];
       /** `--ws-tls-cert` and `--ws-tls-key`: serve wss:// (read by the caller). */
       readonly wsTls: { readonly cert: string; readonly key: string } | undefined;
       /** --pcap PATH as given: a directory or a pcapng file (src/pcap/tap.ts captureTarget decides). */
@@ -77,6 +80,7 @@ const OPTIONS = {
   'ws-token-file': { type: 'string' },
   'ws-public-without-auth': { type: 'boolean' },
   'ws-tls-cert': { type: 'string' },
+  'trusted-proxy': { type: 'string', multiple: true },
   'ws-tls-key': { type: 'string' },
   'max-sessions': { type: 'string' },
   'max-sessions-per-source': { type: 'string' },
@@ -169,6 +173,10 @@ Listeners (each repeatable; giving any of them replaces the defaults):
   --ws-public-without-auth   let a public WebSocket listener serve anyone, without tokens
   --ws-tls-cert PATH         serve wss:// with this certificate chain (PEM); needs
   --ws-tls-key PATH          this private key (PEM)
+  --trusted-proxy CIDR       a reverse proxy at CIDR (repeatable): a WebSocket request from
+                             it is from the client its X-Forwarded-For names (the rightmost
+                             address that is not a trusted proxy), in logs and for
+                             --max-sessions-per-source
   HOST is an IP address (IPv6 in brackets); PORT 0 picks a free port. Any listener may end
   in ,network=NAME: its guests join network NAME (a WebSocket URL's ?network= wins). A
   listener is public when it binds a non-loopback address, or ends in ,public (a loopback
@@ -441,6 +449,11 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       maxSessionsPerSource: intOption('max-sessions-per-source', v['max-sessions-per-source'], 1, 65536, DEFAULT_MAX_SESSIONS_PER_SOURCE),
       maxRssBytes: intOption('max-rss', v['max-rss'], 64, 1 << 20, DEFAULT_MAX_RSS_BYTES / (1 << 20)) * (1 << 20),
     },
+    trustedProxies: (v['trusted-proxy'] ?? []).map((t) => {
+      const c = parseCidr(t);
+      if (typeof c === 'string') throw new UsageError(`--trusted-proxy: '${t}': ${c}`, 'trusted-proxy');
+      return c;
+    }),
     wsTokenFile: v['ws-token-file'],
     wsTls: v['ws-tls-cert'] !== undefined && v['ws-tls-key'] !== undefined ? { cert: v['ws-tls-cert'], key: v['ws-tls-key'] } : undefined,
     pcap: v.pcap,

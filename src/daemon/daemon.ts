@@ -25,6 +25,7 @@ import { listenStream } from '../link/qemu-stream.js';
 import { wsE1000Route } from '../link/ws-e1000.js';
 import { wsFramesRoute } from '../link/ws-frames.js';
 import type { WsTokens } from '../link/ws-auth.js';
+import type { Cidr } from '../net/cidr.js';
 import { listenWs, type WsListener } from '../link/ws-server.js';
 import type { Endpoint, FlowId } from '../net/addr.js';
 import { ListenerPool, type BoundListener } from '../host/node-listeners.js';
@@ -84,6 +85,8 @@ export interface DaemonOptions {
    * reload takes effect at once; undefined or answering undefined: no authentication.
    */
   readonly wsTokens?: (() => WsTokens | undefined) | undefined;
+  /** Reverse proxies whose X-Forwarded-For names the client (`--trusted-proxy`). */
+  readonly trustedProxies?: readonly Cidr[] | undefined;
   /** Certificate and key (PEM) for `wss://` on every WebSocket listener (`--ws-tls-cert`, `--ws-tls-key`). */
   readonly wsTls?: { readonly cert: Buffer | string; readonly key: Buffer | string } | undefined;
 }
@@ -265,7 +268,7 @@ export class Daemon {
           case 'ws': {
             const l = await listenWs({
               host: spec.host, port: spec.port, log, allowOrigins: spec.allowOrigins ?? [],
-              tokens: o.wsTokens, network: spec.network ?? o.defaultNetwork, tls: o.wsTls,
+              tokens: o.wsTokens, network: spec.network ?? o.defaultNetwork, tls: o.wsTls, trustedProxies: o.trustedProxies,
             });
             l.route('/', wsFramesRoute(accept, log));
             l.route('/e1000', wsE1000Route(accept, log));

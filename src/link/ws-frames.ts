@@ -13,8 +13,8 @@
 import type http from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import { Counters } from '../util/drops.js';
-import { formatHostPort, MAX_FRAME_LEN, TX_QUEUE_LIMIT_BYTES, type AcceptLink, type GuestLink, type LinkHandler, type LinkKind, type LinkLog } from './link.js';
-import { requestedNetwork, type WsRoute } from './ws-server.js';
+import { MAX_FRAME_LEN, TX_QUEUE_LIMIT_BYTES, type AcceptLink, type GuestLink, type LinkHandler, type LinkKind, type LinkLog } from './link.js';
+import { clientPeer, requestedNetwork, type WsRoute } from './ws-server.js';
 
 /** RFC 6455 §7.4.1 close codes used here. */
 export const WS_CLOSE = { NORMAL: 1000, GOING_AWAY: 1001, UNSUPPORTED_DATA: 1003, TOO_BIG: 1009 } as const;
@@ -113,7 +113,7 @@ export function acceptWsLink(
   accept: AcceptLink,
   log: LinkLog,
 ): void {
-  const peer = formatHostPort(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
+  const peer = clientPeer(req);
   const link = makeLink(peer);
   link.network = requestedNetwork(req);
   let handler: LinkHandler;

@@ -14,6 +14,12 @@
  *    else HTTP 403 ('ws.network-not-allowed');
  * 6. the route's `ws` server completes the handshake (a malformed one gets ws's HTTP 400).
  * With `tls` (a certificate and key), the listener serves HTTPS and `wss://`.
+ *
+ * Behind a reverse proxy (`trustedProxies`, `--trusted-proxy CIDR`) a request whose connection
+ * comes from a trusted address is taken to be from the client its `X-Forwarded-For` names: the
+ * rightmost address of the header that is not itself a trusted proxy (proxies append, so
+ * what a client wrote at the left cannot be trusted). That address is the session's peer, in
+ * logs and for the per-source session limit (`clientPeer`).
  * A plain (non-upgrade) HTTP request to a routed path gets 426 Upgrade Required, to any other
  * path 404; a request that does not parse gets 400.
  *
@@ -48,6 +54,8 @@ import { networkNameProblem } from '../net/network-name.js';
 import { LogThrottle } from '../util/log-throttle.js';
 import { formatHostPort, type LinkCounters, type LinkLog, type Listener } from './link.js';
 import { tokenMayJoin, type WsTokens } from './ws-auth.js';
+import { parseIpAddr } from '../net/addr.js';
+import { cidrHolds, type Cidr } from '../net/cidr.js';
 
 /** A protocol served at one path. */
 export interface WsRoute {
@@ -86,6 +94,8 @@ export interface WsListenOptions {
   readonly tokens?: (() => WsTokens | undefined) | undefined;
   /** The network a session joins when its URL names none (the listener's or the daemon's), for the token's network list. */
   readonly network?: string | undefined;
+  /** Proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`); none by default. */
+  readonly trustedProxies?: readonly Cidr[] | undefined;
   /** Serve HTTPS (`wss://`) with this certificate chain and key (PEM). */
   readonly tls?: { readonly cert: Buffer | string; readonly key: Buffer | string } | undefined;
 }
@@ -136,6 +146,43 @@ export function networkOf(req: http.IncomingMessage): string | undefined | { rea
 export function requestedNetwork(req: http.IncomingMessage): string | undefined {
   const n = networkOf(req);
   return typeof n === 'string' ? n : undefined;
+}
+
+/** Longest X-Forwarded-For looked at: a header is not a place to hide an unbounded loop. */
+const MAX_FORWARDED_HOPS = 32;
+
+const stripMapped = (a: string): string => a.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+
+/**
+ * The address a request really comes from: the connection's, or — when the connection comes
+ * from a trusted proxy — the rightmost `X-Forwarded-For` entry that is not a trusted proxy
+ * (the leftmost when all are). A malformed entry ends the walk at the last trusted hop.
+ */
+export function clientAddress(req: http.IncomingMessage, trusted: readonly Cidr[]): string {
+  const remote = stripMapped(req.socket.remoteAddress ?? '?');
+  const isTrusted = (text: string): boolean => {
+    const a = parseIpAddr(text);
+    return a !== undefined && trusted.some((c) => cidrHolds(c, a));
+  };
+  const header = req.headers['x-forwarded-for'];
+  if (trusted.length === 0 || header === undefined || !isTrusted(remote)) return remote;
+  const hops = (Array.isArray(header) ? header.join(',') : header).split(',').slice(-MAX_FORWARDED_HOPS).map((h) => stripMapped(h.trim()));
+  let client = remote;
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i]!;
+    if (parseIpAddr(hop) === undefined) break;
+    client = hop;
+    if (!isTrusted(hop)) break;
+  }
+  return client;
+}
+
+/** The peers of accepted requests, as `clientAddress` found them (set before the route sees the request). */
+const CLIENT_PEERS = new WeakMap<http.IncomingMessage, string>();
+
+/** A request's peer for logs and limits: `ADDR:PORT` of the client (behind a trusted proxy, the port is the proxy connection's). */
+export function clientPeer(req: http.IncomingMessage): string {
+  return CLIENT_PEERS.get(req) ?? formatHostPort(stripMapped(req.socket.remoteAddress ?? '?'), req.socket.remotePort ?? 0);
 }
 
 /** Why `admit` refused a request; the value is also the counter label. */
@@ -201,7 +248,15 @@ export async function listenWs(o: WsListenOptions): Promise<WsListener> {
   const originLog = new LogThrottle();
   const networkLog = new LogThrottle();
   const tokenLog = new LogThrottle();
-  const peerOf = (req: http.IncomingMessage): string => formatHostPort(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0);
+  const trusted = o.trustedProxies ?? [];
+  const peerOf = (req: http.IncomingMessage): string => {
+    let p = CLIENT_PEERS.get(req);
+    if (p === undefined) {
+      p = formatHostPort(clientAddress(req, trusted), req.socket.remotePort ?? 0);
+      CLIENT_PEERS.set(req, p);
+    }
+    return p;
+  };
   /** Counts a refusal and logs it, at most one line per LOG_THROTTLE_INTERVAL_MS per kind. */
   const refused = (log: LogThrottle, reason: string, req: http.IncomingMessage, fields: Record<string, unknown>, msg: string): void => {
     counters.count(reason);
@@ -236,7 +291,7 @@ export async function listenWs(o: WsListenOptions): Promise<WsListener> {
       if (logNow !== undefined) {
         const origin = String(req.headers.origin ?? req.headers['sec-websocket-origin'] ?? '').slice(0, MAX_LOGGED_ORIGIN);
         o.log.warn(
-          { origin, path: pathOf(req), peer: formatHostPort(req.socket.remoteAddress ?? '?', req.socket.remotePort ?? 0), refused: counters.get(refusal), suppressed: logNow.suppressed },
+          { origin, path: pathOf(req), peer: peerOf(req), refused: counters.get(refusal), suppressed: logNow.suppressed },
           'ws: browser origin refused (allow it with --ws-allow-origin)',
         );
       }
@@ -262,6 +317,7 @@ export async function listenWs(o: WsListenOptions): Promise<WsListener> {
       refuse(socket, 403, `Forbidden: this token may not join ${joins === undefined ? 'a private network' : `network ${joins}`}`);
       return;
     }
+    peerOf(req); // the route's link takes its peer from clientPeer(req)
     r.wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', onSocketError); // before the route: ws reports protocol violations here
       r.route.accept(ws, req);

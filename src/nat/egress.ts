@@ -23,16 +23,15 @@
  * A network becomes public for good once a public session joins it (`markPublic`): flows
  * opened before keep going, new ones are judged by the stricter default.
  */
-import { parseIpv4Network, parseIpv6Text, maskOfPrefix } from '../util/ip-text.js';
-import { ipv6FromBytes, type Endpoint, type IpAddr } from '../net/addr.js';
+import type { Endpoint, IpAddr } from '../net/addr.js';
+import { cidrHolds, parseCidr, type Cidr } from '../net/cidr.js';
 import type { Drop } from '../util/drops.js';
 
 /** One rule as parsed: the text it came from, for messages and logs. */
 export interface EgressRule {
   readonly action: 'allow' | 'deny';
   readonly text: string;
-  /** IPv4: the network address (host bits cleared) and mask; IPv6: the prefix as 32 hex digits and its length. */
-  readonly prefix: { readonly family: 4; readonly net: number; readonly mask: number } | { readonly family: 6; readonly hex: string; readonly bits: number };
+  readonly prefix: Cidr;
   /** Inclusive port range; absent: every port. */
   readonly ports?: { readonly from: number; readonly to: number } | undefined;
 }
@@ -71,46 +70,14 @@ export function parseEgressRule(action: 'allow' | 'deny', text: string): EgressR
     if (Number(from) > Number(to)) return `'${text}': the port range ${from}-${to} is empty`;
     ports = { from: Number(from), to: Number(to) };
   }
-  if (cidr.includes(':')) {
-    const slash = cidr.indexOf('/');
-    const addrText = slash < 0 ? cidr : cidr.slice(0, slash);
-    const bitsText = slash < 0 ? '128' : cidr.slice(slash + 1);
-    if (!/^(0|[1-9]\d{0,2})$/.test(bitsText) || Number(bitsText) > 128) return `'${text}': an IPv6 prefix length is a number from 0 to 128`;
-    const bytes = parseIpv6Text(addrText);
-    if (typeof bytes === 'string') return `'${text}': ${bytes}`;
-    const bits = Number(bitsText);
-    return { action, text, prefix: { family: 6, hex: ipv6FromBytes(clearHostBits(bytes, bits)), bits }, ports };
-  }
-  const n = parseIpv4Network(cidr.includes('/') ? cidr : `${cidr}/32`);
-  if (typeof n === 'string') return `'${text}': ${n}`;
-  const mask = maskOfPrefix(n.prefixLen);
-  return { action, text, prefix: { family: 4, net: (n.addr & mask) >>> 0, mask }, ports };
-}
-
-function clearHostBits(bytes: Uint8Array, bits: number): Uint8Array {
-  const out = bytes.slice();
-  for (let i = 0; i < 16; i++) {
-    const keep = Math.max(0, Math.min(8, bits - 8 * i));
-    out[i]! &= (0xff00 >> keep) & 0xff;
-  }
-  return out;
-}
-
-/** Whether the hex digits of `a` (32, an Ipv6Addr) begin with the first `bits` bits of `prefix`. */
-function v6Within(a: string, prefix: string, bits: number): boolean {
-  const whole = bits >> 2;
-  if (a.slice(0, whole) !== prefix.slice(0, whole)) return false;
-  const rest = bits & 3;
-  if (rest === 0) return true;
-  const m = (0xf0 >> rest) & 0xf;
-  return (parseInt(a[whole]!, 16) & m) === (parseInt(prefix[whole]!, 16) & m);
+  const prefix = parseCidr(cidr);
+  if (typeof prefix === 'string') return `'${text}': ${prefix}`;
+  return { action, text, prefix, ports };
 }
 
 function matches(r: EgressRule, addr: IpAddr, port: number): boolean {
   if (r.ports !== undefined && (port < r.ports.from || port > r.ports.to)) return false;
-  const p = r.prefix;
-  if (p.family === 4) return typeof addr === 'number' && ((addr & p.mask) >>> 0) === p.net;
-  return typeof addr === 'string' && v6Within(addr, p.hex, p.bits);
+  return cidrHolds(r.prefix, addr);
 }
 
 const PUBLIC_RULES: readonly EgressRule[] = PUBLIC_DENIED.map((t) => parseEgressRule('deny', t) as EgressRule);

@@ -7,7 +7,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { presentedToken, tokenMayJoin, WsTokens } from '../../src/link/ws-auth.js';
-import { listenWs, type WsListener } from '../../src/link/ws-server.js';
+import { clientAddress, listenWs, type WsListener } from '../../src/link/ws-server.js';
+import { parseCidr, type Cidr } from '../../src/net/cidr.js';
 import { runs } from '../helpers/fuzz.js';
 import { memoryLog, type MemoryLog } from './test-log.js';
 
@@ -176,6 +177,68 @@ describe('listenWs over TLS', () => {
       expect(await tryOpen(l.address.url.replace('wss:', 'ws:') + `?token=${ALICE}`)).toBe(0); // plain HTTP to a TLS port
     } finally {
       await l.close();
+    }
+  });
+});
+
+describe('clientAddress behind trusted proxies', () => {
+  const r = (remote: string, xff?: string): http.IncomingMessage =>
+    ({ socket: { remoteAddress: remote }, headers: xff === undefined ? {} : { 'x-forwarded-for': xff } }) as unknown as http.IncomingMessage;
+  const trusted = ['127.0.0.1', '10.9.0.0/16', '::1'].map((t) => parseCidr(t) as Cidr);
+
+  it('takes the rightmost untrusted X-Forwarded-For entry from a trusted proxy only', () => {
+    expect(clientAddress(r('127.0.0.1', '203.0.113.7'), trusted)).toBe('203.0.113.7');
+    expect(clientAddress(r('::ffff:127.0.0.1', '1.1.1.1, 203.0.113.7, 10.9.1.2'), trusted)).toBe('203.0.113.7'); // the client's own claim (1.1.1.1) is ignored
+    expect(clientAddress(r('198.51.100.1', '203.0.113.7'), trusted)).toBe('198.51.100.1'); // not a trusted proxy: header ignored
+    expect(clientAddress(r('127.0.0.1'), trusted)).toBe('127.0.0.1');
+    expect(clientAddress(r('127.0.0.1', '203.0.113.7'), [])).toBe('127.0.0.1'); // no --trusted-proxy
+    expect(clientAddress(r('127.0.0.1', 'garbage, 203.0.113.7'), trusted)).toBe('203.0.113.7');
+    expect(clientAddress(r('127.0.0.1', '203.0.113.7, garbage'), trusted)).toBe('127.0.0.1'); // malformed nearest hop: stop at the proxy
+    expect(clientAddress(r('::1', '2001:db8::9'), trusted)).toBe('2001:db8::9');
+    expect(clientAddress(r('127.0.0.1', '10.9.0.1, 10.9.0.2'), trusted)).toBe('10.9.0.1'); // all trusted: the leftmost
+  });
+
+  it('property: never throws, and answers the remote or one of the header entries', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.ipV4(), fc.ipV6(), fc.string({ maxLength: 20 })), { maxLength: 40 }), (hops) => {
+        const a = clientAddress(r('127.0.0.1', hops.join(', ')), trusted);
+        expect(a === '127.0.0.1' || hops.map((h) => h.trim().replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '')).includes(a)).toBe(true);
+      }),
+      { numRuns: runs(300) },
+    );
+  });
+});
+
+describe('a daemon behind a trusted proxy limits sessions per real client', () => {
+  it('counts X-Forwarded-For clients against --max-sessions-per-source', async () => {
+    const { Daemon } = await import('../../src/daemon/daemon.js');
+    const { networkSettings } = await import('../../src/daemon/networks.js');
+    const { resolveStackConfig } = await import('../../src/stack/config.js');
+    const logs = memoryLog('info');
+    const d = await Daemon.start({
+      listeners: [{ kind: 'ws', host: '127.0.0.1', port: 0 }], network: networkSettings(resolveStackConfig()), log: logs.log,
+      trustedProxies: [parseCidr('127.0.0.1') as Cidr], maxSessionsPerSource: 2,
+    });
+    const a = d.addresses[0]!;
+    const url = a.kind === 'ws' ? a.url : '';
+    const open: WebSocket[] = [];
+    const connect = (client: string): Promise<'open' | 'closed'> =>
+      new Promise((resolve) => {
+        const ws = new WebSocket(url, { headers: { 'X-Forwarded-For': client } });
+        open.push(ws);
+        ws.on('close', () => resolve('closed'));
+        ws.on('open', () => setTimeout(() => resolve(ws.readyState === WebSocket.OPEN ? 'open' : 'closed'), 300));
+        ws.on('error', () => resolve('closed'));
+      });
+    try {
+      expect(await connect('203.0.113.7')).toBe('open');
+      expect(await connect('203.0.113.7')).toBe('open');
+      expect(await connect('203.0.113.7')).toBe('closed');
+      expect(await connect('203.0.113.8')).toBe('open');
+      expect(logs.withMsg('link refused')[0]).toMatchObject({ reason: 'session.per-source-limit', peer: expect.stringMatching(/^203\.0\.113\.7:\d+$/) as unknown });
+    } finally {
+      for (const ws of open) ws.terminate();
+      await d.close();
     }
   });
 });
