@@ -150,6 +150,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       dns: cmd.dns,
       ...cmd.sessionLimits,
       trustedProxies: cmd.trustedProxies,
+      wsIdleTimeoutMs: cmd.wsIdleTimeoutMs,
       ...(tokens !== undefined && { wsTokens: () => tokens.current }),
       ...(wsTls !== undefined && { wsTls }),
       ...(capture?.kind === 'dir' && { pcapDir: capture.path }),

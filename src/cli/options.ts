@@ -12,6 +12,7 @@ import type { Endpoint } from '../net/addr.js';
 import { networkNameProblem } from '../net/network-name.js';
 import { parseCidr, type Cidr } from '../net/cidr.js';
 import { normalizeOrigin } from '../link/ws-server.js';
+import { DEFAULT_WS_IDLE_TIMEOUT_MS } from '../link/ws-frames.js';
 import { resolveFlowLimits } from '../nat/flow-table.js';
 import { parseForwardGroups, parseForwards } from '../nat/forwards.js';
 import { resolveStackConfig } from '../stack/config.js';
@@ -43,6 +44,8 @@ export type Command =
       readonly sessionLimits: { readonly maxSessions: number; readonly maxSessionsPerSource: number; readonly maxRssBytes: number };
       /** `--ws-token-file`: the tokens WebSocket clients must present (read by the caller). */
       readonly wsTokenFile: string | undefined;
+      /** `--ws-idle-timeout` in milliseconds (0: never). */
+      readonly wsIdleTimeoutMs: number;
       /** `--trusted-proxy` prefixes. */
       readonly trustedProxies: readonly Cidr[];
       /** `--ws-tls-cert` and `--ws-tls-key`: serve wss:// (read by the caller). */
@@ -81,6 +84,7 @@ const OPTIONS = {
   'ws-public-without-auth': { type: 'boolean' },
   'ws-tls-cert': { type: 'string' },
   'trusted-proxy': { type: 'string', multiple: true },
+  'ws-idle-timeout': { type: 'string' },
   'ws-tls-key': { type: 'string' },
   'max-sessions': { type: 'string' },
   'max-sessions-per-source': { type: 'string' },
@@ -173,6 +177,9 @@ Listeners (each repeatable; giving any of them replaces the defaults):
   --ws-public-without-auth   let a public WebSocket listener serve anyone, without tokens
   --ws-tls-cert PATH         serve wss:// with this certificate chain (PEM); needs
   --ws-tls-key PATH          this private key (PEM)
+  --ws-idle-timeout SECONDS  end a WebSocket session whose client sent nothing for this
+                             long, 0 for never (3600); peers that stop answering pings are
+                             cut off after a minute whatever it says
   --trusted-proxy CIDR       a reverse proxy at CIDR (repeatable): a WebSocket request from
                              it is from the client its X-Forwarded-For names (the rightmost
                              address that is not a trusted proxy), in logs and for
@@ -449,6 +456,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       maxSessionsPerSource: intOption('max-sessions-per-source', v['max-sessions-per-source'], 1, 65536, DEFAULT_MAX_SESSIONS_PER_SOURCE),
       maxRssBytes: intOption('max-rss', v['max-rss'], 64, 1 << 20, DEFAULT_MAX_RSS_BYTES / (1 << 20)) * (1 << 20),
     },
+    wsIdleTimeoutMs: intOption('ws-idle-timeout', v['ws-idle-timeout'], 0, 30 * 86400, DEFAULT_WS_IDLE_TIMEOUT_MS / 1000) * 1000,
     trustedProxies: (v['trusted-proxy'] ?? []).map((t) => {
       const c = parseCidr(t);
       if (typeof c === 'string') throw new UsageError(`--trusted-proxy: '${t}': ${c}`, 'trusted-proxy');

@@ -23,7 +23,7 @@ import type { AcceptLink, GuestLink, LinkHandler, Listener, ListenerAddress } fr
 import { listenDgram } from '../link/qemu-dgram.js';
 import { listenStream } from '../link/qemu-stream.js';
 import { wsE1000Route } from '../link/ws-e1000.js';
-import { wsFramesRoute } from '../link/ws-frames.js';
+import { DEFAULT_WS_IDLE_TIMEOUT_MS, wsFramesRoute } from '../link/ws-frames.js';
 import type { WsTokens } from '../link/ws-auth.js';
 import type { Cidr } from '../net/cidr.js';
 import { listenWs, type WsListener } from '../link/ws-server.js';
@@ -85,6 +85,8 @@ export interface DaemonOptions {
    * reload takes effect at once; undefined or answering undefined: no authentication.
    */
   readonly wsTokens?: (() => WsTokens | undefined) | undefined;
+  /** A WebSocket session whose peer sent nothing for this long ends (`--ws-idle-timeout`; 0: never; default an hour). */
+  readonly wsIdleTimeoutMs?: number | undefined;
   /** Reverse proxies whose X-Forwarded-For names the client (`--trusted-proxy`). */
   readonly trustedProxies?: readonly Cidr[] | undefined;
   /** Certificate and key (PEM) for `wss://` on every WebSocket listener (`--ws-tls-cert`, `--ws-tls-key`). */
@@ -270,8 +272,9 @@ export class Daemon {
               host: spec.host, port: spec.port, log, allowOrigins: spec.allowOrigins ?? [],
               tokens: o.wsTokens, network: spec.network ?? o.defaultNetwork, tls: o.wsTls, trustedProxies: o.trustedProxies,
             });
-            l.route('/', wsFramesRoute(accept, log));
-            l.route('/e1000', wsE1000Route(accept, log));
+            const liveness = { idleTimeoutMs: o.wsIdleTimeoutMs ?? DEFAULT_WS_IDLE_TIMEOUT_MS };
+            l.route('/', wsFramesRoute(accept, log, undefined, liveness));
+            l.route('/e1000', wsE1000Route(accept, log, liveness));
             d.#listeners.push(l);
             break;
           }

@@ -12,7 +12,7 @@ import type http from 'node:http';
 import type { WebSocket } from 'ws';
 import { attachE1000Device, type E1000WsSession } from '../nic-e1000/ws-device.js';
 import type { AcceptLink, LinkHandler, LinkLog } from './link.js';
-import { acceptWsLink, WsGuestLink } from './ws-frames.js';
+import { acceptWsLink, WsGuestLink, type WsLiveness } from './ws-frames.js';
 import type { WsRoute } from './ws-server.js';
 
 /** The largest protocol message: a DMA reply carrying a 64 KiB TSO payload plus headers. */
@@ -56,11 +56,11 @@ class WsE1000Link extends WsGuestLink {
 }
 
 /** The route serving the e1000 device protocol (mount it at '/e1000'). */
-export function wsE1000Route(accept: AcceptLink, log: LinkLog): WsRoute {
+export function wsE1000Route(accept: AcceptLink, log: LinkLog, liveness?: WsLiveness): WsRoute {
   return {
     maxPayload: MAX_MESSAGE_BYTES,
     accept(ws: WebSocket, req: http.IncomingMessage): void {
-      acceptWsLink(ws, req, (peer) => new WsE1000Link(ws, peer), accept, log);
+      acceptWsLink(ws, req, (peer) => new WsE1000Link(ws, peer), accept, log, liveness);
     },
   };
 }

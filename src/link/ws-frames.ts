@@ -22,7 +22,19 @@ export const WS_CLOSE = { NORMAL: 1000, GOING_AWAY: 1001, UNSUPPORTED_DATA: 1003
 /** The reason sent with 1003 when a text message arrives. */
 export const TEXT_REFUSED_REASON = 'text messages are not supported: send one Ethernet frame per binary message';
 
-/** What the WebSocket links share: identity, counters, and ending exactly once. */
+/** How often an open WebSocket is pinged; a peer that misses two pongs is cut off ('no pong'). */
+export const WS_PING_INTERVAL_MS = 30_000;
+/** The default of `--ws-idle-timeout`: a session whose peer sent no message for an hour ends. */
+export const DEFAULT_WS_IDLE_TIMEOUT_MS = 3_600_000;
+
+/** Liveness of WebSocket sessions: dead peers and idle sessions end. */
+export interface WsLiveness {
+  /** A session whose peer sent no message for this long is closed ('idle timeout'); 0: never. */
+  readonly idleTimeoutMs: number;
+  readonly pingIntervalMs?: number;
+}
+
+/** What the WebSocket links share: identity, counters, liveness, and ending exactly once. */
 export abstract class WsGuestLink implements GuestLink {
   abstract readonly kind: LinkKind;
   readonly peer: string;
@@ -32,10 +44,45 @@ export abstract class WsGuestLink implements GuestLink {
   protected readonly ws: WebSocket;
   protected handler: LinkHandler | undefined;
   #closed = false;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(ws: WebSocket, peer: string) {
     this.ws = ws;
     this.peer = peer;
+  }
+
+  /**
+   * Pings the peer every `pingIntervalMs` and cuts it off after two pings without a pong (a
+   * peer that vanished without a FIN: a laptop closed, a NAT that forgot the connection), and
+   * closes a session whose peer sent no message for `idleTimeoutMs`.
+   */
+  watch(o: WsLiveness): void {
+    const interval = o.pingIntervalMs ?? WS_PING_INTERVAL_MS;
+    let lastMessage = performance.now();
+    let unanswered = 0;
+    this.ws.on('message', () => {
+      lastMessage = performance.now();
+    });
+    this.ws.on('pong', () => {
+      unanswered = 0;
+    });
+    this.#timer = setInterval(() => {
+      if (this.#closed) return;
+      if (o.idleTimeoutMs > 0 && performance.now() - lastMessage >= o.idleTimeoutMs) {
+        this.counters.count('link.ws-idle-timeout');
+        this.close('idle timeout');
+        return;
+      }
+      if (unanswered >= 2) {
+        this.counters.count('link.ws-no-pong');
+        this.ws.terminate();
+        this.finish('no pong (peer gone)');
+        return;
+      }
+      unanswered++;
+      this.ws.ping();
+    }, Math.min(interval, o.idleTimeoutMs > 0 ? o.idleTimeoutMs : interval));
+    this.#timer.unref();
   }
 
   get closed(): boolean {
@@ -57,6 +104,7 @@ export abstract class WsGuestLink implements GuestLink {
   protected finish(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#timer);
     this.handler?.closed(reason);
   }
 }
@@ -112,6 +160,7 @@ export function acceptWsLink(
   makeLink: (peer: string) => WsGuestLink,
   accept: AcceptLink,
   log: LinkLog,
+  liveness: WsLiveness = { idleTimeoutMs: DEFAULT_WS_IDLE_TIMEOUT_MS },
 ): void {
   const peer = clientPeer(req);
   const link = makeLink(peer);
@@ -125,14 +174,15 @@ export function acceptWsLink(
     return;
   }
   link.attach(handler, log);
+  link.watch(liveness);
 }
 
 /** The route serving raw frames (mount it at '/'). */
-export function wsFramesRoute(accept: AcceptLink, log: LinkLog, txQueueLimitBytes = TX_QUEUE_LIMIT_BYTES): WsRoute {
+export function wsFramesRoute(accept: AcceptLink, log: LinkLog, txQueueLimitBytes = TX_QUEUE_LIMIT_BYTES, liveness?: WsLiveness): WsRoute {
   return {
     maxPayload: MAX_FRAME_LEN,
     accept(ws: WebSocket, req: http.IncomingMessage): void {
-      acceptWsLink(ws, req, (peer) => new WsFrameLink(ws, peer, txQueueLimitBytes), accept, log);
+      acceptWsLink(ws, req, (peer) => new WsFrameLink(ws, peer, txQueueLimitBytes), accept, log, liveness);
     },
   };
 }

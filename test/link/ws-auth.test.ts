@@ -242,3 +242,49 @@ describe('a daemon behind a trusted proxy limits sessions per real client', () =
     }
   });
 });
+
+describe('WebSocket liveness', () => {
+  async function route(liveness: { idleTimeoutMs: number; pingIntervalMs: number }) {
+    const { wsFramesRoute } = await import('../../src/link/ws-frames.js');
+    const logs = memoryLog('info');
+    const l = await listenWs({ host: '127.0.0.1', port: 0, log: logs.log });
+    const reasons: string[] = [];
+    l.route('/', wsFramesRoute(() => ({ frame: () => undefined, closed: (r: string) => reasons.push(r) }), logs.log, undefined, liveness));
+    return { l, reasons };
+  }
+
+  it('closes a session whose client sends nothing for the idle timeout; one that keeps sending stays', async () => {
+    // 1.5 s: the busy client sends every 50 ms, far inside it even on a loaded machine.
+    const { l, reasons } = await route({ idleTimeoutMs: 1500, pingIntervalMs: 100 });
+    const idle = new WebSocket(l.address.url);
+    const busy = new WebSocket(l.address.url);
+    await Promise.all([idle, busy].map((ws) => new Promise((r) => ws.once('open', r))));
+    const idleClosed = new Promise<number>((r) => idle.once('close', (code) => r(code)));
+    const pump = setInterval(() => busy.send(Buffer.alloc(60)), 50);
+    try {
+      expect(await idleClosed).toBe(1000);
+      expect(reasons).toEqual(['idle timeout']);
+      expect(busy.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      clearInterval(pump);
+      idle.terminate();
+      busy.terminate();
+      await l.close();
+    }
+  });
+
+  it('cuts off a peer that stops answering pings, whatever the idle timeout', async () => {
+    const { l, reasons } = await route({ idleTimeoutMs: 0, pingIntervalMs: 100 });
+    // autoPong off: the client answers no ping, as a vanished peer would not.
+    const mute = new WebSocket(l.address.url, { autoPong: false });
+    await new Promise((r) => mute.once('open', r));
+    const closed = new Promise<void>((r) => mute.once('close', () => r()));
+    try {
+      await closed;
+      expect(reasons).toEqual(['no pong (peer gone)']);
+    } finally {
+      mute.terminate();
+      await l.close();
+    }
+  });
+});
