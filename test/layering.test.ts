@@ -12,7 +12,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['util'],
   ['net'],
   ['ethernet', 'arp', 'ipv4'],
-  ['udp', 'tcp', 'switch'],
+  ['udp', 'tcp', 'switch', 'impair'],
   ['dhcp', 'dns'],
   ['nat'],
   ['stack'],

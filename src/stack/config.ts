@@ -8,6 +8,7 @@
  */
 import type { ClasslessRoute } from '../dhcp/options.js';
 import type { DhcpServerOptions } from '../dhcp/server.js';
+import { resolveLinkImpairment, type LinkImpairment } from '../impair/spec.js';
 import type { NatPolicyOptions } from '../nat/policy.js';
 import { formatIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from '../net/mtu.js';
@@ -25,6 +26,8 @@ export interface StackConfig extends DhcpServerOptions, NatPolicyOptions {
   readonly prefixLen: number;
   /** The MAC the virtual hosts (gateway, DNS) answer with. */
   readonly gatewayMac: Mac;
+  /** Impairment of every guest link of the network (`--link-*`, `src/impair/`); undefined: none. */
+  readonly impairment?: LinkImpairment | undefined;
 }
 
 /** User-facing options, as text, named after QEMU's `-netdev user` keys. */
@@ -45,6 +48,12 @@ export interface NetworkOptions {
   route?: readonly string[] | undefined;
   restrict?: boolean | undefined;
   disableHostLoopback?: boolean | undefined;
+  /** `--link-delay MS[:JITTER_MS]`, `--link-loss PCT`, `--link-duplicate PCT`, `--link-reorder PCT`, `--link-rate RATE`. */
+  linkDelay?: string | undefined;
+  linkLoss?: string | undefined;
+  linkDuplicate?: string | undefined;
+  linkReorder?: string | undefined;
+  linkRate?: string | undefined;
 }
 
 /** QEMU's pool size, the default. */
@@ -138,6 +147,13 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     routes: (o.route ?? []).map((r) => route(r, net, netmask)),
     restrict: o.restrict ?? false,
     disableHostLoopback: o.disableHostLoopback ?? false,
+    impairment: resolveLinkImpairment({
+      'link-delay': o.linkDelay,
+      'link-loss': o.linkLoss,
+      'link-duplicate': o.linkDuplicate,
+      'link-reorder': o.linkReorder,
+      'link-rate': o.linkRate,
+    }),
     gatewayMac: new Uint8Array([...GATEWAY_MAC_PREFIX, (host >>> 24) & 0xff, (host >>> 16) & 0xff, (host >>> 8) & 0xff, host & 0xff]),
   };
 }
