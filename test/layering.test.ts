@@ -15,6 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['udp', 'tcp', 'switch', 'impair'],
   ['dhcp', 'dns'],
   ['nat'],
+  ['portmap'],
   ['stack'],
   ['network'],
   ['host'],

@@ -89,6 +89,7 @@ const OPTIONS = {
   'max-udp-flows': { type: 'string' },
   'max-network-tcp-flows': { type: 'string' },
   'max-network-udp-flows': { type: 'string' },
+  'nat-pmp': { type: 'string' },
   'link-delay': { type: 'string' },
   'link-loss': { type: 'string' },
   'link-duplicate': { type: 'string' },
@@ -118,7 +119,7 @@ export const NETWORK_KEYS = [
   'net', 'host', 'dns', 'dhcpstart', 'dhcp-pool', 'domainname', 'dnssearch', 'hostname', 'mtu', 'route',
   'tftp-server-name', 'bootfile', 'lease-time', 'hostfwd', 'restrict', 'disable-host-loopback', 'dns-record',
   'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows',
-  'link-delay', 'link-loss', 'link-duplicate', 'link-reorder', 'link-rate',
+  'nat-pmp', 'link-delay', 'link-loss', 'link-duplicate', 'link-reorder', 'link-rate',
 ] as const;
 export type NetworkKey = (typeof NETWORK_KEYS)[number];
 /** Keys that take several values (repeatable options); the rest take one. */
@@ -208,6 +209,11 @@ NAT (guest flows become host sockets):
   --max-udp-flows N          UDP flows one guest may hold (1024); the idlest is evicted
   --max-network-tcp-flows N  TCP connections of all a network's guests (16384)
   --max-network-udp-flows N  UDP flows of all a network's guests (4096)
+  --nat-pmp on|off           NAT-PMP (RFC 6886) and PCP (RFC 6887 MAP, ANNOUNCE) on the
+                             gateway's UDP port 5351 (off): guest programs open inbound
+                             mappings themselves, each a forward on 127.0.0.1 (the
+                             --outbound address when set) that expires with its
+                             lifetime; 16 per guest, 64 per network
 
 Link impairment (each network's; every guest link, both directions, each on its own):
   --link-delay MS[:JITTER_MS]
@@ -433,6 +439,7 @@ function resolveNetwork(values: NetworkValues, name: string | undefined): Networ
       linkDuplicate: text(values['link-duplicate']),
       linkReorder: text(values['link-reorder']),
       linkRate: text(values['link-rate']),
+      natPmp: text(values['nat-pmp']),
     });
     const flowLimits = resolveFlowLimits({
       'max-tcp-flows': text(values['max-tcp-flows']),

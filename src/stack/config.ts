@@ -28,6 +28,10 @@ export interface StackConfig extends DhcpServerOptions, NatPolicyOptions {
   readonly gatewayMac: Mac;
   /** Impairment of every guest link of the network (`--link-*`, `src/impair/`); undefined: none. */
   readonly impairment?: LinkImpairment | undefined;
+  /** `--nat-pmp on`: NAT-PMP and PCP on the gateway's UDP port 5351 (`src/portmap/`). */
+  readonly natPmp?: boolean | undefined;
+  /** The local address host sockets bind to (`--outbound`); undefined: any. */
+  readonly outbound?: Ipv4Addr | undefined;
 }
 
 /** User-facing options, as text, named after QEMU's `-netdev user` keys. */
@@ -54,6 +58,8 @@ export interface NetworkOptions {
   linkDuplicate?: string | undefined;
   linkReorder?: string | undefined;
   linkRate?: string | undefined;
+  /** `--nat-pmp on|off`. */
+  natPmp?: string | boolean | undefined;
 }
 
 /** QEMU's pool size, the default. */
@@ -77,6 +83,14 @@ function integer(option: string, v: string | number, min: number, max: number): 
   const n = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(option, `'${v}' must be an integer from ${min} to ${max}`);
   return n;
+}
+
+/** `on` or `off` (a boolean passes as it is). */
+function onOff(option: string, v: string | boolean): boolean {
+  if (typeof v === 'boolean') return v;
+  if (v === 'on') return true;
+  if (v === 'off') return false;
+  throw new ConfigError(option, `'${v}' must be on or off`);
 }
 
 /** A DNS name for options 15/119/12: labels of 1..63 letters, digits, hyphens, underscores. */
@@ -154,6 +168,7 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
       'link-reorder': o.linkReorder,
       'link-rate': o.linkRate,
     }),
+    natPmp: onOff('nat-pmp', o.natPmp ?? false),
     gatewayMac: new Uint8Array([...GATEWAY_MAC_PREFIX, (host >>> 24) & 0xff, (host >>> 16) & 0xff, (host >>> 8) & 0xff, host & 0xff]),
   };
 }

@@ -84,11 +84,13 @@ import type { DnsStaticRecord } from '../dns/records.js';
 import { ipv4Of, type Endpoint, type FlowId } from '../net/addr.js';
 import type { AcceptId, Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
 import { ForwardPorts, forwardGuest } from '../nat/forward-ports.js';
-import type { ForwardRefusals } from '../nat/forward-refusals.js';
+import { ForwardRefusals } from '../nat/forward-refusals.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import { FlowTable, type FlowInfo, type FlowLimits } from '../nat/flow-table.js';
 import { UdpNat, UNREACHABLE } from '../nat/udp-flow.js';
 import { TcpEngine, type TcpEngineLimits } from '../nat/tcp-flow.js';
+import { PortMapper, type MappingInfo } from '../portmap/server.js';
+import { PORTMAP_PORT } from '../portmap/wire.js';
 import type { Clock, Random } from '../util/clock.js';
 import { Counters, isDrop } from '../util/drops.js';
 import type { StackConfig } from './config.js';
@@ -130,6 +132,8 @@ const BROADCAST_IP: Ipv4Addr = 0xffffffff;
 const DHCP_SERVER_PORT = 67;
 const DHCP_CLIENT_PORT = 68;
 const TTL = 64;
+/** 127.0.0.1: where port mappings listen without `--outbound`. */
+const LOOPBACK: Ipv4Addr = 0x7f000001;
 /** How much of an offending datagram an ICMP error quotes: RFC 1812 §4.3.2.3 allows up to 576 bytes in all. */
 const ICMP_ERROR_QUOTE_MAX = 576 - IPV4_HEADER_LEN - 8;
 
@@ -159,6 +163,8 @@ export class Stack implements ToGuest, HostEvents {
   readonly #tcp: TcpEngine | undefined;
   readonly #dns: DnsForwarder | undefined;
   readonly #forwards: ForwardPorts | undefined;
+  /** `config.natPmp`: NAT-PMP and PCP on the gateway's port 5351 (src/portmap/server.ts). */
+  readonly #portmap: PortMapper | undefined;
   readonly #broadcast: Ipv4Addr;
   #ipId: number;
   /** Where the next outgoing frame is carved from (see #frame). */
@@ -199,6 +205,26 @@ export class Stack implements ToGuest, HostEvents {
             udpDeliver: (via, client, data, nowMs) => udp.deliver(via, client, data, nowMs),
             forwardUdp: (client, guest, nowMs, via) => udp.forward(client, guest, nowMs, via),
           });
+    const forwards = this.#forwards;
+    this.#portmap =
+      config.natPmp !== true || forwards === undefined
+        ? undefined
+        : new PortMapper(
+            {
+              externalAddr: config.outbound ?? LOOPBACK,
+              counters: this.counters,
+              openForward: (rule) => forwards.open(rule, new ForwardRefusals(rule, undefined)),
+              closeForward: (id) => {
+                forwards.close(id);
+              },
+              send: (to, payload) => {
+                const out = { srcPort: PORTMAP_PORT, dstPort: to.port, payload };
+                const pseudo = pseudoSum(config.host, to.addr, IP_PROTO.UDP);
+                this.sendIpv4(config.host, to.addr, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at), true);
+              },
+            },
+            deps.clock.now(),
+          );
     this.#broadcast = (config.net | ~config.netmask) >>> 0;
     this.#ipId = deps.random.u32() & 0xffff;
   }
@@ -246,12 +272,14 @@ export class Stack implements ToGuest, HostEvents {
       this.#udp?.advance(nowMs);
       this.#tcp?.advance(nowMs);
       this.#dns?.advance(nowMs);
+      this.#portmap?.advance(nowMs);
     });
   }
 
   /** When `advance` next has work, in clock milliseconds; undefined when idle. */
   nextDeadline(): number | undefined {
-    return earliest(earliest(earliest(this.#reassembler.nextDeadline(), this.#udp?.nextDeadline()), this.#dns?.nextDeadline()), this.#tcp?.nextDeadline());
+    const at = earliest(earliest(earliest(this.#reassembler.nextDeadline(), this.#udp?.nextDeadline()), this.#dns?.nextDeadline()), this.#tcp?.nextDeadline());
+    return this.#portmap === undefined ? at : earliest(at, this.#portmap.nextDeadline());
   }
 
   /**
@@ -270,6 +298,7 @@ export class Stack implements ToGuest, HostEvents {
   /** Releases every host resource (the session ends). */
   close(): void {
     this.#guard(() => {
+      this.#portmap?.close();
       this.#forwards?.closeAll();
       this.#dns?.closeAll();
       this.#udp?.closeAll();
@@ -294,8 +323,10 @@ export class Stack implements ToGuest, HostEvents {
   udpError(flow: FlowId, code: string): void {
     this.#guard((nowMs) => {
       if (this.#dns?.owns(flow) === true) this.#dns.upstreamError(flow, code, nowMs);
-      else if (this.#forwards?.owns(flow) === true) this.#forwards.failed(flow);
-      else this.#udp?.hostError(flow, code);
+      else if (this.#forwards?.owns(flow) === true) {
+        this.#forwards.failed(flow);
+        this.#portmap?.failed(flow, nowMs);
+      } else this.#udp?.hostError(flow, code);
     });
   }
 
@@ -324,11 +355,17 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   tcpListening(listener: FlowId, local: Endpoint): void {
-    this.#guard(() => this.#forwards?.opened(listener, local));
+    this.#guard((nowMs) => {
+      this.#forwards?.opened(listener, local);
+      this.#portmap?.opened(listener, local, nowMs);
+    });
   }
 
   tcpListenError(listener: FlowId, _code: string): void {
-    this.#guard(() => this.#forwards?.failed(listener));
+    this.#guard((nowMs) => {
+      this.#forwards?.failed(listener);
+      this.#portmap?.failed(listener, nowMs);
+    });
   }
 
   tcpAccepted(listener: FlowId, conn: AcceptId, client: Endpoint): void {
@@ -340,7 +377,10 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   udpBound(socket: FlowId, local: Endpoint): void {
-    this.#guard(() => this.#forwards?.opened(socket, local));
+    this.#guard((nowMs) => {
+      this.#forwards?.opened(socket, local);
+      this.#portmap?.opened(socket, local, nowMs);
+    });
   }
 
   udpReceivedFrom(socket: FlowId, from: Endpoint, data: Uint8Array): void {
@@ -365,6 +405,11 @@ export class Stack implements ToGuest, HostEvents {
   /** Releases a forward's socket (Host.close); its flows live on until they end. */
   closeForward(id: FlowId): void {
     this.#guard(() => this.#forwards?.close(id));
+  }
+
+  /** The port mappings guests made with NAT-PMP or PCP (each also a forward); empty without `--nat-pmp on`. */
+  portMappings(): MappingInfo[] {
+    return this.#portmap?.list() ?? [];
   }
 
   /** The endpoint a forward's socket is bound to, once the host confirmed it. */
@@ -568,6 +613,8 @@ export class Stack implements ToGuest, HostEvents {
     }
     if (broadcast) return this.counters.count('udp.broadcast-ignored');
     if (p.dst === this.config.dns && u.dstPort === DNS_PORT && this.#dns !== undefined) return this.#dns.query(p, u, nowMs);
+    if (u.dstPort === PORTMAP_PORT && p.dst === this.config.host && this.#portmap !== undefined)
+      return this.#portmap.request({ addr: p.src, port: u.srcPort }, u.payload, nowMs);
     // The gateway address stands for the host: everything but DHCP goes through NAT to its loopback.
     if (p.dst === this.config.host && this.#udp !== undefined) {
       if (!this.#udp.input(p, u, nowMs)) this.#icmpError(p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);

@@ -57,8 +57,8 @@ describe.skipIf(!enabled)('impaired guest links', () => {
   beforeAll(async () => {
     server = http.createServer((req, res) => {
       const blob = blobs.get(req.url ?? '');
-      if (blob === undefined) return res.writeHead(404).end();
-      res.writeHead(200, { 'content-length': blob.length }).end(blob);
+      if (blob === undefined) res.writeHead(404).end();
+      else res.writeHead(200, { 'content-length': blob.length }).end(blob);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as AddressInfo).port;
