@@ -1,4 +1,4 @@
-/** The --link-* options: plain for every network, or one network's through --net-option. */
+/** The --link-* and --nat-pmp options: plain for every network, or one network's through --net-option. */
 import { describe, expect, it } from 'vitest';
 import { parseCommandLine, UsageError } from '../../src/cli/options.js';
 
@@ -26,5 +26,19 @@ describe('--link-* options', () => {
     expect(() => serve('--link-loss', '200')).toThrow(/--link-loss: '200' must be a percentage/);
     expect(() => serve('--link-rate', 'fast')).toThrow(UsageError);
     expect(() => serve('--net-option', 'lab:link-delay=5:10')).toThrow(/--net-option lab:link-delay: jitter 10 ms exceeds the delay 5 ms/);
+  });
+});
+
+describe('--nat-pmp', () => {
+  it('is off by default, on for every network plainly or for one through --net-option', () => {
+    expect(serve().network.config.natPmp).toBe(false);
+    expect(serve('--nat-pmp', 'on').network.config.natPmp).toBe(true);
+    const c = serve('--net-option', 'lab:nat-pmp=on', '--net-option', 'other:mtu=9000');
+    expect(c.networks.get('lab')?.config.natPmp).toBe(true);
+    expect(c.networks.get('other')?.config.natPmp).toBe(false);
+  });
+  it('refuses anything but on or off', () => {
+    expect(() => serve('--nat-pmp', 'maybe')).toThrow(/--nat-pmp: 'maybe' must be on or off/);
+    expect(() => serve('--net-option', 'lab:nat-pmp=1')).toThrow(/--net-option lab:nat-pmp: '1' must be on or off/);
   });
 });
