@@ -47,6 +47,10 @@
  *   the rule's listening or bound socket through the seam; its clients arrive as host events
  *   (`tcpAccepted`, `udpReceivedFrom`) and become flows towards the rule's guest, resolved
  *   from the lease table when they arrive.
+ * - NAT-PMP and PCP (`config.natPmp`, `src/portmap/server.ts`): UDP to the gateway's port
+ *   5351 goes to the mapping server, whose mappings are forwards opened the same way; their
+ *   host answers (`tcpListening`, `udpBound`, errors) reach it too, and their expiry is one of
+ *   the stack's deadlines. Without the option that port is NAT to the host like any other.
  *
  * What it does not do (yet), deliberately:
  * - ICMP echo to outside hosts is refused with ICMP destination unreachable, code 13
@@ -83,7 +87,7 @@ import { DNS_PORT, DnsForwarder, type DnsStats } from '../dns/forwarder.js';
 import type { DnsStaticRecord } from '../dns/records.js';
 import { ipv4Of, type Endpoint, type FlowId } from '../net/addr.js';
 import type { AcceptId, Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
-import { ForwardPorts, forwardGuest } from '../nat/forward-ports.js';
+import { ForwardPorts, forwardGuest, type ForwardInfo } from '../nat/forward-ports.js';
 import { ForwardRefusals } from '../nat/forward-refusals.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import { FlowTable, type FlowInfo, type FlowLimits } from '../nat/flow-table.js';
@@ -405,6 +409,18 @@ export class Stack implements ToGuest, HostEvents {
   /** Releases a forward's socket (Host.close); its flows live on until they end. */
   closeForward(id: FlowId): void {
     this.#guard(() => this.#forwards?.close(id));
+  }
+
+  /**
+   * Every forward of the network, `--hostfwd` rules and NAT-PMP/PCP mappings together; a
+   * mapping's entry carries its origin and expiry.
+   */
+  forwards(): (ForwardInfo & { mapping?: { readonly origin: 'natpmp' | 'pcp'; readonly expiresAtMs: number } })[] {
+    const mappings = new Map((this.#portmap?.list() ?? []).map((m) => [m.id, m]));
+    return (this.#forwards?.list() ?? []).map((f) => {
+      const m = mappings.get(f.id);
+      return m === undefined ? f : { ...f, mapping: { origin: m.origin, expiresAtMs: m.expiresAtMs } };
+    });
   }
 
   /** The port mappings guests made with NAT-PMP or PCP (each also a forward); empty without `--nat-pmp on`. */
