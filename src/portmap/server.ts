@@ -24,7 +24,8 @@
  * answered with its port; requests that arrive while it is still opening wait with the first
  * (at most MAX_WAITERS; more are dropped, 'portmap.too-many-waiters': the client retries).
  * A lifetime of 0 deletes (NAT-PMP with internal port 0: every mapping of the guest for that
- * protocol). A granted lifetime is the requested one capped at MAX_LIFETIME_S; at its end the
+ * protocol). A granted lifetime is the requested one capped at MAX_LIFETIME_S, answered as
+ * it is and counted from when the socket is bound (or from the renewal); at its end the
  * mapping expires (`advance`): the forward's socket closes, and connections it already
  * forwarded live on until they end, as a home router's do.
  *
@@ -109,6 +110,9 @@ interface Mapping {
   preferFailure: boolean;
   /** 0 until the socket is bound. */
   externalPort: number;
+  /** The lifetime granted by the last request, in seconds; answered as it is. */
+  grantedS: number;
+  /** Counted from the bind (an opening mapping cannot expire before it answered). */
   expiresAtMs: number;
   waiters: Waiter[];
 }
@@ -202,7 +206,7 @@ export class PortMapper {
             epochS: this.#epoch(atMs),
             internalPort: r.internalPort,
             externalPort: ok ? m.externalPort : 0,
-            lifetimeS: ok ? Math.max(0, Math.round((m.expiresAtMs - atMs) / 1000)) : 0,
+            lifetimeS: ok ? m.grantedS : 0,
           }),
         );
       },
@@ -245,7 +249,7 @@ export class PortMapper {
     const waiter: Waiter = {
       to: from,
       answer: (result, m, atMs) => {
-        if (result === 'ok') return this.#deps.send(from, response(PCP_RESULT.SUCCESS, Math.max(0, Math.round((m.expiresAtMs - atMs) / 1000)), m.externalPort, atMs));
+        if (result === 'ok') return this.#deps.send(from, response(PCP_RESULT.SUCCESS, m.grantedS, m.externalPort, atMs));
         this.#deps.counters.count('portmap.pcp-error');
         this.#deps.send(from, response(result === 'cannot-provide' ? PCP_RESULT.CANNOT_PROVIDE_EXTERNAL : PCP_RESULT.NETWORK_FAILURE, SHORT_ERROR_LIFETIME_S, 0, atMs));
       },
@@ -269,7 +273,7 @@ export class PortMapper {
     waiter: Waiter,
     nowMs: number,
   ): 'pending' | 'answered' | 'wrong-owner' | 'guest-limit' | 'network-limit' {
-    const grantedMs = Math.min(lifetimeS, MAX_LIFETIME_S) * 1000;
+    const grantedS = Math.min(lifetimeS, MAX_LIFETIME_S);
     const key = keyOf(guest, protocol, internalPort);
     const existing = this.#byKey.get(key);
     if (existing !== undefined) {
@@ -277,7 +281,8 @@ export class PortMapper {
         this.#deps.counters.count('portmap.wrong-owner');
         return 'wrong-owner';
       }
-      existing.expiresAtMs = nowMs + grantedMs;
+      existing.grantedS = grantedS;
+      existing.expiresAtMs = nowMs + grantedS * 1000;
       this.#deps.counters.count('portmap.renewed');
       if (existing.externalPort !== 0) {
         waiter.answer('ok', existing, nowMs);
@@ -307,7 +312,8 @@ export class PortMapper {
       triedPort: suggestedPort,
       preferFailure,
       externalPort: 0,
-      expiresAtMs: nowMs + grantedMs,
+      grantedS,
+      expiresAtMs: nowMs + grantedS * 1000,
       waiters: [waiter],
     };
     this.#byKey.set(key, m);
@@ -338,6 +344,7 @@ export class PortMapper {
     const m = this.#byId.get(id);
     if (m?.externalPort !== 0) return;
     m.externalPort = local.port;
+    m.expiresAtMs = nowMs + m.grantedS * 1000;
     const waiters = m.waiters;
     m.waiters = [];
     for (const w of waiters) w.answer('ok', m, nowMs);

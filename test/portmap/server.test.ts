@@ -60,8 +60,8 @@ describe('PortMapper', () => {
     t.pm.opened(100, { addr: LOOPBACK, port: 8080 }, t.clock.now());
     expect(t.sent[0]!.to).toBe(GUEST);
     expect(t.sent[0]!.port).toBe(40000);
-    expect(natpmpAnswer(t.last())).toEqual([0, 80, 8080, 3598, 2]); // lifetime left; epoch 2 s
-    expect(t.pm.list()).toEqual([{ id: 100, origin: 'natpmp', protocol: 'tcp', guest: { addr: GUEST, port: 80 }, external: { addr: LOOPBACK, port: 8080 }, expiresAtMs: 5000 + 3_600_000 }]);
+    expect(natpmpAnswer(t.last())).toEqual([0, 80, 8080, 3600, 2]); // the granted lifetime, from the bind; epoch 2 s
+    expect(t.pm.list()).toEqual([{ id: 100, origin: 'natpmp', protocol: 'tcp', guest: { addr: GUEST, port: 80 }, external: { addr: LOOPBACK, port: 8080 }, expiresAtMs: 7500 + 3_600_000 }]);
   });
 
   it('answers the public address request with the external address', () => {
@@ -179,6 +179,9 @@ describe('PortMapper', () => {
     t.pm.request(t.from(), hex`02 00 0000 00000000 00000000000000000000ffff0a00020f`, t.clock.now());
     expect([...t.last().subarray(0, 4)]).toEqual([2, 0x80, 0, 0]);
     expect(t.last().readUInt32BE(8)).toBe(7);
+    // From another address than the one it names: ADDRESS_MISMATCH.
+    t.pm.request(t.from(GUEST + 1), hex`02 00 0000 00000000 00000000000000000000ffff0a00020f`, t.clock.now());
+    expect(t.last()[3]).toBe(12);
   });
 
   it('counts and ignores what it cannot answer', () => {
