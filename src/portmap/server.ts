@@ -62,8 +62,20 @@ import {
   writePcpAnnounceResponse,
   writePcpErrorResponse,
   writePcpMapResponse,
+  type PortmapDrop,
   type PortmapRequest,
 } from './wire.js';
+
+/**
+ * What the server counts, by name (beside the parser's drops, `PortmapDrop`): requests by
+ * protocol, mappings created, renewed, deleted and expired, refusals by reason.
+ */
+export const PORTMAP_COUNTERS = [
+  'portmap.natpmp-requests', 'portmap.pcp-requests', 'portmap.created', 'portmap.renewed', 'portmap.deleted', 'portmap.expired',
+  'portmap.guest-limit', 'portmap.network-limit', 'portmap.wrong-owner', 'portmap.too-many-waiters', 'portmap.suggested-port-taken',
+  'portmap.socket-error', 'portmap.natpmp-unsupported-opcode', 'portmap.pcp-error',
+] as const;
+export type PortmapCounter = (typeof PORTMAP_COUNTERS)[number];
 
 export const MAX_PER_GUEST = 16;
 export const MAX_PER_NETWORK = 64;
@@ -142,6 +154,10 @@ export class PortMapper {
     this.#startMs = nowMs;
   }
 
+  #count(name: PortmapCounter | PortmapDrop): void {
+    this.#deps.counters.count(name);
+  }
+
   #epoch(nowMs: number): number {
     return Math.floor((nowMs - this.#startMs) / 1000) >>> 0;
   }
@@ -154,8 +170,8 @@ export class PortMapper {
   /** One datagram to port 5351 from the guest `from`. */
   request(from: Ipv4Endpoint, payload: Uint8Array, nowMs: number): void {
     const r = parsePortmapRequest(payload);
-    if (isDrop(r)) return this.#deps.counters.count(r);
-    this.#deps.counters.count(r.kind.startsWith('natpmp') ? 'portmap.natpmp-requests' : 'portmap.pcp-requests');
+    if (isDrop(r)) return this.#count(r);
+    this.#count(r.kind.startsWith('natpmp') ? 'portmap.natpmp-requests' : 'portmap.pcp-requests');
     this.#handle(from, r, nowMs);
   }
 
@@ -166,16 +182,16 @@ export class PortMapper {
       case 'natpmp-address':
         return send(writeNatPmpAddressResponse({ result: NATPMP_RESULT.SUCCESS, epochS, externalAddr: this.#deps.externalAddr }));
       case 'natpmp-error':
-        this.#deps.counters.count('portmap.natpmp-unsupported-opcode');
+        this.#count('portmap.natpmp-unsupported-opcode');
         return send(writeNatPmpErrorResponse(r.request, r.result, epochS));
       case 'natpmp-map':
         return this.#natPmpMap(from, r, nowMs);
       case 'pcp-error':
-        this.#deps.counters.count('portmap.pcp-error');
+        this.#count('portmap.pcp-error');
         return send(writePcpErrorResponse(r.request, { opcode: r.opcode, result: r.result, lifetimeS: LONG_ERROR_LIFETIME_S, epochS }));
       case 'pcp-announce':
         if (r.clientAddr !== from.addr) {
-          this.#deps.counters.count('portmap.pcp-error');
+          this.#count('portmap.pcp-error');
           return send(writePcpAnnounceResponse({ result: PCP_RESULT.ADDRESS_MISMATCH, lifetimeS: LONG_ERROR_LIFETIME_S, epochS }));
         }
         return send(writePcpAnnounceResponse({ result: PCP_RESULT.SUCCESS, lifetimeS: 0, epochS }));
@@ -223,7 +239,7 @@ export class PortMapper {
         { nonce: r.nonce, protocol: r.protocol, internalPort: r.internalPort, externalPort, externalAddr: result === PCP_RESULT.SUCCESS ? this.#deps.externalAddr : 0 },
       );
     const fail = (result: number, short: boolean): void => {
-      this.#deps.counters.count('portmap.pcp-error');
+      this.#count('portmap.pcp-error');
       this.#deps.send(from, response(result, short ? SHORT_ERROR_LIFETIME_S : LONG_ERROR_LIFETIME_S, 0, nowMs));
     };
     if (r.clientAddr !== from.addr) return fail(PCP_RESULT.ADDRESS_MISMATCH, false);
@@ -250,7 +266,7 @@ export class PortMapper {
       to: from,
       answer: (result, m, atMs) => {
         if (result === 'ok') return this.#deps.send(from, response(PCP_RESULT.SUCCESS, m.grantedS, m.externalPort, atMs));
-        this.#deps.counters.count('portmap.pcp-error');
+        this.#count('portmap.pcp-error');
         this.#deps.send(from, response(result === 'cannot-provide' ? PCP_RESULT.CANNOT_PROVIDE_EXTERNAL : PCP_RESULT.NETWORK_FAILURE, SHORT_ERROR_LIFETIME_S, 0, atMs));
       },
     };
@@ -278,28 +294,28 @@ export class PortMapper {
     const existing = this.#byKey.get(key);
     if (existing !== undefined) {
       if (existing.origin !== origin || (nonce !== undefined && !sameBytes(existing.nonce!, nonce))) {
-        this.#deps.counters.count('portmap.wrong-owner');
+        this.#count('portmap.wrong-owner');
         return 'wrong-owner';
       }
       existing.grantedS = grantedS;
       existing.expiresAtMs = nowMs + grantedS * 1000;
-      this.#deps.counters.count('portmap.renewed');
+      this.#count('portmap.renewed');
       if (existing.externalPort !== 0) {
         waiter.answer('ok', existing, nowMs);
         return 'answered';
       }
-      if (existing.waiters.length >= MAX_WAITERS) this.#deps.counters.count('portmap.too-many-waiters');
+      if (existing.waiters.length >= MAX_WAITERS) this.#count('portmap.too-many-waiters');
       else existing.waiters.push(waiter);
       return 'pending';
     }
     let ofGuest = 0;
     for (const m of this.#byKey.values()) if (m.guest === guest) ofGuest++;
     if (ofGuest >= MAX_PER_GUEST) {
-      this.#deps.counters.count('portmap.guest-limit');
+      this.#count('portmap.guest-limit');
       return 'guest-limit';
     }
     if (this.#byKey.size >= MAX_PER_NETWORK) {
-      this.#deps.counters.count('portmap.network-limit');
+      this.#count('portmap.network-limit');
       return 'network-limit';
     }
     const m: Mapping = {
@@ -318,7 +334,7 @@ export class PortMapper {
     };
     this.#byKey.set(key, m);
     this.#open(m, suggestedPort);
-    this.#deps.counters.count('portmap.created');
+    this.#count('portmap.created');
     return 'pending';
   }
 
@@ -359,10 +375,10 @@ export class PortMapper {
     this.#deps.closeForward(id);
     if (m.triedPort !== 0 && !m.preferFailure) {
       m.triedPort = 0;
-      this.#deps.counters.count('portmap.suggested-port-taken');
+      this.#count('portmap.suggested-port-taken');
       return this.#open(m, 0);
     }
-    this.#deps.counters.count('portmap.socket-error');
+    this.#count('portmap.socket-error');
     this.#byKey.delete(keyOf(m.guest, m.protocol, m.internalPort));
     for (const w of m.waiters) w.answer(m.preferFailure ? 'cannot-provide' : 'failed', m, nowMs);
     m.waiters = [];
@@ -372,7 +388,7 @@ export class PortMapper {
     this.#byKey.delete(keyOf(m.guest, m.protocol, m.internalPort));
     this.#byId.delete(m.id);
     this.#deps.closeForward(m.id);
-    this.#deps.counters.count(why);
+    this.#count(why);
   }
 
   /** Expires mappings whose lifetime ended. */

@@ -80,7 +80,9 @@ export type PortmapRequest =
   /** A PCP request answered with an error; `request` is echoed (RFC 6887 §7.2). */
   | { readonly kind: 'pcp-error'; readonly result: number; readonly opcode: number; readonly lifetimeS: number; readonly request: Uint8Array };
 
-export type PortmapDrop = 'portmap.too-short' | 'portmap.response' | 'natpmp.truncated';
+/** What cannot be answered at all: fewer than 2 octets, a response sent to the server, a truncated NAT-PMP mapping request. */
+export const PORTMAP_DROPS = ['portmap.too-short', 'portmap.response', 'natpmp.truncated'] as const;
+export type PortmapDrop = (typeof PORTMAP_DROPS)[number];
 
 const u16 = (b: Uint8Array, at: number): number => (b[at]! << 8) | b[at + 1]!;
 const u32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
