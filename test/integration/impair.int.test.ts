@@ -2,17 +2,20 @@
  * Link impairment with real peers: namespace guests (Linux TCP/IP stacks, busybox, curl) on
  * networks whose guest links are impaired, each network configured through --net-option:
  * - lossy (link-loss=2, link-reorder=1): a 20 MB download from a host-side HTTP server
- *   through the NAT arrives byte for byte (sha256), with frames lost and reordered on the way;
+ *   through the NAT arrives byte for byte (sha256), with frames lost and reordered on the way,
+ *   and so does a 20 MB upload (the guest's TCP retransmitting into tslirp's);
  * - slow (link-delay=50): ping of the gateway shows ~100 ms (50 ms each way), ping between two
  *   guests ~200 ms (each frame crosses two impaired links);
  * - narrow (link-rate=20M): a 10 MB download runs at no more than the rate.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { command, daemon as daemonReq, missingRequirements, NetnsGuest, root, shouldRun, type RunResult } from '../helpers/guests.js';
+import { command, daemon as daemonReq, missingRequirements, NetnsGuest, root, shouldRun, tempDir, type RunResult } from '../helpers/guests.js';
 
 const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('curl'), command('sha256sum')]);
 const enabled = shouldRun('impair.int.test.ts (impaired guest links)', missing);
@@ -56,6 +59,13 @@ describe.skipIf(!enabled)('impaired guest links', () => {
 
   beforeAll(async () => {
     server = http.createServer((req, res) => {
+      if (req.method === 'PUT') {
+        // An upload: answered with the sha256 of what arrived.
+        const hash = createHash('sha256');
+        req.on('data', (c: Buffer) => hash.update(c));
+        req.on('end', () => res.writeHead(200).end(hash.digest('hex')));
+        return;
+      }
       const blob = blobs.get(req.url ?? '');
       if (blob === undefined) res.writeHead(404).end();
       else res.writeHead(200, { 'content-length': blob.length }).end(blob);
@@ -82,7 +92,7 @@ describe.skipIf(!enabled)('impaired guest links', () => {
     expect(missing).toEqual([]);
   });
 
-  it('with 2% loss and 1% reordering each way, a 20 MB download stays byte-exact', async () => {
+  it('with 2% loss and 1% reordering each way, a 20 MB download and a 20 MB upload stay byte-exact', async () => {
     const g = await guestOn(0);
     const r = await g.sh(`curl -sS --max-time 150 http://10.0.2.2:${port}/20m | sha256sum`, [], 170_000);
     expect(r.stdout.split(' ')[0], `${out(r)}\n${d.dump().slice(-3000)}`).toBe(createHash('sha256').update(blobs.get('/20m')!).digest('hex'));
@@ -90,7 +100,19 @@ describe.skipIf(!enabled)('impaired guest links', () => {
     const ext = await tcpExt(g);
     console.log(`impair.int: guest TCP after the lossy download: OFOQueue ${ext['TCPOFOQueue']}, SACK reorder ${ext['TCPSACKReorder']}, DSACKs ${ext['TCPDSACKOldSent']}`);
     expect(ext['TCPOFOQueue'], JSON.stringify(ext)).toBeGreaterThan(100);
-  }, 240_000);
+    // The other way: the guest's Linux TCP sends through the same loss and reordering to tslirp's.
+    const dir = tempDir('tslirp-impair-');
+    try {
+      writeFileSync(join(dir, 'up'), blobs.get('/20m')!);
+      const up = await g.sh(`curl -sS --max-time 150 -T "$1" http://10.0.2.2:${port}/up`, [join(dir, 'up')], 170_000);
+      expect(up.stdout.trim(), out(up)).toBe(createHash('sha256').update(blobs.get('/20m')!).digest('hex'));
+      const after = await tcpExt(g);
+      console.log(`impair.int: guest TCP after the lossy upload: retransmitted segments ${JSON.stringify({ lost: after['TCPLostRetransmit'], fast: after['TCPFastRetrans'], sackRecovery: after['TCPSackRecovery'] })}`);
+      expect((after['TCPFastRetrans'] ?? 0) - (ext['TCPFastRetrans'] ?? 0), JSON.stringify(after)).toBeGreaterThan(10);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 400_000);
 
   it('with 50 ms of delay each way, ping shows ~100 ms to the gateway and ~200 ms between guests', async () => {
     const a = await guestOn(1);
