@@ -18,6 +18,9 @@
  *   PREFER_FAILURE with data or given twice, is MALFORMED_OPTION; optional options are skipped.
  *   An error response is the request (its first 1100 octets) with the response header written
  *   over its first 24 octets (§7.2: "copied from the request").
+ *
+ * Unlike the per-packet formats, the response writers return a fresh array: answers are a
+ * few per mapping, and the UDP writer copies the payload into the frame anyway.
  */
 import type { Ipv4Addr } from '../util/bytes.js';
 
