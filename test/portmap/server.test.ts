@@ -3,12 +3,14 @@
  * test, a manual clock. Requests are written with the wire module's request writers, answers
  * read at RFC 6886/6887 offsets.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ForwardRule } from '../../src/nat/forwards.js';
 import { MAX_PER_GUEST, MAX_PER_NETWORK, PortMapper } from '../../src/portmap/server.js';
 import { writeNatPmpMapRequest, writePcpMapRequest } from '../../src/portmap/wire.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { Counters } from '../../src/util/drops.js';
+import { runs } from '../helpers/fuzz.js';
 import { hex } from '../helpers/hex.js';
 
 const GUEST = 0x0a00020f;
@@ -201,5 +203,51 @@ describe('PortMapper', () => {
     expect(t.sent.map((s) => s.port)).toEqual([40000, 40001, 40002, 40003]);
     t.pm.close();
     expect(t.closed).toEqual([100]);
+  });
+});
+
+describe('PortMapper: any requests, any host answers', () => {
+  it('never throws, answers only the guest that asked, and keeps its bounds', () => {
+    const request = fc.oneof(
+      fc.uint8Array({ maxLength: 80 }).map((b) => ({ kind: 'bytes' as const, b })),
+      fc.record({ proto: fc.constantFrom('udp' as const, 'tcp' as const), port: fc.integer({ min: 0, max: 40 }), suggested: fc.integer({ min: 0, max: 3 }), life: fc.constantFrom(0, 1, 60) })
+        .map((r) => ({ kind: 'bytes' as const, b: natpmp(r.proto, r.port, r.suggested, r.life) })),
+      fc.record({ proto: fc.constantFrom(0, 6, 17, 99), port: fc.integer({ min: 0, max: 40 }), life: fc.constantFrom(0, 60), nonce: fc.constantFrom(0, 1), prefer: fc.boolean() })
+        .map((r) => ({ kind: 'bytes' as const, b: pcpMap({ protocol: r.proto, internalPort: r.port, lifetimeS: r.life, nonce: new Uint8Array(12).fill(r.nonce), preferFailure: r.prefer, suggestedPort: 0 }) })),
+    );
+    const step = fc.oneof(
+      fc.record({ guest: fc.integer({ min: 0, max: 3 }), req: request }).map((s) => ({ kind: 'request' as const, ...s })),
+      fc.record({ ok: fc.boolean(), which: fc.nat() }).map((s) => ({ kind: 'host' as const, ...s })),
+      fc.integer({ min: 0, max: 70_000 }).map((ms) => ({ kind: 'time' as const, ms })),
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 200 }), (steps) => {
+        const t = harness();
+        for (const s of steps) {
+          if (s.kind === 'request') {
+            const before = t.sent.length;
+            t.pm.request(t.from(GUEST + s.guest), s.req.b, t.clock.now());
+            for (const m of t.sent.slice(before)) expect(m.to).toBe(GUEST + s.guest);
+          } else if (s.kind === 'host') {
+            const open = t.opened.filter((o) => !t.closed.includes(o.id));
+            const o = open[s.which % Math.max(1, open.length)];
+            if (o !== undefined) {
+              if (s.ok) t.pm.opened(o.id, { addr: LOOPBACK, port: 30000 + o.id }, t.clock.now());
+              else t.pm.failed(o.id, t.clock.now());
+            }
+          } else {
+            t.clock.advance(s.ms);
+            t.pm.advance(t.clock.now());
+          }
+          expect(t.pm.size).toBeLessThanOrEqual(MAX_PER_NETWORK);
+          for (let g = 0; g < 4; g++) expect(t.pm.list().filter((m) => m.guest.addr === GUEST + g).length).toBeLessThanOrEqual(MAX_PER_GUEST);
+          const nd = t.pm.nextDeadline();
+          if (nd !== undefined) expect(nd).toBeGreaterThan(t.clock.now() - 1);
+        }
+        t.pm.close();
+        expect(t.pm.size).toBe(0);
+      }),
+      { numRuns: runs(100) },
+    );
   });
 });
