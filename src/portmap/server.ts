@@ -88,6 +88,18 @@ const SHORT_ERROR_LIFETIME_S = 30;
 /** … and after a long-lived one (malformed, unsupported). */
 const LONG_ERROR_LIFETIME_S = 1800;
 
+/** A mapping's life, for the shell's log: bound (with its port), renewed, deleted, expired, or failed to bind. */
+export interface PortMappingEvent {
+  readonly event: 'mapped' | 'renewed' | 'deleted' | 'expired' | 'failed';
+  readonly origin: 'natpmp' | 'pcp';
+  readonly protocol: 'tcp' | 'udp';
+  /** The guest's address:port. */
+  readonly guest: string;
+  /** The external address:port; undefined until bound. */
+  readonly external: string | undefined;
+  readonly lifetimeS: number;
+}
+
 /** What a mapping server needs of its network. */
 export interface PortMapperDeps {
   /** The address mappings listen on and NAT-PMP answers as public. */
@@ -98,6 +110,8 @@ export interface PortMapperDeps {
   closeForward(id: FlowId): void;
   /** One UDP datagram from the gateway's port 5351 to the guest. */
   send(to: Ipv4Endpoint, payload: Uint8Array): void;
+  /** Optional: each mapping's life, as it happens. */
+  onEvent?(e: PortMappingEvent): void;
 }
 
 type Origin = 'natpmp' | 'pcp';
@@ -300,6 +314,7 @@ export class PortMapper {
       existing.grantedS = grantedS;
       existing.expiresAtMs = nowMs + grantedS * 1000;
       this.#count('portmap.renewed');
+      this.#event('renewed', existing);
       if (existing.externalPort !== 0) {
         waiter.answer('ok', existing, nowMs);
         return 'answered';
@@ -361,6 +376,7 @@ export class PortMapper {
     if (m?.externalPort !== 0) return;
     m.externalPort = local.port;
     m.expiresAtMs = nowMs + m.grantedS * 1000;
+    this.#event('mapped', m);
     const waiters = m.waiters;
     m.waiters = [];
     for (const w of waiters) w.answer('ok', m, nowMs);
@@ -379,6 +395,7 @@ export class PortMapper {
       return this.#open(m, 0);
     }
     this.#count('portmap.socket-error');
+    this.#event('failed', m);
     this.#byKey.delete(keyOf(m.guest, m.protocol, m.internalPort));
     for (const w of m.waiters) w.answer(m.preferFailure ? 'cannot-provide' : 'failed', m, nowMs);
     m.waiters = [];
@@ -389,6 +406,18 @@ export class PortMapper {
     this.#byId.delete(m.id);
     this.#deps.closeForward(m.id);
     this.#count(why);
+    this.#event(why === 'portmap.expired' ? 'expired' : 'deleted', m);
+  }
+
+  #event(event: PortMappingEvent['event'], m: Mapping): void {
+    this.#deps.onEvent?.({
+      event,
+      origin: m.origin,
+      protocol: m.protocol,
+      guest: `${formatIpv4Addr(m.guest)}:${m.internalPort}`,
+      external: m.externalPort === 0 ? undefined : `${formatIpv4Addr(this.#deps.externalAddr)}:${m.externalPort}`,
+      lifetimeS: m.grantedS,
+    });
   }
 
   /** Expires mappings whose lifetime ended. */

@@ -93,7 +93,7 @@ import type { ForwardRule } from '../nat/forwards.js';
 import { FlowTable, type FlowInfo, type FlowLimits } from '../nat/flow-table.js';
 import { UdpNat, UNREACHABLE } from '../nat/udp-flow.js';
 import { TcpEngine, type TcpEngineLimits } from '../nat/tcp-flow.js';
-import { PortMapper, type MappingInfo } from '../portmap/server.js';
+import { PortMapper, type MappingInfo, type PortMappingEvent } from '../portmap/server.js';
 import { PORTMAP_PORT } from '../portmap/wire.js';
 import type { Clock, Random } from '../util/clock.js';
 import { Counters, isDrop } from '../util/drops.js';
@@ -121,6 +121,8 @@ export interface StackDeps {
   readonly dnsRecords?: readonly DnsStaticRecord[];
   /** TCP buffer, timer and retry limits (src/tcp/conn.ts DEFAULT_TCP_LIMITS, src/nat/tcp-flow.ts). */
   readonly tcpLimits?: Partial<TcpEngineLimits>;
+  /** With `config.natPmp`: each NAT-PMP/PCP mapping's life (mapped, renewed, deleted, expired, failed), for the shell's log. */
+  readonly onPortMapping?: (e: PortMappingEvent) => void;
 }
 
 /** Traffic totals of one stack. */
@@ -226,6 +228,7 @@ export class Stack implements ToGuest, HostEvents {
                 const pseudo = pseudoSum(config.host, to.addr, IP_PROTO.UDP);
                 this.sendIpv4(config.host, to.addr, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at), true);
               },
+              ...(deps.onPortMapping !== undefined && { onEvent: deps.onPortMapping }),
             },
             deps.clock.now(),
           );

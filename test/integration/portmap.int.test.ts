@@ -147,6 +147,9 @@ describe.skipIf(!enabled)('NAT-PMP and PCP from a namespace guest', () => {
     expect(last, `still open ${lived} ms after mapping`).toBe('ERR ECONNREFUSED');
     // Not before its time (less the time natpmpc took to print the answer).
     expect(lived).toBeGreaterThanOrEqual(5_000);
+    // The daemon logged the mapping's life.
+    const life = d.logs.filter((l) => l['guest'] === `${guestIp}:8080` && l['external'] === `127.0.0.1:${want}`).map((l) => l['msg']);
+    expect(life).toEqual(['port mapping mapped', 'port mapping expired']);
   }, 60_000);
 
   it('natpmpc opens a UDP mapping (any port); a host client\'s datagram reaches the guest\'s echo server and back', async () => {

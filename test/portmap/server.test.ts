@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ForwardRule } from '../../src/nat/forwards.js';
-import { MAX_PER_GUEST, MAX_PER_NETWORK, PortMapper } from '../../src/portmap/server.js';
+import { MAX_PER_GUEST, MAX_PER_NETWORK, PortMapper, type PortMappingEvent } from '../../src/portmap/server.js';
 import { writeNatPmpMapRequest, writePcpMapRequest } from '../../src/portmap/wire.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { Counters } from '../../src/util/drops.js';
@@ -19,6 +19,7 @@ const NONCE = hex`0102030405060708090a0b0c`;
 
 function harness() {
   const clock = new ManualClock(5000);
+  const events: PortMappingEvent[] = [];
   const counters = new Counters();
   const opened: { id: number; rule: ForwardRule }[] = [];
   const closed: number[] = [];
@@ -35,12 +36,13 @@ function harness() {
       },
       closeForward: (id) => closed.push(id),
       send: (to, payload) => sent.push({ to: to.addr, port: to.port, payload }),
+      onEvent: (e) => events.push(e),
     },
     clock.now(),
   );
   const from = (addr = GUEST, port = 40000) => ({ addr, port });
   const last = () => Buffer.from(sent.at(-1)!.payload);
-  return { clock, counters, opened, closed, sent, pm, from, last };
+  return { clock, counters, opened, closed, sent, pm, from, last, events };
 }
 
 const natpmp = (protocol: 'udp' | 'tcp', internalPort: number, suggestedPort: number, lifetimeS: number) =>
@@ -89,6 +91,8 @@ describe('PortMapper', () => {
     expect(t.closed).toEqual([100]);
     expect(t.counters.get('portmap.expired')).toBe(1);
     expect(t.pm.nextDeadline()).toBeUndefined();
+    expect(t.events.map((e) => e.event)).toEqual(['mapped', 'renewed', 'expired']);
+    expect(t.events[0]).toEqual({ event: 'mapped', origin: 'natpmp', protocol: 'udp', guest: '10.0.2.15:5000', external: '127.0.0.1:33333', lifetimeS: 10 });
   });
 
   it('deletes with lifetime 0, one mapping or (internal port 0) all of the guest\'s for the protocol', () => {
