@@ -115,7 +115,7 @@ export class ImpairedLink {
     return this.#frames.length - this.#head + (this.#held === undefined ? 0 : 1);
   }
 
-  /** Bytes waiting in the queue (a held frame not included). */
+  /** Bytes waiting (queued or held). */
   get queuedBytes(): number {
     return this.#queuedBytes;
   }
@@ -178,6 +178,7 @@ export class ImpairedLink {
       if (this.#held === undefined && this.#random.u32() < this.#reorderBelow) {
         this.#counters.count('impair.reorder');
         this.#held = frame;
+        this.#queuedBytes += frame.length;
         this.#heldDueMs = dueMs;
         this.#heldUntilMs = Math.max(dueMs, nowMs + REORDER_HOLD_MS);
         return;
@@ -194,17 +195,23 @@ export class ImpairedLink {
   #releaseHeld(nowMs?: number): void {
     const held = this.#held!;
     this.#held = undefined;
-    this.#enqueue(held, this.#heldDueMs, nowMs);
+    this.#enqueue(held, this.#heldDueMs, nowMs, true);
   }
 
-  /** Appends to the FIFO (arrival no earlier than the frame ahead), or delivers now when nothing waits and it is due. */
-  #enqueue(frame: Uint8Array, dueMs: number, nowMs: number | undefined): void {
+  /**
+   * Appends to the FIFO (arrival no earlier than the frame ahead), or delivers now when nothing
+   * waits and it is due. `counted`: the frame's bytes are already in #queuedBytes (it was held).
+   */
+  #enqueue(frame: Uint8Array, dueMs: number, nowMs: number | undefined, counted = false): void {
     const empty = this.#head === this.#frames.length;
-    if (empty && nowMs !== undefined && dueMs <= nowMs) return this.#deliver(frame, nowMs);
+    if (empty && nowMs !== undefined && dueMs <= nowMs) {
+      if (counted) this.#queuedBytes -= frame.length;
+      return this.#deliver(frame, nowMs);
+    }
     const last = empty ? -Infinity : this.#dueMs[this.#dueMs.length - 1]!;
     this.#frames.push(frame);
     this.#dueMs.push(dueMs < last ? last : dueMs);
-    this.#queuedBytes += frame.length;
+    if (!counted) this.#queuedBytes += frame.length;
   }
 
   /** Drops delivered slots once they are the larger part of the arrays. */

@@ -309,7 +309,7 @@ describe('ImpairedLink: properties', () => {
     reorderPct: fc.constantFrom(0, 1, 10, 50),
     rateBitsPerS: fc.option(fc.constantFrom(1e4, 1e6, 1e9), { nil: undefined }),
   });
-  const stepsArb = fc.array(fc.record({ gapMs: fc.integer({ min: 0, max: 50 }), bytes: fc.integer({ min: 1, max: 9000 }) }), { maxLength: 300 });
+  const stepsArb = fc.array(fc.record({ gapMs: fc.integer({ min: 0, max: 50 }), bytes: fc.integer({ min: 1, max: 9000 }) }), { maxLength: 200 });
 
   it('accounts for every frame, keeps its bounds, never delivers early, and keeps order without reordering', () => {
     fc.assert(
