@@ -114,6 +114,12 @@ const OPTIONS = {
   'max-udp-flows': { type: 'string' },
   'max-network-tcp-flows': { type: 'string' },
   'max-network-udp-flows': { type: 'string' },
+  'nat-pmp': { type: 'string' },
+  'link-delay': { type: 'string' },
+  'link-loss': { type: 'string' },
+  'link-duplicate': { type: 'string' },
+  'link-reorder': { type: 'string' },
+  'link-rate': { type: 'string' },
   'dns-upstream': { type: 'string', multiple: true },
   'resolv-conf': { type: 'string' },
   'dns-record': { type: 'string', multiple: true },
@@ -138,6 +144,7 @@ export const NETWORK_KEYS = [
   'net', 'host', 'dns', 'dhcpstart', 'dhcp-pool', 'max-session-leases', 'domainname', 'dnssearch', 'hostname', 'mtu', 'route',
   'tftp-server-name', 'bootfile', 'lease-time', 'hostfwd', 'restrict', 'disable-host-loopback', 'dns-record',
   'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows',
+  'nat-pmp', 'link-delay', 'link-loss', 'link-duplicate', 'link-reorder', 'link-rate',
 ] as const;
 export type NetworkKey = (typeof NETWORK_KEYS)[number];
 /** Keys that take several values (repeatable options); the rest take one. */
@@ -200,8 +207,8 @@ Networks:
                              switch, DHCP pool, DNS, NAT and forwards, and reach each other
   --net-option NAME:KEY=VALUE[,KEY=VALUE...]
                              settings of network NAME alone, replacing the plain option's
-                             value there: KEY is any option of the Network and NAT groups
-                             below without '--' (mtu=9000, hostfwd=tcp::8080-web:80,
+                             value there: KEY is any option of the Network, NAT and Link
+                             groups below without '--' (mtu=9000, hostfwd=tcp::8080-web:80,
                              restrict or restrict=off); a value may hold commas where the
                              option takes a list; repeatable. A network named here (or by
                              --network) exists from the start and keeps its leases and
@@ -248,6 +255,23 @@ NAT (guest flows become host sockets):
   --max-udp-flows N          UDP flows one guest may hold (1024); the idlest is evicted
   --max-network-tcp-flows N  TCP connections of all a network's guests (16384)
   --max-network-udp-flows N  UDP flows of all a network's guests (4096)
+  --nat-pmp on|off           NAT-PMP (RFC 6886) and PCP (RFC 6887 MAP, ANNOUNCE) on the
+                             gateway's UDP port 5351 (off): guest programs open inbound
+                             mappings themselves, each a forward on 127.0.0.1 (the
+                             --outbound address when set) that expires with its
+                             lifetime; 16 per guest, 64 per network
+
+Link impairment (each network's; every guest link, both directions, each on its own):
+  --link-delay MS[:JITTER_MS]
+                             delay every frame by MS milliseconds, ± JITTER_MS drawn
+                             uniformly (jitter never reorders); 0 to 60000
+  --link-loss PCT            drop PCT percent of frames (0 to 100, e.g. 0.5)
+  --link-duplicate PCT       send PCT percent of frames twice
+  --link-reorder PCT         hold PCT percent of frames back behind the next frame
+                             (at most 10 ms when none follows)
+  --link-rate RATE           a token bucket of RATE bits/s (k, M or G suffix: 10M) with
+                             10 ms of burst; frames beyond a queue of 1000 frames or
+                             4 MiB per direction are dropped
 
 Sessions (daemon-wide; a link refused at a limit is closed at once, counted and logged):
   --max-sessions N           sessions alive at once, 1 to 65536 (256)
@@ -543,6 +567,12 @@ function resolveNetwork(values: NetworkValues, name: string | undefined, egress:
       restrict: values.restrict === true,
       disableHostLoopback: values['disable-host-loopback'] === true,
       egress,
+      linkDelay: text(values['link-delay']),
+      linkLoss: text(values['link-loss']),
+      linkDuplicate: text(values['link-duplicate']),
+      linkReorder: text(values['link-reorder']),
+      linkRate: text(values['link-rate']),
+      natPmp: text(values['nat-pmp']),
     });
     const flowLimits = resolveFlowLimits({
       'max-tcp-flows': text(values['max-tcp-flows']),

@@ -28,6 +28,7 @@ import { observeEvents, observeHost, type HostObserver } from '../net/observe.js
 import type { HostEvents } from '../net/seams.js';
 import { Network, type NetworkPort, type PortSink } from '../network/network.js';
 import type { StackConfig } from '../stack/config.js';
+import type { StackDeps } from '../stack/stack.js';
 import type { TcpEngineLimits } from '../nat/tcp-flow.js';
 import type { SwitchOptions } from '../switch/learning-switch.js';
 import type { Clock, Random } from '../util/clock.js';
@@ -48,6 +49,8 @@ export interface LiveNetworkOptions {
   readonly onInternalError?: (err: unknown) => void;
   /** Sees every Host call and HostEvents event of the network (a recorder, a trace); absent: nothing is wrapped. */
   readonly observer?: HostObserver;
+  /** With `--nat-pmp on`: each port mapping's life, for the log. */
+  readonly onPortMapping?: StackDeps['onPortMapping'];
 }
 
 export class LiveNetwork implements SessionNetwork {
@@ -93,6 +96,7 @@ export class LiveNetwork implements SessionNetwork {
       ...(o.flowLimits !== undefined && { flowLimits: o.flowLimits }),
       ...(o.tcpLimits !== undefined && { tcpLimits: o.tcpLimits }),
       ...(o.switch !== undefined && { switch: o.switch }),
+      ...(o.onPortMapping !== undefined && { onPortMapping: o.onPortMapping }),
     });
   }
 

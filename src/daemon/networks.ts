@@ -88,6 +88,9 @@ export class NetworkRegistry {
       onInternalError: (err) => {
         log.error({ network: name, err }, 'network internal error (frame dropped)');
       },
+      onPortMapping: (e) => {
+        log.info({ network: name, ...e }, `port mapping ${e.event}`);
+      },
     });
   }
 

@@ -71,6 +71,8 @@ export interface NodeNetwork {
   leases(): readonly DhcpLease[];
   /** The live flows of the NAT table. */
   flows(): FlowInfo[];
+  /** The network's forwards: those opened with `stack.openForward` and the guests' NAT-PMP/PCP mappings (`nat-pmp` option). */
+  forwards(): ReturnType<Stack['forwards']>;
   /** Drops and refusals, by name (`counters.snapshot()`). */
   readonly counters: Counters;
   /** Frames and bytes each way. */
@@ -129,6 +131,7 @@ export function createNodeNetwork(options: NodeNetworkOptions, io: NodeNetworkIo
     attach: (sink) => live.attach(sink),
     leases: () => live.leases(),
     flows: () => stack.flows(),
+    forwards: () => stack.forwards(),
     counters: stack.counters,
     stats: stack.stats,
     stack,

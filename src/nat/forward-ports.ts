@@ -58,6 +58,14 @@ export interface ForwardPortsDeps {
   forwardUdp(client: Endpoint, guest: Endpoint, nowMs: number, via: FlowId): FlowId | undefined;
 }
 
+/** A forward as listed (`ForwardPorts.list`). */
+export interface ForwardInfo {
+  readonly id: FlowId;
+  readonly rule: ForwardRule;
+  /** The endpoint the socket is bound to; undefined until the host confirmed it. */
+  readonly local: Endpoint | undefined;
+}
+
 /** A rule held by this network. */
 interface Port {
   readonly rule: ForwardRule;
@@ -95,6 +103,11 @@ export class ForwardPorts {
 
   owns(id: FlowId): boolean {
     return this.#ports.has(id);
+  }
+
+  /** Every forward the network holds, in the order opened: `--hostfwd` rules and port mappings alike. */
+  list(): ForwardInfo[] {
+    return [...this.#ports].map(([id, p]) => ({ id, rule: p.rule, local: p.local }));
   }
 
   /** The endpoint the rule's socket is bound to; undefined until the host confirmed it. */

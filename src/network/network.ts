@@ -35,10 +35,20 @@
  * a rule's guest is an address, a DHCP lease's host name (the lease bound now, so the forward
  * follows the guest to a new address), or the network's first bound lease.
  *
+ * Link impairment (`--link-delay`, `--link-loss`, …; `config.impairment`): each guest port
+ * then gets two `ImpairedLink`s (`src/impair/impaired-link.ts`), one on the frames it sends
+ * before the switch sees them and one on the frames it receives after the switch, so guest
+ * to gateway and guest to guest traffic are both impaired, in both directions. Their queues'
+ * deadlines join the stack's in `nextDeadline()`, and `advance()` delivers what is due. An
+ * impaired network lends no output buffer (a queued frame must not share one with the next),
+ * and an unimpaired one creates none of this: its ports are plain switch ports.
+ *
  * Layering: `src/network` stands on the stack and the switch; the daemon's registry of
  * networks and the sessions that are its ports stand above it (README, "How it is built").
  */
 import type { DhcpLease } from '../dhcp/server.js';
+import { ImpairedLink } from '../impair/impaired-link.js';
+import type { LinkImpairment } from '../impair/spec.js';
 import type { ForwardRefusals } from '../nat/forward-refusals.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import type { FlowId } from '../net/addr.js';
@@ -46,7 +56,7 @@ import { Stack, type StackDeps } from '../stack/stack.js';
 import type { StackConfig } from '../stack/config.js';
 import { LearningSwitch, type PortId, type SwitchOptions } from '../switch/learning-switch.js';
 import type { Ipv4Addr } from '../util/bytes.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock, Random } from '../util/clock.js';
 
 /** What a network needs: the stack's dependencies without its output, and the switch's limits. */
 export interface NetworkDeps extends Omit<StackDeps, 'emit' | 'allocFrame'> {
@@ -76,11 +86,21 @@ interface Attached {
   port: NetworkPort;
 }
 
+/** An impaired port's two directions. */
+interface ImpairedPort {
+  readonly fromGuest: ImpairedLink;
+  readonly toGuest: ImpairedLink;
+}
+
 export class Network {
   readonly name: string;
   readonly stack: Stack;
   readonly switch: LearningSwitch;
   readonly #clock: Clock;
+  readonly #random: Random;
+  /** `config.impairment`: undefined keeps every port a plain switch port. */
+  readonly #impairment: LinkImpairment | undefined;
+  readonly #impaired = new Set<ImpairedPort>();
   readonly #gatewayPort: PortId;
   readonly #ports = new Map<PortId, Attached>();
   /** The only attached port while there is exactly one (the frame-lending fast path). */
@@ -92,6 +112,8 @@ export class Network {
   constructor(name: string, config: StackConfig, deps: NetworkDeps) {
     this.name = name;
     this.#clock = deps.clock;
+    this.#random = deps.random;
+    this.#impairment = config.impairment;
     this.stack = new Stack(config, {
       ...deps,
       emit: (frame) => {
@@ -121,6 +143,7 @@ export class Network {
 
   /** A new guest port whose frames go to `sink`. */
   attach(sink: PortSink): NetworkPort {
+    if (this.#impairment !== undefined) return this.#attachImpaired(sink, this.#impairment);
     const id = this.switch.addPort((frame) => {
       sink.send(frame);
     });
@@ -151,6 +174,45 @@ export class Network {
     return entry.port;
   }
 
+  /** `attach` on an impaired network: the port's frames cross an ImpairedLink each way; no buffer lending. */
+  #attachImpaired(sink: PortSink, spec: LinkImpairment): NetworkPort {
+    const counters = this.stack.counters;
+    const toGuest = new ImpairedLink(spec, this.#random, counters, (frame) => {
+      sink.send(frame);
+    });
+    const id = this.switch.addPort((frame) => {
+      toGuest.offer(frame, this.#clock.now());
+    });
+    const fromGuest = new ImpairedLink(spec, this.#random, counters, (frame, nowMs) => {
+      this.switch.input(id, frame, nowMs);
+    });
+    const impaired: ImpairedPort = { fromGuest, toGuest };
+    this.#impaired.add(impaired);
+    let detached = false;
+    const entry: Attached = { sink, port: undefined as unknown as NetworkPort };
+    entry.port = {
+      id,
+      receive: (frame) => {
+        if (detached || this.#closed) return;
+        fromGuest.offer(frame, this.#clock.now());
+      },
+      detach: () => {
+        if (detached) return;
+        detached = true;
+        this.#impaired.delete(impaired);
+        fromGuest.clear();
+        toGuest.clear();
+        this.switch.removePort(id);
+        this.#ports.delete(id);
+      },
+      get detached() {
+        return detached;
+      },
+    };
+    this.#ports.set(id, entry);
+    return entry.port;
+  }
+
   /** The stack's frame buffer: the only port's output buffer when it lends one. */
   #lend(length: number, zeroed: boolean): Uint8Array | undefined {
     return this.#only?.sink.allocFrame?.(length, zeroed);
@@ -165,12 +227,38 @@ export class Network {
     this.stack.endBatch();
   }
 
+  /** Runs the stack's timers and, on an impaired network, delivers the frames due on its links. */
   advance(): void {
+    if (this.#impaired.size !== 0) this.#advanceLinks();
     this.stack.advance();
   }
 
+  /** The earliest of the stack's deadline and every impaired link's. */
   nextDeadline(): number | undefined {
-    return this.stack.nextDeadline();
+    const stackAt = this.stack.nextDeadline();
+    if (this.#impaired.size === 0) return stackAt;
+    let at = stackAt;
+    for (const { fromGuest, toGuest } of this.#impaired) {
+      const a = fromGuest.nextDeadline();
+      if (a !== undefined && (at === undefined || a < at)) at = a;
+      const b = toGuest.nextDeadline();
+      if (b !== undefined && (at === undefined || b < at)) at = b;
+    }
+    return at;
+  }
+
+  /** Due frames of every impaired link, as one batch for the stack (TCP flushes once). */
+  #advanceLinks(): void {
+    const nowMs = this.#clock.now();
+    this.stack.beginBatch();
+    try {
+      for (const { fromGuest, toGuest } of [...this.#impaired]) {
+        fromGuest.advance(nowMs);
+        toGuest.advance(nowMs);
+      }
+    } finally {
+      this.stack.endBatch();
+    }
   }
 
   leases(): readonly DhcpLease[] {

@@ -9,6 +9,7 @@
 import type { ClasslessRoute } from '../dhcp/options.js';
 import { DEFAULT_LEASES_PER_PORT, type DhcpServerOptions } from '../dhcp/server.js';
 import { EgressPolicy, parseEgressRule, type EgressRule } from '../nat/egress.js';
+import { resolveLinkImpairment, type LinkImpairment } from '../impair/spec.js';
 import type { NatPolicyOptions } from '../nat/policy.js';
 import { formatIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from '../net/mtu.js';
@@ -26,6 +27,12 @@ export interface StackConfig extends DhcpServerOptions, NatPolicyOptions {
   readonly prefixLen: number;
   /** The MAC the virtual hosts (gateway, DNS) answer with. */
   readonly gatewayMac: Mac;
+  /** Impairment of every guest link of the network (`--link-*`, `src/impair/`); undefined: none. */
+  readonly impairment?: LinkImpairment | undefined;
+  /** `--nat-pmp on`: NAT-PMP and PCP on the gateway's UDP port 5351 (`src/portmap/`). */
+  readonly natPmp?: boolean | undefined;
+  /** The local address host sockets bind to (`--outbound`); undefined: any. */
+  readonly outbound?: Ipv4Addr | undefined;
 }
 
 /** User-facing options, as text, named after QEMU's `-netdev user` keys. */
@@ -50,6 +57,14 @@ export interface NetworkOptions {
   maxSessionLeases?: string | number | undefined;
   /** `--egress-allow` / `--egress-deny` rules in command-line order: the action and the rule's text. */
   egress?: readonly (readonly ['allow' | 'deny', string])[] | undefined;
+  /** `--link-delay MS[:JITTER_MS]`, `--link-loss PCT`, `--link-duplicate PCT`, `--link-reorder PCT`, `--link-rate RATE`. */
+  linkDelay?: string | undefined;
+  linkLoss?: string | undefined;
+  linkDuplicate?: string | undefined;
+  linkReorder?: string | undefined;
+  linkRate?: string | undefined;
+  /** `--nat-pmp on|off`. */
+  natPmp?: string | boolean | undefined;
 }
 
 /** QEMU's pool size, the default. */
@@ -73,6 +88,14 @@ function integer(option: string, v: string | number, min: number, max: number): 
   const n = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(option, `'${v}' must be an integer from ${min} to ${max}`);
   return n;
+}
+
+/** `on` or `off` (a boolean passes as it is). */
+function onOff(option: string, v: string | boolean): boolean {
+  if (typeof v === 'boolean') return v;
+  if (v === 'on') return true;
+  if (v === 'off') return false;
+  throw new ConfigError(option, `'${v}' must be on or off`);
 }
 
 /** A DNS name for options 15/119/12: labels of 1..63 letters, digits, hyphens, underscores. */
@@ -151,6 +174,14 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
         return r;
       }),
     ),
+    impairment: resolveLinkImpairment({
+      'link-delay': o.linkDelay,
+      'link-loss': o.linkLoss,
+      'link-duplicate': o.linkDuplicate,
+      'link-reorder': o.linkReorder,
+      'link-rate': o.linkRate,
+    }),
+    natPmp: onOff('nat-pmp', o.natPmp ?? false),
     gatewayMac: new Uint8Array([...GATEWAY_MAC_PREFIX, (host >>> 24) & 0xff, (host >>> 16) & 0xff, (host >>> 8) & 0xff, host & 0xff]),
   };
 }

@@ -47,6 +47,10 @@
  *   the rule's listening or bound socket through the seam; its clients arrive as host events
  *   (`tcpAccepted`, `udpReceivedFrom`) and become flows towards the rule's guest, resolved
  *   from the lease table when they arrive.
+ * - NAT-PMP and PCP (`config.natPmp`, `src/portmap/server.ts`): UDP to the gateway's port
+ *   5351 goes to the mapping server, whose mappings are forwards opened the same way; their
+ *   host answers (`tcpListening`, `udpBound`, errors) reach it too, and their expiry is one of
+ *   the stack's deadlines. Without the option that port is NAT to the host like any other.
  *
  * What it does not do (yet), deliberately:
  * - ICMP echo to outside hosts is refused with ICMP destination unreachable, code 13
@@ -83,12 +87,14 @@ import { DNS_PORT, DnsForwarder, type DnsStats } from '../dns/forwarder.js';
 import type { DnsStaticRecord } from '../dns/records.js';
 import { ipv4Of, type Endpoint, type FlowId } from '../net/addr.js';
 import type { AcceptId, Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
-import { ForwardPorts, forwardGuest } from '../nat/forward-ports.js';
-import type { ForwardRefusals } from '../nat/forward-refusals.js';
+import { ForwardPorts, forwardGuest, type ForwardInfo } from '../nat/forward-ports.js';
+import { ForwardRefusals } from '../nat/forward-refusals.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import { FlowTable, type FlowInfo, type FlowLimits } from '../nat/flow-table.js';
 import { UdpNat, UNREACHABLE } from '../nat/udp-flow.js';
 import { TcpEngine, type TcpEngineLimits } from '../nat/tcp-flow.js';
+import { PortMapper, type MappingInfo, type PortMappingEvent } from '../portmap/server.js';
+import { PORTMAP_PORT } from '../portmap/wire.js';
 import type { Clock, Random } from '../util/clock.js';
 import { Counters, isDrop } from '../util/drops.js';
 import type { StackConfig } from './config.js';
@@ -115,6 +121,8 @@ export interface StackDeps {
   readonly dnsRecords?: readonly DnsStaticRecord[];
   /** TCP buffer, timer and retry limits (src/tcp/conn.ts DEFAULT_TCP_LIMITS, src/nat/tcp-flow.ts). */
   readonly tcpLimits?: Partial<TcpEngineLimits>;
+  /** With `config.natPmp`: each NAT-PMP/PCP mapping's life (mapped, renewed, deleted, expired, failed), for the shell's log. */
+  readonly onPortMapping?: (e: PortMappingEvent) => void;
 }
 
 /** Traffic totals of one stack. */
@@ -130,6 +138,8 @@ const BROADCAST_IP: Ipv4Addr = 0xffffffff;
 const DHCP_SERVER_PORT = 67;
 const DHCP_CLIENT_PORT = 68;
 const TTL = 64;
+/** 127.0.0.1: where port mappings listen without `--outbound`. */
+const LOOPBACK: Ipv4Addr = 0x7f000001;
 /** How much of an offending datagram an ICMP error quotes: RFC 1812 §4.3.2.3 allows up to 576 bytes in all. */
 const ICMP_ERROR_QUOTE_MAX = 576 - IPV4_HEADER_LEN - 8;
 
@@ -161,6 +171,8 @@ export class Stack implements ToGuest, HostEvents {
   readonly #tcp: TcpEngine | undefined;
   readonly #dns: DnsForwarder | undefined;
   readonly #forwards: ForwardPorts | undefined;
+  /** `config.natPmp`: NAT-PMP and PCP on the gateway's port 5351 (src/portmap/server.ts). */
+  readonly #portmap: PortMapper | undefined;
   readonly #broadcast: Ipv4Addr;
   #ipId: number;
   /** Where the next outgoing frame is carved from (see #frame). */
@@ -201,6 +213,27 @@ export class Stack implements ToGuest, HostEvents {
             udpDeliver: (via, client, data, nowMs) => udp.deliver(via, client, data, nowMs),
             forwardUdp: (client, guest, nowMs, via) => udp.forward(client, guest, nowMs, via),
           });
+    const forwards = this.#forwards;
+    this.#portmap =
+      config.natPmp !== true || forwards === undefined
+        ? undefined
+        : new PortMapper(
+            {
+              externalAddr: config.outbound ?? LOOPBACK,
+              counters: this.counters,
+              openForward: (rule) => forwards.open(rule, new ForwardRefusals(rule, undefined)),
+              closeForward: (id) => {
+                forwards.close(id);
+              },
+              send: (to, payload) => {
+                const out = { srcPort: PORTMAP_PORT, dstPort: to.port, payload };
+                const pseudo = pseudoSum(config.host, to.addr, IP_PROTO.UDP);
+                this.sendIpv4(config.host, to.addr, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at), true);
+              },
+              ...(deps.onPortMapping !== undefined && { onEvent: deps.onPortMapping }),
+            },
+            deps.clock.now(),
+          );
     this.#broadcast = (config.net | ~config.netmask) >>> 0;
     this.#ipId = deps.random.u32() & 0xffff;
   }
@@ -254,12 +287,14 @@ export class Stack implements ToGuest, HostEvents {
       this.#udp?.advance(nowMs);
       this.#tcp?.advance(nowMs);
       this.#dns?.advance(nowMs);
+      this.#portmap?.advance(nowMs);
     });
   }
 
   /** When `advance` next has work, in clock milliseconds; undefined when idle. */
   nextDeadline(): number | undefined {
-    return earliest(earliest(earliest(this.#reassembler.nextDeadline(), this.#udp?.nextDeadline()), this.#dns?.nextDeadline()), this.#tcp?.nextDeadline());
+    const at = earliest(earliest(earliest(this.#reassembler.nextDeadline(), this.#udp?.nextDeadline()), this.#dns?.nextDeadline()), this.#tcp?.nextDeadline());
+    return this.#portmap === undefined ? at : earliest(at, this.#portmap.nextDeadline());
   }
 
   /**
@@ -278,6 +313,7 @@ export class Stack implements ToGuest, HostEvents {
   /** Releases every host resource (the session ends). */
   close(): void {
     this.#guard(() => {
+      this.#portmap?.close();
       this.#forwards?.closeAll();
       this.#dns?.closeAll();
       this.#udp?.closeAll();
@@ -302,8 +338,10 @@ export class Stack implements ToGuest, HostEvents {
   udpError(flow: FlowId, code: string): void {
     this.#guard((nowMs) => {
       if (this.#dns?.owns(flow) === true) this.#dns.upstreamError(flow, code, nowMs);
-      else if (this.#forwards?.owns(flow) === true) this.#forwards.failed(flow);
-      else this.#udp?.hostError(flow, code);
+      else if (this.#forwards?.owns(flow) === true) {
+        this.#forwards.failed(flow);
+        this.#portmap?.failed(flow, nowMs);
+      } else this.#udp?.hostError(flow, code);
     });
   }
 
@@ -332,11 +370,17 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   tcpListening(listener: FlowId, local: Endpoint): void {
-    this.#guard(() => this.#forwards?.opened(listener, local));
+    this.#guard((nowMs) => {
+      this.#forwards?.opened(listener, local);
+      this.#portmap?.opened(listener, local, nowMs);
+    });
   }
 
   tcpListenError(listener: FlowId, _code: string): void {
-    this.#guard(() => this.#forwards?.failed(listener));
+    this.#guard((nowMs) => {
+      this.#forwards?.failed(listener);
+      this.#portmap?.failed(listener, nowMs);
+    });
   }
 
   tcpAccepted(listener: FlowId, conn: AcceptId, client: Endpoint): void {
@@ -348,7 +392,10 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   udpBound(socket: FlowId, local: Endpoint): void {
-    this.#guard(() => this.#forwards?.opened(socket, local));
+    this.#guard((nowMs) => {
+      this.#forwards?.opened(socket, local);
+      this.#portmap?.opened(socket, local, nowMs);
+    });
   }
 
   udpReceivedFrom(socket: FlowId, from: Endpoint, data: Uint8Array): void {
@@ -373,6 +420,23 @@ export class Stack implements ToGuest, HostEvents {
   /** Releases a forward's socket (Host.close); its flows live on until they end. */
   closeForward(id: FlowId): void {
     this.#guard(() => this.#forwards?.close(id));
+  }
+
+  /**
+   * Every forward of the network, `--hostfwd` rules and NAT-PMP/PCP mappings together; a
+   * mapping's entry carries its origin and expiry.
+   */
+  forwards(): (ForwardInfo & { mapping?: { readonly origin: 'natpmp' | 'pcp'; readonly expiresAtMs: number } })[] {
+    const mappings = new Map((this.#portmap?.list() ?? []).map((m) => [m.id, m]));
+    return (this.#forwards?.list() ?? []).map((f) => {
+      const m = mappings.get(f.id);
+      return m === undefined ? f : { ...f, mapping: { origin: m.origin, expiresAtMs: m.expiresAtMs } };
+    });
+  }
+
+  /** The port mappings guests made with NAT-PMP or PCP (each also a forward); empty without `--nat-pmp on`. */
+  portMappings(): MappingInfo[] {
+    return this.#portmap?.list() ?? [];
   }
 
   /** The endpoint a forward's socket is bound to, once the host confirmed it. */
@@ -576,6 +640,8 @@ export class Stack implements ToGuest, HostEvents {
     }
     if (broadcast) return this.counters.count('udp.broadcast-ignored');
     if (p.dst === this.config.dns && u.dstPort === DNS_PORT && this.#dns !== undefined) return this.#dns.query(p, u, nowMs);
+    if (u.dstPort === PORTMAP_PORT && p.dst === this.config.host && this.#portmap !== undefined)
+      return this.#portmap.request({ addr: p.src, port: u.srcPort }, u.payload, nowMs);
     // The gateway address stands for the host: everything but DHCP goes through NAT to its loopback.
     if (p.dst === this.config.host && this.#udp !== undefined) {
       if (!this.#udp.input(p, u, nowMs)) this.#icmpError(p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);
