@@ -184,7 +184,9 @@ export class Network {
       toGuest.offer(frame, this.#clock.now());
     });
     const fromGuest = new ImpairedLink(spec, this.#random, counters, (frame, nowMs) => {
+      this.#ingress = id; // as on a plain port: the stack learns the port (DHCP leases per port)
       this.switch.input(id, frame, nowMs);
+      this.#ingress = undefined;
     });
     const impaired: ImpairedPort = { fromGuest, toGuest };
     this.#impaired.add(impaired);
