@@ -62,10 +62,11 @@ export class NodeTcp {
   }
 
   /** Host.tcpConnect. */
-  connect(flow: FlowId, to: Endpoint): void {
+  connect(flow: FlowId, to: Endpoint, local?: Endpoint): void {
     const buffer = this.#readBuffer;
     const socket = net.connect({
       host: formatIpAddr(to.addr), port: to.port, allowHalfOpen: true, noDelay: true,
+      ...(local !== undefined && { localAddress: formatIpAddr(local.addr), localPort: local.port }),
       ...(this.#keepAliveMs > 0 && { keepAlive: true, keepAliveInitialDelay: this.#keepAliveMs }),
       onread: {
         buffer,

@@ -143,7 +143,9 @@ export class TcpEngine {
     c.acceptSyn(t, nowMs);
     this.#touched.add(c);
     this.stats.count('tcp.flow-opened');
-    this.#host.tcpConnect(c.id, route.to);
+    const outbound = this.#toGuest.config.outbound;
+    if (outbound === undefined) this.#host.tcpConnect(c.id, route.to);
+    else this.#host.tcpConnect(c.id, route.to, { addr: outbound, port: 0 });
   }
 
   /**

@@ -8,6 +8,7 @@
  */
 import type { ClasslessRoute } from '../dhcp/options.js';
 import type { DhcpServerOptions } from '../dhcp/server.js';
+import { resolveNatBehaviour, type NatBehaviour, type NatOptions } from '../nat/behaviour.js';
 import type { NatPolicyOptions } from '../nat/policy.js';
 import { formatIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from '../net/mtu.js';
@@ -25,10 +26,14 @@ export interface StackConfig extends DhcpServerOptions, NatPolicyOptions {
   readonly prefixLen: number;
   /** The MAC the virtual hosts (gateway, DNS) answer with. */
   readonly gatewayMac: Mac;
+  /** The NAT's behaviour (RFC 4787 mapping, filtering, hairpin, port preservation, timeout). */
+  readonly nat: NatBehaviour;
+  /** The local address host sockets bind to (`--outbound`); undefined: any. */
+  readonly outbound?: Ipv4Addr | undefined;
 }
 
-/** User-facing options, as text, named after QEMU's `-netdev user` keys. */
-export interface NetworkOptions {
+/** User-facing options, as text, named after QEMU's `-netdev user` keys (the NAT's by their long option names). */
+export interface NetworkOptions extends NatOptions {
   net?: string | undefined;
   host?: string | undefined;
   dns?: string | undefined;
@@ -45,6 +50,8 @@ export interface NetworkOptions {
   route?: readonly string[] | undefined;
   restrict?: boolean | undefined;
   disableHostLoopback?: boolean | undefined;
+  /** `--outbound ADDR`: an IPv4 address of this host. */
+  outbound?: string | undefined;
 }
 
 /** QEMU's pool size, the default. */
@@ -138,6 +145,8 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     routes: (o.route ?? []).map((r) => route(r, net, netmask)),
     restrict: o.restrict ?? false,
     disableHostLoopback: o.disableHostLoopback ?? false,
+    nat: resolveNatBehaviour(o),
+    outbound: o.outbound === undefined ? undefined : addr('outbound', o.outbound),
     gatewayMac: new Uint8Array([...GATEWAY_MAC_PREFIX, (host >>> 24) & 0xff, (host >>> 16) & 0xff, (host >>> 8) & 0xff, host & 0xff]),
   };
 }
