@@ -67,6 +67,8 @@ export interface StartDaemonOptions {
   readonly startTimeoutMs?: number;
   /** Extra environment variables. */
   readonly env?: Readonly<Record<string, string>>;
+  /** A network namespace (`ip netns`) to run the daemon in; its host sockets then live there. */
+  readonly netns?: string;
 }
 
 /** Why the daemon cannot be run here, or undefined when it can. */
@@ -125,7 +127,10 @@ export async function startDaemon(args: readonly string[], options: StartDaemonO
   // Tests never reach the machine's own resolver: without an upstream of their own, DNS goes
   // to a closed loopback port (queries get SERVFAIL at once).
   const dns = args.includes('--dns-upstream') || args.includes('--resolv-conf') ? [] : ['--dns-upstream', NO_DNS_UPSTREAM];
-  const child: ChildProcess = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...(process.env['DAEMON_NODE_ARGS'] ?? '').split(' ').filter(Boolean), '--enable-source-maps', DAEMON_ENTRY, 'serve', ...dns, ...args], {
+  const nodeArgs = [...DAEMON_NODE_FLAGS, ...(process.env['DAEMON_NODE_ARGS'] ?? '').split(' ').filter(Boolean), '--enable-source-maps', DAEMON_ENTRY, 'serve', ...dns, ...args];
+  // `ip netns exec` execs the command: the child's pid stays the daemon's.
+  const [cmd, cmdArgs] = options.netns === undefined ? [process.execPath, nodeArgs] : ['ip', ['netns', 'exec', options.netns, process.execPath, ...nodeArgs]];
+  const child: ChildProcess = spawn(cmd, cmdArgs, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

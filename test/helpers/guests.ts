@@ -274,17 +274,23 @@ export class NetnsGuest {
     this.bridge = bridge;
   }
 
-  /** Creates the namespace, the TAP and its bridge; the TAP is up in the namespace, no address. */
-  static async create(link: Bridge): Promise<NetnsGuest> {
+  /**
+   * Creates the namespace, the TAP and its bridge; the TAP is up in the namespace, no address.
+   * `within`: the namespace the daemon runs in (dgram links only): the bridge runs there.
+   */
+  static async create(link: Bridge, within?: string): Promise<NetnsGuest> {
     const ns = uniqueName('tslns');
     const tap = uniqueName('tsltap');
     must('ip', ['netns', 'add', ns]);
     let bridge: Proc | undefined;
+    const inside = within === undefined ? [] : ['ip', 'netns', 'exec', within];
+    const exists = (): boolean => (within === undefined ? linkExists(tap) : spawnSync('ip', ['-n', within, 'link', 'show', 'dev', tap], { stdio: 'ignore' }).status === 0);
     try {
       if (link.kind === 'dgram') {
-        const local = await freeUdpPort();
+        // Outside the host namespace the port is chosen by the namespace (freeUdpPort is the host's).
+        const local = within === undefined ? await freeUdpPort() : 0;
         // -b 65536: socat's default 8 KiB buffer would cut frames of larger MTUs.
-        bridge = new Proc(`socat ${tap}`, 'socat', [
+        bridge = new Proc(`socat ${tap}`, inside[0] ?? 'socat', [...inside.slice(1), ...(within === undefined ? [] : ['socat']),
           '-b', '65536',
           `TUN,tun-type=tap,iff-no-pi,tun-name=${tap}`,
           `UDP-DATAGRAM:${link.host}:${link.port},bind=127.0.0.1:${local}`,
@@ -305,12 +311,12 @@ export class NetnsGuest {
       }
       const b = bridge;
       // The TAP appears once the bridge opened it; both bridges create it themselves.
-      if (!(await until(() => b.exit !== undefined || linkExists(tap), 10_000)) || b.exit !== undefined) {
+      if (!(await until(() => b.exit !== undefined || exists(), 10_000)) || b.exit !== undefined) {
         throw new Error(`the bridge did not create ${tap}:\n${b.tail()}`);
       }
       if (link.kind !== 'dgram') await sleep(300); // QEMU connects its stream netdev right after the TAP
       if (b.exit !== undefined) throw new Error(`the bridge exited:\n${b.tail()}`);
-      must('ip', ['link', 'set', 'dev', tap, 'netns', ns]);
+      must('ip', [...(within === undefined ? [] : ['-n', within]), 'link', 'set', 'dev', tap, 'netns', ns]);
       const g = new NetnsGuest(ns, tap, b);
       await g.sh('ip link set lo up && ip link set dev "$1" up', [tap]);
       return g;
