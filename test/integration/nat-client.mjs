@@ -10,7 +10,8 @@
 //                              registers at the rendezvous ADDR:PORT from one socket, then sends
 //                              "PUNCH NAME" to the peer's public endpoint every 50 ms; a datagram
 //                              from the peer (from whatever endpoint) makes that endpoint the
-//                              target; reports {direct: received from the peer and heard back}
+//                              target, and a PUNCH is answered "ACK NAME"; reports {direct: the
+//                              peer's datagrams reached us and it acknowledged ours}
 /* global process, console, setTimeout, setInterval, clearInterval, Buffer */
 import dgram from 'node:dgram';
 
@@ -69,7 +70,7 @@ if (mode === 'probe') {
     heard++;
     if (text.startsWith('ACK')) acked = true;
     target = { address: from.address, port: from.port };
-    s.send(`ACK ${name}`, from.port, from.address);
+    if (text.startsWith('PUNCH')) s.send(`ACK ${name}`, from.port, from.address);
   });
   s.bind(0, () => {
     const end = Date.now() + Number(ms);

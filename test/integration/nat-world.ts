@@ -77,3 +77,61 @@ export async function startStun(world: World): Promise<Proc> {
 
 /** The last JSON line of a program's output. */
 export const lastJson = (text: string): Record<string, unknown> => JSON.parse(text.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>;
+
+/** A NAT in RFC 4787's terms, as the hole-punching model sees it. */
+export interface ModelNat {
+  readonly mapping: 'eim' | 'adm' | 'apdm';
+  readonly filtering: 'eif' | 'adf' | 'apdf';
+}
+
+/**
+ * What RFC 4787 predicts for UDP hole punching between one guest endpoint behind `a` and one
+ * behind `b` (each NAT with its own public address, the rendezvous at a third), running the
+ * algorithm of nat-client.mjs's `punch`: each side learns the other's public endpoint from the
+ * rendezvous, sends PUNCH to its target repeatedly, answers a PUNCH with ACK, and takes the
+ * sender of anything from the peer as its new target. Mappings (§4.1) and filters (§5) are
+ * simulated in rounds; their state only grows, so the order of sends within a round does not
+ * change the outcome. Direct: both sides heard the peer and were acknowledged.
+ */
+export function predictHolePunch(a: ModelNat, b: ModelNat): boolean {
+  interface Mapping { readonly port: number; readonly peers: Set<string> }
+  interface Side { readonly nat: ModelNat; readonly addr: string; readonly maps: Map<string, Mapping>; next: number; target: string; heard: number; acked: boolean }
+  const addrOf = (e: string): string => e.split(':')[0]!;
+  const send = (s: Side, to: string): string => {
+    const key = s.nat.mapping === 'eim' ? '' : s.nat.mapping === 'adm' ? addrOf(to) : to;
+    let m = s.maps.get(key);
+    if (m === undefined) s.maps.set(key, (m = { port: s.next++, peers: new Set() }));
+    m.peers.add(to);
+    return `${s.addr}:${m.port}`;
+  };
+  const accepts = (s: Side, at: string, from: string): boolean => {
+    const port = Number(at.split(':')[1]);
+    const m = [...s.maps.values()].find((x) => x.port === port);
+    if (m === undefined) return false;
+    if (s.nat.filtering === 'eif') return true;
+    if (s.nat.filtering === 'adf') return [...m.peers].some((p) => addrOf(p) === addrOf(from));
+    return m.peers.has(from);
+  };
+  const side = (nat: ModelNat, addr: string): Side => ({ nat, addr, maps: new Map(), next: 1000, target: '', heard: 0, acked: false });
+  const A = side(a, 'A');
+  const B = side(b, 'B');
+  const rendezvous = 'R:1';
+  const aPublic = send(A, rendezvous);
+  const bPublic = send(B, rendezvous);
+  A.target = bPublic;
+  B.target = aPublic;
+  for (let round = 0; round < 8; round++) {
+    const punches = [[A, B, send(A, A.target), A.target], [B, A, send(B, B.target), B.target]] as const;
+    for (const [from, to, src, dst] of punches) {
+      if (!accepts(to, dst, src)) continue;
+      to.heard++;
+      to.target = src;
+      const ackSrc = send(to, src);
+      if (!accepts(from, src, ackSrc)) continue;
+      from.heard++;
+      from.acked = true;
+      from.target = ackSrc;
+    }
+  }
+  return A.heard > 0 && A.acked && B.heard > 0 && B.acked;
+}
