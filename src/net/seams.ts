@@ -149,7 +149,8 @@ export interface HostEvents {
   udpReceived(flow: FlowId, data: Uint8Array): void;
   /** A UDP socket (connected or bound) failed: an ICMP error from the peer, a bind or send error. */
   udpError(flow: FlowId, code: string): void;
-  tcpConnected(flow: FlowId): void;
+  /** The connection of tcpConnect is up; `local`: its local endpoint (the NAT's public side), when the host knows it. */
+  tcpConnected(flow: FlowId, local?: Endpoint): void;
   /**
    * Bytes read from the host socket. They are valid only during the call (the host reads every
    * socket into one reused buffer): the stack copies what it keeps.

@@ -174,7 +174,7 @@ export class Stack implements ToGuest, HostEvents {
     this.#dhcp = new DhcpServer(config, this.counters);
     this.#flows = new FlowTable(deps.flowLimits);
     this.#udp = deps.host === undefined ? undefined : new UdpNat(this.#flows, deps.host, this, config.nat);
-    this.#tcp = deps.host === undefined ? undefined : new TcpEngine(this.#flows, deps.host, this, deps.random, deps.tcpLimits);
+    this.#tcp = deps.host === undefined ? undefined : new TcpEngine(this.#flows, deps.host, this, deps.random, deps.tcpLimits, config.nat);
     this.#dns =
       deps.host === undefined
         ? undefined
@@ -304,8 +304,8 @@ export class Stack implements ToGuest, HostEvents {
     });
   }
 
-  tcpConnected(flow: FlowId): void {
-    this.#guard((nowMs) => this.#tcp?.onHostConnected(flow, nowMs));
+  tcpConnected(flow: FlowId, local?: Endpoint): void {
+    this.#guard((nowMs) => this.#tcp?.onHostConnected(flow, nowMs, local));
   }
 
   tcpData(flow: FlowId, data: Uint8Array): void {
