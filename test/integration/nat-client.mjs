@@ -12,8 +12,13 @@
 //                              from the peer (from whatever endpoint) makes that endpoint the
 //                              target, and a PUNCH is answered "ACK NAME"; reports {direct: the
 //                              peer's datagrams reached us and it acknowledged ours}
+//   tcpwho ADDR PORT... SECS   TCP servers that tell each client its endpoint ("ADDR:PORT\n")
+//   tcpfrom LOCALPORT ADDR PORT...
+//                              connects to each server in turn from LOCALPORT, keeping the earlier
+//                              connections open, and reports {seen: what each server saw}
 /* global process, console, setTimeout, setInterval, clearInterval, Buffer */
 import dgram from 'node:dgram';
+import net from 'node:net';
 
 const [mode, ...args] = process.argv.slice(2);
 const done = (o) => {
@@ -84,6 +89,31 @@ if (mode === 'probe') {
       }
     }, 50);
   });
+} else if (mode === 'tcpwho') {
+  const addr = args[0];
+  const secs = Number(args.at(-1));
+  for (const port of args.slice(1, -1))
+    net.createServer((c) => { c.on('error', () => undefined); c.write(`${c.remoteAddress}:${c.remotePort}\n`); }).listen(Number(port), addr);
+  console.log('READY');
+  setTimeout(() => done({}), secs * 1000);
+} else if (mode === 'tcpfrom') {
+  const [localPort, addr, ...ports] = args;
+  const seen = [];
+  const sockets = [];
+  for (const port of ports) {
+    seen.push(
+      await new Promise((resolve) => {
+        const c = net.connect({ host: addr, port: Number(port), localPort: Number(localPort) });
+        sockets.push(c);
+        c.setEncoding('utf8');
+        let text = '';
+        c.on('data', (d) => { text += d; if (text.includes('\n')) resolve(text.trim()); });
+        c.on('error', (e) => resolve(`error ${e.code}`));
+      }),
+    );
+  }
+  for (const c of sockets) c.destroy();
+  done({ seen });
 } else {
   console.error(`unknown mode ${mode}`);
   process.exit(2);

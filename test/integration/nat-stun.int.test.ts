@@ -7,6 +7,7 @@
  * default reports what the same tool reports behind libslirp (slirp4netns, on the same
  * internet); a closed remote port gives ICMP port unreachable exactly in the symmetric mode.
  */
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NAT_FILTERINGS, NAT_MAPPINGS } from '../../src/nat/behaviour.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
@@ -53,10 +54,13 @@ describe.skipIf(!enabled)('NAT behaviours seen by STUN (RFC 5780, coturn)', () =
   const guests = new Map<string, NetnsGuest>();
   let slirpNs: string | undefined;
   let slirp: Proc | undefined;
+  let tcpwho: Proc | undefined;
 
   beforeAll(async () => {
     world = World.create();
     stun = await startStun(world);
+    tcpwho = world.spawn('tcpwho', [process.execPath, NAT_CLIENT, 'tcpwho', WORLD.rendezvous, '7001', '7002', '600']);
+    await tcpwho.waitFor(/READY/, 10_000);
     const all = [...PAIRS, ...EXTRA];
     d = await startDaemon(
       [
@@ -85,6 +89,7 @@ describe.skipIf(!enabled)('NAT behaviours seen by STUN (RFC 5780, coturn)', () =
     for (const g of guests.values()) await g.destroy();
     await d?.stop();
     await stun?.stop();
+    await tcpwho?.stop();
     world.destroy();
   });
 
@@ -115,7 +120,9 @@ describe.skipIf(!enabled)('NAT behaviours seen by STUN (RFC 5780, coturn)', () =
     must('ip', ['netns', 'add', slirpNs]);
     slirp = world.spawn('slirp4netns', ['slirp4netns', '--configure', '--mtu=1500', `--outbound-addr=${WORLD.publicA}`, '--netns-type=path', `/run/netns/${slirpNs}`, 'tap0']);
     const ns = slirpNs;
-    expect(await until(() => must('ip', ['-n', ns, '-4', 'addr', 'show', 'dev', 'tap0'], 5_000).includes('10.0.2.100'), 10_000), slirp.tail()).toBe(true);
+    // slirp4netns creates and configures tap0 a moment after it starts.
+    const configured = (): boolean => spawnSync('ip', ['-n', ns, '-4', 'addr', 'show', 'dev', 'tap0'], { encoding: 'utf8' }).stdout.includes('10.0.2.100');
+    expect(await until(configured, 10_000), slirp.tail()).toBe(true);
     const r = await run('ip', ['netns', 'exec', ns, 'turnutils_natdiscovery', '-m', '-f', '-H', WORLD.stun1], RUN_MS);
     const theirs = r.stdout + r.stderr;
     expect(verdict(theirs), theirs).toEqual(verdict(ours));
@@ -146,5 +153,19 @@ describe.skipIf(!enabled)('NAT behaviours seen by STUN (RFC 5780, coturn)', () =
       }),
     );
     for (const r of results) expect(r, JSON.stringify(r)).toMatchObject({ replies: 0, error: r.name === 'apdm-apdf' ? 'ECONNREFUSED' : null });
+  }, RUN_MS);
+
+  // RFC 5382 REQ-1/REQ-3 with a real guest stack: two connections from one guest port.
+  it('TCP: eim shares one public port between a guest endpoint\'s connections, apdm does not, port preservation keeps the guest\'s port', async () => {
+    const seen = async (network: string): Promise<string[]> => {
+      const r = await guest(network).exec([process.execPath, NAT_CLIENT, 'tcpfrom', '40700', WORLD.rendezvous, '7001', '7002'], RUN_MS);
+      return lastJson(r.stdout)['seen'] as string[];
+    };
+    const [eim, apdm, kept] = await Promise.all([seen('default'), seen('apdm-apdf'), seen('preserve')]);
+    expect(eim[0]).toMatch(new RegExp(`^${WORLD.publicA}:\\d+$`));
+    expect(eim[1]).toBe(eim[0]);
+    expect(apdm[0]).toMatch(new RegExp(`^${WORLD.publicA}:\\d+$`));
+    expect(apdm[1]).not.toBe(apdm[0]);
+    expect(kept).toEqual([`${WORLD.publicA}:40700`, `${WORLD.publicA}:40700`]);
   }, RUN_MS);
 });
