@@ -65,14 +65,19 @@ export async function startStun(world: World): Promise<Proc> {
     '-L', WORLD.stun1, '-L', WORLD.stun2, '-p', '3478', '--alt-listening-port', '3479',
     '--log-file', 'stdout', '--simple-log',
   ]);
-  await p.waitFor(/Total General servers/, 10_000);
-  // Then ask it until it answers (its listener threads start after that line), bounded.
-  for (let i = 0; i < 50; i++) {
-    const r = await world.exec(['turnutils_natdiscovery', '-m', WORLD.stun1], 5_000);
-    if (r.stdout.includes(' Mapping!')) return p;
-    await new Promise((res) => setTimeout(res, 100));
+  try {
+    await p.waitFor(/Total General servers/, 10_000);
+    // Then ask it until it answers (its listener threads start after that line), bounded.
+    for (let i = 0; i < 50; i++) {
+      const r = await world.exec(['turnutils_natdiscovery', '-m', WORLD.stun1], 5_000);
+      if (r.stdout.includes(' Mapping!')) return p;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error(`turnserver does not answer:\n${p.tail()}`);
+  } catch (e) {
+    await p.stop();
+    throw e;
   }
-  throw new Error(`turnserver does not answer:\n${p.tail()}`);
 }
 
 /** The last JSON line of a program's output. */
