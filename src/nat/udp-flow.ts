@@ -32,7 +32,8 @@
  *   most `MAX_PENDING`, 'nat.udp-pending-full').
  * The socket binds to `--outbound` (else any address) and, with port preservation, to the
  * guest's source port first; when that port is taken (EADDRINUSE, EACCES) it binds again to
- * any port ('nat.udp-port-not-preserved').
+ * any port ('nat.udp-port-not-preserved'); a bind that fails otherwise closes the mapping
+ * ('nat.udp-bind-failed'), so the guest's next datagram tries afresh.
  *
  * Hairpinning (REQ-9): the host's kernel delivers a datagram sent from one of our sockets to
  * the public endpoint of another (same machine), from the sender's public endpoint, and the
@@ -438,6 +439,13 @@ export class UdpNat {
       flow.askedPort = 0;
       this.#host.close(id);
       this.#bind(flow);
+      return;
+    }
+    if (flow.socket === 'bound' && flow.public === undefined) {
+      // The bind failed (--outbound not an address of this host, no port free, …): the mapping
+      // goes with its waiting datagrams, so the guest's next datagram tries afresh.
+      this.#guest.counters.count('nat.udp-bind-failed');
+      this.#close(id);
       return;
     }
     if (flow.socket !== 'connected') return;

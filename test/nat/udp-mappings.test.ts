@@ -187,3 +187,15 @@ describe('UDP mappings', () => {
     expect(t.host.callsOf('udpSendTo')).toEqual([[99, ep('198.51.100.7', 6000), new Uint8Array([1, 2, 3])]]);
   });
 });
+
+describe('UDP mapping sockets that cannot bind', () => {
+  it('a failed bind closes the mapping and its waiting datagrams; the next datagram tries again', () => {
+    const t = harness({ outbound: '192.0.2.200' });
+    t.guestSends('192.0.2.1', 1000);
+    t.stack.udpError(1, 'EADDRNOTAVAIL');
+    expect(t.stack.counters.get('nat.udp-bind-failed')).toBe(1);
+    expect(t.stack.natMappings()).toEqual([]);
+    t.guestSends('192.0.2.1', 1000);
+    expect(t.host.callsOf('udpBind')).toEqual([[1, ep('192.0.2.200', 0)], [2, ep('192.0.2.200', 0)]]);
+  });
+});
