@@ -15,6 +15,8 @@ export { NodeHost } from './host/node-host.js';
 export type { NodeTcpOptions } from './host/node-tcp.js';
 export type { DhcpLease } from './dhcp/server.js';
 export { DEFAULT_FLOW_LIMITS, resolveFlowLimits, type FlowInfo, type FlowLimitOptions, type FlowLimits } from './nat/flow-table.js';
+export { DEFAULT_NAT, NAT_TYPES, resolveNatBehaviour, type NatBehaviour, type NatFiltering, type NatMapping, type NatOptions, type NatRefresh, type NatType } from './nat/behaviour.js';
+export type { UdpMappingInfo, UdpSocketKind } from './nat/udp-flow.js';
 export { formatIpv4Addr, formatMac, parseIpv4Addr, type Ipv4Addr, type Mac } from './util/bytes.js';
 export { resolveStackConfig, type StackConfig, type NetworkOptions, type StaticRoute } from './stack/config.js';
 export { ConfigError } from './util/config-error.js';

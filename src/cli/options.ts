@@ -120,6 +120,14 @@ const OPTIONS = {
   'link-duplicate': { type: 'string' },
   'link-reorder': { type: 'string' },
   'link-rate': { type: 'string' },
+  nat: { type: 'string' },
+  'nat-mapping': { type: 'string' },
+  'nat-filtering': { type: 'string' },
+  'nat-hairpin': { type: 'string' },
+  'nat-port-preservation': { type: 'string' },
+  'nat-udp-timeout': { type: 'string' },
+  'nat-refresh': { type: 'string' },
+  outbound: { type: 'string' },
   'dns-upstream': { type: 'string', multiple: true },
   'resolv-conf': { type: 'string' },
   'dns-record': { type: 'string', multiple: true },
@@ -145,6 +153,7 @@ export const NETWORK_KEYS = [
   'tftp-server-name', 'bootfile', 'lease-time', 'hostfwd', 'restrict', 'disable-host-loopback', 'dns-record',
   'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows',
   'nat-pmp', 'link-delay', 'link-loss', 'link-duplicate', 'link-reorder', 'link-rate',
+  'nat', 'nat-mapping', 'nat-filtering', 'nat-hairpin', 'nat-port-preservation', 'nat-udp-timeout', 'nat-refresh', 'outbound',
 ] as const;
 export type NetworkKey = (typeof NETWORK_KEYS)[number];
 /** Keys that take several values (repeatable options); the rest take one. */
@@ -255,6 +264,25 @@ NAT (guest flows become host sockets):
   --max-udp-flows N          UDP flows one guest may hold (1024); the idlest is evicted
   --max-network-tcp-flows N  TCP connections of all a network's guests (16384)
   --max-network-udp-flows N  UDP flows of all a network's guests (4096)
+  --nat TYPE                 full-cone, restricted-cone, port-restricted-cone or
+                             symmetric: sets --nat-mapping and --nat-filtering (which,
+                             given too, replace their half)
+  --nat-mapping MODE         which guest datagrams share a host socket (RFC 4787): eim
+                             all of one guest endpoint's, adm those to one address, apdm
+                             those to one address and port (eim, as libslirp)
+  --nat-filtering MODE       who may send in through it: eif anyone, adf addresses the
+                             guest endpoint sent to, apdf endpoints it sent to (eif, as
+                             libslirp). apdm with apdf uses connected sockets: only then
+                             does a closed remote port give the guest ICMP port unreachable
+  --nat-hairpin on|off       guests reach public endpoints of their own network (on)
+  --nat-port-preservation on|off
+                             bind the guest's source port on the host first (off)
+  --nat-udp-timeout SECONDS  an idle UDP mapping expires, 1 to 86400 (120, RFC 4787's
+                             minimum)
+  --nat-refresh outbound|both
+                             traffic that keeps a UDP mapping alive (both)
+  --outbound ADDR            local IPv4 address the network's UDP and TCP host sockets
+                             bind to (any); DNS upstream queries and forwards keep theirs
   --nat-pmp on|off           NAT-PMP (RFC 6886) and PCP (RFC 6887 MAP, ANNOUNCE) on the
                              gateway's UDP port 5351 (off): guest programs open inbound
                              mappings themselves, each a forward on 127.0.0.1 (the
@@ -573,6 +601,14 @@ function resolveNetwork(values: NetworkValues, name: string | undefined, egress:
       linkReorder: text(values['link-reorder']),
       linkRate: text(values['link-rate']),
       natPmp: text(values['nat-pmp']),
+      nat: text(values.nat),
+      'nat-mapping': text(values['nat-mapping']),
+      'nat-filtering': text(values['nat-filtering']),
+      'nat-hairpin': text(values['nat-hairpin']),
+      'nat-port-preservation': text(values['nat-port-preservation']),
+      'nat-udp-timeout': text(values['nat-udp-timeout']),
+      'nat-refresh': text(values['nat-refresh']),
+      outbound: text(values.outbound),
     });
     const flowLimits = resolveFlowLimits({
       'max-tcp-flows': text(values['max-tcp-flows']),

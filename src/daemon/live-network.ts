@@ -67,7 +67,7 @@ export class LiveNetwork implements SessionNetwork {
     const events: HostEvents = {
       udpReceived: (flow, data) => { if (!this.#closed) { this.network.stack.udpReceived(flow, data); this.poke(); } },
       udpError: (flow, code) => { if (!this.#closed) { this.network.stack.udpError(flow, code); this.poke(); } },
-      tcpConnected: (flow) => { if (!this.#closed) { this.network.stack.tcpConnected(flow); this.poke(); } },
+      tcpConnected: (flow, local) => { if (!this.#closed) { this.network.stack.tcpConnected(flow, local); this.poke(); } },
       tcpData: (flow, data) => { if (!this.#closed) { this.network.stack.tcpData(flow, data); this.poke(); } },
       tcpEnd: (flow) => { if (!this.#closed) { this.network.stack.tcpEnd(flow); this.poke(); } },
       tcpDrained: (flow) => { if (!this.#closed) { this.network.stack.tcpDrained(flow); this.poke(); } },

@@ -53,16 +53,16 @@ export class NodeHost implements Host {
     this.#pool = pool;
   }
 
-  udpOpen(flow: FlowId, to: Endpoint): void {
-    this.udp.open(flow, to);
+  udpOpen(flow: FlowId, to: Endpoint, local?: Endpoint): void {
+    this.udp.open(flow, to, local);
   }
 
   udpSend(flow: FlowId, data: Uint8Array): void {
     if (!this.udp.send(flow, data)) this.udpDropped++;
   }
 
-  tcpConnect(flow: FlowId, to: Endpoint): void {
-    this.tcp.connect(flow, to);
+  tcpConnect(flow: FlowId, to: Endpoint, local?: Endpoint): void {
+    this.tcp.connect(flow, to, local);
   }
 
   tcpWrite(flow: FlowId, data: Uint8Array): number {

@@ -29,6 +29,7 @@
 import net from 'node:net';
 import { formatIpAddr } from '../net/addr.js';
 import type { Endpoint, FlowId } from '../net/addr.js';
+import { endpointOf } from './node-listeners.js';
 import type { HostEvents } from '../net/seams.js';
 
 export type NodeTcpEvents = Pick<HostEvents, 'tcpConnected' | 'tcpData' | 'tcpEnd' | 'tcpDrained' | 'tcpError' | 'tcpClosed'>;
@@ -62,10 +63,11 @@ export class NodeTcp {
   }
 
   /** Host.tcpConnect. */
-  connect(flow: FlowId, to: Endpoint): void {
+  connect(flow: FlowId, to: Endpoint, local?: Endpoint): void {
     const buffer = this.#readBuffer;
     const socket = net.connect({
       host: formatIpAddr(to.addr), port: to.port, allowHalfOpen: true, noDelay: true,
+      ...(local !== undefined && { localAddress: formatIpAddr(local.addr), localPort: local.port }),
       ...(this.#keepAliveMs > 0 && { keepAlive: true, keepAliveInitialDelay: this.#keepAliveMs }),
       onread: {
         buffer,
@@ -77,7 +79,9 @@ export class NodeTcp {
     });
     this.#attach(flow, socket);
     socket.once('connect', () => {
-      if (this.#sockets.get(flow) === socket) this.#events.tcpConnected(flow);
+      if (this.#sockets.get(flow) !== socket) return;
+      const local = socket.localAddress === undefined || socket.localPort === undefined ? undefined : endpointOf(socket.localAddress, socket.localPort);
+      this.#events.tcpConnected(flow, local);
     });
   }
 

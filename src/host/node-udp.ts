@@ -1,8 +1,8 @@
 /**
  * The UDP half of the Node host: the connected socket of each guest flow (Host.udpOpen).
  *
- * A guest-opened flow gets its own `node:dgram` socket, *connected* to the flow's host
- * endpoint, so the kernel delivers only that peer's replies and reports ICMP errors (port
+ * A guest-opened flow gets its own `node:dgram` socket, bound first to the local endpoint the
+ * stack asks for (`--outbound`, a preserved port) and *connected* to the flow's host endpoint, so the kernel delivers only that peer's replies and reports ICMP errors (port
  * unreachable → ECONNREFUSED on the next receive) as socket errors. `connect()` is
  * asynchronous in Node: datagrams sent before it completes wait in a small per-flow queue (at
  * most `MAX_QUEUED_BEFORE_CONNECT`; further ones are dropped, as `send` returns).
@@ -40,7 +40,8 @@ export class NodeUdp {
     return this.#sockets.has(flow);
   }
 
-  open(flow: FlowId, to: Endpoint): void {
+  /** Host.udpOpen: a socket connected to `to`, bound to `local` first when given. */
+  open(flow: FlowId, to: Endpoint, local?: Endpoint): void {
     // The socket's family follows the destination's: the seam is address-family neutral.
     const socket = dgram.createSocket({ type: isIpv4(to.addr) ? 'udp4' : 'udp6' });
     const entry: UdpSocket = { socket, queue: [] };
@@ -51,11 +52,16 @@ export class NodeUdp {
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (this.#sockets.get(flow) === entry) this.#events.udpError(flow, err.code ?? 'EIO');
     });
-    socket.connect(to.port, formatIpAddr(to.addr), () => {
-      const queued = entry.queue ?? [];
-      entry.queue = undefined;
-      for (const data of queued) this.#sendNow(flow, entry, data);
-    });
+    const connect = (): void => {
+      socket.connect(to.port, formatIpAddr(to.addr), () => {
+        const queued = entry.queue ?? [];
+        entry.queue = undefined;
+        for (const data of queued) this.#sendNow(flow, entry, data);
+      });
+    };
+    // A failed bind comes as the socket's 'error' event (EADDRINUSE …), the callback never runs.
+    if (local === undefined) connect();
+    else socket.bind({ address: formatIpAddr(local.addr), port: local.port, exclusive: true }, connect);
   }
 
   /** False when the datagram was dropped (unknown flow, or the pre-connect queue is full). */

@@ -5,9 +5,11 @@
  * Theory of operation
  * -------------------
  * A flow is a guest 5-tuple (protocol, guest address and port, remote address and port as
- * the guest addresses it) with its host side: its own host socket (a guest's UDP flow, every
- * TCP connection), or for a forwarded UDP flow the rule's bound socket, which all clients of
- * that rule share (`src/nat/forward-ports.ts`). Guest-originated flows are created by
+ * the guest addresses it) with its host side: its own host socket (every TCP connection), or
+ * for a forwarded UDP flow the rule's bound socket, which all clients of that rule share
+ * (`src/nat/forward-ports.ts`). A guest's UDP NAT *mapping* is an entry too, keyed by the part
+ * of the destination its mapping behaviour depends on (0.0.0.0:0 for endpoint-independent,
+ * ADDR:0 for address-dependent; `src/nat/udp-flow.ts`), with its own host socket. Guest-originated flows are created by
  * the protocol engines (`src/nat/udp-flow.ts`, `src/nat/tcp-flow.ts`) on the first datagram
  * or SYN of any guest of the network; forwarded flows (`--hostfwd`) by an accepted host
  * connection, and belong to the guest they go to. The table is what the control API lists:

@@ -50,6 +50,7 @@ import { put16 } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';
 import { Counters } from '../util/drops.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
+import { DEFAULT_NAT, type NatBehaviour } from './behaviour.js';
 import { forwardedRemote, routeOutbound } from './policy.js';
 import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
 import { seqAdd } from '../util/seq.js';
@@ -87,7 +88,14 @@ export class TcpEngine {
   #held = 0;
   readonly #io: TcpConnIo;
 
-  constructor(table: FlowTable, host: Host, toGuest: ToGuest, random: Random, limits: Partial<TcpEngineLimits> = {}) {
+  readonly #nat: NatBehaviour;
+  /** Host ports shared by a guest endpoint's connections (RFC 5382 REQ-1), by `#portKey`; removed with their last connection. */
+  readonly #ports = new Map<string, { readonly port: number; flows: number }>();
+  /** Per connection: its `#portKey`, the local port asked for, whether it counts in `#ports`. Removed with the connection. */
+  readonly #local = new Map<FlowId, { readonly key: string | undefined; asked: number; counted: boolean }>();
+
+  constructor(table: FlowTable, host: Host, toGuest: ToGuest, random: Random, limits: Partial<TcpEngineLimits> = {}, nat: NatBehaviour = DEFAULT_NAT) {
+    this.#nat = nat;
     this.#table = table;
     this.#host = host;
     this.#toGuest = toGuest;
@@ -143,7 +151,34 @@ export class TcpEngine {
     c.acceptSyn(t, nowMs);
     this.#touched.add(c);
     this.stats.count('tcp.flow-opened');
-    this.#host.tcpConnect(c.id, route.to);
+    const key = this.#portKey(c.guest, route.to);
+    const shared = key === undefined ? undefined : this.#ports.get(key);
+    const asked = shared?.port ?? (this.#nat.portPreservation ? c.guest.port : 0);
+    this.#local.set(c.id, { key, asked, counted: false });
+    this.#connect(c.id, route.to, asked);
+  }
+
+  /**
+   * Which connections share a host port (RFC 5382 §4.1, REQ-1): all of one guest endpoint's
+   * with endpoint-independent mapping, those to one address with address-dependent mapping;
+   * none with address-and-port-dependent mapping (each connection its own port).
+   */
+  #portKey(guest: Ipv4Endpoint, to: Endpoint): string | undefined {
+    switch (this.#nat.mapping) {
+      case 'eim':
+        return `${guest.addr}:${guest.port}`;
+      case 'adm':
+        return `${guest.addr}:${guest.port}>${to.addr}`;
+      case 'apdm':
+        return undefined;
+    }
+  }
+
+  /** Host.tcpConnect from `--outbound` (else any address) and `port` (0: any). */
+  #connect(id: FlowId, to: Endpoint, port: number): void {
+    const outbound = this.#toGuest.config.outbound;
+    if (outbound === undefined && port === 0) this.#host.tcpConnect(id, to);
+    else this.#host.tcpConnect(id, to, { addr: outbound ?? 0, port });
   }
 
   /**
@@ -231,9 +266,16 @@ export class TcpEngine {
 
   // ================================================================ host events
 
-  onHostConnected(flow: FlowId, nowMs: number): void {
+  onHostConnected(flow: FlowId, nowMs: number, local?: Endpoint): void {
     const c = this.#known(flow);
     if (c === undefined) return;
+    const l = this.#local.get(flow);
+    if (l?.key !== undefined && local !== undefined && !l.counted) {
+      const shared = this.#ports.get(l.key);
+      if (shared === undefined) this.#ports.set(l.key, { port: local.port, flows: 1 });
+      else if (shared.port === local.port) shared.flows++;
+      l.counted = shared === undefined || shared.port === local.port;
+    }
     c.hostConnected(nowMs);
     this.#touched.add(c);
     this.#io.markDirty(c);
@@ -264,6 +306,14 @@ export class TcpEngine {
   onHostError(flow: FlowId, code: string, nowMs: number): void {
     const c = this.#known(flow);
     if (c === undefined) return;
+    // The port asked for (shared or the guest's own) cannot be had for this destination: any port.
+    const l = this.#local.get(flow);
+    if (c.state === 'host-connecting' && l !== undefined && l.asked !== 0 && (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL')) {
+      this.counters.count('nat.tcp-port-not-kept');
+      l.asked = 0;
+      this.#connect(flow, c.host, 0);
+      return;
+    }
     c.hostError(code, nowMs);
     this.#touched.add(c);
   }
@@ -271,6 +321,15 @@ export class TcpEngine {
   /** The socket closed after both directions ended; the connection finishes on its own. */
   onHostClosed(flow: FlowId): void {
     if (this.conn(flow) === undefined) this.counters.count('tcp.closed-unknown-flow');
+  }
+
+  /** A connection is gone: its share of a host port with it. */
+  #release(id: FlowId): void {
+    const l = this.#local.get(id);
+    this.#local.delete(id);
+    if (l?.key === undefined || !l.counted) return;
+    const shared = this.#ports.get(l.key);
+    if (shared !== undefined && --shared.flows <= 0) this.#ports.delete(l.key);
   }
 
   #known(flow: FlowId): TcpConn | undefined {
@@ -346,6 +405,7 @@ export class TcpEngine {
       hostClose: (c) => host.close(c.id),
       finished: (c) => {
         this.#table.remove(c.id);
+        this.#release(c.id);
         this.#touched.delete(c);
         this.#deadlines.set(c, undefined);
         this.#budgetPaused.delete(c);

@@ -1,35 +1,65 @@
 /**
- * UDP NAT: guest datagrams to the outside go out through one connected host socket per flow.
+ * UDP NAT: guest datagrams to the outside leave through host sockets, one per NAT mapping, and
+ * what comes back is let in by the network's filtering (RFC 4787; `behaviour.ts`).
  *
  * Theory of operation
  * -------------------
- * A flow is the guest's 5-tuple (guest address:port → remote address:port). Its first
- * datagram routes through `routeOutbound` (the gateway reaches 127.0.0.1, `--restrict` refuses
- * everything, …), opens a host UDP socket *connected* to the destination (so the kernel
- * filters replies to that peer and reports ICMP errors as ECONNREFUSED & co.), and every later
- * datagram of the tuple reuses it. Replies come back to the guest from the address and port it
- * sent to, whatever the host-side rewrite was.
+ * A *mapping* is a guest endpoint's public side: one host UDP socket. Which of the guest
+ * endpoint's datagrams share a mapping is the mapping behaviour: all of them (`eim`), those to
+ * one remote address (`adm`), those to one remote endpoint (`apdm`). A mapping is a flow-table
+ * entry whose `remote` is the part of the destination its key depends on: 0.0.0.0:0 for `eim`,
+ * ADDR:0 for `adm`, ADDR:PORT for `apdm`; so the table's tuple index finds the mapping of a
+ * datagram in one lookup, and its limits bound mappings per guest and per network
+ * ('nat.udp-guest-limit', 'udp.flow-evicted': the least recently active mapping goes).
  *
- * Errors: ECONNREFUSED (the peer's port is closed) becomes ICMP port unreachable to the guest,
- * EHOSTUNREACH host unreachable, ENETUNREACH network unreachable, EACCES/EPERM
- * administratively prohibited (RFC 1812 §5.2.7.1 codes). A refusal by policy is also
- * answered with "administratively prohibited", so the guest's program fails fast.
+ * Every destination a mapping has sent to is a *peer* of the mapping (at most
+ * `MAX_PEERS_PER_MAPPING`, the oldest forgotten first, 'nat.udp-peer-evicted'): its address as
+ * the guest wrote it and where it goes on the host after `routeOutbound` (the gateway reaches
+ * 127.0.0.1, `--restrict` refuses, …). The filtering decides which inbound datagrams reach
+ * the guest: any (`eif`), those from a peer's address (`adf`), those from a peer (`apdf`);
+ * the others are counted ('nat.udp-filtered') and dropped. The guest sees a datagram coming
+ * from the address it sent to, or for a sender it never addressed from the sender's address
+ * (the gateway for the host's loopback, as for forwards).
  *
- * Limits (FlowTable, `FlowLimits`): a new flow of a guest at its own limit (`perGuest.udp`)
- * evicts that guest's least recently active flow ('nat.udp-guest-limit'), so a guest that
- * opens flows without end only ever recycles its own; a new flow when the network is at its
- * limit (`udp`) evicts the least recently active flow of the network ('udp.flow-evicted').
- * Each eviction is counted once, under the limit that caused it. A flow idle for `UDP_IDLE_TIMEOUT_MS`
- * (120 s: RFC 4787 REQ-5's minimum for a NAT mapping; libslirp uses 240 s) is closed. There is
- * no queue: datagrams go straight to the socket (the kernel's buffer is the only buffer).
+ * The socket of a mapping:
+ * - `apdm` with `apdf` (symmetric NAT): a socket *connected* to the one peer (`Host.udpOpen`),
+ *   so the kernel does the filtering and reports ICMP errors: port unreachable comes back to
+ *   the guest as ICMP port unreachable (host and net unreachable likewise).
+ * - Every other combination: an unconnected socket (`Host.udpBind`) that sends to each peer
+ *   (`udpSendTo`) and reports each datagram's sender (`udpReceivedFrom`). Node reports no ICMP
+ *   errors for unconnected sockets (no IP_RECVERR), so a closed remote port is silence to the
+ *   guest, as with libslirp. Datagrams sent before the socket is bound wait in the mapping (at
+ *   most `MAX_PENDING`, 'nat.udp-pending-full').
+ * The socket binds to `--outbound` (else any address) and, with port preservation, to the
+ * guest's source port first; when that port is taken (EADDRINUSE, EACCES) it binds again to
+ * any port ('nat.udp-port-not-preserved'); a bind that fails otherwise closes the mapping
+ * ('nat.udp-bind-failed'), so the guest's next datagram tries afresh.
+ *
+ * Hairpinning (REQ-9): the host's kernel delivers a datagram sent from one of our sockets to
+ * the public endpoint of another (same machine), from the sender's public endpoint, and the
+ * receiving mapping's filtering applies as to any sender: that is hairpinning, for free. With
+ * `--nat-hairpin off` a guest datagram to a public endpoint of this network's mappings is
+ * dropped ('nat.hairpin-refused'). A public endpoint is known once its socket is bound: its
+ * `--outbound` address and port; bound to any address, its port on the host's loopback
+ * (10.0.2.2:PORT as the guest sees it). Connected sockets report no local endpoint, so
+ * symmetric mappings are not hairpin targets for this check (their kernel filter drops a
+ * hairpinned datagram anyway, it does not come from their one peer).
+ *
+ * Timeout (REQ-5, `behaviour.udpTimeoutMs`, 120 s by default): a mapping idle that long is
+ * closed. Outbound datagrams refresh it; inbound ones too with `refresh: 'both'` (REQ-6).
+ *
+ * Errors on a connected socket: ECONNREFUSED (the peer's port is closed) becomes ICMP port
+ * unreachable to the guest, EHOSTUNREACH host unreachable, ENETUNREACH network unreachable,
+ * EACCES/EPERM administratively prohibited (RFC 1812 §5.2.7.1 codes). A refusal by policy is
+ * also answered with "administratively prohibited", so the guest's program fails fast.
  *
  * Port forwards (`--hostfwd udp:`, `forward-ports.ts`): each client of a forward's bound
  * socket becomes a flow with origin 'forward' (`forward()`), the guest seeing it from
  * `forwardedRemote` (the client's address, or the gateway for loopback clients). It has no
  * socket of its own: its `via` is the bound socket, which sends the guest's replies to the
  * client (`Host.udpSendTo`); the client's later datagrams find the flow by socket and client
- * (`deliver`). Such flows count against the guest they go to, and age and are evicted like
- * the others.
+ * (`deliver`). Such flows are keyed by their full tuple, looked up before the mappings, count
+ * against the guest they go to, and age and are evicted like the others.
  *
  * Not forwarded: broadcast and multicast (the stack counts them before they get here).
  */
@@ -40,9 +70,15 @@ import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
 import { UDP_HEADER_LEN, udpLength, writeUdp, type Udp } from '../udp/wire.js';
 import { put16 } from '../util/bytes.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
+import { DEFAULT_NAT, type NatBehaviour } from './behaviour.js';
 import { forwardedRemote, routeOutbound } from './policy.js';
 
-export const UDP_IDLE_TIMEOUT_MS = 120_000;
+/** The default mapping timeout (RFC 4787 REQ-5's minimum); `--nat-udp-timeout` changes it. */
+export const UDP_IDLE_TIMEOUT_MS = DEFAULT_NAT.udpTimeoutMs;
+/** Peers one mapping remembers for its filtering; the oldest is forgotten first. */
+export const MAX_PEERS_PER_MAPPING = 256;
+/** Datagrams a mapping keeps while its socket binds. */
+export const MAX_PENDING = 64;
 
 /** ICMP destination-unreachable codes (RFC 792, RFC 1812 §5.2.7.1). */
 export const UNREACHABLE = { NET: 0, HOST: 1, PORT: 3, ADMIN_PROHIBITED: 13 } as const;
@@ -66,33 +102,99 @@ export function unreachableCodeFor(errorCode: string): number | undefined {
   }
 }
 
+/** A destination a mapping has sent to. */
+export interface UdpPeer {
+  /** The peer as the guest addresses it. */
+  readonly remote: Ipv4Endpoint;
+  /** Where it is on the host (after `routeOutbound`). */
+  readonly host: Endpoint;
+  firstMs: number;
+  lastOutMs: number;
+  packetsOut: number;
+  bytesOut: number;
+  packetsIn: number;
+  bytesIn: number;
+}
+
+/** How a flow's datagrams reach the host. */
+export type UdpSocketKind = 'connected' | 'bound' | 'forward';
+
 export interface UdpFlow extends FlowEntry {
   readonly protocol: 'udp';
   /** IPv4 until IPv6 comes: guest-originated flows start from an IPv4 datagram, forwards refuse IPv6 clients. */
   readonly guest: Ipv4Endpoint;
+  /** A mapping's key part of the destination (0.0.0.0:0 for eim, ADDR:0 for adm); a forward's client as the guest sees it. */
   readonly remote: Ipv4Endpoint;
   readonly stateName: 'open';
-  /** A forward's bound socket, which carries the flow to its client; undefined: the flow's own connected socket. */
+  /** A forward's bound socket, which carries the flow to its client; undefined: the flow's own socket. */
   readonly via: FlowId | undefined;
+  readonly socket: UdpSocketKind;
+  /** The host socket's local endpoint once bound (unconnected sockets); undefined before and for connected ones. */
+  public: Endpoint | undefined;
+  /** The port asked for when binding: the guest's (port preservation) or 0. */
+  askedPort: number;
+  /** Peers by `endpointKey` of their host endpoint, oldest first; at most MAX_PEERS_PER_MAPPING. */
+  readonly peers: Map<number, UdpPeer>;
+  /** The peer of the last outbound datagram (bulk traffic comes in runs). */
+  lastPeer: UdpPeer | undefined;
+  /** Datagrams waiting for the bind, with their host destination; undefined once bound. */
+  pending: { readonly to: Endpoint; readonly data: Uint8Array }[] | undefined;
+  packetsFromGuest: number;
+  packetsToGuest: number;
+}
+
+/** A plain snapshot of a mapping for the control API (`UdpNat.mappings`). */
+export interface UdpMappingInfo {
+  readonly id: FlowId;
+  readonly origin: 'guest' | 'forward';
+  readonly guest: Endpoint;
+  /** The host socket's endpoint ("ADDR:PORT"); undefined while binding or when the kernel chose it for a connected socket. */
+  readonly public: Endpoint | undefined;
+  readonly socket: UdpSocketKind;
+  /** What the mapping's key holds of the destination: 'any', the address, or the endpoint. */
+  readonly remote: Endpoint;
+  /** The peers the guest sent to, as it addresses them, with their traffic; the filtering lets these in. */
+  readonly peers: readonly { readonly remote: Endpoint; readonly host: Endpoint; readonly packetsOut: number; readonly bytesOut: number; readonly packetsIn: number; readonly bytesIn: number; readonly idleMs: number }[];
+  /** Which inbound senders the filtering lets in: 'any', 'peer-addresses' or 'peers'. */
+  readonly allows: 'any' | 'peer-addresses' | 'peers';
+  readonly ageMs: number;
+  /** Ms until it expires unless refreshed. */
+  readonly expiresInMs: number;
+  readonly packetsFromGuest: number;
+  readonly bytesFromGuest: number;
+  readonly packetsToGuest: number;
+  readonly bytesToGuest: number;
 }
 
 /** A forwarded flow's key: its bound socket and its client. */
 const forwardKey = (via: FlowId, client: Endpoint): string => `${via} ${client.addr} ${client.port}`;
 
+/** An IPv4 endpoint as one number (48 bits: exact in a double); -1 for IPv6. */
+const endpointKey = (e: Endpoint): number => (typeof e.addr === 'number' ? e.addr * 65536 + e.port : -1);
+
 /** Whether a flow-table entry is a UDP NAT flow (and so IPv4 on both sides). */
 const isUdpFlow = (f: FlowEntry | undefined): f is UdpFlow => f?.protocol === 'udp';
+
+const ANY: Ipv4Endpoint = Object.freeze({ addr: 0, port: 0 });
 
 export class UdpNat {
   readonly #table: FlowTable;
   readonly #host: Host;
   readonly #guest: ToGuest;
+  readonly #nat: NatBehaviour;
+  /** Symmetric NAT: connected sockets (see the theory above). */
+  readonly #connected: boolean;
   /** Forwarded flows by forwardKey; bounded by the flow table (removed with their flow). */
   readonly #forwarded = new Map<string, UdpFlow>();
+  /** Bound mappings by `endpointKey` of their public endpoint (address 0 when bound to any): hairpin targets. */
+  readonly #publics = new Map<number, UdpFlow>();
 
-  constructor(table: FlowTable, host: Host, guest: ToGuest) {
+  constructor(table: FlowTable, host: Host, guest: ToGuest, nat: NatBehaviour = DEFAULT_NAT) {
     this.#table = table;
     this.#host = host;
     this.#guest = guest;
+    this.#nat = nat;
+    this.#connected = nat.mapping === 'apdm' && nat.filtering === 'apdf';
   }
 
   /**
@@ -101,43 +203,116 @@ export class UdpNat {
    * prohibited" about `p`, so the guest's program fails fast.
    */
   input(p: Ipv4, u: Udp, nowMs: number): boolean {
-    // Entries of protocol 'udp' are UdpFlows: only this engine adds them.
-    let flow = this.#table.byTuple('udp', p.src, u.srcPort, p.dst, u.dstPort) as UdpFlow | undefined;
-    if (flow === undefined) {
+    const table = this.#table;
+    // Entries of protocol 'udp' are UdpFlows: only this engine adds them. A forward's flow
+    // (full tuple) goes first; for apdm the mapping's key is the full tuple too.
+    let flow = (this.#forwarded.size > 0 || this.#nat.mapping === 'apdm' ? table.byTuple('udp', p.src, u.srcPort, p.dst, u.dstPort) : undefined) as UdpFlow | undefined;
+    if (flow === undefined && this.#nat.mapping !== 'apdm') flow = table.byTuple('udp', p.src, u.srcPort, this.#nat.mapping === 'adm' ? p.dst : 0, 0) as UdpFlow | undefined;
+    if (flow?.socket === 'forward') {
+      table.touch(flow, nowMs);
+      flow.bytesFromGuest += u.payload.length;
+      flow.packetsFromGuest++;
+      this.#host.udpSendTo(flow.via!, flow.host, u.payload);
+      return true;
+    }
+    let peer = flow?.lastPeer;
+    if (peer?.remote.port !== u.dstPort || peer.remote.addr !== p.dst) {
       const remote: Ipv4Endpoint = { addr: p.dst, port: u.dstPort };
       const route = routeOutbound(this.#guest.config, remote);
       if ('refused' in route) {
         this.#guest.counters.count(route.refused);
         return false;
       }
-      this.#makeRoom(p.src);
-      const created: UdpFlow = {
-        id: this.#table.allocateId(),
-        protocol: 'udp',
-        origin: 'guest',
-        guest: { addr: p.src, port: u.srcPort },
-        remote,
-        host: route.to,
-        createdMs: nowMs,
-        lastActiveMs: nowMs,
-        bytesFromGuest: 0,
-        bytesToGuest: 0,
-        stateName: 'open',
-        via: undefined,
-      };
-      if (!this.#table.add(created)) {
-        this.#guest.counters.count('udp.flow-refused');
+      if (!this.#nat.hairpin && this.#isPublic(route.to)) {
+        this.#guest.counters.count('nat.hairpin-refused');
         return true;
       }
-      this.#host.udpOpen(created.id, created.host);
-      flow = created;
-    } else {
-      this.#table.touch(flow, nowMs);
+      if (flow === undefined) {
+        flow = this.#open(p.src, u.srcPort, remote, route.to, nowMs);
+        if (flow === undefined) return true;
+      }
+      peer = flow.peers.get(endpointKey(route.to)) ?? this.#addPeer(flow, remote, route.to, nowMs);
+      flow.lastPeer = peer;
+    } else if (!this.#nat.hairpin && this.#isPublic(peer.host)) {
+      this.#guest.counters.count('nat.hairpin-refused');
+      return true;
     }
-    flow.bytesFromGuest += u.payload.length;
-    if (flow.via === undefined) this.#host.udpSend(flow.id, u.payload);
-    else this.#host.udpSendTo(flow.via, flow.host, u.payload);
+    // flow is defined here: a lastPeer implies its flow, and the branch above opened one.
+    const f = flow!;
+    table.touch(f, nowMs);
+    f.bytesFromGuest += u.payload.length;
+    f.packetsFromGuest++;
+    peer.lastOutMs = nowMs;
+    peer.packetsOut++;
+    peer.bytesOut += u.payload.length;
+    if (f.socket === 'connected') this.#host.udpSend(f.id, u.payload);
+    else if (f.pending === undefined) this.#host.udpSendTo(f.id, peer.host, u.payload);
+    else if (f.pending.length < MAX_PENDING) f.pending.push({ to: peer.host, data: u.payload });
+    else this.#guest.counters.count('nat.udp-pending-full');
     return true;
+  }
+
+  /** A new mapping for guest `addr:port` whose first datagram goes to `remote` (`host` on the host); undefined when refused (counted). */
+  #open(addr: IpAddr, port: number, remote: Ipv4Endpoint, host: Endpoint, nowMs: number): UdpFlow | undefined {
+    this.#makeRoom(addr);
+    const mapping = this.#nat.mapping;
+    const created: UdpFlow = {
+      id: this.#table.allocateId(),
+      protocol: 'udp',
+      origin: 'guest',
+      guest: { addr: addr as number, port },
+      remote: mapping === 'eim' ? ANY : mapping === 'adm' ? { addr: remote.addr, port: 0 } : remote,
+      host: mapping === 'apdm' ? host : ANY,
+      createdMs: nowMs,
+      lastActiveMs: nowMs,
+      bytesFromGuest: 0,
+      bytesToGuest: 0,
+      stateName: 'open',
+      via: undefined,
+      socket: this.#connected ? 'connected' : 'bound',
+      public: undefined,
+      askedPort: this.#nat.portPreservation ? port : 0,
+      peers: new Map(),
+      lastPeer: undefined,
+      pending: this.#connected ? undefined : [],
+      packetsFromGuest: 0,
+      packetsToGuest: 0,
+    };
+    if (!this.#table.add(created)) {
+      this.#guest.counters.count('udp.flow-refused');
+      return undefined;
+    }
+    this.#bind(created);
+    return created;
+  }
+
+  /** Opens the mapping's socket: from `--outbound` (else any address), on `askedPort`. */
+  #bind(f: UdpFlow): void {
+    const outbound = this.#guest.config.outbound;
+    const local: Endpoint = { addr: outbound ?? 0, port: f.askedPort };
+    if (f.socket === 'bound') this.#host.udpBind(f.id, local);
+    else if (outbound === undefined && f.askedPort === 0) this.#host.udpOpen(f.id, f.host);
+    else this.#host.udpOpen(f.id, f.host, local);
+  }
+
+  #addPeer(f: UdpFlow, remote: Ipv4Endpoint, host: Endpoint, nowMs: number): UdpPeer {
+    if (f.peers.size >= MAX_PEERS_PER_MAPPING) {
+      for (const k of f.peers.keys()) {
+        f.peers.delete(k);
+        break;
+      }
+      this.#guest.counters.count('nat.udp-peer-evicted');
+    }
+    const peer: UdpPeer = { remote, host, firstMs: nowMs, lastOutMs: nowMs, packetsOut: 0, bytesOut: 0, packetsIn: 0, bytesIn: 0 };
+    f.peers.set(endpointKey(host), peer);
+    return peer;
+  }
+
+  /** Whether `to` (a host endpoint) is the public endpoint of one of this network's bound mappings. */
+  #isPublic(to: Endpoint): boolean {
+    if (this.#publics.size === 0) return false;
+    if (this.#publics.has(endpointKey(to))) return true;
+    return typeof to.addr === 'number' && to.addr >>> 24 === 127 && this.#publics.has(to.port);
   }
 
   /**
@@ -161,6 +336,7 @@ export class UdpNat {
     const flow: UdpFlow = {
       id: this.#table.allocateId(), protocol: 'udp', origin: 'forward', guest, remote, host: client,
       createdMs: nowMs, lastActiveMs: nowMs, bytesFromGuest: 0, bytesToGuest: 0, stateName: 'open', via,
+      socket: 'forward', public: undefined, askedPort: 0, peers: new Map(), lastPeer: undefined, pending: undefined, packetsFromGuest: 0, packetsToGuest: 0,
     };
     if (!this.#table.add(flow)) return undefined;
     this.#forwarded.set(forwardKey(via, client), flow);
@@ -171,7 +347,7 @@ export class UdpNat {
   deliver(via: FlowId, client: Endpoint, data: Uint8Array, nowMs: number): boolean {
     const flow = this.#forwarded.get(forwardKey(via, client));
     if (flow === undefined) return false;
-    this.hostDatagram(flow.id, data, nowMs);
+    this.#toGuest(flow, flow.remote, data, nowMs);
     return true;
   }
 
@@ -187,29 +363,93 @@ export class UdpNat {
     this.#guest.counters.count(hit === 'guest' ? 'nat.udp-guest-limit' : 'udp.flow-evicted');
   }
 
-  /** True when the flow is one of ours. */
+  /** True when the flow (or bound socket) is one of ours. */
   owns(flow: FlowId): boolean {
     return this.#table.byId(flow)?.protocol === 'udp';
   }
 
-  /** A datagram from the host peer: to the guest, from the address it sent to. */
+  /** A mapping's socket is bound on `local` (udpBound): its public endpoint; waiting datagrams go out. */
+  bound(id: FlowId, local: Endpoint): void {
+    const f = this.#table.byId(id);
+    if (!isUdpFlow(f) || f.socket !== 'bound') return;
+    if (f.public !== undefined) this.#publics.delete(endpointKey(f.public));
+    f.public = local;
+    this.#publics.set(endpointKey(local), f);
+    const pending = f.pending ?? [];
+    f.pending = undefined;
+    for (const d of pending) this.#host.udpSendTo(id, d.to, d.data);
+  }
+
+  /** A datagram from `from` on a mapping's unconnected socket: to the guest if the filtering lets it in. */
+  hostDatagramFrom(id: FlowId, from: Endpoint, data: Uint8Array, nowMs: number): void {
+    const f = this.#table.byId(id);
+    if (!isUdpFlow(f)) return this.#guest.counters.count('udp.unknown-flow');
+    const peer = f.peers.get(endpointKey(from));
+    if (peer === undefined) {
+      const filtering = this.#nat.filtering;
+      if (filtering === 'apdf' || (filtering === 'adf' && !this.#knowsAddress(f, from.addr))) return this.#guest.counters.count('nat.udp-filtered');
+      const seen = forwardedRemote(this.#guest.config, from);
+      if (seen === undefined) return this.#guest.counters.count('udp.from-not-ipv4');
+      return this.#toGuest(f, seen, data, nowMs);
+    }
+    peer.packetsIn++;
+    peer.bytesIn += data.length;
+    this.#toGuest(f, peer.remote, data, nowMs);
+  }
+
+  #knowsAddress(f: UdpFlow, addr: IpAddr): boolean {
+    for (const p of f.peers.values()) if (p.host.addr === addr) return true;
+    return false;
+  }
+
+  /** A datagram on a connected mapping's socket (udpReceived): from its one peer. */
   hostDatagram(id: FlowId, data: Uint8Array, nowMs: number): void {
     const flow = this.#table.byId(id);
     if (!isUdpFlow(flow)) return this.#guest.counters.count('udp.unknown-flow');
-    if (data.length > 0xffff - UDP_HEADER_LEN - 20) return this.#guest.counters.count('udp.host-datagram-too-big');
-    this.#table.touch(flow, nowMs);
-    flow.bytesToGuest += data.length;
-    const out: Udp = { srcPort: flow.remote.port, dstPort: flow.guest.port, payload: data };
-    const pseudo = pseudoSum(flow.remote.addr, flow.guest.addr, IP_PROTO.UDP);
-    this.#guest.sendIpv4(flow.remote.addr, flow.guest.addr, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at));
+    const peer = flow.lastPeer;
+    if (peer !== undefined) {
+      peer.packetsIn++;
+      peer.bytesIn += data.length;
+    }
+    this.#toGuest(flow, flow.remote, data, nowMs);
   }
 
-  /** A host socket error: ICMP unreachable to the guest where one fits; the flow stays (a later datagram may succeed). */
+  /** Sends `data` to the flow's guest from `from` (as the guest sees the sender). */
+  #toGuest(flow: UdpFlow, from: Ipv4Endpoint, data: Uint8Array, nowMs: number): void {
+    if (data.length > 0xffff - UDP_HEADER_LEN - 20) return this.#guest.counters.count('udp.host-datagram-too-big');
+    if (this.#nat.refresh === 'both') this.#table.touch(flow, nowMs);
+    flow.bytesToGuest += data.length;
+    flow.packetsToGuest++;
+    const out: Udp = { srcPort: from.port, dstPort: flow.guest.port, payload: data };
+    const pseudo = pseudoSum(from.addr, flow.guest.addr, IP_PROTO.UDP);
+    this.#guest.sendIpv4(from.addr, flow.guest.addr, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at));
+  }
+
+  /**
+   * A host socket error. Before a mapping's socket is bound, a preserved port in use makes it
+   * bind again to any port. On a connected socket: ICMP unreachable to the guest where one
+   * fits; the flow stays (a later datagram may succeed).
+   */
   hostError(id: FlowId, code: string): void {
     const flow = this.#table.byId(id);
     if (!isUdpFlow(flow)) return;
-    const icmpCode = unreachableCodeFor(code);
     this.#guest.counters.count(`udp.host-${code.toLowerCase()}`);
+    if (flow.askedPort !== 0 && flow.public === undefined && (code === 'EADDRINUSE' || code === 'EACCES')) {
+      this.#guest.counters.count('nat.udp-port-not-preserved');
+      flow.askedPort = 0;
+      this.#host.close(id);
+      this.#bind(flow);
+      return;
+    }
+    if (flow.socket === 'bound' && flow.public === undefined) {
+      // The bind failed (--outbound not an address of this host, no port free, …): the mapping
+      // goes with its waiting datagrams, so the guest's next datagram tries afresh.
+      this.#guest.counters.count('nat.udp-bind-failed');
+      this.#close(id);
+      return;
+    }
+    if (flow.socket !== 'connected') return;
+    const icmpCode = unreachableCodeFor(code);
     if (icmpCode === undefined) return;
     // The guest's datagram is gone: quote a UDP header rebuilt from the tuple (length 8, no
     // checksum); the stack adds the IP header (RFC 792 quotes the IP header + 64 bits).
@@ -220,15 +460,16 @@ export class UdpNat {
     this.#guest.flowIcmpError(flow.guest, flow.remote, IP_PROTO.UDP, header, ICMP_TYPE.DEST_UNREACHABLE, icmpCode);
   }
 
-  /** Closes flows idle for the timeout. */
+  /** Closes mappings and flows idle for the timeout. */
   advance(nowMs: number): void {
-    for (let f = this.#table.leastRecent('udp'); f !== undefined && nowMs - f.lastActiveMs >= UDP_IDLE_TIMEOUT_MS; f = this.#table.leastRecent('udp'))
+    const timeout = this.#nat.udpTimeoutMs;
+    for (let f = this.#table.leastRecent('udp'); f !== undefined && nowMs - f.lastActiveMs >= timeout; f = this.#table.leastRecent('udp'))
       this.#close(f.id);
   }
 
   nextDeadline(): number | undefined {
     const f = this.#table.leastRecent('udp');
-    return f === undefined ? undefined : f.lastActiveMs + UDP_IDLE_TIMEOUT_MS;
+    return f === undefined ? undefined : f.lastActiveMs + this.#nat.udpTimeoutMs;
   }
 
   /** Closes every flow (the session ends). */
@@ -236,9 +477,36 @@ export class UdpNat {
     for (let f = this.#table.leastRecent('udp'); f !== undefined; f = this.#table.leastRecent('udp')) this.#close(f.id);
   }
 
+  /** Snapshots of the mappings and forwarded flows, for the control API. */
+  mappings(nowMs: number): UdpMappingInfo[] {
+    const out: UdpMappingInfo[] = [];
+    const allows = this.#nat.filtering === 'eif' ? 'any' : this.#nat.filtering === 'adf' ? 'peer-addresses' : 'peers';
+    for (const f of this.#table.flows('udp') as IterableIterator<UdpFlow>) {
+      out.push({
+        id: f.id,
+        origin: f.origin === 'forward' ? 'forward' : 'guest',
+        guest: f.guest,
+        public: f.public,
+        socket: f.socket,
+        remote: f.remote,
+        peers: [...f.peers.values()].map((p) => ({ remote: p.remote, host: p.host, packetsOut: p.packetsOut, bytesOut: p.bytesOut, packetsIn: p.packetsIn, bytesIn: p.bytesIn, idleMs: nowMs - p.lastOutMs })),
+        allows: f.socket === 'forward' ? 'peers' : allows,
+        ageMs: nowMs - f.createdMs,
+        expiresInMs: f.lastActiveMs + this.#nat.udpTimeoutMs - nowMs,
+        packetsFromGuest: f.packetsFromGuest,
+        bytesFromGuest: f.bytesFromGuest,
+        packetsToGuest: f.packetsToGuest,
+        bytesToGuest: f.bytesToGuest,
+      });
+    }
+    return out;
+  }
+
   #close(id: FlowId): void {
     const flow = this.#table.remove(id);
-    if (isUdpFlow(flow) && flow.via !== undefined) this.#forwarded.delete(forwardKey(flow.via, flow.host));
+    if (!isUdpFlow(flow)) return;
+    if (flow.public !== undefined && this.#publics.get(endpointKey(flow.public)) === flow) this.#publics.delete(endpointKey(flow.public));
+    if (flow.via !== undefined) this.#forwarded.delete(forwardKey(flow.via, flow.host));
     else this.#host.close(id);
   }
 }

@@ -66,6 +66,8 @@ export interface GuestNetwork {
   readonly restrict: boolean;
   /** `--disable-host-loopback`. */
   readonly disableHostLoopback: boolean;
+  /** `--outbound`: the local address host sockets bind to; undefined: any. */
+  readonly outbound?: Ipv4Addr | undefined;
 }
 
 /** Writes an L4 header and payload at `into[at]` and returns its length. */
@@ -101,12 +103,20 @@ export interface ToGuest {
 
 /** What the stack asks of host sockets. */
 export interface Host {
-  /** Opens a UDP socket connected to `to`; datagrams and errors come back as udpReceived/udpError. */
-  udpOpen(flow: FlowId, to: Endpoint): void;
+  /**
+   * Opens a UDP socket connected to `to`, first bound to `local` when given (port 0: any port
+   * of that address); datagrams and errors come back as udpReceived/udpError (a failed bind as
+   * udpError with its code, EADDRINUSE for a port in use).
+   */
+  udpOpen(flow: FlowId, to: Endpoint, local?: Endpoint): void;
   /** Sends one datagram on the flow's socket. */
   udpSend(flow: FlowId, data: Uint8Array): void;
-  /** Starts a TCP connection to `to`; tcpConnected or tcpError follows. */
-  tcpConnect(flow: FlowId, to: Endpoint): void;
+  /**
+   * Starts a TCP connection to `to`, from `local` when given (port 0: any port of that
+   * address; a port other connections of ours use is shared, the socket having SO_REUSEADDR);
+   * tcpConnected or tcpError follows.
+   */
+  tcpConnect(flow: FlowId, to: Endpoint, local?: Endpoint): void;
   /**
    * Writes to the flow's socket. Returns the number of bytes the socket now buffers beyond
    * what the kernel took (Node's writableLength); the stack shrinks the guest's window by it
@@ -139,7 +149,8 @@ export interface HostEvents {
   udpReceived(flow: FlowId, data: Uint8Array): void;
   /** A UDP socket (connected or bound) failed: an ICMP error from the peer, a bind or send error. */
   udpError(flow: FlowId, code: string): void;
-  tcpConnected(flow: FlowId): void;
+  /** The connection of tcpConnect is up; `local`: its local endpoint (the NAT's public side), when the host knows it. */
+  tcpConnected(flow: FlowId, local?: Endpoint): void;
   /**
    * Bytes read from the host socket. They are valid only during the call (the host reads every
    * socket into one reused buffer): the stack copies what it keeps.

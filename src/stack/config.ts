@@ -10,6 +10,7 @@ import type { ClasslessRoute } from '../dhcp/options.js';
 import { DEFAULT_LEASES_PER_PORT, type DhcpServerOptions } from '../dhcp/server.js';
 import { EgressPolicy, parseEgressRule, type EgressRule } from '../nat/egress.js';
 import { resolveLinkImpairment, type LinkImpairment } from '../impair/spec.js';
+import { resolveNatBehaviour, type NatBehaviour, type NatOptions } from '../nat/behaviour.js';
 import type { NatPolicyOptions } from '../nat/policy.js';
 import { formatIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from '../net/mtu.js';
@@ -31,12 +32,14 @@ export interface StackConfig extends DhcpServerOptions, NatPolicyOptions {
   readonly impairment?: LinkImpairment | undefined;
   /** `--nat-pmp on`: NAT-PMP and PCP on the gateway's UDP port 5351 (`src/portmap/`). */
   readonly natPmp?: boolean | undefined;
+  /** The NAT's behaviour (RFC 4787 mapping, filtering, hairpin, port preservation, timeout). */
+  readonly nat: NatBehaviour;
   /** The local address host sockets bind to (`--outbound`); undefined: any. */
   readonly outbound?: Ipv4Addr | undefined;
 }
 
-/** User-facing options, as text, named after QEMU's `-netdev user` keys. */
-export interface NetworkOptions {
+/** User-facing options, as text, named after QEMU's `-netdev user` keys (the NAT's by their long option names). */
+export interface NetworkOptions extends NatOptions {
   net?: string | undefined;
   host?: string | undefined;
   dns?: string | undefined;
@@ -65,6 +68,8 @@ export interface NetworkOptions {
   linkRate?: string | undefined;
   /** `--nat-pmp on|off`. */
   natPmp?: string | boolean | undefined;
+  /** `--outbound ADDR`: an IPv4 address of this host. */
+  outbound?: string | undefined;
 }
 
 /** QEMU's pool size, the default. */
@@ -182,6 +187,8 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
       'link-rate': o.linkRate,
     }),
     natPmp: onOff('nat-pmp', o.natPmp ?? false),
+    nat: resolveNatBehaviour(o),
+    outbound: o.outbound === undefined ? undefined : addr('outbound', o.outbound),
     gatewayMac: new Uint8Array([...GATEWAY_MAC_PREFIX, (host >>> 24) & 0xff, (host >>> 16) & 0xff, (host >>> 8) & 0xff, host & 0xff]),
   };
 }

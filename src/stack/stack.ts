@@ -91,7 +91,7 @@ import { ForwardPorts, forwardGuest, type ForwardInfo } from '../nat/forward-por
 import { ForwardRefusals } from '../nat/forward-refusals.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import { FlowTable, type FlowInfo, type FlowLimits } from '../nat/flow-table.js';
-import { UdpNat, UNREACHABLE } from '../nat/udp-flow.js';
+import { UdpNat, UNREACHABLE, type UdpMappingInfo } from '../nat/udp-flow.js';
 import { TcpEngine, type TcpEngineLimits } from '../nat/tcp-flow.js';
 import { PortMapper, type MappingInfo, type PortMappingEvent } from '../portmap/server.js';
 import { PORTMAP_PORT } from '../portmap/wire.js';
@@ -187,8 +187,8 @@ export class Stack implements ToGuest, HostEvents {
     this.#reassembler = new Reassembler(this.counters);
     this.#dhcp = new DhcpServer(config, this.counters);
     this.#flows = new FlowTable(deps.flowLimits);
-    this.#udp = deps.host === undefined ? undefined : new UdpNat(this.#flows, deps.host, this);
-    this.#tcp = deps.host === undefined ? undefined : new TcpEngine(this.#flows, deps.host, this, deps.random, deps.tcpLimits);
+    this.#udp = deps.host === undefined ? undefined : new UdpNat(this.#flows, deps.host, this, config.nat);
+    this.#tcp = deps.host === undefined ? undefined : new TcpEngine(this.#flows, deps.host, this, deps.random, deps.tcpLimits, config.nat);
     this.#dns =
       deps.host === undefined
         ? undefined
@@ -326,6 +326,11 @@ export class Stack implements ToGuest, HostEvents {
     return this.#flows.list(this.#deps.clock.now());
   }
 
+  /** The UDP NAT's mappings (and forwarded UDP flows): public endpoint, peers, expiry, traffic each way. */
+  natMappings(): UdpMappingInfo[] {
+    return this.#udp?.mappings(this.#deps.clock.now()) ?? [];
+  }
+
   // --- HostEvents: what host sockets report, routed to the engine owning the flow.
 
   udpReceived(flow: FlowId, data: Uint8Array): void {
@@ -345,8 +350,8 @@ export class Stack implements ToGuest, HostEvents {
     });
   }
 
-  tcpConnected(flow: FlowId): void {
-    this.#guard((nowMs) => this.#tcp?.onHostConnected(flow, nowMs));
+  tcpConnected(flow: FlowId, local?: Endpoint): void {
+    this.#guard((nowMs) => this.#tcp?.onHostConnected(flow, nowMs, local));
   }
 
   tcpData(flow: FlowId, data: Uint8Array): void {
@@ -393,13 +398,19 @@ export class Stack implements ToGuest, HostEvents {
 
   udpBound(socket: FlowId, local: Endpoint): void {
     this.#guard((nowMs) => {
-      this.#forwards?.opened(socket, local);
-      this.#portmap?.opened(socket, local, nowMs);
+      if (this.#udp?.owns(socket) === true) this.#udp.bound(socket, local);
+      else {
+        this.#forwards?.opened(socket, local);
+        this.#portmap?.opened(socket, local, nowMs);
+      }
     });
   }
 
   udpReceivedFrom(socket: FlowId, from: Endpoint, data: Uint8Array): void {
-    this.#guard((nowMs) => this.#forwards?.datagram(socket, from, data, nowMs));
+    this.#guard((nowMs) => {
+      if (this.#udp?.owns(socket) === true) this.#udp.hostDatagramFrom(socket, from, data, nowMs);
+      else this.#forwards?.datagram(socket, from, data, nowMs);
+    });
   }
 
   // --- Port forwards (src/nat/forward-ports.ts).

@@ -195,3 +195,20 @@ describe('cli: the listening line names the networks', { timeout: 60_000 }, () =
     expect((line!['listeners'] as Record<string, unknown>[]).map((l) => [l['kind'], l['network']])).toEqual([['dgram', 'other'], ['ws', undefined]]);
   });
 });
+
+describe('NAT behaviour options', () => {
+  it('set every network plainly, and one network with --net-option', () => {
+    const c = serve('--nat', 'port-restricted-cone', '--nat-udp-timeout', '300', '--net-option', 'a:nat=symmetric,outbound=127.0.0.2,nat-hairpin=off', '--net-option', 'b:nat-mapping=adm');
+    expect(c.network.config.nat).toMatchObject({ mapping: 'eim', filtering: 'apdf', udpTimeoutMs: 300_000 });
+    expect(c.network.config.outbound).toBeUndefined();
+    expect(c.networks.get('a')!.config.nat).toMatchObject({ mapping: 'apdm', filtering: 'apdf', hairpin: false, udpTimeoutMs: 300_000 });
+    expect(c.networks.get('a')!.config.outbound).toBe(ip('127.0.0.2'));
+    expect(c.networks.get('b')!.config.nat).toMatchObject({ mapping: 'adm', filtering: 'apdf' });
+  });
+
+  it('refuse bad values naming the option', () => {
+    expect(refusal('--nat', 'cone').message).toMatch(/^--nat: 'cone' must be one of full-cone/);
+    expect(refusal('--nat-udp-timeout', 'soon').message).toMatch(/^--nat-udp-timeout:/);
+    expect(refusal('--net-option', 'a:outbound=nowhere').message).toMatch(/^--net-option a:outbound:/);
+  });
+});

@@ -131,7 +131,7 @@ describe('dns/forwarder: forwarding', () => {
   });
 
   it('takes its upstream socket ids from the flow table, without colliding with NAT flows, and lists only NAT flows', () => {
-    const t = harness();
+    const t = harness({ network: { nat: 'symmetric' } });
     t.guestSendsRaw(new Uint8Array(4), 40001, '10.0.2.2', 7); // a NAT flow first
     t.ask('a.test');
     t.guestSendsRaw(new Uint8Array(4), 40002, '10.0.2.2', 7);

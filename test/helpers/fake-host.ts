@@ -13,14 +13,14 @@ export class FakeHost implements Host {
   readonly calls: HostCall[] = [];
   buffered = 0;
 
-  udpOpen(flow: FlowId, to: Endpoint): void {
-    this.calls.push(['udpOpen', flow, to]);
+  udpOpen(flow: FlowId, to: Endpoint, local?: Endpoint): void {
+    this.calls.push(local === undefined ? ['udpOpen', flow, to] : ['udpOpen', flow, to, local]);
   }
   udpSend(flow: FlowId, data: Uint8Array): void {
     this.calls.push(['udpSend', flow, data.slice()]);
   }
-  tcpConnect(flow: FlowId, to: Endpoint): void {
-    this.calls.push(['tcpConnect', flow, to]);
+  tcpConnect(flow: FlowId, to: Endpoint, local?: Endpoint): void {
+    this.calls.push(local === undefined ? ['tcpConnect', flow, to] : ['tcpConnect', flow, to, local]);
   }
   tcpWrite(flow: FlowId, data: Uint8Array): number {
     this.calls.push(['tcpWrite', flow, data.slice()]);

@@ -269,8 +269,7 @@ export class WsBridgeRefused extends Error {
 
 /** How a namespace's TAP reaches the daemon. */
 export type Bridge =
-  /** `netns`: run the socat bridge inside that namespace (to reach a daemon that runs there). */
-  | { readonly kind: 'dgram'; readonly host: string; readonly port: number; readonly netns?: string }
+  | { readonly kind: 'dgram'; readonly host: string; readonly port: number }
   /** A WebSocket relay client (test/helpers/ws-tap-bridge.mjs) with these request headers. */
   | { readonly kind: 'ws'; readonly url: string; readonly headers?: Readonly<Record<string, string>> }
   | { readonly kind: 'stream-unix'; readonly path: string }
@@ -292,14 +291,18 @@ export class NetnsGuest {
     this.bridge = bridge;
   }
 
-  /** Creates the namespace, the TAP and its bridge; the TAP is up in the namespace, no address. */
-  static async create(link: Bridge): Promise<NetnsGuest> {
+  /**
+   * Creates the namespace, the TAP and its bridge; the TAP is up in the namespace, no address.
+   * `within`: the namespace the daemon runs in (dgram links only): the bridge runs there.
+   */
+  static async create(link: Bridge, within?: string): Promise<NetnsGuest> {
     const ns = uniqueName('tslns');
     const tap = uniqueName('tsltap');
     must('ip', ['netns', 'add', ns]);
     let bridge: Proc | undefined;
+    const inside = within === undefined ? [] : ['ip', 'netns', 'exec', within];
+    const exists = (): boolean => linkExists(tap, within);
     try {
-      const inNs = link.kind === 'dgram' ? link.netns : undefined;
       if (link.kind === 'ws') {
         bridge = new Proc(`ws-bridge ${tap}`, process.execPath, [WS_TAP_BRIDGE, tap, link.url, ...Object.entries(link.headers ?? {}).map(([k, v]) => `${k}=${v}`)]);
         const b = bridge;
@@ -307,17 +310,17 @@ export class NetnsGuest {
         const refused = /ws-bridge: (HTTP \d+|error .*)/.exec(b.output);
         if (refused !== null) throw new WsBridgeRefused(refused[1]!, b.tail());
       } else if (link.kind === 'dgram') {
-        const local = await freeUdpPort();
+        // Outside the host namespace the port is chosen by the namespace (freeUdpPort is the host's).
+        const local = within === undefined ? await freeUdpPort() : 0;
         // -b 65536: socat's default 8 KiB buffer would cut frames of larger MTUs. The socket's
         // kernel buffers are the daemon's dgram listener's (4 MiB): the default 208 KiB holds
         // three 64 KiB frames, and a bridge that overflows costs the guests retransmissions
         // that are not tslirp's (benchmarks give every path the same buffers).
-        const socat = [
-          'socat', '-b', '65536',
+        bridge = new Proc(`socat ${tap}`, inside[0] ?? 'socat', [...inside.slice(1), ...(within === undefined ? [] : ['socat']),
+          '-b', '65536',
           `TUN,tun-type=tap,iff-no-pi,tun-name=${tap}`,
-          `UDP-DATAGRAM:${link.host}:${link.port},bind=${inNs === undefined ? '127.0.0.1' : link.host}:${local},rcvbuf=${DGRAM_BRIDGE_BUFFER},sndbuf=${DGRAM_BRIDGE_BUFFER}`,
-        ];
-        bridge = inNs === undefined ? new Proc(`socat ${tap}`, socat[0]!, socat.slice(1)) : new Proc(`socat ${tap}`, 'ip', ['netns', 'exec', inNs, ...socat]);
+          `UDP-DATAGRAM:${link.host}:${link.port},bind=127.0.0.1:${local},rcvbuf=${DGRAM_BRIDGE_BUFFER},sndbuf=${DGRAM_BRIDGE_BUFFER}`,
+        ]);
       } else {
         // QEMU creates the TAP (non-persistent: it goes away with QEMU's fd).
         const addr =
@@ -334,12 +337,12 @@ export class NetnsGuest {
       }
       const b = bridge;
       // The TAP appears once the bridge opened it; every bridge creates it itself.
-      if (!(await until(() => b.exit !== undefined || linkExists(tap, inNs), 10_000)) || b.exit !== undefined) {
+      if (!(await until(() => b.exit !== undefined || exists(), 10_000)) || b.exit !== undefined) {
         throw new Error(`the bridge did not create ${tap}:\n${b.tail()}`);
       }
       if (link.kind !== 'dgram' && link.kind !== 'ws') await sleep(300); // QEMU connects its stream netdev right after the TAP
       if (b.exit !== undefined) throw new Error(`the bridge exited:\n${b.tail()}`);
-      must('ip', [...(inNs === undefined ? [] : ['-n', inNs]), 'link', 'set', 'dev', tap, 'netns', ns]);
+      must('ip', [...(within === undefined ? [] : ['-n', within]), 'link', 'set', 'dev', tap, 'netns', ns]);
       const g = new NetnsGuest(ns, tap, b);
       await g.sh('ip link set lo up && ip link set dev "$1" up', [tap]);
       return g;

@@ -234,6 +234,7 @@ describe.skipIf(!enabled)('daemon error paths: resets and half-closes at every h
         // The DNS upstream is the resetting host service: UDP queries meet a closed port
         // (ECONNREFUSED), DNS over TCP an upstream that resets mid-query.
         '--dns-upstream', `127.0.0.1:${hostPort}`,
+        '--nat', 'symmetric', // connected UDP sockets: the closed port below comes back as ECONNREFUSED
         '--log-level', 'info',
       ],
       { startTimeoutMs: 30_000 },

@@ -199,7 +199,7 @@ describe.skipIf(!enabled)('a public daemon: tokens and the egress policy, with r
       const d = await startDaemon(['--dgram', `udp:${PRIVATE}:0,public`, ...args, '--log-level', 'info'], { netns: ns });
       daemons.push(d);
       const l = d.dgram();
-      const g = await NetnsGuest.create({ kind: 'dgram', host: l.host, port: l.port, netns: ns });
+      const g = await NetnsGuest.create({ kind: 'dgram', host: l.host, port: l.port }, ns);
       guests.push(g);
       const { lease, result } = await g.dhcp();
       expect(lease?.['ip'], `${out(result)}\n${d.dump()}`).toBe('10.0.2.15');

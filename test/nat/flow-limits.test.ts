@@ -11,6 +11,7 @@ import type { FlowId } from '../../src/net/addr.js';
 import type { ToGuest } from '../../src/net/seams.js';
 import { DEFAULT_FLOW_LIMITS, FlowTable, MAX_FLOW_LIMIT, resolveFlowLimits, type FlowEntry, type FlowLimits, type FlowProtocol } from '../../src/nat/flow-table.js';
 import { ConfigError } from '../../src/util/config-error.js';
+import { resolveNatBehaviour } from '../../src/nat/behaviour.js';
 import { UDP_IDLE_TIMEOUT_MS, UdpNat } from '../../src/nat/udp-flow.js';
 import type { Tcp } from '../../src/tcp/wire.js';
 import type { Ipv4Addr } from '../../src/util/bytes.js';
@@ -47,7 +48,7 @@ function natHarness(flowLimits: FlowLimits, timeWaitMs = 4000) {
     config: t.config, counters: t.counters,
     sendIpv4: () => undefined, flowIcmpError: () => undefined, dnsTcpUpstream: () => undefined,
   };
-  const udp = new UdpNat(t.table, t.host, toGuest);
+  const udp = new UdpNat(t.table, t.host, toGuest, resolveNatBehaviour({ nat: 'symmetric' }));
   const datagram = (src: Ipv4Addr, dst: Ipv4Addr): Ipv4 => ({
     dscpEcn: 0, id: 1, dontFragment: false, moreFragments: false, fragmentOffset: 0, ttl: 64,
     protocol: IP_PROTO.UDP, src, dst, options: EMPTY, payload: EMPTY,

@@ -91,7 +91,7 @@ export function tcpHarness(o: HarnessOptions = {}) {
     dnsTcpUpstream: () => o.dnsUpstream,
   };
   const table = new FlowTable(o.flowLimits);
-  const engine = new TcpEngine(table, host, toGuest, seededRandom(o.seed ?? 7), o.limits);
+  const engine = new TcpEngine(table, host, toGuest, seededRandom(o.seed ?? 7), o.limits, config.nat);
 
   const take = (): Sent[] => sent.splice(0);
   /** Only TCP segments; fails if anything else was sent. */

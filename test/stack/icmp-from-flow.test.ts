@@ -17,7 +17,7 @@ import { ip, ipv4Frame, tcpBytes, udpBytes } from '../helpers/frames.js';
 function harness() {
   const host = new FakeHost();
   const sent: Uint8Array[] = [];
-  const stack = new Stack(resolveStackConfig({}), { clock: new ManualClock(0), random: seededRandom(7), emit: (f) => sent.push(f.slice()), host });
+  const stack = new Stack(resolveStackConfig({ nat: 'symmetric' }), { clock: new ManualClock(0), random: seededRandom(7), emit: (f) => sent.push(f.slice()), host });
   const hex = (): string[] => sent.splice(0).map((f) => Buffer.from(f).toString('hex'));
   return { host, stack, hex };
 }

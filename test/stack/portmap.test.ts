@@ -59,7 +59,11 @@ describe('stack: NAT-PMP on the gateway', () => {
     const t = harness(false);
     t.request(writeNatPmpMapRequest({ protocol: 'tcp', internalPort: 80, suggestedPort: 8080, lifetimeS: 30 }));
     expect(t.host.callsOf('tcpListen')).toEqual([]);
-    expect(t.host.callsOf('udpOpen')).toEqual([[expect.any(Number), { addr: ip('127.0.0.1'), port: 5351 }]]);
+    // The default NAT (endpoint-independent) binds one socket for the guest endpoint; the request waits for it.
+    expect(t.host.callsOf('udpBind')).toHaveLength(1);
+    const [socket] = t.host.callsOf('udpBind')[0]! as [number];
+    t.stack.udpBound(socket, { addr: 0, port: 40000 });
+    expect(t.host.callsOf('udpSendTo').map(([, to]) => to)).toEqual([{ addr: ip('127.0.0.1'), port: 5351 }]);
   });
 
   it('refuses a bad --nat-pmp value', () => {

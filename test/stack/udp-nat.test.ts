@@ -14,7 +14,7 @@ function harness(options: NetworkOptions = {}, limits: FlowLimits = DEFAULT_FLOW
   const clock = new ManualClock(0);
   const host = new FakeHost();
   const sent: Uint8Array[] = [];
-  const stack = new Stack(resolveStackConfig(options), { clock, random: seededRandom(3), emit: (f) => sent.push(f), host, flowLimits: limits });
+  const stack = new Stack(resolveStackConfig({ nat: 'symmetric', ...options }), { clock, random: seededRandom(3), emit: (f) => sent.push(f), host, flowLimits: limits });
   const take = (): Decoded[] => sent.splice(0).map(decode);
   const guestSends = (dst: string, dstPort: number, payload: Uint8Array, srcPort = 40000, src = '10.0.2.15'): Decoded[] => {
     const udp = udpBytes({ srcPort, dstPort, payload }, ip(src), ip(dst));
@@ -26,7 +26,7 @@ function harness(options: NetworkOptions = {}, limits: FlowLimits = DEFAULT_FLOW
 
 const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 13 + 1) & 0xff);
 
-describe('UDP NAT', () => {
+describe('UDP NAT, symmetric (a connected socket per flow)', () => {
   it('sends a datagram to the gateway from a host socket connected to 127.0.0.1, and brings the reply back', () => {
     const t = harness();
     expect(t.guestSends('10.0.2.2', 7, bytes(100))).toEqual([]);

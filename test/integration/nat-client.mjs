@@ -1,0 +1,120 @@
+// The real UDP programs of the NAT tests, run by node inside test namespaces (they share the
+// filesystem). Each mode prints one JSON line at the end.
+//
+//   probe HOST PORT            a connected socket sends 3 datagrams to HOST:PORT and reports
+//                              {replies, error}: ECONNREFUSED when ICMP port unreachable came back
+//   rendezvous ADDR PORT SECS  the hole-punching rendezvous: a client sends "REG NAME PEER"; once
+//                              NAME and PEER both registered, each is sent "PEER ADDR PORT" of
+//                              the other's endpoint as the rendezvous saw it (its public one)
+//   punch ADDR PORT NAME PEER MS
+//                              registers at the rendezvous ADDR:PORT from one socket, then sends
+//                              "PUNCH NAME" to the peer's public endpoint every 50 ms; a datagram
+//                              from the peer (from whatever endpoint) makes that endpoint the
+//                              target, and a PUNCH is answered "ACK NAME"; reports {direct: the
+//                              peer's datagrams reached us and it acknowledged ours}
+//   tcpwho ADDR PORT... SECS   TCP servers that tell each client its endpoint ("ADDR:PORT\n")
+//   tcpfrom LOCALPORT ADDR PORT...
+//                              connects to each server in turn from LOCALPORT, keeping the earlier
+//                              connections open, and reports {seen: what each server saw}
+/* global process, console, setTimeout, setInterval, clearInterval, Buffer */
+import dgram from 'node:dgram';
+import net from 'node:net';
+
+const [mode, ...args] = process.argv.slice(2);
+const done = (o) => {
+  console.log(JSON.stringify(o));
+  process.exit(0);
+};
+
+if (mode === 'probe') {
+  const [host, port] = args;
+  const s = dgram.createSocket('udp4');
+  let replies = 0;
+  s.on('message', () => replies++);
+  s.on('error', (e) => done({ replies, error: e.code }));
+  s.connect(Number(port), host, () => {
+    let i = 0;
+    const t = setInterval(() => {
+      if (i++ < 3) s.send(Buffer.from('probe'));
+      else {
+        clearInterval(t);
+        done({ replies, error: null });
+      }
+    }, 300);
+  });
+} else if (mode === 'rendezvous') {
+  const [addr, port, secs] = args;
+  const s = dgram.createSocket('udp4');
+  const seen = new Map(); // name → {address, port, peer}
+  s.on('message', (msg, from) => {
+    const [verb, name, peer] = msg.toString().split(' ');
+    if (verb !== 'REG' || name === undefined || peer === undefined) return;
+    seen.set(name, { address: from.address, port: from.port, peer });
+    const other = seen.get(peer);
+    if (other === undefined || other.peer !== name) return;
+    s.send(`PEER ${other.address} ${other.port}`, from.port, from.address);
+    s.send(`PEER ${from.address} ${from.port}`, other.port, other.address);
+  });
+  s.bind(Number(port), addr, () => console.log('READY'));
+  setTimeout(() => done({ registered: [...seen.keys()] }), Number(secs) * 1000);
+} else if (mode === 'punch') {
+  const [addr, port, name, peer, ms] = args;
+  const s = dgram.createSocket('udp4');
+  let target; // the peer's endpoint we send to
+  let peerPublic;
+  let heard = 0; // datagrams from the peer
+  let acked = false; // the peer said it heard us
+  s.on('message', (msg, from) => {
+    const text = msg.toString();
+    if (from.address === addr && from.port === Number(port)) {
+      const [verb, a, p] = text.split(' ');
+      if (verb === 'PEER' && target === undefined) target = peerPublic = { address: a, port: Number(p) };
+      return;
+    }
+    if (!text.startsWith(`PUNCH ${peer}`) && !text.startsWith(`ACK ${peer}`)) return;
+    heard++;
+    if (text.startsWith('ACK')) acked = true;
+    target = { address: from.address, port: from.port };
+    if (text.startsWith('PUNCH')) s.send(`ACK ${name}`, from.port, from.address);
+  });
+  s.bind(0, () => {
+    const end = Date.now() + Number(ms);
+    const t = setInterval(() => {
+      if (target === undefined) s.send(`REG ${name} ${peer}`, Number(port), addr);
+      else s.send(`PUNCH ${name}`, target.port, target.address);
+      if ((heard > 0 && acked) || Date.now() > end) {
+        clearInterval(t);
+        // A last few ACKs, so the peer hears back even if it started later.
+        setTimeout(() => done({ direct: heard > 0 && acked, heard, peerPublic, via: target }), 300);
+      }
+    }, 50);
+  });
+} else if (mode === 'tcpwho') {
+  const addr = args[0];
+  const secs = Number(args.at(-1));
+  for (const port of args.slice(1, -1))
+    net.createServer((c) => { c.on('error', () => undefined); c.write(`${c.remoteAddress}:${c.remotePort}\n`); }).listen(Number(port), addr);
+  console.log('READY');
+  setTimeout(() => done({}), secs * 1000);
+} else if (mode === 'tcpfrom') {
+  const [localPort, addr, ...ports] = args;
+  const seen = [];
+  const sockets = [];
+  for (const port of ports) {
+    seen.push(
+      await new Promise((resolve) => {
+        const c = net.connect({ host: addr, port: Number(port), localPort: Number(localPort) });
+        sockets.push(c);
+        c.setEncoding('utf8');
+        let text = '';
+        c.on('data', (d) => { text += d; if (text.includes('\n')) resolve(text.trim()); });
+        c.on('error', (e) => resolve(`error ${e.code}`));
+      }),
+    );
+  }
+  for (const c of sockets) c.destroy();
+  done({ seen });
+} else {
+  console.error(`unknown mode ${mode}`);
+  process.exit(2);
+}

@@ -1,0 +1,131 @@
+/**
+ * The hole-punching grid, in the spirit of Tailscale's NAT test grid: two guests, each behind
+ * its own tslirp network with its own NAT type and its own public address (`--outbound`
+ * 203.0.113.2 and 203.0.113.3 on the test's internet, nat-world.ts), a rendezvous server at
+ * 198.51.100.4, and a real UDP hole-punching client in each guest (nat-client.mjs `punch`).
+ * For every pair of the four classic NAT types the result (direct or not) is compared with
+ * RFC 4787's prediction (`predictHolePunch`); the grid is printed and written as an HTML page
+ * (its path is printed); a cell that disagrees fails the test.
+ */
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NAT_TYPES, type NatType } from '../../src/nat/behaviour.js';
+import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, shouldRun } from '../helpers/guests.js';
+import { lastJson, NAT_CLIENT, predictHolePunch, World, WORLD } from './nat-world.js';
+
+const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox')]);
+const enabled = shouldRun('nat-grid.int.test.ts (the hole-punching grid)', missing);
+
+const TYPES = Object.keys(NAT_TYPES) as NatType[];
+/** How long a client punches before giving up: a direct path forms within a few 50 ms rounds. */
+const PUNCH_MS = 3_000;
+const RENDEZVOUS_PORT = 3478;
+
+interface Cell {
+  readonly a: NatType;
+  readonly b: NatType;
+  readonly predicted: boolean;
+  readonly direct: boolean;
+  readonly detail: string;
+}
+
+function html(cells: readonly Cell[]): string {
+  const cell = (c: Cell): string => {
+    const agree = c.direct === c.predicted;
+    const colour = !agree ? '#f4a6a6' : c.direct ? '#a8e6a1' : '#f3e3a0';
+    return `<td style="background:${colour}" title="${c.detail.replace(/"/g, '&quot;')}">${c.direct ? 'direct' : 'relay needed'}${agree ? '' : ` (RFC 4787: ${c.predicted ? 'direct' : 'no'})`}</td>`;
+  };
+  const rows = TYPES.map((a) => `<tr><th>${a}</th>${TYPES.map((b) => cell(cells.find((c) => c.a === a && c.b === b)!)).join('')}</tr>`);
+  return [
+    '<!doctype html><meta charset="utf-8"><title>tslirp hole-punching grid</title>',
+    '<style>body{font-family:sans-serif}td,th{border:1px solid #888;padding:.4em .8em;text-align:center}table{border-collapse:collapse}</style>',
+    '<h1>UDP hole punching between two tslirp NATs</h1>',
+    `<p>Rows: guest A's network (public ${WORLD.publicA}); columns: guest B's (public ${WORLD.publicB}); rendezvous ${WORLD.rendezvous}. `,
+    'Green: direct, as RFC 4787 predicts; yellow: no direct path, as predicted; red: disagreement.</p>',
+    `<table><tr><th>A \\ B</th>${TYPES.map((t) => `<th>${t}</th>`).join('')}</tr>${rows.join('')}</table>`,
+  ].join('\n');
+}
+
+describe.skipIf(!enabled)('the hole-punching grid', () => {
+  let world: World;
+  let d: Daemon | undefined;
+  let rendezvous: Proc | undefined;
+  const guests = new Map<string, NetnsGuest>();
+
+  beforeAll(async () => {
+    world = World.create();
+    rendezvous = world.spawn('rendezvous', [process.execPath, NAT_CLIENT, 'rendezvous', WORLD.rendezvous, String(RENDEZVOUS_PORT), '600']);
+    await rendezvous.waitFor(/READY/, 10_000);
+    const networks = TYPES.flatMap((t) => [
+      { name: `a-${t}`, type: t, outbound: WORLD.publicA },
+      { name: `b-${t}`, type: t, outbound: WORLD.publicB },
+    ]);
+    d = await startDaemon(
+      [
+        ...networks.flatMap((n) => ['--dgram', `udp:127.0.0.1:0,network=${n.name}`]),
+        ...networks.flatMap((n) => ['--net-option', `${n.name}:nat=${n.type},outbound=${n.outbound}`]),
+      ],
+      { netns: world.ns, startTimeoutMs: 30_000 },
+    );
+    const dgrams = d.listeners.filter((l) => l.kind === 'dgram');
+    await Promise.all(
+      networks.map(async (n, i) => {
+        const l = dgrams[i]!;
+        if (!('port' in l)) throw new Error('no port');
+        const g = await NetnsGuest.create({ kind: 'dgram', host: l.host, port: l.port }, world.ns);
+        guests.set(n.name, g);
+        const { lease, result } = await g.dhcp();
+        if (lease?.['ip'] !== '10.0.2.15') throw new Error(`${n.name}: no lease:\n${result.stdout}${result.stderr}`);
+      }),
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const g of guests.values()) await g.destroy();
+    await d?.stop();
+    await rendezvous?.stop();
+    world.destroy();
+  });
+
+  it('has what it needs (root, ip, socat, busybox, the daemon)', () => {
+    expect(missing).toEqual([]);
+  });
+
+  // 4 rounds, each pairing every A network with a different B network (a guest punches once
+  // per round); a round takes at most PUNCH_MS plus node's start, so 4 x 15 s keeps 3x margin.
+  it('every pair of the four NAT types punches through exactly where RFC 4787 predicts', async () => {
+    const cells: Cell[] = [];
+    for (let round = 0; round < TYPES.length; round++) {
+      const results = await Promise.all(
+        TYPES.map(async (a, i) => {
+          const b = TYPES[(i + round) % TYPES.length]!;
+          const [nameA, nameB] = [`A${round}${i}`, `B${round}${i}`];
+          const punch = (g: NetnsGuest, me: string, peer: string) =>
+            g.exec([process.execPath, NAT_CLIENT, 'punch', WORLD.rendezvous, String(RENDEZVOUS_PORT), me, peer, String(PUNCH_MS)], 30_000);
+          const [ra, rb] = await Promise.all([punch(guests.get(`a-${a}`)!, nameA, nameB), punch(guests.get(`b-${b}`)!, nameB, nameA)]);
+          const [ja, jb] = [lastJson(ra.stdout), lastJson(rb.stdout)];
+          return {
+            a, b,
+            predicted: predictHolePunch(NAT_TYPES[a], NAT_TYPES[b]),
+            direct: ja['direct'] === true && jb['direct'] === true,
+            detail: `A ${JSON.stringify(ja)} ${ra.stderr} / B ${JSON.stringify(jb)} ${rb.stderr}`,
+          };
+        }),
+      );
+      cells.push(...results);
+    }
+    const width = Math.max(...TYPES.map((t) => t.length)) + 2;
+    const mark = (c: Cell): string => `${c.direct ? 'direct' : 'no'}${c.direct === c.predicted ? '' : '(!)'}`;
+    const table = [
+      `A \\ B`.padEnd(width) + TYPES.map((t) => t.padEnd(width)).join(''),
+      ...TYPES.map((a) => a.padEnd(width) + TYPES.map((b) => mark(cells.find((c) => c.a === a && c.b === b)!).padEnd(width)).join('')),
+    ].join('\n');
+    const page = join(tmpdir(), 'tslirp-nat-grid.html');
+    writeFileSync(page, html(cells));
+    console.log(`hole-punching grid (direct / no; (!) disagrees with RFC 4787), also ${page}:\n${table}`);
+    for (const c of cells) expect({ a: c.a, b: c.b, direct: c.direct }, c.detail).toEqual({ a: c.a, b: c.b, direct: c.predicted });
+  }, 4 * 15_000);
+});
