@@ -71,7 +71,15 @@ const utf8d = new TextDecoder('utf-8', { fatal: true });
 export function encodeEntry(e: Entry): Uint8Array[] {
   const blobs: Uint8Array[] = [];
   let offset = 0;
-  const json = JSON.stringify(e, (_k, v: unknown) => {
+  // `this[k]`, not `v`: a Buffer's toJSON has already run when the replacer sees `v`.
+  const json = JSON.stringify(e, function (this: Record<string, unknown>, k: string, v: unknown) {
+    const raw = this[k];
+    if (raw instanceof Uint8Array) {
+      const ref = { $b: [offset, raw.length] };
+      blobs.push(raw);
+      offset += raw.length;
+      return ref;
+    }
     if (v instanceof Uint8Array) {
       const ref = { $b: [offset, v.length] };
       blobs.push(v);
@@ -109,7 +117,7 @@ export function decodeEntry(data: Uint8Array): Entry | string {
   try {
     value = JSON.parse(utf8d.decode(data.subarray(HEAD, HEAD + jsonLength)), (_k, v: unknown) => {
       if (typeof v === 'object' && v !== null && '$b' in v) {
-        const ref = (v as { $b: unknown }).$b;
+        const ref = (v).$b;
         if (!Array.isArray(ref) || ref.length !== 2 || !ref.every((n) => Number.isInteger(n) && (n as number) >= 0)) {
           bad = 'bad byte reference';
           return undefined;

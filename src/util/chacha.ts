@@ -32,11 +32,14 @@ export function chachaBlock(key: Uint32Array, counter: number, nonce: Uint32Arra
   s[12] = counter >>> 0;
   s.set(nonce, 13);
   const x = s.slice();
+  // RFC 8439 §2.1: a += b; d ^= a; d <<<= 16; c += d; b ^= c; b <<<= 12; … 8; … 7.
   const qr = (a: number, b: number, c: number, d: number): void => {
-    x[a] = (x[a]! + x[b]!) >>> 0; x[d] = rotl(x[d]! ^ x[a]!, 16);
-    x[c] = (x[c]! + x[d]!) >>> 0; x[b] = rotl(x[b]! ^ x[c]!, 12);
-    x[a] = (x[a]! + x[b]!) >>> 0; x[d] = rotl(x[d]! ^ x[a]!, 8);
-    x[c] = (x[c]! + x[d]!) >>> 0; x[b] = rotl(x[b]! ^ x[c]!, 7);
+    let va = x[a]!, vb = x[b]!, vc = x[c]!, vd = x[d]!;
+    va = (va + vb) >>> 0; vd = rotl(vd ^ va, 16);
+    vc = (vc + vd) >>> 0; vb = rotl(vb ^ vc, 12);
+    va = (va + vb) >>> 0; vd = rotl(vd ^ va, 8);
+    vc = (vc + vd) >>> 0; vb = rotl(vb ^ vc, 7);
+    x[a] = va; x[b] = vb; x[c] = vc; x[d] = vd;
   };
   for (let i = 0; i < 10; i++) {
     qr(0, 4, 8, 12); qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15);
