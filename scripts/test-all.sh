@@ -38,7 +38,7 @@ phase() {
 PACKAGES=(
   qemu-system-x86 ipxe-qemu seabios socat tcpdump tshark busybox-static iproute2
   iputils-arping iputils-ping cpio kmod xz-utils zstd gzip procps coreutils ca-certificates
-  dnsmasq-base bind9-dnsutils curl iperf3 slirp4netns chromium
+  dnsmasq-base bind9-dnsutils curl iperf3 slirp4netns chromium isc-dhcp-client dhcpcd-base
 )
 
 install_packages() {
