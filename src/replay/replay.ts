@@ -187,6 +187,7 @@ class Replay {
   #entriesRun = 0;
   #calls = 0;
   #complete = false;
+  #divergence: Divergence | undefined;
 
   constructor(records: readonly CaptureRecord[], entries: ReadonlyMap<number, Entry>, net: NetworkEntry, warnings: string[], started: number, file: string | undefined) {
     this.#records = records;
@@ -233,6 +234,7 @@ class Replay {
         this.#cursor = i + 1;
         this.#run(i, r, entry);
         this.#entriesRun++;
+        if (this.#divergence !== undefined) throw new Diverged(this.#divergence);
         i = this.#cursor - 1;
       }
     } catch (e) {
@@ -240,6 +242,9 @@ class Replay {
       else if (e instanceof Unusable) return { ...unusable(e.message, this.#started, this.#warnings), ...this.#counts() };
       else divergence = { frame: this.#entryAt + 1, entryFrame: this.#entryAt + 1, timeS: this.#timeS(), kind: 'exception', got: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
     }
+    // A bug of ours the stack caught (and counted) happened when recording too, or it diverged above.
+    const internal = this.#network.stack.lastError;
+    if (internal !== undefined) this.#warnings.push(`the network caught an internal error (counted as stack.internal-error): ${internal instanceof Error ? internal.message : JSON.stringify(internal)}`);
     return {
       schema: REPLAY_REPORT_SCHEMA,
       result: divergence === undefined ? 'match' : 'divergence',
@@ -354,28 +359,45 @@ class Replay {
     return e?.k === 'call' ? { kind: 'call', entry: e, frame: i + 1 } : undefined;
   }
 
+  /**
+   * Outputs never throw: the stack catches what its callbacks throw (counted as an internal
+   * error), so the first divergence is kept here and the replay stops after the entry.
+   */
+  #diverge(d: Divergence): void {
+    this.#divergence ??= d;
+  }
+
   #frameOut(iface: number, frame: Uint8Array): void {
+    if (this.#divergence !== undefined) return;
     const out = this.#nextOutput();
     const got = summarizeFrame(frame);
     const base = { entryFrame: this.#entryAt + 1, timeS: this.#timeS() };
-    if (out === undefined) throw new Diverged({ ...base, frame: this.#cursor + 1, kind: 'unexpected', got: `to guest ${this.#portName(iface)}: ${got}` });
-    if (out.kind === 'call') throw new Diverged({ ...base, frame: out.frame, kind: 'unexpected', expected: this.#callText(out.entry), got: `to guest ${this.#portName(iface)}: ${got}` });
+    if (out === undefined) return this.#diverge({ ...base, frame: this.#cursor + 1, kind: 'unexpected', got: `to guest ${this.#portName(iface)}: ${got}` });
+    if (out.kind === 'call') return this.#diverge({ ...base, frame: out.frame, kind: 'unexpected', expected: this.#callText(out.entry), got: `to guest ${this.#portName(iface)}: ${got}` });
     if (out.iface !== iface || !bytesEqual(out.data, frame)) {
       const fields: FieldDifference[] = fieldDiff(frameFields(out.data), frameFields(frame));
       if (out.iface !== iface) fields.unshift({ field: 'frame.interface_id', expected: String(out.iface), got: String(iface) });
       const hex = hexDiff(out.data, frame);
-      throw new Diverged({ ...base, frame: out.frame, kind: 'frame', expected: summarizeFrame(out.data), got, fields, ...(hex !== undefined && { hex }) });
+      return this.#diverge({ ...base, frame: out.frame, kind: 'frame', expected: summarizeFrame(out.data), got, fields, ...(hex !== undefined && { hex }) });
     }
     this.#cursor++;
     this.#frames++;
   }
 
   #call(n: keyof Host, a: readonly unknown[]): unknown {
+    if (this.#divergence !== undefined) return n === 'tcpWrite' ? 0 : undefined;
     const out = this.#nextOutput();
     const base = { entryFrame: this.#entryAt + 1, timeS: this.#timeS() };
     const got = summarizeCall(n, a);
-    if (out === undefined) throw new Diverged({ ...base, frame: this.#cursor + 1, kind: 'unexpected', got: `host ${got}` });
-    if (out.kind === 'frame') throw new Diverged({ ...base, frame: out.frame, kind: 'unexpected', expected: summarizeFrame(out.data), got: `host ${got}` });
+    const none = n === 'tcpWrite' ? 0 : undefined;
+    if (out === undefined) {
+      this.#diverge({ ...base, frame: this.#cursor + 1, kind: 'unexpected', got: `host ${got}` });
+      return none;
+    }
+    if (out.kind === 'frame') {
+      this.#diverge({ ...base, frame: out.frame, kind: 'unexpected', expected: summarizeFrame(out.data), got: `host ${got}` });
+      return none;
+    }
     const e = out.entry;
     if (e.n !== n || !sameArgs(e.a, a)) {
       const fields: FieldDifference[] = [];
@@ -386,7 +408,8 @@ class Replay {
       const eb = e.a.find((x) => x instanceof Uint8Array);
       const gb = a.find((x) => x instanceof Uint8Array);
       const hex = eb instanceof Uint8Array && gb instanceof Uint8Array ? hexDiff(eb, gb) : undefined;
-      throw new Diverged({ ...base, frame: out.frame, kind: 'call', expected: this.#callText(e), got: `host ${got}`, fields, ...(hex !== undefined && { hex }) });
+      this.#diverge({ ...base, frame: out.frame, kind: 'call', expected: this.#callText(e), got: `host ${got}`, fields, ...(hex !== undefined && { hex }) });
+      return none;
     }
     this.#cursor++;
     this.#calls++;
