@@ -189,7 +189,7 @@ const CAPTURES: readonly Capture[] = [
   },
   {
     name: 'tcp-slow-reader',
-    shows: 'curl --limit-rate with a 16 KiB receive buffer reads 400 KB slowly: the guest's window shrinks to a few hundred bytes and the NAT sends only what it allows (no zero window was reached)',
+    shows: 'curl --limit-rate with a 16 KiB receive buffer reads 400 KB slowly: the guest window shrinks to a few hundred bytes and the NAT sends only what it allows (no zero window was reached)',
     tools: ['curl'],
     async run({ world, guests: [g] }) {
       await staticAddress(g!, 15);
