@@ -24,7 +24,6 @@ import { Network, type NetworkPort } from '../network/network.js';
 import { readCapture, type CaptureRecord } from '../pcap/reader.js';
 import type { StackConfig } from '../stack/config.js';
 import type { SwitchOptions } from '../switch/learning-switch.js';
-import { bytesEqual } from '../util/bytes.js';
 import { chachaRandom, CHACHA_SEED_BYTES } from '../util/chacha.js';
 import { decodeEntry, isEntryBlock, RECORDING_PEN, RECORDING_VERSION, type CallEntry, type Entry, type NetworkEntry } from './format.js';
 import { fieldDiff, frameFields, hexDiff, summarizeCall, summarizeFrame } from './decode.js';
@@ -115,10 +114,14 @@ function canonical(args: readonly unknown[]): [string, Uint8Array[]] {
   return [text, blobs];
 }
 
+/** Byte equality through Buffer.equals (memcmp), not a loop in JavaScript: the replay's hot comparison. */
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+
 function sameArgs(a: readonly unknown[], b: readonly unknown[]): boolean {
   const [ta, ba] = canonical(a);
   const [tb, bb] = canonical(b);
-  return ta === tb && ba.length === bb.length && ba.every((x, i) => bytesEqual(x, bb[i]!));
+  return ta === tb && ba.length === bb.length && ba.every((x, i) => sameBytes(x, bb[i]!));
 }
 
 function unusable(error: string, started: number, warnings: readonly string[] = []): ReplayReport {
@@ -370,23 +373,31 @@ class Replay {
   #frameOut(iface: number, frame: Uint8Array): void {
     if (this.#divergence !== undefined) return;
     const out = this.#nextOutput();
+    if (out?.kind === 'frame' && out.iface === iface && sameBytes(out.data, frame)) {
+      this.#cursor++;
+      this.#frames++;
+      return;
+    }
     const got = summarizeFrame(frame);
     const base = { entryFrame: this.#entryAt + 1, timeS: this.#timeS() };
     if (out === undefined) return this.#diverge({ ...base, frame: this.#cursor + 1, kind: 'unexpected', got: `to guest ${this.#portName(iface)}: ${got}` });
     if (out.kind === 'call') return this.#diverge({ ...base, frame: out.frame, kind: 'unexpected', expected: this.#callText(out.entry), got: `to guest ${this.#portName(iface)}: ${got}` });
-    if (out.iface !== iface || !bytesEqual(out.data, frame)) {
+    {
       const fields: FieldDifference[] = fieldDiff(frameFields(out.data), frameFields(frame));
       if (out.iface !== iface) fields.unshift({ field: 'frame.interface_id', expected: String(out.iface), got: String(iface) });
       const hex = hexDiff(out.data, frame);
       return this.#diverge({ ...base, frame: out.frame, kind: 'frame', expected: summarizeFrame(out.data), got, fields, ...(hex !== undefined && { hex }) });
     }
-    this.#cursor++;
-    this.#frames++;
   }
 
   #call(n: keyof Host, a: readonly unknown[]): unknown {
     if (this.#divergence !== undefined) return n === 'tcpWrite' ? 0 : undefined;
     const out = this.#nextOutput();
+    if (out?.kind === 'call' && out.entry.n === n && sameArgs(out.entry.a, a)) {
+      this.#cursor++;
+      this.#calls++;
+      return out.entry.r ?? (n === 'tcpWrite' ? 0 : undefined);
+    }
     const base = { entryFrame: this.#entryAt + 1, timeS: this.#timeS() };
     const got = summarizeCall(n, a);
     const none = n === 'tcpWrite' ? 0 : undefined;
@@ -399,7 +410,7 @@ class Replay {
       return none;
     }
     const e = out.entry;
-    if (e.n !== n || !sameArgs(e.a, a)) {
+    {
       const fields: FieldDifference[] = [];
       if (e.n !== n) fields.push({ field: 'call', expected: e.n, got: n });
       for (let k = 0; k < Math.max(e.a.length, a.length); k++) {
@@ -411,9 +422,6 @@ class Replay {
       this.#diverge({ ...base, frame: out.frame, kind: 'call', expected: this.#callText(e), got: `host ${got}`, fields, ...(hex !== undefined && { hex }) });
       return none;
     }
-    this.#cursor++;
-    this.#calls++;
-    return e.r ?? (n === 'tcpWrite' ? 0 : undefined);
   }
 
   #missing(i: number): Divergence {
