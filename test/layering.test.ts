@@ -22,6 +22,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['nic-e1000'],
   ['link'],
   ['pcap'],
+  ['replay'],
   ['daemon'],
   ['cli'],
   ['index.ts'],

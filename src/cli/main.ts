@@ -22,6 +22,7 @@ import { formatIpv4Addr } from '../util/bytes.js';
 import { formatEndpoint } from '../net/addr.js';
 import { missingNodeFlags } from './node-flags.js';
 import { HELP, parseCommandLine, UsageError, type Command } from './options.js';
+import { replayCommand } from './replay-command.js';
 
 /** Exit statuses. */
 export const EXIT = { OK: 0, ENVIRONMENT: 1, USAGE: 2 } as const;
@@ -154,7 +155,9 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       ...(tokens !== undefined && { wsTokens: () => tokens.current }),
       ...(wsTls !== undefined && { wsTls }),
       ...(capture?.kind === 'dir' && { pcapDir: capture.path }),
-      ...(capture?.kind === 'file' && { pcapFile: capture.path, pcapUserAppl: `tslirp ${version()}` }),
+      ...(capture?.kind === 'file' && { pcapFile: capture.path }),
+      pcapUserAppl: `tslirp ${version()}`,
+      recordDir: cmd.record,
       log,
     });
   } catch (e) {
@@ -175,6 +178,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       forwards: [...new Set(cmd.network.forwards.map((r) => r.text))],
       dnsUpstreams: daemon.dnsUpstreams.map(formatEndpoint),
       pcap: capture, // { kind: 'dir' (a classic pcap per session) | 'file' (one pcapng), path }
+      ...(cmd.record !== undefined && { record: cmd.record }),
     },
     'listening',
   );
@@ -227,6 +231,8 @@ function shutDown(daemon: Daemon, log: Logger, why: string, settle: (code: numbe
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'replay')
+    return replayCommand(argv.slice(1), (t) => process.stdout.write(t), (t) => process.stderr.write(t));
   let cmd: Command;
   try {
     cmd = parseCommandLine(argv);

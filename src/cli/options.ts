@@ -52,6 +52,8 @@ export type Command =
       readonly wsTls: { readonly cert: string; readonly key: string } | undefined;
       /** --pcap PATH as given: a directory or a pcapng file (src/pcap/tap.ts captureTarget decides). */
       readonly pcap: string | undefined;
+      /** --record DIR: a replayable recording per network (src/replay). */
+      readonly record: string | undefined;
       readonly logLevel: LogLevel;
     };
 
@@ -132,6 +134,7 @@ const OPTIONS = {
   'resolv-conf': { type: 'string' },
   'dns-record': { type: 'string', multiple: true },
   pcap: { type: 'string' },
+  record: { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
@@ -337,6 +340,10 @@ Other:
                              ends in '/': one classic pcap per session,
                              PATH/tslirp-TIME-SESSION.pcap. Any other PATH: one pcapng file
                              for all sessions, one interface per session (name: session id)
+  --record DIR               record every network for replay, one pcapng each: a private
+                             network as DIR/tslirp-TIME-SESSION.pcapng, a shared one as
+                             DIR/tslirp-TIME-network-NAME.pcapng (all its sessions); run one
+                             again with 'tslirp replay FILE' (see 'tslirp replay --help')
   --log-level LEVEL          trace, debug, info, warn or error (info)
   -h, --help                 show this help and exit
   -V, --version              show the version and exit
@@ -460,6 +467,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
     throw new UsageError(`--log-level: '${logLevel}' must be one of ${LOG_LEVELS.join(', ')}`, 'log-level');
   if (v.pcap === '') throw new UsageError(`--pcap needs a value (${VALUE_HINTS['pcap']!})`, 'pcap');
+  if (v.record === '') throw new UsageError('--record needs a value (a directory)', 'record');
   const upstreams = v['dns-upstream']?.map((text) => {
     const e = parseDnsUpstream(text);
     if (typeof e === 'string') throw new UsageError(`--dns-upstream: ${e}`, 'dns-upstream');
@@ -517,6 +525,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     wsTokenFile: v['ws-token-file'],
     wsTls: v['ws-tls-cert'] !== undefined && v['ws-tls-key'] !== undefined ? { cert: v['ws-tls-cert'], key: v['ws-tls-key'] } : undefined,
     pcap: v.pcap,
+    record: v.record,
     logLevel: logLevel as LogLevel,
   };
 }

@@ -66,6 +66,8 @@ export interface DaemonOptions {
   readonly pcapFile?: string | undefined;
   /** shb_userappl of the pcapng file, e.g. `tslirp 0.1.0`. */
   readonly pcapUserAppl?: string | undefined;
+  /** Directory for recordings (`--record`): one pcapng per network, replayable; created when missing. */
+  readonly recordDir?: string | undefined;
   /** DNS upstreams; default: follow /etc/resolv.conf. */
   readonly dns?: DaemonDns;
   readonly clock?: Clock;
@@ -235,6 +237,11 @@ export class Daemon {
         step = `create the capture file ${pcapFile}`;
         d.#pcapFile = await PcapngFileWriter.open(pcapFile, o.pcapUserAppl === undefined ? {} : { userAppl: o.pcapUserAppl });
       }
+      if (o.recordDir !== undefined) {
+        step = `use the recording directory ${o.recordDir}`;
+        await mkdir(o.recordDir, { recursive: true });
+        await access(o.recordDir, constants.W_OK);
+      }
       step = 'check the network names';
       const declared = new Map(o.networks ?? []);
       if (o.defaultNetwork !== undefined && !declared.has(o.defaultNetwork)) declared.set(o.defaultNetwork, { ...o.network, forwards: [] });
@@ -244,7 +251,10 @@ export class Daemon {
       }
       step = 'read the DNS configuration';
       d.#startDns();
-      const networks = new NetworkRegistry({ base: o.network, declared, clock: d.#clock, random: d.#random, log, dnsUpstreams: () => d.#dnsUpstreams });
+      const networks = new NetworkRegistry({
+        base: o.network, declared, clock: d.#clock, random: d.#random, log, dnsUpstreams: () => d.#dnsUpstreams,
+        ...(o.recordDir !== undefined && { record: { dir: o.recordDir, by: o.pcapUserAppl ?? 'tslirp' } }),
+      });
       d.#networks = networks;
       // The plain rules go to the default network, else follow the first session; a declared network's own rules are its.
       const owned: [ForwardRule, LiveNetwork | undefined][] = [
@@ -403,6 +413,7 @@ export class Daemon {
       for (const s of live) s.close('daemon shutting down');
       await Promise.all(live.map((s) => s.ended));
       this.#networks?.closeAll();
+      await this.#networks?.recordingsClosed();
       await this.#pcapFile?.close();
       if (this.#pcapFile?.error !== undefined) this.#o.log.warn({ err: this.#pcapFile.error, pcap: this.#pcapFile.path }, 'capture file failed');
       if (this.#started) this.#o.log.info({ sessions: live.length, ...this.#refusalSummary(), sessionsRefused: this.#refused.snapshot() }, 'daemon stopped');

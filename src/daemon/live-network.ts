@@ -13,6 +13,13 @@
  * one turn) form one batch: the stack flushes TCP — data and one ACK per connection — once,
  * in a microtask after the event, not after every frame.
  *
+ * Given a recorder (`src/replay/recorder.ts`), the network reads the recorder's clock and
+ * randomness, and every entry — a port's frame, a batch's start and end, a timer advance, a host
+ * event, a port attached or detached, forwards opened or closed, new DNS upstreams, the close —
+ * is told to the recorder as it starts, and every output (frames to ports, Host calls with
+ * their results) as it happens: that is what `tslirp replay` runs again. The shell's own timer
+ * keeps reading the real clock.
+ *
  * The daemon's registry (`networks.ts`) and the library entry point (`node-network.ts`) both
  * build on it; sessions are its ports (`attach`).
  */
@@ -32,6 +39,7 @@ import type { StackDeps } from '../stack/stack.js';
 import type { TcpEngineLimits } from '../nat/tcp-flow.js';
 import type { SwitchOptions } from '../switch/learning-switch.js';
 import type { Clock, Random } from '../util/clock.js';
+import type { NetworkRecorder, PortLabel } from '../replay/recorder.js';
 import { Scheduler } from './scheduler.js';
 import type { SessionNetwork } from './session.js';
 
@@ -47,17 +55,24 @@ export interface LiveNetworkOptions {
   readonly switch?: SwitchOptions;
   /** A bug of ours caught inside the network (the frame or event is dropped): log it. Once per distinct error. */
   readonly onInternalError?: (err: unknown) => void;
-  /** Sees every Host call and HostEvents event of the network (a recorder, a trace); absent: nothing is wrapped. */
+  /** Sees every Host call and HostEvents event of the network (a trace); absent: nothing is wrapped. */
   readonly observer?: HostObserver;
   /** With `--nat-pmp on`: each port mapping's life, for the log. */
   readonly onPortMapping?: StackDeps['onPortMapping'];
+  /** Records the network for replay: it supplies the network's clock and randomness (see the module comment). */
+  readonly recorder?: NetworkRecorder;
 }
+
+/** Two observers as one, `first` first. */
+const both = (first: HostObserver | undefined, second: HostObserver | undefined): HostObserver | undefined =>
+  first === undefined ? second : second === undefined ? first : (kind, name, args) => { first(kind, name, args); second(kind, name, args); };
 
 export class LiveNetwork implements SessionNetwork {
   readonly network: Network;
   readonly host: NodeHost;
   readonly #scheduler: Scheduler;
   readonly #onInternalError: ((err: unknown) => void) | undefined;
+  readonly #rec: NetworkRecorder | undefined;
   #lastError: unknown;
   #batching = false;
   #closed = false;
@@ -80,17 +95,22 @@ export class LiveNetwork implements SessionNetwork {
       udpBound: (socket, local) => { if (!this.#closed) { this.network.stack.udpBound(socket, local); this.poke(); } },
       udpReceivedFrom: (socket, from, data) => { if (!this.#closed) { this.network.stack.udpReceivedFrom(socket, from, data); this.poke(); } },
     };
-    const observer = o.observer;
+    const rec = (this.#rec = o.recorder);
+    const observer = both(o.observer, rec?.observer);
     this.host = new NodeHost(observer === undefined ? events : observeEvents(events, observer));
     this.#onInternalError = o.onInternalError;
     // The scheduler exists before the network, whose stack may arm timers while it is built.
-    this.#scheduler = new Scheduler({ advance: () => this.network.advance(), nextDeadline: () => this.network.nextDeadline() }, o.clock, () => {
+    const advance = (): void => {
+      rec?.advance();
+      this.network.advance();
+    };
+    this.#scheduler = new Scheduler({ advance, nextDeadline: () => this.network.nextDeadline() }, o.clock, () => {
       this.#checkError();
     });
     this.network = new Network(o.name, o.config, {
-      clock: o.clock,
-      random: o.random,
-      host: observer === undefined ? this.host : observeHost(this.host, observer),
+      clock: rec?.clock ?? o.clock,
+      random: rec?.random ?? o.random,
+      host: observer === undefined ? this.host : observeHost(this.host, observer, rec?.onResult),
       dnsUpstreams: o.dnsUpstreams,
       dnsRecords: o.dnsRecords,
       ...(o.flowLimits !== undefined && { flowLimits: o.flowLimits }),
@@ -125,21 +145,31 @@ export class LiveNetwork implements SessionNetwork {
     return this.network.stack.tcpStats();
   }
 
-  /** A guest port: frames in through `receive` (batched per I/O event), out through `sink`. */
-  attach(sink: PortSink): NetworkPort {
-    const inner = this.network.attach(sink);
+  /**
+   * A guest port: frames in through `receive` (batched per I/O event), out through `sink`;
+   * `label` names it in a recording (the session).
+   */
+  attach(sink: PortSink, label?: PortLabel): NetworkPort {
+    const rec = this.#rec;
+    let id = -1;
+    const inner = this.network.attach(rec === undefined ? sink : rec.sink(() => id, sink));
+    id = inner.id;
+    rec?.attach(id, label);
     return {
       id: inner.id,
       receive: (frame) => {
         if (this.#closed || inner.detached) return;
         if (!this.#batching) {
           this.#batching = true;
+          rec?.batch(true);
           this.network.beginBatch();
           queueMicrotask(this.#endBatch);
         }
+        rec?.frameIn(id, frame);
         inner.receive(frame);
       },
       detach: () => {
+        if (!inner.detached) rec?.detach(id);
         inner.detach();
       },
       get detached() {
@@ -151,6 +181,7 @@ export class LiveNetwork implements SessionNetwork {
   readonly #endBatch = (): void => {
     this.#batching = false;
     if (this.#closed) return;
+    this.#rec?.batch(false);
     this.network.endBatch();
     this.poke();
   };
@@ -164,6 +195,7 @@ export class LiveNetwork implements SessionNetwork {
 
   /** Replaces the DNS forwarder's upstreams (resolv.conf changed). */
   setDnsUpstreams(upstreams: readonly Endpoint[]): void {
+    this.#rec?.api('setDnsUpstreams', [upstreams]);
     this.network.stack.setDnsUpstreams(upstreams);
     this.poke();
   }
@@ -176,6 +208,7 @@ export class LiveNetwork implements SessionNetwork {
   openForward(rule: ForwardRule, refusals: ForwardRefusals, pool?: ListenerPool): FlowId | undefined {
     if (this.#closed) return undefined;
     if (pool !== undefined) this.host.borrowListenersFrom(pool);
+    this.#rec?.api('openForward', [rule]);
     const id = this.network.openForward(rule, refusals);
     this.poke();
     return id;
@@ -184,6 +217,7 @@ export class LiveNetwork implements SessionNetwork {
   /** Releases a forward's socket (a borrowed one goes back to its pool). */
   closeForward(id: FlowId): void {
     if (this.#closed) return;
+    this.#rec?.api('closeForward', [id]);
     this.network.closeForward(id);
     this.poke();
   }
@@ -201,7 +235,9 @@ export class LiveNetwork implements SessionNetwork {
     this.#checkError();
     this.#closed = true;
     this.#scheduler.stop();
+    this.#rec?.api('close', []);
     this.network.close();
+    this.#rec?.end('network closed');
     this.host.closeAll();
   }
 }

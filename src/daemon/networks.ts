@@ -14,6 +14,13 @@
  *
  * Every network gets its settings (addresses, DHCP, DNS records, MTU, flow limits, forwards)
  * from `settingsFor(name)`: the plain options, or the network's own `--net-option` values.
+ *
+ * With `record` (`--record DIR`) every network is recorded for replay from its creation to its
+ * close, in a file of its own: a network is the unit a replay can rebuild (its guests share one
+ * stack, so one guest's frames change what another sees). A private network is its session's,
+ * so the file is named after the session (`tslirp-TIME-SESSION.pcapng`); a shared network's file
+ * is named after the network (`tslirp-TIME-network-NAME.pcapng`) and holds every session that
+ * joined it, one interface each.
  */
 import type { Logger } from 'pino';
 import type { DnsStaticRecord } from '../dns/records.js';
@@ -23,6 +30,9 @@ import type { Endpoint } from '../net/addr.js';
 import { EgressPolicy } from '../nat/egress.js';
 import type { StackConfig } from '../stack/config.js';
 import type { Clock, Random } from '../util/clock.js';
+import { PcapngBlockFile } from '../pcap/pcapng-writer.js';
+import { NetworkRecorder, recordingPath } from '../replay/recorder.js';
+import { wallClockUs } from '../pcap/writer.js';
 import { LiveNetwork } from './live-network.js';
 
 /** Everything that shapes one network. */
@@ -49,6 +59,8 @@ export interface NetworkRegistryOptions {
   readonly log: Logger;
   /** The DNS upstreams a new network starts with. */
   dnsUpstreams(): readonly Endpoint[];
+  /** Record every network into `dir` (`--record`); `by` names the recorder (`tslirp 0.1.0`). */
+  readonly record?: { readonly dir: string; readonly by: string } | undefined;
 }
 
 interface Entry {
@@ -62,6 +74,9 @@ export class NetworkRegistry {
   readonly #o: NetworkRegistryOptions;
   readonly #named = new Map<string, Entry>();
   readonly #private = new Map<LiveNetwork, Entry>();
+  /** Each recorded network's file, until it is closed and on disk. */
+  readonly #recordings = new Map<LiveNetwork, { file: PcapngBlockFile; recorder: NetworkRecorder }>();
+  readonly #closingRecordings = new Set<Promise<void>>();
 
   constructor(o: NetworkRegistryOptions) {
     this.#o = o;
@@ -73,18 +88,40 @@ export class NetworkRegistry {
     return (name === undefined ? undefined : this.#o.declared.get(name)) ?? this.#o.base;
   }
 
-  #create(name: string, settings = this.settingsFor(name)): LiveNetwork {
+  /** `fileLabel`: what the recording's file is named after (the session of a private network). */
+  /** `isPublic`: created for a public listener's session (its egress policy public from the start, so a recording holds it). */
+  #create(name: string, settings = this.settingsFor(name), fileLabel = `network-${name}`, isPublic = false): LiveNetwork {
     const log = this.#o.log;
-    return new LiveNetwork({
+    // Each network gets its own copy of the configuration: the MAC and the egress policy
+    // (which a public session turns public) are its mutable parts.
+    const config = { ...settings.config, gatewayMac: settings.config.gatewayMac.slice(), egress: new EgressPolicy(settings.config.egress?.rules, isPublic) };
+    const dnsUpstreams = this.#o.dnsUpstreams();
+    let recording: { file: PcapngBlockFile; recorder: NetworkRecorder } | undefined;
+    if (this.#o.record !== undefined) {
+      const file = new PcapngBlockFile(recordingPath(this.#o.record.dir, new Date(), fileLabel));
+      const recorder = new NetworkRecorder({
+        sink: file,
+        name,
+        config,
+        flowLimits: settings.flowLimits,
+        dnsUpstreams,
+        dnsRecords: settings.dnsRecords,
+        clock: this.#o.clock,
+        wallNowUs: wallClockUs,
+        by: this.#o.record.by,
+      });
+      recording = { file, recorder };
+      log.info({ network: name, record: file.path }, 'recording the network');
+    }
+    const live = new LiveNetwork({
       name,
-      // Each network gets its own copy of the configuration: the MAC and the egress policy
-      // (which a public session turns public) are its mutable parts.
-      config: { ...settings.config, gatewayMac: settings.config.gatewayMac.slice(), egress: new EgressPolicy(settings.config.egress?.rules) },
+      config,
       flowLimits: settings.flowLimits,
       dnsRecords: settings.dnsRecords,
-      dnsUpstreams: this.#o.dnsUpstreams(),
+      dnsUpstreams,
       clock: this.#o.clock,
       random: this.#o.random,
+      ...(recording !== undefined && { recorder: recording.recorder }),
       onInternalError: (err) => {
         log.error({ network: name, err }, 'network internal error (frame dropped)');
       },
@@ -92,6 +129,30 @@ export class NetworkRegistry {
         log.info({ network: name, ...e }, `port mapping ${e.event}`);
       },
     });
+    if (recording !== undefined) this.#recordings.set(live, recording);
+    return live;
+  }
+
+  /** Closes `live` and, when recorded, its file (logged once on disk). */
+  #close(live: LiveNetwork): void {
+    live.close();
+    const r = this.#recordings.get(live);
+    if (r === undefined) return;
+    this.#recordings.delete(live);
+    const done = r.file.close().then(() => {
+      const { file, recorder } = r;
+      const fields = { network: live.name, record: file.path, blocks: recorder.blocks };
+      if (file.error !== undefined) this.#o.log.warn({ ...fields, err: file.error }, 'recording failed');
+      else if (recorder.dropped > 0) this.#o.log.warn({ ...fields, dropped: recorder.dropped }, 'recording stopped early: the disk fell behind (the file replays up to there)');
+      else this.#o.log.info(fields, 'recording closed');
+      this.#closingRecordings.delete(done);
+    });
+    this.#closingRecordings.add(done);
+  }
+
+  /** Resolves once every closed network's recording is on disk. */
+  async recordingsClosed(): Promise<void> {
+    while (this.#closingRecordings.size > 0) await Promise.all([...this.#closingRecordings]);
   }
 
   /** A declared or joined network by name. */
@@ -108,13 +169,13 @@ export class NetworkRegistry {
   join(name: string | undefined, privateName: string, isPublic = false): { network: LiveNetwork; private: boolean } {
     let joined: { network: LiveNetwork; private: boolean };
     if (name === undefined) {
-      const live = this.#create(privateName, this.#o.base);
+      const live = this.#create(privateName, this.#o.base, privateName, isPublic);
       this.#private.set(live, { live, declared: false, private: true });
       joined = { network: live, private: true };
     } else {
       let e = this.#named.get(name);
       if (e === undefined) {
-        e = { live: this.#create(name), declared: false, private: false };
+        e = { live: this.#create(name, undefined, undefined, isPublic), declared: false, private: false };
         this.#named.set(name, e);
         this.#o.log.info({ network: name }, 'network created');
       }
@@ -131,11 +192,11 @@ export class NetworkRegistry {
   /** A session left `network`: a private or undeclared network with no port left is closed. */
   left(network: LiveNetwork): void {
     if (network.network.portCount > 0) return;
-    if (this.#private.delete(network)) return network.close();
+    if (this.#private.delete(network)) return this.#close(network);
     const e = this.#named.get(network.name);
     if (e?.live !== network || e.declared) return;
     this.#named.delete(network.name);
-    network.close();
+    this.#close(network);
     this.#o.log.info({ network: network.name }, 'network closed (its last session left)');
   }
 
@@ -150,7 +211,7 @@ export class NetworkRegistry {
 
   /** Closes every network (after their sessions ended). */
   closeAll(): void {
-    for (const n of this.all()) n.close();
+    for (const n of this.all()) this.#close(n);
     this.#named.clear();
     this.#private.clear();
   }

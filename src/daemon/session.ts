@@ -31,7 +31,8 @@ export interface LeaseInfo {
 /** What a session needs of the network it joins (src/daemon/live-network.ts's LiveNetwork satisfies it). */
 export interface SessionNetwork {
   readonly name: string;
-  attach(sink: PortSink): NetworkPort;
+  /** `label` names the port in a recording of the network. */
+  attach(sink: PortSink, label?: { readonly name: string; readonly description: string }): NetworkPort;
   /** The network's drops and refusals. */
   counters(): Record<string, number>;
   leases(): readonly LeaseInfo[];
@@ -115,7 +116,7 @@ export class Session {
         link.send(frame);
       },
       ...(link.allocFrame !== undefined && { allocFrame: link.allocFrame.bind(link) }),
-    });
+    }, { name: o.id, description: interfaceDescription(o) });
     const inner: LinkHandler = {
       frame: (frame) => {
         this.receive(frame);

@@ -102,6 +102,17 @@ export class EgressPolicy {
     this.#public = true;
   }
 
+  /** What a recording of the network's configuration keeps (`restore` reads it back). */
+  toJSON(): { rules: readonly EgressRule[]; public: boolean } {
+    return { rules: this.rules, public: this.#public };
+  }
+
+  /** A policy from `toJSON`'s output (a recording's configuration); the empty policy for anything else. */
+  static restore(v: unknown): EgressPolicy {
+    const o = v as { rules?: unknown; public?: unknown } | undefined;
+    return new EgressPolicy(Array.isArray(o?.rules) ? (o.rules as EgressRule[]) : [], o?.public === true);
+  }
+
   /** Undefined when a flow to `to` may be opened, else the counter of the refusal. */
   check(to: Endpoint): Drop | undefined {
     for (const r of this.rules) if (matches(r, to.addr, to.port)) return r.action === 'allow' ? undefined : 'nat.egress-denied';

@@ -11,6 +11,9 @@
  *
  * `args` are the method's arguments as passed: byte arrays may be views valid only during the
  * call (`tcpData`'s read buffer), so an observer that keeps them copies them.
+ *
+ * A Host call's result (`tcpWrite`'s buffered byte count: the one call that returns a value)
+ * is what a replay must give back; `observeHost` hands it to `onResult` when given one.
  */
 import type { Host, HostEvents } from './seams.js';
 
@@ -29,21 +32,35 @@ export const HOST_EVENTS = {
   tcpClosed: true, tcpListening: true, tcpListenError: true, tcpAccepted: true, udpBound: true, udpReceivedFrom: true,
 } as const satisfies Record<keyof HostEvents, true>;
 
-function wrap<T extends object>(target: T, names: readonly (keyof T & string)[], kind: 'call' | 'event', observer: HostObserver): T {
+/** Receives a Host call's result after the call returned (undefined for the calls that return nothing). */
+export type HostResultObserver = (name: string, result: unknown) => void;
+
+function wrap<T extends object>(target: T, names: readonly (keyof T & string)[], kind: 'call' | 'event', observer: HostObserver, onResult?: HostResultObserver): T {
   const out: Record<string, (...args: unknown[]) => unknown> = {};
   for (const name of names) {
     const method = target[name] as (...args: unknown[]) => unknown;
-    out[name] = (...args: unknown[]): unknown => {
-      observer(kind, name, args);
-      return method.apply(target, args);
-    };
+    out[name] =
+      onResult === undefined
+        ? (...args: unknown[]): unknown => {
+            observer(kind, name, args);
+            return method.apply(target, args);
+          }
+        : (...args: unknown[]): unknown => {
+            observer(kind, name, args);
+            const result = method.apply(target, args);
+            onResult(name, result);
+            return result;
+          };
   }
   return out as T;
 }
 
-/** A Host whose every call passes `observer` before reaching `host` (results returned unchanged). */
-export function observeHost(host: Host, observer: HostObserver): Host {
-  return wrap(host, Object.keys(HOST_CALLS) as (keyof Host)[], 'call', observer);
+/**
+ * A Host whose every call passes `observer` before reaching `host`; results are returned
+ * unchanged, and seen by `onResult` when given.
+ */
+export function observeHost(host: Host, observer: HostObserver, onResult?: HostResultObserver): Host {
+  return wrap(host, Object.keys(HOST_CALLS) as (keyof Host)[], 'call', observer, onResult);
 }
 
 /** HostEvents whose every event passes `observer` before reaching `events`. */

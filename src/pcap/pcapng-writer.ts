@@ -90,3 +90,29 @@ class PcapngInterface implements CaptureSink {
     return Promise.resolve();
   }
 }
+
+/**
+ * A pcapng file written block by block by its owner (a recording: src/replay/recorder.ts
+ * writes the section header, interfaces, packets and custom blocks itself), with
+ * CaptureFile's buffering and bounded queue: `append` returns false when the block is dropped.
+ */
+export class PcapngBlockFile extends CaptureFile {
+  /** Opens (truncates) `path` in the background: a failure lands in `error`, and blocks are dropped. */
+  constructor(path: string, o: CaptureFileOptions = {}, file?: FileHandle) {
+    super(path, new Uint8Array(0), o, file);
+  }
+
+  /** Creates (truncates) `path`; rejects when it cannot be created. */
+  static async open(path: string, o: CaptureFileOptions = {}): Promise<PcapngBlockFile> {
+    const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o644);
+    return new PcapngBlockFile(path, o, handle);
+  }
+
+  /** Room for one block of `length` bytes, filled by `write`; false when dropped (disk behind, file failed or closing). */
+  append(length: number, write: (into: Uint8Array, at: number) => void): boolean {
+    const at = this.reserve(length);
+    if (at < 0) return false;
+    write(this.buffer, at);
+    return true;
+  }
+}

@@ -1,7 +1,7 @@
 /**
  * pcapng blocks as tslirp writes them (draft-ietf-opsawg-pcapng-02): a Section Header Block
- * (§4.1), one Interface Description Block per guest session (§4.2), and one Enhanced Packet
- * Block per frame (§4.3). Everything is written little-endian (readers take the byte order
+ * (§4.1), one Interface Description Block per guest session (§4.2), one Enhanced Packet
+ * Block per frame (§4.3), and the Custom Blocks (§4.8) of a recording (src/replay). Everything is written little-endian (readers take the byte order
  * from the SHB's magic); timestamps are microseconds since the Unix epoch, the default
  * if_tsresol, so IDBs carry no if_tsresol option.
  *
@@ -14,10 +14,10 @@
  */
 import { put16le, put32le } from '../util/bytes.js';
 
-export const PCAPNG_BLOCK = { SHB: 0x0a0d0d0a, IDB: 1, EPB: 6 } as const;
+export const PCAPNG_BLOCK = { SHB: 0x0a0d0d0a, IDB: 1, EPB: 6, CB_COPY: 0x00000bad, CB_NOCOPY: 0x40000bad } as const;
 export const PCAPNG_BYTE_ORDER_MAGIC = 0x1a2b3c4d;
 /** Option codes (§3.5, §4.1–§4.3). */
-export const PCAPNG_OPT = { END: 0, SHB_USERAPPL: 4, IF_NAME: 2, IF_DESCRIPTION: 3, EPB_FLAGS: 2 } as const;
+export const PCAPNG_OPT = { END: 0, COMMENT: 1, SHB_USERAPPL: 4, IF_NAME: 2, IF_DESCRIPTION: 3, EPB_FLAGS: 2 } as const;
 /** epb_flags bits 0–1 (§4.3.1): the packet's direction relative to the interface. */
 export const EPB_DIRECTION = { inbound: 1, outbound: 2 } as const;
 
@@ -62,6 +62,8 @@ export interface Epb {
   readonly originalLength?: number | undefined;
   /** Seen from the interface (the guest's link): inbound = from the guest. */
   readonly direction?: keyof typeof EPB_DIRECTION | undefined;
+  /** opt_comment (§3.5): text Wireshark shows with the packet (at most 65535 UTF-8 bytes; longer is cut). */
+  readonly comment?: string | undefined;
 }
 
 /** Bytes of an option carrying `valueLength` bytes, padding included. */
@@ -136,11 +138,20 @@ export function writeIdb(i: Idb, into: Uint8Array, at = 0): number {
 /** EPB options: epb_flags when a direction is given (4-byte value), then opt_endofopt. */
 const EPB_FLAGS_OPTIONS_LEN = optionLength(4) + OPT_HEADER;
 
-export const epbLength = (e: Epb): number => BLOCK_OVERHEAD + EPB_FIXED + pad4(e.data.length) + (e.direction === undefined ? 0 : EPB_FLAGS_OPTIONS_LEN);
+const commentBytes = (e: Epb): Uint8Array | undefined => (e.comment === undefined ? undefined : utf8.encode(e.comment).subarray(0, 0xfff0));
 
-/** Writes an EPB without allocating (the hot path: one per captured frame). */
+/** Bytes of an EPB's options: epb_flags and opt_comment when given, then opt_endofopt. */
+function epbOptionsLength(e: Epb, comment: Uint8Array | undefined): number {
+  if (comment === undefined) return e.direction === undefined ? 0 : EPB_FLAGS_OPTIONS_LEN;
+  return optionLength(comment.length) + (e.direction === undefined ? 0 : optionLength(4)) + OPT_HEADER;
+}
+
+export const epbLength = (e: Epb): number => BLOCK_OVERHEAD + EPB_FIXED + pad4(e.data.length) + epbOptionsLength(e, commentBytes(e));
+
+/** Writes an EPB; without a comment it allocates nothing (the hot path: one per captured frame). */
 export function writeEpb(e: Epb, into: Uint8Array, at = 0): number {
-  const total = epbLength(e);
+  const comment = commentBytes(e);
+  const total = BLOCK_OVERHEAD + EPB_FIXED + pad4(e.data.length) + epbOptionsLength(e, comment);
   writeBlockFrame(PCAPNG_BLOCK.EPB, total, into, at);
   const us = Math.max(0, Math.floor(e.timeUs));
   put32le(into, at + 8, e.interfaceId);
@@ -154,11 +165,42 @@ export function writeEpb(e: Epb, into: Uint8Array, at = 0): number {
   const padded = dataAt + pad4(e.data.length);
   into.fill(0, o, padded);
   o = padded;
+  if (comment !== undefined) o += writeOption(PCAPNG_OPT.COMMENT, comment, into, o);
   if (e.direction !== undefined) {
     put16le(into, o, PCAPNG_OPT.EPB_FLAGS);
     put16le(into, o + 2, 4);
     put32le(into, o + 4, EPB_DIRECTION[e.direction]);
-    put32le(into, o + 8, 0); // opt_endofopt
+    o += 8;
   }
+  if (comment !== undefined || e.direction !== undefined) put32le(into, o, 0); // opt_endofopt
+  return total;
+}
+
+/**
+ * Custom Block (§4.8): a Private Enterprise Number, then data only its owner reads, no
+ * options. `copy: false` is type 0x40000BAD, "should not be copied" by a tool that rewrites
+ * the file: the data may depend on the other blocks (a recording's entries do).
+ */
+export interface CustomBlock {
+  readonly pen: number;
+  readonly copy: boolean;
+  /** The custom data, written in order (their total is the data length). */
+  readonly parts: readonly Uint8Array[];
+}
+
+const CB_FIXED = 4; // the PEN
+
+export const customBlockLength = (c: CustomBlock): number => BLOCK_OVERHEAD + CB_FIXED + pad4(c.parts.reduce((n, p) => n + p.length, 0));
+
+export function writeCustomBlock(c: CustomBlock, into: Uint8Array, at = 0): number {
+  const total = customBlockLength(c);
+  writeBlockFrame(c.copy ? PCAPNG_BLOCK.CB_COPY : PCAPNG_BLOCK.CB_NOCOPY, total, into, at);
+  put32le(into, at + 8, c.pen);
+  let o = at + 12;
+  for (const p of c.parts) {
+    into.set(p, o);
+    o += p.length;
+  }
+  into.fill(0, o, at + total - 4);
   return total;
 }

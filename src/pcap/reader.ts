@@ -37,12 +37,35 @@ export interface CaptureInterface {
   readonly description?: string;
 }
 
+/** A pcapng Custom Block (§4.8): its owner's Private Enterprise Number and data. */
+export interface CapturedCustomBlock {
+  readonly pen: number;
+  /** Type 0x00000BAD (may be copied) rather than 0x40000BAD. */
+  readonly copy: boolean;
+  /** The custom data, padding included (the block does not say where its data ends): a view. */
+  readonly data: Uint8Array;
+}
+
+/** A packet or a custom block, in file order: what tshark numbers as frames (1, 2, …). */
+export type CaptureRecord = { readonly kind: 'packet'; readonly packet: CapturedPacket } | { readonly kind: 'custom'; readonly block: CapturedCustomBlock };
+
 export interface Capture {
   readonly format: 'pcap' | 'pcapng';
   /** Byte order of the file (pcapng: of its first section). */
   readonly littleEndian: boolean;
   readonly interfaces: readonly CaptureInterface[];
   readonly packets: readonly CapturedPacket[];
+  /**
+   * With `ReadOptions.records`: packets and custom blocks in file order (record i is tshark's
+   * frame i + 1), and the blocks skipped as unknown, counted by type (`0x00000005`: ISB).
+   */
+  readonly records?: readonly CaptureRecord[];
+  readonly skippedBlocks?: Readonly<Record<string, number>>;
+}
+
+export interface ReadOptions {
+  /** Also list packets and custom blocks in file order (`Capture.records`). */
+  readonly records?: boolean;
 }
 
 const PCAP = { MAGIC: 0, VERSION_MAJOR: 4, SNAPLEN: 16, LINKTYPE: 20 } as const;
@@ -50,7 +73,9 @@ const REC = { TS_SEC: 0, TS_FRAC: 4, INCL_LEN: 8, ORIG_LEN: 12 } as const;
 /** libpcap refuses records larger than this unless the header's snaplen is larger. */
 const MAX_RECORD = PCAP_SNAPLEN;
 
-const BLOCK = { SHB: 0x0a0d0d0a, IDB: 1, SPB: 3, EPB: 6 } as const;
+const BLOCK = { SHB: 0x0a0d0d0a, IDB: 1, SPB: 3, EPB: 6, CB_COPY: 0x00000bad, CB_NOCOPY: 0x40000bad } as const;
+/** Blocks this reader knows and skips on purpose: obsolete Packet Block, NRB, ISB, DSB (not counted as unknown). */
+const KNOWN_SKIPPED: ReadonlySet<number> = new Set([2, 4, 5, 10]);
 const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
 const OPT = { END: 0, IF_NAME: 2, IF_DESCRIPTION: 3, IF_TSRESOL: 9, IF_TSOFFSET: 14, EPB_FLAGS: 2 } as const;
 
@@ -59,11 +84,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: false });
 const swap32 = (x: number): number => (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0;
 
 /** Reads a whole capture; empty, truncated or malformed input gives a Drop. */
-export function readCapture(bytes: Uint8Array): Capture | Drop {
+export function readCapture(bytes: Uint8Array, o: ReadOptions = {}): Capture | Drop {
   if (bytes.length < 4) return 'pcap.truncated';
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (v.getUint32(0, true) === BLOCK.SHB) return readPcapng(bytes, v);
-  return readPcap(bytes, v);
+  if (v.getUint32(0, true) === BLOCK.SHB) return readPcapng(bytes, v, o.records === true);
+  const c = readPcap(bytes, v);
+  if (typeof c === 'string' || o.records !== true) return c;
+  return { ...c, records: c.packets.map((packet) => ({ kind: 'packet', packet })), skippedBlocks: {} };
 }
 
 function readPcap(bytes: Uint8Array, v: DataView): Capture | Drop {
@@ -162,8 +189,10 @@ function timeOf(i: NgInterface, high: number, low: number): { seconds: number; n
   return { seconds: Number(whole + i.offsetSeconds), nanos: Number((frac * 1_000_000_000n) / i.unitsPerSecond) };
 }
 
-function readPcapng(bytes: Uint8Array, v: DataView): Capture | Drop {
+function readPcapng(bytes: Uint8Array, v: DataView, withRecords: boolean): Capture | Drop {
   const packets: CapturedPacket[] = [];
+  const records: CaptureRecord[] = [];
+  const skipped: Record<string, number> = {};
   const all: CaptureInterface[] = [];
   let section: NgInterface[] = [];
   let le = true;
@@ -210,14 +239,16 @@ function readPcapng(bytes: Uint8Array, v: DataView): Capture | Drop {
         const cap = v.getUint32(at + 20, le);
         if (cap > end - (at + 28)) return 'pcapng.bad-block-length';
         const direction = epbDirection(v, at + 28 + ((cap + 3) & ~3), end, le);
-        packets.push({
+        const packet: CapturedPacket = {
           ...(direction !== undefined && { direction }),
           ...timeOf(i, v.getUint32(at + 12, le), v.getUint32(at + 16, le)),
           data: bytes.subarray(at + 28, at + 28 + cap),
           originalLength: v.getUint32(at + 24, le),
           interfaceId: id,
           linkType: i.linkType,
-        });
+        };
+        packets.push(packet);
+        if (withRecords) records.push({ kind: 'packet', packet });
         break;
       }
       case BLOCK.SPB: {
@@ -228,15 +259,28 @@ function readPcapng(bytes: Uint8Array, v: DataView): Capture | Drop {
         let cap = Math.min(orig, end - (at + 12));
         if (i.snaplen !== 0) cap = Math.min(cap, i.snaplen);
         // SPBs carry no timestamp.
-        packets.push({ seconds: 0, nanos: 0, data: bytes.subarray(at + 12, at + 12 + cap), originalLength: orig, interfaceId: 0, linkType: i.linkType });
+        const packet: CapturedPacket = { seconds: 0, nanos: 0, data: bytes.subarray(at + 12, at + 12 + cap), originalLength: orig, interfaceId: 0, linkType: i.linkType };
+        packets.push(packet);
+        if (withRecords) records.push({ kind: 'packet', packet });
+        break;
+      }
+      case BLOCK.CB_COPY:
+      case BLOCK.CB_NOCOPY: {
+        if (len < 16) return 'pcapng.bad-block-length';
+        if (withRecords) records.push({ kind: 'custom', block: { pen: v.getUint32(at + 8, le), copy: blockType === BLOCK.CB_COPY, data: bytes.subarray(at + 12, end) } });
         break;
       }
       default:
-        break; // SHB handled above; NRB, ISB, custom and obsolete blocks are skipped
+        // SHB handled above; NRB, ISB, DSB and obsolete blocks are skipped; others are counted.
+        if (blockType !== BLOCK.SHB && !KNOWN_SKIPPED.has(blockType)) {
+          const name = `0x${blockType.toString(16).padStart(8, '0')}`;
+          skipped[name] = (skipped[name] ?? 0) + 1;
+        }
+        break;
     }
     at += len;
   }
-  return { format: 'pcapng', littleEndian: firstLe ?? true, interfaces: all, packets };
+  return { format: 'pcapng', littleEndian: firstLe ?? true, interfaces: all, packets, ...(withRecords && { records, skippedBlocks: skipped }) };
 }
 
 /** Whether every packet of `c` is an Ethernet frame. */

@@ -19,6 +19,8 @@ export const PCAP_MAGIC_US = 0xa1b2c3d4;
 export const PCAP_MAGIC_NS = 0xa1b23c4d;
 /** LINKTYPE_ETHERNET: IEEE 802.3 frames without FCS (tcpdump.org/linktypes.html). */
 export const LINKTYPE_ETHERNET = 1;
+/** LINKTYPE_RAW: an IPv4 or IPv6 packet, no link header (tcpdump.org/linktypes.html). */
+export const LINKTYPE_RAW = 101;
 export const PCAP_SNAPLEN = 262_144;
 export const PCAP_HEADER_LEN = 24;
 export const PCAP_RECORD_HEADER_LEN = 16;

@@ -4,7 +4,8 @@
  * with `npm install ./tslirp-*.tgz`, type-checks files that import the public API with
  * `strict` and `skipLibCheck: false` (module NodeNext), and runs them:
  * - consumer.ts: createNodeNetwork answers an ARP request and a DHCP DISCOVER built here,
- *   and touches Stack, NodeHost and the Host types, E1000, pcap and Daemon;
+ *   and touches Stack, NodeHost and the Host types, E1000, pcap and Daemon; `tslirp/replay`
+ *   replays a capture of pcaps/;
  * - the README's "Using it as a library" examples, verbatim, after a prelude that plays the
  *   guest NIC (`guestNic`) and a host (`myHost`).
  * The consumer reuses npm's cache (--prefer-offline): only what the cache lacks is fetched.
@@ -95,6 +96,7 @@ import {
   E1000, arrayGuestMemory, E1000_REGISTERS, pcap, links, Daemon,
   type Host, type HostEvents, type FlowId, type Endpoint, type NodeNetwork, type DaemonOptions, type StackConfig,
 } from 'tslirp';
+import { replay, type ReplayReport } from 'tslirp/replay';
 
 const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, 'hex'));
 const out: Uint8Array[] = [];
@@ -141,6 +143,9 @@ try { createNodeNetwork({ mtu: 1 }, { emit: () => undefined }); } catch (e) { if
 const e1000 = new E1000({ memory: arrayGuestMemory(new Uint8Array(1 << 20)), clock: new ManualClock(0), setIrq: () => undefined, emit: () => undefined });
 const header = pcap.encodePcapHeader();
 const daemonOptions: DaemonOptions | undefined = undefined;
+// A recording of the corpus (copied beside this file), replayed through the public entry point.
+const replayed: ReplayReport = await replay('udhcpc-lease.pcapng');
+const notARecording: ReplayReport = await replay(new Uint8Array(8));
 
 console.log('RESULT ' + JSON.stringify({
   frames: out.map((f) => Buffer.from(f).toString('hex')),
@@ -155,6 +160,7 @@ console.log('RESULT ' + JSON.stringify({
   links: typeof links,
   daemonStart: typeof Daemon.start,
   daemonOptions: daemonOptions === undefined,
+  replay: [replayed.exitCode, replayed.differences, replayed.frames > 0, notARecording.exitCode],
 }));
 `;
 
@@ -204,6 +210,7 @@ describe.runIf(shouldRun('the packed-package consumer test', missing))('the pack
 
     writeFileSync(join(consumer, 'tsconfig.json'), JSON.stringify(TSCONFIG, null, 2));
     writeFileSync(join(consumer, 'consumer.ts'), CONSUMER);
+    cpSync(join(ROOT, 'pcaps', 'udhcpc-lease.pcapng'), join(consumer, 'udhcpc-lease.pcapng'));
     const examples = readmeLibraryExamples();
     expect(examples.length).toBeGreaterThanOrEqual(2);
     examples.forEach((code, i) => writeFileSync(join(consumer, `readme-${i}.ts`), README_PRELUDE + code));
@@ -222,6 +229,7 @@ describe.runIf(shouldRun('the packed-package consumer test', missing))('the pack
     expect(result).toMatchObject({
       leases: ['10.0.2.15'], closed: true, configError: 'mtu', stackNet: '192.168.7.0', nodeHost: 'function',
       exitsPerFrame: 0, pcapHeaderLength: 24, links: 'object', daemonStart: 'function', daemonOptions: true,
+      replay: [0, 0, true, 2],
     });
 
     // The README's examples: the guest's ARP request is answered (the first example goes through createNodeNetwork).

@@ -46,6 +46,15 @@ describe('observeHost / observeEvents', () => {
     expect(reached.map(([n]) => n)).toEqual(Object.keys(HOST_EVENTS));
   });
 
+  it('onResult sees each call\'s result after the call, in order', () => {
+    const order: string[] = [];
+    const inner = { ...recording(Object.keys(HOST_CALLS), []), tcpWrite: () => (order.push('reached'), 1234) } as unknown as Host;
+    const host = observeHost(inner, () => order.push('observed'), (name, result) => order.push(`${name}=${String(result)}`));
+    expect(host.tcpWrite(1, new Uint8Array(3))).toBe(1234);
+    host.tcpEnd(1);
+    expect(order).toEqual(['observed', 'reached', 'tcpWrite=1234', 'observed', 'tcpEnd=undefined']);
+  });
+
   it('a real host keeps its `this` behind the wrapper', () => {
     const fake = new FakeHost();
     const seen: string[] = [];

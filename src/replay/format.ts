@@ -1,0 +1,142 @@
+/**
+ * The entries of a recording as pcapng Custom Blocks, and the mapping between a recording's
+ * clock and pcapng timestamps. The file's layout is in README.md of this folder; this module
+ * only encodes and decodes one custom block.
+ *
+ * A custom block's data here: `PEN | "TSLR" | jsonLength u32le | bytesLength u32le | JSON |
+ * bytes`, padded to 32 bits by the block. The JSON is one `Entry`; every byte array in it
+ * (a host event's data, a host call's data, a DNS record's RDATA, the gateway MAC) is written
+ * as `{"$b":[offset,length]}` into the bytes that follow, so bulk data is never hex. The
+ * magic "TSLR" tells our blocks from other users of the Private Enterprise Number: tslirp has
+ * none of its own and uses 32473, the number RFC 5612 reserves for documentation, which
+ * Wireshark names "Example Enterprise Number for Documentation Use".
+ */
+import type { Host, HostEvents } from '../net/seams.js';
+import { put32le, u32le } from '../util/bytes.js';
+
+/** RFC 5612's documentation PEN: see the module comment. */
+export const RECORDING_PEN = 32473;
+/** "TSLR" */
+const MAGIC = [0x54, 0x53, 0x4c, 0x52] as const;
+/** The recording format's version, in the `network` entry: a replay refuses other versions by name. */
+export const RECORDING_VERSION = 1;
+const HEAD = 12; // magic, JSON length, bytes length
+
+/** Microseconds of the recording clock: the network saw `us / 1000` ms (exact: the same division in a replay). */
+export type ClockUs = number;
+
+/** What rebuilds the network: the first entry of every recording. */
+export interface NetworkEntry {
+  readonly k: 'network';
+  readonly v: number;
+  readonly name: string;
+  /** The StackConfig as JSON (byte arrays as `$b`). */
+  readonly config: Record<string, unknown>;
+  readonly flowLimits?: unknown;
+  readonly tcpLimits?: unknown;
+  readonly switch?: unknown;
+  readonly dnsUpstreams: readonly unknown[];
+  readonly dnsRecords: readonly unknown[];
+  /** The 32-byte ChaCha20 seed of the network's randomness. */
+  readonly seed: Uint8Array;
+  /** The clock (µs) when the recording started, and the wall clock then (µs since the epoch): EPB timestamps map onto the clock through them. */
+  readonly startUs: ClockUs;
+  readonly wallStartUs: number;
+  /** The recorder's version, for the report. */
+  readonly by: string;
+}
+
+/** A guest port attached: its frames are the EPBs of interface `port`. */
+export interface PortEntry { readonly k: 'port'; readonly t: ClockUs; readonly port: number; readonly name?: string; readonly description?: string }
+export interface DetachEntry { readonly k: 'detach'; readonly t: ClockUs; readonly port: number }
+/** A HostEvents event entered the network. */
+export interface EventEntry { readonly k: 'event'; readonly t: ClockUs; readonly n: keyof HostEvents; readonly a: readonly unknown[] }
+/** An output: the network called its Host; `r` is what the call returned (tcpWrite's count). */
+export interface CallEntry { readonly k: 'call'; readonly n: keyof Host; readonly a: readonly unknown[]; readonly r?: number }
+/** The shell's timer fired and the network advanced. */
+export interface AdvanceEntry { readonly k: 'advance'; readonly t: ClockUs }
+/** A batch of frames from one I/O event began (`on`) or ended (TCP flushed). */
+export interface BatchEntry { readonly k: 'batch'; readonly t: ClockUs; readonly on: boolean }
+/** A call of the network's own API from its owner. */
+export interface ApiEntry { readonly k: 'api'; readonly t: ClockUs; readonly n: 'openForward' | 'closeForward' | 'setDnsUpstreams' | 'close'; readonly a: readonly unknown[]; readonly r?: unknown }
+/** The recording ended on purpose (`reason`): without it, the file ends early (the process died, or records were dropped). */
+export interface EndEntry { readonly k: 'end'; readonly t: ClockUs; readonly reason: string }
+
+export type Entry = NetworkEntry | PortEntry | DetachEntry | EventEntry | CallEntry | AdvanceEntry | BatchEntry | ApiEntry | EndEntry;
+
+const utf8e = new TextEncoder();
+const utf8d = new TextDecoder('utf-8', { fatal: true });
+
+/** The custom data of one entry, as the parts `writeCustomBlock` writes after the PEN. */
+export function encodeEntry(e: Entry): Uint8Array[] {
+  const blobs: Uint8Array[] = [];
+  let offset = 0;
+  // `this[k]`, not `v`: a Buffer's toJSON has already run when the replacer sees `v`.
+  const json = JSON.stringify(e, function (this: Record<string, unknown>, k: string, v: unknown) {
+    const raw = this[k];
+    if (raw instanceof Uint8Array) {
+      const ref = { $b: [offset, raw.length] };
+      blobs.push(raw);
+      offset += raw.length;
+      return ref;
+    }
+    if (v instanceof Uint8Array) {
+      const ref = { $b: [offset, v.length] };
+      blobs.push(v);
+      offset += v.length;
+      return ref;
+    }
+    return v;
+  });
+  const text = utf8e.encode(json);
+  const head = new Uint8Array(HEAD);
+  head.set(MAGIC);
+  put32le(head, 4, text.length);
+  put32le(head, 8, offset);
+  return [head, text, ...blobs];
+}
+
+/** Whether a custom block's data (after the PEN) starts with our magic. */
+export const isEntryBlock = (data: Uint8Array): boolean =>
+  data.length >= HEAD && data[0] === MAGIC[0] && data[1] === MAGIC[1] && data[2] === MAGIC[2] && data[3] === MAGIC[3];
+
+const KINDS: ReadonlySet<string> = new Set(['network', 'port', 'detach', 'event', 'call', 'advance', 'batch', 'api', 'end']);
+
+/**
+ * Decodes a custom block's data (after the PEN) into an entry, its byte arrays views into
+ * `data`; a string names what is wrong (the block is corrupt).
+ */
+export function decodeEntry(data: Uint8Array): Entry | string {
+  if (!isEntryBlock(data)) return 'not a tslirp entry (no TSLR magic)';
+  const jsonLength = u32le(data, 4);
+  const bytesLength = u32le(data, 8);
+  if (jsonLength > data.length - HEAD || bytesLength > data.length - HEAD - jsonLength) return 'entry lengths exceed the block';
+  const bytes = data.subarray(HEAD + jsonLength, HEAD + jsonLength + bytesLength);
+  let bad: string | undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8d.decode(data.subarray(HEAD, HEAD + jsonLength)), (_k, v: unknown) => {
+      if (typeof v === 'object' && v !== null && '$b' in v) {
+        const ref = (v).$b;
+        if (!Array.isArray(ref) || ref.length !== 2 || !ref.every((n) => Number.isInteger(n) && (n as number) >= 0)) {
+          bad = 'bad byte reference';
+          return undefined;
+        }
+        const [off, len] = ref as [number, number];
+        if (off + len > bytes.length) {
+          bad = 'byte reference beyond the block';
+          return undefined;
+        }
+        return bytes.subarray(off, off + len);
+      }
+      return v;
+    });
+  } catch (err) {
+    return `entry is not JSON (${err instanceof Error ? err.message : String(err)})`;
+  }
+  if (bad !== undefined) return bad;
+  if (typeof value !== 'object' || value === null || !KINDS.has(String((value as { k?: unknown }).k))) return 'entry of an unknown kind';
+  const e = value as Entry;
+  if (e.k !== 'network' && e.k !== 'call' && !Number.isSafeInteger(e.t)) return `${e.k} entry without a clock value`;
+  return e;
+}
