@@ -200,8 +200,9 @@ const CAPTURES: readonly Capture[] = [
   },
   {
     name: 'udp-echo-icmp',
-    shows: 'socat UDP to a loopback echo server (two datagrams back); UDP to a closed loopback port (ICMP port unreachable to the guest); a 3000-byte ping of the gateway (fragments both ways)',
+    shows: 'socat UDP to a loopback echo server (two datagrams back); UDP to a closed loopback port (ICMP port unreachable to the guest: --nat symmetric, whose connected sockets hear it); a 3000-byte ping of the gateway (fragments both ways)',
     tools: ['socat', 'busybox'],
+    args: ['--nat', 'symmetric'],
     async run({ world, guests: [g] }) {
       await staticAddress(g!, 15);
       const echo = await sh(g!, `(printf 'one\\n'; sleep 0.2; printf 'two\\n'; sleep 0.5) | socat -t 1 - UDP:10.0.2.2:${world.udpEcho}`);
