@@ -22,6 +22,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['link'],
   ['pcap'],
   ['daemon'],
+  ['api'],
   ['cli'],
   ['index.ts'],
 ];

@@ -12,6 +12,8 @@ import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import PinoPretty from 'pino-pretty';
 import { Daemon } from '../daemon/daemon.js';
+import { ApiServer } from '../api/server.js';
+import { startApi } from './api.js';
 import { ATTACH_NOTE, attachCommand, describeListener } from '../daemon/listen-spec.js';
 import type { NetworkSettings } from '../daemon/networks.js';
 import { reasonOf, StartError } from '../daemon/start-error.js';
@@ -53,6 +55,7 @@ function onSighup(log: Logger): void {
 async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<number> {
   const log = makeLogger(cmd.logLevel);
   let daemon: Daemon | undefined;
+  let api: ApiServer | undefined;
   // Signal handlers go in before anything is bound, so no signal finds the process without
   // them (a SIGTERM during start-up stops the daemon as soon as it is up).
   let settle: (code: number) => void = () => undefined;
@@ -67,7 +70,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       return;
     }
     stopping = signal;
-    if (daemon !== undefined) shutDown(daemon, log, signal, settle);
+    if (daemon !== undefined) shutDown(daemon, api, log, signal, settle);
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
@@ -79,7 +82,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   const fatal = (e: unknown): void => {
     log.fatal({ err: e }, 'internal error: shutting down');
     if (daemon === undefined) settle(1);
-    else shutDown(daemon, log, 'internal error', () => { settle(1); });
+    else shutDown(daemon, api, log, 'internal error', () => { settle(1); });
   };
   process.on('uncaughtException', fatal);
   process.on('unhandledRejection', fatal);
@@ -96,7 +99,9 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       ...(capture?.kind === 'file' && { pcapFile: capture.path, pcapUserAppl: `tslirp ${version()}` }),
       log,
     });
+    api = await startApi(cmd, daemon, log, `tslirp ${version()}`);
   } catch (e) {
+    await daemon?.close();
     // One line a user can act on; the stack trace only for --log-level debug.
     log.debug({ err: e }, 'cannot start');
     process.stderr.write(`tslirp: ${e instanceof StartError ? e.message : `cannot start: ${reasonOf(e)}`}\n`);
@@ -114,6 +119,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       forwards: [...new Set(cmd.network.forwards.map((r) => r.text))],
       dnsUpstreams: daemon.dnsUpstreams.map(formatEndpoint),
       pcap: capture, // { kind: 'dir' (a classic pcap per session) | 'file' (one pcapng), path }
+      api: api?.addresses ?? [],
     },
     'listening',
   );
@@ -126,7 +132,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   const lines = [`tslirp is listening. Attach a guest with one of these; ${ATTACH_NOTE}:`];
   for (const a of daemon.addresses) lines.push(`  ${attachCommand(a)}`);
   process.stderr.write(lines.join('\n') + '\n');
-  if (stopping !== undefined) shutDown(daemon, log, stopping, settle);
+  if (stopping !== undefined) shutDown(daemon, api, log, stopping, settle);
   return done;
 }
 
@@ -146,14 +152,15 @@ function describeSettings(s: NetworkSettings): Record<string, unknown> {
 }
 
 /** Closes the daemon within SHUTDOWN_TIMEOUT_MS; `settle` gets 0 for a clean stop, else 1. */
-function shutDown(daemon: Daemon, log: Logger, why: string, settle: (code: number) => void): void {
+function shutDown(daemon: Daemon, api: ApiServer | undefined, log: Logger, why: string, settle: (code: number) => void): void {
   log.info({ signal: why }, 'shutting down');
   const timer = setTimeout(() => {
     log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown timed out');
     settle(1);
   }, SHUTDOWN_TIMEOUT_MS);
   timer.unref();
-  daemon.close().then(
+  // The API first: its clients stop watching before the sessions they watch go away.
+  (api?.close() ?? Promise.resolve()).then(() => daemon.close()).then(
     () => {
       clearTimeout(timer);
       settle(0);
