@@ -35,6 +35,7 @@ import { ControlError, DAEMON_EVENT_NAMES, type DaemonControl, type DaemonEvents
 import type { Session } from '../daemon/session.js';
 import { Counters } from '../util/drops.js';
 import { LiveCapture, PCAPNG_MEDIA_TYPE } from './capture.js';
+import { DaemonMetrics } from './metrics.js';
 import openapi from './openapi.json' with { type: 'json' };
 import { allLeases, flowsOf, flowView, forwardView, leaseView, networkView, sessionView, type Json } from './views.js';
 
@@ -91,8 +92,6 @@ export interface ApiServerOptions {
   readonly token?: string | undefined;
   /** shb_userappl of live captures, e.g. `tslirp 0.1.0`. */
   readonly userAppl: string;
-  /** Extra routes (GET /metrics), answered with the same checks. */
-  readonly extraRoutes?: readonly Route[];
 }
 
 /** A bound API listener's address: a socket path, or host and port. */
@@ -140,10 +139,12 @@ export class ApiServer {
   #streams = new Set<http.ServerResponse>();
   readonly #unixPaths: string[] = [];
   #closing: Promise<void> | undefined;
+  readonly #metrics: DaemonMetrics;
 
   private constructor(o: ApiServerOptions) {
     this.#o = o;
-    this.#routes = [...this.#coreRoutes(), ...(o.extraRoutes ?? [])].map((route) => ({ route, re: compiled(route.path) }));
+    this.#metrics = new DaemonMetrics(o.control, this.counters);
+    this.#routes = [...this.#coreRoutes(), this.#metrics.route()].map((route) => ({ route, re: compiled(route.path) }));
   }
 
   /** Every route answered, as `METHOD path` (the OpenAPI test compares them with the document). */
@@ -419,6 +420,7 @@ export class ApiServer {
   /** Closes every listener and stream client; removes the unix socket files. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#metrics.close();
       for (const res of this.#streams) res.destroy();
       await Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => {
         s.close(() => { resolve(); });
