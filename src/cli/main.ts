@@ -173,6 +173,7 @@ function shutDown(daemon: Daemon, api: ApiServer | undefined, log: Logger, why: 
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'ctl') return (await import('./ctl.js')).runCtl(argv.slice(1));
   let cmd: Command;
   try {
     cmd = parseCommandLine(argv);
