@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiServer, forwardRequest, isLoopbackHost, MAX_BODY_BYTES, parseApiSpec } from '../../src/api/server.js';
 import openapi from '../../src/api/openapi.json' with { type: 'json' };
@@ -13,6 +14,7 @@ import { frameStream } from '../../src/link/qemu-stream.js';
 import { parseForwards } from '../../src/nat/forwards.js';
 import { readCapture } from '../../src/pcap/reader.js';
 import { resolveStackConfig } from '../../src/stack/config.js';
+import { runCtl } from '../../src/cli/ctl.js';
 import { parseCommandLine, UsageError } from '../../src/cli/options.js';
 import { memoryLog, until } from '../link/test-log.js';
 import { DHCP_DISCOVER } from '../daemon/dhcp-frames.js';
@@ -242,6 +244,43 @@ describe('control API (a real daemon, loopback and unix sockets)', () => {
       return;
     }
     expect({ status: promtool.status, out: promtool.stdout + promtool.stderr }).toEqual({ status: 0, out: '' });
+  });
+
+  it('tslirp ctl lists, adds and removes forwards; --json prints the API\'s JSON', async () => {
+    const run = async (...args: string[]): Promise<{ code: number; out: string; err: string }> => {
+      const out = new PassThrough();
+      const err = new PassThrough();
+      let o = '';
+      let e = '';
+      out.on('data', (c: Buffer) => { o += c.toString(); });
+      err.on('data', (c: Buffer) => { e += c.toString(); });
+      const code = await runCtl(['--api', `unix:${apiSock}`, ...args], {}, out, err);
+      return { code, out: o, err: e };
+    };
+    const port = await freePort();
+    const added = await run('forward', 'add', `tcp::${port}-:80`);
+    expect(added.code, added.err).toBe(0);
+    expect(added.out).toMatch(new RegExp(`^ID +RULE +BOUND +NETWORK +REFUSED\\napi-\\d+ +tcp::${port}-:80 +127\\.0\\.0\\.1:${port} +lab +0\\n$`));
+    const list = await run('--json', 'forwards');
+    const forwards = JSON.parse(list.out) as { id: string; rule: string }[];
+    expect(forwards.map((f) => f.rule)).toEqual([`tcp::${cliPort}-:22`, `tcp::${port}-:80`]);
+    const taken = await run('forward', 'add', `tcp::${port}-:80`);
+    expect(taken.code).toBe(1);
+    expect(taken.err).toMatch(/^tslirp ctl: cannot listen on tcp 127\.0\.0\.1:\d+: EADDRINUSE \(409 conflict\)\n$/);
+    expect((await run('forward', 'rm', forwards[1]!.id)).code).toBe(0);
+    expect((await run('networks')).out).toMatch(/^NAME +NET +GATEWAY +SESSIONS +LEASES +TCP +UDP +MTU\nlab +10\.0\.2\.0\/24 +10\.0\.2\.2 +0 +0 +0 +0 +1500\n$/);
+    expect(await run('bogus')).toMatchObject({ code: 2 });
+    const down = new PassThrough();
+    let downErr = '';
+    down.on('data', (c: Buffer) => { downErr += c.toString(); });
+    expect(await runCtl(['--api', `unix:${join(dir, 'nobody.sock')}`, 'sessions'], {}, new PassThrough(), down)).toBe(1);
+    expect(downErr).toMatch(/^tslirp ctl: cannot reach the daemon's API at unix:.*nobody\.sock \(ENOENT\): is 'tslirp serve' running\?.*\n$/);
+    // Without --api it looks where serve puts the default socket.
+    const none = new PassThrough();
+    let noneErr = '';
+    none.on('data', (c: Buffer) => { noneErr += c.toString(); });
+    expect(await runCtl(['sessions'], { XDG_RUNTIME_DIR: join(dir, 'xdg') }, new PassThrough(), none)).toBe(1);
+    expect(noneErr).toContain(`unix:${join(dir, 'xdg', 'tslirp', 'api.sock')}`);
   });
 
   it('sends session.up and session.down as server-sent events', async () => {
