@@ -36,6 +36,7 @@ import type { Session } from '../daemon/session.js';
 import { Counters } from '../util/drops.js';
 import { LiveCapture, PCAPNG_MEDIA_TYPE } from './capture.js';
 import { DaemonMetrics } from './metrics.js';
+import { STATUS_PAGE } from './status-page.js';
 import openapi from './openapi.json' with { type: 'json' };
 import { allLeases, flowsOf, flowView, forwardView, leaseView, networkView, sessionView, type Json } from './views.js';
 
@@ -288,6 +289,19 @@ export class ApiServer {
       return s;
     };
     return [
+      {
+        method: 'GET', path: '/', handle: ({ res }) => {
+          res.writeHead(200, {
+            'Content-Type': 'text/html; charset=utf-8',
+            'Cache-Control': 'no-store',
+            // Everything the page needs is inline or this API: nothing from elsewhere, no framing.
+            'Content-Security-Policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'",
+            'X-Content-Type-Options': 'nosniff',
+          });
+          res.end(STATUS_PAGE);
+          return undefined;
+        },
+      },
       { method: 'GET', path: '/v1/openapi.json', handle: () => [200, openapi] },
       { method: 'GET', path: '/v1/networks', handle: () => [200, c.networks.filter((n) => !n.closed).map((n) => networkView(n, c))] },
       {

@@ -141,7 +141,7 @@ describe('control API (a real daemon, loopback and unix sockets)', () => {
   it('refuses bad requests with the error shape and status the spec names', async () => {
     const cases: [string, string, { body?: string; headers?: Record<string, string> }, number, string][] = [
       ['GET', '/v1/nothing', {}, 404, 'not-found'],
-      ['GET', '/', {}, 404, 'not-found'],
+      ['GET', '/index.html', {}, 404, 'not-found'],
       ['PUT', '/v1/sessions', {}, 405, 'method-not-allowed'],
       ['GET', '/v1/sessions/nope', {}, 404, 'not-found'],
       ['DELETE', '/v1/sessions/nope', {}, 404, 'not-found'],

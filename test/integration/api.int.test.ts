@@ -16,9 +16,10 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, shouldRun, tempDir, until } from '../helpers/guests.js';
+import { chromium } from 'playwright-core';
+import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, shouldRun, tempDir, until, which } from '../helpers/guests.js';
 
-const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('curl'), command('tshark'), command('promtool'), command('ss')]);
+const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('curl'), command('tshark'), command('promtool'), command('ss'), command('chromium')]);
 const enabled = shouldRun('api.int.test.ts (the control API with a namespace guest)', missing);
 
 /** Event-stream clients opened at once in the hostile test (the spec's 1000; each is one socket and a listener). */
@@ -125,7 +126,7 @@ describe.skipIf(!enabled)('control API with a namespace guest', () => {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('has what it needs (root, ip, socat, busybox, curl, tshark, promtool, the daemon)', () => {
+  it('has what it needs (root, ip, socat, busybox, curl, tshark, promtool, chromium, the daemon)', () => {
     expect(missing).toEqual([]);
   });
 
@@ -240,6 +241,66 @@ describe.skipIf(!enabled)('control API with a namespace guest', () => {
     expect(value('tslirp_bytes_total{direction="from_guest"}')).toBeGreaterThan(UP_BYTES);
     expect(value('tslirp_bytes_total{direction="to_guest"}')).toBeGreaterThan(DOWN_BYTES);
   }, 30_000);
+
+  it('the status page in Chromium shows the lease and flows, updates when a flow opens, and its form adds a working forward', async () => {
+    const www = join(dir, 'www2');
+    spawnSync('mkdir', ['-p', www]);
+    const text = `page-made forward ${randomBytes(4).toString('hex')}\n`;
+    writeFileSync(join(www, 'index.html'), text);
+    const httpd = g.spawn('httpd2', ['busybox', 'httpd', '-f', '-p', '80', '-h', www]);
+    procs.push(httpd);
+    const conns: net.Socket[] = [];
+    const server = net.createServer((c) => { conns.push(c); c.on('error', () => undefined); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const hold = (): Proc => {
+      const p = g.spawn('nc-hold', ['sh', '-c', `(echo hi; sleep 60) | busybox nc 10.0.2.2 ${port} > /dev/null`]);
+      procs.push(p);
+      return p;
+    };
+    const first = hold();
+    expect(await until(() => conns.length === 1, 10_000)).toBe(true);
+    const browser = await chromium.launch({ executablePath: which('chromium')!, args: ['--no-sandbox', '--headless=new'] });
+    try {
+      const page = await browser.newPage();
+      /** Waits (bounded: 15 s) until the text of `selector` satisfies `ok`. */
+      const waitText = async (selector: string, ok: (t: string) => boolean, what: string): Promise<void> => {
+        const end = Date.now() + 15_000;
+        let t = '';
+        while (Date.now() < end) {
+          t = (await page.textContent(selector)) ?? '';
+          if (ok(t)) return;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        throw new Error(`${what}: ${selector} says ${t}`);
+      };
+      const count = (t: string, part: string): number => t.split(part).length - 1;
+      await page.goto(`http://127.0.0.1:${tcp.port}/`);
+      await waitText('#leases', (t) => t.includes('10.0.2.15'), 'the lease');
+      expect(await page.textContent('#leases')).toContain(mac);
+      await waitText('#flows', (t) => count(t, `10.0.2.2:${port}`) === 1, 'the open flow');
+      // A second flow opens while the page is open: it shows up.
+      const second = hold();
+      expect(await until(() => conns.length === 2, 10_000)).toBe(true);
+      await waitText('#flows', (t) => count(t, `10.0.2.2:${port}`) === 2, 'the new flow');
+      // The form adds a forward that reaches httpd in the guest.
+      const fwdPort = await freeTcpPort();
+      await page.fill('input[name=hostPort]', String(fwdPort));
+      await page.fill('input[name=guestPort]', '80');
+      await page.fill('input[name=network]', 'lab');
+      await page.click('button[type=submit]');
+      await waitText('#form-result', (t) => t.startsWith('added api-'), 'the form\'s answer');
+      await waitText('#forwards', (t) => t.includes(`127.0.0.1:${fwdPort}`), 'the new forward');
+      expect(await get(fwdPort, '/index.html')).toBe(text);
+      await first.stop();
+      await second.stop();
+    } finally {
+      await browser.close();
+      for (const c of conns) c.destroy();
+      await new Promise((r) => server.close(r));
+      await httpd.stop();
+    }
+  }, 90_000);
 
   it('hostile calls leave the daemon serving the guest', async () => {
     const cases: [string, string, string | Buffer | undefined, Record<string, string>, number][] = [
