@@ -14,6 +14,7 @@ import PinoPretty from 'pino-pretty';
 import { Daemon } from '../daemon/daemon.js';
 import { ApiServer } from '../api/server.js';
 import { startApi } from './api.js';
+import { configPath, configTokens, effectiveConfig, mergeConfig, type ConfigValue } from './config-file.js';
 import { ATTACH_NOTE, attachCommand, describeListener } from '../daemon/listen-spec.js';
 import type { NetworkSettings } from '../daemon/networks.js';
 import { reasonOf, StartError } from '../daemon/start-error.js';
@@ -136,6 +137,19 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   return done;
 }
 
+/** --print-config: the options in effect, defaults of the listeners and the API filled in. */
+function printedConfig(cmd: Extract<Command, { command: 'serve' }>, args: readonly string[]): Record<string, ConfigValue> {
+  const out = effectiveConfig(args);
+  if (cmd.defaultListeners) {
+    for (const l of cmd.listeners) {
+      if (l.kind === 'ws') out['ws'] = [...((out['ws'] as string[] | undefined) ?? []), `${l.host}:${l.port}`];
+      if (l.kind === 'stream' && l.transport === 'unix') out['stream'] = [...((out['stream'] as string[] | undefined) ?? []), `unix:${l.path}`];
+    }
+  }
+  if (cmd.api.isDefault) out['api'] = cmd.api.listen.map((a) => (a.kind === 'unix' ? `unix:${a.path}` : `tcp:${a.host}:${a.port}`));
+  return out;
+}
+
 /** A network's settings for the "listening" line: addresses, pool, MTU, its own forwards. */
 function describeSettings(s: NetworkSettings): Record<string, unknown> {
   const c = s.config;
@@ -175,8 +189,23 @@ function shutDown(daemon: Daemon, api: ApiServer | undefined, log: Logger, why: 
 async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === 'ctl') return (await import('./ctl.js')).runCtl(argv.slice(1));
   let cmd: Command;
+  let args = argv;
   try {
-    cmd = parseCommandLine(argv);
+    const file = configPath(argv);
+    if (file !== undefined) {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new UsageError(`--config: cannot read ${file}: ${reasonOf(e)}`, 'config');
+      }
+      args = mergeConfig(argv, configTokens(text, file));
+    }
+    cmd = parseCommandLine(args);
+    if (cmd.command === 'serve' && args.includes('--print-config')) {
+      process.stdout.write(JSON.stringify(printedConfig(cmd, args), null, 2) + '\n');
+      return EXIT.OK;
+    }
   } catch (e) {
     if (e instanceof UsageError || e instanceof ConfigError) {
       process.stderr.write(`tslirp: ${e.message}\nTry 'tslirp --help'.\n`);

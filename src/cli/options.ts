@@ -107,6 +107,8 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   api: { type: 'string', multiple: true },
   'api-token-file': { type: 'string' },
+  config: { type: 'string' },
+  'print-config': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -239,6 +241,11 @@ Other:
                              --api-token-file is given
   --api-token-file PATH      every API request must bear Authorization: Bearer TOKEN,
                              TOKEN being PATH's first line
+  --config FILE              read options from FILE, a JSON object whose keys are the long
+                             option names without '--' ({"mtu": 9000, "hostfwd":
+                             ["tcp::2222-:22"]}; schema: docs/config.schema.json); an
+                             option on the command line replaces the file's value
+  --print-config             print the effective options as such a JSON object and exit
   -h, --help                 show this help and exit
   -V, --version              show the version and exit
 
@@ -402,6 +409,9 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     api: apiSettings(v.api, v['api-token-file'], env),
   };
 }
+
+/** Every option's type, for the config file (src/cli/config-file.ts). */
+export const OPTION_TYPES: Readonly<Record<string, { readonly type: 'string' | 'boolean'; readonly multiple?: boolean }>> = OPTIONS;
 
 /** --api and --api-token-file. */
 function apiSettings(values: readonly string[] | undefined, tokenFile: string | undefined, env: NodeJS.ProcessEnv): ApiSettings {
