@@ -140,6 +140,8 @@ export class Daemon implements DaemonControl {
     this.#clock = o.clock ?? systemClock;
     this.#random = o.random ?? systemRandom();
     this.#maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS;
+    // Every event-stream and capture client of the API listens here; the API bounds their number.
+    this.events.setMaxListeners(0);
   }
 
   /** The upstreams the DNS forwarder uses now. */

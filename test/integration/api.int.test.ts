@@ -344,6 +344,7 @@ describe.skipIf(!enabled)('control API with a namespace guest', () => {
     }
     expect(await until(() => d.alive(), 1000)).toBe(true);
     expect(d.logsAtLeast(50), JSON.stringify(d.logsAtLeast(50))).toEqual([]);
+    expect(d.otherOutput.join('\n')).not.toMatch(/Warning|Error/);
     expect((await call(unix, 'GET', '/v1/leases')).json()).toMatchObject([{ address: '10.0.2.15' }]);
   }, 90_000);
 });
