@@ -24,6 +24,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['pcap'],
   ['replay'],
   ['daemon'],
+  ['api'],
   ['cli'],
   ['index.ts'],
 ];

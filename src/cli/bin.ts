@@ -44,7 +44,7 @@ if (markedParent !== undefined) {
   delete process.env['TSLIRP_REEXEC'];
   watchParent(Number(markedParent));
   await import('./main.js');
-} else if (missingNodeFlags(process.execArgv).length === 0 || args.some((a) => CHEAP_OPTIONS.has(a))) {
+} else if (missingNodeFlags(process.execArgv).length === 0 || args.some((a) => CHEAP_OPTIONS.has(a)) || args[0] === 'ctl') {
   await import('./main.js');
 } else {
   reexec(missingNodeFlags(process.execArgv));

@@ -13,6 +13,9 @@ import { pino, type Logger } from 'pino';
 import PinoPretty from 'pino-pretty';
 import { Daemon } from '../daemon/daemon.js';
 import { WsTokens } from '../link/ws-auth.js';
+import { ApiServer } from '../api/server.js';
+import { startApi } from './api.js';
+import { configPath, configTokens, effectiveConfig, mergeConfig, type ConfigValue } from './config-file.js';
 import { ATTACH_NOTE, attachCommand, describeListener } from '../daemon/listen-spec.js';
 import type { NetworkSettings } from '../daemon/networks.js';
 import { reasonOf, StartError } from '../daemon/start-error.js';
@@ -110,6 +113,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   }
   const log = makeLogger(cmd.logLevel);
   let daemon: Daemon | undefined;
+  let api: ApiServer | undefined;
   // Signal handlers go in before anything is bound, so no signal finds the process without
   // them (a SIGTERM during start-up stops the daemon as soon as it is up).
   let settle: (code: number) => void = () => undefined;
@@ -124,7 +128,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       return;
     }
     stopping = signal;
-    if (daemon !== undefined) shutDown(daemon, log, signal, settle);
+    if (daemon !== undefined) shutDown(daemon, api, log, signal, settle);
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
@@ -136,7 +140,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   const fatal = (e: unknown): void => {
     log.fatal({ err: e }, 'internal error: shutting down');
     if (daemon === undefined) settle(1);
-    else shutDown(daemon, log, 'internal error', () => { settle(1); });
+    else shutDown(daemon, api, log, 'internal error', () => { settle(1); });
   };
   process.on('uncaughtException', fatal);
   process.on('unhandledRejection', fatal);
@@ -160,7 +164,9 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       recordDir: cmd.record,
       log,
     });
+    api = await startApi(cmd, daemon, log, `tslirp ${version()}`);
   } catch (e) {
+    await daemon?.close();
     // One line a user can act on; the stack trace only for --log-level debug.
     log.debug({ err: e }, 'cannot start');
     process.stderr.write(`tslirp: ${e instanceof StartError ? e.message : `cannot start: ${reasonOf(e)}`}\n`);
@@ -179,6 +185,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       dnsUpstreams: daemon.dnsUpstreams.map(formatEndpoint),
       pcap: capture, // { kind: 'dir' (a classic pcap per session) | 'file' (one pcapng), path }
       ...(cmd.record !== undefined && { record: cmd.record }),
+      api: api?.addresses ?? [],
     },
     'listening',
   );
@@ -191,8 +198,21 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   const lines = [`tslirp is listening. Attach a guest with one of these; ${ATTACH_NOTE}:`];
   for (const a of daemon.addresses) lines.push(`  ${attachCommand(a)}`);
   process.stderr.write(lines.join('\n') + '\n');
-  if (stopping !== undefined) shutDown(daemon, log, stopping, settle);
+  if (stopping !== undefined) shutDown(daemon, api, log, stopping, settle);
   return done;
+}
+
+/** --print-config: the options in effect, defaults of the listeners and the API filled in. */
+function printedConfig(cmd: Extract<Command, { command: 'serve' }>, args: readonly string[]): Record<string, ConfigValue> {
+  const out = effectiveConfig(args);
+  if (cmd.defaultListeners) {
+    for (const l of cmd.listeners) {
+      if (l.kind === 'ws') out['ws'] = [...((out['ws'] as string[] | undefined) ?? []), `${l.host}:${l.port}`];
+      if (l.kind === 'stream' && l.transport === 'unix') out['stream'] = [...((out['stream'] as string[] | undefined) ?? []), `unix:${l.path}`];
+    }
+  }
+  if (cmd.api.isDefault) out['api'] = cmd.api.listen.map((a) => (a.kind === 'unix' ? `unix:${a.path}` : `tcp:${a.host}:${a.port}`));
+  return out;
 }
 
 /** A network's settings for the "listening" line: addresses, pool, MTU, its own forwards. */
@@ -211,14 +231,15 @@ function describeSettings(s: NetworkSettings): Record<string, unknown> {
 }
 
 /** Closes the daemon within SHUTDOWN_TIMEOUT_MS; `settle` gets 0 for a clean stop, else 1. */
-function shutDown(daemon: Daemon, log: Logger, why: string, settle: (code: number) => void): void {
+function shutDown(daemon: Daemon, api: ApiServer | undefined, log: Logger, why: string, settle: (code: number) => void): void {
   log.info({ signal: why }, 'shutting down');
   const timer = setTimeout(() => {
     log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown timed out');
     settle(1);
   }, SHUTDOWN_TIMEOUT_MS);
   timer.unref();
-  daemon.close().then(
+  // The API first: its clients stop watching before the sessions they watch go away.
+  (api?.close() ?? Promise.resolve()).then(() => daemon.close()).then(
     () => {
       clearTimeout(timer);
       settle(0);
@@ -233,9 +254,25 @@ function shutDown(daemon: Daemon, log: Logger, why: string, settle: (code: numbe
 async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === 'replay')
     return replayCommand(argv.slice(1), (t) => process.stdout.write(t), (t) => process.stderr.write(t));
+  if (argv[0] === 'ctl') return (await import('./ctl.js')).runCtl(argv.slice(1));
   let cmd: Command;
+  let args = argv;
   try {
-    cmd = parseCommandLine(argv);
+    const file = configPath(argv);
+    if (file !== undefined) {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new UsageError(`--config: cannot read ${file}: ${reasonOf(e)}`, 'config');
+      }
+      args = mergeConfig(argv, configTokens(text, file));
+    }
+    cmd = parseCommandLine(args);
+    if (cmd.command === 'serve' && args.includes('--print-config')) {
+      process.stdout.write(JSON.stringify(printedConfig(cmd, args), null, 2) + '\n');
+      return EXIT.OK;
+    }
   } catch (e) {
     if (e instanceof UsageError || e instanceof ConfigError) {
       process.stderr.write(`tslirp: ${e.message}\nTry 'tslirp --help'.\n`);

@@ -16,6 +16,8 @@ import { DEFAULT_WS_IDLE_TIMEOUT_MS } from '../link/ws-frames.js';
 import { resolveFlowLimits } from '../nat/flow-table.js';
 import { parseForwardGroups, parseForwards } from '../nat/forwards.js';
 import { resolveStackConfig } from '../stack/config.js';
+import { parseApiSpec, type ApiListenSpec } from '../api/server.js';
+import { join } from 'node:path';
 import { ConfigError } from '../util/config-error.js';
 
 /** Log levels accepted by --log-level. */
@@ -55,7 +57,16 @@ export type Command =
       /** --record DIR: a replayable recording per network (src/replay). */
       readonly record: string | undefined;
       readonly logLevel: LogLevel;
+      readonly api: ApiSettings;
     };
+
+/** The control API's listeners (--api, --api-token-file). */
+export interface ApiSettings {
+  readonly listen: readonly ApiListenSpec[];
+  /** True when --api was not given and the default socket (api.sock beside the default stream socket) is used. */
+  readonly isDefault: boolean;
+  readonly tokenFile: string | undefined;
+}
 
 /** Where the DNS forwarder's upstreams come from (what it answers itself, --dns-record, is a network setting). */
 export interface DnsSettings {
@@ -136,6 +147,10 @@ const OPTIONS = {
   pcap: { type: 'string' },
   record: { type: 'string' },
   'log-level': { type: 'string' },
+  api: { type: 'string', multiple: true },
+  'api-token-file': { type: 'string' },
+  config: { type: 'string' },
+  'print-config': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -345,6 +360,19 @@ Other:
                              DIR/tslirp-TIME-network-NAME.pcapng (all its sessions); run one
                              again with 'tslirp replay FILE' (see 'tslirp replay --help')
   --log-level LEVEL          trace, debug, info, warn or error (info)
+  --api unix:PATH|tcp:HOST:PORT
+                             serve the control API (JSON over HTTP, /v1, /metrics;
+                             tslirp ctl uses it) there (repeatable); default: unix:DIR/
+                             api.sock beside the default stream socket (mode 0600);
+                             --api off serves none. A TCP HOST must be loopback unless
+                             --api-token-file is given
+  --api-token-file PATH      every API request must bear Authorization: Bearer TOKEN,
+                             TOKEN being PATH's first line
+  --config FILE              read options from FILE, a JSON object whose keys are the long
+                             option names without '--' ({"mtu": 9000, "hostfwd":
+                             ["tcp::2222-:22"]}; schema: docs/config.schema.json); an
+                             option on the command line replaces the file's value
+  --print-config             print the effective options as such a JSON object and exit
   -h, --help                 show this help and exit
   -V, --version              show the version and exit
 
@@ -373,6 +401,7 @@ const VALUE_HINTS: Readonly<Record<string, string>> = {
   network: 'a network name such as lab',
   'net-option': 'NAME:KEY=VALUE, e.g. lab:mtu=9000',
   'log-level': LOG_LEVELS.join(', '),
+  api: 'unix:PATH, tcp:HOST:PORT or off',
 };
 
 /** The value placeholder HELP shows for `--name` (`--net ADDR/PREFIX` → `ADDR/PREFIX`). */
@@ -527,6 +556,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     pcap: v.pcap,
     record: v.record,
     logLevel: logLevel as LogLevel,
+    api: apiSettings(v.api, v['api-token-file'], env),
   };
 }
 
@@ -570,6 +600,27 @@ function checkPublicListeners(listeners: readonly ListenerSpec[], tokens: boolea
         l.kind,
       );
   }
+}
+
+/** Every option's type, for the config file (src/cli/config-file.ts). */
+export const OPTION_TYPES: Readonly<Record<string, { readonly type: 'string' | 'boolean'; readonly multiple?: boolean }>> = OPTIONS;
+
+/** --api and --api-token-file. */
+function apiSettings(values: readonly string[] | undefined, tokenFile: string | undefined, env: NodeJS.ProcessEnv): ApiSettings {
+  if (tokenFile === '') throw new UsageError('--api-token-file: needs a file path', 'api-token-file');
+  if (values === undefined) return { listen: [{ kind: 'unix', path: join(runtimeDir(env), 'api.sock') }], isDefault: true, tokenFile };
+  if (values.includes('off')) {
+    if (values.length > 1) throw new UsageError('--api off cannot be combined with other --api values', 'api');
+    return { listen: [], isDefault: false, tokenFile };
+  }
+  const listen = values.map((text) => {
+    try {
+      return parseApiSpec(text);
+    } catch (e) {
+      throw new UsageError(`--api: ${(e as Error).message}`, 'api');
+    }
+  });
+  return { listen, isDefault: false, tokenFile };
 }
 
 const list = (value: NetworkValues[NetworkKey]): readonly string[] => (Array.isArray(value) ? (value as readonly string[]) : []);

@@ -16,6 +16,7 @@
  * long as the daemon, whichever network counts into it, for the shutdown summary.
  */
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -31,7 +32,9 @@ import type { Endpoint, FlowId } from '../net/addr.js';
 import { ListenerPool, type BoundListener } from '../host/node-listeners.js';
 import { ForwardRefusals } from '../nat/forward-refusals.js';
 import { ResolvConfWatcher } from '../host/resolv-conf.js';
-import type { ForwardRule } from '../nat/forwards.js';
+import { expandForward, MAX_FORWARD_PORTS, parseForwardSpec, type ForwardRule } from '../nat/forwards.js';
+import { ConfigError } from '../util/config-error.js';
+import { CHANGE_POLL_MS, ControlError, type DaemonControl, type DaemonEvents, type ForwardRequest, type ForwardView, type NetworkFlow, type NetworkLease } from './control.js';
 import { PcapngFileWriter } from '../pcap/pcapng-writer.js';
 import { formatEndpoint } from '../net/addr.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
@@ -113,9 +116,19 @@ export function limitedSource(peer: string): string | undefined {
 interface Forward {
   readonly rule: ForwardRule;
   readonly refusals: ForwardRefusals;
+  /** The written rule's id (ForwardView.id): `cli-N` or `api-N`. */
+  readonly group: string;
+  /** Its bound socket. */
+  readonly listener: BoundListener;
+  /** The network that owns it; undefined for a rule that follows the first session. */
+  readonly network: LiveNetwork | undefined;
+  /** Its id in the owner's network (for closeForward); runtime forwards only. */
+  flow?: FlowId | undefined;
 }
 
-export class Daemon {
+export class Daemon implements DaemonControl {
+  /** Session up/down, forward added/removed; lease and flow events while `watchChanges` is held. */
+  readonly events = new EventEmitter<DaemonEvents>();
   readonly #listeners: Listener[] = [];
   readonly #sessions = new Set<Session>();
   readonly #o: DaemonOptions;
@@ -153,6 +166,14 @@ export class Daemon {
   #forwardOwner: Session | undefined;
   /** The shared capture file of DaemonOptions.pcapFile. */
   #pcapFile: PcapngFileWriter | undefined;
+  /** Serial of runtime forwards' ids. */
+  #forwardSerial = 0;
+  /** Holders of `watchChanges`, and its timer while there are any. */
+  #watchers = 0;
+  #watchTimer: NodeJS.Timeout | undefined;
+  /** The last snapshot `watchChanges` compared against: key → lease or flow. */
+  #seenLeases = new Map<string, NetworkLease>();
+  #seenFlows = new Map<string, NetworkFlow>();
   /** Set once start() bound everything: a failed start does not log "daemon stopped". */
   #started = false;
 
@@ -161,6 +182,8 @@ export class Daemon {
     this.#clock = o.clock ?? systemClock;
     this.#random = o.random ?? systemRandom();
     this.#maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS;
+    // Every event-stream and capture client of the API listens here; the API bounds their number.
+    this.events.setMaxListeners(0);
   }
 
   /** The upstreams the DNS forwarder uses now. */
@@ -261,10 +284,13 @@ export class Daemon {
         ...o.network.forwards.map((r): [ForwardRule, LiveNetwork | undefined] => [r, o.defaultNetwork === undefined ? undefined : networks.get(o.defaultNetwork)]),
         ...[...declared].flatMap(([name, settings]) => settings.forwards.map((r): [ForwardRule, LiveNetwork | undefined] => [r, networks.get(name)])),
       ];
+      const groups = new Map<string, string>();
       for (const [rule, network] of owned) {
         step = `listen for --hostfwd ${rule.text}`;
         const l = await d.#forwardPool.bind(rule.protocol, { addr: rule.hostAddr, port: rule.hostPort });
-        const forward: Forward = { rule, refusals: new ForwardRefusals(rule, log) };
+        const key = `${network?.name ?? ''}\n${rule.text}`;
+        if (!groups.has(key)) groups.set(key, `cli-${groups.size + 1}`);
+        const forward: Forward = { rule, refusals: new ForwardRefusals(rule, log), group: groups.get(key)!, listener: l, network };
         d.#forwards.push(forward);
         d.#forwardOf.set(l, forward);
         if (network === undefined) d.#sessionForwards.push({ forward, id: undefined });
@@ -336,7 +362,8 @@ export class Daemon {
     }
     const id = `${this.#idPrefix}-${++this.#serial}`;
     const joined = networks.join(name, id, isPublic);
-    const s = new Session({
+    const joinedNetwork = joined.network;
+    const s: Session = new Session({
       id,
       link,
       network: joined.network,
@@ -353,7 +380,9 @@ export class Daemon {
         }
         this.#releaseForwards(x);
         this.#networkOf.delete(x);
-        networks.left(joined.network);
+        networks.left(joinedNetwork);
+        if (joinedNetwork.closed) this.#dropForwardsOf(joinedNetwork);
+        this.events.emit('session.down', x, x.endReason ?? 'closed');
       },
       // Listed until its capture is on disk.
       onEnded: (x) => {
@@ -364,7 +393,187 @@ export class Daemon {
     if (source !== undefined) this.#perSource.set(source, (this.#perSource.get(source) ?? 0) + 1);
     this.#networkOf.set(s, joined.network);
     this.#claimForwards(s, joined.network);
+    this.events.emit('session.up', s);
     return s.handler;
+  }
+
+  // --- DaemonControl: what the control API reads and steers (control.ts).
+
+  nowMs(): number {
+    return this.#clock.now();
+  }
+
+  session(id: string): Session | undefined {
+    for (const s of this.#sessions) if (s.id === id && !s.closed) return s;
+    return undefined;
+  }
+
+  network(name: string): LiveNetwork | undefined {
+    const named = this.#networks?.get(name);
+    if (named !== undefined) return named;
+    const s = this.session(name);
+    return s === undefined ? undefined : this.#networkOf.get(s);
+  }
+
+  sessionsOf(network: LiveNetwork): Session[] {
+    return [...this.#sessions].filter((s) => !s.closed && this.#networkOf.get(s) === network);
+  }
+
+  disconnect(id: string, reason: string): boolean {
+    const s = this.session(id);
+    if (s === undefined) return false;
+    s.close(reason);
+    return true;
+  }
+
+  forwards(): ForwardView[] {
+    const groups = new Map<string, Forward[]>();
+    for (const f of this.#forwards) {
+      const g = groups.get(f.group);
+      if (g === undefined) groups.set(f.group, [f]);
+      else g.push(f);
+    }
+    return [...groups.values()].map((g) => this.#view(g));
+  }
+
+  #view(ports: readonly Forward[]): ForwardView {
+    const first = ports[0]!;
+    const refusals: Record<string, number> = {};
+    for (const f of ports) for (const [k, v] of Object.entries(f.refusals.counters.snapshot())) refusals[k] = (refusals[k] ?? 0) + v;
+    const owner = first.network ?? (this.#forwardOwner === undefined ? undefined : this.#networkOf.get(this.#forwardOwner));
+    return {
+      id: first.group,
+      source: first.group.startsWith('api-') ? 'api' : 'command-line',
+      rule: first.rule.text,
+      ports: ports.map((f) => f.rule),
+      bound: ports.map((f) => formatEndpoint(f.listener.local)),
+      network: owner?.name,
+      refusals,
+    };
+  }
+
+  async addForward(request: ForwardRequest): Promise<ForwardView> {
+    if (this.#closing !== undefined) throw new ControlError('conflict', 'the daemon is shutting down');
+    let network: LiveNetwork | undefined;
+    if (request.network !== undefined && request.session !== undefined) throw new ControlError('invalid', 'give network or session, not both', 'session');
+    if (request.session !== undefined) {
+      const s = this.session(request.session);
+      network = s === undefined ? undefined : this.#networkOf.get(s);
+      if (network === undefined) throw new ControlError('not-found', `no session '${request.session}'`, 'session');
+    } else {
+      const name = request.network ?? this.#o.defaultNetwork;
+      if (name === undefined) throw new ControlError('invalid', 'name the network (or the session) the forward delivers to: this daemon has no --network default', 'network');
+      network = this.#networks?.get(name);
+      if (network === undefined) throw new ControlError('not-found', `no network '${name}' (a network exists once declared or joined)`, 'network');
+    }
+    let rules: ForwardRule[];
+    try {
+      rules = expandForward(parseForwardSpec(request.rule));
+    } catch (e) {
+      if (e instanceof ConfigError) throw new ControlError('invalid', e.message.replace(/^--hostfwd: /, ''), 'rule');
+      throw e;
+    }
+    if (this.#forwards.length + rules.length > MAX_FORWARD_PORTS)
+      throw new ControlError('conflict', `${this.#forwards.length} ports are forwarded already; at most ${MAX_FORWARD_PORTS} in all (each is a listening socket)`, 'rule');
+    const group = `api-${++this.#forwardSerial}`;
+    const bound: BoundListener[] = [];
+    try {
+      for (const rule of rules) bound.push(await this.#forwardPool.bind(rule.protocol, { addr: rule.hostAddr, port: rule.hostPort }));
+    } catch (e) {
+      await Promise.all(bound.map((l) => this.#forwardPool.release(l)));
+      const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+      const port = rules[bound.length];
+      const where = port === undefined ? '' : ` ${formatEndpoint({ addr: port.hostAddr, port: port.hostPort })}`;
+      throw new ControlError(code === 'EADDRINUSE' ? 'conflict' : code === 'EADDRNOTAVAIL' || code === 'EACCES' ? 'invalid' : 'conflict', `cannot listen on ${port?.protocol ?? ''}${where}: ${code}`, 'rule');
+    }
+    // The network may have closed while binding (its last session left).
+    if (network.closed) {
+      await Promise.all(bound.map((l) => this.#forwardPool.release(l)));
+      throw new ControlError('not-found', `network '${network.name}' closed`, 'network');
+    }
+    const added: Forward[] = rules.map((rule, i) => {
+      const f: Forward = { rule, refusals: new ForwardRefusals(rule, this.#o.log), group, listener: bound[i]!, network };
+      this.#forwardOf.set(f.listener, f);
+      this.#forwards.push(f);
+      f.flow = network.openForward(rule, f.refusals, this.#forwardPool);
+      return f;
+    });
+    const view = this.#view(added);
+    this.#o.log.info({ forward: view.id, rule: view.rule, network: view.network, bound: view.bound }, 'port forward added');
+    this.events.emit('forward.added', view);
+    return view;
+  }
+
+  async removeForward(id: string): Promise<ForwardView> {
+    const ports = this.#forwards.filter((f) => f.group === id);
+    if (ports.length === 0) throw new ControlError('not-found', `no forward '${id}'`);
+    if (!id.startsWith('api-')) throw new ControlError('conflict', `forward '${id}' comes from the command line; it lasts as long as the daemon`);
+    const view = this.#view(ports);
+    await this.#closeForwards(ports);
+    this.#o.log.info({ forward: id, rule: view.rule, network: view.network }, 'port forward removed');
+    this.events.emit('forward.removed', view);
+    return view;
+  }
+
+  async #closeForwards(ports: readonly Forward[]): Promise<void> {
+    for (const f of ports) {
+      if (f.flow !== undefined) f.network?.closeForward(f.flow);
+      f.flow = undefined;
+      this.#forwardOf.delete(f.listener);
+      const i = this.#forwards.indexOf(f);
+      if (i >= 0) this.#forwards.splice(i, 1);
+    }
+    await Promise.all(ports.map((f) => this.#forwardPool.release(f.listener)));
+  }
+
+  /** A network closed (its last session left): its runtime forwards go with it. */
+  #dropForwardsOf(network: LiveNetwork): void {
+    const groups = new Set(this.#forwards.filter((f) => f.network === network && f.group.startsWith('api-')).map((f) => f.group));
+    for (const g of groups) {
+      const ports = this.#forwards.filter((f) => f.group === g);
+      const view = this.#view(ports);
+      void this.#closeForwards(ports).then(() => {
+        this.#o.log.info({ forward: g, rule: view.rule, network: network.name }, 'port forward removed (its network closed)');
+        this.events.emit('forward.removed', view);
+      });
+    }
+  }
+
+  watchChanges(): () => void {
+    if (this.#watchers++ === 0) {
+      this.#compare(false);
+      this.#watchTimer = setInterval(() => {
+        this.#compare(true);
+      }, CHANGE_POLL_MS);
+      this.#watchTimer.unref();
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.#watchers > 0) return;
+      clearInterval(this.#watchTimer);
+      this.#watchTimer = undefined;
+    };
+  }
+
+  /** Compares leases and flows with the last snapshot; emits the differences when `emit`. */
+  #compare(emit: boolean): void {
+    const leases = new Map<string, NetworkLease>();
+    const flows = new Map<string, NetworkFlow>();
+    for (const n of this.networks) {
+      if (n.closed) continue;
+      for (const l of n.leases()) if (l.state === 'bound') leases.set(`${n.name}/${l.mac}/${l.ip}`, { ...l, network: n.name });
+      for (const f of n.network.stack.flows()) flows.set(`${n.name}/${f.id}`, { ...f, network: n.name });
+    }
+    if (emit) {
+      for (const [k, l] of leases) if (!this.#seenLeases.has(k)) this.events.emit('lease.granted', l);
+      for (const [k, l] of this.#seenLeases) if (!leases.has(k)) this.events.emit('lease.released', l);
+      for (const [k, f] of flows) if (!this.#seenFlows.has(k)) this.events.emit('flow.opened', f);
+      for (const [k, f] of this.#seenFlows) if (!flows.has(k)) this.events.emit('flow.closed', f);
+    }
+    this.#seenLeases = leases;
+    this.#seenFlows = flows;
   }
 
   /** The live networks: declared and joined ones by name, then private ones. */
@@ -408,6 +617,7 @@ export class Daemon {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#resolvConf?.close();
+      clearInterval(this.#watchTimer);
       await Promise.all([...this.#listeners.map((l) => l.close()), this.#forwardPool.close()]);
       const live = [...this.#sessions];
       for (const s of live) s.close('daemon shutting down');

@@ -40,6 +40,9 @@ export interface SessionNetwork {
   tcpStats(): Record<string, number>;
 }
 
+/** Sees a session's frames as they cross its link (a live capture); must not keep `frame`. */
+export type FrameTap = (frame: Uint8Array, direction: 'fromGuest' | 'toGuest') => void;
+
 /** Frames and bytes, each way, as seen at the link. */
 export interface SessionTraffic {
   fromGuestFrames: number;
@@ -90,8 +93,11 @@ export class Session {
   readonly #startMs: number;
   readonly #onEnded: ((s: Session) => void) | undefined;
   readonly #onLeft: ((s: Session) => void) | undefined;
+  /** Live captures of this session (the API's); empty almost always, so the data path pays one size check. */
+  readonly #taps = new Set<FrameTap>();
   #endedResolve: () => void = () => undefined;
   #closed = false;
+  #endReason: string | undefined;
 
   constructor(o: SessionOptions) {
     this.id = o.id;
@@ -113,6 +119,7 @@ export class Session {
       send: (frame) => {
         this.traffic.toGuestFrames++;
         this.traffic.toGuestBytes += frame.length;
+        if (this.#taps.size > 0) for (const t of this.#taps) t(frame, 'toGuest');
         link.send(frame);
       },
       ...(link.allocFrame !== undefined && { allocFrame: link.allocFrame.bind(link) }),
@@ -141,6 +148,16 @@ export class Session {
     return this.#closed;
   }
 
+  /** Its port on the network's switch (the switch's MAC table names ports). */
+  get portId(): number {
+    return this.#port.id;
+  }
+
+  /** Why the session ended (the link's or the caller's words); undefined while it runs. */
+  get endReason(): string | undefined {
+    return this.#endReason;
+  }
+
   /**
    * The session's drop counters: the link's (and the capture's), merged with the network's on
    * a private network.
@@ -157,7 +174,24 @@ export class Session {
     if (this.#closed) return;
     this.traffic.fromGuestFrames++;
     this.traffic.fromGuestBytes += frame.length;
+    if (this.#taps.size > 0) for (const t of this.#taps) t(frame, 'fromGuest');
     this.#port.receive(frame);
+  }
+
+  /** Starts seeing every frame of the session; returns the function that stops it. */
+  tap(fn: FrameTap): () => void {
+    const own: FrameTap = (frame, direction) => {
+      fn(frame, direction);
+    };
+    this.#taps.add(own);
+    return () => {
+      this.#taps.delete(own);
+    };
+  }
+
+  /** The moment the session started, on the daemon's clock (for ages and rates). */
+  get startMs(): number {
+    return this.#startMs;
   }
 
   /** Ends the session: closes the link (the summary is logged when it reports closed). */
@@ -170,6 +204,7 @@ export class Session {
   #end(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#endReason = reason;
     this.#port.detach();
     const drops = this.drops();
     const dropTotal = Object.values(drops).reduce((a, b) => a + b, 0);

@@ -93,7 +93,14 @@ export interface DnsStats {
   servfail: number;
   /** Re-sends after an upstream timeout or socket error. */
   retries: number;
+  /** Time from a query's arrival to its upstream answer: counts per DNS_LATENCY_BUCKETS_MS bound (cumulative, as Prometheus buckets), their sum and count. */
+  readonly upstreamLatencyBuckets: number[];
+  upstreamLatencySumMs: number;
+  upstreamLatencyCount: number;
 }
+
+/** Upper bounds (ms) of the upstream latency buckets in DnsStats. */
+export const DNS_LATENCY_BUCKETS_MS: readonly number[] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
 
 export interface DnsForwarderDeps {
   readonly host: Host;
@@ -135,7 +142,10 @@ interface Pending {
 const epKey = (e: Endpoint): string => `${e.addr}:${e.port}`;
 
 export class DnsForwarder {
-  readonly stats: DnsStats = { queries: 0, answeredLocally: 0, forwarded: 0, answersFromUpstream: 0, servfail: 0, retries: 0 };
+  readonly stats: DnsStats = {
+    queries: 0, answeredLocally: 0, forwarded: 0, answersFromUpstream: 0, servfail: 0, retries: 0,
+    upstreamLatencyBuckets: DNS_LATENCY_BUCKETS_MS.map(() => 0), upstreamLatencySumMs: 0, upstreamLatencyCount: 0,
+  };
   readonly #host: Host;
   readonly #guest: ToGuest;
   readonly #random: Random;
@@ -235,8 +245,15 @@ export class DnsForwarder {
     this.#forward(guest, msg, h, q, nowMs);
   }
 
+  #latency(ms: number): void {
+    const s = this.stats;
+    s.upstreamLatencySumMs += ms;
+    s.upstreamLatencyCount++;
+    for (let i = 0; i < DNS_LATENCY_BUCKETS_MS.length; i++) if (ms <= DNS_LATENCY_BUCKETS_MS[i]!) s.upstreamLatencyBuckets[i]!++;
+  }
+
   /** A datagram from an upstream socket. */
-  upstreamReply(flow: FlowId, data: Uint8Array, _nowMs: number): void {
+  upstreamReply(flow: FlowId, data: Uint8Array, nowMs: number): void {
     const counters = this.#guest.counters;
     if (!this.owns(flow)) return counters.count('dns.unknown-flow');
     const h = parseDnsHeader(data);
@@ -254,6 +271,7 @@ export class DnsForwarder {
     const answer = data.slice();
     put16(answer, 0, p.guestId);
     this.stats.answersFromUpstream++;
+    this.#latency(Math.max(0, nowMs - p.startMs));
     this.#toGuest(p.guest, answer);
   }
 

@@ -181,6 +181,16 @@ export class ListenerPool {
     l.holder = this.#idle[i]!;
   }
 
+  /** Closes one listener and forgets it (a forward removed at runtime); a lent one should be given back first. */
+  async release(l: BoundListener): Promise<void> {
+    const i = this.#all.indexOf(l);
+    if (i < 0) return;
+    this.#all.splice(i, 1);
+    this.#idle.splice(i, 1);
+    this.#lent.delete(l);
+    await l.close();
+  }
+
   /** Closes every listener, lent or not. */
   async close(): Promise<void> {
     await Promise.all(this.#all.map((l) => l.close()));

@@ -1,0 +1,191 @@
+/**
+ * GET /metrics: the daemon in Prometheus text exposition (prom-client), every name prefixed
+ * `tslirp_`. Nothing is counted twice: each scrape reads the daemon's own counters (sessions'
+ * traffic, networks' drop counters, flow tables, DNS and TCP statistics) through
+ * DaemonControl, so the data path carries no metric code of its own.
+ *
+ * Counters must not go down while the daemon runs; sessions and networks come and go, so
+ * what an ended session had counted is added to running totals when it leaves
+ * ('session.down'). A shared, undeclared network's own counters (its gateway's drops, DNS,
+ * TCP) go with it when its last guest leaves: those series may then step back, which
+ * Prometheus' rate() takes for a counter reset.
+ *
+ * Drop counters are one metric, `tslirp_drops_total{reason}`: the reason is the daemon's
+ * counter name, `layer.reason` (`ipv4.bad-checksum`, `udp.flow-evicted`, `hostfwd.no-session`,
+ * `capture.dropped`, …) — names fixed in the code, never taken from traffic — summed over the
+ * live networks, the live sessions' links and the sessions that ended.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import type { DaemonControl } from '../daemon/control.js';
+import type { Session } from '../daemon/session.js';
+import { DNS_LATENCY_BUCKETS_MS } from '../dns/forwarder.js';
+import type { Counters } from '../util/drops.js';
+import type { Route } from './server.js';
+
+const add = (into: Map<string, number>, from: Readonly<Record<string, number>>): void => {
+  for (const [k, v] of Object.entries(from)) into.set(k, (into.get(k) ?? 0) + v);
+};
+
+/** A session's link-side drops (on a private network its drops() holds the network's too, counted with the network). */
+function linkDrops(s: Session): Record<string, number> {
+  const all = s.drops();
+  if (!s.privateNetwork) return all;
+  const net = s.network.counters();
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(all)) if (v - (net[k] ?? 0) > 0) out[k] = v - (net[k] ?? 0);
+  return out;
+}
+
+type Traffic = Session['traffic'];
+const TRAFFIC_KEYS: readonly (keyof Traffic)[] = ['fromGuestFrames', 'fromGuestBytes', 'toGuestFrames', 'toGuestBytes'];
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  readonly #control: DaemonControl;
+  /** What ended sessions counted: traffic and drops. */
+  readonly #ended: Traffic = { fromGuestFrames: 0, fromGuestBytes: 0, toGuestFrames: 0, toGuestBytes: 0 };
+  readonly #endedDrops = new Map<string, number>();
+  readonly #endedTcp = new Map<string, number>();
+  readonly #onDown = (s: Session): void => {
+    for (const k of TRAFFIC_KEYS) this.#ended[k] += s.traffic[k];
+    add(this.#endedDrops, s.privateNetwork ? s.drops() : linkDrops(s));
+    // A private network closes with its session: keep its TCP events.
+    if (s.privateNetwork) add(this.#endedTcp, s.network.tcpStats());
+  };
+
+  constructor(control: DaemonControl, apiCounters: Counters) {
+    this.#control = control;
+    control.events.on('session.down', this.#onDown);
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, prefix: 'tslirp_' });
+    // Gauges whose names end in _total, which Prometheus reserves for counters (promtool says so).
+    for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) r.removeSingleMetric(`tslirp_nodejs_${name}`);
+    const c = control;
+    const live = (): Session[] => c.sessions.filter((s) => !s.closed);
+    new Gauge({ name: 'tslirp_sessions', help: 'Guest sessions connected now', registers: [r], collect() { this.set(live().length); } });
+    new Gauge({ name: 'tslirp_networks', help: 'Live networks (declared, joined and private)', registers: [r], collect() { this.set(c.networks.filter((n) => !n.closed).length); } });
+    new Gauge({
+      name: 'tslirp_flows', help: 'NAT flows now, by protocol and state (TCP: RFC 9293 state names)', labelNames: ['protocol', 'state'], registers: [r],
+      collect() {
+        this.reset();
+        for (const n of c.networks) if (!n.closed) for (const f of n.network.stack.flows()) this.inc({ protocol: f.protocol, state: f.state });
+      },
+    });
+    new Gauge({ name: 'tslirp_leases', help: 'Bound DHCP leases', registers: [r], collect() { this.set(c.networks.filter((n) => !n.closed).reduce((t, n) => t + n.leases().filter((l) => l.state === 'bound').length, 0)); } });
+    new Gauge({ name: 'tslirp_forwards', help: 'Forwarded host ports (listening sockets)', registers: [r], collect() { this.set(c.forwards().reduce((t, f) => t + f.ports.length, 0)); } });
+    const ended = this.#ended;
+    const traffic = (key: keyof Traffic): number => ended[key] + live().reduce((t, s) => t + s.traffic[key], 0);
+    new Counter({
+      name: 'tslirp_frames_total', help: 'Ethernet frames across guest links, by direction (from_guest, to_guest)', labelNames: ['direction'], registers: [r],
+      collect() {
+        this.reset();
+        this.inc({ direction: 'from_guest' }, traffic('fromGuestFrames'));
+        this.inc({ direction: 'to_guest' }, traffic('toGuestFrames'));
+      },
+    });
+    new Counter({
+      name: 'tslirp_bytes_total', help: 'Ethernet bytes across guest links, by direction (from_guest, to_guest)', labelNames: ['direction'], registers: [r],
+      collect() {
+        this.reset();
+        this.inc({ direction: 'from_guest' }, traffic('fromGuestBytes'));
+        this.inc({ direction: 'to_guest' }, traffic('toGuestBytes'));
+      },
+    });
+    const endedDrops = this.#endedDrops;
+    new Counter({
+      name: 'tslirp_drops_total', help: 'Frames, packets, clients and stream data dropped or refused, by reason (the daemon counter name, layer.reason)', labelNames: ['reason'], registers: [r],
+      collect() {
+        this.reset();
+        const all = new Map(endedDrops);
+        for (const n of c.networks) if (!n.closed) add(all, n.counters());
+        for (const s of live()) add(all, linkDrops(s));
+        for (const f of c.forwards()) add(all, f.refusals);
+        add(all, apiCounters.snapshot());
+        for (const [reason, v] of all) if (v > 0) this.inc({ reason }, v);
+      },
+    });
+    const endedTcp = this.#endedTcp;
+    const tcp = (): Map<string, number> => {
+      const all = new Map(endedTcp);
+      for (const n of c.networks) if (!n.closed) add(all, n.tcpStats());
+      return all;
+    };
+    new Counter({
+      name: 'tslirp_tcp_retransmissions_total', help: 'TCP segments the gateway sent again to guests, by kind (timeout, fast, recovery, syn)', labelNames: ['kind'], registers: [r],
+      collect() {
+        this.reset();
+        const t = tcp();
+        const kinds: Record<string, string> = { 'tcp.retransmit': 'timeout', 'tcp.fast-retransmit': 'fast', 'tcp.recovery-retransmit': 'recovery', 'tcp.syn-retransmit': 'syn' };
+        for (const [name, kind] of Object.entries(kinds)) this.inc({ kind }, t.get(name) ?? 0);
+      },
+    });
+    new Counter({
+      name: 'tslirp_tcp_events_total', help: 'TCP events of the NAT that are not drops (flows opened and closed, resets, timeouts), by event', labelNames: ['event'], registers: [r],
+      collect() {
+        this.reset();
+        for (const [event, v] of tcp()) this.inc({ event }, v);
+      },
+    });
+    const dns = (): { queries: number; local: number; forwarded: number; servfail: number; buckets: number[]; sum: number; count: number } => {
+      const t = { queries: 0, local: 0, forwarded: 0, servfail: 0, buckets: DNS_LATENCY_BUCKETS_MS.map(() => 0), sum: 0, count: 0 };
+      for (const n of c.networks) {
+        const s = n.closed ? undefined : n.network.stack.dnsStats();
+        if (s === undefined) continue;
+        t.queries += s.queries;
+        t.local += s.answeredLocally;
+        t.forwarded += s.forwarded;
+        t.servfail += s.servfail;
+        s.upstreamLatencyBuckets.forEach((v, i) => { t.buckets[i]! += v; });
+        t.sum += s.upstreamLatencySumMs;
+        t.count += s.upstreamLatencyCount;
+      }
+      return t;
+    };
+    new Counter({
+      name: 'tslirp_dns_queries_total', help: 'DNS queries from guests, by outcome (answered_locally, forwarded, servfail)', labelNames: ['outcome'], registers: [r],
+      collect() {
+        this.reset();
+        const t = dns();
+        this.inc({ outcome: 'answered_locally' }, t.local);
+        this.inc({ outcome: 'forwarded' }, t.forwarded);
+        this.inc({ outcome: 'servfail' }, t.servfail);
+      },
+    });
+    // A histogram read from the forwarders' own buckets (prom-client's Histogram only observes).
+    const latency = {
+      name: 'tslirp_dns_upstream_latency_seconds',
+      help: 'Time from a guest query to its upstream answer',
+      type: 'histogram',
+      aggregator: 'sum',
+      get: () => {
+        const t = dns();
+        const values = [
+          ...DNS_LATENCY_BUCKETS_MS.map((ms, i) => ({ metricName: 'tslirp_dns_upstream_latency_seconds_bucket', labels: { le: String(ms / 1000) }, value: t.buckets[i]! })),
+          { metricName: 'tslirp_dns_upstream_latency_seconds_bucket', labels: { le: '+Inf' }, value: t.count },
+          { metricName: 'tslirp_dns_upstream_latency_seconds_sum', labels: {}, value: t.sum / 1000 },
+          { metricName: 'tslirp_dns_upstream_latency_seconds_count', labels: {}, value: t.count },
+        ];
+        return { name: latency.name, help: latency.help, type: latency.type, aggregator: latency.aggregator, values };
+      },
+    };
+    r.registerMetric(latency as unknown as Metric);
+  }
+
+  /** The /metrics route. */
+  route(): Route {
+    return {
+      method: 'GET',
+      path: '/metrics',
+      handle: async ({ res }) => {
+        const text = await this.registry.metrics();
+        res.writeHead(200, { 'Content-Type': this.registry.contentType, 'Cache-Control': 'no-store' });
+        res.end(text);
+        return undefined;
+      },
+    };
+  }
+
+  close(): void {
+    this.#control.events.off('session.down', this.#onDown);
+  }
+}
