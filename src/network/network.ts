@@ -153,10 +153,7 @@ export class Network {
       id,
       receive: (frame) => {
         if (detached || this.#closed) return;
-        // The switch delivers at once: the stack learns which port a frame came through.
-        this.#ingress = id;
-        this.switch.input(id, frame, this.#clock.now());
-        this.#ingress = undefined;
+        this.#input(id, frame, this.#clock.now());
       },
       detach: () => {
         if (detached) return;
@@ -174,6 +171,13 @@ export class Network {
     return entry.port;
   }
 
+  /** A guest frame into the switch at port `id`; the switch delivers at once, so the stack learns the port (DHCP leases per port). */
+  #input(id: PortId, frame: Uint8Array, nowMs: number): void {
+    this.#ingress = id;
+    this.switch.input(id, frame, nowMs);
+    this.#ingress = undefined;
+  }
+
   /** `attach` on an impaired network: the port's frames cross an ImpairedLink each way; no buffer lending. */
   #attachImpaired(sink: PortSink, spec: LinkImpairment): NetworkPort {
     const counters = this.stack.counters;
@@ -184,9 +188,7 @@ export class Network {
       toGuest.offer(frame, this.#clock.now());
     });
     const fromGuest = new ImpairedLink(spec, this.#random, counters, (frame, nowMs) => {
-      this.#ingress = id; // as on a plain port: the stack learns the port (DHCP leases per port)
-      this.switch.input(id, frame, nowMs);
-      this.#ingress = undefined;
+      this.#input(id, frame, nowMs);
     });
     const impaired: ImpairedPort = { fromGuest, toGuest };
     this.#impaired.add(impaired);
