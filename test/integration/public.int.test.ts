@@ -179,7 +179,7 @@ describe.skipIf(!enabled)('a public daemon: tokens and the egress policy, with r
       // UDP servers too (an echo by socat), for the ICMP answer.
       procs.push(new Proc('udp echo', 'ip', ['netns', 'exec', ns, 'socat', `UDP4-RECVFROM:5300,bind=${PRIVATE},fork`, 'EXEC:cat']));
       capture = join(dir, 'syn.pcap');
-      tcpdump = new Proc('tcpdump', 'ip', ['netns', 'exec', ns, 'tcpdump', '-i', 'any', '-nn', '-U', '-w', capture, 'tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0']);
+      tcpdump = new Proc('tcpdump', 'ip', ['netns', 'exec', ns, 'tcpdump', '-i', 'any', '-nn', '-U', '--immediate-mode', '-w', capture, 'tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0']);
       procs.push(tcpdump);
       await tcpdump.waitFor(/listening on/, 15_000);
       // The servers listen before any guest tries them (a refusal must be the policy's, not a closed port's).
@@ -187,11 +187,29 @@ describe.skipIf(!enabled)('a public daemon: tokens and the egress policy, with r
       while (Date.now() < end && (await run('ip', ['netns', 'exec', ns, 'ss', '-Hltn'], 5_000)).stdout.split('\n').filter((l) => l.trim() !== '').length < 3) await sleep(100);
     });
 
-    /** SYNs tcpdump saw, as "dst:port" words. */
+    /** The port of the marker SYN: nothing listens there, the namespace's own connect() sends it. */
+    const MARKER = '127.0.0.1:9';
+    let markers = 0;
+    /**
+     * SYNs tcpdump saw, as "dst:port" words, marker SYNs left out. Absence cannot be waited for,
+     * so a marker SYN is sent from the namespace after the guest's attempts, and the capture is
+     * read until every marker sent so far is in it: then every earlier SYN is in it too.
+     */
     async function synsSeen(): Promise<string[]> {
-      await sleep(500); // -U: packets reach the file as they come; give the last one a moment
-      const r = await run('tcpdump', ['-nn', '-r', capture], 10_000);
-      return r.stdout.split('\n').map((l) => / > ([\d.]+)\.(\d+):/.exec(l)).filter((m) => m !== null).map((m) => `${m[1]}:${m[2]}`);
+      markers += 1;
+      await run('ip', ['netns', 'exec', ns, 'python3', '-c',
+        'import socket\ns=socket.socket()\ns.settimeout(2)\ntry: s.connect(("127.0.0.1", 9))\nexcept OSError: pass'], 10_000);
+      const end = Date.now() + 20_000;
+      for (;;) {
+        const r = await run('tcpdump', ['-nn', '-r', capture], 10_000);
+        const syns = r.stdout.split('\n').map((l) => / > ([\d.]+)\.(\d+):/.exec(l)).filter((m) => m !== null).map((m) => `${m[1]}:${m[2]}`);
+        const seen = syns.filter((s) => s === MARKER).length;
+        if (seen >= markers || Date.now() > end) {
+          expect(seen, `marker SYNs in the capture:\n${r.stdout}${r.stderr}`).toBeGreaterThanOrEqual(markers);
+          return syns.filter((s) => s !== MARKER);
+        }
+        await sleep(200);
+      }
     }
 
     async function guestOf(args: readonly string[]): Promise<{ d: Daemon; g: NetnsGuest }> {
