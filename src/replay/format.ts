@@ -102,6 +102,41 @@ export const isEntryBlock = (data: Uint8Array): boolean =>
 
 const KINDS: ReadonlySet<string> = new Set(['network', 'port', 'detach', 'event', 'call', 'advance', 'batch', 'api', 'end']);
 
+/** Deeper than any entry nests: a hostile file's `[[[[…]]]]` ends here, not in a stack overflow. */
+const MAX_DEPTH = 32;
+
+/** The view a `{"$b":[offset,length]}` names, or what is wrong with it. */
+function byteRef(ref: unknown, bytes: Uint8Array): Uint8Array | string {
+  if (!Array.isArray(ref) || ref.length !== 2 || !ref.every((n) => Number.isInteger(n) && (n as number) >= 0)) return 'bad byte reference';
+  const [off, len] = ref as [number, number];
+  if (off + len > bytes.length) return 'byte reference beyond the block';
+  return bytes.subarray(off, off + len);
+}
+
+/**
+ * Replaces, in place, every `{"$b":[offset,length]}` under `node` (fresh from JSON.parse) with
+ * its view into `bytes`; a string names a bad reference. A walk after the parse, not a
+ * JSON.parse reviver: V8 calls a reviver for every key and value, which cost more than the parse.
+ */
+function resolveBytes(node: Record<string, unknown> | unknown[], bytes: Uint8Array, depth: number): string | undefined {
+  if (depth > MAX_DEPTH) return 'entry nested too deep';
+  const o = node as Record<string, unknown>;
+  const keys = Array.isArray(node) ? Array.from(node, (_v, i) => String(i)) : Object.keys(node);
+  for (const k of keys) {
+    const v = o[k];
+    if (typeof v !== 'object' || v === null) continue;
+    if (!Array.isArray(v) && Object.hasOwn(v, '$b')) {
+      const view = byteRef((v as { $b: unknown }).$b, bytes);
+      if (typeof view === 'string') return view;
+      o[k] = view;
+    } else {
+      const bad = resolveBytes(v as Record<string, unknown> | unknown[], bytes, depth + 1);
+      if (bad !== undefined) return bad;
+    }
+  }
+  return undefined;
+}
+
 /**
  * Decodes a custom block's data (after the PEN) into an entry, its byte arrays views into
  * `data`; a string names what is wrong (the block is corrupt).
@@ -112,30 +147,16 @@ export function decodeEntry(data: Uint8Array): Entry | string {
   const bytesLength = u32le(data, 8);
   if (jsonLength > data.length - HEAD || bytesLength > data.length - HEAD - jsonLength) return 'entry lengths exceed the block';
   const bytes = data.subarray(HEAD + jsonLength, HEAD + jsonLength + bytesLength);
-  let bad: string | undefined;
   let value: unknown;
   try {
-    value = JSON.parse(utf8d.decode(data.subarray(HEAD, HEAD + jsonLength)), (_k, v: unknown) => {
-      if (typeof v === 'object' && v !== null && '$b' in v) {
-        const ref = (v).$b;
-        if (!Array.isArray(ref) || ref.length !== 2 || !ref.every((n) => Number.isInteger(n) && (n as number) >= 0)) {
-          bad = 'bad byte reference';
-          return undefined;
-        }
-        const [off, len] = ref as [number, number];
-        if (off + len > bytes.length) {
-          bad = 'byte reference beyond the block';
-          return undefined;
-        }
-        return bytes.subarray(off, off + len);
-      }
-      return v;
-    });
+    value = JSON.parse(utf8d.decode(data.subarray(HEAD, HEAD + jsonLength)));
   } catch (err) {
     return `entry is not JSON (${err instanceof Error ? err.message : String(err)})`;
   }
+  if (typeof value !== 'object' || value === null) return 'entry of an unknown kind';
+  const bad = resolveBytes(value as Record<string, unknown>, bytes, 0);
   if (bad !== undefined) return bad;
-  if (typeof value !== 'object' || value === null || !KINDS.has(String((value as { k?: unknown }).k))) return 'entry of an unknown kind';
+  if (!KINDS.has(String((value as { k?: unknown }).k))) return 'entry of an unknown kind';
   const e = value as Entry;
   if (e.k !== 'network' && e.k !== 'call' && !Number.isSafeInteger(e.t)) return `${e.k} entry without a clock value`;
   return e;

@@ -67,6 +67,23 @@ describe('pcap reader', () => {
     expect(c.packets[1]!.originalLength).toBe(42);
   });
 
+  it('gives every 64-bit timestamp exactly, at microsecond and nanosecond resolution (the double fast path agrees with BigInt)', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 53n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n })), fc.constantFrom(6, 9), (ts, resol) => {
+        const file = PCAPNG_LE.slice();
+        const v = new DataView(file.buffer);
+        file[48] = resol; // the IDB's if_tsresol value
+        v.setUint32(68, Number(ts >> 32n), true);
+        v.setUint32(72, Number(ts & 0xffffffffn), true);
+        const c = readCapture(file);
+        if (typeof c === 'string') throw new Error(c);
+        const units = 10n ** BigInt(resol);
+        expect(c.packets[0]).toMatchObject({ seconds: Number(ts / units), nanos: Number(((ts % units) * 1_000_000_000n) / units) });
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('reads big-endian pcapng', () => {
     // Swap every field of PCAPNG_LE by hand: SHB, IDB with default µs resolution, EPB.
     const be = hex`0a0d0d0a 0000001c 1a2b3c4d 0001 0000 ffffffffffffffff 0000001c

@@ -30,4 +30,21 @@ describe('recording entries', () => {
     ref[8] = 2; // the bytes are shorter than the reference says
     expect(decodeEntry(ref.subarray(0, ref.length - 2))).toMatch(/beyond/);
   });
+  it('refuses malformed byte references and hostile nesting without throwing', () => {
+    const raw = (json: string, bytes = 0): Uint8Array => {
+      const text = new TextEncoder().encode(json);
+      const out = new Uint8Array(12 + text.length + bytes);
+      out.set([0x54, 0x53, 0x4c, 0x52]);
+      new DataView(out.buffer).setUint32(4, text.length, true);
+      new DataView(out.buffer).setUint32(8, bytes, true);
+      out.set(text, 12);
+      return out;
+    };
+    expect(decodeEntry(raw('{"k":"call","n":"udpSend","a":[{"$b":[0,-1]}]}', 4))).toBe('bad byte reference');
+    expect(decodeEntry(raw('{"k":"call","n":"udpSend","a":[{"$b":"x"}]}', 4))).toBe('bad byte reference');
+    expect(decodeEntry(raw('{"k":"call","n":"udpSend","a":[[[{"$b":[2,3]}]]]}', 4))).toBe('byte reference beyond the block');
+    expect(decodeEntry(raw(`{"k":"call","n":"udpSend","a":${'['.repeat(5000)}${']'.repeat(5000)}}`))).toBe('entry nested too deep');
+    const nested = decodeEntry(raw('{"k":"call","n":"udpSend","a":[{"x":[{"$b":[1,2]}]}]}', 4));
+    expect(nested).toEqual({ k: 'call', n: 'udpSend', a: [{ x: [new Uint8Array(2)] }] });
+  });
 });
