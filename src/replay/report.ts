@@ -6,7 +6,7 @@ const seconds = (s: number): string => `${s < 10 ? s.toFixed(2) : s.toFixed(1)} 
 export function formatReport(r: ReplayReport): string {
   const lines: string[] = [];
   const d = r.divergence;
-  if (r.result === 'unusable' || r.result === 'environment') return `replay: ${r.error ?? r.result}\n`;
+  if (r.result === 'unusable' || r.result === 'environment') return (r.error ?? r.result).split('\n').map((l) => `replay: ${l}\n`).join('');
   if (d !== undefined) {
     if (d.line !== undefined) {
       const after = d.entryFrame > 0 ? `, after the input of line ${d.entryFrame}` : '';

@@ -287,3 +287,21 @@ function tcpDiff(d: Diff, f: TcpSpec, ip: Ipv4, pseudo: number, ctx: FrameContex
   if (syn && d.out.length === 0 && f.seq !== '*') ctx.isn.set(key, (t.seq - (f.seq ?? 0)) >>> 0);
   return d.out;
 }
+
+/**
+ * For the report: a TCP frame's sequence and ack numbers relative to the connection's initial
+ * sequence numbers the script knows (` [relative seq=1 ack=19]`), or '' when it knows none.
+ * The network's frames are relative to its ISN; the guest's numbers are as written anyway.
+ */
+export function relativeNote(frame: Uint8Array, ctx: FrameContext): string {
+  const eth = parseEthernet(frame);
+  if (isDrop(eth) || eth.etherType !== ETHERTYPE.IPV4) return '';
+  const ip = parseIpv4(eth.payload);
+  if (isDrop(ip) || ip.protocol !== IP_PROTO.TCP || ip.payload.length < 20) return '';
+  const b = ip.payload;
+  const port = (at: number): number => (b[at]! << 8) | b[at + 1]!;
+  const isn = ctx.isn.get(connectionKey({ addr: ip.src, port: port(0) }, { addr: ip.dst, port: port(2) }));
+  if (isn === undefined) return '';
+  const seq = ((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0;
+  return ` [relative seq=${(seq - isn) >>> 0}]`;
+}

@@ -186,8 +186,8 @@ export interface Script {
   readonly options: NetworkOptions;
   /** `tolerance S`: how much earlier than its line's time an expected output may have been made, µs. */
   readonly toleranceUs: number;
-  /** The line that holds each `option`, to name it when the configuration is refused. */
-  readonly optionLine: number;
+  /** The line of each `option` key, to name it when the configuration is refused. */
+  readonly optionLines: Readonly<Record<string, number>>;
 }
 
 export interface ScriptError {
@@ -669,10 +669,20 @@ interface Header {
   guestMac: Mac;
   options: Record<string, string | boolean>;
   toleranceUs: number;
-  optionLine: number;
+  optionLines: Record<string, number>;
 }
 
 const DIRECTIVES: ReadonlySet<string> = new Set(['seed', 'guest', 'tolerance', 'option']);
+
+/** The `NetworkOptions` keys (src/stack/config.ts) an `option` line may set: those with one value. */
+const OPTION_KEYS: ReadonlySet<string> = new Set<keyof NetworkOptions>([
+  'net', 'host', 'dns', 'dhcpstart', 'dhcppool', 'domainname', 'hostname', 'mtu', 'leasetime', 'tftpservername', 'bootfile', 'restrict',
+  'disableHostLoopback', 'maxSessionLeases', 'linkDelay', 'linkLoss', 'linkDuplicate', 'linkReorder', 'linkRate', 'natPmp', 'outbound',
+  'nat', 'nat-mapping', 'nat-filtering', 'nat-hairpin', 'nat-port-preservation', 'nat-udp-timeout', 'nat-refresh',
+]);
+/** Switch values, as booleans (a boolean key such as `restrict` reads any string as true). */
+const ON: ReadonlySet<string> = new Set(['on', 'yes', 'true']);
+const OFF: ReadonlySet<string> = new Set(['off', 'no', 'false']);
 
 function parseDirective(w: string, t: Tokens, h: Header, line: number): void {
   switch (w) {
@@ -690,10 +700,13 @@ function parseDirective(w: string, t: Tokens, h: Header, line: number): void {
     }
     case 'option': {
       const kv = t.word('KEY=VALUE');
-      const m = /^([A-Za-z][A-Za-z0-9]*)=(.+)$/.exec(kv);
+      const m = /^([A-Za-z][A-Za-z0-9-]*)=(.+)$/.exec(kv);
       if (m === null) fail(`option: '${kv}' is not KEY=VALUE`);
-      h.options[m![1]!] = m![2] === 'true' ? true : m![2] === 'false' ? false : m![2]!;
-      h.optionLine ||= line;
+      const key = m![1]!;
+      if (!OPTION_KEYS.has(key)) fail(`option: '${key}' is not one of ${[...OPTION_KEYS].join(', ')}`);
+      const v = m![2]!;
+      h.options[key] = ON.has(v) ? true : OFF.has(v) ? false : v;
+      h.optionLines[key] = line;
       break;
     }
   }
@@ -708,7 +721,7 @@ export function parseScript(text: string): { script: Script } | { errors: Script
   const errors: ScriptError[] = [];
   let more = 0;
   const steps: Step[] = [];
-  const h: Header = { seed: 1, guestMac: DEFAULT_GUEST_MAC, options: {}, toleranceUs: 0, optionLine: 0 };
+  const h: Header = { seed: 1, guestMac: DEFAULT_GUEST_MAC, options: {}, toleranceUs: 0, optionLines: {} };
   const flows: Flows = { names: new Set(), current: undefined };
   let us = 0;
   for (const [i, raw] of lines.entries()) {
@@ -743,7 +756,7 @@ export function parseScript(text: string): { script: Script } | { errors: Script
   }
   if (errors.length > 0) return { errors, more };
   if (steps.length === 0) return { errors: [{ line: lines.length, message: 'the script has no steps (frames, host lines or ticks)' }], more: 0 };
-  return { script: { steps, seed: h.seed, guestMac: h.guestMac, options: h.options, toleranceUs: h.toleranceUs, optionLine: h.optionLine } };
+  return { script: { steps, seed: h.seed, guestMac: h.guestMac, options: h.options, toleranceUs: h.toleranceUs, optionLines: h.optionLines } };
 }
 
 function parseStep(t: Tokens, flows: Flows, text: string): { text: string; body: StepBody }[] {

@@ -21,10 +21,11 @@ import type { Host } from '../net/seams.js';
 import { Network, type NetworkPort } from '../network/network.js';
 import { resolveStackConfig, type StackConfig } from '../stack/config.js';
 import { bytesEqual } from '../util/bytes.js';
+import { ConfigError } from '../util/config-error.js';
 import { chachaRandom, CHACHA_SEED_BYTES } from '../util/chacha.js';
 import { hexDiff, summarizeCall, summarizeFrame } from './decode.js';
 import { REPLAY_REPORT_SCHEMA, type Divergence, type FieldDifference, type ReplayReport } from './replay.js';
-import { buildFrame, matchFrame, type FrameContext } from './script-frame.js';
+import { buildFrame, matchFrame, relativeNote, type FrameContext } from './script-frame.js';
 import { parseScript, type SeamArg, type SeamStep, type Script, type Step } from './script-parse.js';
 
 /** Timer runs between two steps before the script is called a runaway (a timer that never stops re-arming at once). */
@@ -60,8 +61,12 @@ export function runScript(script: Script, file?: string, started = now()): Repla
   try {
     config = resolveStackConfig(script.options);
   } catch (e) {
-    const message = `${file ?? 'script'}:${script.optionLine}: option: ${e instanceof Error ? e.message : String(e)}`;
-    return unusable(message, started, file, [{ line: script.optionLine, message }]);
+    // The line of the option refused (ConfigError names it as a command-line option: `disable-host-loopback` for disableHostLoopback).
+    const named = e instanceof ConfigError ? e.option.replace(/-/g, '').toLowerCase() : undefined;
+    const lines = Object.entries(script.optionLines);
+    const line = lines.find(([k]) => k.replace(/-/g, '').toLowerCase() === named)?.[1] ?? lines[0]?.[1] ?? 0;
+    const message = `option: ${e instanceof Error ? e.message : String(e)}`;
+    return unusable(`${file ?? 'script'}:${line}: ${message}`, started, file, [{ line, message }]);
   }
   return new ScriptRun(script, config, file, started).run();
 }
@@ -231,7 +236,7 @@ class ScriptRun {
   }
 
   #describe(o: Output): string {
-    return o.kind === 'frame' ? `to guest: ${summarizeFrame(o.bytes)}` : `host ${summarizeCall(o.name, o.args)}`;
+    return o.kind === 'frame' ? `to guest: ${summarizeFrame(o.bytes)}${relativeNote(o.bytes, this.#ctx)}` : `host ${summarizeCall(o.name, o.args)}`;
   }
 
   /** An input or the end: every output so far must have been expected. */
@@ -256,11 +261,12 @@ class ScriptRun {
       const other = this.#queue[0];
       throw new Diverged({ ...this.#base(step), kind: 'missing', expected: step.text, got: other === undefined ? '(nothing)' : `(no frame; queued: ${this.#describe(other)})` });
     }
+    const note = relativeNote(o.bytes, this.#ctx); // before the match binds an ISN: a SYN's seq is absolute
     const fields = matchFrame(spec, o.bytes, this.#ctx);
     this.#late(step, o, fields);
     if (fields.length > 0) {
       const hex = spec.proto === 'raw' ? hexDiff(spec.bytes, o.bytes) : undefined;
-      throw new Diverged({ ...this.#base(step), kind: 'frame', expected: step.text, got: summarizeFrame(o.bytes), fields, ...(hex !== undefined && { hex }) });
+      throw new Diverged({ ...this.#base(step), kind: 'frame', expected: step.text, got: summarizeFrame(o.bytes) + note, fields, ...(hex !== undefined && { hex }) });
     }
     this.#frames++;
   }
