@@ -55,6 +55,24 @@ describe('the scripts of pcaps/scripts pass through tslirp replay', () => {
   }
 });
 
+describe('the examples of the READMEs', () => {
+  const root = resolve(import.meta.dirname, '..', '..');
+  it('README.md (Record and replay, Scripts) runs as shown', () => {
+    const text = readFileSync(join(root, 'README.md'), 'utf8');
+    const block = /\n\n((?: {4}0 {5}< TCP[^\n]*\n)(?: {4}[^\n]+\n)+)/.exec(text)?.[1];
+    expect(block).toBeDefined();
+    const r = replayScript(block!.replace(/^ {4}/gm, ''));
+    expect(r.exitCode, formatReport(r)).toBe(0);
+  });
+  it('src/replay/README.md (Scripts) runs as shown', () => {
+    const text = readFileSync(join(root, 'src', 'replay', 'README.md'), 'utf8');
+    const block = /## Scripts \(`\.pkt`\)[\s\S]*?```\n([\s\S]*?)```/.exec(text)?.[1];
+    expect(block).toContain('host connect');
+    const r = replayScript(block!);
+    expect(r.exitCode, formatReport(r)).toBe(0);
+  });
+});
+
 describe('a script that diverges', () => {
   it('exits 1 naming the line, expected and got decoded, and the field', async () => {
     const r = await command(DIVERGES);
