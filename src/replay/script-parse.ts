@@ -10,6 +10,7 @@
  * MAX_SCRIPT_BYTES or MAX_SCRIPT_LINES is refused, and errors past MAX_ERRORS are counted,
  * not kept.
  */
+import { parseForwardRule, type ForwardRule } from '../nat/forwards.js';
 import type { Endpoint } from '../net/addr.js';
 import type { NetworkOptions } from '../stack/config.js';
 import { parseIpv4Addr, parseMac, type Ipv4Addr, type Mac } from '../util/bytes.js';
@@ -165,7 +166,8 @@ export type StepBody =
   | { readonly k: 'out'; readonly frame: FrameSpec }
   | { readonly k: 'event'; readonly event: SeamStep }
   | { readonly k: 'call'; readonly call: SeamStep; readonly result?: number }
-  | { readonly k: 'tick' };
+  | { readonly k: 'tick' }
+  | { readonly k: 'forward'; readonly rule: ForwardRule };
 
 export interface Step {
   /** 1-based line number in the script. */
@@ -762,7 +764,7 @@ export function parseScript(text: string): { script: Script } | { errors: Script
 function parseStep(t: Tokens, flows: Flows, text: string): { text: string; body: StepBody }[] {
   const w = t.next();
   if (w === undefined) return fail('a time and nothing after it');
-  if (w.t !== 'word') return fail('a line starts with <, >, host, expect host or tick');
+  if (w.t !== 'word') return fail('a line starts with <, >, host, expect host, tick or forward');
   switch (w.s) {
     case '<':
     case '>': {
@@ -774,6 +776,18 @@ function parseStep(t: Tokens, flows: Flows, text: string): { text: string; body:
     case 'tick':
       t.end();
       return [{ text, body: { k: 'tick' } }];
+    case 'forward': {
+      // A port forward opened now, as `--hostfwd RULE` would (one port): an input like a guest frame.
+      const r = t.word('a --hostfwd rule (tcp::8080-10.0.2.15:80)');
+      t.end();
+      let rule: ForwardRule;
+      try {
+        rule = parseForwardRule(r);
+      } catch (e) {
+        return fail(`forward: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      return [{ text, body: { k: 'forward', rule } }];
+    }
     case 'expect': {
       if (!t.accept('host')) fail("expected 'expect host CALL'");
       const n = t.word('a Host call (tcpConnect, tcpWrite, …, or connect, write, end, reset, pause)');
@@ -805,7 +819,7 @@ function parseStep(t: Tokens, flows: Flows, text: string): { text: string; body:
       return [{ text, body: { k: 'event', event } }];
     }
     default:
-      return fail(`'${w.s}' does not start a step (<, >, host, expect host, tick${'' /* directives only before the first step */})`);
+      return fail(`'${w.s}' does not start a step (<, >, host, expect host, tick, forward)`);
   }
 }
 

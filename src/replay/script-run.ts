@@ -9,12 +9,13 @@
  * retransmission or a delayed ACK is an output like any other. What the network makes goes
  * into a queue: an expected frame (`>`) takes the first queued frame, an expected call
  * (`expect host`) the first queued call — frames keep their order among frames and calls
- * among calls; how the two interleave is not compared. An input (`<`, `host`) and the end of
- * the script require the queue to be empty: an output nobody expected is a divergence. An
- * expected output made more than `tolerance` (default 0) before its line's time diverges on
- * `frame.time_relative`. The first divergence ends the run, reported like a recording's (the
+ * among calls; how the two interleave is not compared. An input (`<`, `host`, `forward`) and
+ * the end of the script require the queue to be empty: an output nobody expected is a
+ * divergence. An expected output made more than `tolerance` (default 0) before its line's
+ * time diverges on `frame.time_relative`. The first divergence ends the run, reported like a recording's (the
  * line numbers in place of frame numbers).
  */
+import { ForwardRefusals } from '../nat/forward-refusals.js';
 import { HOST_CALLS } from '../net/observe.js';
 import type { Endpoint } from '../net/addr.js';
 import type { Host } from '../net/seams.js';
@@ -214,6 +215,12 @@ class ScriptRun {
       }
       case 'tick':
         this.#entries++;
+        return;
+      case 'forward':
+        this.#nothingQueued(step, `before line ${step.line}`);
+        this.#inputLine = step.line;
+        this.#entries++;
+        this.#network.openForward(b.rule, new ForwardRefusals(b.rule, undefined));
         return;
       case 'out':
         return this.#expectFrame(step, b.frame);

@@ -44,7 +44,7 @@ const HANDSHAKE = `
 
 describe('the scripts of pcaps/scripts pass through tslirp replay', () => {
   it('has the NAT contract scripts', () => {
-    expect(scripts).toEqual(expect.arrayContaining(['tcp-connect-data-close.pkt', 'tcp-refused.pkt', 'tcp-host-reset.pkt', 'udp-flow.pkt', 'icmp-echo-gateway.pkt', 'arp-dhcp.pkt', 'restrict.pkt']));
+    expect(scripts).toEqual(expect.arrayContaining(['tcp-connect-data-close.pkt', 'tcp-refused.pkt', 'tcp-host-reset.pkt', 'udp-flow.pkt', 'icmp-echo-gateway.pkt', 'arp-dhcp.pkt', 'restrict.pkt', 'hostfwd-tcp.pkt']));
   });
   for (const name of scripts) {
     it(name, async () => {
@@ -152,11 +152,12 @@ describe('the parser', () => {
     expect(errors('0 expect host tcpEnd -> 3')).toEqual(['1: tcpEnd: no flow yet (an \'expect host tcpConnect/udpOpen/…\' line opens one; or name one with @NAME)']);
     expect(errors('0 < ARP who-has 10.0.2.2 tell 10.0.2.15 extra')).toEqual(["1: unexpected 'extra' at the end of the line"]);
     expect(errors('0 < UDP 10.0.2.15:1 → 10.0.2.2:7')[0]).toMatch(/^1: the script is ASCII/);
+    expect(errors('0 forward tcp::80-10.0.2.15:80-90')[0]).toMatch(/^1: forward: --hostfwd: /);
     expect(errors('# nothing')).toEqual(['1: the script has no steps (frames, host lines or ticks)']);
   });
 
   it('never throws on random text, and every error names a line of it', { timeout: budgetMs(15_000) }, () => {
-    const words = ['<', '>', 'host', 'expect', 'tick', 'TCP', 'UDP', 'ICMP', 'ARP', 'DHCP', 'raw', '10.0.2.15:1', '10.0.2.2:80', '10.0.2.2', 'S', 'S.', 'P.', '0:0(0)', '1:3(2)', 'ack', 'win', '<mss 1460>', '<', '"ab\\x41"', '"', '@a', 'connect', '->', 'accept', 'tcpConnect', 'tcpData', 'udpBound', '+0.1', '0', '1e9', '*', 'seed', 'option', 'mtu=9000', '#', 'echo', 'id', 'who-has', 'is-at', 'eth', 'discover', 'xid', '(5)', 'ff'];
+    const words = ['<', '>', 'host', 'expect', 'tick', 'TCP', 'UDP', 'ICMP', 'ARP', 'DHCP', 'raw', '10.0.2.15:1', '10.0.2.2:80', '10.0.2.2', 'S', 'S.', 'P.', '0:0(0)', '1:3(2)', 'ack', 'win', '<mss 1460>', '<', '"ab\\x41"', '"', '@a', 'connect', '->', 'accept', 'tcpConnect', 'tcpData', 'udpBound', '+0.1', '0', '1e9', '*', 'seed', 'option', 'mtu=9000', '#', 'echo', 'id', 'who-has', 'is-at', 'eth', 'discover', 'xid', '(5)', 'ff', 'forward', 'tcp::8080-10.0.2.15:80', 'udp::53-:53'];
     const line = fc.oneof(fc.array(fc.constantFrom(...words), { maxLength: 10 }).map((w) => w.join(' ')), fc.string({ maxLength: 40 }));
     fc.assert(
       fc.property(fc.array(line, { maxLength: 12 }), (lines) => {
