@@ -44,7 +44,7 @@ const HANDSHAKE = `
 
 describe('the scripts of pcaps/scripts pass through tslirp replay', () => {
   it('has the NAT contract scripts', () => {
-    expect(scripts).toEqual(expect.arrayContaining(['tcp-connect-data-close.pkt', 'tcp-refused.pkt', 'tcp-host-reset.pkt', 'udp-flow.pkt', 'icmp-echo-gateway.pkt', 'arp-dhcp.pkt', 'restrict.pkt', 'hostfwd-tcp.pkt']));
+    expect(scripts).toEqual(expect.arrayContaining(['tcp-connect-data-close.pkt', 'tcp-refused.pkt', 'tcp-host-reset.pkt', 'udp-flow.pkt', 'icmp-echo-gateway.pkt', 'arp-dhcp.pkt', 'restrict.pkt', 'hostfwd-tcp.pkt', 'tcp-guest-reset.pkt']));
   });
   for (const name of scripts) {
     it(name, async () => {
