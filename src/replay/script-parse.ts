@@ -188,6 +188,8 @@ export interface Script {
   readonly options: NetworkOptions;
   /** `tolerance S`: how much earlier than its line's time an expected output may have been made, µs. */
   readonly toleranceUs: number;
+  /** `dns-upstream ADDR:PORT` lines: the DNS forwarder's resolvers, in order. */
+  readonly dnsUpstreams: readonly Endpoint[];
   /** The line of each `option` key, to name it when the configuration is refused. */
   readonly optionLines: Readonly<Record<string, number>>;
 }
@@ -672,9 +674,10 @@ interface Header {
   options: Record<string, string | boolean>;
   toleranceUs: number;
   optionLines: Record<string, number>;
+  dnsUpstreams: Endpoint[];
 }
 
-const DIRECTIVES: ReadonlySet<string> = new Set(['seed', 'guest', 'tolerance', 'option']);
+const DIRECTIVES: ReadonlySet<string> = new Set(['seed', 'guest', 'tolerance', 'option', 'dns-upstream']);
 
 /** The `NetworkOptions` keys (src/stack/config.ts) an `option` line may set: those with one value. */
 const OPTION_KEYS: ReadonlySet<string> = new Set<keyof NetworkOptions>([
@@ -700,6 +703,10 @@ function parseDirective(w: string, t: Tokens, h: Header, line: number): void {
       h.toleranceUs = Math.round(Number(s) * 1e6);
       break;
     }
+    case 'dns-upstream':
+      if (h.dnsUpstreams.length >= 8) fail('dns-upstream: at most 8');
+      h.dnsUpstreams.push(endpoint(t.word('the resolver ADDRESS:PORT')));
+      break;
     case 'option': {
       const kv = t.word('KEY=VALUE');
       const m = /^([A-Za-z][A-Za-z0-9-]*)=(.+)$/.exec(kv);
@@ -723,7 +730,7 @@ export function parseScript(text: string): { script: Script } | { errors: Script
   const errors: ScriptError[] = [];
   let more = 0;
   const steps: Step[] = [];
-  const h: Header = { seed: 1, guestMac: DEFAULT_GUEST_MAC, options: {}, toleranceUs: 0, optionLines: {} };
+  const h: Header = { seed: 1, guestMac: DEFAULT_GUEST_MAC, options: {}, toleranceUs: 0, optionLines: {}, dnsUpstreams: [] };
   const flows: Flows = { names: new Set(), current: undefined };
   let us = 0;
   for (const [i, raw] of lines.entries()) {
@@ -758,7 +765,7 @@ export function parseScript(text: string): { script: Script } | { errors: Script
   }
   if (errors.length > 0) return { errors, more };
   if (steps.length === 0) return { errors: [{ line: lines.length, message: 'the script has no steps (frames, host lines or ticks)' }], more: 0 };
-  return { script: { steps, seed: h.seed, guestMac: h.guestMac, options: h.options, toleranceUs: h.toleranceUs, optionLines: h.optionLines } };
+  return { script: { steps, seed: h.seed, guestMac: h.guestMac, options: h.options, toleranceUs: h.toleranceUs, optionLines: h.optionLines, dnsUpstreams: h.dnsUpstreams } };
 }
 
 function parseStep(t: Tokens, flows: Flows, text: string): { text: string; body: StepBody }[] {

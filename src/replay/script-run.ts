@@ -128,7 +128,7 @@ class ScriptRun {
     this.#writeResults = script.steps.flatMap((s) => (s.body.k === 'call' && s.body.call.name === 'tcpWrite' ? [s.body.result ?? 0] : []));
     const seed = new Uint8Array(CHACHA_SEED_BYTES);
     new DataView(seed.buffer).setUint32(0, script.seed, true);
-    this.#network = new Network('script', config, { clock: { now: () => this.#us / 1000 }, random: chachaRandom(seed), host: this.#fakeHost() });
+    this.#network = new Network('script', config, { clock: { now: () => this.#us / 1000 }, random: chachaRandom(seed), host: this.#fakeHost(), dnsUpstreams: script.dnsUpstreams });
     this.#port = this.#network.attach({ send: (frame) => this.#queue.push({ kind: 'frame', bytes: frame, us: this.#us }) });
     this.#ctx = { guestMac: script.guestMac, gatewayMac: config.gatewayMac, gatewayIp: config.host, isn: new Map() };
   }

@@ -44,7 +44,7 @@ const HANDSHAKE = `
 
 describe('the scripts of pcaps/scripts pass through tslirp replay', () => {
   it('has the NAT contract scripts', () => {
-    expect(scripts).toEqual(expect.arrayContaining(['tcp-connect-data-close.pkt', 'tcp-refused.pkt', 'tcp-host-reset.pkt', 'udp-flow.pkt', 'icmp-echo-gateway.pkt', 'arp-dhcp.pkt', 'restrict.pkt', 'hostfwd-tcp.pkt', 'tcp-guest-reset.pkt']));
+    expect(scripts).toEqual(expect.arrayContaining(['tcp-connect-data-close.pkt', 'tcp-refused.pkt', 'tcp-host-reset.pkt', 'udp-flow.pkt', 'icmp-echo-gateway.pkt', 'arp-dhcp.pkt', 'restrict.pkt', 'hostfwd-tcp.pkt', 'tcp-guest-reset.pkt', 'dns-forward.pkt']));
   });
   for (const name of scripts) {
     it(name, async () => {
@@ -131,10 +131,11 @@ describe('exit 2 and 3', () => {
 
 describe('the parser', () => {
   it('reads frames with their fields and defaults', () => {
-    const p = parseScript('seed 7\nguest 02:00:00:00:00:01\n0 < TCP 10.0.2.15:1 > 10.0.2.2:80 S 5:5(0) win 100 <mss 1000,sackOK,TS val 1 ecr 0,wscale 3> ttl 9 df\n+0.25 > ICMP 10.0.2.2 > 10.0.2.15 echo-reply id * seq 3 (4)\n1.5 tick');
+    const p = parseScript('seed 7\nguest 02:00:00:00:00:01\ndns-upstream 127.0.0.53:53\n0 < TCP 10.0.2.15:1 > 10.0.2.2:80 S 5:5(0) win 100 <mss 1000,sackOK,TS val 1 ecr 0,wscale 3> ttl 9 df\n+0.25 > ICMP 10.0.2.2 > 10.0.2.15 echo-reply id * seq 3 (4)\n1.5 tick');
     if ('errors' in p) throw new Error(JSON.stringify(p.errors));
     expect(p.script.seed).toBe(7);
-    expect(p.script.steps.map((s) => [s.line, s.us, s.body.k])).toEqual([[3, 0, 'in'], [4, 250_000, 'out'], [5, 1_500_000, 'tick']]);
+    expect(p.script.dnsUpstreams).toEqual([{ addr: 0x7f000035, port: 53 }]);
+    expect(p.script.steps.map((s) => [s.line, s.us, s.body.k])).toEqual([[4, 0, 'in'], [5, 250_000, 'out'], [6, 1_500_000, 'tick']]);
     expect(p.script.steps[0]!.body).toMatchObject({ frame: { proto: 'tcp', flags: 2, seq: 5, len: 0, win: 100, ttl: 9, df: true, options: [{ kind: 'mss', value: 1000 }, { kind: 'sackOK' }, { kind: 'TS', val: 1, ecr: 0 }, { kind: 'wscale', value: 3 }] } });
     expect(p.script.steps[1]!.body).toMatchObject({ frame: { proto: 'icmp', type: 0, echoId: '*', echoSeq: 3, len: 4 } });
   });
