@@ -771,7 +771,7 @@ export function parseScript(text: string): { script: Script } | { errors: Script
 function parseStep(t: Tokens, flows: Flows, text: string): { text: string; body: StepBody }[] {
   const w = t.next();
   if (w === undefined) return fail('a time and nothing after it');
-  if (w.t !== 'word') return fail('a line starts with <, >, host, expect host, tick or forward');
+  if (w.t !== 'word') return fail(w.t === 'opts' ? "a line starts with '< ' (a space after <: '<mss …>' is TCP options)" : 'a line starts with <, >, host, expect host, tick or forward');
   switch (w.s) {
     case '<':
     case '>': {

@@ -154,6 +154,7 @@ describe('the parser', () => {
     expect(errors('0 < ARP who-has 10.0.2.2 tell 10.0.2.15 extra')).toEqual(["1: unexpected 'extra' at the end of the line"]);
     expect(errors('0 < UDP 10.0.2.15:1 → 10.0.2.2:7')[0]).toMatch(/^1: the script is ASCII/);
     expect(errors('0 forward tcp::80-10.0.2.15:80-90')[0]).toMatch(/^1: forward: --hostfwd: /);
+    expect(errors('0 <TCP 10.0.2.15:1 > 10.0.2.2:2 S')).toEqual(["1: a line starts with '< ' (a space after <: '<mss …>' is TCP options)"]);
     expect(errors('# nothing')).toEqual(['1: the script has no steps (frames, host lines or ticks)']);
   });
 
