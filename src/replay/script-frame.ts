@@ -80,7 +80,7 @@ export function buildFrame(f: FrameSpec, ctx: FrameContext): Uint8Array {
     case 'arp': {
       const a = new Uint8Array(ARP_LEN);
       const request = f.op === 1;
-      writeArp({ op: f.op, senderMac: f.senderMac ?? f.ethSrc ?? ctx.guestMac, senderIp: f.senderIp, targetMac: request ? new Uint8Array(6) : ctx.gatewayMac, targetIp: f.targetIp ?? ctx.gatewayIp }, a);
+      writeArp({ op: f.op, senderMac: f.senderMac ?? f.ethSrc ?? ctx.guestMac, senderIp: f.senderIp, targetMac: request ? new Uint8Array(6) : (f.targetMac ?? ctx.gatewayMac), targetIp: f.targetIp ?? ctx.gatewayIp }, a);
       return ethernet(f, ctx, ETHERTYPE.ARP, a, request);
     }
     case 'tcp': {
@@ -213,6 +213,7 @@ export function matchFrame(f: FrameSpec, got: Uint8Array, ctx: FrameContext): Fi
     d.eq('arp.src.proto_ipv4', formatIpv4Addr(f.senderIp), formatIpv4Addr(a.senderIp));
     if (f.senderMac !== undefined) d.eq('arp.src.hw_mac', formatMac(f.senderMac), formatMac(a.senderMac));
     if (f.targetIp !== undefined) d.eq('arp.dst.proto_ipv4', formatIpv4Addr(f.targetIp), formatIpv4Addr(a.targetIp));
+    if (f.targetMac !== undefined) d.eq('arp.dst.hw_mac', formatMac(f.targetMac), formatMac(a.targetMac));
     return d.out;
   }
   if (eth.etherType !== ETHERTYPE.IPV4) return [...d.out, { field: 'eth.type', expected: h16(ETHERTYPE.IPV4), got: h16(eth.etherType) }];

@@ -86,6 +86,8 @@ export interface ArpSpec {
   readonly targetIp?: Ipv4Addr;
   /** Reply: the answer (`is-at`); request: the asker's MAC (`mac`, default the guest's). */
   readonly senderMac?: Mac;
+  /** Reply: the MAC answered (`to IP MAC`; a guest's reply defaults to the gateway's). */
+  readonly targetMac?: Mac;
 }
 
 export interface DhcpSpec extends IpFields {
@@ -162,8 +164,8 @@ export interface SeamStep {
 }
 
 export type StepBody =
-  | { readonly k: 'in'; readonly frame: FrameSpec }
-  | { readonly k: 'out'; readonly frame: FrameSpec }
+  | { readonly k: 'in'; readonly guest: number; readonly frame: FrameSpec }
+  | { readonly k: 'out'; readonly guest: number; readonly frame: FrameSpec }
   | { readonly k: 'event'; readonly event: SeamStep }
   | { readonly k: 'call'; readonly call: SeamStep; readonly result?: number }
   | { readonly k: 'tick' }
@@ -183,7 +185,8 @@ export interface Script {
   readonly steps: readonly Step[];
   /** `seed N`: the network's randomness (default 1). */
   readonly seed: number;
-  readonly guestMac: Mac;
+  /** Guest N's MAC at index N-1: one port each, as many as the script's highest `guest N` (at least one). */
+  readonly guestMacs: readonly Mac[];
   /** `option KEY=VALUE` lines, for resolveStackConfig. */
   readonly options: NetworkOptions;
   /** `tolerance S`: how much earlier than its line's time an expected output may have been made, µs. */
@@ -201,6 +204,10 @@ export interface ScriptError {
 
 /** QEMU's default guest MAC. */
 export const DEFAULT_GUEST_MAC: Mac = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
+/** Guests (ports) one script may have. */
+export const MAX_GUESTS = 16;
+/** Guest N's MAC unless a `guest N MAC` line says otherwise: QEMU's default for 1, then …:57, …:58. */
+const defaultGuestMac = (n: number): Mac => Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x55 + n);
 
 /** A line that does not parse: its message (the parser adds the line number). */
 class LineError extends Error {}
@@ -503,8 +510,9 @@ function parseArp(t: Tokens): ArpSpec {
   if (!t.accept('is-at')) fail("ARP: expected 'who-has A tell B' or 'A is-at MAC'");
   const senderMac = mac(t.word('a MAC'));
   const targetIp = t.accept('to') ? addr(t.word('the address answered')) : undefined;
+  const targetMac = targetIp !== undefined && !t.done ? mac(t.word('the MAC answered')) : undefined;
   t.end();
-  return { proto: 'arp', op: 2, senderIp, senderMac, ...(targetIp !== undefined && { targetIp }) };
+  return { proto: 'arp', op: 2, senderIp, senderMac, ...(targetIp !== undefined && { targetIp }), ...(targetMac !== undefined && { targetMac }) };
 }
 
 const DHCP_TYPES: Readonly<Record<string, number>> = { discover: 1, offer: 2, request: 3, decline: 4, ack: 5, nak: 6, release: 7, inform: 8 };
@@ -585,6 +593,8 @@ function hasWildcard(f: FrameSpec): boolean {
 interface Flows {
   readonly names: Set<string>;
   current: string | undefined;
+  /** The highest guest number a frame line names. */
+  guests: number;
 }
 
 const CURRENT = '';
@@ -670,7 +680,7 @@ function stripComment(s: string): string {
 
 interface Header {
   seed: number;
-  guestMac: Mac;
+  guestMacs: Mac[];
   options: Record<string, string | boolean>;
   toleranceUs: number;
   optionLines: Record<string, number>;
@@ -694,9 +704,16 @@ function parseDirective(w: string, t: Tokens, h: Header, line: number): void {
     case 'seed':
       h.seed = num(t.word('a seed'), 'seed', U32);
       break;
-    case 'guest':
-      h.guestMac = mac(t.word("the guest's MAC"));
+    case 'guest': {
+      // `guest MAC` (guest 1) or `guest N MAC`.
+      const w1 = t.word("the guest's MAC, or its number and MAC");
+      const n = w1.includes(':') ? 1 : num(w1, 'guest number', MAX_GUESTS);
+      if (n < 1) fail(`guest: numbers start at 1`);
+      const m = w1.includes(':') ? mac(w1) : mac(t.word(`guest ${n}'s MAC`));
+      while (h.guestMacs.length < n) h.guestMacs.push(defaultGuestMac(h.guestMacs.length + 1));
+      h.guestMacs[n - 1] = m;
       break;
+    }
     case 'tolerance': {
       const s = t.word('seconds');
       if (!/^[0-9]{1,4}(\.[0-9]{1,6})?$/.test(s)) fail(`tolerance: '${s}' is not seconds`);
@@ -730,8 +747,8 @@ export function parseScript(text: string): { script: Script } | { errors: Script
   const errors: ScriptError[] = [];
   let more = 0;
   const steps: Step[] = [];
-  const h: Header = { seed: 1, guestMac: DEFAULT_GUEST_MAC, options: {}, toleranceUs: 0, optionLines: {}, dnsUpstreams: [] };
-  const flows: Flows = { names: new Set(), current: undefined };
+  const h: Header = { seed: 1, guestMacs: [DEFAULT_GUEST_MAC], options: {}, toleranceUs: 0, optionLines: {}, dnsUpstreams: [] };
+  const flows: Flows = { names: new Set(), current: undefined, guests: 1 };
   let us = 0;
   for (const [i, raw] of lines.entries()) {
     const line = i + 1;
@@ -765,7 +782,8 @@ export function parseScript(text: string): { script: Script } | { errors: Script
   }
   if (errors.length > 0) return { errors, more };
   if (steps.length === 0) return { errors: [{ line: lines.length, message: 'the script has no steps (frames, host lines or ticks)' }], more: 0 };
-  return { script: { steps, seed: h.seed, guestMac: h.guestMac, options: h.options, toleranceUs: h.toleranceUs, optionLines: h.optionLines, dnsUpstreams: h.dnsUpstreams } };
+  while (h.guestMacs.length < flows.guests) h.guestMacs.push(defaultGuestMac(h.guestMacs.length + 1));
+  return { script: { steps, seed: h.seed, guestMacs: h.guestMacs, options: h.options, toleranceUs: h.toleranceUs, optionLines: h.optionLines, dnsUpstreams: h.dnsUpstreams } };
 }
 
 function parseStep(t: Tokens, flows: Flows, text: string): { text: string; body: StepBody }[] {
@@ -775,10 +793,16 @@ function parseStep(t: Tokens, flows: Flows, text: string): { text: string; body:
   switch (w.s) {
     case '<':
     case '>': {
+      let guest = 1;
+      if (t.accept('guest')) {
+        guest = num(t.word('a guest number'), 'guest number', MAX_GUESTS);
+        if (guest < 1) fail('guest: numbers start at 1');
+        flows.guests = Math.max(flows.guests, guest);
+      }
       const frame = parseFrame(t);
       t.end();
       if (w.s === '<' && hasWildcard(frame)) fail('* (any value) belongs in expected frames (>), not in a frame the guest sends');
-      return [{ text: text.slice(1).trim(), body: w.s === '<' ? { k: 'in', frame } : { k: 'out', frame } }];
+      return [{ text: text.slice(1).trim(), body: w.s === '<' ? { k: 'in', guest, frame } : { k: 'out', guest, frame } }];
     }
     case 'tick':
       t.end();

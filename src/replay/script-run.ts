@@ -1,13 +1,13 @@
 /**
  * Running a `.pkt` script (`script-parse.ts`) on a fresh sans-IO network: a clock the script
- * sets, ChaCha20 randomness from the script's `seed`, one guest port, and a fake Host whose
+ * sets, ChaCha20 randomness from the script's `seed`, a port per guest, and a fake Host whose
  * every call is an output the script must expect (`tcpWrite` returns what its `expect host
  * tcpWrite … -> N` line says, 0 unless written). Host events are the script's `host` lines.
  *
  * The steps run in order, each at its time. Before each step the clock moves to the step's
  * time, running every timer that falls due on the way (each at its deadline), so a
  * retransmission or a delayed ACK is an output like any other. What the network makes goes
- * into a queue: an expected frame (`>`) takes the first queued frame, an expected call
+ * into a queue: an expected frame (`>`) takes the first queued frame to its guest, an expected call
  * (`expect host`) the first queued call — frames keep their order among frames and calls
  * among calls; how the two interleave is not compared. An input (`<`, `host`, `forward`) and
  * the end of the script require the queue to be empty: an output nobody expected is a
@@ -36,7 +36,7 @@ import { parseScript, type SeamArg, type SeamStep, type Script, type Step } from
  */
 export const MAX_ADVANCES = 200_000;
 
-type Output = { readonly kind: 'frame'; readonly bytes: Uint8Array; readonly us: number } | { readonly kind: 'call'; readonly name: string; readonly args: readonly unknown[]; readonly us: number };
+type Output = { readonly kind: 'frame'; readonly guest: number; readonly bytes: Uint8Array; readonly us: number } | { readonly kind: 'call'; readonly name: string; readonly args: readonly unknown[]; readonly us: number };
 
 const now = (): number => performance.now();
 
@@ -103,7 +103,8 @@ class ScriptRun {
   readonly #file: string | undefined;
   readonly #started: number;
   readonly #network: Network;
-  readonly #port: NetworkPort;
+  /** Guest N's port at index N-1. */
+  readonly #ports: NetworkPort[];
   readonly #ctx: FrameContext;
   /** Clock value, µs since the script's start. */
   #us = 0;
@@ -129,8 +130,8 @@ class ScriptRun {
     const seed = new Uint8Array(CHACHA_SEED_BYTES);
     new DataView(seed.buffer).setUint32(0, script.seed, true);
     this.#network = new Network('script', config, { clock: { now: () => this.#us / 1000 }, random: chachaRandom(seed), host: this.#fakeHost(), dnsUpstreams: script.dnsUpstreams });
-    this.#port = this.#network.attach({ send: (frame) => this.#queue.push({ kind: 'frame', bytes: frame, us: this.#us }) });
-    this.#ctx = { guestMac: script.guestMac, gatewayMac: config.gatewayMac, gatewayIp: config.host, isn: new Map() };
+    this.#ports = script.guestMacs.map((_, i) => this.#network.attach({ send: (frame) => this.#queue.push({ kind: 'frame', guest: i + 1, bytes: frame, us: this.#us }) }));
+    this.#ctx = { guestMac: script.guestMacs[0]!, gatewayMac: config.gatewayMac, gatewayIp: config.host, isn: new Map() };
   }
 
   /** A Host whose every call is queued as an output. */
@@ -203,10 +204,10 @@ class ScriptRun {
       case 'in': {
         this.#nothingQueued(step, `before line ${step.line}`);
         this.#inputLine = step.line;
-        const frame = buildFrame(b.frame, this.#ctx);
+        const frame = buildFrame(b.frame, { ...this.#ctx, guestMac: this.#script.guestMacs[b.guest - 1]! });
         this.#frames++;
         this.#entries++;
-        this.#port.receive(frame);
+        this.#ports[b.guest - 1]!.receive(frame);
         return;
       }
       case 'event': {
@@ -229,7 +230,7 @@ class ScriptRun {
         this.#network.openForward(b.rule, new ForwardRefusals(b.rule, undefined));
         return;
       case 'out':
-        return this.#expectFrame(step, b.frame);
+        return this.#expectFrame(step, b.guest, b.frame);
       case 'call':
         return this.#expectCall(step, b.call);
     }
@@ -249,7 +250,8 @@ class ScriptRun {
   }
 
   #describe(o: Output): string {
-    return o.kind === 'frame' ? `to guest: ${summarizeFrame(o.bytes)}${relativeNote(o.bytes, this.#ctx)}` : `host ${summarizeCall(o.name, o.args)}`;
+    const to = o.kind === 'frame' && this.#ports.length > 1 ? `to guest ${o.guest}` : 'to guest';
+    return o.kind === 'frame' ? `${to}: ${summarizeFrame(o.bytes)}${relativeNote(o.bytes, this.#ctx)}` : `host ${summarizeCall(o.name, o.args)}`;
   }
 
   /** An input or the end: every output so far must have been expected. */
@@ -259,8 +261,9 @@ class ScriptRun {
     throw new Diverged({ ...this.#base(step), kind: 'unexpected', expected: `(nothing more ${where})`, got: this.#describe(o), timeS: o.us / 1e6 });
   }
 
-  #take(kind: Output['kind']): Output | undefined {
-    const i = this.#queue.findIndex((o) => o.kind === kind);
+  /** The first queued output of the kind (a frame: to that guest). */
+  #take(kind: Output['kind'], guest?: number): Output | undefined {
+    const i = this.#queue.findIndex((o) => o.kind === kind && (o.kind !== 'frame' || o.guest === guest));
     return i < 0 ? undefined : this.#queue.splice(i, 1)[0];
   }
 
@@ -268,8 +271,8 @@ class ScriptRun {
     if (step.us - o.us > this.#script.toleranceUs) fields.push({ field: 'frame.time_relative', expected: (step.us / 1e6).toFixed(6), got: (o.us / 1e6).toFixed(6) });
   }
 
-  #expectFrame(step: Step, spec: Extract<Step['body'], { k: 'out' }>['frame']): void {
-    const o = this.#take('frame');
+  #expectFrame(step: Step, guest: number, spec: Extract<Step['body'], { k: 'out' }>['frame']): void {
+    const o = this.#take('frame', guest);
     if (o?.kind !== 'frame') {
       const other = this.#queue[0];
       throw new Diverged({ ...this.#base(step), kind: 'missing', expected: step.text, got: other === undefined ? '(nothing)' : `(no frame; queued: ${this.#describe(other)})` });

@@ -44,7 +44,7 @@ const HANDSHAKE = `
 
 describe('the scripts of pcaps/scripts pass through tslirp replay', () => {
   it('has the NAT contract scripts', () => {
-    expect(scripts).toEqual(expect.arrayContaining(['tcp-connect-data-close.pkt', 'tcp-refused.pkt', 'tcp-host-reset.pkt', 'udp-flow.pkt', 'icmp-echo-gateway.pkt', 'arp-dhcp.pkt', 'restrict.pkt', 'hostfwd-tcp.pkt', 'tcp-guest-reset.pkt', 'dns-forward.pkt']));
+    expect(scripts).toEqual(expect.arrayContaining(['tcp-connect-data-close.pkt', 'tcp-refused.pkt', 'tcp-host-reset.pkt', 'udp-flow.pkt', 'icmp-echo-gateway.pkt', 'arp-dhcp.pkt', 'restrict.pkt', 'hostfwd-tcp.pkt', 'tcp-guest-reset.pkt', 'dns-forward.pkt', 'two-guests.pkt']));
   });
   for (const name of scripts) {
     it(name, async () => {
@@ -155,11 +155,13 @@ describe('the parser', () => {
     expect(errors('0 < UDP 10.0.2.15:1 → 10.0.2.2:7')[0]).toMatch(/^1: the script is ASCII/);
     expect(errors('0 forward tcp::80-10.0.2.15:80-90')[0]).toMatch(/^1: forward: --hostfwd: /);
     expect(errors('0 <TCP 10.0.2.15:1 > 10.0.2.2:2 S')).toEqual(["1: a line starts with '< ' (a space after <: '<mss …>' is TCP options)"]);
+    expect(errors('0 < guest 17 ARP who-has 10.0.2.2 tell 10.0.2.15')).toEqual(['1: guest number: 17 is out of range 0..16']);
+    expect(errors('0 < guest 0 ARP who-has 10.0.2.2 tell 10.0.2.15')).toEqual(['1: guest: numbers start at 1']);
     expect(errors('# nothing')).toEqual(['1: the script has no steps (frames, host lines or ticks)']);
   });
 
   it('never throws on random text, and every error names a line of it', { timeout: budgetMs(15_000) }, () => {
-    const words = ['<', '>', 'host', 'expect', 'tick', 'TCP', 'UDP', 'ICMP', 'ARP', 'DHCP', 'raw', '10.0.2.15:1', '10.0.2.2:80', '10.0.2.2', 'S', 'S.', 'P.', '0:0(0)', '1:3(2)', 'ack', 'win', '<mss 1460>', '<', '"ab\\x41"', '"', '@a', 'connect', '->', 'accept', 'tcpConnect', 'tcpData', 'udpBound', '+0.1', '0', '1e9', '*', 'seed', 'option', 'mtu=9000', '#', 'echo', 'id', 'who-has', 'is-at', 'eth', 'discover', 'xid', '(5)', 'ff', 'forward', 'tcp::8080-10.0.2.15:80', 'udp::53-:53'];
+    const words = ['<', '>', 'host', 'expect', 'tick', 'TCP', 'UDP', 'ICMP', 'ARP', 'DHCP', 'raw', '10.0.2.15:1', '10.0.2.2:80', '10.0.2.2', 'S', 'S.', 'P.', '0:0(0)', '1:3(2)', 'ack', 'win', '<mss 1460>', '<', '"ab\\x41"', '"', '@a', 'connect', '->', 'accept', 'tcpConnect', 'tcpData', 'udpBound', '+0.1', '0', '1e9', '*', 'seed', 'option', 'mtu=9000', '#', 'echo', 'id', 'who-has', 'is-at', 'eth', 'discover', 'xid', '(5)', 'ff', 'forward', 'tcp::8080-10.0.2.15:80', 'udp::53-:53', 'guest', '2', '52:54:00:12:34:57'];
     const line = fc.oneof(fc.array(fc.constantFrom(...words), { maxLength: 10 }).map((w) => w.join(' ')), fc.string({ maxLength: 40 }));
     fc.assert(
       fc.property(fc.array(line, { maxLength: 12 }), (lines) => {
@@ -296,6 +298,11 @@ describe('the runner', () => {
 `);
     expect(r.exitCode, formatReport(r)).toBe(0);
     expect(r.hostCalls).toBe(2);
+  });
+
+  it("a guest's frame reaches only its port's queue: another guest's frame is missing there", () => {
+    const r = replayScript('guest 2 02:00:00:00:00:02\n0 < guest 2 ICMP 10.0.2.16 > 10.0.2.2 echo id 1 seq 1\n  > guest 1 ICMP 10.0.2.16 > 10.0.2.2 echo\n  > guest 1 ICMP 10.0.2.2 > 10.0.2.16 echo-reply\n');
+    expect(r.divergence).toMatchObject({ kind: 'missing', line: 4, got: '(no frame; queued: to guest 2: ICMP 10.0.2.2 → 10.0.2.16 type=0 code=0 len=8)' });
   });
 
   it('raw frames go in as written and compare byte for byte', () => {
