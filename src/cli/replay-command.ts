@@ -1,6 +1,6 @@
 /**
- * `tslirp replay [--json] FILE`: runs a recording again (src/replay) and says whether the
- * network did the same. Exit status: 0 every output matched; 1 the first divergence, decoded;
+ * `tslirp replay [--json] FILE`: runs a recording again, or a `.pkt` script (src/replay), and
+ * says whether the network did the same (or what the script expects). Exit status: 0 every output matched; 1 the first divergence, decoded;
  * 2 bad usage, or a file that is not a tslirp recording, truncated or corrupt; 3 the
  * environment failed (the file cannot be read). Nothing here prints a stack trace.
  */
@@ -14,14 +14,19 @@ recorded configuration and random seed, feeds it the recorded guest frames and h
 events on the recorded clock, and compares every frame it sends to a guest and every call it
 makes on a host socket with the recording.
 
+A FILE ending in .pkt is a script (README "Record and replay", src/replay/README.md): guest
+frames in ('<'), frames expected out ('>'), host events ('host ...') and host calls expected
+('expect host ...') on a virtual clock; it runs on a fresh network with a fake host.
+
   --json      print the report as one JSON object (schema tslirp-replay-report/1, README
               "Record and replay")
   -h, --help  show this help and exit
 
 Exit status: 0 when everything matched ("replay: N frames, 0 differences, T s"); 1 at the
-first divergence (frame number as tshark numbers it, time, expected and got decoded, the
-fields that differ, a hex diff); 2 for bad usage or a file that is not a tslirp recording,
-is truncated or corrupt; 3 when the file cannot be read.
+first divergence (frame number as tshark numbers it, or the script's line, time, expected
+and got decoded, the fields that differ, a hex diff); 2 for bad usage or a file that is not a
+tslirp recording, is truncated or corrupt, or a script that does not parse (each error with
+its line); 3 when the file cannot be read.
 `;
 
 /** Runs `tslirp replay ARGS`; returns the exit status. */

@@ -57,10 +57,14 @@ export interface Divergence {
   readonly got?: string;
   readonly fields?: readonly FieldDifference[];
   readonly hex?: { readonly offset: number; readonly expected: string; readonly got: string };
+  /** A script's divergence: the line of the expected output (or, for `unexpected`, of the step before which it was not expected); `frame` and `entryFrame` are then line numbers too. */
+  readonly line?: number;
 }
 
 export interface ReplayReport {
   readonly schema: typeof REPLAY_REPORT_SCHEMA;
+  /** What was replayed: a recording (absent in reports of before scripts existed: a recording) or a `.pkt` script. */
+  readonly input?: 'recording' | 'script';
   readonly result: 'match' | 'divergence' | 'unusable' | 'environment';
   readonly exitCode: ReplayExit;
   /** The file, when replayed from one. */
@@ -85,6 +89,8 @@ export interface ReplayReport {
   readonly divergence?: Divergence;
   /** Why the input is unusable, or what in the environment failed. */
   readonly error?: string;
+  /** A script that does not parse: every line's error (the first 50), `error` their summary. */
+  readonly errors?: readonly { readonly line: number; readonly message: string }[];
 }
 
 /** Thrown inside the replay to stop at the first divergence; never escapes `replayRecording`. */
