@@ -94,6 +94,9 @@ export class LiveNetwork implements SessionNetwork {
       tcpAccepted: (listener, conn, client) => { if (!this.#closed) { this.network.stack.tcpAccepted(listener, conn, client); this.poke(); } },
       udpBound: (socket, local) => { if (!this.#closed) { this.network.stack.udpBound(socket, local); this.poke(); } },
       udpReceivedFrom: (socket, from, data) => { if (!this.#closed) { this.network.stack.udpReceivedFrom(socket, from, data); this.poke(); } },
+      fileOpened: (file, size) => { if (!this.#closed) { this.network.stack.fileOpened(file, size); this.poke(); } },
+      fileData: (file, offset, data) => { if (!this.#closed) { this.network.stack.fileData(file, offset, data); this.poke(); } },
+      fileError: (file, code) => { if (!this.#closed) { this.network.stack.fileError(file, code); this.poke(); } },
     };
     const rec = (this.#rec = o.recorder);
     const observer = both(o.observer, rec?.observer);

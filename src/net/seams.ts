@@ -139,7 +139,17 @@ export interface Host {
   udpBind(socket: FlowId, local: Endpoint): void;
   /** Sends one datagram from the bound socket to `to`. */
   udpSendTo(socket: FlowId, to: Endpoint, data: Uint8Array): void;
-  /** Releases whatever the id holds: a flow's socket (closed gracefully when TCP), a listener, a bound socket. */
+  /**
+   * Opens `path` under the directory `root` for reading. `path` is relative and has no `.` or
+   * `..` component (the caller checked it, `src/tftp/path.ts`); the host still refuses, with
+   * EACCES, a file whose real path (symbolic links resolved, after opening) is outside `root`'s,
+   * and anything but a regular file (EISDIR for a directory, EACCES otherwise). fileOpened or
+   * fileError follows.
+   */
+  fileOpen?(file: FlowId, root: string, path: string): void;
+  /** Reads up to `length` bytes at `offset` of an open file; fileData (fewer bytes at the end, none past it) or fileError follows. */
+  fileRead?(file: FlowId, offset: number, length: number): void;
+  /** Releases whatever the id holds: a flow's socket (closed gracefully when TCP), a listener, a bound socket, an open file. */
   close(flow: FlowId): void;
 }
 
@@ -177,4 +187,10 @@ export interface HostEvents {
   udpBound(socket: FlowId, local: Endpoint): void;
   /** A datagram on a bound socket, from `from`; `data` is the receiver's to keep. */
   udpReceivedFrom(socket: FlowId, from: Endpoint, data: Uint8Array): void;
+  /** The file of fileOpen is open; `size` in bytes when it was opened. */
+  fileOpened(file: FlowId, size: number): void;
+  /** Bytes of fileRead, from `offset`; the receiver's to keep. Fewer than asked (none) at the end of the file. */
+  fileData(file: FlowId, offset: number, data: Uint8Array): void;
+  /** Opening or reading failed (ENOENT, EACCES, EISDIR, EIO, …); the file is closed. */
+  fileError(file: FlowId, code: string): void;
 }

@@ -36,6 +36,8 @@ export interface StackConfig extends DhcpServerOptions, NatPolicyOptions {
   readonly nat: NatBehaviour;
   /** The local address host sockets bind to (`--outbound`); undefined: any. */
   readonly outbound?: Ipv4Addr | undefined;
+  /** `--tftp DIR`: the directory the gateway's TFTP server serves, read-only (`src/tftp/`); undefined: no TFTP server. */
+  readonly tftpRoot?: string | undefined;
 }
 
 /** User-facing options, as text, named after QEMU's `-netdev user` keys (the NAT's by their long option names). */
@@ -70,6 +72,8 @@ export interface NetworkOptions extends NatOptions {
   natPmp?: string | boolean | undefined;
   /** `--outbound ADDR`: an IPv4 address of this host. */
   outbound?: string | undefined;
+  /** `--tftp DIR` (QEMU's `tftp=`): the directory served by TFTP, as given (the shell makes it absolute and checks it exists). */
+  tftp?: string | undefined;
 }
 
 /** QEMU's pool size, the default. */
@@ -122,6 +126,12 @@ function route(text: string, net: Ipv4Addr, mask: number): StaticRoute {
   const gateway = addr('route', m[2]!);
   if (!inNet(gateway, net, mask)) throw new ConfigError('route', `gateway ${m[2]!} of '${text}' is outside the network`);
   return { dest, prefixLen, gateway };
+}
+
+/** A directory path for `--tftp`: not empty, no NUL byte (what the filesystem would refuse later, refused at start). */
+function tftpRoot(text: string): string {
+  if (text === '' || text.includes('\0')) throw new ConfigError('tftp', `'${text}' is not a directory path`);
+  return text;
 }
 
 /** Validates user options against each other and fills in QEMU's defaults. */
@@ -189,6 +199,7 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     natPmp: onOff('nat-pmp', o.natPmp ?? false),
     nat: resolveNatBehaviour(o),
     outbound: o.outbound === undefined ? undefined : addr('outbound', o.outbound),
+    tftpRoot: o.tftp === undefined ? undefined : tftpRoot(o.tftp),
     gatewayMac: new Uint8Array([...GATEWAY_MAC_PREFIX, (host >>> 24) & 0xff, (host >>> 16) & 0xff, (host >>> 8) & 0xff, host & 0xff]),
   };
 }

@@ -50,6 +50,12 @@ export class FakeHost implements Host {
   udpSendTo(socket: FlowId, to: Endpoint, data: Uint8Array): void {
     this.calls.push(['udpSendTo', socket, to, data.slice()]);
   }
+  fileOpen(file: FlowId, root: string, path: string): void {
+    this.calls.push(['fileOpen', file, root, path]);
+  }
+  fileRead(file: FlowId, offset: number, length: number): void {
+    this.calls.push(['fileRead', file, offset, length]);
+  }
   close(flow: FlowId): void {
     this.calls.push(['close', flow]);
   }
