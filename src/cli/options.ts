@@ -123,6 +123,7 @@ const OPTIONS = {
   tftp: { type: 'string' },
   'lease-time': { type: 'string' },
   hostfwd: { type: 'string', multiple: true },
+  guestfwd: { type: 'string', multiple: true },
   restrict: { type: 'boolean' },
   'disable-host-loopback': { type: 'boolean' },
   'max-tcp-flows': { type: 'string' },
@@ -170,14 +171,14 @@ const CONFIG_OPTION_NAMES: Readonly<Record<string, string>> = { leasetime: 'leas
  */
 export const NETWORK_KEYS = [
   'net', 'host', 'dns', 'dhcpstart', 'dhcp-pool', 'max-session-leases', 'domainname', 'dnssearch', 'hostname', 'mtu', 'route',
-  'tftp-server-name', 'bootfile', 'tftp', 'lease-time', 'hostfwd', 'restrict', 'disable-host-loopback', 'dns-record',
+  'tftp-server-name', 'bootfile', 'tftp', 'lease-time', 'hostfwd', 'guestfwd', 'restrict', 'disable-host-loopback', 'dns-record',
   'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows',
   'nat-pmp', 'link-delay', 'link-loss', 'link-duplicate', 'link-reorder', 'link-rate',
   'nat', 'nat-mapping', 'nat-filtering', 'nat-hairpin', 'nat-port-preservation', 'nat-udp-timeout', 'nat-refresh', 'outbound',
 ] as const;
 export type NetworkKey = (typeof NETWORK_KEYS)[number];
 /** Keys that take several values (repeatable options); the rest take one. */
-const LIST_KEYS: ReadonlySet<string> = new Set<NetworkKey>(['dnssearch', 'route', 'hostfwd', 'dns-record']);
+const LIST_KEYS: ReadonlySet<string> = new Set<NetworkKey>(['dnssearch', 'route', 'hostfwd', 'guestfwd', 'dns-record']);
 /** Keys that are switches: `restrict` or `restrict=on|off`. */
 const BOOLEAN_KEYS: ReadonlySet<string> = new Set<NetworkKey>(['restrict', 'disable-host-loopback']);
 const isNetworkKey = (k: string): k is NetworkKey => (NETWORK_KEYS as readonly string[]).includes(k);
@@ -279,6 +280,13 @@ NAT (guest flows become host sockets):
                              lease, resolved when a client connects. Forwards belong to the
                              --network network; without one, to the first session that
                              connects (then to the next, once it ends)
+  --guestfwd RULE            a virtual TCP server in the network that the host serves,
+                             QEMU's syntax: tcp:SERVER:PORT-HOST:HOSTPORT relays each
+                             connection to a host socket (judged by --egress-*),
+                             tcp:SERVER:PORT-cmd:COMMAND runs COMMAND (sh -c) per
+                             connection, its stdin and stdout the connection. SERVER is
+                             an address of the network outside the DHCP pool; it answers
+                             ARP and ping. Not refused by --restrict; repeatable
   --restrict                 no outbound flows at all; DHCP, DNS and ping of the
                              gateway still work (QEMU's restrict=on)
   --disable-host-loopback    the gateway address does not reach the host's 127.0.0.1
@@ -658,6 +666,7 @@ function resolveNetwork(values: NetworkValues, name: string | undefined, egress:
       tftpservername: text(values['tftp-server-name']),
       bootfile: text(values.bootfile),
       tftp: tftpDir(text(values.tftp)),
+      guestfwd: list(values.guestfwd),
       leasetime: text(values['lease-time']),
       restrict: values.restrict === true,
       disableHostLoopback: values['disable-host-loopback'] === true,

@@ -1,7 +1,8 @@
 /**
  * The Node implementation of `Host`: UDP flows on node:dgram (`node-udp.ts`), TCP flows on
  * node:net (`node-tcp.ts`), listening and bound sockets (`node-listeners.ts`), file reads for
- * the TFTP server (`node-files.ts`). One per
+ * the TFTP server (`node-files.ts`), guest forwards' services: commands and a program's
+ * handlers (`node-services.ts`). One per
  * network; `closeAll()` releases every socket when the network closes. Events go to the
  * `HostEvents` given at construction (the stack, wrapped by the network's shell so its timer
  * is re-armed after each event).
@@ -16,6 +17,7 @@
 import type { Endpoint, FlowId } from '../net/addr.js';
 import type { AcceptId, Host, HostEvents } from '../net/seams.js';
 import { NodeFiles } from './node-files.js';
+import { NodeServices } from './node-services.js';
 import { BoundListener, endpointOf, type ListenerHolder, type ListenerPool } from './node-listeners.js';
 import { NodeTcp, type NodeTcpOptions } from './node-tcp.js';
 import { NodeUdp } from './node-udp.js';
@@ -34,6 +36,8 @@ export class NodeHost implements Host {
   readonly udp: NodeUdp;
   readonly tcp: NodeTcp;
   readonly files: NodeFiles;
+  /** Guest forwards' host services: commands, and the handlers a program registers (`services.handle`). */
+  readonly services = new NodeServices();
   /** Datagrams dropped before their socket connected (its small queue was full), or sent on an unknown socket. */
   udpDropped = 0;
   /** Accepted connections the stack left unanswered during tcpAccepted (reset). */
@@ -67,6 +71,15 @@ export class NodeHost implements Host {
 
   tcpConnect(flow: FlowId, to: Endpoint, local?: Endpoint): void {
     this.tcp.connect(flow, to, local);
+  }
+
+  tcpConnectService(flow: FlowId, service: string): void {
+    const stream = this.services.open(service);
+    if (typeof stream === 'string') {
+      queueMicrotask(() => this.#events.tcpError(flow, stream));
+      return;
+    }
+    this.tcp.attachStream(flow, stream);
   }
 
   tcpWrite(flow: FlowId, data: Uint8Array): number {

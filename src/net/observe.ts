@@ -22,7 +22,7 @@ export type HostObserver = (kind: 'call' | 'event', name: string, args: readonly
 
 /** Every method of `Host`: the compiler checks the list is exactly the interface's. */
 export const HOST_CALLS = {
-  udpOpen: true, udpSend: true, tcpConnect: true, tcpWrite: true, tcpEnd: true, tcpPause: true, tcpReset: true,
+  udpOpen: true, udpSend: true, tcpConnect: true, tcpConnectService: true, tcpWrite: true, tcpEnd: true, tcpPause: true, tcpReset: true,
   tcpListen: true, tcpAdopt: true, tcpRefuse: true, udpBind: true, udpSendTo: true, fileOpen: true, fileRead: true, close: true,
 } as const satisfies Record<keyof Host, true>;
 

@@ -118,6 +118,15 @@ export interface Host {
    */
   tcpConnect(flow: FlowId, to: Endpoint, local?: Endpoint): void;
   /**
+   * Like tcpConnect, but the flow's host side is a service of the host instead of a socket
+   * (a guest forward's target, `src/nat/guest-forwards.ts`): `cmd:COMMAND` runs COMMAND with
+   * /bin/sh -c, its stdin and stdout the connection; another name is a handler the host was
+   * given. tcpConnected (without a local endpoint) or tcpError follows (ENOENT: no such
+   * service); then the flow goes on as a connected socket's. Optional: a host without it
+   * serves no services (the guest's SYN is reset).
+   */
+  tcpConnectService?(flow: FlowId, service: string): void;
+  /**
    * Writes to the flow's socket. Returns the number of bytes the socket now buffers beyond
    * what the kernel took (Node's writableLength); the stack shrinks the guest's window by it
    * and waits for tcpDrained when it passes its limit.

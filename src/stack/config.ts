@@ -9,6 +9,7 @@
 import type { ClasslessRoute } from '../dhcp/options.js';
 import { DEFAULT_LEASES_PER_PORT, type DhcpServerOptions } from '../dhcp/server.js';
 import { EgressPolicy, parseEgressRule, type EgressRule } from '../nat/egress.js';
+import { parseGuestForwards } from '../nat/guest-forwards.js';
 import { resolveLinkImpairment, type LinkImpairment } from '../impair/spec.js';
 import { resolveNatBehaviour, type NatBehaviour, type NatOptions } from '../nat/behaviour.js';
 import type { NatPolicyOptions } from '../nat/policy.js';
@@ -74,6 +75,8 @@ export interface NetworkOptions extends NatOptions {
   outbound?: string | undefined;
   /** `--tftp DIR` (QEMU's `tftp=`): the directory served by TFTP, as given (the shell makes it absolute and checks it exists). */
   tftp?: string | undefined;
+  /** `--guestfwd` rules, QEMU's syntax (`src/nat/guest-forwards.ts`). */
+  guestfwd?: readonly string[] | undefined;
 }
 
 /** QEMU's pool size, the default. */
@@ -163,6 +166,18 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
   for (const [name, a] of [['host', host], ['dns', dns]] as const)
     if (a >= dhcpStart && a < dhcpStart + dhcpPoolSize)
       throw new ConfigError('dhcpstart', `the pool ${formatIpv4Addr(dhcpStart)}+${dhcpPoolSize} contains the ${name} address ${formatIpv4Addr(a)}`);
+  const egress = new EgressPolicy(
+    (o.egress ?? []).map(([action, text]): EgressRule => {
+      const r = parseEgressRule(action, text);
+      if (typeof r === 'string') throw new ConfigError(`egress-${action}`, r);
+      return r;
+    }),
+  );
+  const guestForwards = parseGuestForwards(o.guestfwd ?? [], { net, netmask, dhcpStart, dhcpPoolSize });
+  for (const f of guestForwards) {
+    const refused = f.target.kind === 'host' ? egress.check(f.target.to) : undefined;
+    if (refused !== undefined) throw new ConfigError('guestfwd', `'${f.text}': the egress policy refuses its target (${refused})`);
+  }
   return {
     net,
     prefixLen,
@@ -182,13 +197,8 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     routes: (o.route ?? []).map((r) => route(r, net, netmask)),
     restrict: o.restrict ?? false,
     disableHostLoopback: o.disableHostLoopback ?? false,
-    egress: new EgressPolicy(
-      (o.egress ?? []).map(([action, text]): EgressRule => {
-        const r = parseEgressRule(action, text);
-        if (typeof r === 'string') throw new ConfigError(`egress-${action}`, r);
-        return r;
-      }),
-    ),
+    egress,
+    guestForwards,
     impairment: resolveLinkImpairment({
       'link-delay': o.linkDelay,
       'link-loss': o.linkLoss,

@@ -51,6 +51,9 @@
  *   5351 goes to the mapping server, whose mappings are forwards opened the same way; their
  *   host answers (`tcpListening`, `udpBound`, errors) reach it too, and their expiry is one of
  *   the stack's deadlines. Without the option that port is NAT to the host like any other.
+ * - Guest forwards (`config.guestForwards`, `--guestfwd`, `src/nat/guest-forwards.ts`): each
+ *   server address answers ARP and ping like the gateway; TCP to its port goes through the TCP
+ *   engine to the rule's target (a host socket, or a host service: a command, a handler).
  * - TFTP (`config.tftpRoot`, `src/tftp/server.ts`): UDP to the gateway's port 69, and to the
  *   port of each live transfer, goes to the read-only TFTP server, whose files are read through
  *   the host seam (`fileOpen`/`fileRead`, answered by `fileOpened`/`fileData`/`fileError`).
@@ -93,6 +96,7 @@ import { ipv4Of, type Endpoint, type FlowId } from '../net/addr.js';
 import type { AcceptId, Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
 import { ForwardPorts, forwardGuest, type ForwardInfo } from '../nat/forward-ports.js';
 import { ForwardRefusals } from '../nat/forward-refusals.js';
+import { guestForwardAt } from '../nat/guest-forwards.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import { FlowTable, type FlowInfo, type FlowLimits } from '../nat/flow-table.js';
 import { UdpNat, UNREACHABLE, type UdpMappingInfo } from '../nat/udp-flow.js';
@@ -566,7 +570,7 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   #isVirtual(a: Ipv4Addr): boolean {
-    return a === this.config.host || a === this.config.dns;
+    return a === this.config.host || a === this.config.dns || (this.config.guestForwards?.some((f) => f.server.addr === a) ?? false);
   }
 
   #inNet(a: Ipv4Addr): boolean {
@@ -715,7 +719,7 @@ export class Stack implements ToGuest, HostEvents {
     const t = parseTcp(p.payload, pseudoSum(p.src, p.dst, IP_PROTO.TCP));
     if (isDrop(t)) return this.counters.count(t);
     // The gateway stands for the host; DNS over TCP goes to the upstream resolver (policy.ts).
-    if (this.#tcp !== undefined && (p.dst === this.config.host || (p.dst === this.config.dns && t.dstPort === DNS_PORT)))
+    if (this.#tcp !== undefined && (p.dst === this.config.host || (p.dst === this.config.dns && t.dstPort === DNS_PORT) || guestForwardAt(this.config.guestForwards, p.dst, t.dstPort) !== undefined))
       return this.#tcp.input(p, t, nowMs);
     this.counters.count('tcp.no-service');
     if ((t.flags & TCP_FLAG.RST) !== 0) return;

@@ -22,6 +22,9 @@ export class FakeHost implements Host {
   tcpConnect(flow: FlowId, to: Endpoint, local?: Endpoint): void {
     this.calls.push(local === undefined ? ['tcpConnect', flow, to] : ['tcpConnect', flow, to, local]);
   }
+  tcpConnectService(flow: FlowId, service: string): void {
+    this.calls.push(['tcpConnectService', flow, service]);
+  }
   tcpWrite(flow: FlowId, data: Uint8Array): number {
     this.calls.push(['tcpWrite', flow, data.slice()]);
     return this.buffered;
