@@ -9,7 +9,7 @@
  * server with no host port in between.
  */
 import { spawn } from 'node:child_process';
-import { Duplex, PassThrough } from 'node:stream';
+import { Duplex } from 'node:stream';
 
 /** A program's side of a guest forward: called once per guest connection with its stream. */
 export type GuestForwardHandler = (stream: Duplex) => void;
@@ -17,24 +17,52 @@ export type GuestForwardHandler = (stream: Duplex) => void;
 /** The `stream.destroy` error that reads as a reset: its `code` reaches the guest's flow as tcpError. */
 export const resetError = (code = 'ECONNRESET'): Error => Object.assign(new Error(`connection reset (${code})`), { code });
 
+/** One end of `duplexPair`: its writes are its peer's reads. */
+class PairSide extends Duplex {
+  peer: PairSide | undefined;
+  /** The peer's write waiting for this side's reader to take more (backpressure). */
+  unblock: ((error?: Error | null) => void) | undefined;
+
+  override _read(): void {
+    const cb = this.unblock;
+    this.unblock = undefined;
+    cb?.();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (error?: Error | null) => void): void {
+    const peer = this.peer!;
+    if (peer.destroyed) return cb(resetError('EPIPE'));
+    if (peer.push(chunk)) cb();
+    else peer.unblock = cb;
+  }
+
+  override _final(cb: (error?: Error | null) => void): void {
+    this.peer!.push(null);
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    const peer = this.peer;
+    const cleanly = this.writableFinished && this.readableEnded;
+    if (peer !== undefined && !peer.destroyed && !cleanly) peer.destroy(resetError());
+    const waiting = peer?.unblock;
+    if (peer !== undefined) peer.unblock = undefined;
+    waiting?.(resetError('EPIPE'));
+    cb(err);
+  }
+}
+
 /**
  * Two connected duplex streams: what one writes the other reads, `end()` on one is the end of
- * the other's reading; destroying one destroys the other with ECONNRESET. Each direction
- * buffers up to a PassThrough's high-water mark, so backpressure reaches the writer.
+ * the other's reading; destroying one before both directions ended destroys the other with
+ * ECONNRESET. A write waits (its callback, and so `'drain'`) until the other side's reader
+ * takes what it holds: backpressure reaches the writer.
  */
 export function duplexPair(): [Duplex, Duplex] {
-  const ab = new PassThrough();
-  const ba = new PassThrough();
-  const a = Duplex.from({ readable: ba, writable: ab });
-  const b = Duplex.from({ readable: ab, writable: ba });
-  const link = (x: Duplex, y: Duplex): void => {
-    x.once('close', () => {
-      // A side destroyed before both directions ended resets the other.
-      if (!y.destroyed && !(x.readableEnded && x.writableFinished)) y.destroy(resetError());
-    });
-  };
-  link(a, b);
-  link(b, a);
+  const a = new PairSide();
+  const b = new PairSide();
+  a.peer = b;
+  b.peer = a;
   return [a, b];
 }
 
@@ -69,8 +97,10 @@ export class NodeServices {
     try {
       handler(programSide);
     } catch {
+      const ignore = (): void => undefined;
+      flowSide.on('error', ignore);
+      programSide.on('error', ignore);
       flowSide.destroy();
-      programSide.destroy();
       return 'ECONNREFUSED';
     }
     return flowSide;
