@@ -67,19 +67,19 @@ export class NodeFiles {
         return; // closed while opening
       }
       this.#files.set(id, fh);
-      this.#events.fileOpened(id, st.size);
+      this.#events.fileOpened?.(id, st.size);
     } catch (e) {
       await fh?.close().catch(() => undefined);
       if (this.#files.get(id) !== 'opening') return;
       this.#files.delete(id);
-      this.#events.fileError(id, codeOf(e));
+      this.#events.fileError?.(id, codeOf(e));
     }
   }
 
   read(id: FlowId, offset: number, length: number): void {
     const fh = this.#files.get(id);
     if (fh === undefined || fh === 'opening') {
-      queueMicrotask(() => this.#events.fileError(id, 'EBADF'));
+      queueMicrotask(() => this.#events.fileError?.(id, 'EBADF'));
       return;
     }
     void this.#read(id, fh, offset, Math.max(0, Math.min(length, MAX_READ)));
@@ -90,11 +90,11 @@ export class NodeFiles {
       const buf = new Uint8Array(length);
       const { bytesRead } = await fh.read(buf, 0, length, offset);
       if (this.#files.get(id) !== fh) return;
-      this.#events.fileData(id, offset, buf.subarray(0, bytesRead));
+      this.#events.fileData?.(id, offset, buf.subarray(0, bytesRead));
     } catch (e) {
       if (this.#files.get(id) !== fh) return;
       this.close(id);
-      this.#events.fileError(id, codeOf(e));
+      this.#events.fileError?.(id, codeOf(e));
     }
   }
 

@@ -196,10 +196,14 @@ export interface HostEvents {
   udpBound(socket: FlowId, local: Endpoint): void;
   /** A datagram on a bound socket, from `from`; `data` is the receiver's to keep. */
   udpReceivedFrom(socket: FlowId, from: Endpoint, data: Uint8Array): void;
-  /** The file of fileOpen is open; `size` in bytes when it was opened. */
-  fileOpened(file: FlowId, size: number): void;
+  /**
+   * The file of fileOpen is open; `size` in bytes when it was opened. The file events are
+   * optional, as the file calls are (events written before them still type-check); the stack
+   * has them, and a host with file calls needs them to reach it.
+   */
+  fileOpened?(file: FlowId, size: number): void;
   /** Bytes of fileRead, from `offset`; the receiver's to keep. Fewer than asked (none) at the end of the file. */
-  fileData(file: FlowId, offset: number, data: Uint8Array): void;
+  fileData?(file: FlowId, offset: number, data: Uint8Array): void;
   /** Opening or reading failed (ENOENT, EACCES, EISDIR, EIO, …); the file is closed. */
-  fileError(file: FlowId, code: string): void;
+  fileError?(file: FlowId, code: string): void;
 }
