@@ -179,6 +179,12 @@ export function guestFrames(): Uint8Array[][] {
       ipv4Frame({ protocol: IP_PROTO.UDP, payload: udpBytes({ srcPort: 2000, dstPort: 69, payload: Uint8Array.of(0, 4, 0, 0) }, g, gw) }),
       ipv4Frame({ protocol: IP_PROTO.UDP, payload: udpBytes({ srcPort: 2001, dstPort: 69, payload: new TextEncoder().encode('\0\x01../x\0netascii\0') }, g, gw) }),
     ],
+    [
+      // A guest forward's virtual server (10.0.2.100:80, a command): ARP for it, a connection with data and FIN.
+      arpFrame({ targetIp: ip('10.0.2.100') }),
+      ipv4Frame({ protocol: IP_PROTO.TCP, dst: ip('10.0.2.100'), payload: tcpBytes({ srcPort: 40001, dstPort: 80, flags: 0x02, seq: 100 }, g, ip('10.0.2.100')) }),
+      ipv4Frame({ protocol: IP_PROTO.TCP, dst: ip('10.0.2.100'), payload: tcpBytes({ srcPort: 40001, dstPort: 80, flags: 0x19, seq: 101, ack: 1, payload: new TextEncoder().encode('hello') }, g, ip('10.0.2.100')) }),
+    ],
   ];
 }
 
@@ -193,7 +199,7 @@ export function networkTarget(): FuzzTarget {
   const fresh = (): void => {
     clock = new ManualClock(0);
     host = new FakeHost();
-    net = new Network('fuzz', resolveStackConfig({ tftp: '/fuzz' }), { clock, random: seededRandom(runs), host });
+    net = new Network('fuzz', resolveStackConfig({ tftp: '/fuzz', guestfwd: ['tcp:10.0.2.100:80-cmd:cat', 'tcp:10.0.2.100:81-127.0.0.1:1'] }), { clock, random: seededRandom(runs), host });
     ports = [net.attach({ send: () => undefined }), net.attach({ send: () => undefined })];
     handled = 0;
   };
@@ -218,6 +224,10 @@ export function networkTarget(): FuzzTarget {
           break;
         case 'tcpEnd':
           s.tcpClosed(id);
+          break;
+        case 'tcpConnectService':
+          if (id % 5 === 0) s.tcpError(id, 'ENOENT');
+          else s.tcpConnected(id);
           break;
         case 'fileOpen':
           if (id % 4 === 0) s.fileError(id, 'ENOENT');
