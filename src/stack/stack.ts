@@ -457,7 +457,7 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   fileError(file: FlowId, code: string): void {
-    this.#guard(() => this.#tftp?.fileError(file, code));
+    this.#guard((nowMs) => this.#tftp?.fileError(file, code, nowMs));
   }
 
   // --- Port forwards (src/nat/forward-ports.ts).

@@ -85,7 +85,11 @@ export const TFTP_SERVER_DROPS = [
   'tftp.file-error',
   'tftp.timed-out',
   'tftp.no-file-access',
+  'tftp.after-end',
 ] as const satisfies readonly Drop[];
+
+/** Ended transfers whose port stays the server's for a while (RFC 1350 §6's dally), at most this many. */
+const MAX_DALLYING = 256;
 
 /** What the server did, for metrics and tests. */
 export interface TftpStats {
@@ -191,6 +195,11 @@ export class TftpServer {
   readonly #byPort = new Map<number, Transfer>();
   /** By file id (host events). */
   readonly #byFile = new Map<FlowId, Transfer>();
+  /**
+   * Ports of ended transfers, until when they stay ours: a late duplicate of the guest's last
+   * ACK (or an error) is dropped here instead of going through NAT to the host's loopback.
+   */
+  readonly #dallying = new Map<number, number>();
 
   constructor(deps: TftpServerDeps) {
     this.#deps = deps;
@@ -199,7 +208,7 @@ export class TftpServer {
 
   /** Whether UDP to the gateway's `port` is this server's: port 69, or a live transfer's TID. */
   owns(port: number): boolean {
-    return port === TFTP_PORT || this.#byPort.has(port);
+    return port === TFTP_PORT || this.#byPort.has(port) || this.#dallying.has(port);
   }
 
   /** Whether `file` is one of this server's files (route its host events here). */
@@ -217,7 +226,8 @@ export class TftpServer {
     const p = parseTftp(payload);
     if (typeof p === 'string') return this.#deps.counters.count(p);
     if (port === TFTP_PORT) return this.#request(guest, p, nowMs);
-    const t = this.#byPort.get(port)!;
+    const t = this.#byPort.get(port);
+    if (t === undefined) return this.#deps.counters.count('tftp.after-end');
     if (t.guest.addr !== guest.addr || t.guest.port !== guest.port) {
       // RFC 1350 §4: a packet from another TID gets error 5 and does not disturb the transfer.
       this.#deps.counters.count('tftp.unknown-tid');
@@ -228,14 +238,14 @@ export class TftpServer {
         return this.#ack(t, p.block, nowMs);
       case 'error':
         this.#deps.counters.count('tftp.guest-error');
-        return this.#end(t, false);
+        return this.#end(t, false, nowMs);
       case 'rrq':
       case 'wrq':
       case 'data':
       case 'oack':
         this.#deps.counters.count('tftp.unexpected-opcode');
         this.#error(guest, port, TFTP_ERROR.ILLEGAL_OPERATION, `unexpected ${p.op.toUpperCase()} in a read transfer`);
-        return this.#end(t, false);
+        return this.#end(t, false, nowMs);
     }
   }
 
@@ -368,7 +378,7 @@ export class TftpServer {
     this.#pump(t, nowMs);
   }
 
-  fileError(file: FlowId, code: string): void {
+  fileError(file: FlowId, code: string, nowMs: number): void {
     const t = this.#byFile.get(file);
     if (t === undefined) return;
     this.#deps.counters.count('tftp.file-error');
@@ -381,18 +391,19 @@ export class TftpServer {
             ? [TFTP_ERROR.ACCESS_VIOLATION, 'not a regular file']
             : [TFTP_ERROR.NOT_DEFINED, `cannot read the file (${code})`];
     this.#error(t.guest, t.port, errCode, text);
-    this.#end(t, false, true);
+    this.#end(t, false, nowMs, true);
   }
 
   // --- Timers.
 
   advance(nowMs: number): void {
+    for (const [port, untilMs] of this.#dallying) if (untilMs <= nowMs) this.#dallying.delete(port);
     for (const t of [...this.#byPort.values()]) {
       if (t.deadlineMs > nowMs) continue;
       if (t.phase === 'opening' || t.retries >= this.#limits.retries) {
         this.#deps.counters.count('tftp.timed-out');
         this.#error(t.guest, t.port, TFTP_ERROR.NOT_DEFINED, 'timed out');
-        this.#end(t, false);
+        this.#end(t, false, nowMs);
         continue;
       }
       t.retries++;
@@ -411,12 +422,14 @@ export class TftpServer {
   nextDeadline(): number | undefined {
     let at: number | undefined;
     for (const t of this.#byPort.values()) if (at === undefined || t.deadlineMs < at) at = t.deadlineMs;
+    for (const untilMs of this.#dallying.values()) if (at === undefined || untilMs < at) at = untilMs;
     return at;
   }
 
   /** Ends every transfer (the network closes): their files are released. */
   closeAll(): void {
-    for (const t of [...this.#byPort.values()]) this.#end(t, false);
+    for (const t of [...this.#byPort.values()]) this.#end(t, false, undefined);
+    this.#dallying.clear();
   }
 
   #ack(t: Transfer, wire: number, nowMs: number): void {
@@ -433,7 +446,7 @@ export class TftpServer {
     t.base += ahead;
     t.window.splice(0, ahead);
     t.retries = 0;
-    if (t.last !== undefined && t.base >= t.last) return this.#end(t, true);
+    if (t.last !== undefined && t.base >= t.last) return this.#end(t, true, nowMs);
     // RFC 7440 §4: the next window starts after the block acknowledged, whether the window was
     // complete or the client missed one (then it resends from there).
     if (t.sent > ahead) this.stats.retransmitted += t.sent - ahead;
@@ -492,9 +505,14 @@ export class TftpServer {
     t.deadlineMs = nowMs + t.timeoutMs;
   }
 
-  #end(t: Transfer, ok: boolean, fileGone = false): void {
+  /** Ends a transfer; with `nowMs`, its port dallies (stays ours, dropping what still arrives) for the give-up time. */
+  #end(t: Transfer, ok: boolean, nowMs: number | undefined, fileGone = false): void {
     this.#byPort.delete(t.port);
     this.#byFile.delete(t.file);
+    if (nowMs !== undefined) {
+      if (this.#dallying.size >= MAX_DALLYING) this.#dallying.delete(this.#dallying.keys().next().value!);
+      this.#dallying.set(t.port, nowMs + t.timeoutMs * (this.#limits.retries + 1));
+    }
     if (!fileGone) this.#deps.host.close(t.file);
     if (ok) this.stats.completed++;
     else this.stats.failed++;

@@ -119,8 +119,14 @@ describe('tftp server (RFC 1350) through the stack', () => {
     const fileId = t.host.callsOf('fileOpen')[0]![0];
     expect(t.host.callsOf('close')).toEqual([[fileId]]);
     expect(t.stack.tftpStats()).toMatchObject({ requests: 1, completed: 1, failed: 0 });
+    expect(t.stack.nextDeadline()).toBe(6000); // the port dallies: 6 timeouts of 1 s
+    // A late duplicate of the last ACK is dropped there, not sent through NAT to the host's loopback.
+    t.ack(2000, tid, 3);
+    expect(t.stack.counters.get('tftp.after-end')).toBe(1);
+    expect(t.host.callsOf('udpBind')).toEqual([]);
+    t.tick(6000);
     expect(t.stack.nextDeadline()).toBeUndefined();
-    // The transfer's port is closed again: UDP to it now goes through NAT to the host, like any gateway port.
+    // Then the port is the host loopback's again, like any gateway port.
     t.ack(2000, tid, 3);
     expect(t.host.callsOf('udpBind').length).toBe(1);
   });
@@ -203,7 +209,7 @@ describe('tftp server (RFC 1350) through the stack', () => {
     expect(t.replies().map((x) => x.p)).toEqual([{ op: 'error', code: 0, message: 'timed out' }]);
     expect(t.stack.tftpStats()).toMatchObject({ failed: 1, retransmitted: 10 });
     expect(t.host.callsOf('close').length).toBe(1);
-    expect(t.stack.nextDeadline()).toBeUndefined();
+    expect(t.stack.nextDeadline()).toBe(12_000); // only the ended transfer's port, dallying
   });
 
   it('answers a packet from another port with error 5 and goes on (RFC 1350 §4)', () => {
