@@ -96,7 +96,8 @@ export interface NodeNetwork {
   /**
    * A TCP connection into a guest's server (`guest` an IPv4 address, text or uint32), with no
    * host port: the stream is the program's end; the guest sees the gateway address connect.
-   * Refused or unanswered, the stream errors with ECONNREFUSED or ECONNRESET.
+   * Refused or unanswered, the stream errors with ECONNREFUSED or ECONNRESET. Throws a
+   * RangeError for an address or port that is not one (a programming error, not the guest's).
    */
   connect(guest: string | Ipv4Addr, port: number): Duplex;
   /** Ends every flow, releases every host socket and stops the timer. Idempotent. */
@@ -162,7 +163,7 @@ export function createNodeNetwork(options: NodeNetworkOptions, io: NodeNetworkIo
     network: live.network,
     connect(guest, port) {
       const addr = typeof guest === 'number' ? guest : parseIpv4Addr(guest);
-      if (addr === undefined || !Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError('connect', `'${String(guest)}:${port}' is not an IPv4 address and port`);
+      if (addr === undefined || !Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`connect: '${String(guest)}:${port}' is not an IPv4 address and port`);
       return live.connect(addr, port);
     },
     get closed() {
