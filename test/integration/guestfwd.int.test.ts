@@ -13,13 +13,16 @@
  *
  * Needs root (namespaces, TAP), socat and busybox (its nc in the guest).
  */
+import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNodeNetwork, type NodeNetwork } from '../../src/index.js';
-import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { command, daemon as daemonReq, missingRequirements, NetnsGuest, root, shouldRun } from '../helpers/guests.js';
+import { DAEMON_ENTRY, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { command, daemon as daemonReq, missingRequirements, NetnsGuest, root, shouldRun, tempDir } from '../helpers/guests.js';
 
 const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox')]);
 const enabled = shouldRun('guestfwd.int.test.ts (guest forwards with a namespace guest: nc to a host socket, a command, a JS handler)', missing);
@@ -36,8 +39,9 @@ const readAll = (s: Duplex): Promise<string> =>
 
 describe.skipIf(!enabled)('--guestfwd with a namespace guest', () => {
   let d: Daemon;
-  let g: NetnsGuest;
+  let g: NetnsGuest | undefined;
   let server: net.Server;
+  let rec: string;
   let port = 0;
   const peers: string[] = [];
 
@@ -49,8 +53,9 @@ describe.skipIf(!enabled)('--guestfwd with a namespace guest', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as net.AddressInfo).port;
+    rec = tempDir('tslirp-guestfwd-rec-');
     d = await startDaemon([
-      '--dgram', 'udp:127.0.0.1:0', '--restrict',
+      '--dgram', 'udp:127.0.0.1:0', '--restrict', '--record', rec,
       '--guestfwd', `tcp:10.0.2.100:80-127.0.0.1:${port}`,
       '--guestfwd', 'tcp:10.0.2.100:5000-cmd:tr a-z A-Z',
       '--log-level', 'info',
@@ -64,6 +69,7 @@ describe.skipIf(!enabled)('--guestfwd with a namespace guest', () => {
     await g?.destroy();
     await d?.stop();
     server?.close();
+    if (rec !== undefined) rmSync(rec, { recursive: true, force: true });
   });
 
   it('has what it needs (root, ip, socat, busybox, the daemon)', () => {
@@ -71,6 +77,7 @@ describe.skipIf(!enabled)('--guestfwd with a namespace guest', () => {
   });
 
   it("nc to the virtual server reaches the host socket (under --restrict), and the virtual address answers ping", async () => {
+    const g = guest();
     const r = await g.sh(`printf 'hello\\n' | busybox nc -w 5 10.0.2.100 80`, [], 20_000);
     expect(r.stdout, r.stderr + d.dump()).toBe("host socket got 'hello'\n");
     expect(peers).toEqual(['127.0.0.1']);
@@ -83,6 +90,7 @@ describe.skipIf(!enabled)('--guestfwd with a namespace guest', () => {
   }, 60_000);
 
   it('nc to the command forward runs the command per connection, stdin and stdout relayed', async () => {
+    const g = guest();
     for (const word of ['first', 'second']) {
       const r = await g.sh(`printf '%s\\n' "$1" | busybox nc -w 5 10.0.2.100 5000`, [word], 20_000);
       expect(r.stdout, r.stderr).toBe(`${word.toUpperCase()}\n`);
@@ -90,10 +98,25 @@ describe.skipIf(!enabled)('--guestfwd with a namespace guest', () => {
   }, 60_000);
 
   it('other ports of the virtual address are closed (RST)', async () => {
-    const r = await g.sh('busybox nc -w 5 10.0.2.100 81 </dev/null; echo "exit $?"', [], 20_000);
+    const r = await guest().sh('busybox nc -w 5 10.0.2.100 81 </dev/null; echo "exit $?"', [], 20_000);
     expect(r.stdout).toMatch(/exit 1/);
     expect(r.stderr).toMatch(/Connection refused/);
   }, 30_000);
+
+  it('the recording (host sockets and the command service crossing the host seam) replays byte for byte', async () => {
+    await guest().destroy();
+    g = undefined;
+    expect((await d.stop()).code).toBe(0);
+    const [name] = readdirSync(rec);
+    const replayed = spawnSync(process.execPath, [DAEMON_ENTRY, 'replay', join(rec, name!)], { encoding: 'utf8', timeout: 60_000 });
+    expect(replayed.stderr).toBe('');
+    expect(replayed.stdout).toMatch(/^replay: \d+ frames, 0 differences, \d+\.\d+ s\n$/);
+  }, 90_000);
+
+  const guest = (): NetnsGuest => {
+    if (g === undefined) throw new Error('no guest');
+    return g;
+  };
 });
 
 describe.skipIf(!enabled)('a program\'s guest forward handler and network.connect, with a namespace guest', () => {
