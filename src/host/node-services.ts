@@ -79,9 +79,16 @@ export function commandStream(command: string): Duplex {
   return stream;
 }
 
-/** The services one host offers: commands always, handlers by name as given. */
+/** Commands one host runs at once for guest forwards: each is a process, and guests choose how many connections they open. */
+export const MAX_COMMANDS = 64;
+
+/** The services one host offers: commands always (at most MAX_COMMANDS at once), handlers by name as given. */
 export class NodeServices {
   readonly #handlers = new Map<string, GuestForwardHandler>();
+  /** Commands running now. */
+  commands = 0;
+  /** Connections refused because MAX_COMMANDS were running. */
+  commandsRefused = 0;
 
   /** Serves `name` (a guest forward's service) with `handler`, replacing any handler it had. */
   handle(name: string, handler: GuestForwardHandler): void {
@@ -90,7 +97,16 @@ export class NodeServices {
 
   /** The flow's side of a new connection to `service`, or the error code when there is no such service. */
   open(service: string): Duplex | string {
-    if (service.startsWith('cmd:')) return commandStream(service.slice(4));
+    if (service.startsWith('cmd:')) {
+      if (this.commands >= MAX_COMMANDS) {
+        this.commandsRefused++;
+        return 'EMFILE';
+      }
+      const stream = commandStream(service.slice(4));
+      this.commands++;
+      stream.once('close', () => { this.commands--; });
+      return stream;
+    }
     const handler = this.#handlers.get(service);
     if (handler === undefined) return 'ENOENT';
     const [flowSide, programSide] = duplexPair();

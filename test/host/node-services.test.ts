@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { NodeHost } from '../../src/host/node-host.js';
-import { duplexPair } from '../../src/host/node-services.js';
+import { duplexPair, MAX_COMMANDS } from '../../src/host/node-services.js';
+import { until } from '../helpers/guests.js';
 import type { HostEvents } from '../../src/net/seams.js';
 
 type Ev = [string, ...unknown[]];
@@ -102,4 +103,21 @@ describe('host services (node-services.ts)', () => {
     c.destroy();
     expect(await err).toMatchObject({ code: 'ECONNRESET' });
   });
+});
+
+describe('host services: bounds', () => {
+  it(`runs at most ${MAX_COMMANDS} commands at once; the next connection is refused (EMFILE) until one ends`, async () => {
+    const t = host();
+    for (let i = 0; i < MAX_COMMANDS; i++) t.h.tcpConnectService(100 + i, 'cmd:cat');
+    expect(t.h.services.commands).toBe(MAX_COMMANDS);
+    t.h.tcpConnectService(1, 'cmd:cat');
+    expect(await t.until('tcpError')).toEqual(['tcpError', 1, 'EMFILE']);
+    expect(t.h.services.commandsRefused).toBe(1);
+    t.h.tcpReset(100);
+    await until(() => t.h.services.commands === MAX_COMMANDS - 1, 5000);
+    t.h.tcpConnectService(2, 'cmd:cat');
+    expect(t.h.services.commands).toBe(MAX_COMMANDS);
+    t.h.closeAll();
+    expect(await until(() => t.h.services.commands === 0, 10_000)).toBe(true);
+  }, 30_000);
 });
