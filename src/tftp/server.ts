@@ -211,16 +211,6 @@ export class TftpServer {
     return port === TFTP_PORT || this.#byPort.has(port) || this.#dallying.has(port);
   }
 
-  /** Whether `file` is one of this server's files (route its host events here). */
-  ownsFile(file: FlowId): boolean {
-    return this.#byFile.has(file);
-  }
-
-  /** Transfers in progress. */
-  get transfers(): number {
-    return this.#byPort.size;
-  }
-
   /** A datagram from `guest` to the gateway's `port` (one `owns` accepted). */
   receive(guest: GuestEndpoint, port: number, payload: Uint8Array, nowMs: number): void {
     const p = parseTftp(payload);
@@ -229,9 +219,11 @@ export class TftpServer {
     const t = this.#byPort.get(port);
     if (t === undefined) return this.#deps.counters.count('tftp.after-end');
     if (t.guest.addr !== guest.addr || t.guest.port !== guest.port) {
-      // RFC 1350 §4: a packet from another TID gets error 5 and does not disturb the transfer.
+      // RFC 1350 §4: a packet from another TID gets error 5 and does not disturb the transfer
+      // (an error is never answered: two confused peers would answer each other forever).
       this.#deps.counters.count('tftp.unknown-tid');
-      return this.#error(guest, port, TFTP_ERROR.UNKNOWN_TID, 'unknown transfer ID');
+      if (p.op !== 'error') this.#error(guest, port, TFTP_ERROR.UNKNOWN_TID, 'unknown transfer ID');
+      return;
     }
     switch (p.op) {
       case 'ack':
@@ -255,6 +247,7 @@ export class TftpServer {
       counters.count('tftp.write-refused');
       return this.#error(guest, TFTP_PORT, TFTP_ERROR.ACCESS_VIOLATION, 'read-only server: write requests are refused');
     }
+    if (p.op === 'error') return counters.count('tftp.guest-error'); // never answered (see above)
     if (p.op !== 'rrq') {
       counters.count('tftp.unexpected-opcode');
       return this.#error(guest, TFTP_PORT, TFTP_ERROR.ILLEGAL_OPERATION, `${p.op.toUpperCase()} sent to port 69`);

@@ -218,6 +218,10 @@ describe('tftp server (RFC 1350) through the stack', () => {
     const tid = t.replies()[0]!.fromPort;
     t.ack(2001, tid, 1);
     expect(t.replies()).toEqual([{ fromPort: tid, toPort: 2001, p: { op: 'error', code: 5, message: 'unknown transfer ID' } }]);
+    t.send(2001, tid, { op: 'error', code: 0, message: 'who are you' }); // an error is never answered
+    t.send(2001, TFTP_PORT, { op: 'error', code: 0, message: 'nor here' });
+    t.send(2001, TFTP_PORT, { op: 'ack', block: 1 });
+    expect(t.replies().map((x) => x.p)).toEqual([{ op: 'error', code: 4, message: 'ACK sent to port 69' }]);
     t.ack(2000, tid, 1);
     expect(dataOf(t.replies())).toEqual([[2, 88]]);
   });
