@@ -61,8 +61,8 @@ describe.skipIf(!enabled)('--guestfwd with a namespace guest', () => {
       '--log-level', 'info',
     ]);
     g = await NetnsGuest.create({ kind: 'dgram', ...d.dgram() });
-    const { lease } = await g.dhcp();
-    expect(lease?.['ip'], d.dump()).toBe('10.0.2.15');
+    const { lease, result } = await g.dhcp();
+    expect(lease?.['ip'], `udhcpc:\n${result.stdout}${result.stderr}\nbridge:\n${g.bridge.tail()}\ndaemon:\n${d.dump()}`).toBe('10.0.2.15');
   }, 120_000);
 
   afterAll(async () => {
