@@ -12,6 +12,8 @@ export { observeEvents, observeHost, type HostObserver } from './net/observe.js'
 export { ForwardRefusals, type ForwardLog, type ForwardRefusal } from './nat/forward-refusals.js';
 export { parseForwards, type ForwardRule } from './nat/forwards.js';
 export { NodeHost } from './host/node-host.js';
+export { duplexPair, type GuestForwardHandler } from './host/node-services.js';
+export { parseGuestForwards, type GuestForward, type GuestForwardTarget } from './nat/guest-forwards.js';
 export type { NodeTcpOptions } from './host/node-tcp.js';
 export type { DhcpLease } from './dhcp/server.js';
 export { DEFAULT_FLOW_LIMITS, resolveFlowLimits, type FlowInfo, type FlowLimitOptions, type FlowLimits } from './nat/flow-table.js';

@@ -13,7 +13,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['net'],
   ['ethernet', 'arp', 'ipv4'],
   ['udp', 'tcp', 'switch', 'impair'],
-  ['dhcp', 'dns'],
+  ['dhcp', 'dns', 'tftp'],
   ['nat'],
   ['portmap'],
   ['stack'],

@@ -17,7 +17,8 @@ import { resolveFlowLimits } from '../nat/flow-table.js';
 import { parseForwardGroups, parseForwards } from '../nat/forwards.js';
 import { resolveStackConfig } from '../stack/config.js';
 import { parseApiSpec, type ApiListenSpec } from '../api/server.js';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ConfigError } from '../util/config-error.js';
 
 /** Log levels accepted by --log-level. */
@@ -119,8 +120,10 @@ const OPTIONS = {
   route: { type: 'string', multiple: true },
   'tftp-server-name': { type: 'string' },
   bootfile: { type: 'string' },
+  tftp: { type: 'string' },
   'lease-time': { type: 'string' },
   hostfwd: { type: 'string', multiple: true },
+  guestfwd: { type: 'string', multiple: true },
   restrict: { type: 'boolean' },
   'disable-host-loopback': { type: 'boolean' },
   'max-tcp-flows': { type: 'string' },
@@ -168,14 +171,14 @@ const CONFIG_OPTION_NAMES: Readonly<Record<string, string>> = { leasetime: 'leas
  */
 export const NETWORK_KEYS = [
   'net', 'host', 'dns', 'dhcpstart', 'dhcp-pool', 'max-session-leases', 'domainname', 'dnssearch', 'hostname', 'mtu', 'route',
-  'tftp-server-name', 'bootfile', 'lease-time', 'hostfwd', 'restrict', 'disable-host-loopback', 'dns-record',
+  'tftp-server-name', 'bootfile', 'tftp', 'lease-time', 'hostfwd', 'guestfwd', 'restrict', 'disable-host-loopback', 'dns-record',
   'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows',
   'nat-pmp', 'link-delay', 'link-loss', 'link-duplicate', 'link-reorder', 'link-rate',
   'nat', 'nat-mapping', 'nat-filtering', 'nat-hairpin', 'nat-port-preservation', 'nat-udp-timeout', 'nat-refresh', 'outbound',
 ] as const;
 export type NetworkKey = (typeof NETWORK_KEYS)[number];
 /** Keys that take several values (repeatable options); the rest take one. */
-const LIST_KEYS: ReadonlySet<string> = new Set<NetworkKey>(['dnssearch', 'route', 'hostfwd', 'dns-record']);
+const LIST_KEYS: ReadonlySet<string> = new Set<NetworkKey>(['dnssearch', 'route', 'hostfwd', 'guestfwd', 'dns-record']);
 /** Keys that are switches: `restrict` or `restrict=on|off`. */
 const BOOLEAN_KEYS: ReadonlySet<string> = new Set<NetworkKey>(['restrict', 'disable-host-loopback']);
 const isNetworkKey = (k: string): k is NetworkKey => (NETWORK_KEYS as readonly string[]).includes(k);
@@ -260,6 +263,10 @@ Network (each network's, as QEMU's -netdev user):
   --route DEST/PREFIX=GW     static route, DHCP option 121 (repeatable; DEST/MASK=GW too)
   --tftp-server-name NAME    TFTP server name, DHCP option 66
   --bootfile FILE            boot file name, DHCP option 67
+  --tftp DIR                 serve DIR read-only over TFTP at the gateway address (UDP 69;
+                             QEMU's tftp=): RFC 1350 with the blksize, timeout, tsize and
+                             windowsize options; names cannot leave DIR ('..' and links out
+                             of it are refused), a leading '/' is relative to DIR
   --lease-time SECONDS       DHCP lease time, at least 60 (86400)
 
 NAT (guest flows become host sockets):
@@ -273,6 +280,13 @@ NAT (guest flows become host sockets):
                              lease, resolved when a client connects. Forwards belong to the
                              --network network; without one, to the first session that
                              connects (then to the next, once it ends)
+  --guestfwd RULE            a virtual TCP server in the network that the host serves,
+                             QEMU's syntax: tcp:SERVER:PORT-HOST:HOSTPORT relays each
+                             connection to a host socket (judged by --egress-*),
+                             tcp:SERVER:PORT-cmd:COMMAND runs COMMAND (sh -c) per
+                             connection, its stdin and stdout the connection. SERVER is
+                             an address of the network outside the DHCP pool; it answers
+                             ARP and ping. Not refused by --restrict; repeatable
   --restrict                 no outbound flows at all; DHCP, DNS and ping of the
                              gateway still work (QEMU's restrict=on)
   --disable-host-loopback    the gateway address does not reach the host's 127.0.0.1
@@ -651,6 +665,8 @@ function resolveNetwork(values: NetworkValues, name: string | undefined, egress:
       route: list(values.route),
       tftpservername: text(values['tftp-server-name']),
       bootfile: text(values.bootfile),
+      tftp: tftpDir(text(values.tftp)),
+      guestfwd: list(values.guestfwd),
       leasetime: text(values['lease-time']),
       restrict: values.restrict === true,
       disableHostLoopback: values['disable-host-loopback'] === true,
@@ -685,6 +701,21 @@ function resolveNetwork(values: NetworkValues, name: string | undefined, egress:
     if (e instanceof ConfigError) return refuse(CONFIG_OPTION_NAMES[e.option] ?? e.option, why(e));
     throw e;
   }
+}
+
+/** `--tftp DIR` made absolute (a daemon's working directory may change), refused unless it is a directory now. */
+function tftpDir(dir: string | undefined): string | undefined {
+  if (dir === undefined) return undefined;
+  if (dir === '') throw new ConfigError('tftp', 'needs a directory path');
+  const abs = resolve(dir);
+  let isDir: boolean;
+  try {
+    isDir = statSync(abs).isDirectory();
+  } catch (e) {
+    throw new ConfigError('tftp', `${abs}: ${(e as NodeJS.ErrnoException).code ?? 'cannot be read'}`);
+  }
+  if (!isDir) throw new ConfigError('tftp', `${abs} is not a directory`);
+  return abs;
 }
 
 /** A switch's value in `--net-option`: bare, or one of these words. */

@@ -26,6 +26,10 @@
 import type { DhcpLease } from '../dhcp/server.js';
 import type { DnsStaticRecord } from '../dns/records.js';
 import { NodeHost } from '../host/node-host.js';
+import { duplexPair, resetError } from '../host/node-services.js';
+import { HOST_LOOPBACK } from '../nat/policy.js';
+import type { Ipv4Addr } from '../util/bytes.js';
+import type { Duplex } from 'node:stream';
 import type { ListenerPool } from '../host/node-listeners.js';
 import type { FlowLimits } from '../nat/flow-table.js';
 import type { ForwardRefusals } from '../nat/forward-refusals.js';
@@ -76,6 +80,8 @@ export class LiveNetwork implements SessionNetwork {
   #lastError: unknown;
   #batching = false;
   #closed = false;
+  /** The last source port `connect` used (the gateway's, as the guest sees it). */
+  #connectPort = 49151;
 
   constructor(o: LiveNetworkOptions) {
     // Host events enter the stack, then the timer is re-armed.
@@ -94,6 +100,9 @@ export class LiveNetwork implements SessionNetwork {
       tcpAccepted: (listener, conn, client) => { if (!this.#closed) { this.network.stack.tcpAccepted(listener, conn, client); this.poke(); } },
       udpBound: (socket, local) => { if (!this.#closed) { this.network.stack.udpBound(socket, local); this.poke(); } },
       udpReceivedFrom: (socket, from, data) => { if (!this.#closed) { this.network.stack.udpReceivedFrom(socket, from, data); this.poke(); } },
+      fileOpened: (file, size) => { if (!this.#closed) { this.network.stack.fileOpened(file, size); this.poke(); } },
+      fileData: (file, offset, data) => { if (!this.#closed) { this.network.stack.fileData(file, offset, data); this.poke(); } },
+      fileError: (file, code) => { if (!this.#closed) { this.network.stack.fileError(file, code); this.poke(); } },
     };
     const rec = (this.#rec = o.recorder);
     const observer = both(o.observer, rec?.observer);
@@ -212,6 +221,29 @@ export class LiveNetwork implements SessionNetwork {
     const id = this.network.openForward(rule, refusals);
     this.poke();
     return id;
+  }
+
+  /**
+   * A TCP connection from this program into a guest's server at `guest`:`port`, with no host
+   * port in between: the returned stream is the program's end. The guest sees it come from the
+   * gateway address. The stream is reset (its 'error' has code ECONNREFUSED or ECONNRESET)
+   * when the guest refuses or never answers, or when the flow table has no room. Not recorded
+   * by `recorder` (a recording with such a connection does not replay).
+   */
+  connect(guest: Ipv4Addr, port: number): Duplex {
+    const [flowSide, programSide] = duplexPair();
+    if (!this.#closed) {
+      for (let tries = 0; tries < 16; tries++) {
+        this.#connectPort = this.#connectPort >= 65535 ? 49152 : this.#connectPort + 1;
+        const flow = this.network.stack.forwardTcp({ addr: HOST_LOOPBACK, port: this.#connectPort }, { addr: guest, port });
+        if (flow === undefined) continue;
+        this.host.tcp.attachStream(flow, flowSide, false);
+        this.poke();
+        return programSide;
+      }
+    }
+    queueMicrotask(() => programSide.destroy(resetError('ECONNREFUSED')));
+    return programSide;
   }
 
   /** Releases a forward's socket (a borrowed one goes back to its pool). */

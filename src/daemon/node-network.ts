@@ -24,6 +24,10 @@ import { systemClock, systemRandom, type Clock, type Random } from '../util/cloc
 import type { Counters } from '../util/drops.js';
 import type { Network, NetworkPort, PortSink } from '../network/network.js';
 import { LiveNetwork } from './live-network.js';
+import type { GuestForwardHandler } from '../host/node-services.js';
+import { guestForwardAt, parseGuestForwardServer, type GuestForward } from '../nat/guest-forwards.js';
+import { parseIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
+import type { Duplex } from 'node:stream';
 
 /** The network's options: QEMU's `-netdev user` keys (as `NetworkOptions`), its DNS and its flow limits. */
 export interface NodeNetworkOptions extends NetworkOptions {
@@ -40,6 +44,12 @@ export interface NodeNetworkOptions extends NetworkOptions {
   readonly resolvConf?: string;
   /** Names the DNS server answers itself, `NAME=ADDR` as `--dns-record` takes them. */
   readonly dnsRecords?: readonly string[];
+  /**
+   * Virtual TCP servers this program serves (guest forwards with a JavaScript target):
+   * `server` is `ADDR:PORT` inside the network and outside the DHCP pool; `handler` is called
+   * with a duplex stream per guest connection (ending it sends FIN, destroying it resets).
+   */
+  readonly guestfwdHandlers?: readonly { readonly server: string; readonly handler: GuestForwardHandler }[];
 }
 
 /** How the network reaches its first guest, and (for tests and replay) its time and randomness. */
@@ -83,6 +93,13 @@ export interface NodeNetwork {
   readonly network: Network;
   /** True once `close()` ran. */
   readonly closed: boolean;
+  /**
+   * A TCP connection into a guest's server (`guest` an IPv4 address, text or uint32), with no
+   * host port: the stream is the program's end; the guest sees the gateway address connect.
+   * Refused or unanswered, the stream errors with ECONNREFUSED or ECONNRESET. Throws a
+   * RangeError for an address or port that is not one (a programming error, not the guest's).
+   */
+  connect(guest: string | Ipv4Addr, port: number): Duplex;
   /** Ends every flow, releases every host socket and stops the timer. Idempotent. */
   close(): void;
 }
@@ -108,7 +125,14 @@ function dnsOf(o: NodeNetworkOptions): { upstreams: Endpoint[]; records: DnsStat
  * option) for invalid options; everything after that is counted, never thrown.
  */
 export function createNodeNetwork(options: NodeNetworkOptions, io: NodeNetworkIo = {}): NodeNetwork {
-  const config = resolveStackConfig(options);
+  const base = resolveStackConfig(options);
+  const handlers = (options.guestfwdHandlers ?? []).map((h, i): GuestForward => {
+    const text = `handler at ${h.server}`;
+    const server = parseGuestForwardServer(h.server, base, text);
+    if (guestForwardAt(base.guestForwards, server.addr, server.port) !== undefined) throw new ConfigError('guestfwd', `'${text}': ${h.server} has a rule already`);
+    return { server, target: { kind: 'service', service: `handler:${i}` }, text };
+  });
+  const config: StackConfig = { ...base, guestForwards: [...(base.guestForwards ?? []), ...handlers] };
   const dns = dnsOf(options);
   const live = new LiveNetwork({
     name: options.name ?? 'default',
@@ -119,6 +143,7 @@ export function createNodeNetwork(options: NodeNetworkOptions, io: NodeNetworkIo
     dnsRecords: dns.records,
     ...(options.flowLimits !== undefined && { flowLimits: options.flowLimits }),
   });
+  (options.guestfwdHandlers ?? []).forEach((h, i) => { live.host.services.handle(`handler:${i}`, h.handler); });
   const emit = io.emit;
   const first = emit === undefined ? undefined : live.attach({ send: (frame) => { emit(frame); } });
   const stack = live.network.stack;
@@ -136,6 +161,11 @@ export function createNodeNetwork(options: NodeNetworkOptions, io: NodeNetworkIo
     stats: stack.stats,
     stack,
     network: live.network,
+    connect(guest, port) {
+      const addr = typeof guest === 'number' ? guest : parseIpv4Addr(guest);
+      if (addr === undefined || !Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`connect: '${String(guest)}:${port}' is not an IPv4 address and port`);
+      return live.connect(addr, port);
+    },
     get closed() {
       return live.closed;
     },

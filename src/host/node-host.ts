@@ -1,6 +1,8 @@
 /**
  * The Node implementation of `Host`: UDP flows on node:dgram (`node-udp.ts`), TCP flows on
- * node:net (`node-tcp.ts`), listening and bound sockets (`node-listeners.ts`). One per
+ * node:net (`node-tcp.ts`), listening and bound sockets (`node-listeners.ts`), file reads for
+ * the TFTP server (`node-files.ts`), guest forwards' services: commands and a program's
+ * handlers (`node-services.ts`). One per
  * network; `closeAll()` releases every socket when the network closes. Events go to the
  * `HostEvents` given at construction (the stack, wrapped by the network's shell so its timer
  * is re-armed after each event).
@@ -14,6 +16,8 @@
  */
 import type { Endpoint, FlowId } from '../net/addr.js';
 import type { AcceptId, Host, HostEvents } from '../net/seams.js';
+import { NodeFiles } from './node-files.js';
+import { NodeServices } from './node-services.js';
 import { BoundListener, endpointOf, type ListenerHolder, type ListenerPool } from './node-listeners.js';
 import { NodeTcp, type NodeTcpOptions } from './node-tcp.js';
 import { NodeUdp } from './node-udp.js';
@@ -31,6 +35,9 @@ interface Listening {
 export class NodeHost implements Host {
   readonly udp: NodeUdp;
   readonly tcp: NodeTcp;
+  readonly files: NodeFiles;
+  /** Guest forwards' host services: commands, and the handlers a program registers (`services.handle`). */
+  readonly services = new NodeServices();
   /** Datagrams dropped before their socket connected (its small queue was full), or sent on an unknown socket. */
   udpDropped = 0;
   /** Accepted connections the stack left unanswered during tcpAccepted (reset). */
@@ -46,6 +53,7 @@ export class NodeHost implements Host {
     this.#events = events;
     this.udp = new NodeUdp(events);
     this.tcp = new NodeTcp(events, tcpOptions);
+    this.files = new NodeFiles(events);
   }
 
   /** Later tcpListen/udpBind calls take a matching free listener of `pool` before binding their own. */
@@ -63,6 +71,15 @@ export class NodeHost implements Host {
 
   tcpConnect(flow: FlowId, to: Endpoint, local?: Endpoint): void {
     this.tcp.connect(flow, to, local);
+  }
+
+  tcpConnectService(flow: FlowId, service: string): void {
+    const stream = this.services.open(service);
+    if (typeof stream === 'string') {
+      queueMicrotask(() => this.#events.tcpError(flow, stream));
+      return;
+    }
+    this.tcp.attachStream(flow, stream);
   }
 
   tcpWrite(flow: FlowId, data: Uint8Array): number {
@@ -114,7 +131,16 @@ export class NodeHost implements Host {
     });
   }
 
+  fileOpen(file: FlowId, root: string, path: string): void {
+    this.files.openFile(file, root, path);
+  }
+
+  fileRead(file: FlowId, offset: number, length: number): void {
+    this.files.read(file, offset, length);
+  }
+
   close(flow: FlowId): void {
+    if (this.files.close(flow)) return;
     if (this.udp.close(flow)) return;
     if (this.#release(flow)) return;
     this.tcp.close(flow);
@@ -130,6 +156,7 @@ export class NodeHost implements Host {
     for (const id of [...this.#listening.keys()]) this.#release(id);
     this.udp.closeAll();
     this.tcp.closeAll();
+    this.files.closeAll();
   }
 
   #open(protocol: 'tcp' | 'udp', id: FlowId, local: Endpoint): void {

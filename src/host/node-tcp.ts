@@ -22,11 +22,15 @@
  *   their chunks are copied the same way.
  * - `pause()` stops reading when the guest's window and our queue are full; a read already
  *   in flight may still arrive once (Node delivers it after pause).
+ * - A host service's stream (`attachStream`: a command's stdio, a program's handler, see
+ *   `node-services.ts`) stands where a socket would: the same writes, half-close, pause and
+ *   events; it is "connected" in the next microtask, and a reset destroys it.
  * - Errors are reported once with the Node code (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
  *   EACCES, ETIMEDOUT, ECONNRESET, EPIPE, …); the socket is forgotten then. After `close()`
  *   or `reset()`, a flow produces no more events.
  */
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { formatIpAddr } from '../net/addr.js';
 import type { Endpoint, FlowId } from '../net/addr.js';
 import { endpointOf } from './node-listeners.js';
@@ -45,11 +49,11 @@ const READ_BUFFER_BYTES = 64 * 1024;
 export class NodeTcp {
   /** Every connected socket reads here; `tcpData` consumes the bytes before the next read. */
   readonly #readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-  readonly #sockets = new Map<FlowId, net.Socket>();
+  readonly #sockets = new Map<FlowId, net.Socket | Duplex>();
   readonly #events: NodeTcpEvents;
   readonly #keepAliveMs: number;
   /** Sockets corked in this event-loop turn. */
-  readonly #corked = new Set<net.Socket>();
+  readonly #corked = new Set<net.Socket | Duplex>();
   #uncorkScheduled = false;
 
   constructor(events: NodeTcpEvents, options: NodeTcpOptions = {}) {
@@ -94,7 +98,23 @@ export class NodeTcp {
     this.#attach(flow, socket);
   }
 
-  #attach(flow: FlowId, socket: net.Socket): void {
+  /**
+   * A host service's stream as the flow's socket (Host.tcpConnectService): tcpConnected follows
+   * in a microtask unless `connected` is false (a stream into a guest, `LiveNetwork.connect`,
+   * whose flow the engine resumes once the guest's handshake completes: it starts paused).
+   */
+  attachStream(flow: FlowId, stream: Duplex, connected = true): void {
+    this.#attach(flow, stream);
+    if (!connected) {
+      stream.pause();
+      return;
+    }
+    queueMicrotask(() => {
+      if (this.#sockets.get(flow) === stream) this.#events.tcpConnected(flow);
+    });
+  }
+
+  #attach(flow: FlowId, socket: net.Socket | Duplex): void {
     this.#sockets.set(flow, socket);
     const mine = (): boolean => this.#sockets.get(flow) === socket;
     socket.on('data', (chunk: Buffer) => {
@@ -162,7 +182,7 @@ export class NodeTcp {
     const socket = this.#sockets.get(flow);
     if (socket === undefined) return;
     this.#sockets.delete(flow);
-    if (socket.connecting || socket.destroyed) socket.destroy();
+    if (!(socket instanceof net.Socket) || socket.connecting || socket.destroyed) socket.destroy();
     else socket.resetAndDestroy();
   }
 
@@ -171,7 +191,13 @@ export class NodeTcp {
     const socket = this.#sockets.get(flow);
     if (socket === undefined) return;
     this.#sockets.delete(flow);
-    socket.destroySoon();
+    if (socket instanceof net.Socket) socket.destroySoon();
+    else {
+      // A stream: end our side, and release it once what was written is flushed.
+      if (!socket.writableEnded) socket.end();
+      if (socket.writableFinished) socket.destroy();
+      else socket.once('finish', () => socket.destroy());
+    }
   }
 
   /** Whether a flow has a socket here. */

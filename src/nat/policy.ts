@@ -12,6 +12,10 @@
  *   `--egress-allow`/`--egress-deny` rules, and the public default) refuses where it goes —
  *   judged after the rewrite, so the gateway's loopback is judged as 127.0.0.1.
  *
+ * - A guest forward (`guest-forwards.ts`, `--guestfwd`) sends TCP to its server address and
+ *   port to its target instead (`routeGuestForward`, asked first by the TCP engine): a host
+ *   endpoint judged by the egress policy, or a host service; `--restrict` does not refuse it.
+ *
  * The DNS address is not NAT for UDP (the stack hands it to the DNS forwarder); TCP to its
  * port 53 goes to the first upstream resolver (`dnsUpstream`).
  */
@@ -19,6 +23,7 @@ import type { Endpoint, Ipv4Endpoint } from '../net/addr.js';
 import type { Ipv4Addr } from '../util/bytes.js';
 import type { Drop } from '../util/drops.js';
 import type { EgressPolicy } from './egress.js';
+import { guestForwardAt, type GuestForward } from './guest-forwards.js';
 
 /** What the rules need of the network's configuration (a `StackConfig` has these fields and more). */
 export interface NatPolicyOptions {
@@ -35,6 +40,8 @@ export interface NatPolicyOptions {
   readonly disableHostLoopback: boolean;
   /** The network's egress policy; absent: every destination the rules above let through. */
   readonly egress?: EgressPolicy | undefined;
+  /** `--guestfwd` rules (and a program's handlers): virtual servers whose TCP the host serves. */
+  readonly guestForwards?: readonly GuestForward[] | undefined;
 }
 
 /** Where a flow goes: a host endpoint, or a refusal with the counter to bump. */
@@ -57,6 +64,16 @@ export function routeOutbound(config: NatPolicyOptions, remote: Ipv4Endpoint, dn
   if (a >= 0xe0000000) return { refused: 'nat.multicast-destination' };
   if (((a & config.netmask) >>> 0) === config.net) return { refused: 'nat.inside-network' };
   return egressChecked(config, remote);
+}
+
+/**
+ * Where TCP to `remote` goes when a guest forward serves it: its host endpoint (judged by the
+ * egress policy) or its host service; undefined when no rule serves `remote`.
+ */
+export function routeGuestForward(config: NatPolicyOptions, remote: Ipv4Endpoint): Route | { readonly service: string } | undefined {
+  const rule = guestForwardAt(config.guestForwards, remote.addr, remote.port);
+  if (rule === undefined) return undefined;
+  return rule.target.kind === 'host' ? egressChecked(config, rule.target.to) : { service: rule.target.service };
 }
 
 function egressChecked(config: NatPolicyOptions, to: Endpoint): Route {

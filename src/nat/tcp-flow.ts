@@ -51,7 +51,7 @@ import type { Random } from '../util/clock.js';
 import { Counters } from '../util/drops.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
 import { DEFAULT_NAT, type NatBehaviour } from './behaviour.js';
-import { forwardedRemote, routeOutbound } from './policy.js';
+import { forwardedRemote, routeGuestForward, routeOutbound } from './policy.js';
 import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
 import { seqAdd } from '../util/seq.js';
 
@@ -137,11 +137,13 @@ export class TcpEngine {
       this.counters.count('tcp.no-flow');
       return this.#resetFor(p, t);
     }
-    const route = routeOutbound(this.#toGuest.config, { addr: p.dst, port: t.dstPort }, this.#toGuest.dnsTcpUpstream());
+    const server = { addr: p.dst, port: t.dstPort };
+    const route = routeGuestForward(this.#toGuest.config, server) ?? routeOutbound(this.#toGuest.config, server, this.#toGuest.dnsTcpUpstream());
     if ('refused' in route) {
       this.counters.count(route.refused);
       return this.#resetFor(p, t);
     }
+    if ('service' in route) return this.#toService(p, t, route.service, nowMs);
     if (!this.#makeRoom(p.src)) return this.#resetFor(p, t);
     const c = this.#newConn('guest', { addr: p.src, port: t.srcPort }, { addr: p.dst, port: t.dstPort }, route.to, nowMs);
     if (!this.#table.add(c)) {
@@ -156,6 +158,30 @@ export class TcpEngine {
     const asked = shared?.port ?? (this.#nat.portPreservation ? c.guest.port : 0);
     this.#local.set(c.id, { key, asked, counted: false });
     this.#connect(c.id, route.to, asked);
+  }
+
+  /**
+   * A guest SYN to a guest forward served by a host service (a command, a program's handler):
+   * the flow's host side is `Host.tcpConnectService`, answered like a connect. The flow lists
+   * the server as its host endpoint; no host port is taken or shared.
+   */
+  #toService(p: Ipv4, t: Tcp, service: string, nowMs: number): void {
+    if (this.#host.tcpConnectService === undefined) {
+      this.counters.count('nat.no-service-host');
+      return this.#resetFor(p, t);
+    }
+    if (!this.#makeRoom(p.src)) return this.#resetFor(p, t);
+    const server = { addr: p.dst, port: t.dstPort };
+    const c = this.#newConn('guest', { addr: p.src, port: t.srcPort }, server, server, nowMs);
+    if (!this.#table.add(c)) {
+      this.counters.count('tcp.flow-add-failed');
+      return this.#resetFor(p, t);
+    }
+    c.acceptSyn(t, nowMs);
+    this.#touched.add(c);
+    this.stats.count('tcp.flow-opened');
+    this.#local.set(c.id, { key: undefined, asked: 0, counted: false });
+    this.#host.tcpConnectService(c.id, service);
   }
 
   /**

@@ -22,14 +22,15 @@ export type HostObserver = (kind: 'call' | 'event', name: string, args: readonly
 
 /** Every method of `Host`: the compiler checks the list is exactly the interface's. */
 export const HOST_CALLS = {
-  udpOpen: true, udpSend: true, tcpConnect: true, tcpWrite: true, tcpEnd: true, tcpPause: true, tcpReset: true,
-  tcpListen: true, tcpAdopt: true, tcpRefuse: true, udpBind: true, udpSendTo: true, close: true,
+  udpOpen: true, udpSend: true, tcpConnect: true, tcpConnectService: true, tcpWrite: true, tcpEnd: true, tcpPause: true, tcpReset: true,
+  tcpListen: true, tcpAdopt: true, tcpRefuse: true, udpBind: true, udpSendTo: true, fileOpen: true, fileRead: true, close: true,
 } as const satisfies Record<keyof Host, true>;
 
 /** Every method of `HostEvents`: the compiler checks the list is exactly the interface's. */
 export const HOST_EVENTS = {
   udpReceived: true, udpError: true, tcpConnected: true, tcpData: true, tcpEnd: true, tcpDrained: true, tcpError: true,
   tcpClosed: true, tcpListening: true, tcpListenError: true, tcpAccepted: true, udpBound: true, udpReceivedFrom: true,
+  fileOpened: true, fileData: true, fileError: true,
 } as const satisfies Record<keyof HostEvents, true>;
 
 /** Receives a Host call's result after the call returned (undefined for the calls that return nothing). */
@@ -38,7 +39,8 @@ export type HostResultObserver = (name: string, result: unknown) => void;
 function wrap<T extends object>(target: T, names: readonly (keyof T & string)[], kind: 'call' | 'event', observer: HostObserver, onResult?: HostResultObserver): T {
   const out: Record<string, (...args: unknown[]) => unknown> = {};
   for (const name of names) {
-    const method = target[name] as (...args: unknown[]) => unknown;
+    const method = target[name] as ((...args: unknown[]) => unknown) | undefined;
+    if (method === undefined) continue; // an optional method the target lacks (Host's file calls)
     out[name] =
       onResult === undefined
         ? (...args: unknown[]): unknown => {

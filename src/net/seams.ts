@@ -118,6 +118,15 @@ export interface Host {
    */
   tcpConnect(flow: FlowId, to: Endpoint, local?: Endpoint): void;
   /**
+   * Like tcpConnect, but the flow's host side is a service of the host instead of a socket
+   * (a guest forward's target, `src/nat/guest-forwards.ts`): `cmd:COMMAND` runs COMMAND with
+   * /bin/sh -c, its stdin and stdout the connection; another name is a handler the host was
+   * given. tcpConnected (without a local endpoint) or tcpError follows (ENOENT: no such
+   * service); then the flow goes on as a connected socket's. Optional: a host without it
+   * serves no services (the guest's SYN is reset).
+   */
+  tcpConnectService?(flow: FlowId, service: string): void;
+  /**
    * Writes to the flow's socket. Returns the number of bytes the socket now buffers beyond
    * what the kernel took (Node's writableLength); the stack shrinks the guest's window by it
    * and waits for tcpDrained when it passes its limit.
@@ -139,7 +148,17 @@ export interface Host {
   udpBind(socket: FlowId, local: Endpoint): void;
   /** Sends one datagram from the bound socket to `to`. */
   udpSendTo(socket: FlowId, to: Endpoint, data: Uint8Array): void;
-  /** Releases whatever the id holds: a flow's socket (closed gracefully when TCP), a listener, a bound socket. */
+  /**
+   * Opens `path` under the directory `root` for reading. `path` is relative and has no `.` or
+   * `..` component (the caller checked it, `src/tftp/path.ts`); the host still refuses, with
+   * EACCES, a file whose real path (symbolic links resolved, after opening) is outside `root`'s,
+   * and anything but a regular file (EISDIR for a directory, EACCES otherwise). fileOpened or
+   * fileError follows.
+   */
+  fileOpen?(file: FlowId, root: string, path: string): void;
+  /** Reads up to `length` bytes at `offset` of an open file; fileData (fewer bytes at the end, none past it) or fileError follows. */
+  fileRead?(file: FlowId, offset: number, length: number): void;
+  /** Releases whatever the id holds: a flow's socket (closed gracefully when TCP), a listener, a bound socket, an open file. */
   close(flow: FlowId): void;
 }
 
@@ -177,4 +196,14 @@ export interface HostEvents {
   udpBound(socket: FlowId, local: Endpoint): void;
   /** A datagram on a bound socket, from `from`; `data` is the receiver's to keep. */
   udpReceivedFrom(socket: FlowId, from: Endpoint, data: Uint8Array): void;
+  /**
+   * The file of fileOpen is open; `size` in bytes when it was opened. The file events are
+   * optional, as the file calls are (events written before them still type-check); the stack
+   * has them, and a host with file calls needs them to reach it.
+   */
+  fileOpened?(file: FlowId, size: number): void;
+  /** Bytes of fileRead, from `offset`; the receiver's to keep. Fewer than asked (none) at the end of the file. */
+  fileData?(file: FlowId, offset: number, data: Uint8Array): void;
+  /** Opening or reading failed (ENOENT, EACCES, EISDIR, EIO, …); the file is closed. */
+  fileError?(file: FlowId, code: string): void;
 }

@@ -9,6 +9,7 @@
 import type { ClasslessRoute } from '../dhcp/options.js';
 import { DEFAULT_LEASES_PER_PORT, type DhcpServerOptions } from '../dhcp/server.js';
 import { EgressPolicy, parseEgressRule, type EgressRule } from '../nat/egress.js';
+import { parseGuestForwards } from '../nat/guest-forwards.js';
 import { resolveLinkImpairment, type LinkImpairment } from '../impair/spec.js';
 import { resolveNatBehaviour, type NatBehaviour, type NatOptions } from '../nat/behaviour.js';
 import type { NatPolicyOptions } from '../nat/policy.js';
@@ -36,6 +37,8 @@ export interface StackConfig extends DhcpServerOptions, NatPolicyOptions {
   readonly nat: NatBehaviour;
   /** The local address host sockets bind to (`--outbound`); undefined: any. */
   readonly outbound?: Ipv4Addr | undefined;
+  /** `--tftp DIR`: the directory the gateway's TFTP server serves, read-only (`src/tftp/`); undefined: no TFTP server. */
+  readonly tftpRoot?: string | undefined;
 }
 
 /** User-facing options, as text, named after QEMU's `-netdev user` keys (the NAT's by their long option names). */
@@ -70,6 +73,10 @@ export interface NetworkOptions extends NatOptions {
   natPmp?: string | boolean | undefined;
   /** `--outbound ADDR`: an IPv4 address of this host. */
   outbound?: string | undefined;
+  /** `--tftp DIR` (QEMU's `tftp=`): the directory served by TFTP, as given (the shell makes it absolute and checks it exists). */
+  tftp?: string | undefined;
+  /** `--guestfwd` rules, QEMU's syntax (`src/nat/guest-forwards.ts`). */
+  guestfwd?: readonly string[] | undefined;
 }
 
 /** QEMU's pool size, the default. */
@@ -124,6 +131,12 @@ function route(text: string, net: Ipv4Addr, mask: number): StaticRoute {
   return { dest, prefixLen, gateway };
 }
 
+/** A directory path for `--tftp`: not empty, no NUL byte (what the filesystem would refuse later, refused at start). */
+function tftpRoot(text: string): string {
+  if (text === '' || text.includes('\0')) throw new ConfigError('tftp', `'${text}' is not a directory path`);
+  return text;
+}
+
 /** Validates user options against each other and fills in QEMU's defaults. */
 export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
   const netText = o.net ?? '10.0.2.0/24';
@@ -153,6 +166,18 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
   for (const [name, a] of [['host', host], ['dns', dns]] as const)
     if (a >= dhcpStart && a < dhcpStart + dhcpPoolSize)
       throw new ConfigError('dhcpstart', `the pool ${formatIpv4Addr(dhcpStart)}+${dhcpPoolSize} contains the ${name} address ${formatIpv4Addr(a)}`);
+  const egress = new EgressPolicy(
+    (o.egress ?? []).map(([action, text]): EgressRule => {
+      const r = parseEgressRule(action, text);
+      if (typeof r === 'string') throw new ConfigError(`egress-${action}`, r);
+      return r;
+    }),
+  );
+  const guestForwards = parseGuestForwards(o.guestfwd ?? [], { net, netmask, dhcpStart, dhcpPoolSize });
+  for (const f of guestForwards) {
+    const refused = f.target.kind === 'host' ? egress.check(f.target.to) : undefined;
+    if (refused !== undefined) throw new ConfigError('guestfwd', `'${f.text}': the egress policy refuses its target (${refused})`);
+  }
   return {
     net,
     prefixLen,
@@ -172,13 +197,8 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     routes: (o.route ?? []).map((r) => route(r, net, netmask)),
     restrict: o.restrict ?? false,
     disableHostLoopback: o.disableHostLoopback ?? false,
-    egress: new EgressPolicy(
-      (o.egress ?? []).map(([action, text]): EgressRule => {
-        const r = parseEgressRule(action, text);
-        if (typeof r === 'string') throw new ConfigError(`egress-${action}`, r);
-        return r;
-      }),
-    ),
+    egress,
+    guestForwards,
     impairment: resolveLinkImpairment({
       'link-delay': o.linkDelay,
       'link-loss': o.linkLoss,
@@ -189,6 +209,7 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     natPmp: onOff('nat-pmp', o.natPmp ?? false),
     nat: resolveNatBehaviour(o),
     outbound: o.outbound === undefined ? undefined : addr('outbound', o.outbound),
+    tftpRoot: o.tftp === undefined ? undefined : tftpRoot(o.tftp),
     gatewayMac: new Uint8Array([...GATEWAY_MAC_PREFIX, (host >>> 24) & 0xff, (host >>> 16) & 0xff, (host >>> 8) & 0xff, host & 0xff]),
   };
 }

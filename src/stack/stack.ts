@@ -51,6 +51,13 @@
  *   5351 goes to the mapping server, whose mappings are forwards opened the same way; their
  *   host answers (`tcpListening`, `udpBound`, errors) reach it too, and their expiry is one of
  *   the stack's deadlines. Without the option that port is NAT to the host like any other.
+ * - Guest forwards (`config.guestForwards`, `--guestfwd`, `src/nat/guest-forwards.ts`): each
+ *   server address answers ARP and ping like the gateway; TCP to its port goes through the TCP
+ *   engine to the rule's target (a host socket, or a host service: a command, a handler).
+ * - TFTP (`config.tftpRoot`, `src/tftp/server.ts`): UDP to the gateway's port 69, and to the
+ *   port of each live transfer, goes to the read-only TFTP server, whose files are read through
+ *   the host seam (`fileOpen`/`fileRead`, answered by `fileOpened`/`fileData`/`fileError`).
+ *   Without the option port 69 is NAT to the host like any other.
  *
  * What it does not do (yet), deliberately:
  * - ICMP echo to outside hosts is refused with ICMP destination unreachable, code 13
@@ -89,12 +96,14 @@ import { ipv4Of, type Endpoint, type FlowId } from '../net/addr.js';
 import type { AcceptId, Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
 import { ForwardPorts, forwardGuest, type ForwardInfo } from '../nat/forward-ports.js';
 import { ForwardRefusals } from '../nat/forward-refusals.js';
+import { guestForwardAt } from '../nat/guest-forwards.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import { FlowTable, type FlowInfo, type FlowLimits } from '../nat/flow-table.js';
 import { UdpNat, UNREACHABLE, type UdpMappingInfo } from '../nat/udp-flow.js';
 import { TcpEngine, type TcpEngineLimits } from '../nat/tcp-flow.js';
 import { PortMapper, type MappingInfo, type PortMappingEvent } from '../portmap/server.js';
 import { PORTMAP_PORT } from '../portmap/wire.js';
+import { TftpServer, type TftpStats } from '../tftp/server.js';
 import type { Clock, Random } from '../util/clock.js';
 import { Counters, isDrop } from '../util/drops.js';
 import type { StackConfig } from './config.js';
@@ -173,6 +182,8 @@ export class Stack implements ToGuest, HostEvents {
   readonly #forwards: ForwardPorts | undefined;
   /** `config.natPmp`: NAT-PMP and PCP on the gateway's port 5351 (src/portmap/server.ts). */
   readonly #portmap: PortMapper | undefined;
+  /** `config.tftpRoot`: the TFTP server on the gateway's port 69 (src/tftp/server.ts). */
+  readonly #tftp: TftpServer | undefined;
   readonly #broadcast: Ipv4Addr;
   #ipId: number;
   /** Where the next outgoing frame is carved from (see #frame). */
@@ -234,6 +245,22 @@ export class Stack implements ToGuest, HostEvents {
             },
             deps.clock.now(),
           );
+    this.#tftp =
+      config.tftpRoot === undefined || deps.host === undefined
+        ? undefined
+        : new TftpServer({
+            root: config.tftpRoot,
+            host: deps.host,
+            random: deps.random,
+            counters: this.counters,
+            allocateId: () => this.#flows.allocateId(),
+            mtu: config.mtu,
+            send: (to, fromPort, payload) => {
+              const out = { srcPort: fromPort, dstPort: to.port, payload };
+              const pseudo = pseudoSum(config.host, to.addr, IP_PROTO.UDP);
+              this.sendIpv4(config.host, to.addr, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at), true);
+            },
+          });
     this.#broadcast = (config.net | ~config.netmask) >>> 0;
     this.#ipId = deps.random.u32() & 0xffff;
   }
@@ -288,13 +315,15 @@ export class Stack implements ToGuest, HostEvents {
       this.#tcp?.advance(nowMs);
       this.#dns?.advance(nowMs);
       this.#portmap?.advance(nowMs);
+      this.#tftp?.advance(nowMs);
     });
   }
 
   /** When `advance` next has work, in clock milliseconds; undefined when idle. */
   nextDeadline(): number | undefined {
     const at = earliest(earliest(earliest(this.#reassembler.nextDeadline(), this.#udp?.nextDeadline()), this.#dns?.nextDeadline()), this.#tcp?.nextDeadline());
-    return this.#portmap === undefined ? at : earliest(at, this.#portmap.nextDeadline());
+    const withPortmap = this.#portmap === undefined ? at : earliest(at, this.#portmap.nextDeadline());
+    return this.#tftp === undefined ? withPortmap : earliest(withPortmap, this.#tftp.nextDeadline());
   }
 
   /**
@@ -314,11 +343,17 @@ export class Stack implements ToGuest, HostEvents {
   close(): void {
     this.#guard(() => {
       this.#portmap?.close();
+      this.#tftp?.closeAll();
       this.#forwards?.closeAll();
       this.#dns?.closeAll();
       this.#udp?.closeAll();
       this.#tcp?.closeAll();
     });
+  }
+
+  /** What the TFTP server did; undefined without `config.tftpRoot` (or a host). */
+  tftpStats(): Readonly<TftpStats> | undefined {
+    return this.#tftp?.stats;
   }
 
   /** The live flows of the NAT table. */
@@ -411,6 +446,18 @@ export class Stack implements ToGuest, HostEvents {
       if (this.#udp?.owns(socket) === true) this.#udp.hostDatagramFrom(socket, from, data, nowMs);
       else this.#forwards?.datagram(socket, from, data, nowMs);
     });
+  }
+
+  fileOpened(file: FlowId, size: number): void {
+    this.#guard((nowMs) => this.#tftp?.fileOpened(file, size, nowMs));
+  }
+
+  fileData(file: FlowId, offset: number, data: Uint8Array): void {
+    this.#guard((nowMs) => this.#tftp?.fileData(file, offset, data, nowMs));
+  }
+
+  fileError(file: FlowId, code: string): void {
+    this.#guard((nowMs) => this.#tftp?.fileError(file, code, nowMs));
   }
 
   // --- Port forwards (src/nat/forward-ports.ts).
@@ -523,7 +570,7 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   #isVirtual(a: Ipv4Addr): boolean {
-    return a === this.config.host || a === this.config.dns;
+    return a === this.config.host || a === this.config.dns || (this.config.guestForwards?.some((f) => f.server.addr === a) ?? false);
   }
 
   #inNet(a: Ipv4Addr): boolean {
@@ -653,6 +700,7 @@ export class Stack implements ToGuest, HostEvents {
     if (p.dst === this.config.dns && u.dstPort === DNS_PORT && this.#dns !== undefined) return this.#dns.query(p, u, nowMs);
     if (u.dstPort === PORTMAP_PORT && p.dst === this.config.host && this.#portmap !== undefined)
       return this.#portmap.request({ addr: p.src, port: u.srcPort }, u.payload, nowMs);
+    if (p.dst === this.config.host && this.#tftp?.owns(u.dstPort) === true) return this.#tftp.receive({ addr: p.src, port: u.srcPort }, u.dstPort, u.payload, nowMs);
     // The gateway address stands for the host: everything but DHCP goes through NAT to its loopback.
     if (p.dst === this.config.host && this.#udp !== undefined) {
       if (!this.#udp.input(p, u, nowMs)) this.#icmpError(p, ICMP_TYPE.DEST_UNREACHABLE, UNREACHABLE.ADMIN_PROHIBITED);
@@ -671,7 +719,7 @@ export class Stack implements ToGuest, HostEvents {
     const t = parseTcp(p.payload, pseudoSum(p.src, p.dst, IP_PROTO.TCP));
     if (isDrop(t)) return this.counters.count(t);
     // The gateway stands for the host; DNS over TCP goes to the upstream resolver (policy.ts).
-    if (this.#tcp !== undefined && (p.dst === this.config.host || (p.dst === this.config.dns && t.dstPort === DNS_PORT)))
+    if (this.#tcp !== undefined && (p.dst === this.config.host || (p.dst === this.config.dns && t.dstPort === DNS_PORT) || guestForwardAt(this.config.guestForwards, p.dst, t.dstPort) !== undefined))
       return this.#tcp.input(p, t, nowMs);
     this.counters.count('tcp.no-service');
     if ((t.flags & TCP_FLAG.RST) !== 0) return;

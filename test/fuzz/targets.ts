@@ -17,6 +17,7 @@ import { R } from '../../src/nic-e1000/regs.js';
 import { readCapture } from '../../src/pcap/reader.js';
 import { resolveStackConfig } from '../../src/stack/config.js';
 import { parseTcp } from '../../src/tcp/wire.js';
+import { parseTftp } from '../../src/tftp/wire.js';
 import { parseUdp } from '../../src/udp/wire.js';
 import { finish, sum16 } from '../../src/util/checksum.js';
 import { BROADCAST_MAC } from '../../src/util/bytes.js';
@@ -172,6 +173,18 @@ export function guestFrames(): Uint8Array[][] {
       ipv4Frame({ protocol: IP_PROTO.TCP, payload: tcpBytes({ srcPort: 40000, dstPort: 80, flags: 0x11, seq: 119, ack: 1 }, g, gw) }),
     ],
     [ethernetFrame(GATEWAY_MAC, 0x0800, ipv4Packet({ protocol: IP_PROTO.ICMP, src: ip('10.0.2.16'), payload: echo }), GUEST2_MAC), ethernetFrame(GUEST_MAC, 0x0806, new Uint8Array(28), GUEST2_MAC)],
+    [
+      // TFTP: a read request with every option, its OACK's ACK (to port 69: the transfer's port is random), an error.
+      ipv4Frame({ protocol: IP_PROTO.UDP, payload: udpBytes({ srcPort: 2000, dstPort: 69, payload: new TextEncoder().encode('\0\x01boot/pxe.0\0octet\0blksize\x001432\0tsize\x000\0windowsize\x004\0timeout\x002\0') }, g, gw) }),
+      ipv4Frame({ protocol: IP_PROTO.UDP, payload: udpBytes({ srcPort: 2000, dstPort: 69, payload: Uint8Array.of(0, 4, 0, 0) }, g, gw) }),
+      ipv4Frame({ protocol: IP_PROTO.UDP, payload: udpBytes({ srcPort: 2001, dstPort: 69, payload: new TextEncoder().encode('\0\x01../x\0netascii\0') }, g, gw) }),
+    ],
+    [
+      // A guest forward's virtual server (10.0.2.100:80, a command): ARP for it, a connection with data and FIN.
+      arpFrame({ targetIp: ip('10.0.2.100') }),
+      ipv4Frame({ protocol: IP_PROTO.TCP, dst: ip('10.0.2.100'), payload: tcpBytes({ srcPort: 40001, dstPort: 80, flags: 0x02, seq: 100 }, g, ip('10.0.2.100')) }),
+      ipv4Frame({ protocol: IP_PROTO.TCP, dst: ip('10.0.2.100'), payload: tcpBytes({ srcPort: 40001, dstPort: 80, flags: 0x19, seq: 101, ack: 1, payload: new TextEncoder().encode('hello') }, g, ip('10.0.2.100')) }),
+    ],
   ];
 }
 
@@ -186,7 +199,7 @@ export function networkTarget(): FuzzTarget {
   const fresh = (): void => {
     clock = new ManualClock(0);
     host = new FakeHost();
-    net = new Network('fuzz', resolveStackConfig({}), { clock, random: seededRandom(runs), host });
+    net = new Network('fuzz', resolveStackConfig({ tftp: '/fuzz', guestfwd: ['tcp:10.0.2.100:80-cmd:cat', 'tcp:10.0.2.100:81-127.0.0.1:1'] }), { clock, random: seededRandom(runs), host });
     ports = [net.attach({ send: () => undefined }), net.attach({ send: () => undefined })];
     handled = 0;
   };
@@ -212,6 +225,20 @@ export function networkTarget(): FuzzTarget {
         case 'tcpEnd':
           s.tcpClosed(id);
           break;
+        case 'tcpConnectService':
+          if (id % 5 === 0) s.tcpError(id, 'ENOENT');
+          else s.tcpConnected(id);
+          break;
+        case 'fileOpen':
+          if (id % 4 === 0) s.fileError(id, 'ENOENT');
+          else s.fileOpened(id, (id * 977) % 5000);
+          break;
+        case 'fileRead': {
+          const [, , offset, length] = calls[handled]! as [string, number, number, number];
+          if (id % 7 === 0) s.fileError(id, 'EIO');
+          else s.fileData(id, offset, new Uint8Array(Math.min(length, Math.max(0, (id * 977) % 5000 - offset))).fill(id & 0xff));
+          break;
+        }
       }
     }
   };
@@ -264,6 +291,7 @@ export function parsersTarget(): FuzzTarget {
         parseTcp(l4, 0);
         parseDhcp(l4.subarray(8));
         parseDnsHeader(l4.subarray(8));
+        parseTftp(l4.subarray(8));
         new StreamDeframer(() => undefined).push(f);
         readCapture(f);
       }

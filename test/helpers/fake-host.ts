@@ -22,6 +22,9 @@ export class FakeHost implements Host {
   tcpConnect(flow: FlowId, to: Endpoint, local?: Endpoint): void {
     this.calls.push(local === undefined ? ['tcpConnect', flow, to] : ['tcpConnect', flow, to, local]);
   }
+  tcpConnectService(flow: FlowId, service: string): void {
+    this.calls.push(['tcpConnectService', flow, service]);
+  }
   tcpWrite(flow: FlowId, data: Uint8Array): number {
     this.calls.push(['tcpWrite', flow, data.slice()]);
     return this.buffered;
@@ -49,6 +52,12 @@ export class FakeHost implements Host {
   }
   udpSendTo(socket: FlowId, to: Endpoint, data: Uint8Array): void {
     this.calls.push(['udpSendTo', socket, to, data.slice()]);
+  }
+  fileOpen(file: FlowId, root: string, path: string): void {
+    this.calls.push(['fileOpen', file, root, path]);
+  }
+  fileRead(file: FlowId, offset: number, length: number): void {
+    this.calls.push(['fileRead', file, offset, length]);
   }
   close(flow: FlowId): void {
     this.calls.push(['close', flow]);

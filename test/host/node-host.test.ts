@@ -38,6 +38,9 @@ function recorder(onAccepted?: (listener: FlowId, conn: AcceptId, client: Endpoi
     },
     udpBound: (s, local) => push(['udpBound', s, local]),
     udpReceivedFrom: (s, from, d) => push(['udpReceivedFrom', s, from, Buffer.from(d).toString()]),
+    fileOpened: (f, size) => push(['fileOpened', f, size]),
+    fileData: (f, offset, d) => push(['fileData', f, offset, Buffer.from(d).toString()]),
+    fileError: (f, code) => push(['fileError', f, code]),
   };
   /** Resolves with the first event named `name` (bounded: 5 s). */
   const until = (name: string): Promise<Ev> =>

@@ -33,6 +33,7 @@ function host() {
     tcpError: (f, code) => outcome.get(f)?.({ error: code }),
     tcpData: nothing, tcpEnd: nothing, tcpDrained: nothing, tcpClosed: nothing, udpReceived: nothing, udpError: nothing,
     tcpListening: nothing, tcpListenError: nothing, tcpAccepted: nothing, udpBound: nothing, udpReceivedFrom: nothing,
+    fileOpened: nothing, fileData: nothing, fileError: nothing,
   };
   const h = new NodeHost(ev);
   cleanups.push(() => { h.closeAll(); });

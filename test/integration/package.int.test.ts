@@ -93,9 +93,11 @@ process.on('exit', () => { console.log('DELIVERED ' + JSON.stringify(delivered.m
 const CONSUMER = `
 import {
   createNodeNetwork, Stack, resolveStackConfig, ConfigError, NodeHost, ManualClock, seededRandom, formatIpv4Addr,
-  E1000, arrayGuestMemory, E1000_REGISTERS, pcap, links, Daemon,
+  E1000, arrayGuestMemory, E1000_REGISTERS, pcap, links, Daemon, duplexPair, parseGuestForwards,
   type Host, type HostEvents, type FlowId, type Endpoint, type NodeNetwork, type DaemonOptions, type StackConfig,
+  type GuestForwardHandler, type GuestForward,
 } from 'tslirp';
+import type { Duplex } from 'node:stream';
 import { replay, type ReplayReport } from 'tslirp/replay';
 
 const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, 'hex'));
@@ -105,6 +107,18 @@ net.receiveFrame(hex('${ARP_REQUEST_HEX}'));
 net.receiveFrame(hex('${DISCOVER_HEX}'));
 const leases = net.leases().map((l) => formatIpv4Addr(l.ip));
 net.close();
+
+// Guest forwards from a program: a handler per virtual server, a stream into a guest's server.
+const handler: GuestForwardHandler = (s: Duplex) => { s.end('hi'); };
+const fwdNet = createNodeNetwork({ dnsUpstreams: [], tftp: undefined, guestfwd: ['tcp:10.0.2.100:80-cmd:cat'], guestfwdHandlers: [{ server: '10.0.2.100:7', handler }] });
+const intoGuest: Duplex = fwdNet.connect('10.0.2.15', 22);
+const intoGuestError = new Promise<string>((resolve) => intoGuest.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? '')));
+const guestForwards: readonly GuestForward[] = fwdNet.config.guestForwards ?? [];
+fwdNet.close();
+const [pairA, pairB] = duplexPair();
+const pairText = new Promise<string>((resolve) => { let t = ''; pairB.on('data', (d: Buffer) => (t += d.toString())); pairB.on('end', () => resolve(t)); });
+pairA.end('through the pair');
+const parsedFwd = parseGuestForwards(['tcp:10.0.2.100:1-127.0.0.1:1'], { net: 0x0a000200, netmask: 0xffffff00, dhcpStart: 0x0a00020f, dhcpPoolSize: 16 });
 
 // A host of one's own, checked against the exported seam.
 class RefusingHost implements Host {
@@ -161,6 +175,10 @@ console.log('RESULT ' + JSON.stringify({
   daemonStart: typeof Daemon.start,
   daemonOptions: daemonOptions === undefined,
   replay: [replayed.exitCode, replayed.differences, replayed.frames > 0, notARecording.exitCode],
+  guestForwards: guestForwards.map((f) => f.target.kind),
+  intoGuestError: await intoGuestError,
+  pair: await pairText,
+  parsedFwd: parsedFwd.length,
 }));
 `;
 
@@ -230,6 +248,7 @@ describe.runIf(shouldRun('the packed-package consumer test', missing))('the pack
       leases: ['10.0.2.15'], closed: true, configError: 'mtu', stackNet: '192.168.7.0', nodeHost: 'function',
       exitsPerFrame: 0, pcapHeaderLength: 24, links: 'object', daemonStart: 'function', daemonOptions: true,
       replay: [0, 0, true, 2],
+      guestForwards: ['service', 'service'], intoGuestError: 'ECONNRESET', pair: 'through the pair', parsedFwd: 1,
     });
 
     // The README's examples: the guest's ARP request is answered (the first example goes through createNodeNetwork).
