@@ -154,7 +154,7 @@ console.log('RESULT ' + JSON.stringify({
   configError,
   stackNet: formatIpv4Addr(stack.config.net),
   nodeHost: typeof nodeHostType,
-  e1000Status: e1000.mmioRead(E1000_REGISTERS.STATUS),
+  e1000Status: e1000.mmioRead(E1000_REGISTERS.STATUS, 4),
   exitsPerFrame: e1000.exitsPerFrame,
   pcapHeaderLength: header.length,
   links: typeof links,

@@ -118,16 +118,16 @@ emulator.add_listener('emulator-loaded', () => {
       () => nic.ioRead(p, 2),
       () => nic.ioRead(p, 4));
     io.register_write(port, nic,
-      (v: number) => { nic.ioWrite(p, v, 1); rearm(); },
-      (v: number) => { nic.ioWrite(p, v, 2); rearm(); },
-      (v: number) => { nic.ioWrite(p, v, 4); rearm(); });
+      (v: number) => { nic.ioWrite(p, 1, v); rearm(); },
+      (v: number) => { nic.ioWrite(p, 2, v); rearm(); },
+      (v: number) => { nic.ioWrite(p, 4, v); rearm(); });
   }
   pci.register_device({ pci_id: PCI_ID, pci_space: Array.from(space.subarray(0, 64)), pci_bars: [{ size: 0x20000 }, { size: 0x40 }], name: 'e1000 (tslirp)' });
   io.mmap_register(BAR0, 0x20000,
     (addr: number) => nic.mmioRead(addr - BAR0, 1),
-    (addr: number, v: number) => { nic.mmioWrite(addr - BAR0, v, 1); rearm(); },
+    (addr: number, v: number) => { nic.mmioWrite(addr - BAR0, 1, v); rearm(); },
     (addr: number) => nic.mmioRead(addr - BAR0, 4),
-    (addr: number, v: number) => { nic.mmioWrite(addr - BAR0, v, 4); rearm(); deliver(); });
+    (addr: number, v: number) => { nic.mmioWrite(addr - BAR0, 4, v); rearm(); deliver(); });
   setInterval(() => {
     if (finished) return;
     const s = `exits mmio=${nic.exits.mmio} io=${nic.exits.io} tx=${nic.exits.txFrames} rx=${nic.exits.rxFrames} status=${nic.regs[R.STATUS >>> 2]!.toString(16)}`;
