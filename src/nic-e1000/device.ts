@@ -65,6 +65,8 @@ export interface ExitCounters {
   config: number;
   txFrames: number;
   rxFrames: number;
+  /** Interrupts: rising edges of INTA# (what the guest's handler runs for). */
+  irqs: number;
 }
 
 /** Interrupt mitigation state (QEMU's `mit_*`). */
@@ -131,7 +133,7 @@ export class E1000 {
   ioAddr = 0;
   /** Refused or odd guest actions, by reason. */
   readonly drops = new Counters();
-  readonly exits: ExitCounters = { mmio: 0, io: 0, config: 0, txFrames: 0, rxFrames: 0 };
+  readonly exits: ExitCounters = { mmio: 0, io: 0, config: 0, txFrames: 0, rxFrames: 0, irqs: 0 };
   readonly mac: Uint8Array;
   /** QEMU 7.2's quirks instead of the datasheet (E1000Options.qemuCompat). */
   readonly qemuCompat: boolean;
@@ -396,6 +398,7 @@ export class E1000 {
     const level = this.mitigation.irqLevel && (this.pci.command & COMMAND.INTX_DISABLE) === 0;
     if (level === this.#irqOut) return;
     this.#irqOut = level;
+    if (level) this.exits.irqs++;
     this.#deps.setIrq(level);
   }
 
