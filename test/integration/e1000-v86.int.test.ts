@@ -8,20 +8,19 @@
  * frames going to an in-process network (`createNodeNetwork`), once through a tslirp daemon's
  * WebSocket relay (`relay_url`).
  *
- * The guest's /init is replaced by a second initramfs appended to the built one (the kernel
- * unpacks concatenated archives in order, later files win). The kernel boots with `irqpoll`:
+ * The guest's /init is test/nic-e1000/v86-guest.ts's (lease, DNS, ping, download). The kernel boots with `irqpoll`:
  * v86 0.5.462 loses PCI interrupts under load (its own ne2k too, shared/reference/v86.md §4.7);
  * without it the download stalls with the model's INTA# high and the guest never entering its
  * handler again (src/v86/index.ts, "Interrupts").
  */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { downloadGuest, parseRun } from '../nic-e1000/v86-guest.js';
 import { CACHE_DIR, command, daemon as daemonReq, file, missingRequirements, Proc, shouldRun, tempDir } from '../helpers/guests.js';
 
 const GUEST = join(CACHE_DIR, 'e1000-v86-guest');
@@ -43,35 +42,6 @@ const enabled = shouldRun('e1000-v86.int.test.ts (Linux e1000 driver on the mode
 const LIMIT_S = 600;
 const SIZE = 10 * 1024 * 1024;
 
-const INIT = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-echo "TSLIRP-INIT up=$(cut -d' ' -f1 /proc/uptime)"
-while read -r m; do insmod "/lib/modules/$m" || echo "TSLIRP-INSMOD-FAILED $m"; done < /lib/modules/e1000.list
-i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done
-[ -e /sys/class/net/eth0 ] || { echo "TSLIRP-NO-ETH0"; echo "TSLIRP-DONE"; poweroff -f; }
-ip link set lo up; ip link set eth0 up
-cat > /udhcpc.sh <<'S'
-#!/bin/sh
-if [ "$1" = bound ]; then
-  echo "TSLIRP-LEASE ip=$ip subnet=$subnet router=$router dns=$dns"
-  ip addr add "$ip/$subnet" dev "$interface"; ip route add default via $router
-fi
-exit 0
-S
-chmod +x /udhcpc.sh
-if udhcpc -s /udhcpc.sh -i eth0 -f -q -n -t 5 -T 2; then echo "TSLIRP-DHCP-OK"; else echo "TSLIRP-DHCP-FAIL"; fi
-addr=$(nslookup host.tslirp.internal 10.0.2.3 | sed -n 's/^Address:[[:space:]]*\\([0-9.]*\\)$/\\1/p' | tail -1)
-echo "TSLIRP-DNS host.tslirp.internal=$addr"
-if ping -c 3 -W 3 10.0.2.2; then echo "TSLIRP-PING-GW-OK"; else echo "TSLIRP-PING-GW-FAIL"; fi
-t0=$(cut -d' ' -f1 /proc/uptime)
-sum=$(wget -q -O - "http://$addr:$tport/file" | sha256sum | cut -d' ' -f1)
-echo "TSLIRP-DL $sum $t0 $(cut -d' ' -f1 /proc/uptime)"
-echo "TSLIRP-DONE"
-poweroff -f
-`;
-
 describe.skipIf(!enabled)('Linux e1000 driver on the model in v86, through tslirp/v86', () => {
   let dir: string;
   let guest: string;
@@ -90,17 +60,7 @@ describe.skipIf(!enabled)('Linux e1000 driver on the model in v86, through tslir
     });
     await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
     webPort = (web.address() as net.AddressInfo).port;
-    // The guest: the built kernel, the built initramfs plus one holding the /init above.
-    guest = join(dir, 'guest');
-    const root = join(dir, 'root');
-    mkdirSync(guest);
-    mkdirSync(root);
-    writeFileSync(join(root, 'init'), INIT);
-    chmodSync(join(root, 'init'), 0o755);
-    const cpio = spawnSync('sh', ['-c', 'echo init | cpio -o -H newc 2>/dev/null | gzip -1'], { cwd: root, maxBuffer: 1 << 20 });
-    expect(cpio.status).toBe(0);
-    writeFileSync(join(guest, 'initrd.gz'), Buffer.concat([readFileSync(join(GUEST, 'initrd.gz')), cpio.stdout]));
-    writeFileSync(join(guest, 'bzImage'), readFileSync(join(GUEST, 'bzImage')));
+    guest = downloadGuest(GUEST, join(dir, 'guest'));
     d = await startDaemon(['--ws', '127.0.0.1:0']);
   }, 60_000);
 
@@ -134,12 +94,12 @@ describe.skipIf(!enabled)('Linux e1000 driver on the model in v86, through tslir
       expect(text, context).toContain('TSLIRP-DNS host.tslirp.internal=10.0.2.2');
       expect(text, context).toContain('TSLIRP-PING-GW-OK');
       expect([...text.matchAll(/\d+ bytes from 10\.0\.2\.2: seq=/g)].length, context).toBe(3);
-      const dl = /TSLIRP-DL (\S+) (\S+) (\S+)/.exec(text);
-      expect(dl?.[1], context).toBe(sha);
-      const exits = /model exits mmio=(\d+) io=(\d+) config=\d+ txFrames=(\d+) rxFrames=(\d+)/.exec(text);
-      expect(exits, context).not.toBeNull();
-      const seconds = Number(dl![3]) - Number(dl![2]);
-      console.log(`e1000-v86 ${mode}: 10 MB in ${seconds.toFixed(1)} s guest time (${((SIZE * 8) / seconds / 1e6).toFixed(1)} Mbit/s); ${exits![0]}; ${(Number(exits![1]) / (Number(exits![3]) + Number(exits![4]))).toFixed(2)} MMIO accesses per frame`);
+      const run = parseRun(text);
+      expect(run.sha, context).toBe(sha);
+      const e = run.exits!;
+      expect(e, context).toBeDefined();
+      const frames = e.txFrames + e.rxFrames;
+      console.log(`e1000-v86 ${mode}: 10 MB in ${run.seconds!.toFixed(1)} s guest time (${((SIZE * 8) / run.seconds! / 1e6).toFixed(1)} Mbit/s); ${frames} frames, ${(e.mmio / frames).toFixed(2)} MMIO accesses and ${(e.irqs / frames).toFixed(3)} interrupts per frame`);
       if (mode === 'relay') expect(d.alive(), d.dump()).toBe(true);
     }, (LIMIT_S + 30) * 1000);
   }

@@ -23,6 +23,10 @@ const { values } = parseArgs({
     bios: { type: 'string', default: '/usr/share/seabios/bios.bin' },
     vgabios: { type: 'string', default: '/usr/share/seabios/vgabios-stdvga.bin' },
     relay: { type: 'string' },
+    /** v86's own NIC (ne2k, virtio) on the relay instead of our e1000 (benchmarks compare them). */
+    nic: { type: 'string', default: 'e1000' },
+    /** The model without interrupt moderation (E1000Options.mitigation false). */
+    'no-mitigation': { type: 'boolean', default: false },
     append: { type: 'string', default: '' },
     timeout: { type: 'string', default: '150' },
   },
@@ -43,19 +47,22 @@ const emulator = new V86({
   vga_bios: file(values.vgabios),
   bzimage: file(join(values.guest, 'bzImage')),
   initrd: file(join(values.guest, 'initrd.gz')),
-  cmdline: `console=ttyS0 nic=e1000 tsc=reliable mitigations=off random.trust_cpu=on panic=-1 quiet ${values.append}`,
-  net_device: { type: 'none' },
+  cmdline: `console=ttyS0 nic=${values.nic} tsc=reliable mitigations=off random.trust_cpu=on panic=-1 quiet ${values.append}`,
+  net_device: values.nic === 'e1000' ? { type: 'none' } : { type: values.nic, relay_url: values.relay },
   autostart: true,
   disable_keyboard: true,
   disable_mouse: true,
   disable_speaker: true,
 } as unknown as ConstructorParameters<typeof V86>[0]); // net_device 'none': no NIC of v86's own (not in v86.d.ts)
 
+if (values.nic !== 'e1000' && values.relay === undefined) throw new Error('--nic ne2k|virtio needs --relay');
+(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket; // v86's own relay needs a global one
 // The in-process network answers DNS for host.tslirp.internal itself; no upstream is used.
 const network = values.relay === undefined ? createNodeNetwork({ dnsUpstreams: ['127.0.0.1:9'] }) : undefined;
-const nic = attachE1000(emulator, values.relay === undefined
-  ? { network: network! }
-  : { relay_url: values.relay, WebSocket });
+const mitigation = !values['no-mitigation'];
+const nic = values.nic !== 'e1000'
+  ? undefined
+  : attachE1000(emulator, values.relay === undefined ? { network: network!, mitigation } : { relay_url: values.relay, WebSocket, mitigation });
 
 const started = Date.now();
 let finished = false;
@@ -64,22 +71,22 @@ function finish(code: number, why: string): void {
   finished = true;
   console.log(`\ne1000-v86: ${why} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
   void emulator.stop().catch(() => undefined);
-  nic.close();
+  nic?.close();
   network?.close();
   setTimeout(() => process.exit(code), 100);
 }
 setTimeout(() => { finish(2, 'timeout'); }, Number(values.timeout) * 1000);
 process.on('SIGTERM', () => { finish(143, 'SIGTERM'); });
 process.on('exit', () => {
-  const d = nic.device;
-  if (d === undefined) return;
+  const d = nic?.device;
+  if (d === undefined || nic === undefined) return;
   console.log(`\ne1000-v86: model exits mmio=${d.exits.mmio} io=${d.exits.io} config=${d.exits.config} txFrames=${d.exits.txFrames} rxFrames=${d.exits.rxFrames} irqs=${d.exits.irqs} drops=${JSON.stringify(d.drops.snapshot())} addon=${JSON.stringify(nic.drops.snapshot())}`);
 });
 
 if (process.env['E1000_V86_DEBUG'] !== undefined) {
   setInterval(() => {
-    const d = nic.device;
-    if (d !== undefined) console.log(`\n[e1000-v86 ${((Date.now() - started) / 1000).toFixed(0)} s] mmio=${d.exits.mmio} tx=${d.exits.txFrames} rx=${d.exits.rxFrames} irqs=${d.exits.irqs} drops=${JSON.stringify(d.drops.snapshot())} addon=${JSON.stringify(nic.drops.snapshot())} icr=${d.regs[0xc0 >>> 2]!.toString(16)} ims=${d.regs[0xd0 >>> 2]!.toString(16)} line=${d.irqLevel} mit=${JSON.stringify(d.mitigation)} now=${d.nowNs} next=${d.nextDeadline()} clock=${performance.now()} rdh=${d.regs[0x2810 >>> 2]} rdt=${d.regs[0x2818 >>> 2]} tdh=${d.regs[0x3810 >>> 2]} tdt=${d.regs[0x3818 >>> 2]}`);
+    const d = nic?.device;
+    if (d !== undefined && nic !== undefined) console.log(`\n[e1000-v86 ${((Date.now() - started) / 1000).toFixed(0)} s] mmio=${d.exits.mmio} tx=${d.exits.txFrames} rx=${d.exits.rxFrames} irqs=${d.exits.irqs} drops=${JSON.stringify(d.drops.snapshot())} addon=${JSON.stringify(nic.drops.snapshot())} icr=${d.regs[0xc0 >>> 2]!.toString(16)} ims=${d.regs[0xd0 >>> 2]!.toString(16)} line=${d.irqLevel} mit=${JSON.stringify(d.mitigation)} now=${d.nowNs} next=${d.nextDeadline()} clock=${performance.now()} rdh=${d.regs[0x2810 >>> 2]} rdt=${d.regs[0x2818 >>> 2]} tdh=${d.regs[0x3810 >>> 2]} tdt=${d.regs[0x3818 >>> 2]}`);
   }, 5000).unref();
 }
 
