@@ -29,15 +29,15 @@ function setup(moderation: boolean): { d: E1000; mem: Uint8Array; clock: { t: nu
     setIrq: (l) => { irq.level = l; }, emit: () => { sent.n++; },
   }, { mitigation: moderation });
   d.configWrite(4, 2, 7);
-  d.mmioWrite(R.TDBAL, TX_RING); d.mmioWrite(R.TDLEN, RING * 16); d.mmioWrite(R.TCTL, 0x0103f0fa);
-  d.mmioWrite(R.RDBAL, RX_RING); d.mmioWrite(R.RDLEN, RING * 16);
+  d.mmioWrite(R.TDBAL, 4, TX_RING); d.mmioWrite(R.TDLEN, 4, RING * 16); d.mmioWrite(R.TCTL, 4, 0x0103f0fa);
+  d.mmioWrite(R.RDBAL, 4, RX_RING); d.mmioWrite(R.RDLEN, 4, RING * 16);
   const dv = new DataView(mem.buffer);
   for (let i = 0; i < RING; i++) dv.setUint32(RX_RING + 16 * i, BUF + 2048 * i, true);
-  d.mmioWrite(R.RCTL, 0x8002);
-  d.mmioWrite(R.RDT, RING - 1);
-  d.mmioWrite(R.ITR, moderation ? 195 : 0);
-  d.mmioWrite(R.IMS, 0x9d);
-  d.mmioRead(R.ICR);
+  d.mmioWrite(R.RCTL, 4, 0x8002);
+  d.mmioWrite(R.RDT, 4, RING - 1);
+  d.mmioWrite(R.ITR, 4, moderation ? 195 : 0);
+  d.mmioWrite(R.IMS, 4, 0x9d);
+  d.mmioRead(R.ICR, 4);
   d.exits.mmio = 0;
   return { d, mem, clock, irq, sent };
 }
@@ -57,14 +57,14 @@ function benchTx(size: number, frames: number, moderation: boolean): Result {
     dv.setUint32(desc + 8, size | (0x8b << 24), true); // EOP | IFCS | RS | IDE
     dv.setUint32(desc + 12, 0, true);
     tail = (tail + 1) % RING;
-    d.mmioWrite(R.TDT, tail);
+    d.mmioWrite(R.TDT, 4, tail);
     clock.t += FRAME_INTERVAL_MS;
     d.advance();
     if (irq.level) {
       interrupts++;
-      d.mmioRead(R.ICR);
-      d.mmioWrite(R.IMC, 0xffffffff);
-      d.mmioWrite(R.IMS, 0x9d); // TX clean is memory only (DD bits)
+      d.mmioRead(R.ICR, 4);
+      d.mmioWrite(R.IMC, 4, 0xffffffff);
+      d.mmioWrite(R.IMS, 4, 0x9d); // TX clean is memory only (DD bits)
     }
   }
   const ms = performance.now() - start;
@@ -86,16 +86,16 @@ function benchRx(size: number, frames: number, moderation: boolean): Result {
     d.advance();
     if (irq.level) {
       interrupts++;
-      d.mmioRead(R.ICR);
-      d.mmioWrite(R.IMC, 0xffffffff);
+      d.mmioRead(R.ICR, 4);
+      d.mmioWrite(R.IMC, 4, 0xffffffff);
       let cleaned = 0;
       while ((mem[RX_RING + 16 * next + 12]! & 1) !== 0) {
         mem[RX_RING + 16 * next + 12] = 0;
         next = (next + 1) % RING;
-        if (++cleaned % 16 === 0) d.mmioWrite(R.RDT, (next + RING - 1) % RING);
+        if (++cleaned % 16 === 0) d.mmioWrite(R.RDT, 4, (next + RING - 1) % RING);
       }
-      if (cleaned % 16 !== 0) d.mmioWrite(R.RDT, (next + RING - 1) % RING);
-      d.mmioWrite(R.IMS, 0x9d);
+      if (cleaned % 16 !== 0) d.mmioWrite(R.RDT, 4, (next + RING - 1) % RING);
+      d.mmioWrite(R.IMS, 4, 0x9d);
     }
   }
   const ms = performance.now() - start;

@@ -20,7 +20,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['network'],
   ['host'],
   ['nic-e1000'],
-  ['link'],
+  ['link', 'v86'],
   ['pcap'],
   ['replay'],
   ['daemon'],

@@ -31,7 +31,13 @@ export interface E1000Deps {
   setIrq(level: boolean): void;
   /** A transmitted frame (no FCS). The array is the caller's to keep. May re-enter the device. */
   emit(frame: Uint8Array): void;
-  /** The receiver can take frames again after a 'busy' (RDT moved, RCTL/link/bus master changed). */
+  /**
+   * The receiver can take frames again after a 'busy' (RDT moved, RCTL/link/bus master
+   * changed, QEMU-compat receive blackout over). Called at the end of the access or call that
+   * freed the receiver — never in the middle of a register update — and only while
+   * `canReceive()` holds. The callback may offer frames at once with `receiveFrame` (they land
+   * inside the guest's RDT write, as on QEMU), may touch any other method, or may defer.
+   */
   rxReady?(): void;
 }
 
@@ -42,6 +48,14 @@ export interface E1000Options {
   readonly identity?: PciIdentity;
   /** Interrupt mitigation (ITR/RADV/TADV) as QEMU's `mitigation=on`; default true. */
   readonly mitigation?: boolean;
+  /**
+   * Reproduce QEMU 7.2's e1000 where it departs from the datasheet (README "Deviations"):
+   * CTRL.RST only clears itself, the I/O BAR reads 0 and ignores writes, every RCTL write
+   * blocks reception for 1 s, a TSO payload that is an exact multiple of the MSS gets an extra
+   * header-only segment, and CTRL_EXT, TIPG, TIDV and RXCSUM read 0. For differential testing
+   * against QEMU; default false (datasheet behaviour).
+   */
+  readonly qemuCompat?: boolean;
 }
 
 /** Accesses ("exits" in a hypervisor) and frames, for exits-per-frame measurements. */
@@ -51,12 +65,14 @@ export interface ExitCounters {
   config: number;
   txFrames: number;
   rxFrames: number;
+  /** Interrupts: rising edges of INTA# (what the guest's handler runs for). */
+  irqs: number;
 }
 
 /** Interrupt mitigation state (QEMU's `mit_*`). */
 export interface MitigationState {
-  /** When the mitigation window closes (ms), if open. */
-  timerAtMs: number | undefined;
+  /** When the mitigation window closes (integer nanoseconds of the clock), if open. */
+  timerAtNs: number | undefined;
   /** The line level as computed (before PCI INTx disable). */
   irqLevel: boolean;
   /** A descriptor with IDE was processed since the last window opened. */
@@ -71,7 +87,9 @@ export interface E1000Checkpoint {
   readonly pci: Uint8Array;
   readonly tx: TxState;
   readonly mitigation: MitigationState;
-  readonly autonegAtMs: number | undefined;
+  readonly autonegAtNs: number | undefined;
+  readonly rctlBlockedUntilNs: number | undefined;
+  readonly nowNs: number;
   readonly backendLinkUp: boolean;
   readonly ioAddr: number;
   readonly exits: ExitCounters;
@@ -80,7 +98,15 @@ export interface E1000Checkpoint {
 
 const ix = (offset: number): number => offset >>> 2;
 const DEFAULT_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
-const AUTONEG_MS = 500;
+const AUTONEG_NS = 500_000_000;
+/** QEMU 7.2's receive blackout after every RCTL write (qemuCompat only). */
+const RCTL_BLACKOUT_NS = 1_000_000_000;
+/** Milliseconds of the injected clock as integer nanoseconds (exact for any uptime below ~104 days). */
+const toNs = (ms: number): number => Math.round(ms * 1e6);
+/** Timer passes (each fires one due timer) per entry: the timers cannot chain further (see #runTimersTo). */
+const MAX_TIMER_PASSES = 16;
+/** rxReady calls per outermost entry: a callback that keeps freeing buffers is served on its next entry. */
+const MAX_RX_READY_CALLS = 8;
 
 export class E1000 {
   /** The MAC register file, indexed by offset >>> 2. */
@@ -90,25 +116,40 @@ export class E1000 {
   microwire: MicrowireState = initialMicrowire();
   readonly pci: PciConfig;
   tx: TxState = initialTxState();
-  mitigation: MitigationState = { timerAtMs: undefined, irqLevel: false, ide: false };
-  /** When autonegotiation completes (ms), if running. */
-  autonegAtMs: number | undefined;
+  mitigation: MitigationState = { timerAtNs: undefined, irqLevel: false, ide: false };
+  /** When autonegotiation completes (ns), if running. */
+  autonegAtNs: number | undefined;
+  /** qemuCompat: the end of the receive blackout that follows an RCTL write (ns), if running. */
+  rctlBlockedUntilNs: number | undefined;
+  /**
+   * The model's time in integer nanoseconds: the clock at the latest entry, or the deadline of
+   * the timer being run. Deadlines are computed from it in integers, so a window of ITR × 256 ns
+   * ends exactly where it should whatever the clock's float rounding.
+   */
+  nowNs = 0;
   /** The backend's link (cable); the guest sees it through STATUS.LU and BMSR. */
   backendLinkUp = true;
   /** IOADDR of the I/O BAR window (§13.2.1). */
   ioAddr = 0;
   /** Refused or odd guest actions, by reason. */
   readonly drops = new Counters();
-  readonly exits: ExitCounters = { mmio: 0, io: 0, config: 0, txFrames: 0, rxFrames: 0 };
+  readonly exits: ExitCounters = { mmio: 0, io: 0, config: 0, txFrames: 0, rxFrames: 0, irqs: 0 };
   readonly mac: Uint8Array;
+  /** QEMU 7.2's quirks instead of the datasheet (E1000Options.qemuCompat). */
+  readonly qemuCompat: boolean;
   readonly #deps: E1000Deps;
   readonly #mitigationOn: boolean;
   #irqOut = false;
+  /** Nesting of entry points (callbacks may re-enter); rxReady waits for the outermost to end. */
+  #depth = 0;
+  #rxReadyPending = false;
 
   constructor(deps: E1000Deps, options: E1000Options = {}) {
     this.#deps = deps;
     this.mac = Uint8Array.from((options.mac ?? DEFAULT_MAC).subarray(0, 6));
     this.#mitigationOn = options.mitigation ?? true;
+    this.qemuCompat = options.qemuCompat ?? false;
+    this.nowNs = toNs(deps.clock.now());
     this.pci = new PciConfig(options.identity ?? QEMU_IDENTITY);
     this.eeprom = buildEeprom(this.mac, (options.identity ?? QEMU_IDENTITY).deviceId);
     this.#powerOnRegisters();
@@ -120,6 +161,8 @@ export class E1000 {
     return (this.pci.command & COMMAND.BUS_MASTER) !== 0;
   }
 
+  // Every access method takes (offset, size[, value]) in that order, as a PCI bus forwards it.
+
   /** Config space read of 1, 2 or 4 bytes at `offset`. */
   configRead(offset: number, size: 1 | 2 | 4): number {
     this.exits.config++;
@@ -129,61 +172,108 @@ export class E1000 {
   /** Config space write. Setting bus master lets queued frames in (as QEMU). */
   configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     this.exits.config++;
-    this.#runTimers();
-    const before = this.pci.write(offset, size, value);
-    const after = this.pci.command;
-    if (((before ^ after) & COMMAND.INTX_DISABLE) !== 0) this.#updatePin();
-    if (offset <= PCI.COMMAND + 1 && offset + size > PCI.COMMAND && this.busMaster) this.#notifyRxReady();
+    this.#enter();
+    try {
+      const before = this.pci.write(offset, size, value);
+      const after = this.pci.command;
+      if (((before ^ after) & COMMAND.INTX_DISABLE) !== 0) this.#updatePin();
+      if (offset <= PCI.COMMAND + 1 && offset + size > PCI.COMMAND && this.busMaster) this.#rxMayBeReady();
+    } finally {
+      this.#leave();
+    }
   }
 
   // ---- BAR0 (MMIO) and BAR1 (I/O) --------------------------------------------------------
 
   /**
-   * BAR0 read at byte `offset` (0..0x1FFFF). Registers are 32-bit; a narrower read returns
-   * its byte lanes of the 32-bit read (with the register's read side effects).
+   * BAR0 read of `size` bytes at byte `offset` (0..0x1FFFF). Registers are 32-bit; a narrower
+   * read returns its byte lanes of the 32-bit read (with the register's read side effects).
    */
-  mmioRead(offset: number, size: 1 | 2 | 4 = 4): number {
+  mmioRead(offset: number, size: 1 | 2 | 4): number {
     this.exits.mmio++;
-    this.#runTimers();
-    const v = this.readRegister(offset & 0x1fffc);
-    if (size === 4) return v;
-    const shift = 8 * (offset & 3);
-    return (v >>> shift) & (size === 1 ? 0xff : 0xffff);
+    this.#enter();
+    try {
+      const v = this.readRegister(offset & 0x1fffc);
+      if (size === 4) return v;
+      return (v >>> (8 * (offset & 3))) & (size === 1 ? 0xff : 0xffff);
+    } finally {
+      this.#leave();
+    }
   }
 
   /** BAR0 write. A narrower write is widened with zeros in the other byte lanes (as QEMU). */
-  mmioWrite(offset: number, value: number, size: 1 | 2 | 4 = 4): void {
+  mmioWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     this.exits.mmio++;
-    this.#runTimers();
-    const v = size === 4 ? value >>> 0 : ((value & (size === 1 ? 0xff : 0xffff)) << (8 * (offset & 3))) >>> 0;
-    this.writeRegister(offset & 0x1fffc, v);
+    this.#enter();
+    try {
+      const v = size === 4 ? value >>> 0 : ((value & (size === 1 ? 0xff : 0xffff)) << (8 * (offset & 3))) >>> 0;
+      this.writeRegister(offset & 0x1fffc, v);
+    } finally {
+      this.#leave();
+    }
   }
 
   /**
    * BAR1 read (§13.2.1 "IOADDR/IODATA"): offset 0 is IOADDR, offset 4 IODATA, which reads
-   * the register IOADDR names. QEMU 7.2 implements no I/O BAR (reads 0); the datasheet's
-   * indirection is modelled because Linux resets 82540s through it.
+   * the register IOADDR names. QEMU 7.2 implements no I/O BAR (reads 0, `qemuCompat`); the
+   * datasheet's indirection is modelled because Linux resets 82540s through it.
    */
-  ioRead(offset: number, size: 1 | 2 | 4 = 4): number {
+  ioRead(offset: number, size: 1 | 2 | 4): number {
     this.exits.io++;
-    this.#runTimers();
-    const base = offset & ~3;
-    let v = 0;
-    if (base === 0) v = this.ioAddr;
-    else if (base === 4) v = this.readRegister(this.ioAddr & 0x1fffc);
-    else this.drops.count('e1000.io-reserved');
-    if (size === 4) return v >>> 0;
-    return (v >>> (8 * (offset & 3))) & (size === 1 ? 0xff : 0xffff);
+    if (this.qemuCompat) return 0;
+    this.#enter();
+    try {
+      const base = offset & ~3;
+      let v = 0;
+      if (base === 0) v = this.ioAddr;
+      else if (base === 4) v = this.readRegister(this.ioAddr & 0x1fffc);
+      else this.drops.count('e1000.io-reserved');
+      if (size === 4) return v >>> 0;
+      return (v >>> (8 * (offset & 3))) & (size === 1 ? 0xff : 0xffff);
+    } finally {
+      this.#leave();
+    }
   }
 
-  ioWrite(offset: number, value: number, size: 1 | 2 | 4 = 4): void {
+  /** BAR1 write: IOADDR at 0, IODATA at 4 (ignored with `qemuCompat`, as QEMU 7.2). */
+  ioWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     this.exits.io++;
-    this.#runTimers();
-    const base = offset & ~3;
-    const v = size === 4 ? value >>> 0 : ((value & (size === 1 ? 0xff : 0xffff)) << (8 * (offset & 3))) >>> 0;
-    if (base === 0) this.ioAddr = v;
-    else if (base === 4) this.writeRegister(this.ioAddr & 0x1fffc, v);
-    else this.drops.count('e1000.io-reserved');
+    if (this.qemuCompat) return;
+    this.#enter();
+    try {
+      const base = offset & ~3;
+      const v = size === 4 ? value >>> 0 : ((value & (size === 1 ? 0xff : 0xffff)) << (8 * (offset & 3))) >>> 0;
+      if (base === 0) this.ioAddr = v;
+      else if (base === 4) this.writeRegister(this.ioAddr & 0x1fffc, v);
+      else this.drops.count('e1000.io-reserved');
+    } finally {
+      this.#leave();
+    }
+  }
+
+  /**
+   * Every entry point (an access, a frame, a link change, a timer run) starts here: the model's
+   * time moves to the clock and the timers due by then run. Callbacks may re-enter.
+   */
+  #enter(): void {
+    this.#depth++;
+    this.#runTimersTo(this.#deps.clock.now());
+  }
+
+  /** The outermost entry ending tells a waiting frame source that the receiver has room. */
+  #leave(): void {
+    if (this.#depth > 1 || !this.#rxReadyPending) {
+      this.#depth--;
+      return;
+    }
+    try {
+      for (let k = 0; k < MAX_RX_READY_CALLS && this.#rxReadyPending; k++) {
+        this.#rxReadyPending = false;
+        if (this.canReceive()) this.#deps.rxReady?.();
+      }
+    } finally {
+      this.#depth--;
+    }
   }
 
   /** Register read by byte offset, without counting an exit (used by the I/O window). */
@@ -211,7 +301,7 @@ export class E1000 {
 
   /** CTRL write. RST (§13.4.1) resets the MAC; QEMU 7.2 only clears the bit (see README). */
   writeCtrl(v: number): void {
-    if ((v & CTRL.RST) !== 0) {
+    if ((v & CTRL.RST) !== 0 && !this.qemuCompat) {
       this.#softwareReset();
       return;
     }
@@ -246,17 +336,18 @@ export class E1000 {
   /**
    * RCTL write. QEMU 7.2 additionally blocks reception for 1 s after every RCTL write (its
    * flush timer); the datasheet has no such window and a driver would only see late frames,
-   * so reception resumes at once here.
+   * so reception resumes at once here unless `qemuCompat`.
    */
   writeRctl(v: number): void {
     this.regs[ix(R.RCTL)] = v;
-    this.#notifyRxReady();
+    if (this.qemuCompat) this.rctlBlockedUntilNs = this.nowNs + RCTL_BLACKOUT_NS;
+    this.#rxMayBeReady();
   }
 
   /** RDT write: new buffers; a waiting frame source may deliver now. */
   writeRdt(v: number): void {
     this.regs[ix(R.RDT)] = v & 0xffff;
-    this.#notifyRxReady();
+    this.#rxMayBeReady();
   }
 
   /** TDT or TCTL write: run the transmitter. */
@@ -282,7 +373,7 @@ export class E1000 {
     const pending = (this.regs[ix(R.IMS)]! & v) >>> 0;
     const m = this.mitigation;
     if (!m.irqLevel && pending !== 0) {
-      if (m.timerAtMs !== undefined) return;
+      if (m.timerAtNs !== undefined) return;
       if (this.#mitigationOn) {
         // Window length in 256 ns units: min over ITR, RADV·4 (RDTR ≠ 0, RXT0), TADV·4 (IDE,
         // TX causes); at least 500 (the datasheet's 7813 interrupts/s ceiling).
@@ -294,7 +385,7 @@ export class E1000 {
         if (this.regs[ix(R.RDTR)] !== 0 && (pending & ICR.RXT0) !== 0) consider(this.regs[ix(R.RADV)]! * 4);
         consider(this.regs[ix(R.ITR)]!);
         if (delay < 500) delay = 500;
-        m.timerAtMs = this.#deps.clock.now() + (delay * 256) / 1e6;
+        m.timerAtNs = this.nowNs + delay * 256;
         m.ide = false;
       }
     }
@@ -307,6 +398,7 @@ export class E1000 {
     const level = this.mitigation.irqLevel && (this.pci.command & COMMAND.INTX_DISABLE) === 0;
     if (level === this.#irqOut) return;
     this.#irqOut = level;
+    if (level) this.exits.irqs++;
     this.#deps.setIrq(level);
   }
 
@@ -387,8 +479,8 @@ export class E1000 {
       else this.drops.count('e1000.loopback-busy');
       return;
     }
-    if (!this.backendLinkUp) return this.drops.count('e1000.tx-link-down');
-    if (frame.length === 0) return this.drops.count('e1000.tx-empty');
+    if (this.#cableDown('tx')) return;
+    if (frame.length === 0 && !this.qemuCompat) return this.drops.count('e1000.tx-empty');
     this.#deps.emit(frame);
   }
 
@@ -412,12 +504,16 @@ export class E1000 {
 
   // ---- receive --------------------------------------------------------------------------
 
-  /** The NIC can take a frame now: link up, RCTL.EN, bus master, RDH ≠ RDT. */
+  /**
+   * The NIC can take a frame now: link up, RCTL.EN, bus master, RDH ≠ RDT (and, with
+   * `qemuCompat`, no receive blackout after an RCTL write).
+   */
   canReceive(): boolean {
     return (
       (this.regs[ix(R.STATUS)]! & STATUS.LU) !== 0 &&
       (this.regs[ix(R.RCTL)]! & RCTL.EN) !== 0 &&
       this.busMaster &&
+      this.rctlBlockedUntilNs === undefined &&
       hasRxBuffers(this.regs, 1)
     );
   }
@@ -425,22 +521,38 @@ export class E1000 {
   /**
    * Offers a frame (without FCS) from the network. 'busy' means the device did not take
    * it: keep it and offer it again after `rxReady` (back-pressure, as QEMU's can_receive).
+   * 'link-down' means the cable is unplugged (`setLinkUp(false)`): the frame is gone.
    */
   receiveFrame(frame: Uint8Array): RxResult {
-    this.#runTimers();
-    if (!this.backendLinkUp) {
-      this.drops.count('e1000.rx-link-down');
-      return 'link-down';
+    this.#enter();
+    try {
+      if (this.#cableDown('rx')) return 'link-down';
+      if (!this.canReceive()) return 'busy';
+      return receive(this, frame);
+    } finally {
+      this.#leave();
     }
-    if (!this.canReceive()) return 'busy';
-    return receive(this, frame);
   }
 
-  #notifyRxReady(): void {
-    if (this.canReceive()) this.#deps.rxReady?.();
+  /** Asks for an rxReady call when the outermost entry ends, if the receiver can take a frame then. */
+  #rxMayBeReady(): void {
+    this.#rxReadyPending = true;
   }
 
   // ---- link and PHY ---------------------------------------------------------------------
+
+  /**
+   * The one place frames die for an unplugged cable, both ways and counted. Dropping them is
+   * the model's job, not the backend's: the backend only reports the cable (`setLinkUp`) and
+   * may keep sending and receiving regardless; like QEMU's net layer with `set_link off`,
+   * nothing is queued for later. (While the cable is in but autonegotiation runs, STATUS.LU is
+   * clear and received frames are 'busy' — kept by the source — as on QEMU.)
+   */
+  #cableDown(direction: 'rx' | 'tx'): boolean {
+    if (this.backendLinkUp) return false;
+    this.drops.count(direction === 'rx' ? 'e1000.rx-link-down' : 'e1000.tx-link-down');
+    return true;
+  }
 
   #linkDownRegs(): void {
     this.regs[ix(R.STATUS)] = this.regs[ix(R.STATUS)]! & ~STATUS.LU;
@@ -455,65 +567,106 @@ export class E1000 {
 
   #restartAutoneg(): void {
     this.#linkDownRegs();
-    this.autonegAtMs = this.#deps.clock.now() + AUTONEG_MS;
+    this.autonegAtNs = this.nowNs + AUTONEG_NS;
   }
 
-  /** The cable: down clears STATUS.LU and BMSR link; up completes or restarts autonegotiation. LSC either way. */
+  /**
+   * The cable, as the backend sees it: down clears STATUS.LU and BMSR link and from then on
+   * drops frames both ways (counted); up completes or restarts autonegotiation. LSC either way.
+   */
   setLinkUp(up: boolean): void {
-    this.#runTimers();
-    this.backendLinkUp = up;
-    const before = this.regs[ix(R.STATUS)];
-    if (!up) {
-      this.#linkDownRegs();
-    } else if ((this.phy[PHY.BMCR]! & BMCR.AUTOEN) !== 0 && (this.phy[PHY.BMSR]! & BMSR.AN_COMPLETE) === 0) {
-      this.#restartAutoneg();
-    } else {
-      this.#linkUpRegs();
+    this.#enter();
+    try {
+      this.backendLinkUp = up;
+      const before = this.regs[ix(R.STATUS)];
+      if (!up) {
+        this.#linkDownRegs();
+      } else if ((this.phy[PHY.BMCR]! & BMCR.AUTOEN) !== 0 && (this.phy[PHY.BMSR]! & BMSR.AN_COMPLETE) === 0) {
+        this.#restartAutoneg();
+      } else {
+        this.#linkUpRegs();
+      }
+      if (this.regs[ix(R.STATUS)] !== before) this.setCause(this.regs[ix(R.ICR)]! | ICR.LSC);
+      this.#rxMayBeReady();
+    } finally {
+      this.#leave();
     }
-    if (this.regs[ix(R.STATUS)] !== before) this.setCause(this.regs[ix(R.ICR)]! | ICR.LSC);
-    this.#notifyRxReady();
   }
 
   // ---- time -----------------------------------------------------------------------------
 
-  /** The earliest pending timer (ms), or undefined when idle. */
+  /**
+   * The earliest pending timer in the clock's milliseconds, or undefined when idle. Passing
+   * this value to `runUntil` (or calling `advance()` once the clock has reached it) always runs
+   * that timer: due-ness is decided on the same number.
+   */
   nextDeadline(): number | undefined {
-    const a = this.mitigation.timerAtMs;
-    const b = this.autonegAtMs;
-    if (a === undefined) return b;
-    if (b === undefined) return a;
-    return Math.min(a, b);
+    const ns = this.#nextDeadlineNs();
+    return ns === undefined ? undefined : ns / 1e6;
+  }
+
+  #nextDeadlineNs(): number | undefined {
+    let at: number | undefined;
+    for (const t of [this.mitigation.timerAtNs, this.autonegAtNs, this.rctlBlockedUntilNs]) if (t !== undefined && (at === undefined || t < at)) at = t;
+    return at;
   }
 
   /** Runs the timers due by `clock.now()`. */
   advance(): void {
-    this.#runTimers();
+    this.runUntil(this.#deps.clock.now());
   }
 
-  #runTimers(): void {
-    const now = this.#deps.clock.now();
-    // Bounded: each timer fires at most once per call.
-    if (this.autonegAtMs !== undefined && now >= this.autonegAtMs) {
-      this.autonegAtMs = undefined;
-      if (this.backendLinkUp) {
-        this.#linkUpRegs();
-        this.phy[PHY.ANLPAR] = this.phy[PHY.ANLPAR]! | ANLPAR_ACK;
-        this.phy[PHY.BMSR] = this.phy[PHY.BMSR]! | BMSR.AN_COMPLETE;
-        this.setCause(this.regs[ix(R.ICR)]! | ICR.LSC);
-        this.#notifyRxReady();
+  /**
+   * Runs every timer due by `timeMs` (the clock's milliseconds), each at its own deadline and
+   * in deadline order, then leaves the model's time at `timeMs` (it never goes back). For
+   * emulators with a virtual clock: call it with the guest's time before each access, or at
+   * `nextDeadline()`.
+   */
+  runUntil(timeMs: number): void {
+    this.#depth++;
+    this.#runTimersTo(timeMs);
+    this.#leave();
+  }
+
+  /**
+   * Fires the due timers in deadline order with the model's time set to each deadline, so a
+   * window opened by a timer is measured from that deadline. Bounded: autonegotiation and the
+   * RCTL blackout fire once; the mitigation timer re-arms only on a new rising edge, which
+   * needs an ICR read in between.
+   */
+  #runTimersTo(timeMs: number): void {
+    const due = (at: number | undefined): boolean => at !== undefined && (at / 1e6 <= timeMs || at <= toNs(timeMs));
+    for (let pass = 0; pass < MAX_TIMER_PASSES; pass++) {
+      const at = this.#nextDeadlineNs();
+      if (at === undefined || !due(at)) break;
+      if (at > this.nowNs) this.nowNs = at;
+      if (this.autonegAtNs === at) {
+        this.autonegAtNs = undefined;
+        if (this.backendLinkUp) {
+          this.#linkUpRegs();
+          this.phy[PHY.ANLPAR] = this.phy[PHY.ANLPAR]! | ANLPAR_ACK;
+          this.phy[PHY.BMSR] = this.phy[PHY.BMSR]! | BMSR.AN_COMPLETE;
+          this.setCause(this.regs[ix(R.ICR)]! | ICR.LSC);
+          this.#rxMayBeReady();
+        }
+      } else if (this.rctlBlockedUntilNs === at) {
+        this.rctlBlockedUntilNs = undefined;
+        this.#rxMayBeReady();
+      } else {
+        this.mitigation.timerAtNs = undefined;
+        this.setCause(this.regs[ix(R.ICR)]!);
       }
     }
-    if (this.mitigation.timerAtMs !== undefined && now >= this.mitigation.timerAtMs) {
-      this.mitigation.timerAtMs = undefined;
-      this.setCause(this.regs[ix(R.ICR)]!);
-    }
+    const t = toNs(timeMs);
+    if (t > this.nowNs) this.nowNs = t;
   }
 
   // ---- state ----------------------------------------------------------------------------
 
   /** The whole device state as plain JSON-able data (timers as time remaining). */
   snapshot(): E1000Snapshot {
-    return saveE1000(this, this.#deps.clock.now());
+    this.advance();
+    return saveE1000(this, this.nowNs);
   }
 
   /**
@@ -526,8 +679,11 @@ export class E1000 {
       this.drops.count(s);
       return s;
     }
-    loadE1000(this, s, this.#deps.clock.now());
+    this.advance();
+    loadE1000(this, s, this.nowNs);
     this.#updatePin();
+    this.#rxMayBeReady();
+    this.advance();
     return undefined;
   }
 
@@ -544,7 +700,9 @@ export class E1000 {
       pci: this.pci.bytes.slice(),
       tx: { ...tx, data: tx.data.slice(0, tx.size), header: tx.header.slice(), props: { ...tx.props }, tsoProps: { ...tx.tsoProps } },
       mitigation: { ...this.mitigation },
-      autonegAtMs: this.autonegAtMs,
+      autonegAtNs: this.autonegAtNs,
+      rctlBlockedUntilNs: this.rctlBlockedUntilNs,
+      nowNs: this.nowNs,
       backendLinkUp: this.backendLinkUp,
       ioAddr: this.ioAddr,
       exits: { ...this.exits },
@@ -563,7 +721,9 @@ export class E1000 {
     Object.assign(tx, { ...cp.tx, data: tx.data, header: cp.tx.header.slice(), props: { ...cp.tx.props }, tsoProps: { ...cp.tx.tsoProps } });
     this.tx = tx;
     this.mitigation = { ...cp.mitigation };
-    this.autonegAtMs = cp.autonegAtMs;
+    this.autonegAtNs = cp.autonegAtNs;
+    this.rctlBlockedUntilNs = cp.rctlBlockedUntilNs;
+    this.nowNs = cp.nowNs;
     this.backendLinkUp = cp.backendLinkUp;
     this.ioAddr = cp.ioAddr;
     Object.assign(this.exits, cp.exits);
@@ -589,7 +749,8 @@ export class E1000 {
   #clearInternalState(): void {
     this.tx = initialTxState();
     this.microwire = initialMicrowire();
-    this.mitigation = { timerAtMs: undefined, irqLevel: this.mitigation.irqLevel, ide: false };
+    this.mitigation = { timerAtNs: undefined, irqLevel: this.mitigation.irqLevel, ide: false };
+    this.rctlBlockedUntilNs = undefined;
   }
 
   /**
@@ -610,7 +771,7 @@ export class E1000 {
     this.#powerOnRegisters();
     this.#clearInternalState();
     this.phy = phyResetValues();
-    this.autonegAtMs = undefined;
+    this.autonegAtNs = undefined;
     this.ioAddr = 0;
     if (!this.backendLinkUp) this.#linkDownRegs();
     this.mitigation.irqLevel = false;

@@ -1,22 +1,10 @@
 /**
  * Public entry of the Intel 82540EM (e1000) device model. See README.md in this folder for
  * the theory of operation and docs/e1000-protocol.md for the WebSocket device protocol.
- * Names are prefixed (E1000…) so `export *` from the package root stays unambiguous.
+ * Names are prefixed (E1000…) so `export *` from the package root stays unambiguous. The model
+ * alone (no WebSocket session) is `tslirp/e1000`, model.ts.
  */
-export {
-  E1000,
-  type E1000Checkpoint,
-  type E1000Deps,
-  type E1000Options,
-  type ExitCounters as E1000ExitCounters,
-  type MitigationState as E1000MitigationState,
-} from './device.js';
-export { arrayGuestMemory, DMA_ADDRESS_LIMIT as E1000_DMA_ADDRESS_LIMIT, type GuestMemory } from './memory.js';
-export type { RxResult as E1000RxResult } from './rx.js';
-export { SNAPSHOT_VERSION as E1000_SNAPSHOT_VERSION, validateSnapshot as validateE1000Snapshot, type E1000Snapshot } from './snapshot.js';
-export { QEMU_IDENTITY as E1000_QEMU_IDENTITY, type PciIdentity as E1000PciIdentity } from './pci-config.js';
-export { R as E1000_REGISTERS, MMIO_SIZE as E1000_MMIO_SIZE, IO_SIZE as E1000_IO_SIZE } from './regs.js';
-export { buildEeprom as buildE1000Eeprom } from './eeprom.js';
+export * from './model.js';
 export {
   attachE1000Device,
   CLOSE_PROTOCOL_ERROR as E1000_WS_CLOSE_PROTOCOL_ERROR,

@@ -5,8 +5,9 @@
  * `write` ignores writes. Both are counted in the device's drops, never thrown.
  *
  * Deliberate differences from QEMU 7.2 (each tested in test/nic-e1000/device.test.ts and
- * listed in the README): CTRL_EXT, TIPG, TIDV and RXCSUM are plain read/write storage as
- * in the datasheet (QEMU reads them as 0; drivers only write them).
+ * listed in the README): CTRL_EXT, TIPG, TIDV and RXCSUM are read/write storage as in the
+ * datasheet, their reserved bits reading 0 (QEMU does not implement them: they read 0 and
+ * ignore writes, which is what they do here with `qemuCompat`).
  */
 import type { E1000 } from './device.js';
 import { readEecd, writeEecd } from './eeprom.js';
@@ -51,6 +52,19 @@ const clearPairOnRead: RegSpec = {
   },
 };
 
+/** A register the datasheet has and QEMU 7.2 does not: reads 0 and ignores writes with `qemuCompat`. */
+const notInQemu = (spec: RegSpec): RegSpec => ({
+  read: (d, i) => {
+    if (!d.qemuCompat) return spec.read!(d, i);
+    d.drops.count('e1000.read-unhandled-reg');
+    return 0;
+  },
+  write: (d, i, v) => {
+    if (!d.qemuCompat) spec.write!(d, i, v);
+    else d.drops.count('e1000.write-unhandled-reg');
+  },
+});
+
 const TABLE: (RegSpec | undefined)[] = new Array<RegSpec | undefined>(REG_COUNT).fill(undefined);
 const set = (offset: number, spec: RegSpec, count = 1): void => {
   for (let k = 0; k < count; k++) TABLE[ix(offset) + k] = spec;
@@ -71,7 +85,7 @@ set(R.EERD, {
   },
   write: plain.write!,
 });
-set(R.CTRL_EXT, plain);
+set(R.CTRL_EXT, notInQemu(plain));
 set(R.MDIC, { read: plain.read!, write: (d, _i, v) => { d.writeMdic(v); } });
 set(R.VET, plain);
 set(R.ICR, { read: (d) => d.readIcr(), write: (d, _i, v) => { d.setCause(d.regs[ix(R.ICR)]! & ~v); } });
@@ -92,7 +106,7 @@ set(R.IMC, {
 set(R.ITR, masked(0xffff));
 set(R.RCTL, { read: plain.read!, write: (d, _i, v) => { d.writeRctl(v); } });
 set(R.TCTL, { read: plain.read!, write: (d, i, v) => { d.regs[i] = v; d.kickTx(); } });
-set(R.TIPG, plain);
+set(R.TIPG, notInQemu(masked(0x3fffffff))); // SDM TIPG: IPGT 9:0, IPGR1 19:10, IPGR2 29:20; 31:30 reserved, read 0
 set(R.AIT, masked(0xffff));
 set(R.LEDCTL, plain);
 set(R.PBA, plain);
@@ -111,10 +125,10 @@ set(R.TDBAH, plain);
 set(R.TDLEN, masked(0xfff80));
 set(R.TDH, masked(0xffff));
 set(R.TDT, { read: plain.read!, write: (d, i, v) => { d.regs[i] = v & 0xffff; d.kickTx(); } });
-set(R.TIDV, masked(0xffff));
+set(R.TIDV, notInQemu(masked(0xffff)));
 set(R.TXDCTL, plain);
 set(R.TADV, masked(0xffff));
-set(R.RXCSUM, plain);
+set(R.RXCSUM, notInQemu(masked(0x3ff))); // SDM RXCSUM: PCSS 7:0, IPOFLD 8, TUOFLD 9; 31:10 reserved, read 0
 
 // Statistics (§13.7): read-only; some clear on read.
 for (let off = R.CRCERRS; off <= R.MPC; off += 4) set(off, readOnly);

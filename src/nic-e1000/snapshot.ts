@@ -36,12 +36,36 @@ export interface E1000Snapshot {
   };
   readonly mitigation: { readonly remainingMs: number | null; readonly irqLevel: boolean; readonly ide: boolean };
   readonly autonegRemainingMs: number | null;
+  /** qemuCompat's receive blackout after an RCTL write; absent in snapshots of earlier builds. */
+  readonly rctlBlockedRemainingMs?: number | null;
 }
 
-const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
-const unb64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
+/** Base64 with the web's btoa/atob (Node and browsers alike: the model runs in both). */
+function b64(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i += 0x2000) s += String.fromCharCode(...b.subarray(i, i + 0x2000));
+  return btoa(s);
+}
+/** Decodes base64; a string that is not base64 decodes to undefined. */
+function decode64(s: string): Uint8Array | undefined {
+  let bin: string;
+  try {
+    bin = atob(s);
+  } catch {
+    return undefined;
+  }
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+const unb64 = (s: string): Uint8Array => decode64(s) ?? new Uint8Array(0);
 
-export function saveE1000(d: E1000, nowMs: number): E1000Snapshot {
+const remaining = (atNs: number | undefined, nowNs: number): number | null => (atNs === undefined ? null : Math.max(0, atNs - nowNs) / 1e6);
+const deadline = (remainingMs: number | null | undefined, nowNs: number): number | undefined =>
+  remainingMs === null || remainingMs === undefined ? undefined : nowNs + Math.round(remainingMs * 1e6);
+
+/** The device's state at `nowNs` (its time in integer nanoseconds); timers as milliseconds remaining. */
+export function saveE1000(d: E1000, nowNs: number): E1000Snapshot {
   const regs: [number, number][] = [];
   for (let i = 0; i < REG_COUNT; i++) if (d.regs[i] !== 0) regs.push([i, d.regs[i]!]);
   const tx = d.tx;
@@ -66,11 +90,12 @@ export function saveE1000(d: E1000, nowMs: number): E1000Snapshot {
       tsoFrames: tx.tsoFrames,
     },
     mitigation: {
-      remainingMs: d.mitigation.timerAtMs === undefined ? null : Math.max(0, d.mitigation.timerAtMs - nowMs),
+      remainingMs: remaining(d.mitigation.timerAtNs, nowNs),
       irqLevel: d.mitigation.irqLevel,
       ide: d.mitigation.ide,
     },
-    autonegRemainingMs: d.autonegAtMs === undefined ? null : Math.max(0, d.autonegAtMs - nowMs),
+    autonegRemainingMs: remaining(d.autonegAtNs, nowNs),
+    rctlBlockedRemainingMs: remaining(d.rctlBlockedUntilNs, nowNs),
   };
 }
 
@@ -98,21 +123,23 @@ export function validateSnapshot(v: unknown): E1000Snapshot | Drop {
   if (!Array.isArray(eeprom) || eeprom.length !== 64 || !eeprom.every(isU16)) return 'e1000.snapshot-eeprom';
   const mw = v['microwire'];
   if (!isRecord(mw) || !isU32(mw['valIn']) || !isU16(mw['bitsIn']) || !isU16(mw['bitOut']) || !isBool(mw['reading']) || !isU32(mw['eecd'])) return 'e1000.snapshot-microwire';
-  if (typeof v['pci'] !== 'string' || unb64(v['pci']).length !== 256) return 'e1000.snapshot-pci';
+  if (typeof v['pci'] !== 'string' || decode64(v['pci'])?.length !== 256) return 'e1000.snapshot-pci';
   if (!isU32(v['ioAddr']) || !isBool(v['backendLinkUp'])) return 'e1000.snapshot-io';
   const tx = v['tx'];
   if (!isRecord(tx) || typeof tx['data'] !== 'string' || typeof tx['header'] !== 'string' || !isU32(tx['sumNeeded']) ||
     !isBool(tx['cptse']) || !isBool(tx['vlanNeeded']) || !isU32(tx['vlanTag']) || !isContext(tx['props']) ||
     !isContext(tx['tsoProps']) || !isU16(tx['tsoFrames'])) return 'e1000.snapshot-tx';
-  if (unb64(tx['data']).length > 0x10000 || unb64(tx['header']).length !== 256) return 'e1000.snapshot-tx';
+  const data = decode64(tx['data']);
+  if (data === undefined || data.length > 0x10000 || decode64(tx['header'])?.length !== 256) return 'e1000.snapshot-tx';
   const m = v['mitigation'];
   if (!isRecord(m) || !isTime(m['remainingMs']) || !isBool(m['irqLevel']) || !isBool(m['ide'])) return 'e1000.snapshot-mitigation';
   if (!isTime(v['autonegRemainingMs'])) return 'e1000.snapshot-autoneg';
+  if (v['rctlBlockedRemainingMs'] !== undefined && !isTime(v['rctlBlockedRemainingMs'])) return 'e1000.snapshot-rctl-blackout';
   return v as unknown as E1000Snapshot;
 }
 
 /** Loads a validated snapshot into `d` (whose MAC and EEPROM were built by its constructor). */
-export function loadE1000(d: E1000, s: E1000Snapshot, nowMs: number): void {
+export function loadE1000(d: E1000, s: E1000Snapshot, nowNs: number): void {
   d.regs.fill(0);
   for (const [i, v] of s.regs) d.regs[i] = v;
   d.phy = Uint16Array.from(s.phy);
@@ -135,9 +162,10 @@ export function loadE1000(d: E1000, s: E1000Snapshot, nowMs: number): void {
   tx.tsoFrames = s.tx.tsoFrames;
   d.tx = tx;
   d.mitigation = {
-    timerAtMs: s.mitigation.remainingMs === null ? undefined : nowMs + s.mitigation.remainingMs,
+    timerAtNs: deadline(s.mitigation.remainingMs, nowNs),
     irqLevel: s.mitigation.irqLevel,
     ide: s.mitigation.ide,
   };
-  d.autonegAtMs = s.autonegRemainingMs === null ? undefined : nowMs + s.autonegRemainingMs;
+  d.autonegAtNs = deadline(s.autonegRemainingMs, nowNs);
+  d.rctlBlockedUntilNs = deadline(s.rctlBlockedRemainingMs, nowNs);
 }

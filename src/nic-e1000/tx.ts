@@ -7,7 +7,7 @@
  * deliberate difference: when a TSO payload is an exact multiple of the MSS, QEMU sends an
  * extra header-only segment at EOP (seq = end, original flags, IP ID + n). The datasheet
  * sends no such segment and a peer sees it as a duplicate ACK (three of them trigger fast
- * retransmit), so this model does not send it.
+ * retransmit), so this model does not send it unless `qemuCompat` asks for QEMU's behaviour.
  */
 import type { E1000 } from './device.js';
 import { DESC_SIZE, R, TCTL, TXD } from './regs.js';
@@ -183,7 +183,8 @@ function processDescriptor(d: E1000, tx: TxState, desc: Uint8Array): void {
     tx.size += split;
   }
   if ((lower & TXD.CMD_EOP) === 0) return;
-  const headerOnlyTail = tx.cptse && tx.tsoFrames > 0 && tx.size === tx.tsoProps.hdrLen;
+  // QEMU 7.2 sends the restored header template as one more segment (qemuCompat only).
+  const headerOnlyTail = tx.cptse && tx.tsoFrames > 0 && tx.size === tx.tsoProps.hdrLen && !d.qemuCompat;
   if (!(tx.cptse && tx.size < tx.tsoProps.hdrLen) && !headerOnlyTail) transmitSegment(d, tx);
   tx.tsoFrames = 0;
   tx.sumNeeded = 0;

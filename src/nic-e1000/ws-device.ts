@@ -253,8 +253,8 @@ export class E1000WsSession {
           (r.space === 'io' && (r.offset & ~3) === 4 && ((d.ioAddr & 0x1fffc) === R.TDT || (d.ioAddr & 0x1fffc) === R.TCTL));
         const op = (): void => {
           if (r.space === 'config') d.configWrite(r.offset, r.size, r.value);
-          else if (r.space === 'mmio') d.mmioWrite(r.offset, r.value, r.size);
-          else d.ioWrite(r.offset, r.value, r.size);
+          else if (r.space === 'mmio') d.mmioWrite(r.offset, r.size, r.value);
+          else d.ioWrite(r.offset, r.size, r.value);
         };
         if (mayDma) await this.#transaction(op);
         else this.#direct(op);

@@ -335,12 +335,12 @@ export function e1000Target(): FuzzTarget {
         const v = view.getUint16(at + 5, true) | (input[at + 7]! << 16) | ((a & 0xff) << 24);
         const reg = REGS[a % REGS.length]!;
         switch (kind) {
-          case 0: d.mmioWrite(a & 0x80000000 ? a % 0x20000 : reg, v >>> 0); break;
+          case 0: d.mmioWrite(a & 0x80000000 ? a % 0x20000 : reg, 4, v >>> 0); break;
           case 1: d.mmioRead(a & 0x80000000 ? a % 0x20000 : reg, 4); break;
           case 2: d.configWrite(a % 0x110, 4, v >>> 0); break;
           case 3: new DataView(mem.buffer).setUint32(a % (MEM - 4), v >>> 0, true); break;
           case 4: d.receiveFrame(input.subarray(at, at + (v % 2048))); break;
-          case 5: if (a & 1) d.ioWrite(a % 0x40, v >>> 0); else d.ioRead(a % 0x40); break;
+          case 5: if (a & 1) d.ioWrite(a % 0x40, 4, v >>> 0); else d.ioRead(a % 0x40, 4); break;
           case 6: now += v % 1000; d.advance(); break;
           default: d.setLinkUp((v & 1) === 1);
         }

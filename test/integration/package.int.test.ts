@@ -5,7 +5,8 @@
  * `strict` and `skipLibCheck: false` (module NodeNext), and runs them:
  * - consumer.ts: createNodeNetwork answers an ARP request and a DHCP DISCOVER built here,
  *   and touches Stack, NodeHost and the Host types, E1000, pcap and Daemon; `tslirp/replay`
- *   replays a capture of pcaps/;
+ *   replays a capture of pcaps/; `tslirp/e1000` runs the model alone and `tslirp/v86` attaches
+ *   it to a (never loading) emulator;
  * - the README's "Using it as a library" examples, verbatim, after a prelude that plays the
  *   guest NIC (`guestNic`) and a host (`myHost`).
  * The consumer reuses npm's cache (--prefer-offline): only what the cache lacks is fetched.
@@ -99,6 +100,8 @@ import {
 } from 'tslirp';
 import type { Duplex } from 'node:stream';
 import { replay, type ReplayReport } from 'tslirp/replay';
+import { E1000 as E1000Alone, arrayGuestMemory as guestMemory, E1000_REGISTERS as REGS, type E1000Options } from 'tslirp/e1000';
+import { attachE1000, type AttachedE1000, type V86Emulator } from 'tslirp/v86';
 
 const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, 'hex'));
 const out: Uint8Array[] = [];
@@ -157,6 +160,20 @@ try { createNodeNetwork({ mtu: 1 }, { emit: () => undefined }); } catch (e) { if
 const e1000 = new E1000({ memory: arrayGuestMemory(new Uint8Array(1 << 20)), clock: new ManualClock(0), setIrq: () => undefined, emit: () => undefined });
 const header = pcap.encodePcapHeader();
 const daemonOptions: DaemonOptions | undefined = undefined;
+// tslirp/e1000: the model alone, QEMU's quirks on.
+const compatOptions: E1000Options = { qemuCompat: true };
+const alone = new E1000Alone({ memory: guestMemory(new Uint8Array(1 << 16)), clock: new ManualClock(0), setIrq: () => undefined, emit: () => undefined }, compatOptions);
+alone.mmioWrite(REGS.TIPG, 4, 0x00602008);
+alone.runUntil(1000);
+// tslirp/v86: an emulator that never loads gets no device; the port is left on close().
+let listeners = 0;
+const notLoaded: V86Emulator = { add_listener: () => { listeners++; } };
+const v86Net = createNodeNetwork({ dnsUpstreams: ['127.0.0.1:9'] });
+const attached: AttachedE1000 = attachE1000(notLoaded, { network: v86Net });
+attached.close();
+v86Net.close();
+let attachError = '';
+try { attachE1000(notLoaded, {}); } catch (e) { attachError = (e as Error).message; }
 // A recording of the corpus (copied beside this file), replayed through the public entry point.
 const replayed: ReplayReport = await replay('udhcpc-lease.pcapng');
 const notARecording: ReplayReport = await replay(new Uint8Array(8));
@@ -168,7 +185,7 @@ console.log('RESULT ' + JSON.stringify({
   configError,
   stackNet: formatIpv4Addr(stack.config.net),
   nodeHost: typeof nodeHostType,
-  e1000Status: e1000.mmioRead(E1000_REGISTERS.STATUS),
+  e1000Status: e1000.mmioRead(E1000_REGISTERS.STATUS, 4),
   exitsPerFrame: e1000.exitsPerFrame,
   pcapHeaderLength: header.length,
   links: typeof links,
@@ -179,6 +196,8 @@ console.log('RESULT ' + JSON.stringify({
   intoGuestError: await intoGuestError,
   pair: await pairText,
   parsedFwd: parsedFwd.length,
+  e1000Alone: [alone.mmioRead(REGS.TIPG, 4), alone.nowNs, alone.qemuCompat],
+  v86: [listeners, attached.device === undefined, attachError],
 }));
 `;
 
@@ -249,6 +268,8 @@ describe.runIf(shouldRun('the packed-package consumer test', missing))('the pack
       exitsPerFrame: 0, pcapHeaderLength: 24, links: 'object', daemonStart: 'function', daemonOptions: true,
       replay: [0, 0, true, 2],
       guestForwards: ['service', 'service'], intoGuestError: 'ECONNRESET', pair: 'through the pair', parsedFwd: 1,
+      e1000Alone: [0, 1_000_000_000, true], // TIPG reads 0 under qemuCompat
+      v86: [1, true, 'attachE1000: give exactly one of network and relay_url'],
     });
 
     // The README's examples: the guest's ARP request is answered (the first example goes through createNodeNetwork).

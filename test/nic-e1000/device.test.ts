@@ -21,9 +21,9 @@ function bare(): { d: E1000; mem: Uint8Array; clock: ManualClock; irq: boolean[]
 describe('nic-e1000 device', () => {
   it('reads unknown registers as 0 and counts writes to them, never throws', () => {
     const { d } = bare();
-    expect(d.mmioRead(0x1234 * 4)).toBe(0);
-    d.mmioWrite(0x1234 * 4, 5);
-    d.mmioWrite(R.STATUS, 0);
+    expect(d.mmioRead(0x1234 * 4, 4)).toBe(0);
+    d.mmioWrite(0x1234 * 4, 4, 5);
+    d.mmioWrite(R.STATUS, 4, 0);
     expect(d.drops.get('e1000.read-unhandled-reg')).toBe(1);
     expect(d.drops.get('e1000.write-unhandled-reg')).toBe(1);
     expect(d.drops.get('e1000.write-read-only-reg')).toBe(1);
@@ -32,8 +32,8 @@ describe('nic-e1000 device', () => {
 
   it('exitsPerFrame is 0, not NaN, before the first frame, and counts accesses per frame after it', () => {
     const { d } = bare();
-    d.mmioRead(R.STATUS);
-    d.mmioRead(R.STATUS);
+    d.mmioRead(R.STATUS, 4);
+    d.mmioRead(R.STATUS, 4);
     expect(d.exits.mmio).toBe(2);
     expect(d.exitsPerFrame).toBe(0);
     d.exits.txFrames = 1;
@@ -42,10 +42,10 @@ describe('nic-e1000 device', () => {
 
   it('EERD returns words with DONE; addresses past 63 read 0', () => {
     const { d } = bare();
-    d.mmioWrite(R.EERD, (1 << 8) | 1);
-    expect(d.mmioRead(R.EERD)).toBe((0x1200 << 16) | 0x10 | (1 << 8));
-    d.mmioWrite(R.EERD, (70 << 8) | 1);
-    expect(d.mmioRead(R.EERD)).toBe(0x10 | (70 << 8));
+    d.mmioWrite(R.EERD, 4, (1 << 8) | 1);
+    expect(d.mmioRead(R.EERD, 4)).toBe((0x1200 << 16) | 0x10 | (1 << 8));
+    d.mmioWrite(R.EERD, 4, (70 << 8) | 1);
+    expect(d.mmioRead(R.EERD, 4)).toBe(0x10 | (70 << 8));
   });
 
   it('statistics clear on read; the 64-bit high half clears both halves', () => {
@@ -53,39 +53,39 @@ describe('nic-e1000 device', () => {
     d.regs[R.GPRC >>> 2] = 5;
     d.regs[R.GORCL >>> 2] = 7;
     d.regs[R.GORCH >>> 2] = 1;
-    expect(d.mmioRead(R.GPRC)).toBe(5);
-    expect(d.mmioRead(R.GPRC)).toBe(0);
-    expect(d.mmioRead(R.GORCL)).toBe(7);
-    expect(d.mmioRead(R.GORCL)).toBe(7);
-    expect(d.mmioRead(R.GORCH)).toBe(1);
-    expect(d.mmioRead(R.GORCL)).toBe(0);
+    expect(d.mmioRead(R.GPRC, 4)).toBe(5);
+    expect(d.mmioRead(R.GPRC, 4)).toBe(0);
+    expect(d.mmioRead(R.GORCL, 4)).toBe(7);
+    expect(d.mmioRead(R.GORCL, 4)).toBe(7);
+    expect(d.mmioRead(R.GORCH, 4)).toBe(1);
+    expect(d.mmioRead(R.GORCL, 4)).toBe(0);
   });
 
   // Deviation from QEMU 7.2 (README "Deviations" 1): CTRL.RST resets the MAC registers.
   it('CTRL.RST through the I/O BAR window resets the MAC registers (QEMU ignores RST)', () => {
     const { d } = bare();
-    d.mmioWrite(R.PBA, 0x30);
-    d.mmioWrite(R.RCTL, 0x8002);
-    d.ioWrite(0, R.PBA);
-    expect(d.ioRead(4)).toBe(0x30);
-    d.ioWrite(0, R.CTRL);
-    d.ioWrite(4, d.ioRead(4) | (1 << 26));
-    expect(d.mmioRead(R.PBA)).toBe(0x00100030);
-    expect(d.mmioRead(R.RCTL)).toBe(0);
-    expect(d.mmioRead(R.CTRL)).toBe(0x00140240);
-    expect(d.mmioRead(R.RAH0)).toBe(0x80005634);
+    d.mmioWrite(R.PBA, 4, 0x30);
+    d.mmioWrite(R.RCTL, 4, 0x8002);
+    d.ioWrite(0, 4, R.PBA);
+    expect(d.ioRead(4, 4)).toBe(0x30);
+    d.ioWrite(0, 4, R.CTRL);
+    d.ioWrite(4, 4, d.ioRead(4, 4) | (1 << 26));
+    expect(d.mmioRead(R.PBA, 4)).toBe(0x00100030);
+    expect(d.mmioRead(R.RCTL, 4)).toBe(0);
+    expect(d.mmioRead(R.CTRL, 4)).toBe(0x00140240);
+    expect(d.mmioRead(R.RAH0, 4)).toBe(0x80005634);
   });
 
   // Deviation 2: no 1 s reception blackout after RCTL writes.
   it('receives right after an RCTL write and wakes a waiting source on RDT', () => {
     const { d, mem, ready } = bare();
-    d.mmioWrite(R.RDBAL, RX_RING);
-    d.mmioWrite(R.RDLEN, 128);
-    d.mmioWrite(R.RCTL, 0x8002);
+    d.mmioWrite(R.RDBAL, 4, RX_RING);
+    d.mmioWrite(R.RDLEN, 4, 128);
+    d.mmioWrite(R.RCTL, 4, 0x8002);
     const f = ethernet(GUEST_MAC, PEER_MAC, 0x0800, new Uint8Array(50));
     expect(d.receiveFrame(f)).toBe('busy'); // RDH == RDT: the ring is full
     mem.set([0, 0, 0x20, 0], RX_RING); // buffer at 0x200000
-    d.mmioWrite(R.RDT, 1);
+    d.mmioWrite(R.RDT, 4, 1);
     expect(ready.length).toBe(1);
     expect(d.receiveFrame(f)).toBe('delivered');
     expect(mem[RX_RING + 12]! & 3).toBe(3);
@@ -93,13 +93,13 @@ describe('nic-e1000 device', () => {
 
   it('defers a rising edge inside the mitigation window (ITR) and raises it when the window closes', () => {
     const { d, clock, irq } = bare();
-    d.mmioWrite(R.ITR, 4000); // 4000 × 256 ns = 1.024 ms
-    d.mmioWrite(R.IMS, 0x80);
-    d.mmioWrite(R.ICS, 0x80);
+    d.mmioWrite(R.ITR, 4, 4000); // 4000 × 256 ns = 1.024 ms
+    d.mmioWrite(R.IMS, 4, 0x80);
+    d.mmioWrite(R.ICS, 4, 0x80);
     expect(irq).toEqual([true]);
     expect(d.nextDeadline()).toBeCloseTo(1001.024, 6);
-    d.mmioRead(R.ICR); // lowering is immediate
-    d.mmioWrite(R.ICS, 0x80); // a new edge inside the window waits
+    d.mmioRead(R.ICR, 4); // lowering is immediate
+    d.mmioWrite(R.ICS, 4, 0x80); // a new edge inside the window waits
     expect(irq).toEqual([true, false]);
     clock.advance(2);
     d.advance();
@@ -109,31 +109,31 @@ describe('nic-e1000 device', () => {
   it('link down and up raise LSC; autonegotiation completes after 500 ms', () => {
     const { d, clock } = bare();
     d.setLinkUp(false);
-    expect(d.mmioRead(R.STATUS) & 2).toBe(0);
-    expect(d.mmioRead(R.ICR) & 4).toBe(4);
+    expect(d.mmioRead(R.STATUS, 4) & 2).toBe(0);
+    expect(d.mmioRead(R.ICR, 4) & 4).toBe(4);
     d.setLinkUp(true);
-    expect(d.mmioRead(R.STATUS) & 2).toBe(0);
+    expect(d.mmioRead(R.STATUS, 4) & 2).toBe(0);
     clock.advance(499);
     d.advance();
-    expect(d.mmioRead(R.STATUS) & 2).toBe(0);
+    expect(d.mmioRead(R.STATUS, 4) & 2).toBe(0);
     clock.advance(1);
     expect(d.nextDeadline()).toBe(1500);
     d.advance();
-    expect(d.mmioRead(R.STATUS) & 2).toBe(2);
-    expect(d.mmioRead(R.ICR) & 4).toBe(4);
+    expect(d.mmioRead(R.STATUS, 4) & 2).toBe(2);
+    expect(d.mmioRead(R.ICR, 4) & 4).toBe(4);
     expect(d.nextDeadline()).toBeUndefined();
   });
 
   it('needs bus master for DMA: no TX and no RX without it', () => {
     const { d, frames } = bare();
     d.configWrite(0x04, 2, 0x3);
-    d.mmioWrite(R.TDLEN, 128);
-    d.mmioWrite(R.TCTL, 2);
-    d.mmioWrite(R.TDT, 1);
+    d.mmioWrite(R.TDLEN, 4, 128);
+    d.mmioWrite(R.TCTL, 4, 2);
+    d.mmioWrite(R.TDT, 4, 1);
     expect(frames).toEqual([]);
-    expect(d.mmioRead(R.TDH)).toBe(0);
+    expect(d.mmioRead(R.TDH, 4)).toBe(0);
     expect(d.drops.get('e1000.tx-without-bus-master')).toBeGreaterThan(0);
-    d.mmioWrite(R.RCTL, 0x8002);
+    d.mmioWrite(R.RCTL, 4, 0x8002);
     expect(d.canReceive()).toBe(false);
   });
 
@@ -171,12 +171,12 @@ describe('nic-e1000 device', () => {
   it('refuses malformed snapshots without touching the device', () => {
     const { d } = bare();
     const good = d.snapshot();
-    d.mmioWrite(R.VET, 0x88a8);
+    d.mmioWrite(R.VET, 4, 0x88a8);
     expect(d.restore({ ...good, version: 2 })).toBe('e1000.snapshot-version');
     expect(d.restore({ ...good, regs: [[0x9000, 1]] })).toBe('e1000.snapshot-regs');
     expect(d.restore({ ...good, phy: [1] })).toBe('e1000.snapshot-phy');
     expect(d.restore(null)).toBe('e1000.snapshot-not-object');
-    expect(d.mmioRead(R.VET)).toBe(0x88a8);
+    expect(d.mmioRead(R.VET, 4)).toBe(0x88a8);
   });
 
   // Deviation 3: no header-only segment after a TSO payload that is a multiple of the MSS.

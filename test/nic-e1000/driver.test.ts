@@ -32,7 +32,7 @@ describe('nic-e1000 driven like Linux', () => {
     // CTRL.RST through the I/O BAR reset the MAC (QEMU ignores it: a documented deviation).
     expect(t.dev.drops.get('e1000.ctrl-rst')).toBe(2);
     // ANRESTART dropped the link; it comes back 500 ms later (model time: 1 ms per access).
-    expect(t.dev.autonegAtMs).toBeDefined();
+    expect(t.dev.autonegAtNs).toBeDefined();
     await t.wait(600);
     expect((await drv.r(R.STATUS)) & 2).toBe(2);
     expect((await drv.phyRead(1)) & 0x24).toBe(0x24);

@@ -29,9 +29,9 @@ function run(ops: readonly Op[], mem: Uint8Array): void {
   d.configWrite(4, 2, 7);
   for (const o of ops) {
     switch (o.k) {
-      case 'w': d.mmioWrite(o.off, o.v); break;
+      case 'w': d.mmioWrite(o.off, 4, o.v); break;
       case 'r': d.mmioRead(o.off, o.size); break;
-      case 'io': if (o.write) d.ioWrite(o.off, o.v); else d.ioRead(o.off); break;
+      case 'io': if (o.write) d.ioWrite(o.off, 4, o.v); else d.ioRead(o.off, 4); break;
       case 'cfg': d.configWrite(o.off, o.size, o.v); d.configRead(o.off, o.size); break;
       case 'rx': d.receiveFrame(o.frame); break;
       case 'mem': mem.set(o.bytes.subarray(0, MEM - o.at), o.at); break;
@@ -68,13 +68,13 @@ describe('nic-e1000 under hostile input', () => {
       const memory = arrayGuestMemory(bulkBytes(r.mem));
       const d = new E1000({ memory, clock: { now: () => 0 }, setIrq: () => undefined, emit: () => undefined });
       d.configWrite(4, 2, 7);
-      d.mmioWrite(R.CTRL, r.ctrl & ~(1 << 26));
-      d.mmioWrite(R.TDBAL, r.base); d.mmioWrite(R.TDBAH, r.bah); d.mmioWrite(R.TDLEN, r.tdlen); d.mmioWrite(R.TDH, r.tdh);
-      d.mmioWrite(R.TCTL, 2);
-      d.mmioWrite(R.TDT, r.tdt);
-      d.mmioWrite(R.RDBAL, r.base); d.mmioWrite(R.RDBAH, r.bah); d.mmioWrite(R.RDLEN, r.rdlen); d.mmioWrite(R.RDH, r.rdh);
-      d.mmioWrite(R.RCTL, r.rctl | 2);
-      d.mmioWrite(R.RDT, r.rdt);
+      d.mmioWrite(R.CTRL, 4, r.ctrl & ~(1 << 26));
+      d.mmioWrite(R.TDBAL, 4, r.base); d.mmioWrite(R.TDBAH, 4, r.bah); d.mmioWrite(R.TDLEN, 4, r.tdlen); d.mmioWrite(R.TDH, 4, r.tdh);
+      d.mmioWrite(R.TCTL, 4, 2);
+      d.mmioWrite(R.TDT, 4, r.tdt);
+      d.mmioWrite(R.RDBAL, 4, r.base); d.mmioWrite(R.RDBAH, 4, r.bah); d.mmioWrite(R.RDLEN, 4, r.rdlen); d.mmioWrite(R.RDH, 4, r.rdh);
+      d.mmioWrite(R.RCTL, 4, r.rctl | 2);
+      d.mmioWrite(R.RDT, 4, r.rdt);
       for (const f of r.frames) d.receiveFrame(bulkBytes(f));
     }), { numRuns: runs(60) });
   }, budgetMs(60_000));

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { E1000 } from '../../src/nic-e1000/device.js';
+import { E1000, type E1000Options } from '../../src/nic-e1000/device.js';
 import { arrayGuestMemory } from '../../src/nic-e1000/memory.js';
 
 export const qemuAvailable = (): boolean =>
@@ -226,8 +226,11 @@ export async function startQemu(mac = '52:54:00:12:34:56'): Promise<NicTarget> {
   };
 }
 
-/** Our model behind the same interface: guest RAM is a Uint8Array, time a manual clock. */
-export function modelTarget(mac = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56)): NicTarget & { dev: E1000 } {
+/**
+ * Our model behind the same interface: guest RAM is a Uint8Array, time a manual clock.
+ * `options.qemuCompat` selects QEMU 7.2's quirks (named 'model-compat' then).
+ */
+export function modelTarget(mac = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56), options: Pick<E1000Options, 'qemuCompat'> = {}): NicTarget & { dev: E1000 } {
   const mem = new Uint8Array(MEM_SIZE);
   let nowMs = 0;
   let level = false;
@@ -248,7 +251,7 @@ export function modelTarget(mac = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x
       emit: (f) => frames.push(f),
       rxReady: () => { queueMicrotask(flush); },
     },
-    { mac },
+    { mac, ...options },
   );
   // Every access is 1 ms after the previous one, so mitigation windows (≥ 128 µs) have
   // closed by the next access, as the differential scenarios arrange for QEMU.
@@ -259,14 +262,14 @@ export function modelTarget(mac = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x
   dev.configWrite(0x10, 4, BAR0);
   dev.configWrite(0x14, 4, BAR1);
   return {
-    name: 'model',
+    name: options.qemuCompat === true ? 'model-compat' : 'model',
     dev,
     cfgRead: (off, size) => { tick(); return Promise.resolve(dev.configRead(off, size)); },
     cfgWrite: (off, size, v) => { tick(); dev.configWrite(off, size, v); return Promise.resolve(); },
-    read: (off) => { tick(); return Promise.resolve(dev.mmioRead(off)); },
-    write: (off, v) => { tick(); dev.mmioWrite(off, v); return Promise.resolve(); },
-    ioRead: (off) => { tick(); return Promise.resolve(dev.ioRead(off)); },
-    ioWrite: (off, v) => { tick(); dev.ioWrite(off, v); return Promise.resolve(); },
+    read: (off) => { tick(); return Promise.resolve(dev.mmioRead(off, 4)); },
+    write: (off, v) => { tick(); dev.mmioWrite(off, 4, v); return Promise.resolve(); },
+    ioRead: (off) => { tick(); return Promise.resolve(dev.ioRead(off, 4)); },
+    ioWrite: (off, v) => { tick(); dev.ioWrite(off, 4, v); return Promise.resolve(); },
     memWrite: (addr, bytes) => { mem.set(bytes, addr); return Promise.resolve(); },
     memRead: (addr, len) => Promise.resolve(mem.slice(addr, addr + len)),
     inject: (frame) => {

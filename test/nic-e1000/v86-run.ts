@@ -1,43 +1,43 @@
 /**
- * Boots the i386 guest of scripts/e1000-v86-guest.sh in v86 with *our* e1000 model plugged
- * into v86's PCI bus (shared/reference/v86.md §4.8) and the tslirp stack behind it, in one
- * process: the unmodified Linux e1000 driver probes the model, gets a DHCP lease and pings.
- * Echoes the guest's serial console; exits 0 on TSLIRP-DONE, 2 on timeout.
+ * Boots the i386 guest of scripts/e1000-v86-guest.sh in v86 with tslirp's e1000 plugged into
+ * v86's PCI bus by the public add-on (`attachE1000`, src/v86), its frames going either to an
+ * in-process network (`createNodeNetwork`) or, with --relay, to a tslirp daemon's WebSocket
+ * relay. Echoes the guest's serial console; exits 0 on TSLIRP-DONE, 2 on timeout. At exit it
+ * prints the model's access and frame counters and both drop tables.
  *
- * Usage: node --import tsx test/nic-e1000/v86-run.ts [--guest DIR] [--timeout S]
+ * Usage: node --import tsx test/nic-e1000/v86-run.ts [--guest DIR] [--relay ws://…/]
+ *          [--append 'k=v …'] [--timeout S]
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { E1000 } from '../../src/nic-e1000/device.js';
-import { R } from '../../src/nic-e1000/regs.js';
-import { resolveStackConfig } from '../../src/stack/config.js';
-import { Stack } from '../../src/stack/stack.js';
-import { systemClock, systemRandom } from '../../src/util/clock.js';
+import { WebSocket } from 'ws';
+import { V86 } from 'v86';
+import { createNodeNetwork } from '../../src/daemon/node-network.js';
+import { attachE1000 } from '../../src/v86/index.js';
 
 const { values } = parseArgs({
   options: {
     guest: { type: 'string', default: '.cache/e1000-v86-guest' },
     bios: { type: 'string', default: '/usr/share/seabios/bios.bin' },
     vgabios: { type: 'string', default: '/usr/share/seabios/vgabios-stdvga.bin' },
+    relay: { type: 'string' },
+    /** v86's own NIC (ne2k, virtio) on the relay instead of our e1000 (benchmarks compare them). */
+    nic: { type: 'string', default: 'e1000' },
+    /** The model without interrupt moderation (E1000Options.mitigation false). */
+    'no-mitigation': { type: 'boolean', default: false },
+    append: { type: 'string', default: '' },
     timeout: { type: 'string', default: '150' },
   },
 });
 
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-member-access */
-const { V86 } = (await import('v86')) as any;
 const require = createRequire(import.meta.url);
 const wasmPath = join(dirname(require.resolve('v86')), 'v86.wasm');
 const file = (p: string): { buffer: ArrayBuffer } => {
   const b = readFileSync(p);
   return { buffer: b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
 };
-
-/** Slot 5 on bus 0; BAR0 at a 128 KiB-aligned address v86 keeps (it cannot move memory BARs). */
-const PCI_ID = 5 << 3;
-const BAR0 = 0xfeb80000;
-const BAR1 = 0xc200;
 
 const emulator = new V86({
   wasm_path: wasmPath,
@@ -47,13 +47,22 @@ const emulator = new V86({
   vga_bios: file(values.vgabios),
   bzimage: file(join(values.guest, 'bzImage')),
   initrd: file(join(values.guest, 'initrd.gz')),
-  cmdline: 'console=ttyS0 nic=e1000 tsc=reliable mitigations=off random.trust_cpu=on panic=-1 quiet',
-  net_device: { type: 'none' },
-  autostart: false,
+  cmdline: `console=ttyS0 nic=${values.nic} tsc=reliable mitigations=off random.trust_cpu=on panic=-1 quiet ${values.append}`,
+  net_device: values.nic === 'e1000' ? { type: 'none' } : { type: values.nic, relay_url: values.relay },
+  autostart: true,
   disable_keyboard: true,
   disable_mouse: true,
   disable_speaker: true,
-});
+} as unknown as ConstructorParameters<typeof V86>[0]); // net_device 'none': no NIC of v86's own (not in v86.d.ts)
+
+if (values.nic !== 'e1000' && values.relay === undefined) throw new Error('--nic ne2k|virtio needs --relay');
+(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket; // v86's own relay needs a global one
+// The in-process network answers DNS for host.tslirp.internal itself; no upstream is used.
+const network = values.relay === undefined ? createNodeNetwork({ dnsUpstreams: ['127.0.0.1:9'] }) : undefined;
+const mitigation = !values['no-mitigation'];
+const nic = values.nic !== 'e1000'
+  ? undefined
+  : attachE1000(emulator, values.relay === undefined ? { network: network!, mitigation } : { relay_url: values.relay, WebSocket, mitigation });
 
 const started = Date.now();
 let finished = false;
@@ -61,83 +70,25 @@ function finish(code: number, why: string): void {
   if (finished) return;
   finished = true;
   console.log(`\ne1000-v86: ${why} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  try { emulator.stop(); } catch { /* already stopped */ }
+  void emulator.stop().catch(() => undefined);
+  nic?.close();
+  network?.close();
   setTimeout(() => process.exit(code), 100);
 }
 setTimeout(() => { finish(2, 'timeout'); }, Number(values.timeout) * 1000);
-
-emulator.add_listener('emulator-loaded', () => {
-  const cpu = emulator.v86.cpu;
-  const pci = cpu.devices.pci;
-  const io = cpu.io;
-  const toGuest: Uint8Array[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  const stack: Stack = new Stack(resolveStackConfig(), {
-    clock: systemClock,
-    random: systemRandom(),
-    emit: (f) => { toGuest.push(f); queueMicrotask(deliver); },
-  });
-  const nic: E1000 = new E1000({
-    memory: {
-      read: (addr, len) => cpu.read_blob(addr, len) as Uint8Array,
-      write: (addr, bytes) => { cpu.write_blob(bytes, addr); },
-    },
-    clock: systemClock,
-    setIrq: (level) => { if (level) pci.raise_irq(PCI_ID); else pci.lower_irq(PCI_ID); },
-    emit: (f) => { stack.receiveFrame(f); },
-    rxReady: () => { queueMicrotask(deliver); },
-  });
-  function deliver(): void {
-    while (toGuest.length > 0) {
-      if (nic.receiveFrame(toGuest[0]!) === 'busy') return;
-      toGuest.shift();
-    }
-  }
-  function rearm(): void {
-    clearTimeout(timer);
-    const at = nic.nextDeadline();
-    if (at !== undefined) timer = setTimeout(() => { nic.advance(); rearm(); }, Math.max(0, at - systemClock.now()));
-  }
-  // v86 keeps PCI config space itself and does not forward config writes: the model's own
-  // COMMAND is set once (memory, I/O, bus master) so DMA works.
-  nic.configWrite(0x04, 2, 0x0007);
-  const space = new Uint8Array(256);
-  for (let i = 0; i < 64; i += 4) {
-    const v = nic.configRead(i, 4);
-    space[i] = v & 0xff; space[i + 1] = (v >>> 8) & 0xff; space[i + 2] = (v >>> 16) & 0xff; space[i + 3] = v >>> 24;
-  }
-  const put32 = (at: number, v: number): void => { space[at] = v & 0xff; space[at + 1] = (v >>> 8) & 0xff; space[at + 2] = (v >>> 16) & 0xff; space[at + 3] = v >>> 24; };
-  put32(0x10, BAR0);
-  put32(0x14, BAR1 | 1);
-  space[0x04] = 0x07;
-  // I/O BAR: IOADDR at +0, IODATA at +4 (registered before register_device, which records them).
-  for (let p = 0; p < 0x40; p++) {
-    const port = BAR1 + p;
-    io.register_read(port, nic,
-      () => nic.ioRead(p, 1),
-      () => nic.ioRead(p, 2),
-      () => nic.ioRead(p, 4));
-    io.register_write(port, nic,
-      (v: number) => { nic.ioWrite(p, v, 1); rearm(); },
-      (v: number) => { nic.ioWrite(p, v, 2); rearm(); },
-      (v: number) => { nic.ioWrite(p, v, 4); rearm(); });
-  }
-  pci.register_device({ pci_id: PCI_ID, pci_space: Array.from(space.subarray(0, 64)), pci_bars: [{ size: 0x20000 }, { size: 0x40 }], name: 'e1000 (tslirp)' });
-  io.mmap_register(BAR0, 0x20000,
-    (addr: number) => nic.mmioRead(addr - BAR0, 1),
-    (addr: number, v: number) => { nic.mmioWrite(addr - BAR0, v, 1); rearm(); },
-    (addr: number) => nic.mmioRead(addr - BAR0, 4),
-    (addr: number, v: number) => { nic.mmioWrite(addr - BAR0, v, 4); rearm(); deliver(); });
-  setInterval(() => {
-    if (finished) return;
-    const s = `exits mmio=${nic.exits.mmio} io=${nic.exits.io} tx=${nic.exits.txFrames} rx=${nic.exits.rxFrames} status=${nic.regs[R.STATUS >>> 2]!.toString(16)}`;
-    if (process.env['E1000_V86_DEBUG'] !== undefined) console.log(`\n[e1000-v86] ${s}`);
-  }, 2000).unref();
-  process.on('exit', () => {
-    console.log(`\ne1000-v86: model exits mmio=${nic.exits.mmio} io=${nic.exits.io} config=${nic.exits.config} txFrames=${nic.exits.txFrames} rxFrames=${nic.exits.rxFrames} drops=${JSON.stringify(nic.drops.snapshot())}`);
-  });
-  emulator.run();
+process.on('SIGTERM', () => { finish(143, 'SIGTERM'); });
+process.on('exit', () => {
+  const d = nic?.device;
+  if (d === undefined || nic === undefined) return;
+  console.log(`\ne1000-v86: model exits mmio=${d.exits.mmio} io=${d.exits.io} config=${d.exits.config} txFrames=${d.exits.txFrames} rxFrames=${d.exits.rxFrames} irqs=${d.exits.irqs} drops=${JSON.stringify(d.drops.snapshot())} addon=${JSON.stringify(nic.drops.snapshot())}`);
 });
+
+if (process.env['E1000_V86_DEBUG'] !== undefined) {
+  setInterval(() => {
+    const d = nic?.device;
+    if (d !== undefined && nic !== undefined) console.log(`\n[e1000-v86 ${((Date.now() - started) / 1000).toFixed(0)} s] mmio=${d.exits.mmio} tx=${d.exits.txFrames} rx=${d.exits.rxFrames} irqs=${d.exits.irqs} drops=${JSON.stringify(d.drops.snapshot())} addon=${JSON.stringify(nic.drops.snapshot())} icr=${d.regs[0xc0 >>> 2]!.toString(16)} ims=${d.regs[0xd0 >>> 2]!.toString(16)} line=${d.irqLevel} mit=${JSON.stringify(d.mitigation)} now=${d.nowNs} next=${d.nextDeadline()} clock=${performance.now()} rdh=${d.regs[0x2810 >>> 2]} rdt=${d.regs[0x2818 >>> 2]} tdh=${d.regs[0x3810 >>> 2]} tdt=${d.regs[0x3818 >>> 2]}`);
+  }, 5000).unref();
+}
 
 let line = '';
 emulator.add_listener('serial0-output-byte', (b: number) => {
@@ -146,5 +97,8 @@ emulator.add_listener('serial0-output-byte', (b: number) => {
   if (c === '\n') {
     if (line.includes('TSLIRP-DONE')) finish(0, 'guest done');
     line = '';
-  } else line += c;
+  } else if (c !== '\r') {
+    line += c;
+    if (line.length > 4096) line = '';
+  }
 });

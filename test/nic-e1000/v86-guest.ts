@@ -1,0 +1,70 @@
+/**
+ * The v86 guest that downloads: scripts/e1000-v86-guest.sh's (or build-v86-guest.sh's) kernel
+ * and initramfs, plus a second initramfs appended whose /init replaces the built one (the
+ * kernel unpacks concatenated archives in order, later files win). The /init loads the NIC's
+ * modules (`nic=` on the kernel command line, default e1000), gets a lease, resolves
+ * host.tslirp.internal through 10.0.2.3, pings the gateway three times and downloads
+ * http://<that address>:$tport/file, printing TSLIRP-* markers on the serial console.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const DOWNLOAD_INIT = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+echo "TSLIRP-INIT up=$(cut -d' ' -f1 /proc/uptime)"
+while read -r m; do insmod "/lib/modules/$m" || echo "TSLIRP-INSMOD-FAILED $m"; done < "/lib/modules/\${nic:-e1000}.list"
+i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done
+[ -e /sys/class/net/eth0 ] || { echo "TSLIRP-NO-ETH0"; echo "TSLIRP-DONE"; poweroff -f; }
+ip link set lo up; ip link set eth0 up
+cat > /udhcpc.sh <<'S'
+#!/bin/sh
+if [ "$1" = bound ]; then
+  echo "TSLIRP-LEASE ip=$ip subnet=$subnet router=$router dns=$dns"
+  ip addr add "$ip/$subnet" dev "$interface"; ip route add default via $router
+fi
+exit 0
+S
+chmod +x /udhcpc.sh
+if udhcpc -s /udhcpc.sh -i eth0 -f -q -n -t 5 -T 2; then echo "TSLIRP-DHCP-OK"; else echo "TSLIRP-DHCP-FAIL"; fi
+addr=$(nslookup host.tslirp.internal 10.0.2.3 | sed -n 's/^Address:[[:space:]]*\\([0-9.]*\\)$/\\1/p' | tail -1)
+echo "TSLIRP-DNS host.tslirp.internal=$addr"
+if ping -c 3 -W 3 10.0.2.2; then echo "TSLIRP-PING-GW-OK"; else echo "TSLIRP-PING-GW-FAIL"; fi
+t0=$(cut -d' ' -f1 /proc/uptime)
+sum=$(wget -q -O - "http://$addr:$tport/file" | sha256sum | cut -d' ' -f1)
+echo "TSLIRP-DL $sum $t0 $(cut -d' ' -f1 /proc/uptime)"
+echo "TSLIRP-DONE"
+poweroff -f
+`;
+
+/** Writes bzImage and initrd.gz (the built one + the /init above) into `out`; returns `out`. */
+export function downloadGuest(built: string, out: string): string {
+  const root = join(out, 'root');
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(root, 'init'), DOWNLOAD_INIT);
+  chmodSync(join(root, 'init'), 0o755);
+  const cpio = spawnSync('sh', ['-c', 'echo init | cpio -o -H newc 2>/dev/null | gzip -1'], { cwd: root, maxBuffer: 1 << 20 });
+  if (cpio.status !== 0) throw new Error(`cpio failed: ${cpio.stderr.toString()}`);
+  writeFileSync(join(out, 'initrd.gz'), Buffer.concat([readFileSync(join(built, 'initrd.gz')), cpio.stdout]));
+  writeFileSync(join(out, 'bzImage'), readFileSync(join(built, 'bzImage')));
+  return out;
+}
+
+/** What a run printed: the download's sha256 and guest seconds, the model's counters (e1000). */
+export interface GuestRun {
+  readonly sha?: string | undefined;
+  readonly seconds?: number | undefined;
+  readonly exits?: { mmio: number; io: number; txFrames: number; rxFrames: number; irqs: number } | undefined;
+}
+
+export function parseRun(text: string): GuestRun {
+  const dl = /TSLIRP-DL (\S+) (\S+) (\S+)/.exec(text);
+  const ex = /model exits mmio=(\d+) io=(\d+) config=\d+ txFrames=(\d+) rxFrames=(\d+) irqs=(\d+)/.exec(text);
+  return {
+    sha: dl?.[1],
+    seconds: dl === null ? undefined : Number(dl[3]) - Number(dl[2]),
+    exits: ex === null ? undefined : { mmio: Number(ex[1]), io: Number(ex[2]), txFrames: Number(ex[3]), rxFrames: Number(ex[4]), irqs: Number(ex[5]) },
+  };
+}
