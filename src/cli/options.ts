@@ -371,17 +371,20 @@ Other:
   --config FILE              read options from FILE, a JSON object whose keys are the long
                              option names without '--' ({"mtu": 9000, "hostfwd":
                              ["tcp::2222-:22"]}; schema: docs/config.schema.json); an
-                             option on the command line replaces the file's value
+                             option on the command line replaces the file's value; read
+                             again on SIGHUP
   --print-config             print the effective options as such a JSON object and exit
   -h, --help                 show this help and exit
   -V, --version              show the version and exit
 
 Logs are JSON lines on stdout (pretty-printed on a terminal). Once every listener is
 bound, a line with "msg":"listening" lists them. SIGINT or SIGTERM closes the listeners
-and sessions, flushes captures, removes the unix sockets and exits 0; SIGHUP re-reads the
---ws-token-file (sessions stay up; a file that does not read keeps the tokens in force) and
-is otherwise logged and ignored. Captures reach the file within one event-loop turn, so even
-a killed daemon leaves them readable.
+and sessions, flushes captures, removes the unix sockets and exits 0. SIGHUP reloads without
+dropping sessions: the --config file (egress rules, --max-sessions, --max-sessions-per-source,
+--max-rss, --max-session-leases, --log-level and --ws-token-file change; other options need
+a restart and are named in the log), else the --ws-token-file; a file that does not read or
+parse changes nothing. Captures reach the file within one event-loop turn, so even a killed
+daemon leaves them readable.
 
 Exit status: 0 after a clean shutdown; 2 for bad usage or configuration (the message names
 the option); 1 when the environment fails: a port in use, a directory that cannot be

@@ -45,6 +45,7 @@ import type { LiveNetwork } from './live-network.js';
 import { NetworkRegistry, type NetworkSettings } from './networks.js';
 import { networkNameProblem } from '../net/network-name.js';
 import { Session } from './session.js';
+import type { NetworkReload } from '../network/reload.js';
 import { StartError } from './start-error.js';
 
 /** Where the DNS forwarder's upstreams come from (what it answers itself is a network setting). */
@@ -98,6 +99,22 @@ export interface DaemonOptions {
   readonly wsTls?: { readonly cert: Buffer | string; readonly key: Buffer | string } | undefined;
 }
 
+/** The daemon-wide session limits (`--max-sessions`, `--max-sessions-per-source`, `--max-rss` in bytes). */
+export interface DaemonLimits {
+  readonly maxSessions: number;
+  readonly maxSessionsPerSource: number;
+  readonly maxRssBytes: number;
+}
+
+/** What a reload changes (`Daemon.reload`). */
+export interface DaemonReload {
+  readonly limits: DaemonLimits;
+  /** Of every network not declared. */
+  readonly network: NetworkReload;
+  /** Of declared networks, by name. */
+  readonly networks: ReadonlyMap<string, NetworkReload>;
+}
+
 export const DEFAULT_MAX_SESSIONS = 256;
 export const DEFAULT_MAX_SESSIONS_PER_SOURCE = 16;
 export const DEFAULT_MAX_RSS_BYTES = 1 << 30;
@@ -134,7 +151,8 @@ export class Daemon implements DaemonControl {
   readonly #o: DaemonOptions;
   readonly #clock: Clock;
   readonly #random: Random;
-  readonly #maxSessions: number;
+  /** Session limits (`DaemonLimits`); a reload replaces them. */
+  #limits: DaemonLimits;
   /** Live sessions per limited source address (`limitedSource`). */
   readonly #perSource = new Map<string, number>();
   /** Links refused before becoming sessions, by reason ('session.*'), for the shutdown line. */
@@ -181,7 +199,11 @@ export class Daemon implements DaemonControl {
     this.#o = o;
     this.#clock = o.clock ?? systemClock;
     this.#random = o.random ?? systemRandom();
-    this.#maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS;
+    this.#limits = {
+      maxSessions: o.maxSessions ?? DEFAULT_MAX_SESSIONS,
+      maxSessionsPerSource: o.maxSessionsPerSource ?? DEFAULT_MAX_SESSIONS_PER_SOURCE,
+      maxRssBytes: o.maxRssBytes ?? DEFAULT_MAX_RSS_BYTES,
+    };
     // Every event-stream and capture client of the API listens here; the API bounds their number.
     this.events.setMaxListeners(0);
   }
@@ -341,10 +363,11 @@ export class Daemon implements DaemonControl {
     const networks = this.#networks;
     if (this.#closing !== undefined || networks === undefined) throw new Error('daemon shutting down');
     const source = limitedSource(link.peer);
+    const limits = this.#limits;
     const refusal =
-      this.#sessions.size >= this.#maxSessions ? 'session.limit'
-      : source !== undefined && (this.#perSource.get(source) ?? 0) >= (this.#o.maxSessionsPerSource ?? DEFAULT_MAX_SESSIONS_PER_SOURCE) ? 'session.per-source-limit'
-      : process.memoryUsage.rss() > (this.#o.maxRssBytes ?? DEFAULT_MAX_RSS_BYTES) ? 'session.memory-watermark'
+      this.#sessions.size >= limits.maxSessions ? 'session.limit'
+      : source !== undefined && (this.#perSource.get(source) ?? 0) >= limits.maxSessionsPerSource ? 'session.per-source-limit'
+      : process.memoryUsage.rss() > limits.maxRssBytes ? 'session.memory-watermark'
       : undefined;
     if (refusal !== undefined) {
       this.#refused.count(refusal);
@@ -395,6 +418,22 @@ export class Daemon implements DaemonControl {
     this.#claimForwards(s, joined.network);
     this.events.emit('session.up', s);
     return s.handler;
+  }
+
+  /** The session limits in force. */
+  get limits(): DaemonLimits {
+    return this.#limits;
+  }
+
+  /**
+   * A reload (SIGHUP with `--config`): new session limits for the links accepted from now on
+   * (sessions above a lowered limit go on), and new egress rules and lease bounds for every
+   * network (`NetworkRegistry.reload`). Nothing is closed or re-bound.
+   */
+  reload(r: DaemonReload): void {
+    if (this.#closing !== undefined) return;
+    this.#limits = r.limits;
+    this.#networks?.reload(r.network, r.networks);
   }
 
   // --- DaemonControl: what the control API reads and steers (control.ts).

@@ -517,6 +517,11 @@ export class Stack implements ToGuest, HostEvents {
     return this.#dhcp.leases(this.#deps.clock.now());
   }
 
+  /** `--max-session-leases` replaced by a reload: bounds new leases from now on. */
+  setMaxSessionLeases(n: number): void {
+    this.#dhcp.setMaxLeasesPerPort(n);
+  }
+
   /** Known guest neighbours (IPv4 → MAC). */
   neighbours(): IterableIterator<[Ipv4Addr, Mac]> {
     return this.#arp.entries();
