@@ -34,7 +34,7 @@ import { ForwardRefusals } from '../nat/forward-refusals.js';
 import { ResolvConfWatcher } from '../host/resolv-conf.js';
 import { expandForward, MAX_FORWARD_PORTS, parseForwardSpec, type ForwardRule } from '../nat/forwards.js';
 import { ConfigError } from '../util/config-error.js';
-import { CHANGE_POLL_MS, ControlError, type DaemonControl, type DaemonEvents, type ForwardRequest, type ForwardView, type NetworkFlow, type NetworkLease } from './control.js';
+import { CHANGE_POLL_MS, ControlError, MAPPING_TIMEOUT_SLACK_MS, type DaemonControl, type DaemonEvents, type ForwardRequest, type ForwardView, type NetworkFlow, type NetworkLease, type NetworkMapping } from './control.js';
 import { PcapngFileWriter } from '../pcap/pcapng-writer.js';
 import { formatEndpoint } from '../net/addr.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
@@ -192,6 +192,8 @@ export class Daemon implements DaemonControl {
   /** The last snapshot `watchChanges` compared against: key → lease or flow. */
   #seenLeases = new Map<string, NetworkLease>();
   #seenFlows = new Map<string, NetworkFlow>();
+  /** Mappings reported created (public endpoint known), by key, with when they expire unless refreshed (daemon clock). */
+  #seenMappings = new Map<string, { readonly mapping: NetworkMapping; readonly expiresAtMs: number }>();
   /** Set once start() bound everything: a failed start does not log "daemon stopped". */
   #started = false;
 
@@ -596,23 +598,35 @@ export class Daemon implements DaemonControl {
     };
   }
 
-  /** Compares leases and flows with the last snapshot; emits the differences when `emit`. */
+  /** Compares leases, flows and mappings with the last snapshot; emits the differences when `emit`. */
   #compare(emit: boolean): void {
     const leases = new Map<string, NetworkLease>();
     const flows = new Map<string, NetworkFlow>();
+    const mappings = new Map<string, { readonly mapping: NetworkMapping; readonly expiresAtMs: number }>();
+    const nowMs = this.#clock.now();
     for (const n of this.networks) {
       if (n.closed) continue;
       for (const l of n.leases()) if (l.state === 'bound') leases.set(`${n.name}/${l.mac}/${l.ip}`, { ...l, network: n.name });
       for (const f of n.network.stack.flows()) flows.set(`${n.name}/${f.id}`, { ...f, network: n.name });
+      // Flow ids are never reused within a network (FlowTable.allocateId), so a key is one mapping's life.
+      for (const m of n.network.stack.natMappings()) {
+        const key = `${n.name}/${m.id}`;
+        // Not yet bound: reported once its public endpoint is known (the next comparison).
+        if (m.public !== undefined || m.socket !== 'bound' || this.#seenMappings.has(key)) mappings.set(key, { mapping: { ...m, network: n.name }, expiresAtMs: nowMs + m.expiresInMs });
+      }
     }
     if (emit) {
       for (const [k, l] of leases) if (!this.#seenLeases.has(k)) this.events.emit('lease.granted', l);
       for (const [k, l] of this.#seenLeases) if (!leases.has(k)) this.events.emit('lease.released', l);
       for (const [k, f] of flows) if (!this.#seenFlows.has(k)) this.events.emit('flow.opened', f);
       for (const [k, f] of this.#seenFlows) if (!flows.has(k)) this.events.emit('flow.closed', f);
+      for (const [k, m] of mappings) if (!this.#seenMappings.has(k)) this.events.emit('mapping.created', m.mapping);
+      // Gone once its expiry had come (or all but): its timeout; gone well before: evicted or closed.
+      for (const [k, m] of this.#seenMappings) if (!mappings.has(k)) this.events.emit('mapping.expired', m.mapping, m.expiresAtMs <= nowMs + MAPPING_TIMEOUT_SLACK_MS ? 'timeout' : 'closed');
     }
     this.#seenLeases = leases;
     this.#seenFlows = flows;
+    this.#seenMappings = mappings;
   }
 
   /** The live networks: declared and joined ones by name, then private ones. */
