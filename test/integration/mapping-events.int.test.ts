@@ -10,7 +10,6 @@
 import dgram from 'node:dgram';
 import http from 'node:http';
 import { rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAEMON_ENTRY, startDaemon, type Daemon } from '../helpers/daemon.js';
@@ -98,7 +97,7 @@ describe.skipIf(!enabled)('NAT mapping events (a namespace guest, the control AP
       await until(() => watch!.output.includes('session.up'), 500);
     }
     expect(watch!.output, watch!.tail()).toContain('session.up');
-    const port = (echo.address()).port;
+    const port = echo.address().port;
     const script = `
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
