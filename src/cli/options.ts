@@ -127,6 +127,7 @@ const OPTIONS = {
   'max-udp-flows': { type: 'string' },
   'max-network-tcp-flows': { type: 'string' },
   'max-network-udp-flows': { type: 'string' },
+  'max-new-flows-per-second': { type: 'string' },
   'nat-pmp': { type: 'string' },
   'link-delay': { type: 'string' },
   'link-loss': { type: 'string' },
@@ -169,7 +170,7 @@ const CONFIG_OPTION_NAMES: Readonly<Record<string, string>> = { leasetime: 'leas
 export const NETWORK_KEYS = [
   'net', 'host', 'dns', 'dhcpstart', 'dhcp-pool', 'max-session-leases', 'domainname', 'dnssearch', 'hostname', 'mtu', 'route',
   'tftp-server-name', 'bootfile', 'lease-time', 'hostfwd', 'restrict', 'disable-host-loopback', 'dns-record',
-  'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows',
+  'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows', 'max-new-flows-per-second',
   'nat-pmp', 'link-delay', 'link-loss', 'link-duplicate', 'link-reorder', 'link-rate',
   'nat', 'nat-mapping', 'nat-filtering', 'nat-hairpin', 'nat-port-preservation', 'nat-udp-timeout', 'nat-refresh', 'outbound',
 ] as const;
@@ -282,6 +283,12 @@ NAT (guest flows become host sockets):
   --max-udp-flows N          UDP flows one guest may hold (1024); the idlest is evicted
   --max-network-tcp-flows N  TCP connections of all a network's guests (16384)
   --max-network-udp-flows N  UDP flows of all a network's guests (4096)
+  --max-new-flows-per-second N
+                             TCP connections and UDP mappings the guests of one network
+                             (a session's own, by default) may open per second, a burst of
+                             N at once; beyond it SYNs and datagrams are dropped unanswered
+                             (the guest's TCP retries) and counted (nat.new-flow-rate); 0,
+                             the default, for no limit
   --nat TYPE                 full-cone, restricted-cone, port-restricted-cone or
                              symmetric: sets --nat-mapping and --nat-filtering (which,
                              given too, replace their half)
@@ -678,6 +685,7 @@ function resolveNetwork(values: NetworkValues, name: string | undefined, egress:
       'max-udp-flows': text(values['max-udp-flows']),
       'max-network-tcp-flows': text(values['max-network-tcp-flows']),
       'max-network-udp-flows': text(values['max-network-udp-flows']),
+      'max-new-flows-per-second': text(values['max-new-flows-per-second']),
     });
     const dnsRecords = list(values['dns-record']).map((r) => {
       const record = parseDnsRecordOption(r);

@@ -142,6 +142,8 @@ export class TcpEngine {
       this.counters.count(route.refused);
       return this.#resetFor(p, t);
     }
+    // Past the network's new-flow rate: dropped unanswered, the guest's TCP sends the SYN again (flow-table.ts).
+    if (!this.#table.admitNew(nowMs)) return this.counters.count('nat.new-flow-rate');
     if (!this.#makeRoom(p.src)) return this.#resetFor(p, t);
     const c = this.#newConn('guest', { addr: p.src, port: t.srcPort }, { addr: p.dst, port: t.dstPort }, route.to, nowMs);
     if (!this.#table.add(c)) {
