@@ -4,15 +4,16 @@
  * --egress-deny rule of the config file; the file is edited and the daemon sent SIGHUP, and
  * the same session's curl gets through; a file that does not parse changes nothing; the
  * session limit, the log level and the lease bound change live; an option that needs a
- * restart is named and left as it was. The daemon is the built one (dist/).
+ * restart is named and left as it was; the first session's recording (--record) replays with
+ * no difference, its reloads included. The daemon is the built one (dist/).
  */
 import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type Daemon, type LogRecord } from '../helpers/daemon.js';
+import { DAEMON_ENTRY, startDaemon, type Daemon, type LogRecord } from '../helpers/daemon.js';
 import { command, daemon as daemonReq, missingRequirements, NetnsGuest, root, run, shouldRun, tempDir, until, type RunResult } from '../helpers/guests.js';
 
 const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('curl')]);
@@ -59,7 +60,7 @@ describe.skipIf(!enabled)('SIGHUP reloads the config file (a namespace guest)', 
     port = (server.address() as AddressInfo).port;
     writeFileSync(cfg, JSON.stringify({ 'egress-deny': [`127.0.0.1,port=${port}`], 'max-sessions': 4 }));
     // No --log-level on the command line: it would win over the file's.
-    d = await startDaemon(['--config', cfg, '--dgram', 'udp:127.0.0.1:0', '--ws', '127.0.0.1:0']);
+    d = await startDaemon(['--config', cfg, '--dgram', 'udp:127.0.0.1:0', '--ws', '127.0.0.1:0', '--record', join(dir, 'rec')]);
   });
   afterAll(async () => {
     for (const g of guests) await g.destroy();
@@ -152,5 +153,17 @@ describe.skipIf(!enabled)('SIGHUP reloads the config file (a namespace guest)', 
     expect((await g.dhcp()).lease).toBeUndefined();
     await reload({ 'max-sessions': 4, 'max-session-leases': 2 });
     expect((await g.dhcp()).lease?.['ip']).toMatch(/^10\.0\.2\.\d+$/);
+  }, 120_000);
+
+  it('the recording of the first session holds its reloads: it replays with no difference', async () => {
+    for (const g of guests.splice(0)) await g.destroy();
+    expect((await d.stop()).code).toBe(0);
+    // The first session's private network: its file ends in -1.pcapng.
+    const file = readdirSync(join(dir, 'rec')).find((f) => f.endsWith('-1.pcapng'));
+    expect(file, readdirSync(join(dir, 'rec')).join(' ')).toBeDefined();
+    const replayed = spawnSync(process.execPath, [DAEMON_ENTRY, 'replay', join(dir, 'rec', file!)], { encoding: 'utf8', timeout: 60_000 });
+    expect(replayed.stderr).toBe('');
+    expect(replayed.stdout).toMatch(/^replay: \d+ frames, 0 differences, \d+\.\d+ s\n$/);
+    expect(replayed.status).toBe(0);
   }, 120_000);
 });
