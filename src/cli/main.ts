@@ -135,7 +135,7 @@ class Reloader {
 
 /** What a reload hands a network of these settings. */
 function networkReload(s: NetworkSettings): NetworkReload {
-  return { egress: s.config.egress?.rules ?? [], maxSessionLeases: s.config.maxLeasesPerPort ?? DEFAULT_LEASES_PER_PORT };
+  return { egress: s.config.egress?.rules ?? [], maxSessionLeases: s.config.maxLeasesPerPort ?? DEFAULT_LEASES_PER_PORT, dnsRecords: s.dnsRecords };
 }
 
 /** `--ws-token-file`: its tokens, read at start and on SIGHUP. */

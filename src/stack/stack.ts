@@ -522,6 +522,11 @@ export class Stack implements ToGuest, HostEvents {
     this.#dhcp.setMaxLeasesPerPort(n);
   }
 
+  /** `--dns-record` replaced by a reload: answers queries from now on. */
+  setDnsRecords(records: readonly DnsStaticRecord[]): void {
+    this.#dns?.setRecords(records);
+  }
+
   /** Known guest neighbours (IPv4 → MAC). */
   neighbours(): IterableIterator<[Ipv4Addr, Mac]> {
     return this.#arp.entries();

@@ -32,6 +32,14 @@ describe('planReload (SIGHUP with --config)', () => {
     expect(swapped.inForce.egress).toEqual(['deny 10.0.0.0/8', 'allow 10.1.0.0/16']);
   });
 
+  it('--dns-record is reloadable; a bad one is refused like at start', () => {
+    const now = started(ARGV, '{}');
+    const plan = planReload(ARGV, now, '{"dns-record":["web.test=10.9.9.9"]}', 'f.json', ENV);
+    expect(plan.changed).toEqual(['dns-record']);
+    expect(plan.cmd.network.dnsRecords.map((r) => r.name)).toEqual(['web.test']);
+    expect(() => planReload(ARGV, now, '{"dns-record":["web.test=300.1.1.1"]}', 'f.json', ENV)).toThrow(/dns-record/);
+  });
+
   it('a key the file no longer has goes back to its default; an unchanged file changes nothing', () => {
     const now = started(ARGV, '{"max-sessions":5,"egress-deny":"10.0.0.0/8"}');
     const plan = planReload(ARGV, now, '{}', 'f.json', ENV);

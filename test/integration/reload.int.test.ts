@@ -3,7 +3,7 @@
  * socat over the dgram link) whose curl to a host server through the gateway is refused by an
  * --egress-deny rule of the config file; the file is edited and the daemon sent SIGHUP, and
  * the same session's curl gets through; a file that does not parse changes nothing; the
- * session limit, the log level and the lease bound change live; an option that needs a
+ * session limit, the log level, the DNS records and the lease bound change live; an option that needs a
  * restart is named and left as it was; the first session's recording (--record) replays with
  * no difference, its reloads included. The daemon is the built one (dist/).
  */
@@ -117,10 +117,19 @@ describe.skipIf(!enabled)('SIGHUP reloads the config file (a namespace guest)', 
     expect(d.alive(), d.dump()).toBe(true);
   }, 180_000);
 
+  it('--dns-record changes live: the guest\'s resolver gets the new name from the gateway', async () => {
+    const g = guests[0]!;
+    const lookup = async (): Promise<string> => out(await g.exec(['busybox', 'nslookup', 'web.reload.test', '10.0.2.3'], 20_000));
+    expect(await lookup()).not.toMatch(/10\.9\.9\.9/);
+    const r = await reload({ 'egress-deny': [`127.0.0.1,port=${port}`], 'max-sessions': 4, 'dns-record': ['web.reload.test=10.9.9.9'] });
+    expect(r['changed']).toEqual(['dns-record']);
+    expect(await lookup()).toMatch(/Address:? (1: )?10\.9\.9\.9/);
+  }, 60_000);
+
   it('--max-sessions and --log-level change live', async () => {
     // One session is up: a limit of 1 refuses the next link.
     const r = await reload({ 'max-sessions': 1, 'log-level': 'debug' });
-    expect(r['changed']).toEqual(['egress-allow/egress-deny', 'max-sessions', 'log-level']);
+    expect(r['changed']).toEqual(['egress-allow/egress-deny', 'max-sessions', 'dns-record', 'log-level']);
     const l = d.dgram();
     const g = await NetnsGuest.create({ kind: 'dgram', host: l.host, port: l.port });
     guests.push(g);
