@@ -390,8 +390,8 @@ and sessions, flushes captures, removes the unix sockets and exits 0. SIGHUP rel
 dropping sessions: the --config file (egress rules, --max-sessions, --max-sessions-per-source,
 --max-rss, --max-session-leases, --dns-record, --log-level and --ws-token-file change; other
 options need a restart and are named in the log), else the --ws-token-file; a file that does
-not read or parse changes nothing. Captures reach the file within one event-loop turn, so even a killed
-daemon leaves them readable.
+not read or parse changes nothing. Captures reach the file within one event-loop turn, so
+even a killed daemon leaves them readable.
 
 Exit status: 0 after a clean shutdown; 2 for bad usage or configuration (the message names
 the option); 1 when the environment fails: a port in use, a directory that cannot be
