@@ -73,3 +73,36 @@ describe('Daemon session limits', () => {
     }
   });
 });
+
+describe('Daemon.reload', () => {
+  it('new limits refuse links from then on (sessions above them go on); egress rules, lease bound and DNS records reach live networks and those created later', async () => {
+    const logs = memoryLog('info');
+    const d = await Daemon.start({ listeners: [{ kind: 'dgram', host: '127.0.0.1', port: 0 }], network: networkSettings(resolveStackConfig()), log: logs.log, maxSessions: 8 });
+    const socks = await dgramPeers(d, 2);
+    try {
+      await until(() => d.sessions.length === 2, 5000);
+      const before = d.networks[0]!;
+      const deny = resolveStackConfig({ egress: [['deny', '127.0.0.1,port=9']] }).egress!.rules;
+      const records = [{ name: 'web.test', type: 1 as const, rdata: new Uint8Array([10, 9, 9, 9]) }];
+      d.reload({ limits: { maxSessions: 2, maxSessionsPerSource: 16, maxRssBytes: 1 << 30 }, network: { egress: deny, maxSessionLeases: 1, dnsRecords: records }, networks: new Map() });
+      expect(d.limits.maxSessions).toBe(2);
+      expect(before.config.egress?.rules).toEqual(deny);
+      // Two sessions stay; a third is refused.
+      socks.push(...(await dgramPeers(d, 1)));
+      await until(() => logs.withMsg('link refused').length >= 1, 5000);
+      expect(d.sessions).toHaveLength(2);
+      // Room again: the network created now has the reloaded settings.
+      d.reload({ limits: { maxSessions: 8, maxSessionsPerSource: 16, maxRssBytes: 1 << 30 }, network: { egress: deny, maxSessionLeases: 1, dnsRecords: records }, networks: new Map() });
+      socks.push(...(await dgramPeers(d, 1)));
+      await until(() => d.sessions.length === 3, 5000);
+      // Private networks are listed in creation order: the last is the new session's.
+      const later = d.networks.at(-1)!;
+      expect(d.networks).toHaveLength(3);
+      expect(later.config.egress?.rules).toEqual(deny);
+      expect(later.config.maxLeasesPerPort).toBe(1);
+    } finally {
+      for (const s of socks) s.close();
+      await d.close();
+    }
+  });
+});
