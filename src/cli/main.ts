@@ -75,6 +75,9 @@ class Reloader {
     this.tokens = tokens;
   }
 
+  /** Reloads run one at a time, in the order the signals came (a reload may wait for ports to bind). */
+  #queue: Promise<void> = Promise.resolve();
+
   onSighup(): void {
     const log = this.#log;
     if (this.daemon === undefined) {
@@ -82,7 +85,16 @@ class Reloader {
       return;
     }
     if (this.#configFile === undefined) return this.#reloadTokens();
+    const daemon = this.daemon;
     const file = this.#configFile;
+    this.#queue = this.#queue.then(() => this.#reload(daemon, file));
+  }
+
+  async #reload(daemon: Daemon, file: string): Promise<void> {
+    const log = this.#log;
+    const refuse = (e: unknown): void => {
+      log.error({ signal: 'SIGHUP', config: file, reason: (e as Error).message }, 'SIGHUP: configuration not reloaded, nothing changed');
+    };
     let plan: ReloadPlan;
     let tokens: TokenFile | undefined;
     try {
@@ -95,12 +107,20 @@ class Reloader {
       plan = planReload(this.#argv, this.#inForce, text, file);
       tokens = plan.cmd.wsTokenFile === undefined ? undefined : new TokenFile(plan.cmd.wsTokenFile);
     } catch (e) {
-      log.error({ signal: 'SIGHUP', config: file, reason: (e as Error).message }, 'SIGHUP: configuration not reloaded, nothing changed');
+      refuse(e);
       return;
     }
     const { cmd } = plan;
+    // The forwards first: binding a port is the one step that can still fail, and it undoes itself.
+    let forwards: { added: string[]; removed: string[] };
+    try {
+      forwards = await daemon.reloadForwards(cmd.network.forwards);
+    } catch (e) {
+      refuse(e);
+      return;
+    }
     this.tokens = tokens;
-    this.daemon.reload({
+    daemon.reload({
       limits: cmd.sessionLimits,
       network: networkReload(cmd.network),
       networks: new Map([...cmd.networks].map(([name, settings]) => [name, networkReload(settings)])),
@@ -110,7 +130,10 @@ class Reloader {
     // Whatever the new level: an operator who sent the signal must see what it did.
     const always = log.child({}, { level: 'info' });
     always.info(
-      { signal: 'SIGHUP', config: file, changed: plan.changed, needRestart: plan.needRestart, egress: plan.inForce.egress, ...cmd.sessionLimits, logLevel: cmd.logLevel, ...(tokens !== undefined && { tokenFile: tokens.path, tokens: tokens.current.size }) },
+      {
+        signal: 'SIGHUP', config: file, changed: plan.changed, needRestart: plan.needRestart, egress: plan.inForce.egress, ...cmd.sessionLimits, logLevel: cmd.logLevel,
+        forwardsAdded: forwards.added, forwardsRemoved: forwards.removed, ...(tokens !== undefined && { tokenFile: tokens.path, tokens: tokens.current.size }),
+      },
       'SIGHUP: configuration reloaded',
     );
     if (plan.needRestart.length > 0)

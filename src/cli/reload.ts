@@ -10,7 +10,8 @@
  * - RELOADABLE ones change in the running daemon: the egress rules (every network, flows
  *   opened from then on), the session limits (links accepted from then on; sessions above a
  *   lowered limit go on), the lease bound per session, the DNS forwarder's static records, the
- *   log level and the WebSocket token file (re-read on every reload, changed or not).
+ *   plain `--hostfwd` rules (a network's own `--net-option` ones need a restart), the log
+ *   level and the WebSocket token file (re-read on every reload, changed or not).
  * - Every other option shapes something already bound or built — listeners, networks'
  *   addresses, the NAT, the API — and needs a restart. When the file changes one, the reload
  *   still applies the reloadable ones, leaves that one as it was, and names it
@@ -28,7 +29,7 @@ export type ServeCommand = Extract<Command, { command: 'serve' }>;
 
 /** The options a reload changes in the running daemon. */
 export const RELOADABLE: readonly string[] = [
-  'egress-allow', 'egress-deny', 'max-sessions', 'max-sessions-per-source', 'max-rss', 'max-session-leases', 'dns-record', 'log-level', 'ws-token-file',
+  'egress-allow', 'egress-deny', 'max-sessions', 'max-sessions-per-source', 'max-rss', 'max-session-leases', 'dns-record', 'hostfwd', 'log-level', 'ws-token-file',
 ];
 
 /** The options in force: as a config object, and the egress rules in their order (`allow TEXT` / `deny TEXT`). */

@@ -139,6 +139,8 @@ interface Forward {
   readonly listener: BoundListener;
   /** The network that owns it; undefined for a rule that follows the first session. */
   readonly network: LiveNetwork | undefined;
+  /** A plain `--hostfwd` rule (the ones a reload may change), not a network's own or the API's. */
+  readonly plain?: boolean;
   /** Its id in the owner's network (for closeForward); runtime forwards only. */
   flow?: FlowId | undefined;
 }
@@ -186,6 +188,8 @@ export class Daemon implements DaemonControl {
   #pcapFile: PcapngFileWriter | undefined;
   /** Serial of runtime forwards' ids. */
   #forwardSerial = 0;
+  /** Serial of command-line forwards' ids (`cli-N`), reloaded ones included. */
+  #cliSerial = 0;
   /** Holders of `watchChanges`, and its timer while there are any. */
   #watchers = 0;
   #watchTimer: NodeJS.Timeout | undefined;
@@ -314,12 +318,13 @@ export class Daemon implements DaemonControl {
         const l = await d.#forwardPool.bind(rule.protocol, { addr: rule.hostAddr, port: rule.hostPort });
         const key = `${network?.name ?? ''}\n${rule.text}`;
         if (!groups.has(key)) groups.set(key, `cli-${groups.size + 1}`);
-        const forward: Forward = { rule, refusals: new ForwardRefusals(rule, log), group: groups.get(key)!, listener: l, network };
+        const forward: Forward = { rule, refusals: new ForwardRefusals(rule, log), group: groups.get(key)!, listener: l, network, plain: o.network.forwards.includes(rule) };
         d.#forwards.push(forward);
         d.#forwardOf.set(l, forward);
         if (network === undefined) d.#sessionForwards.push({ forward, id: undefined });
-        else network.openForward(rule, forward.refusals, d.#forwardPool);
+        else forward.flow = network.openForward(rule, forward.refusals, d.#forwardPool);
       }
+      d.#cliSerial = groups.size;
       if (owned.some(([, n]) => n !== undefined))
         log.info({ forwards: owned.filter(([, n]) => n !== undefined).map(([r, n]) => ({ rule: r.text, network: n!.name })).filter((x, i, all) => all.findIndex((y) => y.rule === x.rule) === i) }, 'port forwards attached to networks');
       for (const spec of o.listeners) {
@@ -436,6 +441,65 @@ export class Daemon implements DaemonControl {
     if (this.#closing !== undefined) return;
     this.#limits = r.limits;
     this.#networks?.reload(r.network, r.networks);
+  }
+
+  /**
+   * A reload's plain `--hostfwd` rules (each port a rule, as parsed): rules whose text is new
+   * are bound and attached (to the `--network` network, else to the session that holds the
+   * session-following rules), rules whose text is gone are closed (their open connections
+   * live on), the others are left alone. All or nothing: every new port is bound before any
+   * old one is released, so a port in use (even by a rule this reload removes) fails the
+   * reload with nothing changed. Returns the rule texts added and removed.
+   */
+  async reloadForwards(rules: readonly ForwardRule[]): Promise<{ added: string[]; removed: string[] }> {
+    if (this.#closing !== undefined) return { added: [], removed: [] };
+    const held = this.#forwards.filter((f) => f.plain === true);
+    const heldTexts = new Set(held.map((f) => f.rule.text));
+    const nextTexts = new Set(rules.map((r) => r.text));
+    const adding = rules.filter((r) => !heldTexts.has(r.text));
+    const removing = held.filter((f) => !nextTexts.has(f.rule.text));
+    if (this.#forwards.length - removing.length + adding.length > MAX_FORWARD_PORTS)
+      throw new Error(`--hostfwd: at most ${MAX_FORWARD_PORTS} ports are forwarded in all`);
+    const bound: BoundListener[] = [];
+    try {
+      for (const rule of adding) bound.push(await this.#forwardPool.bind(rule.protocol, { addr: rule.hostAddr, port: rule.hostPort }));
+    } catch (e) {
+      await Promise.all(bound.map((l) => this.#forwardPool.release(l)));
+      const rule = adding[bound.length]!;
+      throw new Error(`--hostfwd ${rule.text}: cannot listen on ${rule.protocol} ${formatEndpoint({ addr: rule.hostAddr, port: rule.hostPort })}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    }
+    const network = this.#o.defaultNetwork === undefined ? undefined : this.#networks?.get(this.#o.defaultNetwork);
+    const owner = this.#forwardOwner === undefined ? undefined : this.#networkOf.get(this.#forwardOwner);
+    // Removed: the same way a runtime forward goes, and out of the session-following list.
+    const removedViews = [...new Set(removing.map((f) => f.group))].map((g) => this.#view(removing.filter((f) => f.group === g)));
+    for (const f of removing) {
+      const i = this.#sessionForwards.findIndex((x) => x.forward === f);
+      if (i < 0) continue;
+      const id = this.#sessionForwards[i]!.id;
+      if (id !== undefined) owner?.closeForward(id);
+      this.#sessionForwards.splice(i, 1);
+    }
+    await this.#closeForwards(removing);
+    const groups = new Map<string, string>();
+    const added: Forward[] = adding.map((rule, i) => {
+      if (!groups.has(rule.text)) groups.set(rule.text, `cli-${++this.#cliSerial}`);
+      const f: Forward = { rule, refusals: new ForwardRefusals(rule, this.#o.log), group: groups.get(rule.text)!, listener: bound[i]!, network, plain: true };
+      this.#forwardOf.set(f.listener, f);
+      this.#forwards.push(f);
+      if (network !== undefined) f.flow = network.openForward(rule, f.refusals, this.#forwardPool);
+      else this.#sessionForwards.push({ forward: f, id: owner?.openForward(rule, f.refusals, this.#forwardPool) });
+      return f;
+    });
+    // Session-following rules and nobody holding them (there were none until now): the oldest live session takes them.
+    if (network === undefined && this.#forwardOwner === undefined)
+      for (const next of this.#sessions) {
+        const held = this.#networkOf.get(next);
+        if (held !== undefined && !next.closed) this.#claimForwards(next, held);
+        if (this.#forwardOwner !== undefined) break;
+      }
+    for (const v of removedViews) this.events.emit('forward.removed', v);
+    for (const g of groups.values()) this.events.emit('forward.added', this.#view(added.filter((f) => f.group === g)));
+    return { added: [...groups.keys()], removed: removedViews.map((v) => v.rule) };
   }
 
   // --- DaemonControl: what the control API reads and steers (control.ts).

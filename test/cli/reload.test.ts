@@ -51,13 +51,14 @@ describe('planReload (SIGHUP with --config)', () => {
 
   it('names the options only a restart applies and leaves them as they were, the reloadable ones applied', () => {
     const now = started(ARGV, '{"mtu":1500}');
-    const plan = planReload(ARGV, now, '{"mtu":9000,"hostfwd":"tcp::2222-:22","max-sessions":7}', 'f.json', ENV);
-    expect(plan.needRestart).toEqual(['hostfwd', 'mtu']);
+    const plan = planReload(ARGV, now, '{"mtu":9000,"net":"10.1.0.0/24","hostfwd":"tcp::2222-:22","max-sessions":7}', 'f.json', ENV);
+    expect(plan.needRestart).toEqual(['mtu', 'net']);
     expect(plan.cmd.network.config.mtu).toBe(1500);
-    expect(plan.cmd.network.forwards).toEqual([]);
+    expect(plan.cmd.network.forwards.map((r) => r.text)).toEqual(['tcp::2222-:22']);
+    expect(plan.changed).toEqual(['max-sessions', 'hostfwd']);
     expect(plan.cmd.sessionLimits.maxSessions).toBe(7);
     // Named again at the next reload: they are still not in force.
-    expect(planReload(ARGV, plan.inForce, '{"mtu":9000,"hostfwd":"tcp::2222-:22","max-sessions":7}', 'f.json', ENV).needRestart).toEqual(['hostfwd', 'mtu']);
+    expect(planReload(ARGV, plan.inForce, '{"mtu":9000,"net":"10.1.0.0/24","hostfwd":"tcp::2222-:22","max-sessions":7}', 'f.json', ENV).needRestart).toEqual(['mtu', 'net']);
   });
 
   it('the command line still wins over the file', () => {
@@ -74,6 +75,11 @@ describe('planReload (SIGHUP with --config)', () => {
     expect(() => planReload(ARGV, now, '{"max-sessions":0}', 'f.json', ENV)).toThrow(UsageError);
     expect(() => planReload(ARGV, now, '{"max-sesions":3}', 'f.json', ENV)).toThrow(/'max-sesions' is not an option/);
     expect(() => planReload(ARGV, now, '{not json', 'f.json', ENV)).toThrow(/not JSON/);
+  });
+
+  it('a plain --hostfwd rule on a port a network\'s own rule holds is refused, as at start', () => {
+    const argv = [...ARGV, '--net-option', 'lab:hostfwd=tcp::8080-:80'];
+    expect(() => planReload(argv, started(argv, '{}'), '{"hostfwd":"tcp::8080-:80"}', 'f.json', ENV)).toThrow(/hostfwd/);
   });
 
   it('per network: a declared network keeps its own lease bound, others take the plain one', () => {

@@ -3,20 +3,22 @@
  * socat over the dgram link) whose curl to a host server through the gateway is refused by an
  * --egress-deny rule of the config file; the file is edited and the daemon sent SIGHUP, and
  * the same session's curl gets through; a file that does not parse changes nothing; the
- * session limit, the log level, the DNS records and the lease bound change live; an option that needs a
+ * session limit, the log level, the DNS records, the lease bound and the plain forwards (busybox
+ * httpd in the guest reached from the host, then not) change live; an option that needs a
  * restart is named and left as it was; the first session's recording (--record) replays with
  * no difference, its reloads included. The daemon is the built one (dist/).
  */
 import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAEMON_ENTRY, startDaemon, type Daemon, type LogRecord } from '../helpers/daemon.js';
-import { command, daemon as daemonReq, missingRequirements, NetnsGuest, root, run, shouldRun, tempDir, until, type RunResult } from '../helpers/guests.js';
+import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, run, shouldRun, tempDir, until, type RunResult } from '../helpers/guests.js';
+import { freeTcpPort, httpd } from '../helpers/servers.js';
 
-const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('curl')]);
+const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('curl'), command('ss')]);
 const enabled = shouldRun('reload.int.test.ts (SIGHUP reloads the config file, with a namespace guest)', missing);
 
 /**
@@ -26,6 +28,18 @@ const enabled = shouldRun('reload.int.test.ts (SIGHUP reloads the config file, w
  */
 const AT_ONCE_MS = 8_000;
 const out = (r: RunResult): string => `${r.stdout}${r.stderr}${r.timedOut ? ' (timed out)' : ''}`;
+
+/** GET http://127.0.0.1:PORT/ from the host: the body, or `ERR CODE`. */
+function hostGet(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve(`ERR ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+  });
+}
 
 async function curl(g: NetnsGuest, url: string): Promise<{ code: number | null; body: string; ms: number; r: RunResult }> {
   const t0 = Date.now();
@@ -40,6 +54,7 @@ describe.skipIf(!enabled)('SIGHUP reloads the config file (a namespace guest)', 
   let port: number;
   let d: Daemon;
   const guests: NetnsGuest[] = [];
+  const procs: Proc[] = [];
 
   /** Writes the config file, sends SIGHUP and returns the log line that answers it. */
   async function reload(config: string | object, answer = /^SIGHUP: configuration (reloaded|not reloaded)/): Promise<LogRecord> {
@@ -63,13 +78,14 @@ describe.skipIf(!enabled)('SIGHUP reloads the config file (a namespace guest)', 
     d = await startDaemon(['--config', cfg, '--dgram', 'udp:127.0.0.1:0', '--ws', '127.0.0.1:0', '--record', join(dir, 'rec')]);
   });
   afterAll(async () => {
+    for (const p of procs) await p.stop();
     for (const g of guests) await g.destroy();
     await d?.stop();
     server?.close();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('has what it needs (root, ip, socat, busybox, curl, the daemon)', () => {
+  it('has what it needs (root, ip, socat, busybox, curl, ss, the daemon)', () => {
     expect(missing).toEqual([]);
   });
 
@@ -124,6 +140,33 @@ describe.skipIf(!enabled)('SIGHUP reloads the config file (a namespace guest)', 
     const r = await reload({ 'egress-deny': [`127.0.0.1,port=${port}`], 'max-sessions': 4, 'dns-record': ['web.reload.test=10.9.9.9'] });
     expect(r['changed']).toEqual(['dns-record']);
     expect(await lookup()).toMatch(/Address:? (1: )?10\.9\.9\.9/);
+  }, 60_000);
+
+  it('--hostfwd changes live: a rule added reaches busybox httpd in the guest, removed it stops; a port in use changes nothing', async () => {
+    const g = guests[0]!;
+    const www = join(dir, 'www');
+    mkdirSync(www, { recursive: true });
+    writeFileSync(join(www, 'index.html'), 'served by the guest\n');
+    procs.push(await httpd(g, www));
+    const hostPort = await freeTcpPort();
+    const base = { 'egress-deny': [`127.0.0.1,port=${port}`], 'max-sessions': 4, 'dns-record': ['web.reload.test=10.9.9.9'] };
+    const added = await reload({ ...base, hostfwd: [`tcp:127.0.0.1:${hostPort}-:80`] });
+    expect(added['changed'], d.dump().slice(-2000)).toEqual(['hostfwd']);
+    expect(added['forwardsAdded']).toEqual([`tcp:127.0.0.1:${hostPort}-:80`]);
+    expect(await hostGet(hostPort)).toBe('served by the guest\n');
+    // A port in use: the reload fails as a whole (the rule in force stays, max-sessions too).
+    const busy = http.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const busyPort = (busy.address() as AddressInfo).port;
+    const refused = await reload({ ...base, 'max-sessions': 3, hostfwd: [`tcp:127.0.0.1:${busyPort}-:80`] });
+    busy.close();
+    expect(refused['msg']).toBe('SIGHUP: configuration not reloaded, nothing changed');
+    expect(String(refused['reason'])).toMatch(/EADDRINUSE/);
+    expect(await hostGet(hostPort)).toBe('served by the guest\n');
+    const removed = await reload(base);
+    expect(removed['changed']).toEqual(['hostfwd']);
+    expect(removed['forwardsRemoved']).toEqual([`tcp:127.0.0.1:${hostPort}-:80`]);
+    expect(await hostGet(hostPort)).toMatch(/^ERR ECONNREFUSED/);
   }, 60_000);
 
   it('--max-sessions and --log-level change live', async () => {
