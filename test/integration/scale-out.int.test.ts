@@ -154,7 +154,8 @@ describe.skipIf(!enabled)('scale-out: nginx in front of two daemons, Prometheus 
     const [a, b] = guests as [NetnsGuest, NetnsGuest];
     const la = await a.dhcp();
     const lb = await b.dhcp();
-    expect([la.lease?.['ip'], lb.lease?.['ip']].sort(), `${out(la.result)}\n${out(lb.result)}`).toEqual(['10.0.2.15', '10.0.2.16']);
+    const context = (): string => `${out(la.result)}\n${out(lb.result)}\nbridges:\n${a.bridge.tail(1500)}\n${b.bridge.tail(1500)}\nnginx:\n${nginx.tail(1500)}\ndaemons:\n${nodes.map((n) => n.d.dump().slice(-3000)).join('\n')}`;
+    expect([la.lease?.['ip'], lb.lease?.['ip']].sort(), context()).toEqual(['10.0.2.15', '10.0.2.16']);
     const ping = async (): Promise<RunResult> => a.exec(['ping', '-c', '2', '-W', '3', lb.lease!['ip']!], 20_000);
     const first = await ping();
     expect(first.code, out(first)).toBe(0);
