@@ -38,7 +38,7 @@ import { LiveCapture, PCAPNG_MEDIA_TYPE } from './capture.js';
 import { DaemonMetrics } from './metrics.js';
 import { STATUS_PAGE } from './status-page.js';
 import openapi from './openapi.json' with { type: 'json' };
-import { allLeases, flowsOf, flowView, forwardView, leaseView, networkView, sessionView, type Json } from './views.js';
+import { allLeases, flowsOf, flowView, forwardView, leaseView, mappingView, networkView, sessionView, type Json } from './views.js';
 
 /** Largest request body read. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -385,6 +385,8 @@ export class ApiServer {
       'lease.released': (l) => { emit('lease.released', leaseView(l, wall)); },
       'flow.opened': (f) => { emit('flow.opened', flowView({ ...f, session: undefined })); },
       'flow.closed': (f) => { emit('flow.closed', flowView({ ...f, session: undefined })); },
+      'mapping.created': (m) => { emit('mapping.created', mappingView(m)); },
+      'mapping.expired': (m, reason) => { emit('mapping.expired', { ...(mappingView(m) as Record<string, Json>), reason }); },
     };
     for (const name of DAEMON_EVENT_NAMES) c.events.on(name, handlers[name]);
     const unwatch = c.watchChanges();

@@ -4,7 +4,7 @@
  * addresses are text; times are ISO 8601 (wall clock) or milliseconds (ages). The OpenAPI
  * document (openapi.json) describes every field here.
  */
-import type { DaemonControl, ForwardView, NetworkFlow, NetworkLease } from '../daemon/control.js';
+import type { DaemonControl, ForwardView, NetworkFlow, NetworkLease, NetworkMapping } from '../daemon/control.js';
 import type { LiveNetwork } from '../daemon/live-network.js';
 import type { Session } from '../daemon/session.js';
 import { formatEndpoint } from '../net/addr.js';
@@ -77,6 +77,27 @@ export function flowView(f: SessionFlow): Json {
     bytesToGuest: f.bytesToGuest,
     ageMs: Math.round(f.ageMs),
     idleMs: Math.round(f.idleMs),
+  };
+}
+
+/** A UDP NAT mapping (events `mapping.created`, `mapping.expired`). */
+export function mappingView(m: NetworkMapping): Json {
+  return {
+    id: `${m.network}/${m.id}`,
+    network: m.network,
+    origin: m.origin,
+    guest: formatEndpoint(m.guest),
+    public: m.public === undefined ? null : formatEndpoint(m.public),
+    socket: m.socket,
+    remote: formatEndpoint(m.remote),
+    allows: m.allows,
+    peers: m.peers.map((p) => ({ remote: formatEndpoint(p.remote), host: formatEndpoint(p.host), packetsOut: p.packetsOut, bytesOut: p.bytesOut, packetsIn: p.packetsIn, bytesIn: p.bytesIn })),
+    ageMs: Math.round(m.ageMs),
+    expiresInMs: Math.max(0, Math.round(m.expiresInMs)),
+    packetsFromGuest: m.packetsFromGuest,
+    bytesFromGuest: m.bytesFromGuest,
+    packetsToGuest: m.packetsToGuest,
+    bytesToGuest: m.bytesToGuest,
   };
 }
 

@@ -31,7 +31,7 @@ Commands:
   disconnect ID                end a session
   capture ID [--network]       a live pcapng of session ID (or of network ID) to stdout,
                                until interrupted: tslirp ctl capture ID | tshark -r -
-  watch                        events as they happen (sessions, leases, flows, forwards)
+  watch                        events as they happen (sessions, leases, flows, mappings, forwards)
 
 Options:
   --json                       print the API's JSON (watch: one event per line)
@@ -306,6 +306,7 @@ function summary(name: string, d: Row): string {
   if (name.startsWith('session.')) return `${s(d['id'])} network=${s(d['network'])} link=${s((d['link'] as Row | undefined)?.['kind'])} ${s((d['link'] as Row | undefined)?.['peer'])}${d['reason'] === undefined ? '' : ` reason=${s(d['reason'])}`}`;
   if (name.startsWith('lease.')) return `${s(d['network'])} ${s(d['mac'])} ${s(d['address'])} ${s(d['hostname'])}`;
   if (name.startsWith('flow.')) return `${s(d['network'])} ${s(d['protocol'])} ${s(d['guest'])} -> ${s(d['remote'])} (host ${s(d['host'])}) ${s(d['state'])} ${bytes(d['bytesFromGuest'])}/${bytes(d['bytesToGuest'])}`;
+  if (name.startsWith('mapping.')) return `${s(d['network'])} udp ${s(d['guest'])} -> public ${s(d['public'])} (${s(d['socket'])}, allows ${s(d['allows'])}) peers=${Array.isArray(d['peers']) ? d['peers'].length : 0}${d['reason'] === undefined ? '' : ` reason=${s(d['reason'])}`}`;
   if (name.startsWith('forward.')) return `${s(d['id'])} ${s(d['rule'])} network=${s(d['network'])} bound=${s(d['bound'])}`;
   return JSON.stringify(d);
 }

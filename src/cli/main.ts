@@ -1,6 +1,6 @@
 /**
  * `tslirp` — process wiring: parse the command line, set up logging, start the daemon,
- * print how to reach it, shut down cleanly on SIGINT/SIGTERM, and stay up on SIGHUP.
+ * print how to reach it, shut down cleanly on SIGINT/SIGTERM, and reload on SIGHUP.
  *
  * Exit status (EXIT below; README and --help say the same): 0 after a clean shutdown (or
  * --help/--version); 2 for bad usage or configuration (the message names the option); 1
@@ -26,6 +26,9 @@ import { formatEndpoint } from '../net/addr.js';
 import { missingNodeFlags } from './node-flags.js';
 import { HELP, parseCommandLine, UsageError, type Command } from './options.js';
 import { replayCommand } from './replay-command.js';
+import { inForceAtStart, planReload, type InForce, type ReloadPlan, type ServeCommand } from './reload.js';
+import type { NetworkReload } from '../network/reload.js';
+import { DEFAULT_LEASES_PER_PORT } from '../dhcp/server.js';
 
 /** Exit statuses. */
 export const EXIT = { OK: 0, ENVIRONMENT: 1, USAGE: 2 } as const;
@@ -46,22 +49,116 @@ function makeLogger(level: string): Logger {
 }
 
 /**
- * SIGHUP reloads what can change without dropping sessions: today the WebSocket token file
- * (a file that no longer reads or parses keeps the tokens in force, and says why). Without
- * anything to reload the daemon logs the signal and carries on: by default Node would exit
- * 129 on it, leaving the unix socket file behind and the sessions cut.
+ * SIGHUP reloads what can change without dropping sessions. With `--config FILE` the file is
+ * read again (src/cli/reload.ts decides what changes): egress rules, session limits, the lease
+ * bound, the log level and the token file take effect, options that need a restart are named
+ * and left as they were. Without a config file, the `--ws-token-file` is re-read. Either way
+ * everything is read and checked first and applied only when all of it is good: a file that
+ * does not read or parse changes nothing, and the log says why. Without anything to reload
+ * the daemon logs the signal and carries on: by default Node would exit 129 on it, leaving the
+ * unix socket file behind and the sessions cut.
  */
-function onSighup(log: Logger, tokens: TokenFile | undefined): void {
-  if (tokens === undefined) {
-    log.info({ signal: 'SIGHUP' }, 'SIGHUP: nothing to reload (the WebSocket token file is the one reloadable setting so far)');
-    return;
+class Reloader {
+  readonly #log: Logger;
+  readonly #argv: readonly string[];
+  readonly #configFile: string | undefined;
+  #inForce: InForce;
+  /** The token file in force, read by the WebSocket listeners at every request. */
+  tokens: TokenFile | undefined;
+  daemon: Daemon | undefined;
+
+  constructor(log: Logger, argv: readonly string[], configFile: string | undefined, inForce: InForce, tokens: TokenFile | undefined) {
+    this.#log = log;
+    this.#argv = argv;
+    this.#configFile = configFile;
+    this.#inForce = inForce;
+    this.tokens = tokens;
   }
-  try {
-    tokens.reload();
-    log.info({ signal: 'SIGHUP', tokenFile: tokens.path, tokens: tokens.current.size }, 'SIGHUP: WebSocket tokens reloaded');
-  } catch (e) {
-    log.error({ signal: 'SIGHUP', tokenFile: tokens.path, reason: (e as Error).message }, 'SIGHUP: token file not reloaded, the previous tokens stay in force');
+
+  /** Reloads run one at a time, in the order the signals came (a reload may wait for ports to bind). */
+  #queue: Promise<void> = Promise.resolve();
+
+  onSighup(): void {
+    const log = this.#log;
+    if (this.daemon === undefined) {
+      log.warn({ signal: 'SIGHUP' }, 'SIGHUP during start-up: ignored (send it again once the daemon is listening)');
+      return;
+    }
+    if (this.#configFile === undefined) return this.#reloadTokens();
+    const daemon = this.daemon;
+    const file = this.#configFile;
+    this.#queue = this.#queue.then(() => this.#reload(daemon, file));
   }
+
+  async #reload(daemon: Daemon, file: string): Promise<void> {
+    const log = this.#log;
+    const refuse = (e: unknown): void => {
+      log.error({ signal: 'SIGHUP', config: file, reason: (e as Error).message }, 'SIGHUP: configuration not reloaded, nothing changed');
+    };
+    let plan: ReloadPlan;
+    let tokens: TokenFile | undefined;
+    try {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new FileError(`--config: cannot read ${file}: ${reasonOf(e)}`);
+      }
+      plan = planReload(this.#argv, this.#inForce, text, file);
+      tokens = plan.cmd.wsTokenFile === undefined ? undefined : new TokenFile(plan.cmd.wsTokenFile);
+    } catch (e) {
+      refuse(e);
+      return;
+    }
+    const { cmd } = plan;
+    // The forwards first: binding a port is the one step that can still fail, and it undoes itself.
+    let forwards: { added: string[]; removed: string[] };
+    try {
+      forwards = await daemon.reloadForwards(cmd.network.forwards);
+    } catch (e) {
+      refuse(e);
+      return;
+    }
+    this.tokens = tokens;
+    daemon.reload({
+      limits: cmd.sessionLimits,
+      network: networkReload(cmd.network),
+      networks: new Map([...cmd.networks].map(([name, settings]) => [name, networkReload(settings)])),
+    });
+    log.level = cmd.logLevel;
+    this.#inForce = plan.inForce;
+    // Whatever the new level: an operator who sent the signal must see what it did.
+    const always = log.child({}, { level: 'info' });
+    always.info(
+      {
+        signal: 'SIGHUP', config: file, changed: plan.changed, needRestart: plan.needRestart, egress: plan.inForce.egress, ...cmd.sessionLimits, logLevel: cmd.logLevel,
+        forwardsAdded: forwards.added, forwardsRemoved: forwards.removed, ...(tokens !== undefined && { tokenFile: tokens.path, tokens: tokens.current.size }),
+      },
+      'SIGHUP: configuration reloaded',
+    );
+    if (plan.needRestart.length > 0)
+      always.warn({ signal: 'SIGHUP', config: file, needRestart: plan.needRestart }, `SIGHUP: ${plan.needRestart.map((k) => `--${k}`).join(', ')} changed in the file but only a restart applies ${plan.needRestart.length === 1 ? 'it' : 'them'}: left as ${plan.needRestart.length === 1 ? 'it was' : 'they were'}`);
+  }
+
+  #reloadTokens(): void {
+    const log = this.#log;
+    const tokens = this.tokens;
+    if (tokens === undefined) {
+      log.info({ signal: 'SIGHUP' }, 'SIGHUP: nothing to reload (neither --config nor --ws-token-file was given)');
+      return;
+    }
+    try {
+      tokens.reload();
+      log.info({ signal: 'SIGHUP', tokenFile: tokens.path, tokens: tokens.current.size }, 'SIGHUP: WebSocket tokens reloaded');
+    } catch (e) {
+      log.error({ signal: 'SIGHUP', tokenFile: tokens.path, reason: (e as Error).message }, 'SIGHUP: token file not reloaded, the previous tokens stay in force');
+    }
+  }
+}
+
+/** What a reload hands a network of these settings. */
+function networkReload(s: NetworkSettings): NetworkReload {
+  return { egress: s.config.egress?.rules ?? [], maxSessionLeases: s.config.maxLeasesPerPort ?? DEFAULT_LEASES_PER_PORT, dnsRecords: s.dnsRecords };
 }
 
 /** `--ws-token-file`: its tokens, read at start and on SIGHUP. */
@@ -101,7 +198,11 @@ function readPem(option: string, path: string): Buffer {
   }
 }
 
-async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<number> {
+/**
+ * `argv`: the command line as given; `args`: with the config file (`configFile`) merged in,
+ * what `cmd` was parsed from.
+ */
+async function serve(cmd: ServeCommand, argv: readonly string[], args: readonly string[], configFile: string | undefined): Promise<number> {
   let tokens: TokenFile | undefined;
   let wsTls: { cert: Buffer; key: Buffer } | undefined;
   try {
@@ -112,6 +213,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
     return e instanceof UsageError ? EXIT.USAGE : EXIT.ENVIRONMENT;
   }
   const log = makeLogger(cmd.logLevel);
+  const reloader = new Reloader(log, argv, configFile, inForceAtStart(args, cmd), tokens);
   let daemon: Daemon | undefined;
   let api: ApiServer | undefined;
   // Signal handlers go in before anything is bound, so no signal finds the process without
@@ -133,7 +235,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   process.on('SIGHUP', () => {
-    onSighup(log, tokens);
+    reloader.onSighup();
   });
   // A bug that escapes every handler: say so, close what can be closed (the unix socket files,
   // the captures) within the shutdown bound, and exit 1 rather than die with sockets left behind.
@@ -156,7 +258,8 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       ...cmd.sessionLimits,
       trustedProxies: cmd.trustedProxies,
       wsIdleTimeoutMs: cmd.wsIdleTimeoutMs,
-      ...(tokens !== undefined && { wsTokens: () => tokens.current }),
+      // Read at every request: a reload may replace, add or remove the token file.
+      wsTokens: () => reloader.tokens?.current,
       ...(wsTls !== undefined && { wsTls }),
       ...(capture?.kind === 'dir' && { pcapDir: capture.path }),
       ...(capture?.kind === 'file' && { pcapFile: capture.path }),
@@ -165,6 +268,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
       log,
     });
     api = await startApi(cmd, daemon, log, `tslirp ${version()}`);
+    reloader.daemon = daemon;
   } catch (e) {
     await daemon?.close();
     // One line a user can act on; the stack trace only for --log-level debug.
@@ -203,7 +307,7 @@ async function serve(cmd: Extract<Command, { command: 'serve' }>): Promise<numbe
 }
 
 /** --print-config: the options in effect, defaults of the listeners and the API filled in. */
-function printedConfig(cmd: Extract<Command, { command: 'serve' }>, args: readonly string[]): Record<string, ConfigValue> {
+function printedConfig(cmd: ServeCommand, args: readonly string[]): Record<string, ConfigValue> {
   const out = effectiveConfig(args);
   if (cmd.defaultListeners) {
     for (const l of cmd.listeners) {
@@ -257,8 +361,9 @@ async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === 'ctl') return (await import('./ctl.js')).runCtl(argv.slice(1));
   let cmd: Command;
   let args = argv;
+  let file: string | undefined;
   try {
-    const file = configPath(argv);
+    file = configPath(argv);
     if (file !== undefined) {
       let text: string;
       try {
@@ -288,7 +393,7 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(`${version()}\n`);
       return 0;
     case 'serve':
-      return serve(cmd);
+      return serve(cmd, argv, args, file);
   }
 }
 

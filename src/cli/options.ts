@@ -130,6 +130,7 @@ const OPTIONS = {
   'max-udp-flows': { type: 'string' },
   'max-network-tcp-flows': { type: 'string' },
   'max-network-udp-flows': { type: 'string' },
+  'max-new-flows-per-second': { type: 'string' },
   'nat-pmp': { type: 'string' },
   'link-delay': { type: 'string' },
   'link-loss': { type: 'string' },
@@ -172,7 +173,7 @@ const CONFIG_OPTION_NAMES: Readonly<Record<string, string>> = { leasetime: 'leas
 export const NETWORK_KEYS = [
   'net', 'host', 'dns', 'dhcpstart', 'dhcp-pool', 'max-session-leases', 'domainname', 'dnssearch', 'hostname', 'mtu', 'route',
   'tftp-server-name', 'bootfile', 'tftp', 'lease-time', 'hostfwd', 'guestfwd', 'restrict', 'disable-host-loopback', 'dns-record',
-  'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows',
+  'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows', 'max-new-flows-per-second',
   'nat-pmp', 'link-delay', 'link-loss', 'link-duplicate', 'link-reorder', 'link-rate',
   'nat', 'nat-mapping', 'nat-filtering', 'nat-hairpin', 'nat-port-preservation', 'nat-udp-timeout', 'nat-refresh', 'outbound',
 ] as const;
@@ -296,6 +297,12 @@ NAT (guest flows become host sockets):
   --max-udp-flows N          UDP flows one guest may hold (1024); the idlest is evicted
   --max-network-tcp-flows N  TCP connections of all a network's guests (16384)
   --max-network-udp-flows N  UDP flows of all a network's guests (4096)
+  --max-new-flows-per-second N
+                             TCP connections and UDP mappings the guests of one network
+                             (a session's own, by default) may open per second, a burst of
+                             N at once; beyond it SYNs and datagrams are dropped unanswered
+                             (the guest's TCP retries) and counted (nat.new-flow-rate); 0,
+                             the default, for no limit
   --nat TYPE                 full-cone, restricted-cone, port-restricted-cone or
                              symmetric: sets --nat-mapping and --nat-filtering (which,
                              given too, replace their half)
@@ -385,17 +392,20 @@ Other:
   --config FILE              read options from FILE, a JSON object whose keys are the long
                              option names without '--' ({"mtu": 9000, "hostfwd":
                              ["tcp::2222-:22"]}; schema: docs/config.schema.json); an
-                             option on the command line replaces the file's value
+                             option on the command line replaces the file's value; read
+                             again on SIGHUP
   --print-config             print the effective options as such a JSON object and exit
   -h, --help                 show this help and exit
   -V, --version              show the version and exit
 
 Logs are JSON lines on stdout (pretty-printed on a terminal). Once every listener is
 bound, a line with "msg":"listening" lists them. SIGINT or SIGTERM closes the listeners
-and sessions, flushes captures, removes the unix sockets and exits 0; SIGHUP re-reads the
---ws-token-file (sessions stay up; a file that does not read keeps the tokens in force) and
-is otherwise logged and ignored. Captures reach the file within one event-loop turn, so even
-a killed daemon leaves them readable.
+and sessions, flushes captures, removes the unix sockets and exits 0. SIGHUP reloads without
+dropping sessions: the --config file (egress rules, --max-sessions, --max-sessions-per-source,
+--max-rss, --max-session-leases, --dns-record, --hostfwd, --log-level and --ws-token-file
+change; other options need a restart and are named in the log), else the --ws-token-file; a
+file that does not read or parse, or a forward whose port is in use, changes nothing. Captures reach the file within one event-loop turn, so
+even a killed daemon leaves them readable.
 
 Exit status: 0 after a clean shutdown; 2 for bad usage or configuration (the message names
 the option); 1 when the environment fails: a port in use, a directory that cannot be
@@ -691,6 +701,7 @@ function resolveNetwork(values: NetworkValues, name: string | undefined, egress:
       'max-udp-flows': text(values['max-udp-flows']),
       'max-network-tcp-flows': text(values['max-network-tcp-flows']),
       'max-network-udp-flows': text(values['max-network-udp-flows']),
+      'max-new-flows-per-second': text(values['max-new-flows-per-second']),
     });
     const dnsRecords = list(values['dns-record']).map((r) => {
       const record = parseDnsRecordOption(r);

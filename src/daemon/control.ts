@@ -4,20 +4,31 @@
  * session to disconnect, and events. Nothing above the daemon reaches past this interface
  * into networks' stacks or host sockets, so the data path keeps one owner.
  *
- * Events. Session up/down and forward added/removed are emitted where they happen. Leases and
- * flows live inside the sans-IO stacks, which call nobody: their events come from comparing
- * snapshots (`DaemonControl.watchChanges`), every CHANGE_POLL_MS and only while someone
- * watches, so an unwatched daemon pays nothing and a flow shorter than one period may go
- * unreported (it still shows in the counters).
+ * Events. Session up/down and forward added/removed are emitted where they happen. Leases,
+ * flows and UDP NAT mappings live inside the sans-IO stacks, which call nobody: their events
+ * come from comparing snapshots (`DaemonControl.watchChanges`), every CHANGE_POLL_MS and only
+ * while someone watches, so an unwatched daemon pays nothing and a flow shorter than one
+ * period may go unreported (it still shows in the counters). A mapping is reported created
+ * once its public endpoint is known (its socket bound; a connected socket at once), and
+ * expired when it is gone: `timeout` when the expiry its last snapshot gave had come by then
+ * (within MAPPING_TIMEOUT_SLACK_MS), `closed` otherwise (evicted for a newer one, its bind
+ * failed, its network closed; one evicted in its last moments reads as a timeout).
  */
 import type { EventEmitter } from 'node:events';
 import type { FlowInfo } from '../nat/flow-table.js';
+import type { UdpMappingInfo } from '../nat/udp-flow.js';
 import type { ForwardRule } from '../nat/forwards.js';
 import type { LiveNetwork } from './live-network.js';
 import type { LeaseInfo, Session } from './session.js';
 
 /** How often lease and flow snapshots are compared while someone watches. */
 export const CHANGE_POLL_MS = 250;
+
+/**
+ * A mapping found gone when its expiry (as its last snapshot gave it) is at most this far
+ * ahead expired by timeout: its timer may fire a little before the comparison that notices.
+ */
+export const MAPPING_TIMEOUT_SLACK_MS = 2 * CHANGE_POLL_MS;
 
 /** A forward as the daemon holds it: one written rule (its ports) and where it delivers. */
 export interface ForwardView {
@@ -67,6 +78,14 @@ export interface NetworkFlow extends FlowInfo {
   readonly network: string;
 }
 
+/** A UDP NAT mapping with the network it belongs to. */
+export interface NetworkMapping extends UdpMappingInfo {
+  readonly network: string;
+}
+
+/** Why a mapping went: its idle timeout, or anything else (evicted, bind failed, network closed). */
+export type MappingEnd = 'timeout' | 'closed';
+
 /** The daemon's events (emitted on `DaemonControl.events`), by name. */
 export interface DaemonEvents {
   'session.up': [session: Session];
@@ -77,10 +96,13 @@ export interface DaemonEvents {
   'lease.released': [lease: NetworkLease];
   'flow.opened': [flow: NetworkFlow];
   'flow.closed': [flow: NetworkFlow];
+  'mapping.created': [mapping: NetworkMapping];
+  'mapping.expired': [mapping: NetworkMapping, reason: MappingEnd];
 }
 
 export const DAEMON_EVENT_NAMES: readonly (keyof DaemonEvents)[] = [
   'session.up', 'session.down', 'forward.added', 'forward.removed', 'lease.granted', 'lease.released', 'flow.opened', 'flow.closed',
+  'mapping.created', 'mapping.expired',
 ];
 
 export interface DaemonControl {
@@ -101,6 +123,6 @@ export interface DaemonControl {
   /** Now on the daemon's monotonic clock (leases' expiry and sessions' start are on it). */
   nowMs(): number;
   readonly events: EventEmitter<DaemonEvents>;
-  /** Lease and flow events while the returned function has not been called (reference-counted). */
+  /** Lease, flow and mapping events while the returned function has not been called (reference-counted). */
   watchChanges(): () => void;
 }

@@ -34,7 +34,7 @@ import { ForwardRefusals } from '../nat/forward-refusals.js';
 import { ResolvConfWatcher } from '../host/resolv-conf.js';
 import { expandForward, MAX_FORWARD_PORTS, parseForwardSpec, type ForwardRule } from '../nat/forwards.js';
 import { ConfigError } from '../util/config-error.js';
-import { CHANGE_POLL_MS, ControlError, type DaemonControl, type DaemonEvents, type ForwardRequest, type ForwardView, type NetworkFlow, type NetworkLease } from './control.js';
+import { CHANGE_POLL_MS, ControlError, MAPPING_TIMEOUT_SLACK_MS, type DaemonControl, type DaemonEvents, type ForwardRequest, type ForwardView, type NetworkFlow, type NetworkLease, type NetworkMapping } from './control.js';
 import { PcapngFileWriter } from '../pcap/pcapng-writer.js';
 import { formatEndpoint } from '../net/addr.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
@@ -45,6 +45,7 @@ import type { LiveNetwork } from './live-network.js';
 import { NetworkRegistry, type NetworkSettings } from './networks.js';
 import { networkNameProblem } from '../net/network-name.js';
 import { Session } from './session.js';
+import type { NetworkReload } from '../network/reload.js';
 import { StartError } from './start-error.js';
 
 /** Where the DNS forwarder's upstreams come from (what it answers itself is a network setting). */
@@ -98,6 +99,22 @@ export interface DaemonOptions {
   readonly wsTls?: { readonly cert: Buffer | string; readonly key: Buffer | string } | undefined;
 }
 
+/** The daemon-wide session limits (`--max-sessions`, `--max-sessions-per-source`, `--max-rss` in bytes). */
+export interface DaemonLimits {
+  readonly maxSessions: number;
+  readonly maxSessionsPerSource: number;
+  readonly maxRssBytes: number;
+}
+
+/** What a reload changes (`Daemon.reload`). */
+export interface DaemonReload {
+  readonly limits: DaemonLimits;
+  /** Of every network not declared. */
+  readonly network: NetworkReload;
+  /** Of declared networks, by name. */
+  readonly networks: ReadonlyMap<string, NetworkReload>;
+}
+
 export const DEFAULT_MAX_SESSIONS = 256;
 export const DEFAULT_MAX_SESSIONS_PER_SOURCE = 16;
 export const DEFAULT_MAX_RSS_BYTES = 1 << 30;
@@ -122,6 +139,8 @@ interface Forward {
   readonly listener: BoundListener;
   /** The network that owns it; undefined for a rule that follows the first session. */
   readonly network: LiveNetwork | undefined;
+  /** A plain `--hostfwd` rule (the ones a reload may change), not a network's own or the API's. */
+  readonly plain?: boolean;
   /** Its id in the owner's network (for closeForward); runtime forwards only. */
   flow?: FlowId | undefined;
 }
@@ -134,7 +153,8 @@ export class Daemon implements DaemonControl {
   readonly #o: DaemonOptions;
   readonly #clock: Clock;
   readonly #random: Random;
-  readonly #maxSessions: number;
+  /** Session limits (`DaemonLimits`); a reload replaces them. */
+  #limits: DaemonLimits;
   /** Live sessions per limited source address (`limitedSource`). */
   readonly #perSource = new Map<string, number>();
   /** Links refused before becoming sessions, by reason ('session.*'), for the shutdown line. */
@@ -168,12 +188,16 @@ export class Daemon implements DaemonControl {
   #pcapFile: PcapngFileWriter | undefined;
   /** Serial of runtime forwards' ids. */
   #forwardSerial = 0;
+  /** Serial of command-line forwards' ids (`cli-N`), reloaded ones included. */
+  #cliSerial = 0;
   /** Holders of `watchChanges`, and its timer while there are any. */
   #watchers = 0;
   #watchTimer: NodeJS.Timeout | undefined;
   /** The last snapshot `watchChanges` compared against: key → lease or flow. */
   #seenLeases = new Map<string, NetworkLease>();
   #seenFlows = new Map<string, NetworkFlow>();
+  /** Mappings reported created (public endpoint known), by key, with when they expire unless refreshed (daemon clock). */
+  #seenMappings = new Map<string, { readonly mapping: NetworkMapping; readonly expiresAtMs: number }>();
   /** Set once start() bound everything: a failed start does not log "daemon stopped". */
   #started = false;
 
@@ -181,7 +205,11 @@ export class Daemon implements DaemonControl {
     this.#o = o;
     this.#clock = o.clock ?? systemClock;
     this.#random = o.random ?? systemRandom();
-    this.#maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS;
+    this.#limits = {
+      maxSessions: o.maxSessions ?? DEFAULT_MAX_SESSIONS,
+      maxSessionsPerSource: o.maxSessionsPerSource ?? DEFAULT_MAX_SESSIONS_PER_SOURCE,
+      maxRssBytes: o.maxRssBytes ?? DEFAULT_MAX_RSS_BYTES,
+    };
     // Every event-stream and capture client of the API listens here; the API bounds their number.
     this.events.setMaxListeners(0);
   }
@@ -290,12 +318,13 @@ export class Daemon implements DaemonControl {
         const l = await d.#forwardPool.bind(rule.protocol, { addr: rule.hostAddr, port: rule.hostPort });
         const key = `${network?.name ?? ''}\n${rule.text}`;
         if (!groups.has(key)) groups.set(key, `cli-${groups.size + 1}`);
-        const forward: Forward = { rule, refusals: new ForwardRefusals(rule, log), group: groups.get(key)!, listener: l, network };
+        const forward: Forward = { rule, refusals: new ForwardRefusals(rule, log), group: groups.get(key)!, listener: l, network, plain: o.network.forwards.includes(rule) };
         d.#forwards.push(forward);
         d.#forwardOf.set(l, forward);
         if (network === undefined) d.#sessionForwards.push({ forward, id: undefined });
-        else network.openForward(rule, forward.refusals, d.#forwardPool);
+        else forward.flow = network.openForward(rule, forward.refusals, d.#forwardPool);
       }
+      d.#cliSerial = groups.size;
       if (owned.some(([, n]) => n !== undefined))
         log.info({ forwards: owned.filter(([, n]) => n !== undefined).map(([r, n]) => ({ rule: r.text, network: n!.name })).filter((x, i, all) => all.findIndex((y) => y.rule === x.rule) === i) }, 'port forwards attached to networks');
       for (const spec of o.listeners) {
@@ -341,10 +370,11 @@ export class Daemon implements DaemonControl {
     const networks = this.#networks;
     if (this.#closing !== undefined || networks === undefined) throw new Error('daemon shutting down');
     const source = limitedSource(link.peer);
+    const limits = this.#limits;
     const refusal =
-      this.#sessions.size >= this.#maxSessions ? 'session.limit'
-      : source !== undefined && (this.#perSource.get(source) ?? 0) >= (this.#o.maxSessionsPerSource ?? DEFAULT_MAX_SESSIONS_PER_SOURCE) ? 'session.per-source-limit'
-      : process.memoryUsage.rss() > (this.#o.maxRssBytes ?? DEFAULT_MAX_RSS_BYTES) ? 'session.memory-watermark'
+      this.#sessions.size >= limits.maxSessions ? 'session.limit'
+      : source !== undefined && (this.#perSource.get(source) ?? 0) >= limits.maxSessionsPerSource ? 'session.per-source-limit'
+      : process.memoryUsage.rss() > limits.maxRssBytes ? 'session.memory-watermark'
       : undefined;
     if (refusal !== undefined) {
       this.#refused.count(refusal);
@@ -395,6 +425,81 @@ export class Daemon implements DaemonControl {
     this.#claimForwards(s, joined.network);
     this.events.emit('session.up', s);
     return s.handler;
+  }
+
+  /** The session limits in force. */
+  get limits(): DaemonLimits {
+    return this.#limits;
+  }
+
+  /**
+   * A reload (SIGHUP with `--config`): new session limits for the links accepted from now on
+   * (sessions above a lowered limit go on), and new egress rules and lease bounds for every
+   * network (`NetworkRegistry.reload`). Nothing is closed or re-bound.
+   */
+  reload(r: DaemonReload): void {
+    if (this.#closing !== undefined) return;
+    this.#limits = r.limits;
+    this.#networks?.reload(r.network, r.networks);
+  }
+
+  /**
+   * A reload's plain `--hostfwd` rules (each port a rule, as parsed): rules whose text is new
+   * are bound and attached (to the `--network` network, else to the session that holds the
+   * session-following rules), rules whose text is gone are closed (their open connections
+   * live on), the others are left alone. All or nothing: every new port is bound before any
+   * old one is released, so a port in use (even by a rule this reload removes) fails the
+   * reload with nothing changed. Returns the rule texts added and removed.
+   */
+  async reloadForwards(rules: readonly ForwardRule[]): Promise<{ added: string[]; removed: string[] }> {
+    if (this.#closing !== undefined) return { added: [], removed: [] };
+    const held = this.#forwards.filter((f) => f.plain === true);
+    const heldTexts = new Set(held.map((f) => f.rule.text));
+    const nextTexts = new Set(rules.map((r) => r.text));
+    const adding = rules.filter((r) => !heldTexts.has(r.text));
+    const removing = held.filter((f) => !nextTexts.has(f.rule.text));
+    if (this.#forwards.length - removing.length + adding.length > MAX_FORWARD_PORTS)
+      throw new Error(`--hostfwd: at most ${MAX_FORWARD_PORTS} ports are forwarded in all`);
+    const bound: BoundListener[] = [];
+    try {
+      for (const rule of adding) bound.push(await this.#forwardPool.bind(rule.protocol, { addr: rule.hostAddr, port: rule.hostPort }));
+    } catch (e) {
+      await Promise.all(bound.map((l) => this.#forwardPool.release(l)));
+      const rule = adding[bound.length]!;
+      throw new Error(`--hostfwd ${rule.text}: cannot listen on ${rule.protocol} ${formatEndpoint({ addr: rule.hostAddr, port: rule.hostPort })}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    }
+    const network = this.#o.defaultNetwork === undefined ? undefined : this.#networks?.get(this.#o.defaultNetwork);
+    const owner = this.#forwardOwner === undefined ? undefined : this.#networkOf.get(this.#forwardOwner);
+    // Removed: the same way a runtime forward goes, and out of the session-following list.
+    const removedViews = [...new Set(removing.map((f) => f.group))].map((g) => this.#view(removing.filter((f) => f.group === g)));
+    for (const f of removing) {
+      const i = this.#sessionForwards.findIndex((x) => x.forward === f);
+      if (i < 0) continue;
+      const id = this.#sessionForwards[i]!.id;
+      if (id !== undefined) owner?.closeForward(id);
+      this.#sessionForwards.splice(i, 1);
+    }
+    await this.#closeForwards(removing);
+    const groups = new Map<string, string>();
+    const added: Forward[] = adding.map((rule, i) => {
+      if (!groups.has(rule.text)) groups.set(rule.text, `cli-${++this.#cliSerial}`);
+      const f: Forward = { rule, refusals: new ForwardRefusals(rule, this.#o.log), group: groups.get(rule.text)!, listener: bound[i]!, network, plain: true };
+      this.#forwardOf.set(f.listener, f);
+      this.#forwards.push(f);
+      if (network !== undefined) f.flow = network.openForward(rule, f.refusals, this.#forwardPool);
+      else this.#sessionForwards.push({ forward: f, id: owner?.openForward(rule, f.refusals, this.#forwardPool) });
+      return f;
+    });
+    // Session-following rules and nobody holding them (there were none until now): the oldest live session takes them.
+    if (network === undefined && this.#forwardOwner === undefined)
+      for (const next of this.#sessions) {
+        const held = this.#networkOf.get(next);
+        if (held !== undefined && !next.closed) this.#claimForwards(next, held);
+        if (this.#forwardOwner !== undefined) break;
+      }
+    for (const v of removedViews) this.events.emit('forward.removed', v);
+    for (const g of groups.values()) this.events.emit('forward.added', this.#view(added.filter((f) => f.group === g)));
+    return { added: [...groups.keys()], removed: removedViews.map((v) => v.rule) };
   }
 
   // --- DaemonControl: what the control API reads and steers (control.ts).
@@ -557,23 +662,35 @@ export class Daemon implements DaemonControl {
     };
   }
 
-  /** Compares leases and flows with the last snapshot; emits the differences when `emit`. */
+  /** Compares leases, flows and mappings with the last snapshot; emits the differences when `emit`. */
   #compare(emit: boolean): void {
     const leases = new Map<string, NetworkLease>();
     const flows = new Map<string, NetworkFlow>();
+    const mappings = new Map<string, { readonly mapping: NetworkMapping; readonly expiresAtMs: number }>();
+    const nowMs = this.#clock.now();
     for (const n of this.networks) {
       if (n.closed) continue;
       for (const l of n.leases()) if (l.state === 'bound') leases.set(`${n.name}/${l.mac}/${l.ip}`, { ...l, network: n.name });
       for (const f of n.network.stack.flows()) flows.set(`${n.name}/${f.id}`, { ...f, network: n.name });
+      // Flow ids are never reused within a network (FlowTable.allocateId), so a key is one mapping's life.
+      for (const m of n.network.stack.natMappings()) {
+        const key = `${n.name}/${m.id}`;
+        // Not yet bound: reported once its public endpoint is known (the next comparison).
+        if (m.public !== undefined || m.socket !== 'bound' || this.#seenMappings.has(key)) mappings.set(key, { mapping: { ...m, network: n.name }, expiresAtMs: nowMs + m.expiresInMs });
+      }
     }
     if (emit) {
       for (const [k, l] of leases) if (!this.#seenLeases.has(k)) this.events.emit('lease.granted', l);
       for (const [k, l] of this.#seenLeases) if (!leases.has(k)) this.events.emit('lease.released', l);
       for (const [k, f] of flows) if (!this.#seenFlows.has(k)) this.events.emit('flow.opened', f);
       for (const [k, f] of this.#seenFlows) if (!flows.has(k)) this.events.emit('flow.closed', f);
+      for (const [k, m] of mappings) if (!this.#seenMappings.has(k)) this.events.emit('mapping.created', m.mapping);
+      // Gone once its expiry had come (or all but): its timeout; gone well before: evicted or closed.
+      for (const [k, m] of this.#seenMappings) if (!mappings.has(k)) this.events.emit('mapping.expired', m.mapping, m.expiresAtMs <= nowMs + MAPPING_TIMEOUT_SLACK_MS ? 'timeout' : 'closed');
     }
     this.#seenLeases = leases;
     this.#seenFlows = flows;
+    this.#seenMappings = mappings;
   }
 
   /** The live networks: declared and joined ones by name, then private ones. */

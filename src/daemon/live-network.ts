@@ -15,7 +15,7 @@
  *
  * Given a recorder (`src/replay/recorder.ts`), the network reads the recorder's clock and
  * randomness, and every entry — a port's frame, a batch's start and end, a timer advance, a host
- * event, a port attached or detached, forwards opened or closed, new DNS upstreams, the close —
+ * event, a port attached or detached, forwards opened or closed, new DNS upstreams, a reload, the close —
  * is told to the recorder as it starts, and every output (frames to ports, Host calls with
  * their results) as it happens: that is what `tslirp replay` runs again. The shell's own timer
  * keeps reading the real clock.
@@ -38,6 +38,7 @@ import type { Endpoint, FlowId } from '../net/addr.js';
 import { observeEvents, observeHost, type HostObserver } from '../net/observe.js';
 import type { HostEvents } from '../net/seams.js';
 import { Network, type NetworkPort, type PortSink } from '../network/network.js';
+import { applyNetworkReload, type NetworkReload } from '../network/reload.js';
 import type { StackConfig } from '../stack/config.js';
 import type { StackDeps } from '../stack/stack.js';
 import type { TcpEngineLimits } from '../nat/tcp-flow.js';
@@ -206,6 +207,18 @@ export class LiveNetwork implements SessionNetwork {
   setDnsUpstreams(upstreams: readonly Endpoint[]): void {
     this.#rec?.api('setDnsUpstreams', [upstreams]);
     this.network.stack.setDnsUpstreams(upstreams);
+    this.poke();
+  }
+
+  /**
+   * What a reload changes in a running network: its egress rules and its per-session lease
+   * bound, both for what guests do from now on (open flows and held leases stay). Recorded,
+   * so a replay applies it at the same point.
+   */
+  reload(settings: NetworkReload): void {
+    if (this.#closed) return;
+    this.#rec?.api('reload', [settings]);
+    applyNetworkReload(this.network, settings);
     this.poke();
   }
 

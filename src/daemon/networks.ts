@@ -13,7 +13,10 @@
  * registry never holds more networks than sessions plus declared ones.
  *
  * Every network gets its settings (addresses, DHCP, DNS records, MTU, flow limits, forwards)
- * from `settingsFor(name)`: the plain options, or the network's own `--net-option` values.
+ * from `settingsFor(name)`: the plain options, or the network's own `--net-option` values. A
+ * reload (`reload`) replaces the egress rules, the lease bound and the DNS records of every
+ * live network and of the networks created after it; the other settings stay what they were
+ * at start.
  *
  * With `record` (`--record DIR`) every network is recorded for replay from its creation to its
  * close, in a file of its own: a network is the unit a replay can rebuild (its guests share one
@@ -34,6 +37,7 @@ import { PcapngBlockFile } from '../pcap/pcapng-writer.js';
 import { NetworkRecorder, recordingPath } from '../replay/recorder.js';
 import { wallClockUs } from '../pcap/writer.js';
 import { LiveNetwork } from './live-network.js';
+import type { NetworkReload } from '../network/reload.js';
 
 /** Everything that shapes one network. */
 export interface NetworkSettings {
@@ -77,6 +81,8 @@ export class NetworkRegistry {
   /** Each recorded network's file, until it is closed and on disk. */
   readonly #recordings = new Map<LiveNetwork, { file: PcapngBlockFile; recorder: NetworkRecorder }>();
   readonly #closingRecordings = new Set<Promise<void>>();
+  /** The last reload's settings: of undeclared networks, and of declared ones by name. */
+  #reloaded: { readonly base: NetworkReload; readonly declared: ReadonlyMap<string, NetworkReload> } | undefined;
 
   constructor(o: NetworkRegistryOptions) {
     this.#o = o;
@@ -94,7 +100,13 @@ export class NetworkRegistry {
     const log = this.#o.log;
     // Each network gets its own copy of the configuration: the MAC and the egress policy
     // (which a public session turns public) are its mutable parts.
-    const config = { ...settings.config, gatewayMac: settings.config.gatewayMac.slice(), egress: new EgressPolicy(settings.config.egress?.rules, isPublic) };
+    const reloaded = this.#reloadFor(name);
+    const config = {
+      ...settings.config,
+      gatewayMac: settings.config.gatewayMac.slice(),
+      egress: new EgressPolicy(reloaded?.egress ?? settings.config.egress?.rules, isPublic),
+      ...(reloaded !== undefined && { maxLeasesPerPort: reloaded.maxSessionLeases }),
+    };
     const dnsUpstreams = this.#o.dnsUpstreams();
     let recording: { file: PcapngBlockFile; recorder: NetworkRecorder } | undefined;
     if (this.#o.record !== undefined) {
@@ -105,7 +117,7 @@ export class NetworkRegistry {
         config,
         flowLimits: settings.flowLimits,
         dnsUpstreams,
-        dnsRecords: settings.dnsRecords,
+        dnsRecords: reloaded?.dnsRecords ?? settings.dnsRecords,
         clock: this.#o.clock,
         wallNowUs: wallClockUs,
         by: this.#o.record.by,
@@ -117,7 +129,7 @@ export class NetworkRegistry {
       name,
       config,
       flowLimits: settings.flowLimits,
-      dnsRecords: settings.dnsRecords,
+      dnsRecords: reloaded?.dnsRecords ?? settings.dnsRecords,
       dnsUpstreams,
       clock: this.#o.clock,
       random: this.#o.random,
@@ -131,6 +143,27 @@ export class NetworkRegistry {
     });
     if (recording !== undefined) this.#recordings.set(live, recording);
     return live;
+  }
+
+  /** What the last reload says for a network of this name (a private one: the base); undefined before any reload. */
+  #reloadFor(name: string): NetworkReload | undefined {
+    const r = this.#reloaded;
+    if (r === undefined) return undefined;
+    return (this.#o.declared.has(name) ? r.declared.get(name) : undefined) ?? r.base;
+  }
+
+  /**
+   * A reload: `base` for every network not declared, `declared` by name for the declared ones
+   * (a declared network missing there keeps its settings). Applied to every live network now
+   * and to networks created later.
+   */
+  reload(base: NetworkReload, declared: ReadonlyMap<string, NetworkReload>): void {
+    this.#reloaded = { base, declared };
+    for (const [name, e] of this.#named) {
+      const r = this.#reloadFor(name);
+      if (r !== undefined && !e.live.closed) e.live.reload(r);
+    }
+    for (const live of this.#private.keys()) if (!live.closed) live.reload(base);
   }
 
   /** Closes `live` and, when recorded, its file (logged once on disk). */

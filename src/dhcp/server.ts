@@ -132,11 +132,22 @@ export class DhcpServer {
   readonly #config: DhcpServerOptions;
   readonly #counters: Counters;
   readonly #table: LeaseTable;
+  /** `maxLeasesPerPort`, replaced by a reload (`setMaxLeasesPerPort`). */
+  #maxLeasesPerPort: number;
 
   constructor(config: DhcpServerOptions, counters: Counters) {
     this.#config = config;
     this.#counters = counters;
     this.#table = new LeaseTable(config.dhcpStart, config.dhcpPoolSize);
+    this.#maxLeasesPerPort = config.maxLeasesPerPort ?? DEFAULT_LEASES_PER_PORT;
+  }
+
+  /**
+   * A new per-port bound for the requests from now on (a reload). Leases already held above
+   * a lowered bound are kept until they expire or are released; only new ones are refused.
+   */
+  setMaxLeasesPerPort(n: number): void {
+    this.#maxLeasesPerPort = n;
   }
 
   /**
@@ -176,7 +187,7 @@ export class DhcpServer {
   /** A client with no live lease, behind a port whose clients hold the most they may. */
   #overPortLimit(client: LeaseClient, nowMs: number): boolean {
     if (client.owner === undefined || this.#table.find(client.key, nowMs) !== undefined) return false;
-    return this.#table.countOwned(client.owner, nowMs) >= (this.#config.maxLeasesPerPort ?? DEFAULT_LEASES_PER_PORT);
+    return this.#table.countOwned(client.owner, nowMs) >= this.#maxLeasesPerPort;
   }
 
   #drop(reason: string): DhcpReply | undefined {

@@ -165,17 +165,23 @@ export class DnsForwarder {
     this.#guest = deps.guest;
     this.#random = deps.random;
     this.#allocateId = deps.allocateId;
-    for (const r of deps.records ?? []) {
+    this.setRecords(deps.records ?? []);
+    this.setUpstreams(deps.upstreams ?? [], 0);
+  }
+
+  /** The static records (`--dns-record`), replacing those before (a reload); queries from now on get them. */
+  setRecords(records: readonly DnsStaticRecord[]): void {
+    this.#records.clear();
+    for (const r of records) {
       const list = this.#records.get(r.name) ?? [];
       list.push(r);
       this.#records.set(r.name, list);
     }
     // Static records for the host name replace the built-in one.
     if (!this.#records.has(HOST_NAME)) {
-      const h = deps.guest.config.host;
+      const h = this.#guest.config.host;
       this.#records.set(HOST_NAME, [{ name: HOST_NAME, type: RR_TYPE.A, rdata: new Uint8Array([h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff]) }]);
     }
-    this.setUpstreams(deps.upstreams ?? [], 0);
   }
 
   /** Number of forwarded queries waiting for an upstream. */

@@ -21,7 +21,9 @@
  * like every policy refusal: RST for TCP, ICMP administratively prohibited for UDP.
  *
  * A network becomes public for good once a public session joins it (`markPublic`): flows
- * opened before keep going, new ones are judged by the stricter default.
+ * opened before keep going, new ones are judged by the stricter default. A reload (SIGHUP with
+ * `--config`) replaces the rules the same way (`setRules`): they judge the flows opened from
+ * then on, and flows already open are left alone.
  */
 import type { Endpoint, IpAddr } from '../net/addr.js';
 import { cidrHolds, parseCidr, type Cidr } from '../net/cidr.js';
@@ -84,12 +86,22 @@ const PUBLIC_RULES: readonly EgressRule[] = PUBLIC_DENIED.map((t) => parseEgress
 
 /** A network's egress policy: the user's rules, then the network's default. */
 export class EgressPolicy {
-  readonly rules: readonly EgressRule[];
+  #rules: readonly EgressRule[];
   #public: boolean;
 
   constructor(rules: readonly EgressRule[] = [], isPublic = false) {
-    this.rules = rules;
+    this.#rules = rules;
     this.#public = isPublic;
+  }
+
+  /** The user's rules, in the order they are checked. */
+  get rules(): readonly EgressRule[] {
+    return this.#rules;
+  }
+
+  /** New rules for the flows opened from now on (a reload); open flows are not judged again. */
+  setRules(rules: readonly EgressRule[]): void {
+    this.#rules = rules;
   }
 
   /** Whether the public default applies (a session from a public listener has joined). */
@@ -104,7 +116,7 @@ export class EgressPolicy {
 
   /** What a recording of the network's configuration keeps (`restore` reads it back). */
   toJSON(): { rules: readonly EgressRule[]; public: boolean } {
-    return { rules: this.rules, public: this.#public };
+    return { rules: this.#rules, public: this.#public };
   }
 
   /** A policy from `toJSON`'s output (a recording's configuration); the empty policy for anything else. */
@@ -115,7 +127,7 @@ export class EgressPolicy {
 
   /** Undefined when a flow to `to` may be opened, else the counter of the refusal. */
   check(to: Endpoint): Drop | undefined {
-    for (const r of this.rules) if (matches(r, to.addr, to.port)) return r.action === 'allow' ? undefined : 'nat.egress-denied';
+    for (const r of this.#rules) if (matches(r, to.addr, to.port)) return r.action === 'allow' ? undefined : 'nat.egress-denied';
     if (!this.#public) return undefined;
     for (const r of PUBLIC_RULES) if (matches(r, to.addr, to.port)) return 'nat.egress-public-default';
     return undefined;
@@ -123,6 +135,6 @@ export class EgressPolicy {
 
   /** The rule that decides for `to`, for a log line; undefined when the default decides. */
   ruleFor(to: Endpoint): EgressRule | undefined {
-    return this.rules.find((r) => matches(r, to.addr, to.port));
+    return this.#rules.find((r) => matches(r, to.addr, to.port));
   }
 }

@@ -27,6 +27,17 @@
  * Guests are told apart by address, as the NAT sees them: a guest that claims another's
  * address shares that address's budget.
  *
+ * New-flow rate (`FlowLimits.newFlowsPerSecond`, `--max-new-flows-per-second`): a token bucket
+ * of the whole network, refilled at that rate and holding one second's worth, from which
+ * every guest-opened flow (a TCP SYN, a UDP datagram that opens a mapping) takes a token
+ * (`admitNew`). It is the network's, not each address's, because a guest can send from any
+ * address it likes: a private network (a session's own, the default) gets exactly one
+ * session's rate; a shared one's guests share it. Forwarded flows (a host client's) and DNS
+ * queries to the forwarder take none. The engines drop what finds the bucket empty, counted
+ * as 'nat.new-flow-rate', without an answer: a SYN is sent again by the guest's TCP a second
+ * later (when the bucket has refilled, for a guest that is not flooding), where an RST would
+ * fail the program at once.
+ *
  * Layering: `src/nat` stands above the protocol folders and below the stack. It names
  * addresses, endpoints and flow ids from `src/net/addr.ts`, reaches the guest and the host
  * through the `ToGuest` and `Host` seams of `src/net/seams.ts`, and takes its slice of the
@@ -84,6 +95,8 @@ export interface FlowLimits {
   readonly tcp: number;
   /** Flows whose guest side is one guest address (`--max-udp-flows`, `--max-tcp-flows`); integers ≥ 1. */
   readonly perGuest: { readonly udp: number; readonly tcp: number };
+  /** Guest-opened flows per second of the whole network (`--max-new-flows-per-second`); 0 or absent: unlimited. */
+  readonly newFlowsPerSecond?: number | undefined;
 }
 
 /** A lone guest gets what one session had before networks (1024 UDP, 4096 TCP); a network, four times that. */
@@ -98,6 +111,7 @@ export interface FlowLimitOptions {
   readonly 'max-udp-flows'?: string | number | undefined;
   readonly 'max-network-tcp-flows'?: string | number | undefined;
   readonly 'max-network-udp-flows'?: string | number | undefined;
+  readonly 'max-new-flows-per-second'?: string | number | undefined;
 }
 
 /**
@@ -122,6 +136,12 @@ export function resolveFlowLimits(o: FlowLimitOptions = {}): FlowLimits {
     limits[protocol] = network;
     limits.perGuest[protocol] = guest ?? Math.min(DEFAULT_FLOW_LIMITS.perGuest[protocol], network);
   }
+  const rate = o['max-new-flows-per-second'];
+  if (rate !== undefined) {
+    const n = typeof rate === 'number' ? rate : /^\d{1,8}$/.test(rate) ? Number(rate) : NaN;
+    if (!Number.isSafeInteger(n) || n < 0 || n > MAX_FLOW_LIMIT) throw new ConfigError('max-new-flows-per-second', `'${rate}' must be an integer from 0 (unlimited) to ${MAX_FLOW_LIMIT}`);
+    return { ...limits, newFlowsPerSecond: n };
+  }
   return limits;
 }
 
@@ -145,6 +165,9 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
   readonly limits: FlowLimits;
   #nextId: FlowId = 1;
   #last: F | undefined;
+  /** The new-flow bucket's tokens, as of `#rateAtMs` (undefined: never used, so full). */
+  #rateTokens = 0;
+  #rateAtMs: number | undefined;
 
   /** Throws a RangeError when a limit is not an integer ≥ 1 (a configuration error, caught at start). */
   constructor(limits: FlowLimits = DEFAULT_FLOW_LIMITS) {
@@ -181,6 +204,21 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
     if (this.guestCount(protocol, guestAddr) >= this.limits.perGuest[protocol]) return 'guest';
     if (this.#recency[protocol].size >= this.limits[protocol]) return 'network';
     return undefined;
+  }
+
+  /**
+   * Takes a token for a new guest-opened flow at `nowMs` (see the theory above): false when
+   * the network's new-flow rate is spent and the flow is to be refused.
+   */
+  admitNew(nowMs: number): boolean {
+    const rate = this.limits.newFlowsPerSecond ?? 0;
+    if (rate <= 0) return true;
+    const elapsedMs = this.#rateAtMs === undefined ? Infinity : Math.max(0, nowMs - this.#rateAtMs);
+    this.#rateTokens = Math.min(rate, this.#rateTokens + (elapsedMs * rate) / 1000);
+    this.#rateAtMs = nowMs;
+    if (this.#rateTokens < 1) return false;
+    this.#rateTokens -= 1;
+    return true;
   }
 
   /** Adds a flow; false (and nothing added) when its guest or the network is at its limit, or the tuple is taken. */

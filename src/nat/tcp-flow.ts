@@ -143,6 +143,8 @@ export class TcpEngine {
       this.counters.count(route.refused);
       return this.#resetFor(p, t);
     }
+    // Past the network's new-flow rate: dropped unanswered, the guest's TCP sends the SYN again (flow-table.ts).
+    if (!this.#table.admitNew(nowMs)) return this.counters.count('nat.new-flow-rate');
     if ('service' in route) return this.#toService(p, t, route.service, nowMs);
     if (!this.#makeRoom(p.src)) return this.#resetFor(p, t);
     const c = this.#newConn('guest', { addr: p.src, port: t.srcPort }, { addr: p.dst, port: t.dstPort }, route.to, nowMs);

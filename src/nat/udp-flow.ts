@@ -228,6 +228,11 @@ export class UdpNat {
         return true;
       }
       if (flow === undefined) {
+        // Past the network's new-flow rate: dropped (flow-table.ts).
+        if (!table.admitNew(nowMs)) {
+          this.#guest.counters.count('nat.new-flow-rate');
+          return true;
+        }
         flow = this.#open(p.src, u.srcPort, remote, route.to, nowMs);
         if (flow === undefined) return true;
       }

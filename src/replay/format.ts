@@ -58,7 +58,7 @@ export interface AdvanceEntry { readonly k: 'advance'; readonly t: ClockUs }
 /** A batch of frames from one I/O event began (`on`) or ended (TCP flushed). */
 export interface BatchEntry { readonly k: 'batch'; readonly t: ClockUs; readonly on: boolean }
 /** A call of the network's own API from its owner. */
-export interface ApiEntry { readonly k: 'api'; readonly t: ClockUs; readonly n: 'openForward' | 'closeForward' | 'setDnsUpstreams' | 'close'; readonly a: readonly unknown[]; readonly r?: unknown }
+export interface ApiEntry { readonly k: 'api'; readonly t: ClockUs; readonly n: 'openForward' | 'closeForward' | 'setDnsUpstreams' | 'reload' | 'close'; readonly a: readonly unknown[]; readonly r?: unknown }
 /** The recording ended on purpose (`reason`): without it, the file ends early (the process died, or records were dropped). */
 export interface EndEntry { readonly k: 'end'; readonly t: ClockUs; readonly reason: string }
 

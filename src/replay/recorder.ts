@@ -212,7 +212,7 @@ export class NetworkRecorder {
   }
 
   /** A call of the network's API by its owner (before it runs). */
-  api(n: 'openForward' | 'closeForward' | 'setDnsUpstreams' | 'close', a: readonly unknown[]): void {
+  api(n: 'openForward' | 'closeForward' | 'setDnsUpstreams' | 'reload' | 'close', a: readonly unknown[]): void {
     this.#entry({ k: 'api', t: this.#enter(), n, a });
   }
 

@@ -24,6 +24,7 @@ import { Network, type NetworkPort } from '../network/network.js';
 import { readCapture, type CaptureRecord } from '../pcap/reader.js';
 import type { StackConfig } from '../stack/config.js';
 import { EgressPolicy } from '../nat/egress.js';
+import { applyNetworkReload, type NetworkReload } from '../network/reload.js';
 import type { SwitchOptions } from '../switch/learning-switch.js';
 import { chachaRandom, CHACHA_SEED_BYTES } from '../util/chacha.js';
 import { decodeEntry, isEntryBlock, RECORDING_PEN, RECORDING_VERSION, type CallEntry, type Entry, type NetworkEntry } from './format.js';
@@ -349,6 +350,9 @@ class Replay {
         return;
       case 'setDnsUpstreams':
         this.#network.stack.setDnsUpstreams(a[0] as Endpoint[]);
+        return;
+      case 'reload':
+        applyNetworkReload(this.#network, a[0] as NetworkReload);
         return;
       case 'close':
         this.#network.close();

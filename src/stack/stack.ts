@@ -564,6 +564,16 @@ export class Stack implements ToGuest, HostEvents {
     return this.#dhcp.leases(this.#deps.clock.now());
   }
 
+  /** `--max-session-leases` replaced by a reload: bounds new leases from now on. */
+  setMaxSessionLeases(n: number): void {
+    this.#dhcp.setMaxLeasesPerPort(n);
+  }
+
+  /** `--dns-record` replaced by a reload: answers queries from now on. */
+  setDnsRecords(records: readonly DnsStaticRecord[]): void {
+    this.#dns?.setRecords(records);
+  }
+
   /** Known guest neighbours (IPv4 → MAC). */
   neighbours(): IterableIterator<[Ipv4Addr, Mac]> {
     return this.#arp.entries();

@@ -21,6 +21,8 @@ describe('contrib/tslirp.service', () => {
     expect(settings.get('NoNewPrivileges')).toEqual(['yes']);
     expect(settings.get('RestrictAddressFamilies')).toEqual(['AF_UNIX AF_INET AF_INET6']);
     expect(settings.get('RuntimeDirectory')).toEqual(['tslirp']);
+    // systemctl reload sends the SIGHUP that reloads --config.
+    expect(settings.get('ExecReload')).toEqual(['/bin/kill -HUP $MAINPID']);
   });
 
   it('starts `serve` with a command line tslirp accepts, its sockets in the runtime directory', () => {

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import { chromium } from 'playwright-core';
 import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, shouldRun, tempDir, until, which } from '../helpers/guests.js';
+import { freeTcpPort } from '../helpers/servers.js';
 
 const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('curl'), command('tshark'), command('promtool'), command('ss'), command('chromium')]);
 const enabled = shouldRun('api.int.test.ts (the control API with a namespace guest)', missing);
@@ -51,14 +52,6 @@ function call(to: { socketPath: string } | { port: number }, method: string, pat
 }
 
 const JSON_TYPE = { 'Content-Type': 'application/json' };
-
-async function freeTcpPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 /** GET http://127.0.0.1:port/path: the body, or `ERR code`. */
 function get(port: number, path: string): Promise<string> {

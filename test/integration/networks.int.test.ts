@@ -12,7 +12,6 @@ import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import http from 'node:http';
-import net from 'node:net';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +36,7 @@ import {
   V86_GUEST_DIR,
   type RunResult,
 } from '../helpers/guests.js';
+import { freeTcpPort, httpd, listening } from '../helpers/servers.js';
 
 const BIOS = '/usr/share/seabios/bios.bin';
 const VGABIOS = '/usr/share/seabios/vgabios-stdvga.bin';
@@ -73,15 +73,6 @@ function dgramAt(d: Daemon, i: number): { kind: 'dgram'; host: string; port: num
   return { kind: 'dgram', host: l.host, port: l.port };
 }
 
-/** A free loopback TCP port (bound then released). */
-async function freeTcpPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-
 /** GET http://127.0.0.1:port/path: the body, or the error's text (`ERR ...`), within `timeoutMs`. */
 function get(port: number, path: string, timeoutMs = 10_000): Promise<string> {
   return new Promise((res) => {
@@ -94,24 +85,6 @@ function get(port: number, path: string, timeoutMs = 10_000): Promise<string> {
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', (e) => res(`ERR ${String(e)}`));
   });
-}
-
-/** A namespace guest serving `dir` with busybox httpd on port 80, once it listens. */
-async function httpd(g: NetnsGuest, dir: string): Promise<Proc> {
-  const p = g.spawn(`httpd ${g.ns}`, ['busybox', 'httpd', '-f', '-p', '80', '-h', dir]);
-  await listening(g, 80);
-  return p;
-}
-
-/** Waits (bounded: 10 s) until a TCP socket of the namespace listens on `port`. */
-async function listening(g: NetnsGuest, port: number): Promise<void> {
-  const end = Date.now() + 10_000;
-  while (Date.now() < end) {
-    const r = await g.exec(['ss', '-Hltn', `sport = :${port}`], 5_000);
-    if (r.stdout.trim() !== '') return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on port ${port} in ${g.ns}`);
 }
 
 /** Every log record with this message. */

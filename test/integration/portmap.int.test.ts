@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { command, daemon as daemonReq, file, freeUdpPort, missingRequirements, NetnsGuest, Proc, root, shouldRun, tempDir, type RunResult } from '../helpers/guests.js';
+import { freeTcpPort } from '../helpers/servers.js';
 
 const PYTHON = '/usr/bin/python3';
 const PCP_CLIENT = join(REPO_ROOT, 'test', 'integration', 'clients', 'pcp-client.py');
@@ -27,14 +28,6 @@ const enabled = shouldRun('portmap.int.test.ts (NAT-PMP and PCP from a namespace
 
 const out = (r: RunResult): string => `${r.stdout}${r.stderr}${r.timedOut ? ' (timed out)' : ''}`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function freeTcpPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 /** GET http://127.0.0.1:port/path: the body, or `ERR code`. */
 function get(port: number, path: string, timeoutMs = 10_000): Promise<string> {

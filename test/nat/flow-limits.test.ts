@@ -386,3 +386,42 @@ describe('nat/flow-table: limits from options (--max-tcp-flows and friends)', ()
     );
   });
 });
+
+describe('nat/flow-table: the new-flow rate (--max-new-flows-per-second)', () => {
+  it('parses 0 (no limit) to the maximum, and refuses anything else naming the option', () => {
+    expect(resolveFlowLimits({ 'max-new-flows-per-second': '0' }).newFlowsPerSecond).toBe(0);
+    expect(resolveFlowLimits({ 'max-new-flows-per-second': 50 }).newFlowsPerSecond).toBe(50);
+    for (const bad of ['-1', '1.5', 'ten', `${MAX_FLOW_LIMIT + 1}`]) expect(() => resolveFlowLimits({ 'max-new-flows-per-second': bad })).toThrow(/max-new-flows-per-second|from 0/);
+  });
+
+  it('admits a burst of N at once, then N per second as time passes; 0 admits everything', () => {
+    const t = new FlowTable({ ...limits(100, 100, 100, 100), newFlowsPerSecond: 4 });
+    const admitted = (nowMs: number, n: number): number => Array.from({ length: n }, () => t.admitNew(nowMs)).filter(Boolean).length;
+    expect(admitted(0, 10)).toBe(4);
+    expect(admitted(100, 10)).toBe(0);
+    expect(admitted(500, 10)).toBe(2);
+    expect(admitted(10_000, 10)).toBe(4); // never more than one second's worth saved up
+    const open = new FlowTable({ ...limits(100, 100, 100, 100), newFlowsPerSecond: 0 });
+    expect(Array.from({ length: 1000 }, () => open.admitNew(0)).every(Boolean)).toBe(true);
+  });
+
+  it('the engines drop guest SYNs and mapping-opening datagrams past it, unanswered and counted; forwards and open flows are not limited', () => {
+    const t = natHarness({ ...limits(100, 100, 100, 100), newFlowsPerSecond: 2 });
+    expect(t.syn(GUEST, 40001).length).toBe(0); // host-connecting: nothing to the guest yet
+    expect(t.syn(GUEST, 40002).length).toBe(0);
+    expect(t.syn(GUEST, 40003)).toEqual([]); // refused without an RST
+    expect(t.table.count('tcp')).toBe(2);
+    t.udpSends(OTHER, 5000);
+    expect(t.table.count('udp')).toBe(0);
+    expect(t.counters.get('nat.new-flow-rate')).toBe(2);
+    // A second later, the guest's retransmitted SYN gets in.
+    t.clock.advance(1000);
+    t.syn(GUEST, 40003);
+    expect(t.tcpFlow(GUEST, 40003)).toBeDefined();
+    t.udpSends(OTHER, 5000);
+    expect(t.udpFlow(OTHER, 5000)).toBeDefined();
+    // Traffic on an open mapping takes no token.
+    for (let i = 0; i < 10; i++) t.udpSends(OTHER, 5000);
+    expect(t.counters.get('nat.new-flow-rate')).toBe(2);
+  });
+});
