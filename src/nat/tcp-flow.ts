@@ -40,10 +40,11 @@
  * probes towards the guest (an idle established connection lives as long as both ends keep
  * it; the Node side enables SO_KEEPALIVE on host sockets).
  */
-import { ipv4Endpoint, type Endpoint, type FlowId, type IpAddr, type Ipv4Endpoint } from '../net/addr.js';
+import type { Endpoint, FlowId, IpAddr, IpPair } from '../net/addr.js';
 import type { Host, ToGuest } from '../net/seams.js';
 import { DeadlineQueue } from '../util/deadline-queue.js';
-import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
+import { IP_PROTO } from '../ipv4/wire.js';
+import { pseudoSumIp, UNSPECIFIED6 } from '../ipv6/wire.js';
 import { DEFAULT_TCP_LIMITS, TcpConn, type TcpConnIo, type TcpLimits } from '../tcp/conn.js';
 import { NO_TCP_OPTIONS, TCP_FLAG, TCP_HEADER_LEN, tcpLength, writeTcp, type Tcp } from '../tcp/wire.js';
 import { put16 } from '../util/bytes.js';
@@ -118,8 +119,8 @@ export class TcpEngine {
 
   // ================================================================ guest side
 
-  /** A guest segment `t` (in `p`), checksum verified, for any destination the stack routes here. */
-  input(p: Ipv4, t: Tcp, nowMs: number): void {
+  /** A guest segment `t` (in `p`, IPv4 or IPv6), checksum verified, for any destination the stack routes here. */
+  input(p: IpPair, t: Tcp, nowMs: number): void {
     const f = this.#table.byTuple('tcp', p.src, t.srcPort, p.dst, t.dstPort);
     if (f instanceof TcpConn) {
       if ((t.flags & (TCP_FLAG.SYN | TCP_FLAG.ACK | TCP_FLAG.RST)) === TCP_FLAG.SYN && f.acceptsNewSyn(t)) {
@@ -163,7 +164,7 @@ export class TcpEngine {
    * with endpoint-independent mapping, those to one address with address-dependent mapping;
    * none with address-and-port-dependent mapping (each connection its own port).
    */
-  #portKey(guest: Ipv4Endpoint, to: Endpoint): string | undefined {
+  #portKey(guest: Endpoint, to: Endpoint): string | undefined {
     switch (this.#nat.mapping) {
       case 'eim':
         return `${guest.addr}:${guest.port}`;
@@ -174,25 +175,25 @@ export class TcpEngine {
     }
   }
 
-  /** Host.tcpConnect from `--outbound` (else any address) and `port` (0: any). */
+  /** Host.tcpConnect from `--outbound` (else any address; `--outbound` is IPv4, so IPv6 destinations always any) and `port` (0: any). */
   #connect(id: FlowId, to: Endpoint, port: number): void {
-    const outbound = this.#toGuest.config.outbound;
+    const outbound = typeof to.addr === 'number' ? this.#toGuest.config.outbound : undefined;
     if (outbound === undefined && port === 0) this.#host.tcpConnect(id, to);
-    else this.#host.tcpConnect(id, to, { addr: outbound ?? 0, port });
+    else this.#host.tcpConnect(id, to, { addr: outbound ?? (typeof to.addr === 'number' ? 0 : UNSPECIFIED6), port });
   }
 
   /**
    * A host client accepted on a forward: a connection to `guest`, whose remote side is the
    * client (the gateway for loopback clients); it counts against `to`'s guest. Undefined
    * when that guest or the network is at its limit, when the tuple is taken, or when the
-   * client or the guest is not IPv4 ('tcp.forward-not-ipv4': the NAT is IPv4 only today);
+   * client cannot appear on the guest's family ('tcp.forward-family', `forwardedRemote`);
    * the caller then drops the client.
    */
   forward(client: Endpoint, to: Endpoint, nowMs: number): FlowId | undefined {
-    const remote = forwardedRemote(this.#toGuest.config, client);
-    const guest = ipv4Endpoint(to);
-    if (remote === undefined || guest === undefined) {
-      this.counters.count('tcp.forward-not-ipv4');
+    const guest = to;
+    const remote = forwardedRemote(this.#toGuest.config, client, typeof guest.addr === 'number' ? 4 : 6);
+    if (remote === undefined) {
+      this.counters.count('tcp.forward-family');
       return undefined;
     }
     if (!this.#makeRoom(guest.addr)) return undefined;
@@ -207,7 +208,7 @@ export class TcpEngine {
     return c.id;
   }
 
-  #newConn(origin: 'guest' | 'forward', guest: Ipv4Endpoint, remote: Ipv4Endpoint, host: Endpoint, nowMs: number): TcpConn {
+  #newConn(origin: 'guest' | 'forward', guest: Endpoint, remote: Endpoint, host: Endpoint, nowMs: number): TcpConn {
     return new TcpConn({
       id: this.#table.allocateId(), origin, guest, remote, host, nowMs,
       iss: this.#random.u32(), tsOffset: this.#random.u32(),
@@ -245,7 +246,7 @@ export class TcpEngine {
   }
 
   /** RST for a segment without a connection (RFC 9293 §3.10.7.1). */
-  #resetFor(p: Ipv4, t: Tcp): void {
+  #resetFor(p: IpPair, t: Tcp): void {
     const syn = (t.flags & TCP_FLAG.SYN) !== 0 ? 1 : 0;
     const fin = (t.flags & TCP_FLAG.FIN) !== 0 ? 1 : 0;
     const hasAck = (t.flags & TCP_FLAG.ACK) !== 0;
@@ -260,8 +261,8 @@ export class TcpEngine {
       options: NO_TCP_OPTIONS,
       payload: EMPTY,
     };
-    const pseudo = pseudoSum(p.dst, p.src, IP_PROTO.TCP);
-    this.#toGuest.sendIpv4(p.dst, p.src, IP_PROTO.TCP, tcpLength(rst), (into, at) => writeTcp(rst, pseudo, into, at), true);
+    const pseudo = pseudoSumIp(p.dst, p.src, IP_PROTO.TCP);
+    this.#toGuest.sendIp(p.dst, p.src, IP_PROTO.TCP, tcpLength(rst), (into, at) => writeTcp(rst, pseudo, into, at), true);
   }
 
   // ================================================================ host events
@@ -393,7 +394,10 @@ export class TcpEngine {
     return {
       counters: this.counters,
       stats: this.stats,
-      sendSegment: (c, l4Length, write) => toGuest.sendIpv4(c.remote.addr, c.guest.addr, IP_PROTO.TCP, l4Length, write, true),
+      sendSegment: (c, l4Length, write) =>
+        typeof c.guest.addr === 'number'
+          ? toGuest.sendIpv4(c.remote.addr as number, c.guest.addr, IP_PROTO.TCP, l4Length, write, true)
+          : toGuest.sendIp(c.remote.addr, c.guest.addr, IP_PROTO.TCP, l4Length, write, true),
       icmpUnreachable: (c, code) => this.#icmpUnreachable(c, code),
       hostWrite: (c, data) => host.tcpWrite(c.id, data),
       hostEnd: (c) => host.tcpEnd(c.id),

@@ -106,5 +106,11 @@ export const ipv4Endpoint = (e: Endpoint): Ipv4Endpoint | undefined => (typeof e
 export const formatEndpoint = (e: Endpoint): string =>
   typeof e.addr === 'number' ? `${formatIpv4Addr(e.addr)}:${e.port}` : `[${formatIpAddr(e.addr)}]:${e.port}`;
 
+/** The addresses of a guest datagram (an `Ipv4` or `Ipv6` record has them): what the NAT engines route by. */
+export interface IpPair {
+  readonly src: IpAddr;
+  readonly dst: IpAddr;
+}
+
 /** A flow's identity in the NAT flow table: unique per stack, never reused. */
 export type FlowId = number;

@@ -62,7 +62,9 @@
  * - It does not route between guests: a datagram sent to the gateway's MAC for another guest
  *   of the segment is dropped ('ipv4.to-other-guest'); guests reach each other directly
  *   through the switch, as on any LAN.
- * - IPv6 is counted and dropped.
+ * - IPv6 (`config.ipv6`, on by default) is the `Ipv6Gateway`'s (`ipv6-gateway.ts`): neighbour
+ *   discovery, router advertisements for SLAAC, ICMPv6, and IPv6 TCP/UDP into the same NAT
+ *   and DNS forwarder. With `--ipv6 off` IPv6 frames are counted ('ethernet.ipv6-off') and dropped.
  *
  * Layering: the stack imports the protocol folders, `src/nat` and `src/net` (where the seams
  * it implements, `ToGuest` and `HostEvents`, are declared); `host`, the device model, the
@@ -85,7 +87,7 @@ import { parseUdp, udpLength, writeUdp } from '../udp/wire.js';
 import { BROADCAST_MAC, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DNS_PORT, DnsForwarder, type DnsStats } from '../dns/forwarder.js';
 import type { DnsStaticRecord } from '../dns/records.js';
-import { ipv4Of, type Endpoint, type FlowId } from '../net/addr.js';
+import { ipv4Of, type Endpoint, type FlowId, type IpAddr, type Ipv6Addr } from '../net/addr.js';
 import type { AcceptId, Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
 import { ForwardPorts, forwardGuest, type ForwardInfo } from '../nat/forward-ports.js';
 import { ForwardRefusals } from '../nat/forward-refusals.js';
@@ -98,6 +100,7 @@ import { PORTMAP_PORT } from '../portmap/wire.js';
 import type { Clock, Random } from '../util/clock.js';
 import { Counters, isDrop } from '../util/drops.js';
 import type { StackConfig } from './config.js';
+import { Ipv6Gateway } from './ipv6-gateway.js';
 
 export interface StackDeps {
   readonly clock: Clock;
@@ -174,6 +177,8 @@ export class Stack implements ToGuest, HostEvents {
   /** `config.natPmp`: NAT-PMP and PCP on the gateway's port 5351 (src/portmap/server.ts). */
   readonly #portmap: PortMapper | undefined;
   readonly #broadcast: Ipv4Addr;
+  /** `config.ipv6`: the IPv6 side (NDP, RA, ICMPv6, the way into NAT and DNS). */
+  readonly #v6: Ipv6Gateway | undefined;
   #ipId: number;
   /** Where the next outgoing frame is carved from (see #frame). */
   #arena = new Uint8Array(0);
@@ -236,6 +241,17 @@ export class Stack implements ToGuest, HostEvents {
           );
     this.#broadcast = (config.net | ~config.netmask) >>> 0;
     this.#ipId = deps.random.u32() & 0xffff;
+    this.#v6 =
+      config.ipv6 === undefined
+        ? undefined
+        : new Ipv6Gateway({
+            net: config.ipv6, gatewayMac: config.gatewayMac, mtu: config.mtu,
+            searchList: config.dnsSearch.length > 0 ? config.dnsSearch : config.domainName === undefined ? [] : [config.domainName],
+            counters: this.counters, random: deps.random,
+            frame: (toMac, etherType, len, zeroed) => this.#frame(toMac, etherType, len, zeroed),
+            send: (frame) => this.#send(frame),
+            tcp: this.#tcp, udp: this.#udp, dns: this.#dns,
+          });
   }
 
   /** One frame from the guest. Never throws. */
@@ -284,6 +300,7 @@ export class Stack implements ToGuest, HostEvents {
   advance(): void {
     this.#guard((nowMs) => {
       this.#reassembler.expire(nowMs);
+      this.#v6?.advance(nowMs);
       this.#udp?.advance(nowMs);
       this.#tcp?.advance(nowMs);
       this.#dns?.advance(nowMs);
@@ -294,7 +311,7 @@ export class Stack implements ToGuest, HostEvents {
   /** When `advance` next has work, in clock milliseconds; undefined when idle. */
   nextDeadline(): number | undefined {
     const at = earliest(earliest(earliest(this.#reassembler.nextDeadline(), this.#udp?.nextDeadline()), this.#dns?.nextDeadline()), this.#tcp?.nextDeadline());
-    return this.#portmap === undefined ? at : earliest(at, this.#portmap.nextDeadline());
+    return earliest(this.#portmap === undefined ? at : earliest(at, this.#portmap.nextDeadline()), this.#v6?.nextDeadline());
   }
 
   /**
@@ -503,6 +520,7 @@ export class Stack implements ToGuest, HostEvents {
   #guard(body: (nowMs: number) => void): void {
     try {
       const nowMs = this.#deps.clock.now();
+      this.#v6?.tick(nowMs);
       body(nowMs);
       // ACK coalescing: whatever the entry touched, each TCP connection sends its data and at most one ACK now.
       if (this.#batchDepth === 0) this.#tcp?.flush(nowMs);
@@ -520,6 +538,11 @@ export class Stack implements ToGuest, HostEvents {
   /** Known guest neighbours (IPv4 → MAC). */
   neighbours(): IterableIterator<[Ipv4Addr, Mac]> {
     return this.#arp.entries();
+  }
+
+  /** Known IPv6 guest neighbours (address → MAC); none with IPv6 off. */
+  neighbours6(): IterableIterator<[Ipv6Addr, Mac]> {
+    return this.#v6?.neighbours() ?? new Map<Ipv6Addr, Mac>().entries();
   }
 
   #isVirtual(a: Ipv4Addr): boolean {
@@ -541,7 +564,8 @@ export class Stack implements ToGuest, HostEvents {
         if (!this.#forUs(eth.dst)) return this.counters.count('ethernet.not-for-us');
         return this.#ipv4Input(eth, nowMs);
       case ETHERTYPE.IPV6:
-        return this.counters.count('ethernet.ipv6-unsupported');
+        if (this.#v6 === undefined) return this.counters.count('ethernet.ipv6-off');
+        return this.#v6.input(eth, nowMs);
       default:
         return this.counters.count('ethernet.unknown-ethertype');
     }
@@ -724,10 +748,19 @@ export class Stack implements ToGuest, HostEvents {
     if (mac !== undefined) this.#sendIpv4To(mac, src, dst, protocol, l4Length, writeL4, writesEveryByte);
   }
 
+  sendIp(src: IpAddr, dst: IpAddr, protocol: number, l4Length: number, writeL4: WriteL4, writesEveryByte = false): void {
+    if (typeof src === 'number' && typeof dst === 'number') return this.sendIpv4(src, dst, protocol, l4Length, writeL4, writesEveryByte);
+    if (typeof src !== 'string' || typeof dst !== 'string') return this.counters.count('stack.mixed-family');
+    if (this.#v6 === undefined) return this.counters.count('ethernet.ipv6-off');
+    this.#v6.send(src, dst, protocol, l4Length, writeL4, writesEveryByte);
+  }
+
   flowIcmpError(guest: Endpoint, remote: Endpoint, protocol: number, transportHeader: Uint8Array, type: number, code: number): void {
+    if (typeof guest.addr === 'string' && typeof remote.addr === 'string' && this.#v6 !== undefined)
+      return this.#v6.flowError(guest, remote, protocol, transportHeader, type, code);
     const src = ipv4Of(guest.addr);
     const dst = ipv4Of(remote.addr);
-    if (src === undefined || dst === undefined) return this.counters.count('icmp.flow-not-ipv4');
+    if (src === undefined || dst === undefined) return this.counters.count('icmp.flow-mixed-family');
     if (src === 0) return; // RFC 1122 §3.2.2: never about an unconfigured source (as #icmpErrorTo)
     const mac = this.#resolve(src);
     if (mac === undefined) return;

@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest';
+import { ETHERTYPE, parseEthernet } from '../../src/ethernet/wire.js';
+import { ICMP6_TYPE, parseIcmp6, writeIcmp6, type Icmp6 } from '../../src/ipv6/icmp6-wire.js';
+import { neighborSolicitation } from '../../src/ipv6/ndp.js';
+import { ALL_ROUTERS, IPV6_HEADER_LEN, NEXT_HEADER, parseIpv6, pseudoSum6, solicitedNode, writeIpv6Header, type Ipv6 } from '../../src/ipv6/wire.js';
+import { parseIpAddr, type Ipv6Addr } from '../../src/net/addr.js';
+import { resolveStackConfig, type NetworkOptions } from '../../src/stack/config.js';
+import { Stack } from '../../src/stack/stack.js';
+import { parseTcp, TCP_FLAG, tcpLength, writeTcp, type Tcp } from '../../src/tcp/wire.js';
+import { parseUdp, udpLength, writeUdp } from '../../src/udp/wire.js';
+import { ManualClock, seededRandom } from '../../src/util/clock.js';
+import { isDrop } from '../../src/util/drops.js';
+import { FakeHost } from '../helpers/fake-host.js';
+import { ethernetFrame, GATEWAY_MAC, GUEST_MAC } from '../helpers/frames.js';
+
+const a6 = (t: string): Ipv6Addr => parseIpAddr(t) as Ipv6Addr;
+const GUEST6 = a6('fd00::5054:ff:fe12:3456');
+const GUEST_LL = a6('fe80::5054:ff:fe12:3456');
+const GW6 = a6('fd00::2');
+const DNS6 = a6('fd00::3');
+const GW_LL = a6('fe80::5055:aff:fe00:202');
+const EMPTY = new Uint8Array(0);
+
+function packet(src: Ipv6Addr, dst: Ipv6Addr, protocol: number, l4: Uint8Array, hopLimit = 64): Uint8Array {
+  const b = new Uint8Array(IPV6_HEADER_LEN + l4.length);
+  writeIpv6Header({ trafficClass: 0, flowLabel: 0, hopLimit, src, dst, protocol }, l4.length, b, 0);
+  b.set(l4, IPV6_HEADER_LEN);
+  return b;
+}
+function icmp(src: Ipv6Addr, dst: Ipv6Addr, m: Icmp6, hopLimit = 255): Uint8Array {
+  const l4 = new Uint8Array(8 + m.payload.length);
+  writeIcmp6(m, pseudoSum6(src, dst, NEXT_HEADER.ICMPV6), l4, 0);
+  return packet(src, dst, NEXT_HEADER.ICMPV6, l4, hopLimit);
+}
+function udp(src: Ipv6Addr, dst: Ipv6Addr, srcPort: number, dstPort: number, payload: Uint8Array): Uint8Array {
+  const u = { srcPort, dstPort, payload };
+  const l4 = new Uint8Array(udpLength(u));
+  writeUdp(u, pseudoSum6(src, dst, NEXT_HEADER.UDP), l4, 0);
+  return packet(src, dst, NEXT_HEADER.UDP, l4);
+}
+function tcp(src: Ipv6Addr, dst: Ipv6Addr, t: Partial<Tcp> & Pick<Tcp, 'srcPort' | 'dstPort' | 'flags'>): Uint8Array {
+  const full: Tcp = { seq: 1000, ack: 0, window: 65535, urgent: 0, options: {}, payload: EMPTY, ...t };
+  const l4 = new Uint8Array(tcpLength(full));
+  writeTcp(full, pseudoSum6(src, dst, NEXT_HEADER.TCP), l4, 0);
+  return packet(src, dst, NEXT_HEADER.TCP, l4);
+}
+
+function harness(o: NetworkOptions = {}) {
+  const host = new FakeHost();
+  const clock = new ManualClock(1000);
+  const sent: Uint8Array[] = [];
+  const stack = new Stack(resolveStackConfig(o), { clock, random: seededRandom(3), emit: (f) => sent.push(f), host });
+  const send = (ip6: Uint8Array, dstMac: Uint8Array = GATEWAY_MAC): Ipv6[] => {
+    stack.receiveFrame(ethernetFrame(dstMac, ETHERTYPE.IPV6, ip6));
+    return sent.splice(0).map((f) => {
+      const e = parseEthernet(f);
+      if (isDrop(e) || e.etherType !== ETHERTYPE.IPV6) throw new Error('not IPv6');
+      const p = parseIpv6(e.payload);
+      if (isDrop(p)) throw new Error(p);
+      return p;
+    });
+  };
+  const icmpOf = (p: Ipv6): Icmp6 => {
+    const m = parseIcmp6(p.payload, pseudoSum6(p.src, p.dst, NEXT_HEADER.ICMPV6));
+    if (isDrop(m)) throw new Error(m);
+    return m;
+  };
+  return { host, clock, stack, sent, send, icmpOf };
+}
+
+describe('IPv6 gateway', () => {
+  it('answers a neighbour solicitation for the gateway with a solicited NA carrying its MAC', () => {
+    const t = harness();
+    const [na, ...rest] = t.send(icmp(GUEST_LL, solicitedNode(GW6), neighborSolicitation(GW6, GUEST_MAC)), new Uint8Array([0x33, 0x33, 0xff, 0, 0, 2]));
+    expect(rest).toEqual([]);
+    expect(na!.dst).toBe(GUEST_LL);
+    expect(na!.hopLimit).toBe(255);
+    const m = t.icmpOf(na!);
+    expect(m.type).toBe(ICMP6_TYPE.NEIGHBOR_ADVERTISEMENT);
+    expect(m.rest >>> 29).toBe(0b111);
+    expect([...m.payload.subarray(18, 24)]).toEqual([...GATEWAY_MAC]);
+  });
+
+  it('leaves a guest\'s duplicate address detection alone, and defends its own addresses', () => {
+    const t = harness();
+    const probe = (target: Ipv6Addr) => t.send(icmp(a6('::'), solicitedNode(target), { ...neighborSolicitation(target, GUEST_MAC), payload: neighborSolicitation(target, GUEST_MAC).payload.subarray(0, 16) }), new Uint8Array([0x33, 0x33, 0xff, 0, 0, 1]));
+    expect(probe(GUEST6)).toEqual([]);
+    const [defend] = probe(DNS6);
+    expect(defend!.dst).toBe(a6('ff02::1'));
+    expect(t.icmpOf(defend!).type).toBe(ICMP6_TYPE.NEIGHBOR_ADVERTISEMENT);
+  });
+
+  it('answers a router solicitation with prefix, MTU, RDNSS and DNSSL, from its link-local address', () => {
+    const t = harness({ dnssearch: ['lab.test'] });
+    const [ra] = t.send(icmp(GUEST_LL, ALL_ROUTERS, { type: ICMP6_TYPE.ROUTER_SOLICITATION, code: 0, rest: 0, payload: EMPTY }), new Uint8Array([0x33, 0x33, 0, 0, 0, 2]));
+    expect(ra!.src).toBe(GW_LL);
+    const m = t.icmpOf(ra!);
+    expect(m.type).toBe(ICMP6_TYPE.ROUTER_ADVERTISEMENT);
+    expect(m.rest & 0xffff).toBe(1800);
+    const types: number[] = [];
+    for (let i = 8; i < m.payload.length; i += m.payload[i + 1]! * 8) types.push(m.payload[i]!);
+    expect(types).toEqual([1, 5, 3, 25, 31]);
+  });
+
+  it('answers ping at the gateway and the DNS address; refuses outbound ICMPv6 as administratively prohibited', () => {
+    const t = harness();
+    for (const to of [GW6, DNS6]) {
+      const [reply] = t.send(icmp(GUEST6, to, { type: ICMP6_TYPE.ECHO_REQUEST, code: 0, rest: 0x12340001, payload: new Uint8Array([1, 2, 3]) }, 64));
+      expect(reply!.src).toBe(to);
+      expect(t.icmpOf(reply!)).toMatchObject({ type: ICMP6_TYPE.ECHO_REPLY, rest: 0x12340001 });
+    }
+    const [err] = t.send(icmp(GUEST6, a6('2001:db8::1'), { type: ICMP6_TYPE.ECHO_REQUEST, code: 0, rest: 1, payload: EMPTY }, 64));
+    expect(t.icmpOf(err!)).toMatchObject({ type: ICMP6_TYPE.DEST_UNREACHABLE, code: 1 });
+  });
+
+  it('sends UDP to the DNS address to the forwarder and answers local names over IPv6', () => {
+    const t = harness();
+    t.send(icmp(GUEST6, GW6, { type: ICMP6_TYPE.ECHO_REQUEST, code: 0, rest: 1, payload: EMPTY }, 64));
+    const q = new Uint8Array([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, ...Buffer.from('host'), 6, ...Buffer.from('tslirp'), 8, ...Buffer.from('internal'), 0, 0, 28, 0, 1]);
+    const [answer] = t.send(udp(GUEST6, DNS6, 40000, 53, q));
+    expect(answer!.src).toBe(DNS6);
+    const u = parseUdp(answer!.payload, pseudoSum6(answer!.src, answer!.dst, NEXT_HEADER.UDP));
+    if (isDrop(u)) throw new Error(u);
+    expect(u.dstPort).toBe(40000);
+    expect([...u.payload.subarray(u.payload.length - 16)]).toEqual([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+  });
+
+  it('connects TCP to the gateway\'s IPv6 address to the host\'s ::1, and answers SYN-ACK once connected', () => {
+    const t = harness();
+    expect(t.send(tcp(GUEST6, GW6, { srcPort: 33000, dstPort: 8080, flags: TCP_FLAG.SYN, options: { mss: 1440 } }))).toEqual([]);
+    const call = t.host.calls.find((c) => c[0] === 'tcpConnect')!;
+    expect(call[2]).toEqual({ addr: a6('::1'), port: 8080 });
+    t.stack.tcpConnected(call[1]);
+    const [synAck] = t.sent.splice(0).map((f) => parseIpv6(f.subarray(14)) as Ipv6);
+    expect(synAck!.src).toBe(GW6);
+    const s = parseTcp(synAck!.payload, pseudoSum6(synAck!.src, synAck!.dst, NEXT_HEADER.TCP));
+    if (isDrop(s)) throw new Error(s);
+    expect(s.flags & (TCP_FLAG.SYN | TCP_FLAG.ACK)).toBe(TCP_FLAG.SYN | TCP_FLAG.ACK);
+    expect(s.options.mss).toBe(1500 - 60);
+  });
+
+  it('answers a host refusal of an IPv6 connection at once: RST, and ICMPv6 unreachable when the host has no route', () => {
+    const t = harness();
+    t.send(tcp(GUEST6, a6('2001:db8::9'), { srcPort: 33001, dstPort: 80, flags: TCP_FLAG.SYN }));
+    const calls = t.host.calls.filter((c) => c[0] === 'tcpConnect');
+    t.stack.tcpError(calls[0]![1], 'ENETUNREACH');
+    const [err] = t.sent.splice(0).map((f) => parseIpv6(f.subarray(14)) as Ipv6);
+    expect(t.icmpOf(err!)).toMatchObject({ type: ICMP6_TYPE.DEST_UNREACHABLE, code: 0 });
+    t.send(tcp(GUEST6, GW6, { srcPort: 33002, dstPort: 1, flags: TCP_FLAG.SYN }));
+    const second = t.host.calls.filter((c) => c[0] === 'tcpConnect')[1]!;
+    t.stack.tcpError(second[1], 'ECONNREFUSED');
+    const [rst] = t.sent.splice(0).map((f) => parseIpv6(f.subarray(14)) as Ipv6);
+    expect(rst!.protocol).toBe(NEXT_HEADER.TCP);
+  });
+
+  it('refuses a routing header with segments left, and counts IPv6 with --ipv6 off', () => {
+    const t = harness();
+    const rh = new Uint8Array([NEXT_HEADER.ICMPV6, 0, 0, 1, 0, 0, 0, 0]);
+    const [pp] = t.send(packet(GUEST6, GW6, NEXT_HEADER.ROUTING, rh));
+    expect(t.icmpOf(pp!)).toMatchObject({ type: ICMP6_TYPE.PARAM_PROBLEM, code: 0, rest: 42 });
+    const off = harness({ ipv6: 'off' });
+    expect(off.send(icmp(GUEST6, GW6, { type: ICMP6_TYPE.ECHO_REQUEST, code: 0, rest: 1, payload: EMPTY }))).toEqual([]);
+    expect(off.stack.counters.get('ethernet.ipv6-off')).toBe(1);
+  });
+});
