@@ -1,49 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import { ETHERTYPE, parseEthernet } from '../../src/ethernet/wire.js';
-import { ICMP6_TYPE, parseIcmp6, writeIcmp6, type Icmp6 } from '../../src/ipv6/icmp6-wire.js';
+import { ICMP6_TYPE, parseIcmp6, type Icmp6 } from '../../src/ipv6/icmp6-wire.js';
 import { neighborSolicitation } from '../../src/ipv6/ndp.js';
-import { ALL_ROUTERS, IPV6_HEADER_LEN, NEXT_HEADER, parseIpv6, pseudoSum6, solicitedNode, writeIpv6Header, type Ipv6 } from '../../src/ipv6/wire.js';
-import { parseIpAddr, type Ipv6Addr } from '../../src/net/addr.js';
+import { ALL_ROUTERS, NEXT_HEADER, parseIpv6, pseudoSum6, solicitedNode, type Ipv6 } from '../../src/ipv6/wire.js';
+import type { Ipv6Addr } from '../../src/net/addr.js';
 import { resolveStackConfig, type NetworkOptions } from '../../src/stack/config.js';
 import { Stack } from '../../src/stack/stack.js';
-import { parseTcp, TCP_FLAG, tcpLength, writeTcp, type Tcp } from '../../src/tcp/wire.js';
-import { parseUdp, udpLength, writeUdp } from '../../src/udp/wire.js';
+import { parseTcp, TCP_FLAG } from '../../src/tcp/wire.js';
+import { parseUdp } from '../../src/udp/wire.js';
 import { ManualClock, seededRandom } from '../../src/util/clock.js';
 import { isDrop } from '../../src/util/drops.js';
 import { FakeHost } from '../helpers/fake-host.js';
 import { ethernetFrame, GATEWAY_MAC, GUEST_MAC } from '../helpers/frames.js';
+import { a6, icmp6Packet, ipv6Packet, tcp6Packet, udp6Packet } from '../helpers/frames6.js';
 
-const a6 = (t: string): Ipv6Addr => parseIpAddr(t) as Ipv6Addr;
 const GUEST6 = a6('fd00::5054:ff:fe12:3456');
 const GUEST_LL = a6('fe80::5054:ff:fe12:3456');
 const GW6 = a6('fd00::2');
 const DNS6 = a6('fd00::3');
 const GW_LL = a6('fe80::5055:aff:fe00:202');
 const EMPTY = new Uint8Array(0);
-
-function packet(src: Ipv6Addr, dst: Ipv6Addr, protocol: number, l4: Uint8Array, hopLimit = 64): Uint8Array {
-  const b = new Uint8Array(IPV6_HEADER_LEN + l4.length);
-  writeIpv6Header({ trafficClass: 0, flowLabel: 0, hopLimit, src, dst, protocol }, l4.length, b, 0);
-  b.set(l4, IPV6_HEADER_LEN);
-  return b;
-}
-function icmp(src: Ipv6Addr, dst: Ipv6Addr, m: Icmp6, hopLimit = 255): Uint8Array {
-  const l4 = new Uint8Array(8 + m.payload.length);
-  writeIcmp6(m, pseudoSum6(src, dst, NEXT_HEADER.ICMPV6), l4, 0);
-  return packet(src, dst, NEXT_HEADER.ICMPV6, l4, hopLimit);
-}
-function udp(src: Ipv6Addr, dst: Ipv6Addr, srcPort: number, dstPort: number, payload: Uint8Array): Uint8Array {
-  const u = { srcPort, dstPort, payload };
-  const l4 = new Uint8Array(udpLength(u));
-  writeUdp(u, pseudoSum6(src, dst, NEXT_HEADER.UDP), l4, 0);
-  return packet(src, dst, NEXT_HEADER.UDP, l4);
-}
-function tcp(src: Ipv6Addr, dst: Ipv6Addr, t: Partial<Tcp> & Pick<Tcp, 'srcPort' | 'dstPort' | 'flags'>): Uint8Array {
-  const full: Tcp = { seq: 1000, ack: 0, window: 65535, urgent: 0, options: {}, payload: EMPTY, ...t };
-  const l4 = new Uint8Array(tcpLength(full));
-  writeTcp(full, pseudoSum6(src, dst, NEXT_HEADER.TCP), l4, 0);
-  return packet(src, dst, NEXT_HEADER.TCP, l4);
-}
+const packet = ipv6Packet;
+const icmp = icmp6Packet;
+const udp = udp6Packet;
+const tcp = tcp6Packet;
 
 function harness(o: NetworkOptions = {}) {
   const host = new FakeHost();
