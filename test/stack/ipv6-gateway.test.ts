@@ -142,4 +142,55 @@ describe('IPv6 gateway', () => {
     expect(off.send(icmp(GUEST6, GW6, { type: ICMP6_TYPE.ECHO_REQUEST, code: 0, rest: 1, payload: EMPTY }))).toEqual([]);
     expect(off.stack.counters.get('ethernet.ipv6-off')).toBe(1);
   });
+
+  it('advertises periodically once a guest speaks IPv6, every 200 to 600 s; an IPv4-only network stays idle', () => {
+    const t = harness();
+    expect(t.stack.nextDeadline()).toBeUndefined();
+    t.send(icmp(GUEST6, GW6, { type: ICMP6_TYPE.ECHO_REQUEST, code: 0, rest: 1, payload: EMPTY }, 64));
+    let last = t.clock.now();
+    for (let i = 0; i < 3; i++) {
+      const at = t.stack.nextDeadline()!;
+      expect(at - last).toBeGreaterThanOrEqual(200_000);
+      expect(at - last).toBeLessThan(600_000);
+      t.clock.advance(at - t.clock.now());
+      t.stack.advance();
+      const [ra] = t.sent.splice(0).map((f) => parseIpv6(f.subarray(14)) as Ipv6);
+      expect(ra!.dst).toBe(a6('ff02::1'));
+      expect(t.icmpOf(ra!).type).toBe(ICMP6_TYPE.ROUTER_ADVERTISEMENT);
+      last = at;
+    }
+  });
+
+  it('applies the NAT policy to IPv6 destinations: ::1, link-local, in-prefix and mapped refused; public egress refuses fc00::/7', () => {
+    const t = harness();
+    for (const to of ['::1', '::ffff:127.0.0.1']) {
+      const [rst] = t.send(tcp(GUEST6, a6(to), { srcPort: 34000, dstPort: 80, flags: TCP_FLAG.SYN }));
+      expect(rst?.protocol, to).toBe(NEXT_HEADER.TCP);
+    }
+    expect(t.stack.counters.get('nat.martian-destination')).toBe(2);
+    // Link-local and in-prefix destinations are other guests on the link: never routed, never NAT.
+    for (const to of ['fe80::1', 'fd00::99']) expect(t.send(tcp(GUEST6, a6(to), { srcPort: 34000, dstPort: 80, flags: TCP_FLAG.SYN })), to).toEqual([]);
+    expect(t.stack.counters.get('ipv6.to-other-guest')).toBe(2);
+    expect(t.host.calls.filter((c) => c[0] === 'tcpConnect')).toEqual([]);
+    t.stack.config.egress!.markPublic();
+    t.send(tcp(GUEST6, a6('fd12::1'), { srcPort: 34001, dstPort: 80, flags: TCP_FLAG.SYN }));
+    expect(t.stack.counters.get('nat.egress-public-default')).toBe(1);
+    t.send(tcp(GUEST6, GW6, { srcPort: 34002, dstPort: 80, flags: TCP_FLAG.SYN }));
+    expect(t.stack.counters.get('nat.egress-public-default')).toBe(2);
+    t.send(tcp(GUEST6, a6('2001:db8::5'), { srcPort: 34003, dstPort: 80, flags: TCP_FLAG.SYN }));
+    expect(t.host.calls.filter((c) => c[0] === 'tcpConnect').map((c) => c[2])).toEqual([{ addr: a6('2001:db8::5'), port: 80 }]);
+  });
+
+  it('--ipv6-net, --ipv6-host, --ipv6-dns: a /64 unicast prefix, addresses inside it; --mtu under 1280 turns the default off', () => {
+    expect(resolveStackConfig({ ipv6Net: 'fd42:1:2:3::/64' }).ipv6).toMatchObject({ prefix: a6('fd42:1:2:3::'), host: a6('fd42:1:2:3::2'), dns: a6('fd42:1:2:3::3') });
+    expect(() => resolveStackConfig({ ipv6Net: 'fd00::/48' })).toThrow(/must be a \/64/);
+    expect(() => resolveStackConfig({ ipv6Net: 'fe80::/64' })).toThrow(/not a unicast prefix/);
+    expect(() => resolveStackConfig({ ipv6Net: 'fd00::1/64' })).toThrow(/host bits/);
+    expect(() => resolveStackConfig({ ipv6Host: 'fd01::2' })).toThrow(/outside the IPv6 network/);
+    expect(() => resolveStackConfig({ ipv6Dns: 'fd00::2' })).toThrow(/must differ/);
+    expect(() => resolveStackConfig({ ipv6: 'maybe' })).toThrow(/on or off/);
+    expect(resolveStackConfig({ mtu: 576 }).ipv6).toBeUndefined();
+    expect(() => resolveStackConfig({ mtu: 576, ipv6: 'on' })).toThrow(/1280/);
+    expect(resolveStackConfig({}).ipv6!.linkLocal).toBe(GW_LL);
+  });
 });
