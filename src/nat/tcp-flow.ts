@@ -47,7 +47,7 @@ import { IP_PROTO } from '../ipv4/wire.js';
 import { pseudoSumIp, UNSPECIFIED6 } from '../ipv6/wire.js';
 import { DEFAULT_TCP_LIMITS, TcpConn, type TcpConnIo, type TcpLimits } from '../tcp/conn.js';
 import { NO_TCP_OPTIONS, TCP_FLAG, TCP_HEADER_LEN, tcpLength, writeTcp, type Tcp } from '../tcp/wire.js';
-import { put16 } from '../util/bytes.js';
+import { put16, put32 } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';
 import { Counters } from '../util/drops.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
@@ -433,12 +433,16 @@ export class TcpEngine {
 
   /**
    * ICMP unreachable about the guest's SYN, from the flow's tuple: the quoted TCP header is
-   * rebuilt (ports, data offset, SYN; seq 0, no checksum), the stack adds the IP header.
+   * rebuilt (ports, the SYN's sequence number, data offset, SYN; no checksum), the stack adds
+   * the IP header. The sequence number matters: Linux ignores an error whose quoted sequence
+   * number is not one it has in flight (tcp_v4_err/tcp_v6_err), and the guest would wait out
+   * its SYN retries instead of failing at once.
    */
   #icmpUnreachable(c: TcpConn, code: number): void {
     const syn = new Uint8Array(TCP_HEADER_LEN);
     put16(syn, 0, c.guest.port);
     put16(syn, 2, c.remote.port);
+    put32(syn, 4, c.guestIss);
     syn[12] = (TCP_HEADER_LEN >>> 2) << 4;
     syn[13] = TCP_FLAG.SYN;
     this.#toGuest.flowIcmpError(c.guest, c.remote, IP_PROTO.TCP, syn, ICMP_TYPE.DEST_UNREACHABLE, code);

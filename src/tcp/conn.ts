@@ -280,6 +280,11 @@ export class TcpConn {
   }
 
   /** Our MSS: what fits in the link MTU (RFC 9293 §3.7.1), at most 65535. */
+  /** The guest's initial sequence number (its SYN's), once it sent one: what an ICMP error about that SYN quotes. */
+  get guestIss(): number {
+    return this.#rcv.irs;
+  }
+
   get ourMss(): number {
     return Math.min(0xffff, this.#mtu - this.#headers);
   }

@@ -28,6 +28,8 @@ async function enableIpv6(g: NetnsGuest): Promise<void> {
   const r = await g.sh(
     [
       'sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0',
+      // The TAP's IPv6 settings appear once the kernel has registered it in the namespace (a moment after the move).
+      'for i in $(seq 50); do [ -d /proc/sys/net/ipv6/conf/"$1" ] && break; sleep 0.1; done',
       'sysctl -qw net.ipv6.conf."$1".disable_ipv6=0 net.ipv6.conf."$1".accept_ra=1 net.ipv6.conf."$1".autoconf=1 net.ipv6.conf."$1".accept_dad=1',
       'ip link set dev "$1" down && ip link set dev "$1" up',
     ].join(' && '),
@@ -208,4 +210,46 @@ describe.skipIf(!enabled)('IPv6 namespace guests', () => {
     const listed = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
     expect(created.filter((ns) => listed.split('\n').some((l) => l.split(' ')[0] === ns))).toEqual([]);
   });
+});
+
+/**
+ * A host without IPv6 connectivity (the daemon in a namespace of its own with only loopback):
+ * a guest's connection to an outside IPv6 address must fail at once — ICMPv6 unreachable
+ * from the gateway — so programs fall back to IPv4 instead of hanging (v86 users' wget on AAAA).
+ */
+describe.skipIf(!enabled)('IPv6 guest of a host without IPv6 routes', () => {
+  const ns = uniqueName('tslv6w');
+  let d: Daemon | undefined;
+  let g: NetnsGuest | undefined;
+
+  beforeAll(async () => {
+    must('ip', ['netns', 'add', ns]);
+    must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    d = await startDaemon(['--dgram', 'udp:127.0.0.1:0', '--log-level', 'info'], { netns: ns, startTimeoutMs: 30_000 });
+    const l = d.listeners.find((x) => x.kind === 'dgram');
+    if (l === undefined || !('port' in l)) throw new Error('no dgram listener');
+    g = await NetnsGuest.create({ kind: 'dgram', host: l.host, port: l.port }, ns);
+    await enableIpv6(g);
+  }, 90_000);
+
+  afterAll(async () => {
+    await g?.destroy();
+    await d?.stop();
+    spawnSync('ip', ['netns', 'del', ns]);
+  });
+
+  it('the daemon\'s namespace has no IPv6 route out, and the guest still autoconfigures', async () => {
+    expect(spawnSync('ip', ['-n', ns, '-6', 'route', 'get', '2001:db8::1'], { encoding: 'utf8' }).status).not.toBe(0);
+    expect(await slaacAddress(g!)).toMatch(/^fd00::/);
+  }, 30_000);
+
+  it('curl to an outside IPv6 address fails at once with "network unreachable", no hang', async () => {
+    const started = Date.now();
+    const r = await g!.exec(['curl', '-sS', '-g', '--max-time', '20', 'http://[2001:db8::1]:80/'], 30_000);
+    const tookMs = Date.now() - started;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr, `${r.stderr}\n${d!.dump()}`).toMatch(/unreachable|Couldn't connect/i);
+    // An unanswered SYN would wait for curl's 20 s; the ICMPv6 error comes within the first retransmission.
+    expect(tookMs).toBeLessThan(5_000);
+  }, 40_000);
 });
