@@ -6,7 +6,7 @@
  * -------------------
  * A guest query is checked (header, exactly one question, RFC 1035 §4.1) and then:
  * - answered here when its name is local: `host.tslirp.internal` (the gateway, `config.host`,
- *   which reaches the host's loopback) and the static records of `--dns-record NAME=ADDR`
+ *   which reaches the host's loopback, and with IPv6 on `config.ipv6.host` as its AAAA) and the static records of `--dns-record NAME=ADDR`
  *   (A and AAAA). A local name asked for a type it has no record of gets NODATA (NOERROR with
  *   no answer, RFC 2308 §2.2); any other name under `tslirp.internal` gets NXDOMAIN, so our
  *   private zone never leaks upstream. Answers are built here: the question copied, the
@@ -233,7 +233,7 @@ export class DnsForwarder {
     }
   }
 
-  /** A guest datagram `u` (in `p`) to config.dns:53 or, over IPv6, config.ipv6.dns:53. */
+  /** A guest datagram `u` (in `p`) to config.dns:53 or, over IPv6, config.ipv6.dns:53 (the answer comes from the address asked). */
   query(p: IpPair, u: Udp, nowMs: number): void {
     const msg = u.payload;
     const h = parseDnsHeader(msg);

@@ -14,8 +14,8 @@
  *   connection it accepted and holds until the stack decides.
  * - Calls never throw for I/O reasons: failures come back as `*Error` events with the Node
  *   error code (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EACCES, EADDRINUSE, ETIMEDOUT,
- *   ECONNRESET, …). An endpoint of a family the host cannot reach (IPv6 today) is such a
- *   failure (EAFNOSUPPORT), never a throw.
+ *   ECONNRESET, …). An endpoint of a family the host cannot reach (no IPv6 route: ENETUNREACH;
+ *   no IPv6 at all: EAFNOSUPPORT) is such a failure, never a throw.
  * - No event is delivered during a Host call: answers come later (a later turn or microtask),
  *   so an entry point of the stack is never re-entered from inside itself.
  * - Events for an id stop after `close(id)` (the stack may still receive events queued

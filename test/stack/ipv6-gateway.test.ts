@@ -193,4 +193,20 @@ describe('IPv6 gateway', () => {
     expect(() => resolveStackConfig({ mtu: 576, ipv6: 'on' })).toThrow(/1280/);
     expect(resolveStackConfig({}).ipv6!.linkLocal).toBe(GW_LL);
   });
+
+  it('libslirp\'s IPv6 CVE classes (CVE-2021-3593 udp6 and CVE-2020-10756 icmp6 out-of-bounds reads): lengths beyond the packet are drops', () => {
+    const t = harness();
+    const echo = icmp(GUEST6, GW6, { type: ICMP6_TYPE.ECHO_REQUEST, code: 0, rest: 1, payload: new Uint8Array(64) }, 64);
+    const longer = echo.slice();
+    longer[4] = 1; // the payload length claims 256 bytes more than the frame holds
+    expect(t.send(longer)).toEqual([]);
+    expect(t.stack.counters.get('ipv6.truncated')).toBe(1);
+    const dgram = udp(GUEST6, DNS6, 40000, 53, new Uint8Array(12));
+    dgram[44] = 0x7f; // UDP length 0x7f.. beyond the IPv6 payload
+    expect(t.send(dgram)).toEqual([]);
+    expect(t.stack.counters.get('udp.bad-length') + t.stack.counters.get('udp.bad-checksum')).toBe(1);
+    const [reply] = t.send(echo);
+    expect(t.icmpOf(reply!).type).toBe(ICMP6_TYPE.ECHO_REPLY);
+    expect(t.stack.counters.get('stack.internal-error')).toBe(0);
+  });
 });
