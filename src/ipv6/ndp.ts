@@ -5,6 +5,7 @@
  * address (§4.6.1), prefix information (§4.6.2), MTU (§4.6.4), recursive DNS servers and
  * the DNS search list (RFC 8106 §5.1, §5.2).
  *
+ * Advertisements set the O flag (stateless DHCPv6 answers `src/dhcp/dhcp6.ts`) and clear M.
  * The checks here are those of the message alone; the stack checks what needs the packet
  * (hop limit 255, the source and destination addresses).
  */
@@ -138,7 +139,7 @@ function searchListBytes(names: readonly string[]): Uint8Array {
   return new Uint8Array(parts);
 }
 
-/** The ICMPv6 message of a Router Advertisement (no Managed/Other flags: addresses by SLAAC, no DHCPv6). */
+/** The ICMPv6 message of a Router Advertisement (Other flag set: stateless DHCPv6; Managed clear: addresses by SLAAC). */
 export function routerAdvertisement(ra: RouterAdvertisement): Icmp6 {
   const dnssl = ra.searchList.length > 0 ? searchListBytes(ra.searchList) : undefined;
   const rdnssLen = ra.dnsServers.length > 0 ? 8 + 16 * ra.dnsServers.length : 0;
@@ -176,6 +177,7 @@ export function routerAdvertisement(ra: RouterAdvertisement): Icmp6 {
     put32(b, at + 4, ra.dnsLifetimeS);
     b.set(dnssl, at + 8);
   }
-  const rest = ((ra.hopLimit & 0xff) << 24) | (ra.routerLifetimeS & 0xffff);
+  // Flags: O ("other configuration": stateless DHCPv6 has the DNS settings too, RFC 4861 §4.2); M clear (SLAAC, no DHCPv6 addresses).
+  const rest = ((ra.hopLimit & 0xff) << 24) | (0x40 << 16) | (ra.routerLifetimeS & 0xffff);
   return { type: ICMP6_TYPE.ROUTER_ADVERTISEMENT, code: 0, rest: rest >>> 0, payload: b };
 }

@@ -41,11 +41,15 @@
  *   larger than the MTU leave in fragments (the engines keep TCP segments within it; UDP
  *   from the host, e.g. large DNS answers, may not be).
  *
- * Not done: DHCPv6 (addresses come from SLAAC, DNS from RDNSS), redirects, MLD (guests'
+ * - Stateless DHCPv6 (`src/dhcp/dhcp6.ts`): Information-Requests to ff02::1:2 or the
+ *   link-local address get the DNS address and search list; the advertisements' O flag says so.
+ *
+ * Not done: stateful DHCPv6 (addresses come from SLAAC), redirects, MLD (guests'
  * reports are counted and ignored: the switch floods multicast anyway), ICMPv6 echo to
  * outside hosts (refused with administratively prohibited: Node has no ICMP sockets), router
  * preference and route information options.
  */
+import { answerDhcp6, DHCP6_CLIENT_PORT, DHCP6_SERVER_PORT, parseDhcp6 } from '../dhcp/dhcp6.js';
 import type { DnsForwarder } from '../dns/forwarder.js';
 import { DNS_PORT } from '../dns/forwarder.js';
 import { ETHERNET_HEADER_LEN, ETHERTYPE, type Ethernet } from '../ethernet/wire.js';
@@ -67,7 +71,7 @@ import type { TcpEngine } from '../nat/tcp-flow.js';
 import type { UdpNat } from '../nat/udp-flow.js';
 import { UNREACHABLE } from '../nat/udp-flow.js';
 import { parseTcp, TCP_FLAG, tcpLength, writeTcp, type Tcp } from '../tcp/wire.js';
-import { parseUdp, type Udp } from '../udp/wire.js';
+import { parseUdp, udpLength, writeUdp, type Udp } from '../udp/wire.js';
 import { put16, put32, u16 } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';
 import { isDrop, type Counters } from '../util/drops.js';
@@ -109,6 +113,8 @@ const ERROR_RATE_PER_S = 100;
 const ERROR_QUOTE_MAX = IPV6_MIN_MTU - IPV6_HEADER_LEN - 8;
 
 const EMPTY = new Uint8Array(0);
+/** ff02::1:2, All_DHCP_Relay_Agents_and_Servers (RFC 8415 §7.1). */
+const ALL_DHCP_SERVERS = `ff02${'0'.repeat(20)}00010002` as Ipv6Addr;
 
 export class Ipv6Gateway {
   readonly #d: Ipv6GatewayDeps;
@@ -160,7 +166,7 @@ export class Ipv6Gateway {
     const dst = p.dst;
     const multicast = isMulticast6(dst);
     if (multicast) {
-      if (dst !== ALL_NODES && dst !== ALL_ROUTERS && dst !== solicitedNode(this.#net.host) && dst !== solicitedNode(this.#net.dns) && dst !== solicitedNode(this.#net.linkLocal))
+      if (dst !== ALL_NODES && dst !== ALL_ROUTERS && dst !== ALL_DHCP_SERVERS && dst !== solicitedNode(this.#net.host) && dst !== solicitedNode(this.#net.dns) && dst !== solicitedNode(this.#net.linkLocal))
         return counters.count('ipv6.multicast-ignored');
     } else if (!toUs) return counters.count('ethernet.not-for-us');
     if (p.src !== UNSPECIFIED6) this.#neighbours.learn(p.src, eth.src);
@@ -187,7 +193,7 @@ export class Ipv6Gateway {
         case NEXT_HEADER.ICMPV6:
           return this.#icmpInput(eth, p, nowMs);
         case NEXT_HEADER.UDP:
-          if (multicast) return counters.count('ipv6.multicast-ignored');
+          if (multicast && dst !== ALL_DHCP_SERVERS) return counters.count('ipv6.multicast-ignored');
           return this.#udpInput(eth, p, nowMs);
         case NEXT_HEADER.TCP:
           if (multicast) return counters.count('ipv6.multicast-ignored');
@@ -244,6 +250,8 @@ export class Ipv6Gateway {
   #udpInput(eth: Ethernet, p: Ipv6, nowMs: number): void {
     const u = this.#parseUdp(p);
     if (u === undefined) return;
+    if (u.dstPort === DHCP6_SERVER_PORT && (p.dst === ALL_DHCP_SERVERS || p.dst === this.#net.linkLocal)) return this.#dhcp6(eth, p, u);
+    if (isMulticast6(p.dst)) return this.#d.counters.count('ipv6.multicast-ignored');
     if (p.dst === this.#net.dns && u.dstPort === DNS_PORT && this.#d.dns !== undefined) return this.#d.dns.query(p, u, nowMs);
     if (p.dst === this.#net.host && this.#d.udp !== undefined) {
       if (!this.#d.udp.input(p, u, nowMs)) this.#error(eth.src, p, ICMP6_TYPE.DEST_UNREACHABLE, UNREACHABLE6.ADMIN_PROHIBITED, 0);
@@ -251,6 +259,20 @@ export class Ipv6Gateway {
     }
     this.#d.counters.count('udp.no-service');
     this.#error(eth.src, p, ICMP6_TYPE.DEST_UNREACHABLE, UNREACHABLE6.PORT, 0);
+  }
+
+  /** Stateless DHCPv6 (`src/dhcp/dhcp6.ts`): a Reply from the gateway's link-local address to the client's. */
+  #dhcp6(eth: Ethernet, p: Ipv6, u: Udp): void {
+    const counters = this.#d.counters;
+    if (!isLinkLocal6(p.src) || u.srcPort !== DHCP6_CLIENT_PORT) return counters.count('dhcp6.bad-source');
+    const m = parseDhcp6(u.payload);
+    if (isDrop(m)) return counters.count(m);
+    const reply = answerDhcp6(m, { serverMac: this.#d.gatewayMac, dnsServers: [this.#net.dns], searchList: this.#d.searchList });
+    if (isDrop(reply)) return counters.count(reply);
+    counters.count('dhcp6.reply');
+    const out = { srcPort: DHCP6_SERVER_PORT, dstPort: DHCP6_CLIENT_PORT, payload: reply };
+    const pseudo = pseudoSum6(this.#net.linkLocal, p.src, NEXT_HEADER.UDP);
+    this.#sendTo(eth.src, this.#net.linkLocal, p.src, NEXT_HEADER.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at), HOP_LIMIT);
   }
 
   #tcpInput(eth: Ethernet, p: Ipv6, nowMs: number): void {

@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import { command, daemon as daemonReq, missingRequirements, must, NetnsGuest, root, run, shouldRun, tempDir, uniqueName, until } from '../helpers/guests.js';
 
 const missing = missingRequirements([
-  root, daemonReq, command('ip'), command('socat'), command('ping'), command('rdisc6'), command('dig'), command('curl'), command('tshark'), command('sysctl'),
+  root, daemonReq, command('ip'), command('socat'), command('ping'), command('rdisc6'), command('dig'), command('curl'), command('tshark'), command('sysctl'), command('dhclient'),
 ]);
 const enabled = shouldRun('ipv6.int.test.ts (IPv6 namespace guests: SLAAC, ping -6, rdisc6, dig, curl)', missing);
 
@@ -112,7 +112,7 @@ describe.skipIf(!enabled)('IPv6 namespace guests', () => {
     rmSync(pcapDir, { recursive: true, force: true });
   });
 
-  it('has what it needs (root, ip, socat, ping, rdisc6, dig, curl, tshark, the daemon)', () => {
+  it('has what it needs (root, ip, socat, ping, rdisc6, dig, curl, tshark, dhclient, the daemon)', () => {
     expect(missing).toEqual([]);
   });
 
@@ -146,6 +146,8 @@ describe.skipIf(!enabled)('IPv6 namespace guests', () => {
     expect(out).toMatch(/Recursive DNS server\s*:\s*fd00::3/);
     expect(out).toMatch(/DNS search list\s*:\s*v6\.tslirp\.test/);
     expect(out).toMatch(/Router lifetime\s*:\s*1800 \(0x00000708\) seconds/);
+    expect(out).toMatch(/Stateful address conf\.\s*:\s*No/);
+    expect(out).toMatch(/Stateful other conf\.\s*:\s*Yes/);
     expect(out).toMatch(new RegExp(`from ${GATEWAY_LL}`));
   }, 30_000);
 
@@ -181,6 +183,28 @@ describe.skipIf(!enabled)('IPv6 namespace guests', () => {
     expect(r.stdout, r.stdout + r.stderr).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
     const back = await g2.exec(['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', addr1!], 20_000);
     expect(back.stdout, back.stdout + back.stderr).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+  }, 40_000);
+
+  it('dhclient -6 -S (stateless DHCPv6, Debian isc-dhcp-client) gets the DNS address and the search list', async () => {
+    const dir = tempDir('tslirp-dhclient6-');
+    try {
+      // Our own client script records what dhclient hands it (the stock one would rewrite the machine's resolv.conf).
+      const out = join(dir, 'env');
+      const script = join(dir, 'script.sh');
+      writeFileSync(script, `#!/bin/sh\nenv | grep -E '^(reason|new_dhcp6_)' >> ${out}\nexit 0\n`);
+      chmodSync(script, 0o755);
+      // -1: one try (then it daemonizes: stopped by its pid file).
+      const r = await g2.exec(['dhclient', '-6', '-S', '-1', '-v', '-sf', script, '-lf', join(dir, 'leases'), '-pf', join(dir, 'pid'), g2.tap], 30_000);
+      spawnSync('sh', ['-c', `kill $(cat "${join(dir, 'pid')}") 2>/dev/null`]);
+      expect(r.stdout + r.stderr, r.stdout + r.stderr).toMatch(/RCV: Reply message on/);
+      const text = spawnSync('cat', [out], { encoding: 'utf8' }).stdout;
+      expect(text, text).toMatch(/^reason=(INFORM6|RENEW6)$/m); // isc dhclient names a stateless answer RENEW6
+      expect(text).toMatch(/^new_dhcp6_name_servers=fd00::3$/m);
+      expect(text).toMatch(/^new_dhcp6_domain_search=v6\.tslirp\.test\.$/m);
+      expect(text).toMatch(/^new_dhcp6_server_id=0:3:0:1:52:55:a:0:2:2$/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 40_000);
 
   it('tshark decodes the captured NDP, RA and ICMPv6 with no expert warnings', async () => {

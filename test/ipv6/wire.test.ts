@@ -110,7 +110,7 @@ describe('ipv6/ndp', () => {
       hopLimit: 64, routerLifetimeS: 1800, sourceMac: mac, mtu: 1500, prefix: a6('fd00::'), prefixLen: 64, validLifetimeS: 86400,
       preferredLifetimeS: 14400, dnsServers: [a6('fd00::3')], searchList: ['a.test', 'bb.example'], dnsLifetimeS: 1800,
     });
-    expect(ra.rest).toBe(0x40000708);
+    expect(ra.rest).toBe(0x40400708);
     const options: [number, number][] = [];
     for (let i = 8; i < ra.payload.length; i += ra.payload[i + 1]! * 8) options.push([ra.payload[i]!, ra.payload[i + 1]!]);
     // SLLA, MTU, prefix (32 bytes), RDNSS with one address (24), DNSSL: 1a.4test0 2bb7example0 = 20 bytes → 24, +8.

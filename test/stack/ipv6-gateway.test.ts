@@ -209,4 +209,16 @@ describe('IPv6 gateway', () => {
     expect(t.icmpOf(reply!).type).toBe(ICMP6_TYPE.ECHO_REPLY);
     expect(t.stack.counters.get('stack.internal-error')).toBe(0);
   });
+
+  it('answers a DHCPv6 Information-Request to ff02::1:2 from its link-local address; a Solicit gets nothing', () => {
+    const t = harness();
+    const info = Uint8Array.of(11, 0, 0, 7, 0, 6, 0, 2, 0, 23);
+    const [reply] = t.send(udp(GUEST_LL, a6('ff02::1:2'), 546, 547, info), Uint8Array.of(0x33, 0x33, 0, 1, 0, 2));
+    expect(reply).toMatchObject({ src: GW_LL, dst: GUEST_LL });
+    const u = parseUdp(reply!.payload, pseudoSum6(reply!.src, reply!.dst, NEXT_HEADER.UDP));
+    if (isDrop(u)) throw new Error(u);
+    expect([u.srcPort, u.dstPort, u.payload[0], u.payload[3]]).toEqual([547, 546, 7, 7]);
+    expect(t.send(udp(GUEST_LL, a6('ff02::1:2'), 546, 547, Uint8Array.of(1, 0, 0, 8)), Uint8Array.of(0x33, 0x33, 0, 1, 0, 2))).toEqual([]);
+    expect(t.stack.counters.get('dhcp6.stateful-unsupported')).toBe(1);
+  });
 });
