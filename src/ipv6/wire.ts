@@ -209,15 +209,40 @@ export function writeIpv6Header(h: Ipv6Header, payloadLength: number, into: Uint
   put16(into, at + OFF.PAYLOAD_LENGTH, payloadLength);
   into[at + OFF.NEXT_HEADER] = h.protocol & 0xff;
   into[at + OFF.HOP_LIMIT] = h.hopLimit & 0xff;
-  ipv6Bytes(h.src, into, at + OFF.SRC);
-  ipv6Bytes(h.dst, into, at + OFF.DST);
+  into.set(bytesOf(h.src), at + OFF.SRC);
+  into.set(bytesOf(h.dst), at + OFF.DST);
   return IPV6_HEADER_LEN;
+}
+
+/**
+ * Per-address caches of the 16 bytes and the word sum: a flow's packets carry the same few
+ * addresses, and turning the hex text back into bytes per packet was the IPv6 path's largest
+ * extra cost over IPv4 at MTU 1500. Bounded: cleared whole when full (a guest spraying
+ * addresses only costs itself the recomputation).
+ */
+const CACHE_MAX = 4096;
+const bytesCache = new Map<Ipv6Addr, Uint8Array>();
+const sumCache = new Map<Ipv6Addr, number>();
+
+function bytesOf(a: Ipv6Addr): Uint8Array {
+  let b = bytesCache.get(a);
+  if (b === undefined) {
+    if (bytesCache.size >= CACHE_MAX) bytesCache.clear();
+    b = ipv6Bytes(a);
+    bytesCache.set(a, b);
+  }
+  return b;
 }
 
 /** Sum of an address's eight 16-bit words. */
 function sumAddress(a: Ipv6Addr): number {
-  let s = 0;
-  for (let i = 0; i < 32; i += 4) s += parseInt(a.slice(i, i + 4), 16);
+  let s = sumCache.get(a);
+  if (s === undefined) {
+    s = 0;
+    for (let i = 0; i < 32; i += 4) s += parseInt(a.slice(i, i + 4), 16);
+    if (sumCache.size >= CACHE_MAX) sumCache.clear();
+    sumCache.set(a, s);
+  }
   return s;
 }
 
