@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 const LAYERS: readonly (readonly string[])[] = [
   ['util'],
   ['net'],
-  ['ethernet', 'arp', 'ipv4'],
+  ['ethernet', 'arp', 'ipv4', 'ipv6'],
   ['udp', 'tcp', 'switch', 'impair'],
   ['dhcp', 'dns', 'tftp'],
   ['nat'],

@@ -145,6 +145,10 @@ const OPTIONS = {
   'nat-udp-timeout': { type: 'string' },
   'nat-refresh': { type: 'string' },
   outbound: { type: 'string' },
+  ipv6: { type: 'string' },
+  'ipv6-net': { type: 'string' },
+  'ipv6-host': { type: 'string' },
+  'ipv6-dns': { type: 'string' },
   'dns-upstream': { type: 'string', multiple: true },
   'resolv-conf': { type: 'string' },
   'dns-record': { type: 'string', multiple: true },
@@ -176,6 +180,7 @@ export const NETWORK_KEYS = [
   'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows', 'max-new-flows-per-second',
   'nat-pmp', 'link-delay', 'link-loss', 'link-duplicate', 'link-reorder', 'link-rate',
   'nat', 'nat-mapping', 'nat-filtering', 'nat-hairpin', 'nat-port-preservation', 'nat-udp-timeout', 'nat-refresh', 'outbound',
+  'ipv6', 'ipv6-net', 'ipv6-host', 'ipv6-dns',
 ] as const;
 export type NetworkKey = (typeof NETWORK_KEYS)[number];
 /** Keys that take several values (repeatable options); the rest take one. */
@@ -269,6 +274,13 @@ Network (each network's, as QEMU's -netdev user):
                              windowsize options; names cannot leave DIR ('..' and links out
                              of it are refused), a leading '/' is relative to DIR
   --lease-time SECONDS       DHCP lease time, at least 60 (86400)
+  --ipv6 on|off              IPv6 beside IPv4 (on): router advertisements for SLAAC
+                             with the MTU and the DNS address (RDNSS), ICMPv6, and
+                             IPv6 TCP/UDP through the NAT; needs --mtu 1280 or more
+  --ipv6-net PREFIX/64       the guests' IPv6 prefix (fd00::/64, unique-local; QEMU's
+                             fec0::/64 is deprecated site-local)
+  --ipv6-host ADDR           IPv6 gateway address, reaching the host's ::1 (PREFIX::2)
+  --ipv6-dns ADDR            IPv6 DNS server address (PREFIX::3)
 
 NAT (guest flows become host sockets):
   --hostfwd RULE             forward host ports to the guest, QEMU's syntax with ranges:
@@ -695,6 +707,10 @@ function resolveNetwork(values: NetworkValues, name: string | undefined, egress:
       'nat-udp-timeout': text(values['nat-udp-timeout']),
       'nat-refresh': text(values['nat-refresh']),
       outbound: text(values.outbound),
+      ipv6: text(values.ipv6),
+      ipv6Net: text(values['ipv6-net']),
+      ipv6Host: text(values['ipv6-host']),
+      ipv6Dns: text(values['ipv6-dns']),
     });
     const flowLimits = resolveFlowLimits({
       'max-tcp-flows': text(values['max-tcp-flows']),

@@ -6,7 +6,7 @@
  * -------------------
  * A guest query is checked (header, exactly one question, RFC 1035 §4.1) and then:
  * - answered here when its name is local: `host.tslirp.internal` (the gateway, `config.host`,
- *   which reaches the host's loopback) and the static records of `--dns-record NAME=ADDR`
+ *   which reaches the host's loopback, and with IPv6 on `config.ipv6.host` as its AAAA) and the static records of `--dns-record NAME=ADDR`
  *   (A and AAAA). A local name asked for a type it has no record of gets NODATA (NOERROR with
  *   no answer, RFC 2308 §2.2); any other name under `tslirp.internal` gets NXDOMAIN, so our
  *   private zone never leaks upstream. Answers are built here: the question copied, the
@@ -51,11 +51,12 @@
  * References: RFC 1035 §4.1 (format), §7.3 (matching responses); RFC 5452 §9.2 (random IDs);
  * RFC 2308 §2 (NXDOMAIN/NODATA); RFC 2181 §9 (TC); RFC 9619 (QDCOUNT is 1).
  */
-import type { Endpoint, FlowId, Ipv4Endpoint } from '../net/addr.js';
+import { ipv6Bytes, type Endpoint, type FlowId, type IpAddr, type IpPair } from '../net/addr.js';
 import type { Host, ToGuest } from '../net/seams.js';
-import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
+import { IP_PROTO } from '../ipv4/wire.js';
+import { pseudoSumIp } from '../ipv6/wire.js';
 import { udpLength, writeUdp, type Udp } from '../udp/wire.js';
-import { put16, put32, type Ipv4Addr } from '../util/bytes.js';
+import { put16, put32 } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';
 import { DNS_HEADER_LEN, parseDnsHeader, parseDnsQuestion, type DnsHeader, type DnsQuestion } from './wire.js';
 import { HOST_NAME, LOCAL_ZONE, normalizeDnsName, RR_CLASS, RR_TYPE, type DnsStaticRecord } from './records.js';
@@ -123,7 +124,7 @@ interface Pending {
   /** The ID the upstreams see; key of #pending. */
   readonly upstreamId: number;
   readonly guestId: number;
-  readonly guest: Ipv4Endpoint;
+  readonly guest: Endpoint;
   readonly dupKey: string;
   /** Normalized question, for matching the answer (RFC 1035 §7.3). */
   readonly qname: string;
@@ -155,7 +156,7 @@ export class DnsForwarder {
   #upstreams: Upstream[] = [];
   readonly #pending = new Map<number, Pending>();
   readonly #byGuestKey = new Map<string, Pending>();
-  readonly #perGuest = new Map<Ipv4Addr, number>();
+  readonly #perGuest = new Map<IpAddr, number>();
   /** Earliest pending deadline; recomputed when #deadlineDirty. */
   #deadline: number | undefined;
   #deadlineDirty = false;
@@ -180,7 +181,11 @@ export class DnsForwarder {
     // Static records for the host name replace the built-in one.
     if (!this.#records.has(HOST_NAME)) {
       const h = this.#guest.config.host;
-      this.#records.set(HOST_NAME, [{ name: HOST_NAME, type: RR_TYPE.A, rdata: new Uint8Array([h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff]) }]);
+      const v6 = this.#guest.config.ipv6;
+      this.#records.set(HOST_NAME, [
+        { name: HOST_NAME, type: RR_TYPE.A, rdata: new Uint8Array([h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff]) },
+        ...(v6 === undefined ? [] : [{ name: HOST_NAME, type: RR_TYPE.AAAA, rdata: ipv6Bytes(v6.host) }]),
+      ]);
     }
   }
 
@@ -234,13 +239,13 @@ export class DnsForwarder {
     }
   }
 
-  /** A guest datagram `u` (in `p`) to config.dns:53. */
-  query(p: Ipv4, u: Udp, nowMs: number): void {
+  /** A guest datagram `u` (in `p`) to config.dns:53 or, over IPv6, config.ipv6.dns:53 (the answer comes from the address asked). */
+  query(p: IpPair, u: Udp, nowMs: number): void {
     const msg = u.payload;
     const h = parseDnsHeader(msg);
     if (typeof h === 'string') return this.#guest.counters.count(h);
     if (h.qr) return this.#guest.counters.count('dns.response-from-guest');
-    const guest: Ipv4Endpoint = { addr: p.src, port: u.srcPort };
+    const guest: Endpoint = { addr: p.src, port: u.srcPort };
     if (msg.length > MAX_QUERY_BYTES) return this.#refuse(guest, h, RCODE.FORMERR, 'dns.query-too-big');
     if (h.opcode !== 0) return this.#refuse(guest, h, RCODE.NOTIMP, 'dns.opcode-unsupported');
     if (h.qdcount !== 1) return this.#refuse(guest, h, RCODE.FORMERR, 'dns.bad-question-count');
@@ -337,7 +342,7 @@ export class DnsForwarder {
     this.#deadlineDirty = false;
   }
 
-  #forward(guest: Ipv4Endpoint, msg: Uint8Array, h: DnsHeader, q: DnsQuestion, nowMs: number): void {
+  #forward(guest: Endpoint, msg: Uint8Array, h: DnsHeader, q: DnsQuestion, nowMs: number): void {
     const counters = this.#guest.counters;
     if (this.#upstreams.length === 0) {
       this.stats.servfail++;
@@ -425,7 +430,7 @@ export class DnsForwarder {
   }
 
   /** An error answer with no question section, counted under `why`. */
-  #refuse(guest: Ipv4Endpoint, h: DnsHeader, rcode: number, why: string): void {
+  #refuse(guest: Endpoint, h: DnsHeader, rcode: number, why: string): void {
     this.#guest.counters.count(why);
     const out = new Uint8Array(DNS_HEADER_LEN);
     put16(out, 0, h.id);
@@ -434,7 +439,7 @@ export class DnsForwarder {
   }
 
   /** Answers from the local names; false when the query is not about one. */
-  #answerLocally(guest: Ipv4Endpoint, msg: Uint8Array, h: DnsHeader, q: DnsQuestion): boolean {
+  #answerLocally(guest: Endpoint, msg: Uint8Array, h: DnsHeader, q: DnsQuestion): boolean {
     if (q.qclass !== RR_CLASS.IN && q.qclass !== RR_CLASS.ANY) return false;
     const name = normalizeDnsName(q.name);
     const records = this.#records.get(name);
@@ -452,11 +457,13 @@ export class DnsForwarder {
     return true;
   }
 
-  #toGuest(guest: Ipv4Endpoint, message: Uint8Array): void {
-    const dns = this.#guest.config.dns;
+  #toGuest(guest: Endpoint, message: Uint8Array): void {
+    const v6 = this.#guest.config.ipv6;
+    const dns = typeof guest.addr === 'number' ? this.#guest.config.dns : v6?.dns;
+    if (dns === undefined) return;
     const out: Udp = { srcPort: DNS_PORT, dstPort: guest.port, payload: message };
-    const pseudo = pseudoSum(dns, guest.addr, IP_PROTO.UDP);
-    this.#guest.sendIpv4(dns, guest.addr, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at));
+    const pseudo = pseudoSumIp(dns, guest.addr, IP_PROTO.UDP);
+    this.#guest.sendIp(dns, guest.addr, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at));
   }
 }
 

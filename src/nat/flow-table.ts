@@ -42,8 +42,9 @@
  * addresses, endpoints and flow ids from `src/net/addr.ts`, reaches the guest and the host
  * through the `ToGuest` and `Host` seams of `src/net/seams.ts`, and takes its slice of the
  * network's configuration as `NatPolicyOptions` (`policy.ts`): it imports neither the stack
- * nor the host. The NAT is IPv4 only today: its engines keep `Ipv4Endpoint`s and count
- * forwards from IPv6 clients ('udp.forward-not-ipv4', 'tcp.forward-not-ipv4').
+ * nor the host. Flows are of either family, a flow's guest and remote sides always of the same
+ * one; a forward's client that cannot appear on its guest's family is counted and refused
+ * ('udp.forward-family', 'tcp.forward-family'; `policy.ts` `forwardedRemote`).
  *
  * Lookups by tuple cost one string-keyed Map access; the last hit is cached, since bulk
  * traffic comes in runs on one flow. Addresses are `IpAddr` primitives (net/addr.ts), so the

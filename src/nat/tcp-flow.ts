@@ -40,13 +40,14 @@
  * probes towards the guest (an idle established connection lives as long as both ends keep
  * it; the Node side enables SO_KEEPALIVE on host sockets).
  */
-import { ipv4Endpoint, type Endpoint, type FlowId, type IpAddr, type Ipv4Endpoint } from '../net/addr.js';
+import type { Endpoint, FlowId, IpAddr, IpPair } from '../net/addr.js';
 import type { Host, ToGuest } from '../net/seams.js';
 import { DeadlineQueue } from '../util/deadline-queue.js';
-import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
+import { IP_PROTO } from '../ipv4/wire.js';
+import { pseudoSumIp, UNSPECIFIED6 } from '../ipv6/wire.js';
 import { DEFAULT_TCP_LIMITS, TcpConn, type TcpConnIo, type TcpLimits } from '../tcp/conn.js';
 import { NO_TCP_OPTIONS, TCP_FLAG, TCP_HEADER_LEN, tcpLength, writeTcp, type Tcp } from '../tcp/wire.js';
-import { put16 } from '../util/bytes.js';
+import { put16, put32 } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';
 import { Counters } from '../util/drops.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
@@ -118,8 +119,8 @@ export class TcpEngine {
 
   // ================================================================ guest side
 
-  /** A guest segment `t` (in `p`), checksum verified, for any destination the stack routes here. */
-  input(p: Ipv4, t: Tcp, nowMs: number): void {
+  /** A guest segment `t` (in `p`, IPv4 or IPv6), checksum verified, for any destination the stack routes here. */
+  input(p: IpPair, t: Tcp, nowMs: number): void {
     const f = this.#table.byTuple('tcp', p.src, t.srcPort, p.dst, t.dstPort);
     if (f instanceof TcpConn) {
       if ((t.flags & (TCP_FLAG.SYN | TCP_FLAG.ACK | TCP_FLAG.RST)) === TCP_FLAG.SYN && f.acceptsNewSyn(t)) {
@@ -167,7 +168,7 @@ export class TcpEngine {
    * the flow's host side is `Host.tcpConnectService`, answered like a connect. The flow lists
    * the server as its host endpoint; no host port is taken or shared.
    */
-  #toService(p: Ipv4, t: Tcp, service: string, nowMs: number): void {
+  #toService(p: IpPair, t: Tcp, service: string, nowMs: number): void {
     if (this.#host.tcpConnectService === undefined) {
       this.counters.count('nat.no-service-host');
       return this.#resetFor(p, t);
@@ -191,7 +192,7 @@ export class TcpEngine {
    * with endpoint-independent mapping, those to one address with address-dependent mapping;
    * none with address-and-port-dependent mapping (each connection its own port).
    */
-  #portKey(guest: Ipv4Endpoint, to: Endpoint): string | undefined {
+  #portKey(guest: Endpoint, to: Endpoint): string | undefined {
     switch (this.#nat.mapping) {
       case 'eim':
         return `${guest.addr}:${guest.port}`;
@@ -202,25 +203,25 @@ export class TcpEngine {
     }
   }
 
-  /** Host.tcpConnect from `--outbound` (else any address) and `port` (0: any). */
+  /** Host.tcpConnect from `--outbound` (else any address; `--outbound` is IPv4, so IPv6 destinations always any) and `port` (0: any). */
   #connect(id: FlowId, to: Endpoint, port: number): void {
-    const outbound = this.#toGuest.config.outbound;
+    const outbound = typeof to.addr === 'number' ? this.#toGuest.config.outbound : undefined;
     if (outbound === undefined && port === 0) this.#host.tcpConnect(id, to);
-    else this.#host.tcpConnect(id, to, { addr: outbound ?? 0, port });
+    else this.#host.tcpConnect(id, to, { addr: outbound ?? (typeof to.addr === 'number' ? 0 : UNSPECIFIED6), port });
   }
 
   /**
    * A host client accepted on a forward: a connection to `guest`, whose remote side is the
    * client (the gateway for loopback clients); it counts against `to`'s guest. Undefined
    * when that guest or the network is at its limit, when the tuple is taken, or when the
-   * client or the guest is not IPv4 ('tcp.forward-not-ipv4': the NAT is IPv4 only today);
+   * client cannot appear on the guest's family ('tcp.forward-family', `forwardedRemote`);
    * the caller then drops the client.
    */
   forward(client: Endpoint, to: Endpoint, nowMs: number): FlowId | undefined {
-    const remote = forwardedRemote(this.#toGuest.config, client);
-    const guest = ipv4Endpoint(to);
-    if (remote === undefined || guest === undefined) {
-      this.counters.count('tcp.forward-not-ipv4');
+    const guest = to;
+    const remote = forwardedRemote(this.#toGuest.config, client, typeof guest.addr === 'number' ? 4 : 6);
+    if (remote === undefined) {
+      this.counters.count('tcp.forward-family');
       return undefined;
     }
     if (!this.#makeRoom(guest.addr)) return undefined;
@@ -235,7 +236,7 @@ export class TcpEngine {
     return c.id;
   }
 
-  #newConn(origin: 'guest' | 'forward', guest: Ipv4Endpoint, remote: Ipv4Endpoint, host: Endpoint, nowMs: number): TcpConn {
+  #newConn(origin: 'guest' | 'forward', guest: Endpoint, remote: Endpoint, host: Endpoint, nowMs: number): TcpConn {
     return new TcpConn({
       id: this.#table.allocateId(), origin, guest, remote, host, nowMs,
       iss: this.#random.u32(), tsOffset: this.#random.u32(),
@@ -273,7 +274,7 @@ export class TcpEngine {
   }
 
   /** RST for a segment without a connection (RFC 9293 §3.10.7.1). */
-  #resetFor(p: Ipv4, t: Tcp): void {
+  #resetFor(p: IpPair, t: Tcp): void {
     const syn = (t.flags & TCP_FLAG.SYN) !== 0 ? 1 : 0;
     const fin = (t.flags & TCP_FLAG.FIN) !== 0 ? 1 : 0;
     const hasAck = (t.flags & TCP_FLAG.ACK) !== 0;
@@ -288,8 +289,8 @@ export class TcpEngine {
       options: NO_TCP_OPTIONS,
       payload: EMPTY,
     };
-    const pseudo = pseudoSum(p.dst, p.src, IP_PROTO.TCP);
-    this.#toGuest.sendIpv4(p.dst, p.src, IP_PROTO.TCP, tcpLength(rst), (into, at) => writeTcp(rst, pseudo, into, at), true);
+    const pseudo = pseudoSumIp(p.dst, p.src, IP_PROTO.TCP);
+    this.#toGuest.sendIp(p.dst, p.src, IP_PROTO.TCP, tcpLength(rst), (into, at) => writeTcp(rst, pseudo, into, at), true);
   }
 
   // ================================================================ host events
@@ -421,7 +422,10 @@ export class TcpEngine {
     return {
       counters: this.counters,
       stats: this.stats,
-      sendSegment: (c, l4Length, write) => toGuest.sendIpv4(c.remote.addr, c.guest.addr, IP_PROTO.TCP, l4Length, write, true),
+      sendSegment: (c, l4Length, write) =>
+        typeof c.guest.addr === 'number'
+          ? toGuest.sendIpv4(c.remote.addr as number, c.guest.addr, IP_PROTO.TCP, l4Length, write, true)
+          : toGuest.sendIp(c.remote.addr, c.guest.addr, IP_PROTO.TCP, l4Length, write, true),
       icmpUnreachable: (c, code) => this.#icmpUnreachable(c, code),
       hostWrite: (c, data) => host.tcpWrite(c.id, data),
       hostEnd: (c) => host.tcpEnd(c.id),
@@ -457,12 +461,16 @@ export class TcpEngine {
 
   /**
    * ICMP unreachable about the guest's SYN, from the flow's tuple: the quoted TCP header is
-   * rebuilt (ports, data offset, SYN; seq 0, no checksum), the stack adds the IP header.
+   * rebuilt (ports, the SYN's sequence number, data offset, SYN; no checksum), the stack adds
+   * the IP header. The sequence number matters: Linux ignores an error whose quoted sequence
+   * number is not one it has in flight (tcp_v4_err/tcp_v6_err), and the guest would wait out
+   * its SYN retries instead of failing at once.
    */
   #icmpUnreachable(c: TcpConn, code: number): void {
     const syn = new Uint8Array(TCP_HEADER_LEN);
     put16(syn, 0, c.guest.port);
     put16(syn, 2, c.remote.port);
+    put32(syn, 4, c.guestIss);
     syn[12] = (TCP_HEADER_LEN >>> 2) << 4;
     syn[13] = TCP_FLAG.SYN;
     this.#toGuest.flowIcmpError(c.guest, c.remote, IP_PROTO.TCP, syn, ICMP_TYPE.DEST_UNREACHABLE, code);

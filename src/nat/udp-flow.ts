@@ -63,10 +63,11 @@
  *
  * Not forwarded: broadcast and multicast (the stack counts them before they get here).
  */
-import { ipv4Endpoint, type Endpoint, type FlowId, type IpAddr, type Ipv4Endpoint } from '../net/addr.js';
+import type { Endpoint, FlowId, IpAddr, IpPair } from '../net/addr.js';
 import type { Host, ToGuest } from '../net/seams.js';
 import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
-import { IP_PROTO, pseudoSum, type Ipv4 } from '../ipv4/wire.js';
+import { IP_PROTO } from '../ipv4/wire.js';
+import { LOOPBACK6, pseudoSumIp, UNSPECIFIED6 } from '../ipv6/wire.js';
 import { UDP_HEADER_LEN, udpLength, writeUdp, type Udp } from '../udp/wire.js';
 import { put16 } from '../util/bytes.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
@@ -105,7 +106,7 @@ export function unreachableCodeFor(errorCode: string): number | undefined {
 /** A destination a mapping has sent to. */
 export interface UdpPeer {
   /** The peer as the guest addresses it. */
-  readonly remote: Ipv4Endpoint;
+  readonly remote: Endpoint;
   /** Where it is on the host (after `routeOutbound`). */
   readonly host: Endpoint;
   firstMs: number;
@@ -121,10 +122,10 @@ export type UdpSocketKind = 'connected' | 'bound' | 'forward';
 
 export interface UdpFlow extends FlowEntry {
   readonly protocol: 'udp';
-  /** IPv4 until IPv6 comes: guest-originated flows start from an IPv4 datagram, forwards refuse IPv6 clients. */
-  readonly guest: Ipv4Endpoint;
-  /** A mapping's key part of the destination (0.0.0.0:0 for eim, ADDR:0 for adm); a forward's client as the guest sees it. */
-  readonly remote: Ipv4Endpoint;
+  /** IPv4 or IPv6; `remote` and the peers' `remote` are of the same family. */
+  readonly guest: Endpoint;
+  /** A mapping's key part of the destination (0.0.0.0:0 for eim, whatever the family; ADDR:0 for adm); a forward's client as the guest sees it. */
+  readonly remote: Endpoint;
   readonly stateName: 'open';
   /** A forward's bound socket, which carries the flow to its client; undefined: the flow's own socket. */
   readonly via: FlowId | undefined;
@@ -134,7 +135,7 @@ export interface UdpFlow extends FlowEntry {
   /** The port asked for when binding: the guest's (port preservation) or 0. */
   askedPort: number;
   /** Peers by `endpointKey` of their host endpoint, oldest first; at most MAX_PEERS_PER_MAPPING. */
-  readonly peers: Map<number, UdpPeer>;
+  readonly peers: Map<EndpointKey, UdpPeer>;
   /** The peer of the last outbound datagram (bulk traffic comes in runs). */
   lastPeer: UdpPeer | undefined;
   /** Datagrams waiting for the bind, with their host destination; undefined once bound. */
@@ -169,13 +170,14 @@ export interface UdpMappingInfo {
 /** A forwarded flow's key: its bound socket and its client. */
 const forwardKey = (via: FlowId, client: Endpoint): string => `${via} ${client.addr} ${client.port}`;
 
-/** An IPv4 endpoint as one number (48 bits: exact in a double); -1 for IPv6. */
-const endpointKey = (e: Endpoint): number => (typeof e.addr === 'number' ? e.addr * 65536 + e.port : -1);
+/** An IPv4 endpoint as one number (48 bits: exact in a double); an IPv6 one as a string. */
+type EndpointKey = number | string;
+const endpointKey = (e: Endpoint): EndpointKey => (typeof e.addr === 'number' ? e.addr * 65536 + e.port : `${e.addr}:${e.port}`);
 
 /** Whether a flow-table entry is a UDP NAT flow (and so IPv4 on both sides). */
 const isUdpFlow = (f: FlowEntry | undefined): f is UdpFlow => f?.protocol === 'udp';
 
-const ANY: Ipv4Endpoint = Object.freeze({ addr: 0, port: 0 });
+const ANY: Endpoint = Object.freeze({ addr: 0, port: 0 });
 
 export class UdpNat {
   readonly #table: FlowTable;
@@ -187,7 +189,7 @@ export class UdpNat {
   /** Forwarded flows by forwardKey; bounded by the flow table (removed with their flow). */
   readonly #forwarded = new Map<string, UdpFlow>();
   /** Bound mappings by `endpointKey` of their public endpoint (address 0 when bound to any): hairpin targets. */
-  readonly #publics = new Map<number, UdpFlow>();
+  readonly #publics = new Map<EndpointKey, UdpFlow>();
 
   constructor(table: FlowTable, host: Host, guest: ToGuest, nat: NatBehaviour = DEFAULT_NAT) {
     this.#table = table;
@@ -202,7 +204,7 @@ export class UdpNat {
    * the policy refused it (counted): the stack then answers with ICMP "administratively
    * prohibited" about `p`, so the guest's program fails fast.
    */
-  input(p: Ipv4, u: Udp, nowMs: number): boolean {
+  input(p: IpPair, u: Udp, nowMs: number): boolean {
     const table = this.#table;
     // Entries of protocol 'udp' are UdpFlows: only this engine adds them. A forward's flow
     // (full tuple) goes first; for apdm the mapping's key is the full tuple too.
@@ -217,7 +219,7 @@ export class UdpNat {
     }
     let peer = flow?.lastPeer;
     if (peer?.remote.port !== u.dstPort || peer.remote.addr !== p.dst) {
-      const remote: Ipv4Endpoint = { addr: p.dst, port: u.dstPort };
+      const remote: Endpoint = { addr: p.dst, port: u.dstPort };
       const route = routeOutbound(this.#guest.config, remote);
       if ('refused' in route) {
         this.#guest.counters.count(route.refused);
@@ -258,14 +260,14 @@ export class UdpNat {
   }
 
   /** A new mapping for guest `addr:port` whose first datagram goes to `remote` (`host` on the host); undefined when refused (counted). */
-  #open(addr: IpAddr, port: number, remote: Ipv4Endpoint, host: Endpoint, nowMs: number): UdpFlow | undefined {
+  #open(addr: IpAddr, port: number, remote: Endpoint, host: Endpoint, nowMs: number): UdpFlow | undefined {
     this.#makeRoom(addr);
     const mapping = this.#nat.mapping;
     const created: UdpFlow = {
       id: this.#table.allocateId(),
       protocol: 'udp',
       origin: 'guest',
-      guest: { addr: addr as number, port },
+      guest: { addr, port },
       remote: mapping === 'eim' ? ANY : mapping === 'adm' ? { addr: remote.addr, port: 0 } : remote,
       host: mapping === 'apdm' ? host : ANY,
       createdMs: nowMs,
@@ -291,16 +293,17 @@ export class UdpNat {
     return created;
   }
 
-  /** Opens the mapping's socket: from `--outbound` (else any address), on `askedPort`. */
+  /** Opens the mapping's socket: from `--outbound` (else any address; IPv4 only, so an IPv6 guest's socket binds to ::), on `askedPort`. */
   #bind(f: UdpFlow): void {
-    const outbound = this.#guest.config.outbound;
-    const local: Endpoint = { addr: outbound ?? 0, port: f.askedPort };
+    const v4 = typeof f.guest.addr === 'number';
+    const outbound = v4 ? this.#guest.config.outbound : undefined;
+    const local: Endpoint = { addr: outbound ?? (v4 ? 0 : UNSPECIFIED6), port: f.askedPort };
     if (f.socket === 'bound') this.#host.udpBind(f.id, local);
     else if (outbound === undefined && f.askedPort === 0) this.#host.udpOpen(f.id, f.host);
     else this.#host.udpOpen(f.id, f.host, local);
   }
 
-  #addPeer(f: UdpFlow, remote: Ipv4Endpoint, host: Endpoint, nowMs: number): UdpPeer {
+  #addPeer(f: UdpFlow, remote: Endpoint, host: Endpoint, nowMs: number): UdpPeer {
     if (f.peers.size >= MAX_PEERS_PER_MAPPING) {
       for (const k of f.peers.keys()) {
         f.peers.delete(k);
@@ -317,20 +320,21 @@ export class UdpNat {
   #isPublic(to: Endpoint): boolean {
     if (this.#publics.size === 0) return false;
     if (this.#publics.has(endpointKey(to))) return true;
-    return typeof to.addr === 'number' && to.addr >>> 24 === 127 && this.#publics.has(to.port);
+    if (typeof to.addr === 'number') return to.addr >>> 24 === 127 && this.#publics.has(to.port);
+    return to.addr === LOOPBACK6 && this.#publics.has(`${UNSPECIFIED6}:${to.port}`);
   }
 
   /**
    * A datagram from a new client of a `--hostfwd udp:` socket: a flow whose remote side is
    * the client as the guest sees it (`forwardedRemote`) and whose host side is the client. The
    * bound socket `via` carries it (no udpOpen). Undefined when the tuple is taken, or when the
-   * client or the guest is not IPv4 ('udp.forward-not-ipv4': the NAT is IPv4 only today).
+   * client cannot appear on the guest's family ('udp.forward-family', `forwardedRemote`).
    */
   forward(client: Endpoint, to: Endpoint, nowMs: number, via: FlowId): FlowId | undefined {
-    const remote = forwardedRemote(this.#guest.config, client);
-    const guest = ipv4Endpoint(to);
-    if (remote === undefined || guest === undefined) {
-      this.#guest.counters.count('udp.forward-not-ipv4');
+    const guest = to;
+    const remote = forwardedRemote(this.#guest.config, client, typeof guest.addr === 'number' ? 4 : 6);
+    if (remote === undefined) {
+      this.#guest.counters.count('udp.forward-family');
       return undefined;
     }
     if (this.#table.byTuple('udp', guest.addr, guest.port, remote.addr, remote.port) !== undefined) {
@@ -393,8 +397,8 @@ export class UdpNat {
     if (peer === undefined) {
       const filtering = this.#nat.filtering;
       if (filtering === 'apdf' || (filtering === 'adf' && !this.#knowsAddress(f, from.addr))) return this.#guest.counters.count('nat.udp-filtered');
-      const seen = forwardedRemote(this.#guest.config, from);
-      if (seen === undefined) return this.#guest.counters.count('udp.from-not-ipv4');
+      const seen = forwardedRemote(this.#guest.config, from, typeof f.guest.addr === 'number' ? 4 : 6);
+      if (seen === undefined) return this.#guest.counters.count('udp.from-other-family');
       return this.#toGuest(f, seen, data, nowMs);
     }
     peer.packetsIn++;
@@ -420,14 +424,15 @@ export class UdpNat {
   }
 
   /** Sends `data` to the flow's guest from `from` (as the guest sees the sender). */
-  #toGuest(flow: UdpFlow, from: Ipv4Endpoint, data: Uint8Array, nowMs: number): void {
+  #toGuest(flow: UdpFlow, from: Endpoint, data: Uint8Array, nowMs: number): void {
     if (data.length > 0xffff - UDP_HEADER_LEN - 20) return this.#guest.counters.count('udp.host-datagram-too-big');
+    if (typeof from.addr !== typeof flow.guest.addr) return this.#guest.counters.count('udp.from-other-family');
     if (this.#nat.refresh === 'both') this.#table.touch(flow, nowMs);
     flow.bytesToGuest += data.length;
     flow.packetsToGuest++;
     const out: Udp = { srcPort: from.port, dstPort: flow.guest.port, payload: data };
-    const pseudo = pseudoSum(from.addr, flow.guest.addr, IP_PROTO.UDP);
-    this.#guest.sendIpv4(from.addr, flow.guest.addr, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at));
+    const pseudo = pseudoSumIp(from.addr, flow.guest.addr, IP_PROTO.UDP);
+    this.#guest.sendIp(from.addr, flow.guest.addr, IP_PROTO.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at));
   }
 
   /**

@@ -19,8 +19,9 @@
  *   and both work as Map keys and inside template-string keys without a canonical-form step;
  * - the IPv4 hot path is exactly what it was: no wrapper object per address, no extra field
  *   read, and `typeof a === 'number'` is the whole family test.
- * Code that only handles IPv4 today (the NAT, ICMP, host sockets) narrows with `ipv4Of` and
- * counts or refuses an IPv6 endpoint; IPv6 itself comes in a later issue.
+ * Code that only handles IPv4 (ICMP, DHCP, ARP, port forwards' rules) narrows with `ipv4Of`
+ * and counts or refuses an IPv6 endpoint; the NAT engines, TCP and the DNS forwarder take
+ * either family (`IpPair`), the stack's `Ipv6Gateway` brings IPv6 datagrams to them.
  */
 import { formatIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
 import { parseIpv4Text, parseIpv6Text } from '../util/ip-text.js';
@@ -105,6 +106,12 @@ export const ipv4Endpoint = (e: Endpoint): Ipv4Endpoint | undefined => (typeof e
 /** `ADDR:PORT`, with the IPv6 address in brackets (RFC 5952 §6). */
 export const formatEndpoint = (e: Endpoint): string =>
   typeof e.addr === 'number' ? `${formatIpv4Addr(e.addr)}:${e.port}` : `[${formatIpAddr(e.addr)}]:${e.port}`;
+
+/** The addresses of a guest datagram (an `Ipv4` or `Ipv6` record has them): what the NAT engines route by. */
+export interface IpPair {
+  readonly src: IpAddr;
+  readonly dst: IpAddr;
+}
 
 /** A flow's identity in the NAT flow table: unique per stack, never reused. */
 export type FlowId = number;

@@ -14,8 +14,8 @@
  *   connection it accepted and holds until the stack decides.
  * - Calls never throw for I/O reasons: failures come back as `*Error` events with the Node
  *   error code (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EACCES, EADDRINUSE, ETIMEDOUT,
- *   ECONNRESET, …). An endpoint of a family the host cannot reach (IPv6 today) is such a
- *   failure (EAFNOSUPPORT), never a throw.
+ *   ECONNRESET, …). An endpoint of a family the host cannot reach (no IPv6 route: ENETUNREACH;
+ *   no IPv6 at all: EAFNOSUPPORT) is such a failure, never a throw.
  * - No event is delivered during a Host call: answers come later (a later turn or microtask),
  *   so an entry point of the stack is never re-entered from inside itself.
  * - Events for an id stop after `close(id)` (the stack may still receive events queued
@@ -41,7 +41,7 @@
  *   of `udpOpen` and the TCP connection of `tcpConnect` stay what guest flows use.
  */
 import type { Counters } from '../util/drops.js';
-import type { Endpoint, FlowId, Ipv4Addr } from './addr.js';
+import type { Endpoint, FlowId, IpAddr, Ipv4Addr, Ipv6Addr } from './addr.js';
 
 /** A TCP connection accepted by a listener and held by the host until `tcpAdopt`/`tcpRefuse`. */
 export type AcceptId = number;
@@ -68,6 +68,22 @@ export interface GuestNetwork {
   readonly disableHostLoopback: boolean;
   /** `--outbound`: the local address host sockets bind to; undefined: any. */
   readonly outbound?: Ipv4Addr | undefined;
+  /** The network's IPv6 side (`--ipv6 on`, the default); undefined with `--ipv6 off`. */
+  readonly ipv6?: GuestNetwork6 | undefined;
+}
+
+/** The IPv6 side of a virtual network (`--ipv6-net`, `--ipv6-host`, `--ipv6-dns`). */
+export interface GuestNetwork6 {
+  /** The on-link prefix guests autoconfigure from (SLAAC): a /64, host bits zero. */
+  readonly prefix: Ipv6Addr;
+  /** Always 64: SLAAC forms addresses from a 64-bit interface identifier (RFC 4862 §5.5.3, RFC 4291 §2.5.1). */
+  readonly prefixLen: 64;
+  /** The gateway's address in the prefix (QEMU's `ipv6-host`, fd00::2): stands for the host's ::1. */
+  readonly host: Ipv6Addr;
+  /** The virtual DNS server's address in the prefix (QEMU's `ipv6-dns`, fd00::3). */
+  readonly dns: Ipv6Addr;
+  /** The gateway's link-local address (fe80::/64 + the modified EUI-64 of its MAC): the router address of its advertisements. */
+  readonly linkLocal: Ipv6Addr;
 }
 
 /** Writes an L4 header and payload at `into[at]` and returns its length. */
@@ -90,11 +106,18 @@ export interface ToGuest {
    */
   sendIpv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: number, l4Length: number, writeL4: WriteL4, writesEveryByte?: boolean): void;
   /**
+   * `sendIpv4`'s equivalent for either family: `src` and `dst` are of one family (the
+   * guest's side of a flow decides); IPv6 datagrams resolve the guest's MAC through neighbour
+   * discovery ('ndp.unresolved' when unknown) and leave unfragmented (the engines keep to the MTU).
+   */
+  sendIp(src: IpAddr, dst: IpAddr, protocol: number, l4Length: number, writeL4: WriteL4, writesEveryByte?: boolean): void;
+  /**
    * An ICMP error (`type`, `code`) to the guest about a flow it opened, from the flow's tuple:
    * `guest` sent to `remote` with IP `protocol`, and `transportHeader` is the start of what it
    * sent (its UDP or TCP header, RFC 792's "first 64 bits" and more). The stack builds the
-   * quoted IP header itself. Counted as 'icmp.flow-not-ipv4' and not sent when either side
-   * is not IPv4.
+   * quoted IP header itself; for an IPv6 flow it sends the ICMPv6 error of the same meaning
+   * (RFC 4443 §3.1 codes). Counted as 'icmp.flow-mixed-family' and not sent when the sides'
+   * families differ.
    */
   flowIcmpError(guest: Endpoint, remote: Endpoint, protocol: number, transportHeader: Uint8Array, type: number, code: number): void;
   /** Where DNS over TCP to the DNS address goes: the first upstream resolver, if any. */

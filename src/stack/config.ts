@@ -16,7 +16,10 @@ import type { NatPolicyOptions } from '../nat/policy.js';
 import { formatIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from '../net/mtu.js';
 import { ConfigError } from '../util/config-error.js';
-import { maskOfPrefix, parseIpv4Network, parseIpv4Text } from '../util/ip-text.js';
+import { maskOfPrefix, parseIpv4Network, parseIpv4Text, parseIpv6Text } from '../util/ip-text.js';
+import { formatIpAddr, ipv6FromBytes } from '../net/addr.js';
+import type { GuestNetwork6 } from '../net/seams.js';
+import { IPV6_MIN_MTU } from '../ipv6/wire.js';
 
 /** A static route pushed to the guest with DHCP option 121 (RFC 3442). */
 export type StaticRoute = ClasslessRoute;
@@ -39,6 +42,8 @@ export interface StackConfig extends DhcpServerOptions, NatPolicyOptions {
   readonly outbound?: Ipv4Addr | undefined;
   /** `--tftp DIR`: the directory the gateway's TFTP server serves, read-only (`src/tftp/`); undefined: no TFTP server. */
   readonly tftpRoot?: string | undefined;
+  /** The IPv6 side (`--ipv6 on`, the default); undefined with `--ipv6 off`. */
+  readonly ipv6?: GuestNetwork6 | undefined;
 }
 
 /** User-facing options, as text, named after QEMU's `-netdev user` keys (the NAT's by their long option names). */
@@ -77,6 +82,12 @@ export interface NetworkOptions extends NatOptions {
   tftp?: string | undefined;
   /** `--guestfwd` rules, QEMU's syntax (`src/nat/guest-forwards.ts`). */
   guestfwd?: readonly string[] | undefined;
+  /** `--ipv6 on|off` (on). */
+  ipv6?: string | boolean | undefined;
+  /** `--ipv6-net PREFIX/64` (fd00::/64), `--ipv6-host ADDR` (PREFIX::2), `--ipv6-dns ADDR` (PREFIX::3). */
+  ipv6Net?: string | undefined;
+  ipv6Host?: string | undefined;
+  ipv6Dns?: string | undefined;
 }
 
 /** QEMU's pool size, the default. */
@@ -178,6 +189,8 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     const refused = f.target.kind === 'host' ? egress.check(f.target.to) : undefined;
     if (refused !== undefined) throw new ConfigError('guestfwd', `'${f.text}': the egress policy refuses its target (${refused})`);
   }
+  const mtu = integer('mtu', o.mtu ?? DEFAULT_MTU, MIN_MTU, MAX_MTU);
+  const gatewayMac: Mac = new Uint8Array([...GATEWAY_MAC_PREFIX, (host >>> 24) & 0xff, (host >>> 16) & 0xff, (host >>> 8) & 0xff, host & 0xff]);
   return {
     net,
     prefixLen,
@@ -191,7 +204,7 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     domainName: o.domainname === undefined ? undefined : dnsName('domainname', o.domainname),
     dnsSearch: (o.dnssearch ?? []).flatMap((s) => s.split(',')).filter((s) => s !== '').map((s) => dnsName('dnssearch', s)),
     hostname: o.hostname === undefined ? undefined : dnsName('hostname', o.hostname),
-    mtu: integer('mtu', o.mtu ?? DEFAULT_MTU, MIN_MTU, MAX_MTU),
+    mtu,
     tftpServerName: o.tftpservername,
     bootFile: o.bootfile,
     routes: (o.route ?? []).map((r) => route(r, net, netmask)),
@@ -210,6 +223,60 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     nat: resolveNatBehaviour(o),
     outbound: o.outbound === undefined ? undefined : addr('outbound', o.outbound),
     tftpRoot: o.tftp === undefined ? undefined : tftpRoot(o.tftp),
-    gatewayMac: new Uint8Array([...GATEWAY_MAC_PREFIX, (host >>> 24) & 0xff, (host >>> 16) & 0xff, (host >>> 8) & 0xff, host & 0xff]),
+    gatewayMac,
+    ipv6: ipv6Wanted(o, mtu) ? resolveIpv6(o, gatewayMac) : undefined,
   };
+}
+
+/**
+ * Whether IPv6 is on: `--ipv6` (default on), but IPv6 needs links of 1280 bytes at least
+ * (RFC 8200 §5): a smaller `--mtu` turns the default off, and refuses an explicit `--ipv6 on`.
+ */
+function ipv6Wanted(o: NetworkOptions, mtu: number): boolean {
+  if (o.ipv6 === undefined) return mtu >= IPV6_MIN_MTU;
+  const on = onOff('ipv6', o.ipv6);
+  if (on && mtu < IPV6_MIN_MTU) throw new ConfigError('ipv6', `needs --mtu ${IPV6_MIN_MTU} or more (RFC 8200 §5), not ${mtu}`);
+  return on;
+}
+
+/**
+ * The IPv6 side: a /64 (SLAAC needs 64-bit interface identifiers, RFC 4862 §5.5.3), the
+ * gateway and DNS addresses inside it (QEMU's defaults: PREFIX::2 and PREFIX::3), and the
+ * gateway's link-local address from its MAC (RFC 4291 Appendix A, modified EUI-64).
+ * libslirp's default prefix fec0::/64 is deprecated site-local (RFC 3879): ours is fd00::/64,
+ * unique-local (RFC 4193).
+ */
+function resolveIpv6(o: NetworkOptions, mac: Mac): GuestNetwork6 {
+  const text = o.ipv6Net ?? 'fd00::/64';
+  const slash = text.indexOf('/');
+  const lenText = slash < 0 ? '64' : text.slice(slash + 1);
+  if (lenText !== '64') throw new ConfigError('ipv6-net', `'${text}': the prefix must be a /64 (guests form their addresses by SLAAC, RFC 4862)`);
+  const bytes = parseIpv6Text(slash < 0 ? text : text.slice(0, slash));
+  if (typeof bytes === 'string') throw new ConfigError('ipv6-net', bytes);
+  if (bytes.subarray(8).some((b) => b !== 0)) throw new ConfigError('ipv6-net', `'${text}' has host bits set`);
+  if (bytes[0] === 0xff || (bytes[0] === 0xfe && (bytes[1]! & 0xc0) === 0x80) || bytes.subarray(0, 8).every((b) => b === 0))
+    throw new ConfigError('ipv6-net', `'${text}' is not a unicast prefix guests can autoconfigure (multicast, link-local or ::)`);
+  const prefix = ipv6FromBytes(bytes);
+  const inside = (option: string, given: string | undefined, last: number): ReturnType<typeof ipv6FromBytes> => {
+    let a: Uint8Array;
+    if (given === undefined) {
+      a = bytes.slice();
+      a[15] = last;
+    } else {
+      const parsed = parseIpv6Text(given);
+      if (typeof parsed === 'string') throw new ConfigError(option, parsed);
+      a = parsed;
+    }
+    const v = ipv6FromBytes(a);
+    if (v.slice(0, 16) !== prefix.slice(0, 16)) throw new ConfigError(option, `${formatIpAddr(v)} is outside the IPv6 network ${formatIpAddr(prefix)}/64`);
+    if (v === prefix) throw new ConfigError(option, `${formatIpAddr(v)} is the subnet-router anycast address of ${formatIpAddr(prefix)}/64`);
+    return v;
+  };
+  const host = inside('ipv6-host', o.ipv6Host, 2);
+  const dns = inside('ipv6-dns', o.ipv6Dns, 3);
+  if (dns === host) throw new ConfigError('ipv6-dns', `must differ from the gateway (--ipv6-host ${formatIpAddr(host)})`);
+  const ll = new Uint8Array(16);
+  ll.set([0xfe, 0x80]);
+  ll.set([mac[0]! ^ 0x02, mac[1]!, mac[2]!, 0xff, 0xfe, mac[3]!, mac[4]!, mac[5]!], 8);
+  return { prefix, prefixLen: 64, host, dns, linkLocal: ipv6FromBytes(ll) };
 }

@@ -69,7 +69,9 @@
  * - It does not route between guests: a datagram sent to the gateway's MAC for another guest
  *   of the segment is dropped ('ipv4.to-other-guest'); guests reach each other directly
  *   through the switch, as on any LAN.
- * - IPv6 is counted and dropped.
+ * - IPv6 (`config.ipv6`, on by default) is the `Ipv6Gateway`'s (`ipv6-gateway.ts`): neighbour
+ *   discovery, router advertisements for SLAAC, ICMPv6, and IPv6 TCP/UDP into the same NAT
+ *   and DNS forwarder. With `--ipv6 off` IPv6 frames are counted ('ethernet.ipv6-off') and dropped.
  *
  * Layering: the stack imports the protocol folders, `src/nat` and `src/net` (where the seams
  * it implements, `ToGuest` and `HostEvents`, are declared); `host`, the device model, the
@@ -92,7 +94,7 @@ import { parseUdp, udpLength, writeUdp } from '../udp/wire.js';
 import { BROADCAST_MAC, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DNS_PORT, DnsForwarder, type DnsStats } from '../dns/forwarder.js';
 import type { DnsStaticRecord } from '../dns/records.js';
-import { ipv4Of, type Endpoint, type FlowId } from '../net/addr.js';
+import { ipv4Of, type Endpoint, type FlowId, type IpAddr, type Ipv6Addr } from '../net/addr.js';
 import type { AcceptId, Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
 import { ForwardPorts, forwardGuest, type ForwardInfo } from '../nat/forward-ports.js';
 import { ForwardRefusals } from '../nat/forward-refusals.js';
@@ -107,6 +109,7 @@ import { TftpServer, type TftpStats } from '../tftp/server.js';
 import type { Clock, Random } from '../util/clock.js';
 import { Counters, isDrop } from '../util/drops.js';
 import type { StackConfig } from './config.js';
+import { Ipv6Gateway } from './ipv6-gateway.js';
 
 export interface StackDeps {
   readonly clock: Clock;
@@ -185,6 +188,8 @@ export class Stack implements ToGuest, HostEvents {
   /** `config.tftpRoot`: the TFTP server on the gateway's port 69 (src/tftp/server.ts). */
   readonly #tftp: TftpServer | undefined;
   readonly #broadcast: Ipv4Addr;
+  /** `config.ipv6`: the IPv6 side (NDP, RA, ICMPv6, the way into NAT and DNS). */
+  readonly #v6: Ipv6Gateway | undefined;
   #ipId: number;
   /** Where the next outgoing frame is carved from (see #frame). */
   #arena = new Uint8Array(0);
@@ -263,6 +268,17 @@ export class Stack implements ToGuest, HostEvents {
           });
     this.#broadcast = (config.net | ~config.netmask) >>> 0;
     this.#ipId = deps.random.u32() & 0xffff;
+    this.#v6 =
+      config.ipv6 === undefined
+        ? undefined
+        : new Ipv6Gateway({
+            net: config.ipv6, gatewayMac: config.gatewayMac, mtu: config.mtu,
+            searchList: config.dnsSearch.length > 0 ? config.dnsSearch : config.domainName === undefined ? [] : [config.domainName],
+            counters: this.counters, random: deps.random,
+            frame: (toMac, etherType, len, zeroed) => this.#frame(toMac, etherType, len, zeroed),
+            send: (frame) => this.#send(frame),
+            tcp: this.#tcp, udp: this.#udp, dns: this.#dns,
+          });
   }
 
   /** One frame from the guest. Never throws. */
@@ -311,6 +327,7 @@ export class Stack implements ToGuest, HostEvents {
   advance(): void {
     this.#guard((nowMs) => {
       this.#reassembler.expire(nowMs);
+      this.#v6?.advance(nowMs);
       this.#udp?.advance(nowMs);
       this.#tcp?.advance(nowMs);
       this.#dns?.advance(nowMs);
@@ -322,8 +339,7 @@ export class Stack implements ToGuest, HostEvents {
   /** When `advance` next has work, in clock milliseconds; undefined when idle. */
   nextDeadline(): number | undefined {
     const at = earliest(earliest(earliest(this.#reassembler.nextDeadline(), this.#udp?.nextDeadline()), this.#dns?.nextDeadline()), this.#tcp?.nextDeadline());
-    const withPortmap = this.#portmap === undefined ? at : earliest(at, this.#portmap.nextDeadline());
-    return this.#tftp === undefined ? withPortmap : earliest(withPortmap, this.#tftp.nextDeadline());
+    return earliest(earliest(at, this.#portmap?.nextDeadline()), earliest(this.#tftp?.nextDeadline(), this.#v6?.nextDeadline()));
   }
 
   /**
@@ -550,6 +566,7 @@ export class Stack implements ToGuest, HostEvents {
   #guard(body: (nowMs: number) => void): void {
     try {
       const nowMs = this.#deps.clock.now();
+      this.#v6?.tick(nowMs);
       body(nowMs);
       // ACK coalescing: whatever the entry touched, each TCP connection sends its data and at most one ACK now.
       if (this.#batchDepth === 0) this.#tcp?.flush(nowMs);
@@ -579,6 +596,11 @@ export class Stack implements ToGuest, HostEvents {
     return this.#arp.entries();
   }
 
+  /** Known IPv6 guest neighbours (address → MAC); none with IPv6 off. */
+  neighbours6(): IterableIterator<[Ipv6Addr, Mac]> {
+    return this.#v6?.neighbours() ?? new Map<Ipv6Addr, Mac>().entries();
+  }
+
   #isVirtual(a: Ipv4Addr): boolean {
     return a === this.config.host || a === this.config.dns || (this.config.guestForwards?.some((f) => f.server.addr === a) ?? false);
   }
@@ -598,7 +620,8 @@ export class Stack implements ToGuest, HostEvents {
         if (!this.#forUs(eth.dst)) return this.counters.count('ethernet.not-for-us');
         return this.#ipv4Input(eth, nowMs);
       case ETHERTYPE.IPV6:
-        return this.counters.count('ethernet.ipv6-unsupported');
+        if (this.#v6 === undefined) return this.counters.count('ethernet.ipv6-off');
+        return this.#v6.input(eth, nowMs);
       default:
         return this.counters.count('ethernet.unknown-ethertype');
     }
@@ -782,10 +805,19 @@ export class Stack implements ToGuest, HostEvents {
     if (mac !== undefined) this.#sendIpv4To(mac, src, dst, protocol, l4Length, writeL4, writesEveryByte);
   }
 
+  sendIp(src: IpAddr, dst: IpAddr, protocol: number, l4Length: number, writeL4: WriteL4, writesEveryByte = false): void {
+    if (typeof src === 'number' && typeof dst === 'number') return this.sendIpv4(src, dst, protocol, l4Length, writeL4, writesEveryByte);
+    if (typeof src !== 'string' || typeof dst !== 'string') return this.counters.count('stack.mixed-family');
+    if (this.#v6 === undefined) return this.counters.count('ethernet.ipv6-off');
+    this.#v6.send(src, dst, protocol, l4Length, writeL4, writesEveryByte);
+  }
+
   flowIcmpError(guest: Endpoint, remote: Endpoint, protocol: number, transportHeader: Uint8Array, type: number, code: number): void {
+    if (typeof guest.addr === 'string' && typeof remote.addr === 'string' && this.#v6 !== undefined)
+      return this.#v6.flowError(guest, remote, protocol, transportHeader, type, code);
     const src = ipv4Of(guest.addr);
     const dst = ipv4Of(remote.addr);
-    if (src === undefined || dst === undefined) return this.counters.count('icmp.flow-not-ipv4');
+    if (src === undefined || dst === undefined) return this.counters.count('icmp.flow-mixed-family');
     if (src === 0) return; // RFC 1122 §3.2.2: never about an unconfigured source (as #icmpErrorTo)
     const mac = this.#resolve(src);
     if (mac === undefined) return;

@@ -15,8 +15,9 @@
  * The connection is sans-IO: it sees the world through `TcpConnIo`, and time only as the
  * `nowMs` its entry points receive.
  */
-import { IP_PROTO, pseudoSum } from '../ipv4/wire.js';
-import type { Endpoint, Ipv4Endpoint } from '../net/addr.js';
+import { IP_PROTO } from '../ipv4/wire.js';
+import { IPV6_HEADER_LEN, pseudoSumIp } from '../ipv6/wire.js';
+import type { Endpoint } from '../net/addr.js';
 import type { Counters } from '../util/drops.js';
 import { assertNever } from '../util/assert.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../util/seq.js';
@@ -38,8 +39,8 @@ import { TCP_FLAG, tcpHeaderLength, writeTcpChecksum, writeTcpHeader, type Tcp, 
 export type TcpState = 'host-connecting' | 'syn-sent' | 'syn-received' | 'established' | 'fin-wait-1'
   | 'fin-wait-2' | 'close-wait' | 'closing' | 'last-ack' | 'time-wait' | 'closed';
 
-/** The guest and remote sides of a connection: IPv4 (net/addr's `Ipv4Endpoint`) until IPv6 comes. */
-export type TcpEndpoint = Ipv4Endpoint;
+/** The guest and remote sides of a connection: both of one family, IPv4 or IPv6. */
+export type TcpEndpoint = Endpoint;
 
 /** Limits and timings of one connection. Every byte a guest or host can make us hold is bounded here. */
 export interface TcpLimits {
@@ -123,7 +124,7 @@ export interface TcpConnInit {
   readonly iss: number;
   /** Offset added to the clock for our timestamps (random, RFC 7323 §5.4). */
   readonly tsOffset: number;
-  /** The link MTU: our MSS is mtu − 40. */
+  /** The link MTU: our MSS is mtu − 40 over IPv4, mtu − 60 over IPv6. */
   readonly mtu: number;
   readonly limits: TcpLimits;
   readonly io: TcpConnIo;
@@ -185,6 +186,8 @@ export class TcpConn {
   readonly #mtu: number;
   /** Folded pseudo-header sum for segments to the guest (remote → guest, TCP). */
   readonly #pseudo: number;
+  /** IP and TCP headers without options: 40 over IPv4, 60 over IPv6 (the MSS is the MTU less these). */
+  readonly #headers: number;
   /** Added to the clock for our TSval (RFC 7323 §5.4), u32. */
   readonly #tsOffset: number;
   /** The clock at the current entry point, ms; every entry point sets it first. */
@@ -257,7 +260,8 @@ export class TcpConn {
     this.#limits = init.limits;
     this.#mtu = init.mtu;
     this.#tsOffset = init.tsOffset >>> 0;
-    this.#pseudo = pseudoSum(init.remote.addr, init.guest.addr, IP_PROTO.TCP);
+    this.#pseudo = pseudoSumIp(init.remote.addr, init.guest.addr, IP_PROTO.TCP);
+    this.#headers = typeof init.guest.addr === 'number' ? IPV4_TCP_HEADERS : IPV6_HEADER_LEN + 20;
     this.#snd = new SendSpace(init.iss);
     this.#rto = new RtoEstimator(init.limits);
     this.#sacked = new SackScoreboard(init.limits.sackBlocks);
@@ -276,8 +280,13 @@ export class TcpConn {
   }
 
   /** Our MSS: what fits in the link MTU (RFC 9293 §3.7.1), at most 65535. */
+  /** The guest's initial sequence number (its SYN's), once it sent one: what an ICMP error about that SYN quotes. */
+  get guestIss(): number {
+    return this.#rcv.irs;
+  }
+
   get ourMss(): number {
-    return Math.min(0xffff, this.#mtu - IPV4_TCP_HEADERS);
+    return Math.min(0xffff, this.#mtu - this.#headers);
   }
 
   /** Snapshot of the send/receive variables, for tests and debugging. */
@@ -894,7 +903,7 @@ export class TcpConn {
 
   /** Payload bytes per segment: the guest's MSS and our MTU, minus options (RFC 9293 §3.7.1). */
   #segmentSize(): number {
-    return Math.max(1, Math.min(this.#snd.mss, this.#mtu - IPV4_TCP_HEADERS) - (this.#tsOk ? TIMESTAMP_OPTION_LEN : 0));
+    return Math.max(1, Math.min(this.#snd.mss, this.#mtu - this.#headers) - (this.#tsOk ? TIMESTAMP_OPTION_LEN : 0));
   }
 
   /** Payload bytes for the next segment: SACK blocks we owe the guest take room too (RFC 9293 §3.7.1: MSS counts options). */

@@ -212,3 +212,20 @@ describe('NAT behaviour options', () => {
     expect(refusal('--net-option', 'a:outbound=nowhere').message).toMatch(/^--net-option a:outbound:/);
   });
 });
+
+describe('--ipv6, --ipv6-net, --ipv6-host, --ipv6-dns', () => {
+  it('IPv6 is on with fd00::/64 by default; the plain options and --net-option keys set it per network', () => {
+    const c = serve('--ipv6-net', 'fd10::/64', '--net-option', 'lab:ipv6=off', '--net-option', 'two:ipv6-net=fd20::/64,ipv6-dns=fd20::53');
+    expect(c.network.config.ipv6).toMatchObject({ prefix: 'fd100000000000000000000000000000', host: 'fd100000000000000000000000000002' });
+    expect(c.networks.get('lab')!.config.ipv6).toBeUndefined();
+    expect(c.networks.get('two')!.config.ipv6).toMatchObject({ dns: 'fd200000000000000000000000000053', host: 'fd200000000000000000000000000002' });
+    expect(serve().network.config.ipv6?.prefix).toBe('fd000000000000000000000000000000');
+  });
+
+  it('refuses what SLAAC cannot use, naming the option', () => {
+    expect(refusal('--ipv6-net', 'fd00::/56').message).toMatch(/^--ipv6-net: .*\/64/);
+    expect(refusal('--ipv6-host', '10.0.2.2').message).toMatch(/^--ipv6-host: /);
+    expect(refusal('--net-option', 'lab:ipv6-dns=fd99::3').message).toMatch(/^--net-option lab:ipv6-dns: .*outside/);
+    expect(refusal('--ipv6', 'on', '--mtu', '1000').message).toMatch(/^--ipv6: .*1280/);
+  });
+});

@@ -5,10 +5,14 @@
  */
 import { parseArp } from '../../src/arp/wire.js';
 import { parseDhcp } from '../../src/dhcp/wire.js';
+import { parseDhcp6 } from '../../src/dhcp/dhcp6.js';
 import { parseDnsHeader } from '../../src/dns/wire.js';
 import { parseEthernet } from '../../src/ethernet/wire.js';
 import { parseIcmp } from '../../src/ipv4/icmp-wire.js';
 import { IP_PROTO, parseIpv4, pseudoSum } from '../../src/ipv4/wire.js';
+import { parseIcmp6, ICMP6_TYPE } from '../../src/ipv6/icmp6-wire.js';
+import { neighborSolicitation, parseNeighborAdvertisement, parseNeighborSolicitation, parseRouterSolicitation } from '../../src/ipv6/ndp.js';
+import { ALL_ROUTERS, parseIpv6, solicitedNode } from '../../src/ipv6/wire.js';
 import { StreamDeframer } from '../../src/link/qemu-stream.js';
 import { Network } from '../../src/network/network.js';
 import { E1000 } from '../../src/nic-e1000/device.js';
@@ -23,6 +27,7 @@ import { finish, sum16 } from '../../src/util/checksum.js';
 import { BROADCAST_MAC } from '../../src/util/bytes.js';
 import { ManualClock, seededRandom } from '../../src/util/clock.js';
 import { FakeHost } from '../helpers/fake-host.js';
+import { a6, icmp6Packet, tcp6Packet, udp6Packet } from '../helpers/frames6.js';
 import { arpFrame, echoRequest, ethernetFrame, GATEWAY_MAC, GUEST_MAC, ip, ipv4Frame, ipv4Packet, tcpBytes, udpBytes } from '../helpers/frames.js';
 import { Rng, type FuzzTarget } from './engine.js';
 
@@ -185,6 +190,23 @@ export function guestFrames(): Uint8Array[][] {
       ipv4Frame({ protocol: IP_PROTO.TCP, dst: ip('10.0.2.100'), payload: tcpBytes({ srcPort: 40001, dstPort: 80, flags: 0x02, seq: 100 }, g, ip('10.0.2.100')) }),
       ipv4Frame({ protocol: IP_PROTO.TCP, dst: ip('10.0.2.100'), payload: tcpBytes({ srcPort: 40001, dstPort: 80, flags: 0x19, seq: 101, ack: 1, payload: new TextEncoder().encode('hello') }, g, ip('10.0.2.100')) }),
     ],
+    ...ipv6GuestFrames(),
+  ];
+}
+
+/** IPv6 seeds: a router solicitation, neighbour solicitation, echo, DNS, outbound UDP and a TCP SYN to the gateway. */
+function ipv6GuestFrames(): Uint8Array[][] {
+  const g = a6('fd00::5054:ff:fe12:3456');
+  const ll = a6('fe80::5054:ff:fe12:3456');
+  const gw = a6('fd00::2');
+  const v6 = (p: Uint8Array, dst: Uint8Array = GATEWAY_MAC): Uint8Array => ethernetFrame(dst, 0x86dd, p);
+  return [
+    [v6(icmp6Packet(ll, ALL_ROUTERS, { type: ICMP6_TYPE.ROUTER_SOLICITATION, code: 0, rest: 0, payload: new Uint8Array(0) }), Uint8Array.of(0x33, 0x33, 0, 0, 0, 2))],
+    [v6(icmp6Packet(g, solicitedNode(gw), neighborSolicitation(gw, GUEST_MAC)), Uint8Array.of(0x33, 0x33, 0xff, 0, 0, 2))],
+    [v6(icmp6Packet(g, gw, { type: ICMP6_TYPE.ECHO_REQUEST, code: 0, rest: 1, payload: new Uint8Array(40).fill(7) }, 64))],
+    [v6(udp6Packet(g, a6('fd00::3'), 5353, 53, Uint8Array.of(0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0x61, 0, 0, 28, 0, 1)))],
+    [v6(udp6Packet(g, a6('2001:db8::9'), 4000, 9, new Uint8Array(32)))],
+    [v6(tcp6Packet(g, gw, { srcPort: 40000, dstPort: 80, flags: 0x02, options: { mss: 1440 } }))],
   ];
 }
 
@@ -292,6 +314,15 @@ export function parsersTarget(): FuzzTarget {
         parseDhcp(l4.subarray(8));
         parseDnsHeader(l4.subarray(8));
         parseTftp(l4.subarray(8));
+        const p6 = parseIpv6(f.subarray(14));
+        if (typeof p6 !== 'string') {
+          const m = parseIcmp6(p6.payload, 0);
+          const body = typeof m === 'string' ? { type: 135, code: 0, rest: 0, payload: p6.payload } : m;
+          parseNeighborSolicitation(body);
+          parseRouterSolicitation({ ...body, type: 133 });
+          parseNeighborAdvertisement({ ...body, type: 136 });
+          parseDhcp6(p6.payload.subarray(8));
+        }
         new StreamDeframer(() => undefined).push(f);
         readCapture(f);
       }

@@ -46,7 +46,7 @@ function natHarness(flowLimits: FlowLimits, timeWaitMs = 4000) {
   const t = tcpHarness({ flowLimits, limits: { timeWaitMs } });
   const toGuest: ToGuest = {
     config: t.config, counters: t.counters,
-    sendIpv4: () => undefined, flowIcmpError: () => undefined, dnsTcpUpstream: () => undefined,
+    sendIpv4: () => undefined, sendIp: () => undefined, flowIcmpError: () => undefined, dnsTcpUpstream: () => undefined,
   };
   const udp = new UdpNat(t.table, t.host, toGuest, resolveNatBehaviour({ nat: 'symmetric' }));
   const datagram = (src: Ipv4Addr, dst: Ipv4Addr): Ipv4 => ({

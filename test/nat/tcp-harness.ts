@@ -5,7 +5,7 @@
  * from a template with overrides (smoltcp's SEND_TEMPL style).
  */
 import { expect } from 'vitest';
-import type { Endpoint } from '../../src/net/addr.js';
+import type { Endpoint, IpAddr } from '../../src/net/addr.js';
 import type { Ipv4 } from '../../src/ipv4/wire.js';
 import { IP_PROTO, pseudoSum } from '../../src/ipv4/wire.js';
 import { FlowTable, type FlowLimits } from '../../src/nat/flow-table.js';
@@ -84,6 +84,10 @@ export function tcpHarness(o: HarnessOptions = {}) {
       const t = parseTcp(b, pseudoSum(src, dst, IP_PROTO.TCP));
       if (isDrop(t)) throw new Error(`engine sent a bad segment: ${t}`);
       sent.push({ kind: 'tcp', src, dst, tcp: t });
+    },
+    sendIp(src: IpAddr, dst: IpAddr, protocol: number, l4Length: number, write: WriteL4, writesEveryByte?: boolean): void {
+      if (typeof src !== 'number' || typeof dst !== 'number') throw new Error('the TCP harness speaks IPv4');
+      this.sendIpv4(src, dst, protocol, l4Length, write, writesEveryByte);
     },
     flowIcmpError(guest: Endpoint, remote: Endpoint, protocol: number, transportHeader: Uint8Array, type: number, code: number): void {
       sent.push({ kind: 'icmp', type, code, original: { src: guest.addr as Ipv4Addr, dst: remote.addr as Ipv4Addr, protocol, payload: transportHeader } });

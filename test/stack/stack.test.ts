@@ -182,8 +182,9 @@ describe('stack: refusals are counted', () => {
     expect(t.stack.counters.get('ipv4.bad-source')).toBe(2);
     expect(t.send(ipv4Frame({ protocol: IP_PROTO.ICMP, payload: ping }, GUEST_MAC))).toEqual([]);
     expect(t.stack.counters.get('ethernet.not-for-us')).toBe(1);
+    // IPv6 is for the gateway's MAC or 33:33 multicast, never Ethernet broadcast.
     expect(t.send(ethernetFrame(BROADCAST_MAC, ETHERTYPE.IPV6, new Uint8Array(40)))).toEqual([]);
-    expect(t.stack.counters.get('ethernet.ipv6-unsupported')).toBe(1);
+    expect(t.stack.counters.get('ethernet.not-for-us')).toBe(2);
     expect(t.send(ipv4Frame({ protocol: IP_PROTO.ICMP, ttl: 0, payload: ping }))).toEqual([]);
     expect(t.stack.counters.get('ipv4.zero-ttl')).toBe(1);
   });

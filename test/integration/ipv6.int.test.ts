@@ -1,0 +1,285 @@
+/**
+ * IPv6 end to end with Linux's own IPv6 as the guests: network namespaces whose TAP is
+ * bridged to the daemon's dgram link (socat), all on one network. The kernel autoconfigures
+ * from tslirp's router advertisements (SLAAC), rdisc6 (Debian ndisc6) reads them, iputils
+ * ping -6, dig and curl use the gateway and DNS addresses, and tshark judges the capture.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { chmodSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import { command, daemon as daemonReq, missingRequirements, must, NetnsGuest, root, run, shouldRun, tempDir, uniqueName, until } from '../helpers/guests.js';
+
+const missing = missingRequirements([
+  root, daemonReq, command('ip'), command('socat'), command('ping'), command('rdisc6'), command('dig'), command('curl'), command('tshark'), command('sysctl'), command('dhclient'),
+]);
+const enabled = shouldRun('ipv6.int.test.ts (IPv6 namespace guests: SLAAC, ping -6, rdisc6, dig, curl)', missing);
+
+const GATEWAY_LL = 'fe80::5055:aff:fe00:202';
+const BLOB_BYTES = 8 << 20;
+const UPLOAD_BYTES = 3 << 20;
+
+/** Turns IPv6 on in the guest's namespace (only there) and restarts autoconfiguration on its TAP. */
+async function enableIpv6(g: NetnsGuest): Promise<void> {
+  const r = await g.sh(
+    [
+      'sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0',
+      // The TAP's IPv6 settings appear once the kernel has registered it in the namespace (a moment after the move).
+      'for i in $(seq 50); do [ -d /proc/sys/net/ipv6/conf/"$1" ] && break; sleep 0.1; done',
+      'sysctl -qw net.ipv6.conf."$1".disable_ipv6=0 net.ipv6.conf."$1".accept_ra=1 net.ipv6.conf."$1".autoconf=1 net.ipv6.conf."$1".accept_dad=1',
+      'ip link set dev "$1" down && ip link set dev "$1" up',
+    ].join(' && '),
+    [g.tap],
+  );
+  expect(r.code, r.stderr).toBe(0);
+}
+
+/** The guest's SLAAC address in fd00::/64 once it is no longer tentative; undefined after 20 s. */
+async function slaacAddress(g: NetnsGuest): Promise<string | undefined> {
+  let found: string | undefined;
+  await until(() => {
+    const out = spawnSync('ip', ['-n', g.ns, '-6', 'addr', 'show', 'dev', g.tap, 'scope', 'global'], { encoding: 'utf8' }).stdout;
+    const m = /inet6 (fd00::[0-9a-f:]+)\/64 scope global (?!.*tentative)/.exec(out);
+    found = m?.[1];
+    return found !== undefined;
+  }, 20_000);
+  return found;
+}
+
+describe.skipIf(!enabled)('IPv6 namespace guests', () => {
+  let d: Daemon;
+  let pcapDir: string;
+  let server: Server;
+  let port = 0;
+  const blob = randomBytes(BLOB_BYTES);
+  const blobSha = createHash('sha256').update(blob).digest('hex');
+  const guests: NetnsGuest[] = [];
+  const created: string[] = [];
+  let g1: NetnsGuest;
+  let g2: NetnsGuest;
+  let addr1: string | undefined;
+  let addr2: string | undefined;
+
+  beforeAll(async () => {
+    pcapDir = tempDir('tslirp-pcap6-');
+    // The host's server on [::1] only: the guests reach it through the gateway's IPv6 address.
+    server = createServer((req, res) => {
+      if (req.method === 'GET' && req.url === '/blob') {
+        res.writeHead(200, { 'content-length': String(blob.length) });
+        res.end(blob);
+        return;
+      }
+      if (req.method === 'PUT' || req.method === 'POST') {
+        const h = createHash('sha256');
+        let n = 0;
+        req.on('data', (c: Buffer) => {
+          h.update(c);
+          n += c.length;
+        });
+        req.on('end', () => res.end(`${n} ${h.digest('hex')}\n`));
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((ok) => server.listen(0, '::1', ok));
+    port = (server.address() as AddressInfo).port;
+    d = await startDaemon([
+      '--dgram', 'udp:127.0.0.1:0',
+      '--network', uniqueName('v6lab'),
+      '--dnssearch', 'v6.tslirp.test',
+      '--dns-record', 'www.v6.tslirp.test=2001:db8::42',
+      '--pcap', `${pcapDir}/`,
+      '--log-level', 'info',
+    ]);
+    for (let i = 0; i < 2; i++) {
+      const g = await NetnsGuest.create({ kind: 'dgram', ...d.dgram() });
+      guests.push(g);
+      created.push(g.ns);
+    }
+    [g1, g2] = guests as [NetnsGuest, NetnsGuest];
+    await Promise.all(guests.map(enableIpv6));
+    [addr1, addr2] = await Promise.all([slaacAddress(g1), slaacAddress(g2)]);
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const g of guests) await g.destroy();
+    await d?.stop();
+    server?.close();
+    rmSync(pcapDir, { recursive: true, force: true });
+  });
+
+  it('has what it needs (root, ip, socat, ping, rdisc6, dig, curl, tshark, dhclient, the daemon)', () => {
+    expect(missing).toEqual([]);
+  });
+
+  it('each guest forms its own SLAAC address in fd00::/64 and a default route via the gateway\'s link-local address', async () => {
+    expect(addr1, `guest 1 addresses:\n${must('ip', ['-n', g1.ns, '-6', 'addr'])}\ndaemon:\n${d.dump()}`).toBeDefined();
+    expect(addr2, `guest 2 addresses:\n${must('ip', ['-n', g2.ns, '-6', 'addr'])}`).toBeDefined();
+    expect(addr1).not.toBe(addr2);
+    for (const g of guests) {
+      const r = await g.sh('ip -6 route show default');
+      expect(r.stdout, r.stdout + r.stderr).toMatch(new RegExp(`default via ${GATEWAY_LL} dev ${g.tap} proto ra`));
+      // The MTU the advertisement carried.
+      expect((await g.sh('cat /proc/sys/net/ipv6/conf/"$1"/mtu', [g.tap])).stdout.trim()).toBe('1500');
+    }
+  });
+
+  it('ping -6 the gateway, the DNS address and the gateway\'s link-local address', async () => {
+    for (const target of ['fd00::2', 'fd00::3', `${GATEWAY_LL}%${g1.tap}`]) {
+      const r = await g1.exec(['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', target], 20_000);
+      expect(r.stdout, `${target}: ${r.stdout}${r.stderr}`).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+    }
+  }, 40_000);
+
+  it('ping -6 with 4000-byte echoes: the guest\'s fragments are reassembled and the reply leaves in fragments', async () => {
+    const r = await g1.exec(['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', '-s', '4000', 'fd00::2'], 20_000);
+    expect(r.stdout, r.stdout + r.stderr).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+    expect(r.stdout).toMatch(/4008 bytes from fd00::2/);
+  }, 30_000);
+
+  it('rdisc6 sees the advertisement: prefix, MTU, RDNSS, DNSSL, router lifetime', async () => {
+    const r = await g1.exec(['rdisc6', '-1', '-w', '3000', g1.tap], 20_000);
+    const out = r.stdout;
+    expect(r.code, out + r.stderr).toBe(0);
+    expect(out).toMatch(/Prefix\s*:\s*fd00::\/64/);
+    expect(out).toMatch(/On-link\s*:\s*Yes/);
+    expect(out).toMatch(/Autonomous address conf\.\s*:\s*Yes/);
+    expect(out).toMatch(/MTU\s*:\s*1500 bytes \(valid\)/);
+    expect(out).toMatch(/Recursive DNS server\s*:\s*fd00::3/);
+    expect(out).toMatch(/DNS search list\s*:\s*v6\.tslirp\.test/);
+    expect(out).toMatch(/Router lifetime\s*:\s*1800 \(0x00000708\) seconds/);
+    expect(out).toMatch(/Stateful address conf\.\s*:\s*No/);
+    expect(out).toMatch(/Stateful other conf\.\s*:\s*Yes/);
+    expect(out).toMatch(new RegExp(`from ${GATEWAY_LL}`));
+  }, 30_000);
+
+  it('dig AAAA at the IPv6 DNS address, over UDP and TCP', async () => {
+    const udp = await g1.exec(['dig', '+short', '+tries=1', '+time=3', 'AAAA', 'www.v6.tslirp.test', '@fd00::3'], 15_000);
+    expect(udp.stdout.trim(), udp.stdout + udp.stderr).toBe('2001:db8::42');
+    const host = await g1.exec(['dig', '+short', '+tries=1', '+time=3', 'AAAA', 'host.tslirp.internal', '@fd00::3'], 15_000);
+    expect(host.stdout.trim(), host.stdout + host.stderr).toBe('fd00::2');
+  }, 30_000);
+
+  it('curl over IPv6 from a host server on [::1] via the gateway: a download sha256-exact and an upload', async () => {
+    const get = await g1.sh(`curl -sS -g --max-time 60 "http://[fd00::2]:${port}/blob" | sha256sum`, [], 90_000);
+    expect(get.stdout.split(' ')[0], `${get.stdout}${get.stderr}\n${d.dump()}`).toBe(blobSha);
+    const put = await g1.sh(
+      `head -c ${UPLOAD_BYTES} /dev/urandom > /tmp/up6.$$ && sha256sum < /tmp/up6.$$ | cut -d' ' -f1 && curl -sS -g --max-time 60 -T /tmp/up6.$$ "http://[fd00::2]:${port}/up"; rm -f /tmp/up6.$$`,
+      [],
+      90_000,
+    );
+    const [sent, answer] = put.stdout.trim().split('\n');
+    expect(answer, put.stdout + put.stderr).toBe(`${UPLOAD_BYTES} ${sent}`);
+  }, 120_000);
+
+  it('a closed port of the host at the gateway\'s IPv6 address refuses at once (RST), no hang', async () => {
+    const started = Date.now();
+    const r = await g1.exec(['curl', '-sS', '-g', '--max-time', '20', 'http://[fd00::2]:1/'], 30_000);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Connection refused|Couldn't connect/);
+    expect(Date.now() - started).toBeLessThan(15_000);
+  }, 40_000);
+
+  it('two guests on the network ping each other over IPv6', async () => {
+    const r = await g1.exec(['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', addr2!], 20_000);
+    expect(r.stdout, r.stdout + r.stderr).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+    const back = await g2.exec(['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', addr1!], 20_000);
+    expect(back.stdout, back.stdout + back.stderr).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+  }, 40_000);
+
+  it('dhclient -6 -S (stateless DHCPv6, Debian isc-dhcp-client) gets the DNS address and the search list', async () => {
+    const dir = tempDir('tslirp-dhclient6-');
+    try {
+      // Our own client script records what dhclient hands it (the stock one would rewrite the machine's resolv.conf).
+      const out = join(dir, 'env');
+      const script = join(dir, 'script.sh');
+      writeFileSync(script, `#!/bin/sh\nenv | grep -E '^(reason|new_dhcp6_)' >> ${out}\nexit 0\n`);
+      chmodSync(script, 0o755);
+      // -1: one try (then it daemonizes: stopped by its pid file).
+      const r = await g2.exec(['dhclient', '-6', '-S', '-1', '-v', '-sf', script, '-lf', join(dir, 'leases'), '-pf', join(dir, 'pid'), g2.tap], 30_000);
+      spawnSync('sh', ['-c', `kill $(cat "${join(dir, 'pid')}") 2>/dev/null`]);
+      expect(r.stdout + r.stderr, r.stdout + r.stderr).toMatch(/RCV: Reply message on/);
+      const text = spawnSync('cat', [out], { encoding: 'utf8' }).stdout;
+      expect(text, text).toMatch(/^reason=(INFORM6|RENEW6)$/m); // isc dhclient names a stateless answer RENEW6
+      expect(text).toMatch(/^new_dhcp6_name_servers=fd00::3$/m);
+      expect(text).toMatch(/^new_dhcp6_domain_search=v6\.tslirp\.test\.$/m);
+      expect(text).toMatch(/^new_dhcp6_server_id=0:3:0:1:52:55:a:0:2:2$/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 40_000);
+
+  it('tshark decodes the captured NDP, RA and ICMPv6 with no expert warnings', async () => {
+    for (const g of guests.splice(0)) await g.destroy();
+    const exit = await d.stop();
+    expect(exit.signal === null || exit.signal === 'SIGTERM', d.dump()).toBe(true);
+    const files = readdirSync(pcapDir).map((f) => join(pcapDir, f)).filter((f) => statSync(f).isFile() && statSync(f).size > 24);
+    expect(files.length).toBeGreaterThanOrEqual(1);
+    const seen = new Set<string>();
+    for (const f of files) {
+      const ts = await run('tshark', ['-r', f, '-o', 'udp.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', ], 30_000);
+      expect(ts.code, ts.stderr).toBe(0);
+      expect(ts.stdout).not.toMatch(/Malformed|incorrect|Bad checksum/i);
+      const expert = await run('tshark', ['-r', f, '-o', 'udp.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-Y', '(icmpv6 || udp || _ws.malformed) && _ws.expert.severity >= "Warning"'], 30_000);
+      expect(expert.code, expert.stderr).toBe(0);
+      // NDP, RA, ICMPv6 and UDP get the expert check; TCP's analysis flags what real transfers do
+      // (a retransmission, a window full, the refused connection's RST), so TCP gets the checksum
+      // and malformed checks above.
+      expect(expert.stdout.trim(), `IPv6 packets with expert warnings in ${f}`).toBe('');
+      for (const what of ['Router Advertisement', 'Router Solicitation', 'Neighbor Solicitation', 'Neighbor Advertisement', 'Echo (ping) request', 'Echo (ping) reply'])
+        if (ts.stdout.includes(what)) seen.add(what);
+    }
+    expect([...seen].sort()).toEqual(['Echo (ping) reply', 'Echo (ping) request', 'Neighbor Advertisement', 'Neighbor Solicitation', 'Router Advertisement', 'Router Solicitation']);
+  }, 60_000);
+
+  it('left no namespace behind', () => {
+    const listed = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
+    expect(created.filter((ns) => listed.split('\n').some((l) => l.split(' ')[0] === ns))).toEqual([]);
+  });
+});
+
+/**
+ * A host without IPv6 connectivity (the daemon in a namespace of its own with only loopback):
+ * a guest's connection to an outside IPv6 address must fail at once — ICMPv6 unreachable
+ * from the gateway — so programs fall back to IPv4 instead of hanging (v86 users' wget on AAAA).
+ */
+describe.skipIf(!enabled)('IPv6 guest of a host without IPv6 routes', () => {
+  const ns = uniqueName('tslv6w');
+  let d: Daemon | undefined;
+  let g: NetnsGuest | undefined;
+
+  beforeAll(async () => {
+    must('ip', ['netns', 'add', ns]);
+    must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    d = await startDaemon(['--dgram', 'udp:127.0.0.1:0', '--log-level', 'info'], { netns: ns, startTimeoutMs: 30_000 });
+    const l = d.listeners.find((x) => x.kind === 'dgram');
+    if (l === undefined || !('port' in l)) throw new Error('no dgram listener');
+    g = await NetnsGuest.create({ kind: 'dgram', host: l.host, port: l.port }, ns);
+    await enableIpv6(g);
+  }, 90_000);
+
+  afterAll(async () => {
+    await g?.destroy();
+    await d?.stop();
+    spawnSync('ip', ['netns', 'del', ns]);
+  });
+
+  it('the daemon\'s namespace has no IPv6 route out, and the guest still autoconfigures', async () => {
+    expect(spawnSync('ip', ['-n', ns, '-6', 'route', 'get', '2001:db8::1'], { encoding: 'utf8' }).status).not.toBe(0);
+    expect(await slaacAddress(g!)).toMatch(/^fd00::/);
+  }, 30_000);
+
+  it('curl to an outside IPv6 address fails at once with "network unreachable", no hang', async () => {
+    const started = Date.now();
+    const r = await g!.exec(['curl', '-sS', '-g', '--max-time', '20', 'http://[2001:db8::1]:80/'], 30_000);
+    const tookMs = Date.now() - started;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr, `${r.stderr}\n${d!.dump()}`).toMatch(/unreachable|Couldn't connect/i);
+    // An unanswered SYN would wait for curl's 20 s; the ICMPv6 error comes within the first retransmission.
+    expect(tookMs).toBeLessThan(5_000);
+  }, 40_000);
+});
