@@ -310,8 +310,9 @@ export class NetnsGuest {
         const refused = /ws-bridge: (HTTP \d+|error .*)/.exec(b.output);
         if (refused !== null) throw new WsBridgeRefused(refused[1]!, b.tail());
       } else if (link.kind === 'dgram') {
-        // Outside the host namespace the port is chosen by the namespace (freeUdpPort is the host's).
-        const local = within === undefined ? await freeUdpPort() : 0;
+        // The kernel picks the bridge's port as it binds (port 0): a port picked earlier and
+        // closed again could be taken by another test's socket before socat binds it, and socat
+        // would exit with the TAP gone under the guest.
         // -b 65536: socat's default 8 KiB buffer would cut frames of larger MTUs. The socket's
         // kernel buffers are the daemon's dgram listener's (4 MiB): the default 208 KiB holds
         // three 64 KiB frames, and a bridge that overflows costs the guests retransmissions
@@ -319,7 +320,7 @@ export class NetnsGuest {
         bridge = new Proc(`socat ${tap}`, inside[0] ?? 'socat', [...inside.slice(1), ...(within === undefined ? [] : ['socat']),
           '-b', '65536',
           `TUN,tun-type=tap,iff-no-pi,tun-name=${tap}`,
-          `UDP-DATAGRAM:${link.host}:${link.port},bind=127.0.0.1:${local},rcvbuf=${DGRAM_BRIDGE_BUFFER},sndbuf=${DGRAM_BRIDGE_BUFFER}`,
+          `UDP-DATAGRAM:${link.host}:${link.port},bind=127.0.0.1:0,rcvbuf=${DGRAM_BRIDGE_BUFFER},sndbuf=${DGRAM_BRIDGE_BUFFER}`,
         ]);
       } else {
         // QEMU creates the TAP (non-persistent: it goes away with QEMU's fd).

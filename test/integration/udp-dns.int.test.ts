@@ -330,7 +330,7 @@ describe.skipIf(!enabled)('DNS forwarder and UDP NAT with real peers', () => {
     // name, qtype (1 A, 28 AAAA, 16 TXT), rcode (0, 2 SERVFAIL, 3 NXDOMAIN), TC, answers
     expect(rows).toEqual(expect.arrayContaining([
       ['host.tslirp.internal', '1', '0', '0', '1'],
-      ['host.tslirp.internal', '28', '0', '0', '0'],
+      ['host.tslirp.internal', '28', '0', '0', '1'], // fd00::2: the IPv6 gateway (--ipv6 is on by default)
       ['db.tslirp.test', '28', '0', '0', '1'],
       ['nobody.tslirp.internal', '1', '3', '0', '0'],
       ['example.test', '28', '0', '0', '1'],
