@@ -147,20 +147,34 @@ export class TcpEngine {
     // Past the network's new-flow rate: dropped unanswered, the guest's TCP sends the SYN again (flow-table.ts).
     if (!this.#table.admitNew(nowMs)) return this.counters.count('nat.new-flow-rate');
     if ('service' in route) return this.#toService(p, t, route.service, nowMs);
-    if (!this.#makeRoom(p.src)) return this.#resetFor(p, t);
-    const c = this.#newConn('guest', { addr: p.src, port: t.srcPort }, { addr: p.dst, port: t.dstPort }, route.to, nowMs);
-    if (!this.#table.add(c)) {
-      this.counters.count('tcp.flow-add-failed');
-      return this.#resetFor(p, t);
-    }
-    c.acceptSyn(t, nowMs);
-    this.#touched.add(c);
-    this.stats.count('tcp.flow-opened');
+    const c = this.#openFromGuest(p, t, route.to, nowMs);
+    if (c === undefined) return;
     const key = this.#portKey(c.guest, route.to);
     const shared = key === undefined ? undefined : this.#ports.get(key);
     const asked = shared?.port ?? (this.#nat.portPreservation ? c.guest.port : 0);
     this.#local.set(c.id, { key, asked, counted: false });
     this.#connect(c.id, route.to, asked);
+  }
+
+  /**
+   * The flow a guest's SYN opens, its host endpoint `to`, the SYN accepted; undefined (the guest
+   * reset, the cause counted) when the guest's or the network's flows are full.
+   */
+  #openFromGuest(p: IpPair, t: Tcp, to: Endpoint, nowMs: number): TcpConn | undefined {
+    if (!this.#makeRoom(p.src)) {
+      this.#resetFor(p, t);
+      return undefined;
+    }
+    const c = this.#newConn('guest', { addr: p.src, port: t.srcPort }, { addr: p.dst, port: t.dstPort }, to, nowMs);
+    if (!this.#table.add(c)) {
+      this.counters.count('tcp.flow-add-failed');
+      this.#resetFor(p, t);
+      return undefined;
+    }
+    c.acceptSyn(t, nowMs);
+    this.#touched.add(c);
+    this.stats.count('tcp.flow-opened');
+    return c;
   }
 
   /**
@@ -173,16 +187,8 @@ export class TcpEngine {
       this.counters.count('nat.no-service-host');
       return this.#resetFor(p, t);
     }
-    if (!this.#makeRoom(p.src)) return this.#resetFor(p, t);
-    const server = { addr: p.dst, port: t.dstPort };
-    const c = this.#newConn('guest', { addr: p.src, port: t.srcPort }, server, server, nowMs);
-    if (!this.#table.add(c)) {
-      this.counters.count('tcp.flow-add-failed');
-      return this.#resetFor(p, t);
-    }
-    c.acceptSyn(t, nowMs);
-    this.#touched.add(c);
-    this.stats.count('tcp.flow-opened');
+    const c = this.#openFromGuest(p, t, { addr: p.dst, port: t.dstPort }, nowMs);
+    if (c === undefined) return;
     this.#local.set(c.id, { key: undefined, asked: 0, counted: false });
     this.#host.tcpConnectService(c.id, service);
   }
