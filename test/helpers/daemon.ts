@@ -4,7 +4,8 @@
  * it with SIGTERM (then SIGKILL after a bounded wait).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DAEMON_NODE_FLAGS } from '../../src/cli/node-flags.js';
 
@@ -129,11 +130,14 @@ export async function startDaemon(args: readonly string[], options: StartDaemonO
   const dns = args.includes('--dns-upstream') || args.includes('--resolv-conf') ? [] : ['--dns-upstream', NO_DNS_UPSTREAM];
   const nodeArgs = [...DAEMON_NODE_FLAGS, ...(process.env['DAEMON_NODE_ARGS'] ?? '').split(' ').filter(Boolean), '--enable-source-maps', DAEMON_ENTRY, 'serve', ...dns, ...args];
   const [cmd, cmdArgs] = options.netns === undefined ? [process.execPath, nodeArgs] : ['ip', ['netns', 'exec', options.netns, process.execPath, ...nodeArgs]];
-  const child: ChildProcess = spawn(cmd, cmdArgs, {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // A runtime directory of its own unless the test chose one (or an --api): otherwise every
+  // test daemon would try the machine's default api.sock (and default sockets), and all but
+  // the first would only warn that it is taken.
+  const env = { ...process.env, ...options.env };
+  const ownRuntimeDir = (env['XDG_RUNTIME_DIR'] ?? '') === '' && !args.includes('--api') ? mkdtempSync(join(tmpdir(), 'tslirp-test-run-')) : undefined;
+  if (ownRuntimeDir !== undefined) env['XDG_RUNTIME_DIR'] = ownRuntimeDir;
+  const child: ChildProcess = spawn(cmd, cmdArgs, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (ownRuntimeDir !== undefined) child.once('exit', () => rmSync(ownRuntimeDir, { recursive: true, force: true }));
   const logs: LogRecord[] = [];
   const otherOutput: string[] = [];
   let listeners: Listener[] | undefined;
