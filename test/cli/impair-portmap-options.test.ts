@@ -1,12 +1,7 @@
 /** The --link-* and --nat-pmp options: plain for every network, or one network's through --net-option. */
 import { describe, expect, it } from 'vitest';
-import { parseCommandLine, UsageError } from '../../src/cli/options.js';
-
-const serve = (...args: string[]) => {
-  const c = parseCommandLine(['serve', ...args], {});
-  if (c.command !== 'serve') throw new Error('not serve');
-  return c;
-};
+import { UsageError } from '../../src/cli/options.js';
+import { serve } from '../helpers/cli.js';
 
 describe('--link-* options', () => {
   it('set every network plainly', () => {

@@ -9,28 +9,9 @@ import net from 'node:net';
 import { join, resolve } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NETWORK_KEYS, OPTION_NAMES, parseCommandLine, parseNetOptions, UsageError, type Command } from '../../src/cli/options.js';
-import { ConfigError } from '../../src/util/config-error.js';
+import { NETWORK_KEYS, OPTION_NAMES, parseNetOptions, UsageError } from '../../src/cli/options.js';
+import { refusal, serve } from '../helpers/cli.js';
 import { ip } from '../helpers/frames.js';
-
-type Serve = Extract<Command, { command: 'serve' }>;
-
-function serve(...args: string[]): Serve {
-  const c = parseCommandLine(['serve', ...args], {});
-  if (c.command !== 'serve') throw new Error('not serve');
-  return c;
-}
-
-/** The error `args` are refused with (fails the test when accepted). */
-function refusal(...args: string[]): UsageError | ConfigError {
-  try {
-    serve(...args);
-  } catch (e) {
-    if (e instanceof UsageError || e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error(`accepted ${args.join(' ')}`);
-}
 
 describe('cli: --network and a listener\'s network=', () => {
   it('--network names the default network; without it there is none', () => {

@@ -5,27 +5,8 @@
  * test/daemon/public.test.ts, real guests test/integration/public.int.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { parseCommandLine, UsageError, type Command } from '../../src/cli/options.js';
 import { isLoopbackHost, isPublicSpec, parseDgramSpec, parseStreamSpec, parseWsSpec, describeSpec } from '../../src/daemon/listen-spec.js';
-import { ConfigError } from '../../src/util/config-error.js';
-
-type Serve = Extract<Command, { command: 'serve' }>;
-
-function serve(...args: string[]): Serve {
-  const c = parseCommandLine(['serve', ...args], {});
-  if (c.command !== 'serve') throw new Error('not serve');
-  return c;
-}
-
-function refusal(...args: string[]): UsageError | ConfigError {
-  try {
-    serve(...args);
-  } catch (e) {
-    if (e instanceof UsageError || e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error(`accepted: ${args.join(' ')}`);
-}
+import { refusal, serve } from '../helpers/cli.js';
 
 describe('which listeners are public', () => {
   it.each([

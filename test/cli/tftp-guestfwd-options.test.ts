@@ -3,13 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseCommandLine } from '../../src/cli/options.js';
-
-const serve = (...args: string[]) => {
-  const c = parseCommandLine(['serve', ...args], {});
-  if (c.command !== 'serve') throw new Error('not serve');
-  return c;
-};
+import { serve } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tslirp-tftp-opt-'));
 writeFileSync(join(dir, 'file'), 'x');
