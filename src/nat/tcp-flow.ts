@@ -209,9 +209,9 @@ export class TcpEngine {
     }
   }
 
-  /** Host.tcpConnect from `--outbound` (else any address; `--outbound` is IPv4, so IPv6 destinations always any) and `port` (0: any). */
+  /** Host.tcpConnect from `--outbound` (`--outbound6` to an IPv6 destination; else any address) and `port` (0: any). */
   #connect(id: FlowId, to: Endpoint, port: number): void {
-    const outbound = typeof to.addr === 'number' ? this.#toGuest.config.outbound : undefined;
+    const outbound = typeof to.addr === 'number' ? this.#toGuest.config.outbound : this.#toGuest.config.outbound6;
     if (outbound === undefined && port === 0) this.#host.tcpConnect(id, to);
     else this.#host.tcpConnect(id, to, { addr: outbound ?? (typeof to.addr === 'number' ? 0 : UNSPECIFIED6), port });
   }

@@ -16,6 +16,12 @@
 //   tcpfrom LOCALPORT ADDR PORT...
 //                              connects to each server in turn from LOCALPORT, keeping the earlier
 //                              connections open, and reports {seen: what each server saw}
+//   udpwho ADDR PORT SECS      a UDP server (IPv4 or IPv6) that answers each datagram with its
+//                              sender's endpoint ("ADDR:PORT")
+//   udpask ADDR PORT           sends "who" to a udpwho server (up to 5 times, 500 ms apart) and
+//                              reports {reply}
+//   dnswho ADDR PORT SECS      a DNS server that answers every query for an A record with the
+//                              IPv4 address the query came from (NOERROR, one A, TTL 0)
 /* global process, console, setTimeout, setInterval, clearInterval, Buffer */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -114,6 +120,40 @@ if (mode === 'probe') {
   }
   for (const c of sockets) c.destroy();
   done({ seen });
+} else if (mode === 'udpwho') {
+  const [addr, port, secs] = args;
+  const s = dgram.createSocket(net.isIPv6(addr) ? 'udp6' : 'udp4');
+  s.on('message', (_msg, from) => s.send(`${from.address}:${from.port}`, from.port, from.address));
+  s.bind(Number(port), addr, () => console.log('READY'));
+  setTimeout(() => done({}), Number(secs) * 1000);
+} else if (mode === 'udpask') {
+  const [addr, port] = args;
+  const s = dgram.createSocket(net.isIPv6(addr) ? 'udp6' : 'udp4');
+  let tries = 0;
+  s.on('message', (msg) => done({ reply: msg.toString() }));
+  s.on('error', (e) => done({ reply: null, error: e.code }));
+  const ask = () => {
+    if (tries++ >= 5) return done({ reply: null });
+    s.send('who', Number(port), addr);
+    setTimeout(ask, 500);
+  };
+  ask();
+} else if (mode === 'dnswho') {
+  const [addr, port, secs] = args;
+  const s = dgram.createSocket('udp4');
+  s.on('message', (q, from) => {
+    // Header (12 bytes), then the question: labels up to a zero octet, QTYPE, QCLASS (RFC 1035 §4.1).
+    let end = 12;
+    while (end < q.length && q[end] !== 0) end += q[end] + 1;
+    end += 5;
+    if (q.length < end || q.readUInt16BE(4) !== 1) return;
+    const header = Buffer.from([q[0], q[1], 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+    // The answer: a pointer to the question's name, A, IN, TTL 0, 4 octets of the sender's address.
+    const answer = Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, ...from.address.split('.').map(Number)]);
+    s.send(Buffer.concat([header, q.subarray(12, end), answer]), from.port, from.address);
+  });
+  s.bind(Number(port), addr, () => console.log('READY'));
+  setTimeout(() => done({}), Number(secs) * 1000);
 } else {
   console.error(`unknown mode ${mode}`);
   process.exit(2);
