@@ -110,7 +110,7 @@ function addr(option: string, text: string): Ipv4Addr {
 
 /** `--outbound`: an IPv4 address (an IPv6 one belongs to `--outbound6`). */
 function outboundAddr(text: string): Ipv4Addr {
-  if (text.includes(':')) throw new ConfigError('outbound', `'${text}' is an IPv6 address: --outbound takes an IPv4 one, --outbound6 the IPv6 one`);
+  if (typeof parseIpv6Text(text) !== 'string') throw new ConfigError('outbound', `'${text}' is an IPv6 address: --outbound takes an IPv4 one, --outbound6 the IPv6 one`);
   return addr('outbound', text);
 }
 
