@@ -39,7 +39,7 @@ PACKAGES=(
   qemu-system-x86 ipxe-qemu seabios socat tcpdump tshark busybox-static iproute2
   iputils-arping iputils-ping cpio kmod xz-utils zstd gzip procps coreutils ca-certificates prometheus systemd
   dnsmasq-base bind9-dnsutils curl iperf3 slirp4netns chromium openssl python3 python3-scapy hping3 natpmpc coturn
-  isc-dhcp-client dhcpcd-base tftp-hpa atftp nginx ndisc6
+  isc-dhcp-client dhcpcd-base tftp-hpa atftp nginx ndisc6 nftables passt
 )
 
 install_packages() {

@@ -145,6 +145,7 @@ const OPTIONS = {
   'nat-udp-timeout': { type: 'string' },
   'nat-refresh': { type: 'string' },
   outbound: { type: 'string' },
+  outbound6: { type: 'string' },
   ipv6: { type: 'string' },
   'ipv6-net': { type: 'string' },
   'ipv6-host': { type: 'string' },
@@ -179,7 +180,7 @@ export const NETWORK_KEYS = [
   'tftp-server-name', 'bootfile', 'tftp', 'lease-time', 'hostfwd', 'guestfwd', 'restrict', 'disable-host-loopback', 'dns-record',
   'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows', 'max-new-flows-per-second',
   'nat-pmp', 'link-delay', 'link-loss', 'link-duplicate', 'link-reorder', 'link-rate',
-  'nat', 'nat-mapping', 'nat-filtering', 'nat-hairpin', 'nat-port-preservation', 'nat-udp-timeout', 'nat-refresh', 'outbound',
+  'nat', 'nat-mapping', 'nat-filtering', 'nat-hairpin', 'nat-port-preservation', 'nat-udp-timeout', 'nat-refresh', 'outbound', 'outbound6',
   'ipv6', 'ipv6-net', 'ipv6-host', 'ipv6-dns',
 ] as const;
 export type NetworkKey = (typeof NETWORK_KEYS)[number];
@@ -332,8 +333,11 @@ NAT (guest flows become host sockets):
                              minimum)
   --nat-refresh outbound|both
                              traffic that keeps a UDP mapping alive (both)
-  --outbound ADDR            local IPv4 address the network's UDP and TCP host sockets
-                             bind to (any); DNS upstream queries and forwards keep theirs
+  --outbound ADDR            local IPv4 address the network's host sockets bind to
+                             (any): its UDP and TCP flows, its DNS upstream queries and
+                             --guestfwd relays; --hostfwd listeners keep their HOSTADDR
+  --outbound6 ADDR           local IPv6 address the host sockets of the network's IPv6
+                             flows bind to (any)
   --nat-pmp on|off           NAT-PMP (RFC 6886) and PCP (RFC 6887 MAP, ANNOUNCE) on the
                              gateway's UDP port 5351 (off): guest programs open inbound
                              mappings themselves, each a forward on 127.0.0.1 (the
@@ -707,6 +711,7 @@ function resolveNetwork(values: NetworkValues, name: string | undefined, egress:
       'nat-udp-timeout': text(values['nat-udp-timeout']),
       'nat-refresh': text(values['nat-refresh']),
       outbound: text(values.outbound),
+      outbound6: text(values.outbound6),
       ipv6: text(values.ipv6),
       ipv6Net: text(values['ipv6-net']),
       ipv6Host: text(values['ipv6-host']),

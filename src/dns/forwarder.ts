@@ -20,7 +20,8 @@
  *
  * Upstreams (`setUpstreams`): from resolv.conf or `--dns-upstream`, tried in order. Each has
  * one host UDP socket, connected (`Host.udpOpen`), opened on first use and reused for every
- * query; its FlowId comes from the NAT table's allocator, but it is not a NAT flow. A socket
+ * query, bound to the network's `--outbound` (`--outbound6`) address when it has one; its
+ * FlowId comes from the NAT table's allocator, but it is not a NAT flow. A socket
  * error (ECONNREFUSED: nothing listens) closes that socket (reopened on next use) and moves
  * its waiting queries on at once.
  *
@@ -381,7 +382,11 @@ export class DnsForwarder {
     const u = this.#upstreams[i]!;
     if (u.flow === undefined) {
       u.flow = this.#allocateId();
-      this.#host.udpOpen(u.flow, u.endpoint);
+      // From the network's public address (`--outbound`, `--outbound6`), as its NAT's flows, so
+      // that the network's DNS traffic leaves from it too (passt's `--outbound` likewise).
+      const from = typeof u.endpoint.addr === 'number' ? this.#guest.config.outbound : this.#guest.config.outbound6;
+      if (from === undefined) this.#host.udpOpen(u.flow, u.endpoint);
+      else this.#host.udpOpen(u.flow, u.endpoint, { addr: from, port: 0 });
     }
     p.upstream = i;
     p.attempts++;

@@ -12,6 +12,13 @@
  *   TcpConn in 'host-connecting' enters the flow table (protocol 'tcp', entries are the
  *   TcpConn objects themselves) and `Host.tcpConnect` starts the host connection. The
  *   SYN-ACK waits for `tcpConnected`.
+ * - Mappings (RFC 5382 REQ-1, `#portKey`): the host connection binds `--outbound`
+ *   (`--outbound6`) and, with `eim`/`adm`, the host port of the guest endpoint's live
+ *   connections. A peer's SYN to that port is the host kernel's business: it completes a
+ *   simultaneous open (TCP hole punching) when our connect is in SYN-SENT, and resets it
+ *   otherwise; nothing here listens on a mapping's port (a listener would stop further
+ *   connections from it, Node having no SO_REUSEPORT for TCP), so REQ-3 filtering and REQ-4
+ *   are not done (README's TCP table).
  * - Segments for an unknown tuple get an RST (RFC 9293 §3.10.7.1), a SYN on a TIME-WAIT
  *   tuple with a higher sequence number replaces the old connection (RFC 6191's rule without
  *   timestamps).
@@ -209,9 +216,9 @@ export class TcpEngine {
     }
   }
 
-  /** Host.tcpConnect from `--outbound` (else any address; `--outbound` is IPv4, so IPv6 destinations always any) and `port` (0: any). */
+  /** Host.tcpConnect from `--outbound` (`--outbound6` to an IPv6 destination; else any address) and `port` (0: any). */
   #connect(id: FlowId, to: Endpoint, port: number): void {
-    const outbound = typeof to.addr === 'number' ? this.#toGuest.config.outbound : undefined;
+    const outbound = typeof to.addr === 'number' ? this.#toGuest.config.outbound : this.#toGuest.config.outbound6;
     if (outbound === undefined && port === 0) this.#host.tcpConnect(id, to);
     else this.#host.tcpConnect(id, to, { addr: outbound ?? (typeof to.addr === 'number' ? 0 : UNSPECIFIED6), port });
   }

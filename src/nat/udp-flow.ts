@@ -30,10 +30,11 @@
  *   errors for unconnected sockets (no IP_RECVERR), so a closed remote port is silence to the
  *   guest, as with libslirp. Datagrams sent before the socket is bound wait in the mapping (at
  *   most `MAX_PENDING`, 'nat.udp-pending-full').
- * The socket binds to `--outbound` (else any address) and, with port preservation, to the
- * guest's source port first; when that port is taken (EADDRINUSE, EACCES) it binds again to
- * any port ('nat.udp-port-not-preserved'); a bind that fails otherwise closes the mapping
- * ('nat.udp-bind-failed'), so the guest's next datagram tries afresh.
+ * The socket binds to `--outbound` (`--outbound6` for IPv6; else any address) and, with port
+ * preservation, to the guest's source port first; when that port is taken (EADDRINUSE,
+ * EACCES) it binds again to any port ('nat.udp-port-not-preserved'); a bind that fails
+ * otherwise closes the mapping ('nat.udp-bind-failed'), so the guest's next datagram tries
+ * afresh.
  *
  * Hairpinning (REQ-9): the host's kernel delivers a datagram sent from one of our sockets to
  * the public endpoint of another (same machine), from the sender's public endpoint, and the
@@ -293,10 +294,10 @@ export class UdpNat {
     return created;
   }
 
-  /** Opens the mapping's socket: from `--outbound` (else any address; IPv4 only, so an IPv6 guest's socket binds to ::), on `askedPort`. */
+  /** Opens the mapping's socket: from `--outbound` (`--outbound6` for an IPv6 guest, whose peers are IPv6; else any address), on `askedPort`. */
   #bind(f: UdpFlow): void {
     const v4 = typeof f.guest.addr === 'number';
-    const outbound = v4 ? this.#guest.config.outbound : undefined;
+    const outbound = v4 ? this.#guest.config.outbound : this.#guest.config.outbound6;
     const local: Endpoint = { addr: outbound ?? (v4 ? 0 : UNSPECIFIED6), port: f.askedPort };
     if (f.socket === 'bound') this.#host.udpBind(f.id, local);
     else if (outbound === undefined && f.askedPort === 0) this.#host.udpOpen(f.id, f.host);

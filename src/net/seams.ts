@@ -68,6 +68,8 @@ export interface GuestNetwork {
   readonly disableHostLoopback: boolean;
   /** `--outbound`: the local address host sockets bind to; undefined: any. */
   readonly outbound?: Ipv4Addr | undefined;
+  /** `--outbound6`: the local address IPv6 flows' host sockets bind to; undefined: any. */
+  readonly outbound6?: Ipv6Addr | undefined;
   /** The network's IPv6 side (`--ipv6 on`, the default); undefined with `--ipv6 off`. */
   readonly ipv6?: GuestNetwork6 | undefined;
 }

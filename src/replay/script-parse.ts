@@ -692,7 +692,7 @@ const DIRECTIVES: ReadonlySet<string> = new Set(['seed', 'guest', 'tolerance', '
 /** The `NetworkOptions` keys (src/stack/config.ts) an `option` line may set: those with one value. */
 const OPTION_KEYS: ReadonlySet<string> = new Set<keyof NetworkOptions>([
   'net', 'host', 'dns', 'dhcpstart', 'dhcppool', 'domainname', 'hostname', 'mtu', 'leasetime', 'tftpservername', 'bootfile', 'restrict',
-  'disableHostLoopback', 'maxSessionLeases', 'linkDelay', 'linkLoss', 'linkDuplicate', 'linkReorder', 'linkRate', 'natPmp', 'outbound',
+  'disableHostLoopback', 'maxSessionLeases', 'linkDelay', 'linkLoss', 'linkDuplicate', 'linkReorder', 'linkRate', 'natPmp', 'outbound', 'outbound6',
   'nat', 'nat-mapping', 'nat-filtering', 'nat-hairpin', 'nat-port-preservation', 'nat-udp-timeout', 'nat-refresh',
 ]);
 /** Switch values, as booleans (a boolean key such as `restrict` reads any string as true). */

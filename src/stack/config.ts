@@ -17,7 +17,7 @@ import { formatIpv4Addr, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DEFAULT_MTU, MAX_MTU, MIN_MTU } from '../net/mtu.js';
 import { ConfigError } from '../util/config-error.js';
 import { maskOfPrefix, parseIpv4Network, parseIpv4Text, parseIpv6Text } from '../util/ip-text.js';
-import { formatIpAddr, ipv6FromBytes } from '../net/addr.js';
+import { formatIpAddr, ipv6FromBytes, type Ipv6Addr } from '../net/addr.js';
 import type { GuestNetwork6 } from '../net/seams.js';
 import { IPV6_MIN_MTU } from '../ipv6/wire.js';
 
@@ -40,6 +40,8 @@ export interface StackConfig extends DhcpServerOptions, NatPolicyOptions {
   readonly nat: NatBehaviour;
   /** The local address host sockets bind to (`--outbound`); undefined: any. */
   readonly outbound?: Ipv4Addr | undefined;
+  /** The local address IPv6 flows' host sockets bind to (`--outbound6`); undefined: any. */
+  readonly outbound6?: Ipv6Addr | undefined;
   /** `--tftp DIR`: the directory the gateway's TFTP server serves, read-only (`src/tftp/`); undefined: no TFTP server. */
   readonly tftpRoot?: string | undefined;
   /** The IPv6 side (`--ipv6 on`, the default); undefined with `--ipv6 off`. */
@@ -78,6 +80,8 @@ export interface NetworkOptions extends NatOptions {
   natPmp?: string | boolean | undefined;
   /** `--outbound ADDR`: an IPv4 address of this host. */
   outbound?: string | undefined;
+  /** `--outbound6 ADDR`: an IPv6 address of this host. */
+  outbound6?: string | undefined;
   /** `--tftp DIR` (QEMU's `tftp=`): the directory served by TFTP, as given (the shell makes it absolute and checks it exists). */
   tftp?: string | undefined;
   /** `--guestfwd` rules, QEMU's syntax (`src/nat/guest-forwards.ts`). */
@@ -102,6 +106,28 @@ function addr(option: string, text: string): Ipv4Addr {
   const a = parseIpv4Text(text);
   if (typeof a === 'string') throw new ConfigError(option, a);
   return a;
+}
+
+/** `--outbound`: an IPv4 address (an IPv6 one belongs to `--outbound6`). */
+function outboundAddr(text: string): Ipv4Addr {
+  if (typeof parseIpv6Text(text) !== 'string') throw new ConfigError('outbound', `'${text}' is an IPv6 address: --outbound takes an IPv4 one, --outbound6 the IPv6 one`);
+  return addr('outbound', text);
+}
+
+/**
+ * `--outbound6`: an IPv6 unicast address. Not link-local: a socket binds such an address only
+ * with its interface (`fe80::1%eth0`), and the flows it would carry go to routed destinations.
+ */
+function outbound6Addr(text: string): Ipv6Addr {
+  if (!text.includes(':')) throw new ConfigError('outbound6', `'${text}' is not an IPv6 address (--outbound takes the IPv4 one)`);
+  const bytes = parseIpv6Text(text);
+  if (typeof bytes === 'string') throw new ConfigError('outbound6', bytes);
+  if (bytes.every((b) => b === 0)) throw new ConfigError('outbound6', `'${text}' is the unspecified address: leave --outbound6 out to bind any address`);
+  if (bytes[0] === 0xff) throw new ConfigError('outbound6', `'${text}' is a multicast address, not one a socket can send from`);
+  if (bytes[0] === 0xfe && (bytes[1]! & 0xc0) === 0x80) throw new ConfigError('outbound6', `'${text}' is link-local: it needs an interface, and flows leave towards routed addresses`);
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff)
+    throw new ConfigError('outbound6', `'${text}' is an IPv4-mapped address: give the IPv4 address to --outbound`);
+  return ipv6FromBytes(bytes);
 }
 
 const maskOf = maskOfPrefix;
@@ -221,7 +247,8 @@ export function resolveStackConfig(o: NetworkOptions = {}): StackConfig {
     }),
     natPmp: onOff('nat-pmp', o.natPmp ?? false),
     nat: resolveNatBehaviour(o),
-    outbound: o.outbound === undefined ? undefined : addr('outbound', o.outbound),
+    outbound: o.outbound === undefined ? undefined : outboundAddr(o.outbound),
+    outbound6: o.outbound6 === undefined ? undefined : outbound6Addr(o.outbound6),
     tftpRoot: o.tftp === undefined ? undefined : tftpRoot(o.tftp),
     gatewayMac,
     ipv6: ipv6Wanted(o, mtu) ? resolveIpv6(o, gatewayMac) : undefined,

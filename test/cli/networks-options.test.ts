@@ -12,6 +12,8 @@ import { describe, expect, it } from 'vitest';
 import { NETWORK_KEYS, OPTION_NAMES, parseNetOptions, UsageError } from '../../src/cli/options.js';
 import { refusal, serve } from '../helpers/cli.js';
 import { ip } from '../helpers/frames.js';
+import { ipv6FromBytes } from '../../src/net/addr.js';
+import { parseIpv6Text } from '../../src/util/ip-text.js';
 
 describe('cli: --network and a listener\'s network=', () => {
   it('--network names the default network; without it there is none', () => {
@@ -185,6 +187,14 @@ describe('NAT behaviour options', () => {
     expect(c.networks.get('a')!.config.nat).toMatchObject({ mapping: 'apdm', filtering: 'apdf', hairpin: false, udpTimeoutMs: 300_000 });
     expect(c.networks.get('a')!.config.outbound).toBe(ip('127.0.0.2'));
     expect(c.networks.get('b')!.config.nat).toMatchObject({ mapping: 'adm', filtering: 'apdf' });
+  });
+
+  it('--outbound6 plainly and per network; an IPv4 address is refused naming the option', () => {
+    const c = serve('--outbound6', '2001:db8::2', '--net-option', 'a:outbound6=2001:db8:a::2,outbound=127.0.0.2');
+    expect(c.network.config.outbound6).toBe(ipv6FromBytes(parseIpv6Text('2001:db8::2') as Uint8Array));
+    expect(c.networks.get('a')!.config.outbound6).toBe(ipv6FromBytes(parseIpv6Text('2001:db8:a::2') as Uint8Array));
+    expect(refusal('--outbound6', '127.0.0.2').message).toMatch(/^--outbound6: '127.0.0.2' is not an IPv6 address/);
+    expect(refusal('--net-option', 'a:outbound6=fe80::1').message).toMatch(/^--net-option a:outbound6: 'fe80::1' is link-local/);
   });
 
   it('refuse bad values naming the option', () => {

@@ -13,6 +13,7 @@ import { Stack } from '../../src/stack/stack.js';
 import { put16, u16 } from '../../src/util/bytes.js';
 import { ManualClock, seededRandom } from '../../src/util/clock.js';
 import { FakeHost } from '../helpers/fake-host.js';
+import { a6 } from '../helpers/frames6.js';
 import { decode, ip, ipv4Frame, udpBytes, type Decoded } from '../helpers/frames.js';
 
 const UP1: Endpoint = { addr: ip('127.0.0.53'), port: 53 };
@@ -195,6 +196,21 @@ describe('dns/forwarder: forwarding', () => {
     const t = harness({ network: { restrict: true } });
     t.ask('a.test');
     expect(t.host.callsOf('udpOpen')).toEqual([[expect.any(Number), UP1]]);
+  });
+
+  it('opens upstream sockets from the network\'s --outbound (IPv4 upstreams) and --outbound6 (IPv6 upstreams) address', () => {
+    const up6: Endpoint = { addr: a6('2001:db8::53'), port: 53 };
+    const t = harness({ network: { outbound: '203.0.113.2', outbound6: '2001:db8:203::2' }, upstreams: [UP1, up6] });
+    t.ask('a.test');
+    t.clock.advance(UPSTREAM_TIMEOUT_MS);
+    t.stack.advance();
+    expect(t.host.callsOf('udpOpen').map((c) => c.slice(1))).toEqual([
+      [UP1, { addr: ip('203.0.113.2'), port: 0 }],
+      [up6, { addr: a6('2001:db8:203::2'), port: 0 }],
+    ]);
+    const plain = harness({ upstreams: [UP1] });
+    plain.ask('a.test');
+    expect(plain.host.callsOf('udpOpen')).toEqual([[expect.any(Number), UP1]]);
   });
 
   it('answers UDP to another port of the DNS address with port unreachable', () => {

@@ -5,7 +5,9 @@
  * twice is refused (EADDRNOTAVAIL, the engine then takes any port); the local endpoint is
  * reported on connect; a host that connects to a mapping's port unasked meets the kernel's
  * RST (no listener: REQ-4's "hold an unsolicited SYN" and TCP endpoint-independent
- * filtering are not done).
+ * filtering are not done); a listener could share the port, but would stop new connections
+ * from it; two connects crossing on one kernel reset each other (simultaneous open needs the
+ * first SYN dropped on the way: test/integration/nat-tcp-punch.int.test.ts).
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -94,4 +96,36 @@ describe('TCP port sharing on Node (RFC 5382 mappings)', () => {
     });
     expect(code).toBe('ECONNREFUSED');
   });
+
+  it('a listener can share a mapping\'s port, but then no new connection can leave from it (EADDRINUSE: Node 20 has no SO_REUSEPORT for TCP)', async () => {
+    const [a, b] = [await server(), await server()];
+    const { h, wait } = host();
+    const first = wait(1);
+    h.tcpConnect(1, { addr: LO, port: a.port }, { addr: LO, port: 0 });
+    const { local } = await first;
+    const listener = net.createServer((c) => { c.destroy(); });
+    await new Promise<void>((resolve, reject) => { listener.once('error', reject); listener.listen(local!.port, '127.0.0.1', resolve); });
+    cleanups.push(() => new Promise<void>((r) => { listener.close(() => { r(); }); }));
+    const second = wait(2);
+    h.tcpConnect(2, { addr: LO, port: b.port }, { addr: LO, port: local!.port });
+    expect(await second).toEqual({ error: 'EADDRINUSE' });
+  });
+
+  it('two connects crossing between two local endpoints: the first SYN meets no SYN-SENT socket and is reset, so neither opens', async () => {
+    const { h, wait } = host();
+    const [x, y] = [{ addr: ip('127.0.0.2'), port: await freePort('127.0.0.2') }, { addr: ip('127.0.0.3'), port: await freePort('127.0.0.3') }];
+    const [one, two] = [wait(1), wait(2)];
+    h.tcpConnect(1, y, x);
+    h.tcpConnect(2, x, y);
+    expect([await one, await two]).toEqual([{ error: 'ECONNREFUSED' }, { error: 'ECONNREFUSED' }]);
+  });
 });
+
+/** A TCP port free on `addr` now. */
+async function freePort(addr: string): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, addr, r));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => { r(); }));
+  return port;
+}

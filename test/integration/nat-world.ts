@@ -23,6 +23,14 @@ export const WORLD = {
   publicB: '203.0.113.3',
 } as const;
 
+/** The IPv6 addresses of the test's internet (RFC 3849's documentation prefix), with `World.create({ ipv6: true })`. */
+export const WORLD6 = {
+  /** A server. */
+  server: '2001:db8:100::1',
+  /** A network's public IPv6 address (`--outbound6`). */
+  publicA: '2001:db8:203::2',
+} as const;
+
 /** The guest-side UDP programs (probe, rendezvous, punch). */
 export const NAT_CLIENT = join(import.meta.dirname, 'nat-client.mjs');
 
@@ -32,12 +40,17 @@ export class World {
     this.ns = ns;
   }
 
-  static create(): World {
+  /** `ipv6`: the WORLD6 addresses too (IPv6 turned on in the namespace). */
+  static create(options: { readonly ipv6?: boolean } = {}): World {
     const ns = uniqueName('tslwld');
     must('ip', ['netns', 'add', ns]);
     try {
       must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
       for (const a of Object.values(WORLD)) must('ip', ['-n', ns, 'addr', 'add', `${a}/32`, 'dev', 'lo']);
+      if (options.ipv6 === true) {
+        must('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.lo.disable_ipv6=0']);
+        for (const a of Object.values(WORLD6)) must('ip', ['-n', ns, '-6', 'addr', 'add', `${a}/128`, 'dev', 'lo', 'nodad']);
+      }
     } catch (e) {
       spawnSync('ip', ['netns', 'del', ns]);
       throw e;

@@ -222,3 +222,38 @@ describe('IPv6 gateway', () => {
     expect(t.stack.counters.get('dhcp6.stateful-unsupported')).toBe(1);
   });
 });
+
+describe('--outbound6', () => {
+  it('binds the host sockets of IPv6 flows (TCP, UDP) to it; IPv4 flows keep --outbound', () => {
+    const t = harness({ outbound: '203.0.113.2', outbound6: '2001:db8:203::2' });
+    t.send(tcp(GUEST6, a6('2001:db8::5'), { srcPort: 34003, dstPort: 80, flags: TCP_FLAG.SYN }));
+    t.send(tcp(GUEST6, GW6, { srcPort: 34004, dstPort: 8080, flags: TCP_FLAG.SYN }));
+    expect(t.host.calls.filter((c) => c[0] === 'tcpConnect').map((c) => [c[2], c[3]])).toEqual([
+      [{ addr: a6('2001:db8::5'), port: 80 }, { addr: a6('2001:db8:203::2'), port: 0 }],
+      [{ addr: a6('::1'), port: 8080 }, { addr: a6('2001:db8:203::2'), port: 0 }],
+    ]);
+    t.send(udp(GUEST6, a6('2001:db8::5'), 40000, 3478, new Uint8Array(4)));
+    expect(t.host.calls.filter((c) => c[0] === 'udpBind').map((c) => c[2])).toEqual([{ addr: a6('2001:db8:203::2'), port: 0 }]);
+  });
+
+  it('without it IPv6 flows bind any address, even with --outbound', () => {
+    const t = harness({ outbound: '203.0.113.2' });
+    t.send(tcp(GUEST6, a6('2001:db8::5'), { srcPort: 34003, dstPort: 80, flags: TCP_FLAG.SYN }));
+    expect(t.host.calls.filter((c) => c[0] === 'tcpConnect').map((c) => c[3])).toEqual([undefined]);
+    t.send(udp(GUEST6, a6('2001:db8::5'), 40000, 3478, new Uint8Array(4)));
+    expect(t.host.calls.filter((c) => c[0] === 'udpBind').map((c) => c[2])).toEqual([{ addr: a6('::'), port: 0 }]);
+  });
+
+  it('must be an IPv6 unicast address a socket can bind without an interface; --outbound refuses an IPv6 one', () => {
+    expect(resolveStackConfig({ outbound6: '2001:DB8::1' }).outbound6).toBe(a6('2001:db8::1'));
+    for (const [text, why] of [
+      ['203.0.113.2', /--outbound6: '203.0.113.2' is not an IPv6 address/],
+      ['2001:db8::g', /--outbound6/],
+      ['::', /unspecified/],
+      ['ff02::1', /multicast/],
+      ['fe80::1', /link-local/],
+      ['::ffff:127.0.0.1', /IPv4-mapped/],
+    ] as const) expect(() => resolveStackConfig({ outbound6: text }), text).toThrow(why);
+    expect(() => resolveStackConfig({ outbound: '2001:db8::1' })).toThrow(/--outbound: '2001:db8::1' is an IPv6 address/);
+  });
+});
