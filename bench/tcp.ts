@@ -20,15 +20,22 @@
  * tslirp and libslirp), and idle connection memory (daemon RSS growth for 500 idle
  * connections).
  *
+ * Observed (issue 12: the data path must not pay for being observed): the same tslirp daemon
+ * with an API client polling `GET /v1/flows` every 100 ms and one `tslirp ctl watch` attached,
+ * against no client, in the same run. Each pair runs both, in alternating order (observed
+ * second, then observed first, …) so drift on a loaded machine does not favour either; the
+ * ratio is the median of ≥5 pairwise ratios observed/unobserved. Floor: ≥ 0.95 in every cell.
+ *
  * Needs root, iperf3, qemu-system-x86_64, slirp4netns, socat, busybox and a built daemon
- * (npm run build). Environment: BENCH_PAIRS (default 5), BENCH_SECONDS (default 3).
+ * (npm run build). Environment: BENCH_PAIRS (default 5), BENCH_SECONDS (default 3),
+ * BENCH_MTUS (default 1500,65520), BENCH_ONLY=observed (only the observed cells).
  */
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../test/helpers/daemon.js';
+import { DAEMON_ENTRY, startDaemon, type Daemon } from '../test/helpers/daemon.js';
 import { dgramGuest } from './lib/dgram-guest.js';
 import { guestClient as runGuestClient, iperf as iperfRun } from './lib/iperf.js';
 import { cpuSeconds, freeUdp, median } from './lib/measure.js';
@@ -37,6 +44,11 @@ import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Pr
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
 const MTUS = (process.env['BENCH_MTUS'] ?? '1500,65520').split(',').map(Number);
+const ONLY_OBSERVED = process.env['BENCH_ONLY'] === 'observed';
+/** The API client's polling period (issue 12). */
+const POLL_MS = 100;
+/** Floor of the observed/unobserved ratio (issue 12). */
+const OBSERVED_FLOOR = 0.95;
 
 const missing = missingRequirements([root, daemonReq, command('iperf3'), command('qemu-system-x86_64'), command('slirp4netns'), command('socat')]);
 if (missing.length > 0) {
@@ -74,15 +86,16 @@ const pathFor = (mtu: number): Path => (mtu > 1500 ? 'dgram' : 'stream');
 const mtuOn = (mtu: number, path: Path): number => (path === 'dgram' ? Math.min(mtu, 65493) : mtu);
 
 
-async function tslirpTarget(mtu: number, dir: string): Promise<Target & { daemon: Daemon }> {
+async function tslirpTarget(mtu: number, dir: string): Promise<Target & { daemon: Daemon; api: string }> {
   const path = pathFor(mtu);
   const sock = join(dir, `tslirp-${mtu}.sock`);
-  const daemon = await startDaemon([path === 'stream' ? '--stream' : '--dgram', path === 'stream' ? `unix:${sock}` : 'udp:127.0.0.1:0', '--mtu', String(mtuOn(mtu, path)), '--log-level', 'info']);
+  const api = join(dir, `api-${mtu}.sock`);
+  const daemon = await startDaemon([path === 'stream' ? '--stream' : '--dgram', path === 'stream' ? `unix:${sock}` : 'udp:127.0.0.1:0', '--mtu', String(mtuOn(mtu, path)), '--api', `unix:${api}`, '--log-level', 'info']);
   const guest = path === 'stream' ? await NetnsGuest.create({ kind: 'stream-unix', path: sock }) : await dgramGuest(daemon.dgram().port, await freeUdp());
   const { lease } = await guest.dhcp();
   if (lease === undefined) throw new Error('tslirp: no DHCP lease');
   return {
-    name: 'tslirp', guest, server: '10.0.2.2', pid: daemon.pid, daemon,
+    name: 'tslirp', guest, server: '10.0.2.2', pid: daemon.pid, daemon, api,
     async stop() {
       await guest.destroy();
       await daemon.stop();
@@ -198,8 +211,18 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 300));
   const rows: string[] = [];
   let floorOk = true;
+  let observedOk = true;
   try {
     for (const mtu of MTUS) {
+      if (ONLY_OBSERVED) {
+        const a = await tslirpTarget(mtu, dir);
+        try {
+          if (!(await observedCells(a, mtu, iperfPort, rows))) floorOk = false;
+        } finally {
+          await a.stop();
+        }
+        continue;
+      }
       const a = await tslirpTarget(mtu, dir);
       const b = await libslirpTarget(mtu, dir);
       const c = await slirp4netnsTarget(mtu);
@@ -236,6 +259,7 @@ async function main(): Promise<void> {
           );
           console.log(rows[rows.length - 1]);
         }
+        if (!(await observedCells(a, mtu, iperfPort, rows))) observedOk = false;
         if (mtu === MTUS[0]) await extras(a, b);
       } finally {
         await a.stop();
@@ -249,7 +273,102 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   console.log('\n' + rows.join('\n'));
-  console.log(floorOk ? 'floor met: tslirp ≥ 1.0× libslirp in every cell' : 'FLOOR MISSED: tslirp < 1.0× libslirp in some cell');
+  if (!ONLY_OBSERVED) console.log(floorOk ? 'floor met: tslirp ≥ 1.0× libslirp in every cell' : 'FLOOR MISSED: tslirp < 1.0× libslirp in some cell');
+  const observed = ONLY_OBSERVED ? floorOk : observedOk;
+  console.log(observed ? `observed floor met: ≥ ${OBSERVED_FLOOR}× unobserved in every cell` : `OBSERVED FLOOR MISSED: < ${OBSERVED_FLOOR}× unobserved in some cell`);
+}
+
+/** GET a path of the API's unix socket; the body's length, -1 on failure. */
+function apiGet(socketPath: string, path: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get({ socketPath, path, timeout: 10_000 }, (res) => {
+      let n = 0;
+      res.on('data', (c: Buffer) => { n += c.length; });
+      res.on('end', () => resolve(res.statusCode === 200 ? n : -1));
+      res.on('error', () => resolve(-1));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(-1));
+  });
+}
+
+/**
+ * The observers of issue 12's benchmark on the daemon's API socket: a client that asks for
+ * `/v1/flows` every POLL_MS (the next request once the period has passed and the last answer
+ * came) and `tslirp ctl watch` (the built CLI, its output read and discarded). `stop()` ends
+ * both and returns how many polls were answered and how many event bytes the watcher printed.
+ */
+function startObservers(api: string): { stop(): Promise<{ polls: number; failed: number; watchBytes: number }> } {
+  let polls = 0;
+  let failed = 0;
+  let running = true;
+  const poller = (async () => {
+    while (running) {
+      const t0 = performance.now();
+      if ((await apiGet(api, '/v1/flows')) >= 0) polls++;
+      else failed++;
+      const wait = POLL_MS - (performance.now() - t0);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  })();
+  const watch = new Proc('tslirp ctl watch', process.execPath, [DAEMON_ENTRY, 'ctl', '--api', `unix:${api}`, 'watch']);
+  return {
+    async stop() {
+      running = false;
+      await poller;
+      const watchBytes = watch.output.length;
+      await watch.stop();
+      return { polls, failed, watchBytes };
+    },
+  };
+}
+
+/**
+ * Issue 12's cells for one MTU, both directions: iperf3 through tslirp with and without the
+ * observers, PAIRS pairs in alternating order; the median pairwise ratio observed/unobserved.
+ * Appends a row per direction; false when a cell is below OBSERVED_FLOOR.
+ */
+async function observedCells(a: Target & { api: string }, mtu: number, iperfPort: number, rows: string[]): Promise<boolean> {
+  let ok = true;
+  for (const reverse of [false, true]) {
+    const dirName = reverse ? 'host→guest' : 'guest→host';
+    const plain: number[] = [];
+    const watched: number[] = [];
+    const ratios: number[] = [];
+    let polls = 0;
+    let failed = 0;
+    let watchBytes = 0;
+    for (let i = 0; i < PAIRS; i++) {
+      let x = 0;
+      let y = 0;
+      for (const observed of i % 2 === 0 ? [false, true] : [true, false]) {
+        const o = observed ? startObservers(a.api) : undefined;
+        // The watcher connects and the poller starts before iperf3 does.
+        if (o !== undefined) await new Promise((r) => setTimeout(r, 300));
+        const bps = await iperfRun(a.guest, a.server, iperfPort, SECONDS, reverse, `${a.name}${observed ? ' (observed)' : ''}`);
+        if (o !== undefined) {
+          const r = await o.stop();
+          polls += r.polls;
+          failed += r.failed;
+          watchBytes += r.watchBytes;
+        }
+        if (observed) y = bps;
+        else x = bps;
+      }
+      plain.push(x);
+      watched.push(y);
+      if (x > 0) ratios.push(y / x);
+    }
+    const ratio = ratios.length > 0 ? median(ratios) : 0;
+    if (ratio < OBSERVED_FLOOR) ok = false;
+    rows.push(
+      `MTU ${String(mtuOn(mtu, pathFor(mtu))).padStart(5)} (${pathFor(mtu)} path) ${dirName}: tslirp ${(median(plain) / 1e9).toFixed(2)} Gbit/s unobserved, ` +
+        `${(median(watched) / 1e9).toFixed(2)} observed (/v1/flows every ${POLL_MS} ms: ${polls} polls${failed > 0 ? `, ${failed} failed` : ''}; ctl watch: ${watchBytes} bytes); ` +
+        `ratio observed/unobserved ${ratio.toFixed(2)} (pairs ${ratios.map((r) => r.toFixed(2)).join(' ')})`,
+    );
+    console.log(rows[rows.length - 1]);
+  }
+  return ok;
 }
 
 /** bench/guest/client.ts in the target's guest against its server: microseconds per operation. */
