@@ -90,7 +90,7 @@ async function tslirpTarget(mtu: number, dir: string): Promise<Target & { daemon
   const path = pathFor(mtu);
   const sock = join(dir, `tslirp-${mtu}.sock`);
   const api = join(dir, `api-${mtu}.sock`);
-  const daemon = await startDaemon([path === 'stream' ? '--stream' : '--dgram', path === 'stream' ? `unix:${sock}` : 'udp:127.0.0.1:0', '--mtu', String(mtuOn(mtu, path)), '--api', `unix:${api}`, '--log-level', 'info']);
+  const daemon = await startDaemon([path === 'stream' ? '--stream' : '--dgram', path === 'stream' ? `unix:${sock}` : 'udp:127.0.0.1:0', '--mtu', String(mtuOn(mtu, path)), '--api', `unix:${api}`, '--log-level', 'info'], { startTimeoutMs: 60_000 });
   const guest = path === 'stream' ? await NetnsGuest.create({ kind: 'stream-unix', path: sock }) : await dgramGuest(daemon.dgram().port, await freeUdp());
   const { lease } = await guest.dhcp();
   if (lease === undefined) throw new Error('tslirp: no DHCP lease');
@@ -278,40 +278,53 @@ async function main(): Promise<void> {
   console.log(observed ? `observed floor met: ≥ ${OBSERVED_FLOOR}× unobserved in every cell` : `OBSERVED FLOOR MISSED: < ${OBSERVED_FLOOR}× unobserved in some cell`);
 }
 
-/** GET a path of the API's unix socket; the body's length, -1 on failure. */
-function apiGet(socketPath: string, path: string): Promise<number> {
+/** A request to the API's unix socket; the body of a 2xx answer, undefined otherwise. */
+function apiCall(socketPath: string, path: string, method = 'GET', body?: string): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const req = http.get({ socketPath, path, timeout: 10_000 }, (res) => {
-      let n = 0;
-      res.on('data', (c: Buffer) => { n += c.length; });
-      res.on('end', () => resolve(res.statusCode === 200 ? n : -1));
-      res.on('error', () => resolve(-1));
+    const req = http.request({ socketPath, path, method, timeout: 10_000, headers: body === undefined ? {} : { 'Content-Type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300 ? Buffer.concat(chunks).toString('utf8') : undefined));
+      res.on('error', () => resolve(undefined));
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve(-1));
+    req.on('error', () => resolve(undefined));
+    req.end(body);
   });
 }
 
 /**
- * The observers of issue 12's benchmark on the daemon's API socket: a client that asks for
- * `/v1/flows` every POLL_MS (the next request once the period has passed and the last answer
- * came) and `tslirp ctl watch` (the built CLI, its output read and discarded). `stop()` ends
- * both and returns how many polls were answered and how many event bytes the watcher printed.
+ * The observers of issue 12's benchmark on the daemon's API socket: `tslirp ctl watch` (the
+ * built CLI, its output read and discarded; attached once it has printed a forward added for
+ * the purpose) and a client that asks for `/v1/flows` every POLL_MS (the next request once the
+ * period has passed and the last answer came). `stop()` ends both and returns how many polls
+ * were answered and how many bytes of events the watcher printed.
  */
-function startObservers(api: string): { stop(): Promise<{ polls: number; failed: number; watchBytes: number }> } {
+async function startObservers(api: string, forwardPort: number): Promise<{ stop(): Promise<{ polls: number; failed: number; watchBytes: number }> }> {
+  // The watcher is attached once it prints an event: a forward added (and removed) for that.
+  const watch = new Proc('tslirp ctl watch', process.execPath, [DAEMON_ENTRY, 'ctl', '--api', `unix:${api}`, 'watch']);
+  const attachBy = Date.now() + 60_000;
+  const sessions = JSON.parse((await apiCall(api, '/v1/sessions')) ?? '[]') as { id: string }[];
+  if (sessions[0] === undefined) throw new Error('no session on the API');
+  while (!watch.output.includes('forward.added') && Date.now() < attachBy) {
+    const added = await apiCall(api, '/v1/forwards', 'POST', JSON.stringify({ rule: `tcp:127.0.0.1:${forwardPort}-:9`, session: sessions[0].id }));
+    if (added === undefined) throw new Error('POST /v1/forwards failed');
+    await new Promise((r) => setTimeout(r, 500));
+    await apiCall(api, `/v1/forwards/${(JSON.parse(added) as { id: string }).id}`, 'DELETE');
+  }
+  if (!watch.output.includes('forward.added')) throw new Error(`tslirp ctl watch did not attach within 60 s: ${watch.tail(500)}`);
   let polls = 0;
   let failed = 0;
   let running = true;
   const poller = (async () => {
     while (running) {
       const t0 = performance.now();
-      if ((await apiGet(api, '/v1/flows')) >= 0) polls++;
+      if ((await apiCall(api, '/v1/flows')) !== undefined) polls++;
       else failed++;
       const wait = POLL_MS - (performance.now() - t0);
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }
   })();
-  const watch = new Proc('tslirp ctl watch', process.execPath, [DAEMON_ENTRY, 'ctl', '--api', `unix:${api}`, 'watch']);
   return {
     async stop() {
       running = false;
@@ -342,9 +355,7 @@ async function observedCells(a: Target & { api: string }, mtu: number, iperfPort
       let x = 0;
       let y = 0;
       for (const observed of i % 2 === 0 ? [false, true] : [true, false]) {
-        const o = observed ? startObservers(a.api) : undefined;
-        // The watcher connects and the poller starts before iperf3 does.
-        if (o !== undefined) await new Promise((r) => setTimeout(r, 300));
+        const o = observed ? await startObservers(a.api, await freePort()) : undefined;
         const bps = await iperfRun(a.guest, a.server, iperfPort, SECONDS, reverse, `${a.name}${observed ? ' (observed)' : ''}`);
         if (o !== undefined) {
           const r = await o.stop();
