@@ -20,15 +20,22 @@
  * tslirp and libslirp), and idle connection memory (daemon RSS growth for 500 idle
  * connections).
  *
+ * Observed (issue 12: the data path must not pay for being observed): the same tslirp daemon
+ * with an API client polling `GET /v1/flows` every 100 ms and one `tslirp ctl watch` attached,
+ * against no client, in the same run. Each pair runs both, in alternating order (observed
+ * second, then observed first, …) so drift on a loaded machine does not favour either; the
+ * ratio is the median of ≥5 pairwise ratios observed/unobserved. Floor: ≥ 0.95 in every cell.
+ *
  * Needs root, iperf3, qemu-system-x86_64, slirp4netns, socat, busybox and a built daemon
- * (npm run build). Environment: BENCH_PAIRS (default 5), BENCH_SECONDS (default 3).
+ * (npm run build). Environment: BENCH_PAIRS (default 5), BENCH_SECONDS (default 3),
+ * BENCH_MTUS (default 1500,65520), BENCH_ONLY=observed (only the observed cells).
  */
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../test/helpers/daemon.js';
+import { DAEMON_ENTRY, startDaemon, type Daemon } from '../test/helpers/daemon.js';
 import { dgramGuest } from './lib/dgram-guest.js';
 import { guestClient as runGuestClient, iperf as iperfRun } from './lib/iperf.js';
 import { cpuSeconds, freeUdp, median } from './lib/measure.js';
@@ -37,6 +44,11 @@ import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Pr
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
 const MTUS = (process.env['BENCH_MTUS'] ?? '1500,65520').split(',').map(Number);
+const ONLY_OBSERVED = process.env['BENCH_ONLY'] === 'observed';
+/** The API client's polling period (issue 12). */
+const POLL_MS = 100;
+/** Floor of the observed/unobserved ratio (issue 12). */
+const OBSERVED_FLOOR = 0.95;
 
 const missing = missingRequirements([root, daemonReq, command('iperf3'), command('qemu-system-x86_64'), command('slirp4netns'), command('socat')]);
 if (missing.length > 0) {
@@ -74,15 +86,16 @@ const pathFor = (mtu: number): Path => (mtu > 1500 ? 'dgram' : 'stream');
 const mtuOn = (mtu: number, path: Path): number => (path === 'dgram' ? Math.min(mtu, 65493) : mtu);
 
 
-async function tslirpTarget(mtu: number, dir: string): Promise<Target & { daemon: Daemon }> {
+async function tslirpTarget(mtu: number, dir: string): Promise<Target & { daemon: Daemon; api: string }> {
   const path = pathFor(mtu);
   const sock = join(dir, `tslirp-${mtu}.sock`);
-  const daemon = await startDaemon([path === 'stream' ? '--stream' : '--dgram', path === 'stream' ? `unix:${sock}` : 'udp:127.0.0.1:0', '--mtu', String(mtuOn(mtu, path)), '--log-level', 'info']);
+  const api = join(dir, `api-${mtu}.sock`);
+  const daemon = await startDaemon([path === 'stream' ? '--stream' : '--dgram', path === 'stream' ? `unix:${sock}` : 'udp:127.0.0.1:0', '--mtu', String(mtuOn(mtu, path)), '--api', `unix:${api}`, '--log-level', 'info'], { startTimeoutMs: 60_000 });
   const guest = path === 'stream' ? await NetnsGuest.create({ kind: 'stream-unix', path: sock }) : await dgramGuest(daemon.dgram().port, await freeUdp());
   const { lease } = await guest.dhcp();
   if (lease === undefined) throw new Error('tslirp: no DHCP lease');
   return {
-    name: 'tslirp', guest, server: '10.0.2.2', pid: daemon.pid, daemon,
+    name: 'tslirp', guest, server: '10.0.2.2', pid: daemon.pid, daemon, api,
     async stop() {
       await guest.destroy();
       await daemon.stop();
@@ -198,8 +211,18 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 300));
   const rows: string[] = [];
   let floorOk = true;
+  let observedOk = true;
   try {
     for (const mtu of MTUS) {
+      if (ONLY_OBSERVED) {
+        const a = await tslirpTarget(mtu, dir);
+        try {
+          if (!(await observedCells(a, mtu, iperfPort, rows))) floorOk = false;
+        } finally {
+          await a.stop();
+        }
+        continue;
+      }
       const a = await tslirpTarget(mtu, dir);
       const b = await libslirpTarget(mtu, dir);
       const c = await slirp4netnsTarget(mtu);
@@ -236,6 +259,7 @@ async function main(): Promise<void> {
           );
           console.log(rows[rows.length - 1]);
         }
+        if (!(await observedCells(a, mtu, iperfPort, rows))) observedOk = false;
         if (mtu === MTUS[0]) await extras(a, b);
       } finally {
         await a.stop();
@@ -249,7 +273,113 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   console.log('\n' + rows.join('\n'));
-  console.log(floorOk ? 'floor met: tslirp ≥ 1.0× libslirp in every cell' : 'FLOOR MISSED: tslirp < 1.0× libslirp in some cell');
+  if (!ONLY_OBSERVED) console.log(floorOk ? 'floor met: tslirp ≥ 1.0× libslirp in every cell' : 'FLOOR MISSED: tslirp < 1.0× libslirp in some cell');
+  const observed = ONLY_OBSERVED ? floorOk : observedOk;
+  console.log(observed ? `observed floor met: ≥ ${OBSERVED_FLOOR}× unobserved in every cell` : `OBSERVED FLOOR MISSED: < ${OBSERVED_FLOOR}× unobserved in some cell`);
+}
+
+/** A request to the API's unix socket; the body of a 2xx answer, undefined otherwise. */
+function apiCall(socketPath: string, path: string, method = 'GET', body?: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = http.request({ socketPath, path, method, timeout: 10_000, headers: body === undefined ? {} : { 'Content-Type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300 ? Buffer.concat(chunks).toString('utf8') : undefined));
+      res.on('error', () => resolve(undefined));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(undefined));
+    req.end(body);
+  });
+}
+
+/**
+ * The observers of issue 12's benchmark on the daemon's API socket: `tslirp ctl watch` (the
+ * built CLI, its output read and discarded; attached once it has printed a forward added for
+ * the purpose) and a client that asks for `/v1/flows` every POLL_MS (the next request once the
+ * period has passed and the last answer came). `stop()` ends both and returns how many polls
+ * were answered and how many bytes of events the watcher printed.
+ */
+async function startObservers(api: string, forwardPort: number): Promise<{ stop(): Promise<{ polls: number; failed: number; watchBytes: number }> }> {
+  // The watcher is attached once it prints an event: a forward added (and removed) for that.
+  const watch = new Proc('tslirp ctl watch', process.execPath, [DAEMON_ENTRY, 'ctl', '--api', `unix:${api}`, 'watch']);
+  const attachBy = Date.now() + 60_000;
+  const sessions = JSON.parse((await apiCall(api, '/v1/sessions')) ?? '[]') as { id: string }[];
+  if (sessions[0] === undefined) throw new Error('no session on the API');
+  while (!watch.output.includes('forward.added') && Date.now() < attachBy) {
+    const added = await apiCall(api, '/v1/forwards', 'POST', JSON.stringify({ rule: `tcp:127.0.0.1:${forwardPort}-:9`, session: sessions[0].id }));
+    if (added === undefined) throw new Error('POST /v1/forwards failed');
+    await new Promise((r) => setTimeout(r, 500));
+    await apiCall(api, `/v1/forwards/${(JSON.parse(added) as { id: string }).id}`, 'DELETE');
+  }
+  if (!watch.output.includes('forward.added')) throw new Error(`tslirp ctl watch did not attach within 60 s: ${watch.tail(500)}`);
+  let polls = 0;
+  let failed = 0;
+  let running = true;
+  const poller = (async () => {
+    while (running) {
+      const t0 = performance.now();
+      if ((await apiCall(api, '/v1/flows')) !== undefined) polls++;
+      else failed++;
+      const wait = POLL_MS - (performance.now() - t0);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await poller;
+      const watchBytes = watch.output.length;
+      await watch.stop();
+      return { polls, failed, watchBytes };
+    },
+  };
+}
+
+/**
+ * Issue 12's cells for one MTU, both directions: iperf3 through tslirp with and without the
+ * observers, PAIRS pairs in alternating order; the median pairwise ratio observed/unobserved.
+ * Appends a row per direction; false when a cell is below OBSERVED_FLOOR.
+ */
+async function observedCells(a: Target & { api: string }, mtu: number, iperfPort: number, rows: string[]): Promise<boolean> {
+  let ok = true;
+  for (const reverse of [false, true]) {
+    const dirName = reverse ? 'host→guest' : 'guest→host';
+    const plain: number[] = [];
+    const watched: number[] = [];
+    const ratios: number[] = [];
+    let polls = 0;
+    let failed = 0;
+    let watchBytes = 0;
+    for (let i = 0; i < PAIRS; i++) {
+      let x = 0;
+      let y = 0;
+      for (const observed of i % 2 === 0 ? [false, true] : [true, false]) {
+        const o = observed ? await startObservers(a.api, await freePort()) : undefined;
+        const bps = await iperfRun(a.guest, a.server, iperfPort, SECONDS, reverse, `${a.name}${observed ? ' (observed)' : ''}`);
+        if (o !== undefined) {
+          const r = await o.stop();
+          polls += r.polls;
+          failed += r.failed;
+          watchBytes += r.watchBytes;
+        }
+        if (observed) y = bps;
+        else x = bps;
+      }
+      plain.push(x);
+      watched.push(y);
+      if (x > 0) ratios.push(y / x);
+    }
+    const ratio = ratios.length > 0 ? median(ratios) : 0;
+    if (ratio < OBSERVED_FLOOR) ok = false;
+    rows.push(
+      `MTU ${String(mtuOn(mtu, pathFor(mtu))).padStart(5)} (${pathFor(mtu)} path) ${dirName}: tslirp ${(median(plain) / 1e9).toFixed(2)} Gbit/s unobserved, ` +
+        `${(median(watched) / 1e9).toFixed(2)} observed (/v1/flows every ${POLL_MS} ms: ${polls} polls${failed > 0 ? `, ${failed} failed` : ''}; ctl watch: ${watchBytes} bytes); ` +
+        `ratio observed/unobserved ${ratio.toFixed(2)} (pairs ${ratios.map((r) => r.toFixed(2)).join(' ')})`,
+    );
+    console.log(rows[rows.length - 1]);
+  }
+  return ok;
 }
 
 /** bench/guest/client.ts in the target's guest against its server: microseconds per operation. */

@@ -22,7 +22,7 @@ export type { UdpMappingInfo, UdpSocketKind } from './nat/udp-flow.js';
 export { formatIpv4Addr, formatMac, parseIpv4Addr, type Ipv4Addr, type Mac } from './util/bytes.js';
 export { resolveStackConfig, type StackConfig, type NetworkOptions, type StaticRoute } from './stack/config.js';
 export { ConfigError } from './util/config-error.js';
-export { Counters, isDrop, type Drop } from './util/drops.js';
+export { COUNTED_EVENTS, Counters, DROP_REASONS, isDrop, isDropReason, type CountedEvent, type Drop } from './util/drops.js';
 export { systemClock, systemRandom, ManualClock, seededRandom, type Clock, type Random } from './util/clock.js';
 
 export * as links from './link/index.js';

@@ -1,7 +1,7 @@
 /**
  * GET /metrics: the daemon in Prometheus text exposition (prom-client), every name prefixed
  * `tslirp_`. Nothing is counted twice: each scrape reads the daemon's own counters (sessions'
- * traffic, networks' drop counters, flow tables, DNS and TCP statistics) through
+ * traffic, networks' drop counters, flow tables, DNS, TCP and TFTP statistics) through
  * DaemonControl, so the data path carries no metric code of its own.
  *
  * Counters must not go down while the daemon runs; sessions and networks come and go, so
@@ -12,14 +12,18 @@
  *
  * Drop counters are one metric, `tslirp_drops_total{reason}`: the reason is the daemon's
  * counter name, `layer.reason` (`ipv4.bad-checksum`, `udp.flow-evicted`, `hostfwd.no-session`,
- * `capture.dropped`, …) — names fixed in the code, never taken from traffic — summed over the
- * live networks, the live sessions' links and the sessions that ended.
+ * `capture.dropped`, …), always one of the fixed list DROP_REASONS (util/drop-reasons.ts,
+ * README "Drop reasons") — never taken from traffic — summed over the live networks, the live
+ * sessions' links, the sessions that ended, the forwards, the daemon's refused links and the
+ * API. The few events counted in the same bags that drop nothing (COUNTED_EVENTS) are
+ * `tslirp_gateway_events_total{event}`.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { DaemonControl } from '../daemon/control.js';
 import type { Session } from '../daemon/session.js';
 import { DNS_LATENCY_BUCKETS_MS } from '../dns/forwarder.js';
-import type { Counters } from '../util/drops.js';
+import type { TftpStats } from '../tftp/server.js';
+import { COUNTED_EVENTS, isDropReason, type Counters } from '../util/drops.js';
 import type { Route } from './server.js';
 
 const add = (into: Map<string, number>, from: Readonly<Record<string, number>>): void => {
@@ -36,6 +40,12 @@ function linkDrops(s: Session): Record<string, number> {
   return out;
 }
 
+const NO_TFTP: Readonly<TftpStats> = { requests: 0, completed: 0, failed: 0, retransmitted: 0, bytesSent: 0 };
+const addTftp = (into: TftpStats, from: Readonly<TftpStats> | undefined): void => {
+  if (from === undefined) return;
+  for (const k of Object.keys(NO_TFTP) as (keyof TftpStats)[]) into[k] += from[k];
+};
+
 type Traffic = Session['traffic'];
 const TRAFFIC_KEYS: readonly (keyof Traffic)[] = ['fromGuestFrames', 'fromGuestBytes', 'toGuestFrames', 'toGuestBytes'];
 
@@ -46,11 +56,15 @@ export class DaemonMetrics {
   readonly #ended: Traffic = { fromGuestFrames: 0, fromGuestBytes: 0, toGuestFrames: 0, toGuestBytes: 0 };
   readonly #endedDrops = new Map<string, number>();
   readonly #endedTcp = new Map<string, number>();
+  readonly #endedTftp: TftpStats = { ...NO_TFTP };
   readonly #onDown = (s: Session): void => {
     for (const k of TRAFFIC_KEYS) this.#ended[k] += s.traffic[k];
     add(this.#endedDrops, s.privateNetwork ? s.drops() : linkDrops(s));
-    // A private network closes with its session: keep its TCP events.
-    if (s.privateNetwork) add(this.#endedTcp, s.network.tcpStats());
+    // A private network closes with its session: keep its TCP events and TFTP statistics.
+    if (s.privateNetwork) {
+      add(this.#endedTcp, s.network.tcpStats());
+      addTftp(this.#endedTftp, s.network.tftpStats?.());
+    }
   };
 
   constructor(control: DaemonControl, apiCounters: Counters) {
@@ -92,16 +106,29 @@ export class DaemonMetrics {
       },
     });
     const endedDrops = this.#endedDrops;
+    /** Every drop counter and counted event, summed over live networks, live sessions' links, ended sessions, forwards, the daemon and the API. */
+    const counted = (): Map<string, number> => {
+      const all = new Map(endedDrops);
+      for (const n of c.networks) if (!n.closed) add(all, n.counters());
+      for (const s of live()) add(all, linkDrops(s));
+      for (const f of c.forwards()) add(all, f.refusals);
+      add(all, c.refusals());
+      add(all, apiCounters.snapshot());
+      return all;
+    };
     new Counter({
-      name: 'tslirp_drops_total', help: 'Frames, packets, clients and stream data dropped or refused, by reason (the daemon counter name, layer.reason)', labelNames: ['reason'], registers: [r],
+      name: 'tslirp_drops_total', help: 'Frames, packets, clients, requests and stream data dropped or refused, by reason (README "Drop reasons": a fixed list)', labelNames: ['reason'], registers: [r],
       collect() {
         this.reset();
-        const all = new Map(endedDrops);
-        for (const n of c.networks) if (!n.closed) add(all, n.counters());
-        for (const s of live()) add(all, linkDrops(s));
-        for (const f of c.forwards()) add(all, f.refusals);
-        add(all, apiCounters.snapshot());
-        for (const [reason, v] of all) if (v > 0) this.inc({ reason }, v);
+        for (const [reason, v] of counted()) if (v > 0 && isDropReason(reason)) this.inc({ reason }, v);
+      },
+    });
+    new Counter({
+      name: 'tslirp_gateway_events_total', help: 'Events counted beside the drops that drop nothing (NAT-PMP/PCP requests and mappings, router solicitations, MAC moves, impairment duplicates), by event', labelNames: ['event'], registers: [r],
+      collect() {
+        this.reset();
+        const all = counted();
+        for (const event of COUNTED_EVENTS) this.inc({ event }, all.get(event) ?? 0);
       },
     });
     const endedTcp = this.#endedTcp;
@@ -150,6 +177,33 @@ export class DaemonMetrics {
         this.inc({ outcome: 'forwarded' }, t.forwarded);
         this.inc({ outcome: 'servfail' }, t.servfail);
       },
+    });
+    const endedTftp = this.#endedTftp;
+    const tftp = (): TftpStats => {
+      const t = { ...endedTftp };
+      for (const n of c.networks) if (!n.closed) addTftp(t, n.network.stack.tftpStats());
+      return t;
+    };
+    new Counter({
+      name: 'tslirp_tftp_requests_total', help: 'TFTP read requests the gateway\'s server accepted (--tftp)', registers: [r],
+      collect() { this.reset(); this.inc(tftp().requests); },
+    });
+    new Counter({
+      name: 'tslirp_tftp_transfers_total', help: 'TFTP transfers that ended, by outcome (completed: last block acknowledged; failed: timed out, error from either side, or closed)', labelNames: ['outcome'], registers: [r],
+      collect() {
+        this.reset();
+        const t = tftp();
+        this.inc({ outcome: 'completed' }, t.completed);
+        this.inc({ outcome: 'failed' }, t.failed);
+      },
+    });
+    new Counter({
+      name: 'tslirp_tftp_retransmitted_blocks_total', help: 'TFTP DATA blocks (or OACKs) sent again after a timeout or a partial window', registers: [r],
+      collect() { this.reset(); this.inc(tftp().retransmitted); },
+    });
+    new Counter({
+      name: 'tslirp_tftp_data_sent_bytes_total', help: 'TFTP DATA payload bytes sent to guests, retransmissions included', registers: [r],
+      collect() { this.reset(); this.inc(tftp().bytesSent); },
     });
     // A histogram read from the forwarders' own buckets (prom-client's Histogram only observes).
     const latency = {

@@ -32,6 +32,7 @@ export function networkView(n: LiveNetwork, control: DaemonControl): Json {
   const stack = n.network.stack;
   const flows = { tcp: 0, udp: 0 };
   for (const f of stack.flows()) flows[f.protocol]++;
+  const tftp = stack.tftpStats();
   return {
     name: n.name,
     sessions: control.sessionsOf(n).map((s) => s.id),
@@ -47,6 +48,8 @@ export function networkView(n: LiveNetwork, control: DaemonControl): Json {
     gateway: { ...stack.stats },
     flows,
     leases: n.leases().filter((l) => l.state === 'bound').length,
+    // The gateway's TFTP server (--tftp); null on a network without one.
+    tftp: tftp === undefined ? null : { ...tftp },
     counters: n.counters(),
   };
 }

@@ -120,6 +120,11 @@ export interface DaemonControl {
   addForward(request: ForwardRequest): Promise<ForwardView>;
   /** Closes a forward's ports (its open connections live on); throws ControlError. */
   removeForward(id: string): Promise<ForwardView>;
+  /**
+   * Links the daemon itself refused before they became sessions ('session.*', 'ws.*'), by
+   * drop reason, over its life (forwards' refusals are in `forwards()`).
+   */
+  refusals(): Record<string, number>;
   /** Now on the daemon's monotonic clock (leases' expiry and sessions' start are on it). */
   nowMs(): number;
   readonly events: EventEmitter<DaemonEvents>;

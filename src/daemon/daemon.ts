@@ -504,6 +504,12 @@ export class Daemon implements DaemonControl {
 
   // --- DaemonControl: what the control API reads and steers (control.ts).
 
+  refusals(): Record<string, number> {
+    const out = this.#refused.snapshot();
+    for (const l of this.wsListeners) for (const [k, v] of Object.entries(l.counters.snapshot())) out[k] = (out[k] ?? 0) + v;
+    return out;
+  }
+
   nowMs(): number {
     return this.#clock.now();
   }

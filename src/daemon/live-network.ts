@@ -43,6 +43,7 @@ import type { StackConfig } from '../stack/config.js';
 import type { StackDeps } from '../stack/stack.js';
 import type { TcpEngineLimits } from '../nat/tcp-flow.js';
 import type { SwitchOptions } from '../switch/learning-switch.js';
+import type { TftpStats } from '../tftp/server.js';
 import type { Clock, Random } from '../util/clock.js';
 import type { NetworkRecorder, PortLabel } from '../replay/recorder.js';
 import { Scheduler } from './scheduler.js';
@@ -153,6 +154,10 @@ export class LiveNetwork implements SessionNetwork {
 
   tcpStats(): Record<string, number> {
     return this.network.stack.tcpStats();
+  }
+
+  tftpStats(): Readonly<TftpStats> | undefined {
+    return this.network.stack.tftpStats();
   }
 
   /**

@@ -18,6 +18,7 @@ import { PcapFileWriter, type CaptureSink } from '../pcap/writer.js';
 import { capturePath, tapHandler, tapLink } from '../pcap/tap.js';
 import { formatIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
 import type { Clock } from '../util/clock.js';
+import type { TftpStats } from '../tftp/server.js';
 
 /** A DHCP lease as the network reports it (structurally src/dhcp's lease). */
 export interface LeaseInfo {
@@ -38,6 +39,8 @@ export interface SessionNetwork {
   leases(): readonly LeaseInfo[];
   /** TCP events that are not drops (flows, retransmissions, resets), for the summary. */
   tcpStats(): Record<string, number>;
+  /** What the gateway's TFTP server did; undefined without one. */
+  tftpStats?(): Readonly<TftpStats> | undefined;
 }
 
 /** Sees a session's frames as they cross its link (a live capture); must not keep `frame`. */

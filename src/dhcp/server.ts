@@ -22,7 +22,7 @@
  * Every message it ignores is counted as `dhcp.<reason>`.
  */
 import { BROADCAST_MAC, formatMac, type Ipv4Addr } from '../util/bytes.js';
-import { isDrop, type Counters } from '../util/drops.js';
+import { isDrop, type Counters, type Drop } from '../util/drops.js';
 import {
   BOOTP_MIN_LEN,
   BOOTREPLY,
@@ -190,8 +190,8 @@ export class DhcpServer {
     return this.#table.countOwned(client.owner, nowMs) >= this.#maxLeasesPerPort;
   }
 
-  #drop(reason: string): DhcpReply | undefined {
-    this.#counters.count(`dhcp.${reason}`);
+  #drop(reason: Drop): DhcpReply | undefined {
+    this.#counters.count(reason);
     return undefined;
   }
 
@@ -201,15 +201,15 @@ export class DhcpServer {
       this.#counters.count(m);
       return undefined;
     }
-    if (m.op !== BOOTREQUEST) return this.#drop('not-request');
-    if (m.htype !== HTYPE_ETHERNET || m.hlen !== ETHERNET_ADDR_LEN) return this.#drop('unsupported-hardware');
+    if (m.op !== BOOTREQUEST) return this.#drop('dhcp.not-request');
+    if (m.htype !== HTYPE_ETHERNET || m.hlen !== ETHERNET_ADDR_LEN) return this.#drop('dhcp.unsupported-hardware');
     // RFC 2131 §4.1 would answer through the relay; there is no relay on a virtual link.
-    if (m.giaddr !== 0) return this.#drop('relayed');
+    if (m.giaddr !== 0) return this.#drop('dhcp.relayed');
     const type = readMessageType(m);
-    if (type === undefined) return this.#drop('no-message-type');
+    if (type === undefined) return this.#drop('dhcp.no-message-type');
     const mac = m.chaddr.subarray(0, ETHERNET_ADDR_LEN);
     // A group address cannot hold a lease, and a unicast reply to it would reach everyone.
-    if ((mac[0]! & 1) !== 0) return this.#drop('bad-chaddr');
+    if ((mac[0]! & 1) !== 0) return this.#drop('dhcp.bad-chaddr');
     const id = readClientId(m);
     const clientId = id === undefined ? undefined : toHexId(id);
     const client: LeaseClient = {
@@ -232,20 +232,20 @@ export class DhcpServer {
         // RFC 2131 §4.3.5: ACK to ciaddr; a client that left it zero is answered at its source address.
         return this.#reply(m, MSG.ACK, 0, undefined, m.ciaddr === 0 ? srcIp : m.ciaddr);
       default: // OFFER, ACK, NAK: server messages, not ours to receive
-        return this.#drop('server-message');
+        return this.#drop('dhcp.server-message');
     }
   }
 
   /** RFC 2131 §4.3.1. */
   #discover(m: Dhcp, client: LeaseClient, nowMs: number): DhcpReply | undefined {
-    if (this.#overPortLimit(client, nowMs)) return this.#drop('port-lease-limit');
+    if (this.#overPortLimit(client, nowMs)) return this.#drop('dhcp.port-lease-limit');
     const ip = this.#table.choose(client.key, readRequestedIp(m), nowMs);
-    if (ip === undefined) return this.#drop('pool-exhausted');
+    if (ip === undefined) return this.#drop('dhcp.pool-exhausted');
     let lease = this.#table.find(client.key, nowMs);
     // A bound client that asks again keeps its binding; anyone else gets a fresh hold.
     if (lease?.state !== 'bound' || lease.ip !== ip)
       lease = this.#table.put(client, ip, 'offered', nowMs + OFFER_HOLD_MS, nowMs);
-    if (lease === undefined) return this.#drop('internal-error');
+    if (lease === undefined) return this.#drop('dhcp.internal-error');
     return this.#reply(m, MSG.OFFER, lease.ip, lease, 0);
   }
 
@@ -257,40 +257,40 @@ export class DhcpServer {
       // The client chose another server's offer: ours is no longer wanted.
       const held = this.#table.find(client.key, nowMs);
       if (held?.state === 'offered') this.#table.release(client.key, held.ip, nowMs);
-      return this.#drop('other-server');
+      return this.#drop('dhcp.other-server');
     }
     let want: Ipv4Addr;
     if (serverId !== undefined) {
       // SELECTING: 'requested IP address' MUST be filled in, 'ciaddr' MUST be zero.
-      if (requested === undefined || m.ciaddr !== 0) return this.#drop('bad-request');
+      if (requested === undefined || m.ciaddr !== 0) return this.#drop('dhcp.bad-request');
       want = requested;
     } else if (m.ciaddr !== 0) {
       want = m.ciaddr; // RENEWING (unicast) or REBINDING (broadcast): the server cannot tell, and need not
     } else if (requested !== undefined) {
       want = requested; // INIT-REBOOT
     } else {
-      return this.#drop('bad-request');
+      return this.#drop('dhcp.bad-request');
     }
     const c = this.#config;
     if (((want & c.netmask) >>> 0) !== c.net) return this.#nak(m, 'requested address is not on this network');
     const current = this.#table.find(client.key, nowMs);
-    if (current === undefined && this.#overPortLimit(client, nowMs)) return this.#drop('port-lease-limit');
+    if (current === undefined && this.#overPortLimit(client, nowMs)) return this.#drop('dhcp.port-lease-limit');
     if (current !== undefined && current.ip !== want && (current.state === 'bound' || serverId !== undefined))
       return this.#nak(m, 'requested address is not the one leased to this client');
     if (!this.#table.availableFor(want, client.key, nowMs))
       return this.#nak(m, this.#table.inPool(want) ? 'requested address is not available' : 'requested address is outside the pool');
     const lease = this.#table.put(client, want, 'bound', nowMs + c.leaseTimeS * 1000, nowMs);
-    if (lease === undefined) return this.#drop('internal-error');
+    if (lease === undefined) return this.#drop('dhcp.internal-error');
     return this.#reply(m, MSG.ACK, lease.ip, lease, 0);
   }
 
   /** RFC 2131 §4.3.3. */
   #decline(m: Dhcp, client: LeaseClient, nowMs: number): DhcpReply | undefined {
     const serverId = readServerId(m);
-    if (serverId !== undefined && serverId !== this.#config.host) return this.#drop('other-server');
+    if (serverId !== undefined && serverId !== this.#config.host) return this.#drop('dhcp.other-server');
     const ip = readRequestedIp(m);
-    if (ip === undefined) return this.#drop('bad-decline');
-    if (this.#table.at(ip, nowMs)?.key !== client.key) return this.#drop('decline-not-leased');
+    if (ip === undefined) return this.#drop('dhcp.bad-decline');
+    if (this.#table.at(ip, nowMs)?.key !== client.key) return this.#drop('dhcp.decline-not-leased');
     this.#table.quarantine(ip, nowMs + DECLINE_QUARANTINE_MS, nowMs);
     return undefined;
   }
@@ -298,8 +298,8 @@ export class DhcpServer {
   /** RFC 2131 §4.3.4. */
   #release(m: Dhcp, client: LeaseClient, nowMs: number): DhcpReply | undefined {
     const serverId = readServerId(m);
-    if (serverId !== undefined && serverId !== this.#config.host) return this.#drop('other-server');
-    if (!this.#table.release(client.key, m.ciaddr, nowMs)) return this.#drop('release-not-leased');
+    if (serverId !== undefined && serverId !== this.#config.host) return this.#drop('dhcp.other-server');
+    if (!this.#table.release(client.key, m.ciaddr, nowMs)) return this.#drop('dhcp.release-not-leased');
     return undefined;
   }
 

@@ -59,6 +59,7 @@ import { pseudoSumIp } from '../ipv6/wire.js';
 import { udpLength, writeUdp, type Udp } from '../udp/wire.js';
 import { put16, put32 } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';
+import { hostErrno, type Drop } from '../util/drops.js';
 import { DNS_HEADER_LEN, parseDnsHeader, parseDnsQuestion, type DnsHeader, type DnsQuestion } from './wire.js';
 import { HOST_NAME, LOCAL_ZONE, normalizeDnsName, RR_CLASS, RR_TYPE, type DnsStaticRecord } from './records.js';
 
@@ -291,7 +292,7 @@ export class DnsForwarder {
   upstreamError(flow: FlowId, code: string, nowMs: number): void {
     const i = this.#upstreams.findIndex((u) => u.flow === flow);
     if (i < 0) return;
-    this.#guest.counters.count(`dns.upstream-${code.toLowerCase()}`);
+    this.#guest.counters.count(`dns.upstream-${hostErrno(code)}`);
     this.#host.close(flow);
     this.#upstreams[i]!.flow = undefined;
     const n = this.#upstreams.length;
@@ -420,7 +421,7 @@ export class DnsForwarder {
   }
 
   /** Answers a pending query with SERVFAIL (its own question echoed) and forgets it. */
-  #fail(p: Pending, why: string): void {
+  #fail(p: Pending, why: Drop): void {
     this.#remove(p);
     this.#guest.counters.count(why);
     this.stats.servfail++;
@@ -435,7 +436,7 @@ export class DnsForwarder {
   }
 
   /** An error answer with no question section, counted under `why`. */
-  #refuse(guest: Endpoint, h: DnsHeader, rcode: number, why: string): void {
+  #refuse(guest: Endpoint, h: DnsHeader, rcode: number, why: Drop): void {
     this.#guest.counters.count(why);
     const out = new Uint8Array(DNS_HEADER_LEN);
     put16(out, 0, h.id);

@@ -10,6 +10,7 @@
  */
 import { ETHERNET_HEADER_LEN, VLAN_TAG_LEN } from '../ethernet/wire.js';
 import { MAX_MTU } from '../net/mtu.js';
+import type { CountedEvent, Drop } from '../util/drops.js';
 
 /**
  * The largest frame a link carries: the largest MTU (65520, the maximum of `--mtu`) plus the
@@ -68,7 +69,7 @@ export interface GuestLink {
 
 /** Counters a link keeps; a subset of util/drops' Counters so sessions can merge them. */
 export interface LinkCounters {
-  count(name: string, n?: number): void;
+  count(name: Drop | CountedEvent, n?: number): void;
   get(name: string): number;
   total(prefix?: string): number;
   snapshot(): Record<string, number>;

@@ -49,7 +49,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { Counters } from '../util/drops.js';
+import { Counters, type Drop } from '../util/drops.js';
 import { networkNameProblem } from '../net/network-name.js';
 import { LogThrottle } from '../util/log-throttle.js';
 import { formatHostPort, type LinkCounters, type LinkLog, type Listener } from './link.js';
@@ -258,7 +258,7 @@ export async function listenWs(o: WsListenOptions): Promise<WsListener> {
     return p;
   };
   /** Counts a refusal and logs it, at most one line per LOG_THROTTLE_INTERVAL_MS per kind. */
-  const refused = (log: LogThrottle, reason: string, req: http.IncomingMessage, fields: Record<string, unknown>, msg: string): void => {
+  const refused = (log: LogThrottle, reason: Drop, req: http.IncomingMessage, fields: Record<string, unknown>, msg: string): void => {
     counters.count(reason);
     const logNow = log.hit(performance.now());
     if (logNow !== undefined) o.log.warn({ reason, path: pathOf(req), peer: peerOf(req), ...fields, refused: counters.get(reason), suppressed: logNow.suppressed }, msg);

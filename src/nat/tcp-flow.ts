@@ -79,7 +79,7 @@ export class TcpEngine {
   /** Drops and refusals: the stack's counters. */
   readonly counters: Counters;
   /** TCP events that are not drops (flows opened and closed, retransmissions, resets, …). */
-  readonly stats = new Counters();
+  readonly stats = new Counters<string>();
   readonly #table: FlowTable;
   readonly #host: Host;
   readonly #toGuest: ToGuest;

@@ -71,6 +71,7 @@ import { IP_PROTO } from '../ipv4/wire.js';
 import { LOOPBACK6, pseudoSumIp, UNSPECIFIED6 } from '../ipv6/wire.js';
 import { UDP_HEADER_LEN, udpLength, writeUdp, type Udp } from '../udp/wire.js';
 import { put16 } from '../util/bytes.js';
+import { hostErrno } from '../util/drops.js';
 import type { FlowEntry, FlowTable } from './flow-table.js';
 import { DEFAULT_NAT, type NatBehaviour } from './behaviour.js';
 import { forwardedRemote, routeOutbound } from './policy.js';
@@ -444,7 +445,7 @@ export class UdpNat {
   hostError(id: FlowId, code: string): void {
     const flow = this.#table.byId(id);
     if (!isUdpFlow(flow)) return;
-    this.#guest.counters.count(`udp.host-${code.toLowerCase()}`);
+    this.#guest.counters.count(`udp.host-${hostErrno(code)}`);
     if (flow.askedPort !== 0 && flow.public === undefined && (code === 'EADDRINUSE' || code === 'EACCES')) {
       this.#guest.counters.count('nat.udp-port-not-preserved');
       flow.askedPort = 0;

@@ -4,10 +4,10 @@
  * pcapng (draft-ietf-opsawg-pcapng: Section Header, Interface Description, Enhanced Packet
  * and Simple Packet blocks; every other block is skipped; each section may change byte order).
  *
- * Never throws on garbage: anything malformed returns a Drop naming the problem
+ * Never throws on garbage: anything malformed returns a Problem naming it
  * ('pcap.bad-magic', 'pcap.truncated', …). Packet data are views into the input.
  */
-import type { Drop } from '../util/drops.js';
+import type { Problem } from '../util/drops.js';
 import { LINKTYPE_ETHERNET, PCAP_HEADER_LEN, PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAP_RECORD_HEADER_LEN, PCAP_SNAPLEN } from './writer.js';
 
 /** One packet of a capture. */
@@ -83,8 +83,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: false });
 
 const swap32 = (x: number): number => (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0;
 
-/** Reads a whole capture; empty, truncated or malformed input gives a Drop. */
-export function readCapture(bytes: Uint8Array, o: ReadOptions = {}): Capture | Drop {
+/** Reads a whole capture; empty, truncated or malformed input gives a Problem. */
+export function readCapture(bytes: Uint8Array, o: ReadOptions = {}): Capture | Problem {
   if (bytes.length < 4) return 'pcap.truncated';
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (v.getUint32(0, true) === BLOCK.SHB) return readPcapng(bytes, v, o.records === true);
@@ -93,7 +93,7 @@ export function readCapture(bytes: Uint8Array, o: ReadOptions = {}): Capture | D
   return { ...c, records: c.packets.map((packet) => ({ kind: 'packet', packet })), skippedBlocks: {} };
 }
 
-function readPcap(bytes: Uint8Array, v: DataView): Capture | Drop {
+function readPcap(bytes: Uint8Array, v: DataView): Capture | Problem {
   const magicLe = v.getUint32(PCAP.MAGIC, true);
   let le: boolean;
   if (magicLe === PCAP_MAGIC_US || magicLe === PCAP_MAGIC_NS) le = true;
@@ -140,8 +140,8 @@ interface IdbOptions {
   description?: string;
 }
 
-/** Parses an IDB's options: if_name, if_description, if_tsresol, if_tsoffset; a Drop on malformed options. */
-function idbOptions(v: DataView, from: number, to: number, le: boolean): IdbOptions | Drop {
+/** Parses an IDB's options: if_name, if_description, if_tsresol, if_tsoffset; a Problem on malformed options. */
+function idbOptions(v: DataView, from: number, to: number, le: boolean): IdbOptions | Problem {
   let unitsPerSecond = 1_000_000n;
   let offsetSeconds = 0n;
   const text: { name?: string; description?: string } = {};
@@ -202,7 +202,7 @@ function timeOf(i: NgInterface, high: number, low: number): { seconds: number; n
   return { seconds: Number(whole + i.offsetSeconds), nanos: Number((frac * 1_000_000_000n) / i.unitsPerSecond) };
 }
 
-function readPcapng(bytes: Uint8Array, v: DataView, withRecords: boolean): Capture | Drop {
+function readPcapng(bytes: Uint8Array, v: DataView, withRecords: boolean): Capture | Problem {
   const packets: CapturedPacket[] = [];
   const records: CaptureRecord[] = [];
   const skipped: Record<string, number> = {};

@@ -90,7 +90,7 @@ export interface TcpConnIo {
   /** Drops and refusals (the stack's counters). */
   readonly counters: Counters;
   /** Events worth counting that are not drops: retransmissions, resets, flows opened… */
-  readonly stats: Counters;
+  readonly stats: Counters<string>;
   /** Sends an IPv4 datagram carrying a TCP segment from `c.remote` to `c.guest`; `write` fills in the segment. */
   sendSegment(c: TcpConn, l4Length: number, write: (into: Uint8Array, at: number) => number): void;
   /** ICMP destination unreachable to the guest about its SYN. */

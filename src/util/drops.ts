@@ -1,23 +1,30 @@
 /**
  * Drop reasons and their counters. A `Drop` is a string literal such as
- * `'ipv4.bad-checksum'`: the parser's return value and the counter's label at once.
+ * `'ipv4.bad-checksum'`: the parser's return value and the counter's label at once. The names
+ * are a fixed list (drop-reasons.ts); counting a name not on it does not compile.
  * Anything the guest can send that we refuse is counted here, never thrown.
  */
+import type { CountedEvent, Drop } from './drop-reasons.js';
 
-/** `layer.reason`, lower-case, hyphenated. */
-export type Drop = `${string}.${string}`;
+export { COUNTED_EVENTS, DROP_REASON_GROUPS, DROP_REASONS, HOST_ERRNOS, hostErrno, isDropReason, type CountedEvent, type Drop, type HostErrno } from './drop-reasons.js';
+
+/**
+ * A named problem that is reported, not counted (a malformed capture file or snapshot):
+ * `layer.reason` like a Drop, but not on the drop list.
+ */
+export type Problem = `${string}.${string}`;
 
 export const isDrop = (v: unknown): v is Drop => typeof v === 'string';
 
-/** A bag of named counters; reading an unknown name gives 0. */
-export class Counters {
+/** A bag of named counters; reading an unknown name gives 0. By default it takes drop reasons and counted events only. */
+export class Counters<N extends string = Drop | CountedEvent> {
   readonly #counts = new Map<string, number>();
 
-  count(name: string, n = 1): void {
+  count(name: N, n = 1): void {
     this.#counts.set(name, (this.#counts.get(name) ?? 0) + n);
   }
 
-  get(name: string): number {
+  get(name: N): number {
     return this.#counts.get(name) ?? 0;
   }
 

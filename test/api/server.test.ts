@@ -18,6 +18,7 @@ import { runCtl } from '../../src/cli/ctl.js';
 import { parseCommandLine, UsageError } from '../../src/cli/options.js';
 import { memoryLog, until } from '../link/test-log.js';
 import { DHCP_DISCOVER } from '../daemon/dhcp-frames.js';
+import { isDropReason } from '../../src/util/drop-reasons.js';
 
 interface Reply {
   status: number;
@@ -102,8 +103,9 @@ describe('control API (a real daemon, loopback and unix sockets)', () => {
   });
 
   it('lists the declared network and the command-line forward', async () => {
-    const nets = (await request(unix, 'GET', '/v1/networks')).json() as { name: string }[];
+    const nets = (await request(unix, 'GET', '/v1/networks')).json() as { name: string; tftp: unknown }[];
     expect(nets.map((n) => n.name)).toEqual(['lab']);
+    expect(nets[0]!.tftp).toBeNull();
     const fwd = (await request(unix, 'GET', '/v1/forwards')).json();
     expect(fwd).toMatchObject([{ id: 'cli-1', source: 'command-line', rule: `tcp::${cliPort}-:22`, bound: [`127.0.0.1:${cliPort}`], network: 'lab' }]);
   });
@@ -238,6 +240,15 @@ describe('control API (a real daemon, loopback and unix sockets)', () => {
     expect(text).toMatch(/^tslirp_process_resident_memory_bytes /m);
     expect(text).toMatch(/^tslirp_nodejs_heap_size_used_bytes /m);
     expect(text).toMatch(/^tslirp_dns_upstream_latency_seconds_bucket\{le="\+Inf"\} 0$/m);
+    // No --tftp here: the TFTP series are there, at zero.
+    expect(value('tslirp_tftp_requests_total')).toBe(0);
+    expect(value('tslirp_tftp_transfers_total{outcome="completed"}')).toBe(0);
+    expect(value('tslirp_tftp_data_sent_bytes_total')).toBe(0);
+    expect(value('tslirp_gateway_events_total{event="portmap.created"}')).toBe(0);
+    // Every drop reason is on the fixed list.
+    const reasons = [...text.matchAll(/^tslirp_drops_total\{reason="([^"]+)"\}/gm)].map((m) => m[1]!);
+    expect(reasons.length).toBeGreaterThan(0);
+    expect(reasons.filter((r) => !isDropReason(r))).toEqual([]);
     const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
     if (promtool.error !== undefined && process.env['CI'] !== 'true') {
       console.warn(`SKIPPED promtool check metrics: ${promtool.error.message} (apt-get install prometheus)`);

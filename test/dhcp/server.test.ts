@@ -9,7 +9,7 @@ import { dhcpLength, findOption, parseDhcp, writeDhcp, type Dhcp, type DhcpOptio
 import { resolveStackConfig, type NetworkOptions, type StackConfig } from '../../src/stack/config.js';
 import { parseIpv4Addr, parseMac, u32, type Ipv4Addr } from '../../src/util/bytes.js';
 import { ManualClock } from '../../src/util/clock.js';
-import { Counters } from '../../src/util/drops.js';
+import { Counters, type Drop } from '../../src/util/drops.js';
 import { hex } from '../helpers/hex.js';
 
 const ip = (s: string): Ipv4Addr => parseIpv4Addr(s)!;
@@ -334,7 +334,7 @@ describe('dhcp/server', () => {
   });
 
   it('counts and ignores what it does not serve', () => {
-    const cases: [Dhcp | Uint8Array, string][] = [
+    const cases: [Dhcp | Uint8Array, Drop][] = [
       [hex`0101`, 'dhcp.truncated'],
       [{ ...msg(MSG.DISCOVER, MAC1), op: 2 }, 'dhcp.not-request'],
       [{ ...msg(MSG.DISCOVER, MAC1), htype: 6 }, 'dhcp.unsupported-hardware'],

@@ -39,11 +39,11 @@ echo "TSLIRP-DONE"
 poweroff -f
 `;
 
-/** Writes bzImage and initrd.gz (the built one + the /init above) into `out`; returns `out`. */
-export function downloadGuest(built: string, out: string): string {
+/** Writes bzImage and initrd.gz (the built one + `init`, by default the /init above) into `out`; returns `out`. */
+export function downloadGuest(built: string, out: string, init = DOWNLOAD_INIT): string {
   const root = join(out, 'root');
   mkdirSync(root, { recursive: true });
-  writeFileSync(join(root, 'init'), DOWNLOAD_INIT);
+  writeFileSync(join(root, 'init'), init);
   chmodSync(join(root, 'init'), 0o755);
   const cpio = spawnSync('sh', ['-c', 'echo init | cpio -o -H newc 2>/dev/null | gzip -1'], { cwd: root, maxBuffer: 1 << 20 });
   if (cpio.status !== 0) throw new Error(`cpio failed: ${cpio.stderr.toString()}`);
