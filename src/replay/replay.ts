@@ -136,7 +136,8 @@ function unusable(error: string, started: number, warnings: readonly string[] = 
   return { schema: REPLAY_REPORT_SCHEMA, result: 'unusable', exitCode: 2, frames: 0, entries: 0, hostCalls: 0, differences: 0, complete: false, seconds: (now() - started) / 1000, warnings, error };
 }
 
-const restoreConfig = (c: Record<string, unknown>): StackConfig => {
+/** A recorded configuration (its JSON form) as the network takes it: the gateway MAC and the egress policy rebuilt. */
+export const restoreConfig = (c: Record<string, unknown>): StackConfig => {
   const mac = c['gatewayMac'];
   return { ...c, gatewayMac: mac instanceof Uint8Array ? mac.slice() : new Uint8Array(6), egress: EgressPolicy.restore(c['egress']) } as unknown as StackConfig;
 };
