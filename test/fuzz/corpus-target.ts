@@ -73,7 +73,7 @@ export function loadRecordings(dir = PCAPS): Recording[] {
     }
     out.push({
       name,
-      config: restoreConfig(net.config as Record<string, unknown>),
+      config: restoreConfig(net.config),
       dnsUpstreams: net.dnsUpstreams as Endpoint[],
       dnsRecords: (net.dnsRecords as DnsStaticRecord[]).map((r) => ({ ...r, rdata: r.rdata.slice() })),
       ports,
