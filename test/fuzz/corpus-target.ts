@@ -1,6 +1,6 @@
 /**
  * The `corpus` target of `npm run fuzz`: the recordings of pcaps/ as seeds. Each seed is a
- * window of up to 64 guest frames of one recording (its start, where the leases and
+ * window of up to 31 guest frames of one recording (its start, where the leases and
  * handshakes are, and windows further in); mutation is the frame targets' structure-aware
  * one (`mutateFrames`: bit flips, interesting values at length, flag and offset fields,
  * truncation and growth, dropped, duplicated, swapped and spliced frames, checksums fixed
@@ -29,9 +29,9 @@ import { decodeFrames, encodeFrames, mutateFrames } from './targets.js';
 import type { FuzzTarget } from './engine.js';
 
 const PCAPS = resolve(import.meta.dirname, '..', '..', 'pcaps');
-const WINDOW = 63;
+const WINDOW = 31;
 /** Windows taken from one recording: its start and evenly spread ones after it. */
-const WINDOWS_PER_RECORDING = 4;
+const WINDOWS_PER_RECORDING = 3;
 /** A fresh network every this many inputs: long-lived state is fuzzed too, but not without end. */
 const FRESH_EVERY = 100;
 /** The heap a run may grow to (the engine's corpus and V8's coverage included) before it is a finding. */
