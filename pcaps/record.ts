@@ -13,7 +13,8 @@
  * only in what the world gave it: times, the seed, the guest's random numbers); a divergence
  * is printed decoded — that is what changed, and why the capture is being re-recorded.
  *
- * Needs root, ip, socat, busybox, curl, dig, arping, dnsmasq, dhclient (the PACKAGES
+ * Needs root, ip, socat, busybox, curl, dig, arping, dnsmasq, dhclient, dhcpcd, python3, qemu-system-x86_64 and
+ * the test guest of scripts/build-qemu-guest.sh (the PACKAGES
  * of scripts/test-all.sh) and a built daemon (`npm run build`). Only loopback addresses and
  * the namespaces it creates receive traffic.
  */
@@ -26,7 +27,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatReport, replay } from '../src/replay/index.js';
 import { startDaemon, type Daemon } from '../test/helpers/daemon.js';
-import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, tempDir, until } from '../test/helpers/guests.js';
+import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, QEMU_GUEST_DIR, QEMU_INITRD, QEMU_KERNEL, root, tempDir, until } from '../test/helpers/guests.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -212,6 +213,85 @@ const CAPTURES: readonly Capture[] = [
     },
   },
   {
+    name: 'dhcpcd-lease',
+    shows: 'dhcpcd (Debian\'s default dhcpcd.conf, hooks off): its own option set and client id, DISCOVER … ACK, three ARP probes of the offered address and an announcement before it binds',
+    tools: ['dhcpcd'],
+    async run({ guests: [g] }) {
+      // --script /bin/true: no hooks (they would edit the host's resolv.conf: the namespace shares the file system).
+      const out = await sh(g!, 'dhcpcd -4 --oneshot --timeout 30 --script /bin/true --noipv4ll "$1"', false, 60_000);
+      if (!out.includes('leased 10.0.2.15')) throw new Error(`dhcpcd got no lease: ${out}`);
+    },
+  },
+  {
+    name: 'ip-fragments',
+    shows: 'IP fragments from the guest: ping -s 4000 of the gateway (the echo reassembled, its reply fragmented again), a 4000-byte UDP datagram to a loopback echo server (reassembled into one host datagram, the echo fragmented to the guest)',
+    tools: ['busybox', 'socat'],
+    async run({ world, guests: [g] }) {
+      await staticAddress(g!, 15);
+      await sh(g!, 'ping -c 2 -i 0.2 -s 4000 -W 2 10.0.2.2');
+      const echo = await sh(g!, `head -c 4000 /dev/zero | tr '\\0' u | socat -b 8192 -t 1 - UDP:10.0.2.2:${world.udpEcho} | wc -c`);
+      if (echo.trim() !== '4000') throw new Error(`fragmented udp echo: ${echo}`);
+    },
+  },
+  {
+    name: 'tcp-lossy-link',
+    shows: '--link-loss 3: curl GET of 300 KB through a link that drops 3 % of frames each way (seeded: the replay drops the same ones); the guest\'s SACK blocks and the retransmissions that fill the holes',
+    tools: ['curl'],
+    args: ['--link-loss', '3'],
+    async run({ world, guests: [g] }) {
+      await staticAddress(g!, 15);
+      const out = await sh(g!, `curl -s -m 60 -o /dev/null -w '%{size_download}' http://10.0.2.2:${world.http}/300000`, false, 90_000);
+      if (out.trim() !== '300000') throw new Error(`lossy download: ${out}`);
+    },
+  },
+  {
+    name: 'tcp-zero-window',
+    shows: 'a reader that stops: Python\'s socket with a 4 KiB receive buffer asks for 300 KB, reads nothing for 3 s (its window closes to zero; the NAT keeps the rest queued until it opens), then reads it all',
+    tools: ['python3'],
+    async run({ world, guests: [g] }) {
+      await staticAddress(g!, 15);
+      const py = [
+        'import socket, time',
+        's = socket.socket()',
+        's.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)',
+        `s.connect(("10.0.2.2", ${world.http}))`,
+        's.sendall(b"GET /300000 HTTP/1.0\\r\\n\\r\\n")',
+        'time.sleep(3)',
+        'n = 0',
+        'while True:',
+        '    d = s.recv(65536)',
+        '    if not d: break',
+        '    n += len(d)',
+        'print(n)',
+      ].join('\n');
+      const out = await sh(g!, `/usr/bin/python3 -c '${py}'`, false, 60_000);
+      if (Number(out.trim()) < 300_000) throw new Error(`zero-window read: ${out}`);
+    },
+  },
+  {
+    name: 'qemu-guest',
+    shows: 'a Linux guest under QEMU (TCG) with its e1000 on -netdev dgram: the kernel\'s own frames from boot, busybox udhcpc, pings of the gateway and the DNS address (the test guest of scripts/build-qemu-guest.sh)',
+    tools: ['qemu', 'busybox'],
+    guests: 0,
+    async run({ daemon }) {
+      const { host, port } = daemon.dgram();
+      const local = await freeTcpUdpPort();
+      const qemu = new Proc('qemu guest', 'qemu-system-x86_64', [
+        '-accel', 'tcg', '-m', '256', '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
+        '-kernel', QEMU_KERNEL, '-initrd', QEMU_INITRD, '-append', 'console=ttyS0 quiet panic=-1 nic=e1000',
+        '-netdev', `dgram,id=n0,remote.type=inet,remote.host=${host},remote.port=${port},local.type=inet,local.host=127.0.0.1,local.port=${local}`,
+        '-device', 'e1000,netdev=n0,romfile=',
+      ]);
+      try {
+        await qemu.waitFor(/TSLIRP-DONE/, 180_000);
+        if (!qemu.output.includes('TSLIRP-DHCP-OK') || !qemu.output.includes('TSLIRP-PING-GW-OK')) throw new Error(`the QEMU guest did not lease and ping:\n${qemu.tail()}`);
+        await qemu.wait(10_000);
+      } finally {
+        await qemu.stop();
+      }
+    },
+  },
+  {
     name: 'hostfwd-tcp',
     shows: '--hostfwd tcp: a host client connects to the forwarded loopback port; the guest (socat) answers and closes',
     tools: ['socat'],
@@ -356,6 +436,9 @@ function version(tool: string): string {
   switch (tool) {
     case 'busybox': return run('busybox', ['--help']).replace(/ multi-call binary.*/, '');
     case 'dhclient': return run('dhclient', ['--version']);
+    case 'dhcpcd': return run('dhcpcd', ['--version']);
+    case 'qemu': return run('qemu-system-x86_64', ['--version']);
+    case 'python3': return run('/usr/bin/python3', ['--version']);
     case 'arping': return run('arping', ['-V']);
     case 'dig': return `dig ${run('dig', ['-v']).replace(/^DiG /, '')}`;
     case 'dnsmasq': return run('dnsmasq', ['--version']).replace(/ Copyright.*/, '');
@@ -415,7 +498,7 @@ function writeProvenance(lines: ReadonlyMap<string, string>): void {
 }
 
 async function main(): Promise<number> {
-  const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('curl'), command('dig'), command('arping'), command('dnsmasq'), command('dhclient'), command('ss')]);
+  const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('curl'), command('dig'), command('arping'), command('dnsmasq'), command('dhclient'), command('dhcpcd'), command('python3'), command('qemu-system-x86_64'), command('ss')]);
   if (missing.length > 0) {
     process.stderr.write(`pcaps/record.ts: missing ${missing.join(', ')}\n`);
     return 2;
@@ -446,7 +529,7 @@ async function main(): Promise<number> {
         if (before === undefined) process.stdout.write(`  new: ${check.frames} frames, ${size} bytes, replays byte for byte\n`);
         else if (before.exitCode === 0) process.stdout.write(`  unchanged behaviour: the old capture still replays (${before.frames} frames); re-recorded: ${check.frames} frames, ${size} bytes\n`);
         else process.stdout.write(`  CHANGED: the old capture no longer replays:\n${formatReport(before).replace(/^/gm, '    ')}  re-recorded: ${check.frames} frames, ${size} bytes\n`);
-        const guest = `Linux ${kernel} network namespace${(c.guests ?? 1) > 1 ? 's' : ''}, TAP ↔ socat ↔ --dgram`;
+        const guest = c.guests === 0 ? `Linux ${readFileSync(join(QEMU_GUEST_DIR, 'kernel-version'), 'utf8').trim()} under QEMU (TCG), e1000 ↔ -netdev dgram` : `Linux ${kernel} network namespace${(c.guests ?? 1) > 1 ? 's' : ''}, TAP ↔ socat ↔ --dgram`;
         provenance.set(c.name, `| \`${c.name}.pcapng\` | ${guest}; ${c.tools.map(version).join(', ')} | ${c.shows} |`);
       } catch (e) {
         failed++;

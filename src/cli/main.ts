@@ -357,7 +357,7 @@ function shutDown(daemon: Daemon, api: ApiServer | undefined, log: Logger, why: 
 
 async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === 'replay')
-    return replayCommand(argv.slice(1), (t) => process.stdout.write(t), (t) => process.stderr.write(t));
+    return replayCommand(argv.slice(1), (t) => process.stdout.write(t), (t) => process.stderr.write(t), `tslirp ${version()}`);
   if (argv[0] === 'ctl') return (await import('./ctl.js')).runCtl(argv.slice(1));
   let cmd: Command;
   let args = argv;

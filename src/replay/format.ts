@@ -137,6 +137,43 @@ function resolveBytes(node: Record<string, unknown> | unknown[], bytes: Uint8Arr
   return undefined;
 }
 
+const BATCH_HEAD = utf8e.encode('{"k":"batch","t":');
+const ADVANCE_HEAD = utf8e.encode('{"k":"advance","t":');
+const ON_TRUE = utf8e.encode(',"on":true}');
+const ON_FALSE = utf8e.encode(',"on":false}');
+
+const startsWith = (b: Uint8Array, at: number, end: number, what: Uint8Array): boolean => {
+  if (end - at < what.length) return false;
+  for (let i = 0; i < what.length; i++) if (b[at + i] !== what[i]) return false;
+  return true;
+};
+
+/**
+ * The two entries that make up most of a recording — a batch's start or end (one pair per I/O
+ * event) and a timer advance — read without JSON.parse: their text is exactly what
+ * `encodeEntry` writes (`{"k":"batch","t":N,"on":true}`, `{"k":"advance","t":N}`), so a byte
+ * comparison and the digits of `t` decode them. Anything else, or any variation (spaces,
+ * another key order, a number that is not a plain safe integer), is undefined: the general
+ * path decides.
+ */
+function decodeCommon(data: Uint8Array, at: number, end: number): Entry | undefined {
+  const batch = startsWith(data, at, end, BATCH_HEAD);
+  if (!batch && !startsWith(data, at, end, ADVANCE_HEAD)) return undefined;
+  let i = at + (batch ? BATCH_HEAD.length : ADVANCE_HEAD.length);
+  const first = i;
+  let t = 0;
+  for (; i < end && i - first < 16; i++) {
+    const d = data[i]! - 0x30;
+    if (d < 0 || d > 9) break;
+    t = t * 10 + d;
+  }
+  if (i === first || (data[first] === 0x30 && i - first > 1) || !Number.isSafeInteger(t)) return undefined;
+  if (!batch) return i + 1 === end && data[i] === 0x7d ? { k: 'advance', t } : undefined;
+  if (end - i === ON_TRUE.length && startsWith(data, i, end, ON_TRUE)) return { k: 'batch', t, on: true };
+  if (end - i === ON_FALSE.length && startsWith(data, i, end, ON_FALSE)) return { k: 'batch', t, on: false };
+  return undefined;
+}
+
 /**
  * Decodes a custom block's data (after the PEN) into an entry, its byte arrays views into
  * `data`; a string names what is wrong (the block is corrupt).
@@ -146,6 +183,10 @@ export function decodeEntry(data: Uint8Array): Entry | string {
   const jsonLength = u32le(data, 4);
   const bytesLength = u32le(data, 8);
   if (jsonLength > data.length - HEAD || bytesLength > data.length - HEAD - jsonLength) return 'entry lengths exceed the block';
+  if (bytesLength === 0) {
+    const common = decodeCommon(data, HEAD, HEAD + jsonLength);
+    if (common !== undefined) return common;
+  }
   const bytes = data.subarray(HEAD + jsonLength, HEAD + jsonLength + bytesLength);
   let value: unknown;
   try {

@@ -10,6 +10,7 @@ import { replayScript } from './script-run.js';
 export { REPLAY_REPORT_SCHEMA, replayRecording, type Divergence, type FieldDifference, type ReplayExit, type ReplayReport } from './replay.js';
 export { formatReport } from './report.js';
 export { replayScript } from './script-run.js';
+export { formatLiveReport, LIVE_REPORT_SCHEMA, replayLive, type LiveNetworkConfig, type LiveReplayOptions, type LiveReplayReport, type LiveTarget } from './live.js';
 
 /** A script file is read whole up to this; past it the parser refuses it by name (exit 2). */
 const MAX_SCRIPT_FILE_BYTES = 64 << 20;

@@ -122,9 +122,12 @@ function canonical(args: readonly unknown[]): [string, Uint8Array[]] {
   return [text, blobs];
 }
 
-/** Byte equality through Buffer.equals (memcmp), not a loop in JavaScript: the replay's hot comparison. */
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
-  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+/**
+ * Byte equality through Buffer.compare (memcmp), not a loop in JavaScript: the replay's hot
+ * comparison. It takes the Uint8Arrays themselves; two Buffer views made for each frame to call
+ * `equals` were garbage collected at every frame.
+ */
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && Buffer.compare(a, b) === 0;
 
 function sameArgs(a: readonly unknown[], b: readonly unknown[]): boolean {
   const [ta, ba] = canonical(a);
@@ -136,7 +139,8 @@ function unusable(error: string, started: number, warnings: readonly string[] = 
   return { schema: REPLAY_REPORT_SCHEMA, result: 'unusable', exitCode: 2, frames: 0, entries: 0, hostCalls: 0, differences: 0, complete: false, seconds: (now() - started) / 1000, warnings, error };
 }
 
-const restoreConfig = (c: Record<string, unknown>): StackConfig => {
+/** A recorded configuration (its JSON form) as the network takes it: the gateway MAC and the egress policy rebuilt. */
+export const restoreConfig = (c: Record<string, unknown>): StackConfig => {
   const mac = c['gatewayMac'];
   return { ...c, gatewayMac: mac instanceof Uint8Array ? mac.slice() : new Uint8Array(6), egress: EgressPolicy.restore(c['egress']) } as unknown as StackConfig;
 };
@@ -151,7 +155,8 @@ export function replayRecording(bytes: Uint8Array, file?: string): ReplayReport 
   const warnings = Object.entries(capture.skippedBlocks ?? {}).map(([type, n]) => `skipped ${n} block(s) of unknown type ${type}`);
   let foreign = 0;
   // Decode every entry up front: a corrupt entry anywhere makes the file unusable before anything runs.
-  const entries = new Map<number, Entry>();
+  // By record index (an array, not a Map: looked up several times per record).
+  const entries: (Entry | undefined)[] = new Array<Entry | undefined>(records.length).fill(undefined);
   let network: NetworkEntry | undefined;
   for (const [i, r] of records.entries()) {
     if (r.kind !== 'custom') continue;
@@ -165,7 +170,7 @@ export function replayRecording(bytes: Uint8Array, file?: string): ReplayReport 
       if (e.k !== 'network') return unusable(`frame ${i + 1}: not a tslirp recording (the first entry is '${e.k}', not the network)`, started, warnings);
       network = e;
     } else if (e.k === 'network') return unusable(`frame ${i + 1}: a second network entry (one recording holds one network)`, started, warnings);
-    entries.set(i, e);
+    entries[i] = e;
   }
   if (foreign > 0) warnings.push(`skipped ${foreign} custom block(s) that are not tslirp entries`);
   if (network === undefined) return unusable('not a tslirp recording: no network entry (a capture of a guest alone replays with --host live)', started, warnings);
@@ -181,7 +186,7 @@ export function replayRecording(bytes: Uint8Array, file?: string): ReplayReport 
 
 class Replay {
   readonly #records: readonly CaptureRecord[];
-  readonly #entries: ReadonlyMap<number, Entry>;
+  readonly #entries: readonly (Entry | undefined)[];
   readonly #net: NetworkEntry;
   readonly #warnings: string[];
   readonly #started: number;
@@ -200,7 +205,7 @@ class Replay {
   #complete = false;
   #divergence: Divergence | undefined;
 
-  constructor(records: readonly CaptureRecord[], entries: ReadonlyMap<number, Entry>, net: NetworkEntry, warnings: string[], started: number, file: string | undefined) {
+  constructor(records: readonly CaptureRecord[], entries: readonly (Entry | undefined)[], net: NetworkEntry, warnings: string[], started: number, file: string | undefined) {
     this.#records = records;
     this.#entries = entries;
     this.#net = net;
@@ -235,7 +240,7 @@ class Replay {
         if (this.#complete) break;
         const r = this.#records[i]!;
         if (this.#skippable(i)) continue;
-        const entry = this.#entries.get(i);
+        const entry = this.#entries[i];
         if (entry?.k === 'call' || (r.kind === 'packet' && r.packet.direction === 'outbound')) {
           // An output nothing made: the replay made fewer outputs than the recording holds.
           this.#cursor = i;
@@ -284,7 +289,7 @@ class Replay {
   #skippable(i: number): boolean {
     const r = this.#records[i]!;
     if (r.kind === 'custom') {
-      const e = this.#entries.get(i);
+      const e = this.#entries[i];
       return e === undefined || e.k === 'network';
     }
     return r.packet.interfaceId === HOST_INTERFACE;
@@ -369,7 +374,7 @@ class Replay {
     const r = this.#records[i];
     if (r === undefined) return undefined;
     if (r.kind === 'packet') return r.packet.direction === 'outbound' ? { kind: 'frame', iface: r.packet.interfaceId, data: r.packet.data, frame: i + 1 } : undefined;
-    const e = this.#entries.get(i);
+    const e = this.#entries[i];
     return e?.k === 'call' ? { kind: 'call', entry: e, frame: i + 1 } : undefined;
   }
 
@@ -439,7 +444,7 @@ class Replay {
     const r = this.#records[i]!;
     const base = { frame: i + 1, entryFrame: this.#entryAt + 1, timeS: this.#timeS(), kind: 'missing' as const, got: '(nothing)' };
     if (r.kind === 'packet') return { ...base, expected: `to guest ${this.#portName(r.packet.interfaceId)}: ${summarizeFrame(r.packet.data)}` };
-    const e = this.#entries.get(i) as CallEntry;
+    const e = this.#entries[i] as CallEntry;
     return { ...base, expected: this.#callText(e) };
   }
 

@@ -30,6 +30,7 @@ import { FakeHost } from '../helpers/fake-host.js';
 import { a6, icmp6Packet, tcp6Packet, udp6Packet } from '../helpers/frames6.js';
 import { arpFrame, echoRequest, ethernetFrame, GATEWAY_MAC, GUEST_MAC, ip, ipv4Frame, ipv4Packet, tcpBytes, udpBytes } from '../helpers/frames.js';
 import { Rng, type FuzzTarget } from './engine.js';
+import { corpusTarget } from './corpus-target.js';
 
 const MAX_FRAMES = 64;
 const MAX_FRAME = 4000;
@@ -405,4 +406,4 @@ export function e1000Target(): FuzzTarget {
   };
 }
 
-export const TARGETS: Readonly<Record<string, () => FuzzTarget>> = { network: networkTarget, parsers: parsersTarget, e1000: e1000Target };
+export const TARGETS: Readonly<Record<string, () => FuzzTarget>> = { network: networkTarget, parsers: parsersTarget, e1000: e1000Target, corpus: corpusTarget };

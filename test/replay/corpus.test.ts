@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatReport, replayRecording } from '../../src/replay/index.js';
+import { corpusTarget, loadRecordings } from '../fuzz/corpus-target.js';
 
 const PCAPS = resolve(import.meta.dirname, '..', '..', 'pcaps');
 const captures = readdirSync(PCAPS).filter((f) => f.endsWith('.pcapng')).sort();
@@ -23,4 +24,20 @@ describe('the corpus of pcaps/ replays', () => {
       expect(report.frames).toBeGreaterThan(0);
     });
   }
+});
+
+describe('the corpus seeds the fuzzer (test/fuzz/corpus-target.ts, `npm run fuzz -- corpus`)', () => {
+  it('loads every recording and runs each seed window without a finding', () => {
+    const recs = loadRecordings(PCAPS);
+    expect(recs.map((r) => r.name)).toEqual(captures);
+    expect(recs.every((r) => r.frames.length > 0)).toBe(true);
+    expect(recs.find((r) => r.name === 'two-guests.pcapng')?.portCount).toBe(2);
+    const target = corpusTarget(recs);
+    const seeds = target.seeds();
+    expect(seeds.length).toBeGreaterThanOrEqual(recs.length);
+    let frames = 0;
+    for (const s of seeds) frames += target.run(s);
+    target.check?.();
+    expect(frames).toBeGreaterThan(seeds.length);
+  });
 });
