@@ -64,6 +64,8 @@ export interface LiveNetworkOptions {
   readonly observer?: HostObserver;
   /** With `--nat-pmp on`: each port mapping's life, for the log. */
   readonly onPortMapping?: StackDeps['onPortMapping'];
+  /** Each flow the egress policy refused, with the port of the guest that opened it (the registry's debug log). */
+  readonly onEgressRefused?: StackDeps['onEgressRefused'];
   /** Records the network for replay: it supplies the network's clock and randomness (see the module comment). */
   readonly recorder?: NetworkRecorder;
 }
@@ -127,6 +129,7 @@ export class LiveNetwork implements SessionNetwork {
       ...(o.tcpLimits !== undefined && { tcpLimits: o.tcpLimits }),
       ...(o.switch !== undefined && { switch: o.switch }),
       ...(o.onPortMapping !== undefined && { onPortMapping: o.onPortMapping }),
+      ...(o.onEgressRefused !== undefined && { onEgressRefused: o.onEgressRefused }),
     });
   }
 

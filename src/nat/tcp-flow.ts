@@ -142,6 +142,8 @@ export class TcpEngine {
     const route = routeGuestForward(this.#toGuest.config, server) ?? routeOutbound(this.#toGuest.config, server, this.#toGuest.dnsTcpUpstream());
     if ('refused' in route) {
       this.counters.count(route.refused);
+      if (route.egress !== undefined)
+        this.#toGuest.egressRefused?.({ protocol: 'tcp', guest: { addr: p.src, port: t.srcPort }, remote: server, to: route.egress.to, drop: route.refused, rule: route.egress.rule });
       return this.#resetFor(p, t);
     }
     // Past the network's new-flow rate: dropped unanswered, the guest's TCP sends the SYN again (flow-table.ts).

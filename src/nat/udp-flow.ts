@@ -223,6 +223,8 @@ export class UdpNat {
       const route = routeOutbound(this.#guest.config, remote);
       if ('refused' in route) {
         this.#guest.counters.count(route.refused);
+        if (route.egress !== undefined)
+          this.#guest.egressRefused?.({ protocol: 'udp', guest: { addr: p.src, port: u.srcPort }, remote, to: route.egress.to, drop: route.refused, rule: route.egress.rule });
         return false;
       }
       if (!this.#nat.hairpin && this.#isPublic(route.to)) {
