@@ -14,9 +14,9 @@
  *
  * Every network gets its settings (addresses, DHCP, DNS records, MTU, flow limits, forwards)
  * from `settingsFor(name)`: the plain options, or the network's own `--net-option` values. A
- * reload (`reload`) replaces the egress rules, the lease bound and the DNS records of every
- * live network and of the networks created after it; the other settings stay what they were
- * at start.
+ * reload (`reload`) replaces the egress rules, the lease bound, the DNS records and the flow
+ * limits of every live network and of the networks created after it; the other settings stay
+ * what they were at start.
  *
  * With `record` (`--record DIR`) every network is recorded for replay from its creation to its
  * close, in a file of its own: a network is the unit a replay can rebuild (its guests share one
@@ -117,7 +117,7 @@ export class NetworkRegistry {
         sink: file,
         name,
         config,
-        flowLimits: settings.flowLimits,
+        flowLimits: reloaded?.flowLimits ?? settings.flowLimits,
         dnsUpstreams,
         dnsRecords: reloaded?.dnsRecords ?? settings.dnsRecords,
         clock: this.#o.clock,
@@ -132,7 +132,7 @@ export class NetworkRegistry {
     const live: LiveNetwork = new LiveNetwork({
       name,
       config,
-      flowLimits: settings.flowLimits,
+      flowLimits: reloaded?.flowLimits ?? settings.flowLimits,
       dnsRecords: reloaded?.dnsRecords ?? settings.dnsRecords,
       dnsUpstreams,
       clock: this.#o.clock,

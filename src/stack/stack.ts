@@ -591,6 +591,14 @@ export class Stack implements ToGuest, HostEvents {
     this.#dhcp.setMaxLeasesPerPort(n);
   }
 
+  /**
+   * The flow limits and new-flow rate replaced by a reload (`FlowTable.setLimits`): for the
+   * flows opened from now on; open flows go on. Throws a RangeError for a limit below 1.
+   */
+  setFlowLimits(limits: FlowLimits): void {
+    this.#flows.setLimits(limits);
+  }
+
   /** `--dns-record` replaced by a reload: answers queries from now on. */
   setDnsRecords(records: readonly DnsStaticRecord[]): void {
     this.#dns?.setRecords(records);
