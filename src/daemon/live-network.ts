@@ -214,9 +214,9 @@ export class LiveNetwork implements SessionNetwork {
   }
 
   /**
-   * What a reload changes in a running network: its egress rules and its per-session lease
-   * bound, both for what guests do from now on (open flows and held leases stay). Recorded,
-   * so a replay applies it at the same point.
+   * What a reload changes in a running network (src/network/reload.ts): its egress rules,
+   * per-session lease bound, DNS records and flow limits, for what guests do from now on (open
+   * flows and held leases stay). Recorded, so a replay applies it at the same point.
    */
   reload(settings: NetworkReload): void {
     if (this.#closed) return;
