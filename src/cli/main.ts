@@ -131,7 +131,7 @@ class Reloader {
     const always = log.child({}, { level: 'info' });
     always.info(
       {
-        signal: 'SIGHUP', config: file, changed: plan.changed, needRestart: plan.needRestart, egress: plan.inForce.egress, ...cmd.sessionLimits, logLevel: cmd.logLevel,
+        signal: 'SIGHUP', config: file, changed: plan.changed, needRestart: plan.needRestart, egress: plan.inForce.egress, ...cmd.sessionLimits, logLevel: cmd.logLevel, flowLimits: cmd.network.flowLimits,
         forwardsAdded: forwards.added, forwardsRemoved: forwards.removed, ...(tokens !== undefined && { tokenFile: tokens.path, tokens: tokens.current.size }),
       },
       'SIGHUP: configuration reloaded',
@@ -158,7 +158,7 @@ class Reloader {
 
 /** What a reload hands a network of these settings. */
 function networkReload(s: NetworkSettings): NetworkReload {
-  return { egress: s.config.egress?.rules ?? [], maxSessionLeases: s.config.maxLeasesPerPort ?? DEFAULT_LEASES_PER_PORT, dnsRecords: s.dnsRecords };
+  return { egress: s.config.egress?.rules ?? [], maxSessionLeases: s.config.maxLeasesPerPort ?? DEFAULT_LEASES_PER_PORT, dnsRecords: s.dnsRecords, flowLimits: s.flowLimits };
 }
 
 /** `--ws-token-file`: its tokens, read at start and on SIGHUP. */

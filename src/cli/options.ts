@@ -418,8 +418,10 @@ Logs are JSON lines on stdout (pretty-printed on a terminal). Once every listene
 bound, a line with "msg":"listening" lists them. SIGINT or SIGTERM closes the listeners
 and sessions, flushes captures, removes the unix sockets and exits 0. SIGHUP reloads without
 dropping sessions: the --config file (egress rules, --max-sessions, --max-sessions-per-source,
---max-rss, --max-session-leases, --dns-record, --hostfwd, --log-level and --ws-token-file
-change; other options need a restart and are named in the log), else the --ws-token-file; a
+--max-rss, --max-session-leases, --dns-record, the flow limits, --max-new-flows-per-second
+(and a declared network's --net-option values of these), --hostfwd, --log-level and
+--ws-token-file change; other options need a restart and are named in the log), else the
+--ws-token-file; a
 file that does not read or parse, or a forward whose port is in use, changes nothing. Captures reach the file within one event-loop turn, so
 even a killed daemon leaves them readable.
 

@@ -304,6 +304,7 @@ export class Daemon implements DaemonControl {
       d.#startDns();
       const networks = new NetworkRegistry({
         base: o.network, declared, clock: d.#clock, random: d.#random, log, dnsUpstreams: () => d.#dnsUpstreams,
+        sessionAt: (network, port) => d.sessionsOf(network).find((s) => s.portId === port)?.id,
         ...(o.recordDir !== undefined && { record: { dir: o.recordDir, by: o.pcapUserAppl ?? 'tslirp' } }),
       });
       d.#networks = networks;

@@ -65,6 +65,8 @@ export interface LiveNetworkOptions {
   readonly observer?: HostObserver;
   /** With `--nat-pmp on`: each port mapping's life, for the log. */
   readonly onPortMapping?: StackDeps['onPortMapping'];
+  /** Each flow the egress policy refused, with the port of the guest that opened it (the registry's debug log). */
+  readonly onEgressRefused?: StackDeps['onEgressRefused'];
   /** Records the network for replay: it supplies the network's clock and randomness (see the module comment). */
   readonly recorder?: NetworkRecorder;
 }
@@ -128,6 +130,7 @@ export class LiveNetwork implements SessionNetwork {
       ...(o.tcpLimits !== undefined && { tcpLimits: o.tcpLimits }),
       ...(o.switch !== undefined && { switch: o.switch }),
       ...(o.onPortMapping !== undefined && { onPortMapping: o.onPortMapping }),
+      ...(o.onEgressRefused !== undefined && { onEgressRefused: o.onEgressRefused }),
     });
   }
 
@@ -216,9 +219,9 @@ export class LiveNetwork implements SessionNetwork {
   }
 
   /**
-   * What a reload changes in a running network: its egress rules and its per-session lease
-   * bound, both for what guests do from now on (open flows and held leases stay). Recorded,
-   * so a replay applies it at the same point.
+   * What a reload changes in a running network (src/network/reload.ts): its egress rules,
+   * per-session lease bound, DNS records and flow limits, for what guests do from now on (open
+   * flows and held leases stay). Recorded, so a replay applies it at the same point.
    */
   reload(settings: NetworkReload): void {
     if (this.#closed) return;

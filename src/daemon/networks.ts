@@ -14,9 +14,9 @@
  *
  * Every network gets its settings (addresses, DHCP, DNS records, MTU, flow limits, forwards)
  * from `settingsFor(name)`: the plain options, or the network's own `--net-option` values. A
- * reload (`reload`) replaces the egress rules, the lease bound and the DNS records of every
- * live network and of the networks created after it; the other settings stay what they were
- * at start.
+ * reload (`reload`) replaces the egress rules, the lease bound, the DNS records and the flow
+ * limits of every live network and of the networks created after it; the other settings stay
+ * what they were at start.
  *
  * With `record` (`--record DIR`) every network is recorded for replay from its creation to its
  * close, in a file of its own: a network is the unit a replay can rebuild (its guests share one
@@ -29,8 +29,8 @@ import type { Logger } from 'pino';
 import type { DnsStaticRecord } from '../dns/records.js';
 import { DEFAULT_FLOW_LIMITS, type FlowLimits } from '../nat/flow-table.js';
 import type { ForwardRule } from '../nat/forwards.js';
-import type { Endpoint } from '../net/addr.js';
-import { EgressPolicy } from '../nat/egress.js';
+import { formatEndpoint, type Endpoint } from '../net/addr.js';
+import { EgressPolicy, EgressRefusalLog } from '../nat/egress.js';
 import type { StackConfig } from '../stack/config.js';
 import type { Clock, Random } from '../util/clock.js';
 import { PcapngBlockFile } from '../pcap/pcapng-writer.js';
@@ -65,6 +65,8 @@ export interface NetworkRegistryOptions {
   dnsUpstreams(): readonly Endpoint[];
   /** Record every network into `dir` (`--record`); `by` names the recorder (`tslirp 0.1.0`). */
   readonly record?: { readonly dir: string; readonly by: string } | undefined;
+  /** The id of the session attached to `network` at switch port `port`, for log lines (the daemon knows its sessions). */
+  sessionAt?(network: LiveNetwork, port: number): string | undefined;
 }
 
 interface Entry {
@@ -115,7 +117,7 @@ export class NetworkRegistry {
         sink: file,
         name,
         config,
-        flowLimits: settings.flowLimits,
+        flowLimits: reloaded?.flowLimits ?? settings.flowLimits,
         dnsUpstreams,
         dnsRecords: reloaded?.dnsRecords ?? settings.dnsRecords,
         clock: this.#o.clock,
@@ -125,10 +127,12 @@ export class NetworkRegistry {
       recording = { file, recorder };
       log.info({ network: name, record: file.path }, 'recording the network');
     }
-    const live = new LiveNetwork({
+    // Refused flows at debug, one line per flow attempt within a budget (src/nat/egress.ts).
+    const refusals = new EgressRefusalLog();
+    const live: LiveNetwork = new LiveNetwork({
       name,
       config,
-      flowLimits: settings.flowLimits,
+      flowLimits: reloaded?.flowLimits ?? settings.flowLimits,
       dnsRecords: reloaded?.dnsRecords ?? settings.dnsRecords,
       dnsUpstreams,
       clock: this.#o.clock,
@@ -139,6 +143,19 @@ export class NetworkRegistry {
       },
       onPortMapping: (e) => {
         log.info({ network: name, ...e }, `port mapping ${e.event}`);
+      },
+      onEgressRefused: (e, port) => {
+        if (!log.isLevelEnabled('debug')) return;
+        const line = refusals.note(e, this.#o.clock.now());
+        if (line === undefined) return;
+        const session = port === undefined ? undefined : this.#o.sessionAt?.(live, port);
+        log.debug(
+          {
+            network: name, session, protocol: e.protocol, guest: formatEndpoint(e.guest), destination: formatEndpoint(e.remote),
+            judged: formatEndpoint(e.to), rule: e.rule, counter: e.drop, suppressed: line.suppressed,
+          },
+          `egress: ${e.protocol} flow refused by ${e.rule}`,
+        );
       },
     });
     if (recording !== undefined) this.#recordings.set(live, recording);

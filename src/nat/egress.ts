@@ -20,12 +20,23 @@
  * 'nat.egress-public-default' (no rule matched on a public network); the engines answer it
  * like every policy refusal: RST for TCP, ICMP administratively prohibited for UDP.
  *
+ * What a refusal names (`judge`): the counter, and the rule that matched as the user wrote it
+ * (`--egress-deny 10.0.0.0/8,port=22`) or the public default's entry (`default public:
+ * 169.254.0.0/16`). The engines hand that to the stack with the flow's guest side and
+ * destination (`ToGuest.egressRefused`), and the daemon logs it at debug through an
+ * `EgressRefusalLog`: one line per flow attempt — a tuple (protocol, guest address and port,
+ * destination) is logged once and then not again for LOG_REPEAT_MS, so a UDP program resending
+ * to a refused address costs one line — and at most LINES_PER_SECOND lines a second per
+ * network, so a guest trying every port of 10.0.0.0/8 cannot flood the log either. What is not
+ * logged is carried as `suppressed` by the next line; the counters see every refusal.
+ *
  * A network becomes public for good once a public session joins it (`markPublic`): flows
  * opened before keep going, new ones are judged by the stricter default. A reload (SIGHUP with
  * `--config`) replaces the rules the same way (`setRules`): they judge the flows opened from
  * then on, and flows already open are left alone.
  */
 import type { Endpoint, IpAddr } from '../net/addr.js';
+import type { EgressRefusedFlow } from '../net/seams.js';
 import { cidrHolds, parseCidr, type Cidr } from '../net/cidr.js';
 import type { Drop } from '../util/drops.js';
 
@@ -36,6 +47,13 @@ export interface EgressRule {
   readonly prefix: Cidr;
   /** Inclusive port range; absent: every port. */
   readonly ports?: { readonly from: number; readonly to: number } | undefined;
+}
+
+/** Why a flow was refused: its counter, and the rule that matched as the user wrote it (for the log). */
+export interface EgressRefusal {
+  readonly drop: Drop;
+  /** `--egress-deny CIDR[,port=…]`, or `default public: CIDR` when no rule matched on a public network. */
+  readonly rule: string;
 }
 
 /** The denied destinations of a public network when no rule matches. */
@@ -83,14 +101,21 @@ function matches(r: EgressRule, addr: IpAddr, port: number): boolean {
 }
 
 const PUBLIC_RULES: readonly EgressRule[] = PUBLIC_DENIED.map((t) => parseEgressRule('deny', t) as EgressRule);
+const PUBLIC_REFUSALS: readonly EgressRefusal[] = PUBLIC_DENIED.map((t) => ({ drop: 'nat.egress-public-default', rule: `default public: ${t}` }));
+
+/** Each rule's refusal, made once (a refused flow allocates nothing); undefined for allow rules. */
+const refusalsOf = (rules: readonly EgressRule[]): readonly (EgressRefusal | undefined)[] =>
+  rules.map((r) => (r.action === 'deny' ? { drop: 'nat.egress-denied', rule: `--egress-deny ${r.text}` } : undefined));
 
 /** A network's egress policy: the user's rules, then the network's default. */
 export class EgressPolicy {
   #rules: readonly EgressRule[];
+  #refusals: readonly (EgressRefusal | undefined)[];
   #public: boolean;
 
   constructor(rules: readonly EgressRule[] = [], isPublic = false) {
     this.#rules = rules;
+    this.#refusals = refusalsOf(rules);
     this.#public = isPublic;
   }
 
@@ -102,6 +127,7 @@ export class EgressPolicy {
   /** New rules for the flows opened from now on (a reload); open flows are not judged again. */
   setRules(rules: readonly EgressRule[]): void {
     this.#rules = rules;
+    this.#refusals = refusalsOf(rules);
   }
 
   /** Whether the public default applies (a session from a public listener has joined). */
@@ -127,14 +153,65 @@ export class EgressPolicy {
 
   /** Undefined when a flow to `to` may be opened, else the counter of the refusal. */
   check(to: Endpoint): Drop | undefined {
-    for (const r of this.#rules) if (matches(r, to.addr, to.port)) return r.action === 'allow' ? undefined : 'nat.egress-denied';
-    if (!this.#public) return undefined;
-    for (const r of PUBLIC_RULES) if (matches(r, to.addr, to.port)) return 'nat.egress-public-default';
-    return undefined;
+    return this.judge(to)?.drop;
   }
 
-  /** The rule that decides for `to`, for a log line; undefined when the default decides. */
-  ruleFor(to: Endpoint): EgressRule | undefined {
-    return this.#rules.find((r) => matches(r, to.addr, to.port));
+  /** Undefined when a flow to `to` may be opened, else why not: the counter and the rule that matched. */
+  judge(to: Endpoint): EgressRefusal | undefined {
+    const rules = this.#rules;
+    for (let i = 0; i < rules.length; i++) if (matches(rules[i]!, to.addr, to.port)) return this.#refusals[i];
+    if (!this.#public) return undefined;
+    for (let i = 0; i < PUBLIC_RULES.length; i++) if (matches(PUBLIC_RULES[i]!, to.addr, to.port)) return PUBLIC_REFUSALS[i];
+    return undefined;
+  }
+}
+
+/** The same flow attempt (tuple) is logged again only after this long. */
+export const LOG_REPEAT_MS = 10_000;
+/** Lines a second per network at most (a burst of as many). */
+export const LINES_PER_SECOND = 20;
+/**
+ * Which refusals of one network get a debug line (see the theory above): the first of each
+ * flow attempt, within the network's line budget. Pure: the caller passes the time.
+ */
+export class EgressRefusalLog {
+  /** Tuple → when it was last logged; in that order (a re-log re-inserts). */
+  readonly #seen = new Map<string, number>();
+  #tokens = LINES_PER_SECOND;
+  #atMs: number | undefined;
+  #suppressed = 0;
+
+  /** Undefined when `e` at `nowMs` gets no line, else how many refusals went unlogged since the last line. */
+  note(e: EgressRefusedFlow, nowMs: number): { readonly suppressed: number } | undefined {
+    const key = `${e.protocol}${e.guest.addr}:${e.guest.port}>${e.to.addr}:${e.to.port}`;
+    const last = this.#seen.get(key);
+    if (last !== undefined && nowMs - last < LOG_REPEAT_MS) {
+      this.#suppressed++;
+      return undefined;
+    }
+    const elapsed = this.#atMs === undefined ? 0 : Math.max(0, nowMs - this.#atMs);
+    this.#tokens = Math.min(LINES_PER_SECOND, this.#tokens + (elapsed * LINES_PER_SECOND) / 1000);
+    this.#atMs = nowMs;
+    if (this.#tokens < 1) {
+      this.#suppressed++;
+      return undefined;
+    }
+    this.#tokens -= 1;
+    this.#seen.delete(key);
+    this.#seen.set(key, nowMs);
+    // Forget what is older than LOG_REPEAT_MS (the Map's first entries): only logged tuples are
+    // kept, so it never holds more than the lines of LOG_REPEAT_MS plus a burst (~220).
+    for (const [k, at] of this.#seen) {
+      if (nowMs - at < LOG_REPEAT_MS) break;
+      this.#seen.delete(k);
+    }
+    const suppressed = this.#suppressed;
+    this.#suppressed = 0;
+    return { suppressed };
+  }
+
+  /** Flow attempts remembered now (bounded: see `note`). */
+  get remembered(): number {
+    return this.#seen.size;
   }
 }

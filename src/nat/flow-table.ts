@@ -146,6 +146,13 @@ export function resolveFlowLimits(o: FlowLimitOptions = {}): FlowLimits {
   return limits;
 }
 
+function checkLimits(limits: FlowLimits): void {
+  for (const [name, n] of [['udp', limits.udp], ['tcp', limits.tcp], ['perGuest.udp', limits.perGuest.udp], ['perGuest.tcp', limits.perGuest.tcp]] as const)
+    if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`flow limit ${name} must be an integer >= 1, not ${n}`);
+  const rate = limits.newFlowsPerSecond ?? 0;
+  if (!Number.isSafeInteger(rate) || rate < 0) throw new RangeError(`new-flow rate must be an integer >= 0, not ${rate}`);
+}
+
 /** Which limit a new flow would exceed: its guest's, or the network's. */
 export type FlowLimitHit = 'guest' | 'network';
 
@@ -163,7 +170,7 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
   readonly #recency = { udp: new Map<FlowId, F>(), tcp: new Map<FlowId, F>() };
   /** Per protocol and guest address, that guest's flows in order of last activity; no empty Maps. */
   readonly #byGuest = { udp: new Map<IpAddr, Map<FlowId, F>>(), tcp: new Map<IpAddr, Map<FlowId, F>>() };
-  readonly limits: FlowLimits;
+  #limits: FlowLimits;
   #nextId: FlowId = 1;
   #last: F | undefined;
   /** The new-flow bucket's tokens, as of `#rateAtMs` (undefined: never used, so full). */
@@ -172,9 +179,28 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
 
   /** Throws a RangeError when a limit is not an integer ≥ 1 (a configuration error, caught at start). */
   constructor(limits: FlowLimits = DEFAULT_FLOW_LIMITS) {
-    for (const [name, n] of [['udp', limits.udp], ['tcp', limits.tcp], ['perGuest.udp', limits.perGuest.udp], ['perGuest.tcp', limits.perGuest.tcp]] as const)
-      if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`flow limit ${name} must be an integer >= 1, not ${n}`);
-    this.limits = limits;
+    checkLimits(limits);
+    this.#limits = limits;
+  }
+
+  /** The limits in force. */
+  get limits(): FlowLimits {
+    return this.#limits;
+  }
+
+  /**
+   * New limits (a reload): they judge the flows opened from now on. Flows above a lowered
+   * limit go on; the engines bring the count down to it as new flows come (see `limitHit`).
+   * The new-flow bucket keeps its tokens up to the new rate's one second's worth and refills
+   * at the new rate from now on; 0 turns it off, a rate where there was none starts it full.
+   * Throws a RangeError as the constructor does (nothing changes).
+   */
+  setLimits(limits: FlowLimits): void {
+    checkLimits(limits);
+    const rate = limits.newFlowsPerSecond ?? 0;
+    if (rate > 0) this.#rateTokens = Math.min(this.#rateTokens, rate);
+    if ((this.#limits.newFlowsPerSecond ?? 0) <= 0) this.#rateAtMs = undefined;
+    this.#limits = limits;
   }
 
   /** A fresh id for a flow about to be added. */
@@ -202,8 +228,8 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
    * network's; undefined when both have room.
    */
   limitHit(protocol: FlowProtocol, guestAddr: IpAddr): FlowLimitHit | undefined {
-    if (this.guestCount(protocol, guestAddr) >= this.limits.perGuest[protocol]) return 'guest';
-    if (this.#recency[protocol].size >= this.limits[protocol]) return 'network';
+    if (this.guestCount(protocol, guestAddr) >= this.#limits.perGuest[protocol]) return 'guest';
+    if (this.#recency[protocol].size >= this.#limits[protocol]) return 'network';
     return undefined;
   }
 
@@ -212,7 +238,7 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
    * the network's new-flow rate is spent and the flow is to be refused.
    */
   admitNew(nowMs: number): boolean {
-    const rate = this.limits.newFlowsPerSecond ?? 0;
+    const rate = this.#limits.newFlowsPerSecond ?? 0;
     if (rate <= 0) return true;
     const elapsedMs = this.#rateAtMs === undefined ? Infinity : Math.max(0, nowMs - this.#rateAtMs);
     this.#rateTokens = Math.min(rate, this.#rateTokens + (elapsedMs * rate) / 1000);

@@ -48,8 +48,11 @@ export interface NatPolicyOptions {
   readonly ipv6?: GuestNetwork6 | undefined;
 }
 
-/** Where a flow goes: a host endpoint, or a refusal with the counter to bump. */
-export type Route = { readonly to: Endpoint } | { readonly refused: Drop };
+/**
+ * Where a flow goes: a host endpoint, or a refusal with the counter to bump — for an egress
+ * refusal also the rule that matched and the host endpoint it judged (for the debug log).
+ */
+export type Route = { readonly to: Endpoint } | { readonly refused: Drop; readonly egress?: { readonly rule: string; readonly to: Endpoint } };
 
 export const HOST_LOOPBACK = 0x7f000001;
 
@@ -105,8 +108,8 @@ function routeOutbound6(config: NatPolicyOptions, a: Ipv6Addr, port: number, dns
 }
 
 function egressChecked(config: NatPolicyOptions, to: Endpoint): Route {
-  const refused = config.egress?.check(to);
-  return refused === undefined ? { to } : { refused };
+  const refused = config.egress?.judge(to);
+  return refused === undefined ? { to } : { refused: refused.drop, egress: { rule: refused.rule, to } };
 }
 
 /**

@@ -149,6 +149,8 @@ export class TcpEngine {
     const route = routeGuestForward(this.#toGuest.config, server) ?? routeOutbound(this.#toGuest.config, server, this.#toGuest.dnsTcpUpstream());
     if ('refused' in route) {
       this.counters.count(route.refused);
+      if (route.egress !== undefined)
+        this.#toGuest.egressRefused?.({ protocol: 'tcp', guest: { addr: p.src, port: t.srcPort }, remote: server, to: route.egress.to, drop: route.refused, rule: route.egress.rule });
       return this.#resetFor(p, t);
     }
     // Past the network's new-flow rate: dropped unanswered, the guest's TCP sends the SYN again (flow-table.ts).
@@ -263,9 +265,16 @@ export class TcpEngine {
    * network's) was evicted; false, counted under the limit hit, when the SYN is refused.
    */
   #makeRoom(guestAddr: IpAddr): boolean {
-    const hit = this.#table.limitHit('tcp', guestAddr);
-    if (hit === undefined || this.#evictTimeWait(hit === 'guest' ? guestAddr : undefined)) return true;
-    this.counters.count(hit === 'guest' ? 'nat.tcp-guest-limit' : 'tcp.flow-limit');
+    // One eviction at a limit; more only after a reload lowered it below the connections open
+    // (the table's size bounds the loop): TIME-WAIT ones go first, live ones are never cut.
+    for (let n = this.#table.count('tcp'); n >= 0; n--) {
+      const hit = this.#table.limitHit('tcp', guestAddr);
+      if (hit === undefined) return true;
+      if (!this.#evictTimeWait(hit === 'guest' ? guestAddr : undefined)) {
+        this.counters.count(hit === 'guest' ? 'nat.tcp-guest-limit' : 'tcp.flow-limit');
+        return false;
+      }
+    }
     return false;
   }
 

@@ -225,6 +225,8 @@ export class UdpNat {
       const route = routeOutbound(this.#guest.config, remote);
       if ('refused' in route) {
         this.#guest.counters.count(route.refused);
+        if (route.egress !== undefined)
+          this.#guest.egressRefused?.({ protocol: 'udp', guest: { addr: p.src, port: u.srcPort }, remote, to: route.egress.to, drop: route.refused, rule: route.egress.rule });
         return false;
       }
       if (!this.#nat.hairpin && this.#isPublic(route.to)) {
@@ -367,11 +369,16 @@ export class UdpNat {
    * recently active flow, at the network's the network's (see the theory above).
    */
   #makeRoom(guestAddr: IpAddr): void {
-    const hit = this.#table.limitHit('udp', guestAddr);
-    if (hit === undefined) return;
-    const victim = this.#table.leastRecent('udp', hit === 'guest' ? guestAddr : undefined);
-    if (victim !== undefined) this.#close(victim.id);
-    this.#guest.counters.count(hit === 'guest' ? 'nat.udp-guest-limit' : 'udp.flow-evicted');
+    // One eviction at a limit; more only after a reload lowered it below the flows open (the
+    // table's size bounds the loop): the guest (or network) comes down to the new limit here.
+    for (let n = this.#table.count('udp'); n >= 0; n--) {
+      const hit = this.#table.limitHit('udp', guestAddr);
+      if (hit === undefined) return;
+      const victim = this.#table.leastRecent('udp', hit === 'guest' ? guestAddr : undefined);
+      if (victim === undefined) return;
+      this.#close(victim.id);
+      this.#guest.counters.count(hit === 'guest' ? 'nat.udp-guest-limit' : 'udp.flow-evicted');
+    }
   }
 
   /** True when the flow (or bound socket) is one of ours. */

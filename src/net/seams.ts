@@ -40,7 +40,7 @@
  * - `close(id)` releases a listener or bound socket like a flow's. The connected UDP socket
  *   of `udpOpen` and the TCP connection of `tcpConnect` stay what guest flows use.
  */
-import type { Counters } from '../util/drops.js';
+import type { Counters, Drop } from '../util/drops.js';
 import type { Endpoint, FlowId, IpAddr, Ipv4Addr, Ipv6Addr } from './addr.js';
 
 /** A TCP connection accepted by a listener and held by the host until `tcpAdopt`/`tcpRefuse`. */
@@ -91,6 +91,21 @@ export interface GuestNetwork6 {
 /** Writes an L4 header and payload at `into[at]` and returns its length. */
 export type WriteL4 = (into: Uint8Array, at: number) => number;
 
+/** A guest flow the egress policy refused (`ToGuest.egressRefused`), with the rule that matched. */
+export interface EgressRefusedFlow {
+  readonly protocol: 'tcp' | 'udp';
+  /** The guest's side of the flow. */
+  readonly guest: Endpoint;
+  /** The destination as the guest addressed it (10.0.2.2:8080). */
+  readonly remote: Endpoint;
+  /** Where it would have gone on the host: the endpoint the rule judged (127.0.0.1:8080). */
+  readonly to: Endpoint;
+  /** Its counter ('nat.egress-denied', 'nat.egress-public-default'). */
+  readonly drop: Drop;
+  /** The rule as the user wrote it (`--egress-deny 10.0.0.0/8`), or `default public: CIDR`. */
+  readonly rule: string;
+}
+
 /**
  * What protocol engines (UDP NAT, TCP, DNS) need from the stack to talk to the guest.
  * The stack implements it; engines never build Ethernet, IP headers or ICMP messages, nor
@@ -124,6 +139,8 @@ export interface ToGuest {
   flowIcmpError(guest: Endpoint, remote: Endpoint, protocol: number, transportHeader: Uint8Array, type: number, code: number): void;
   /** Where DNS over TCP to the DNS address goes: the first upstream resolver, if any. */
   dnsTcpUpstream(): Endpoint | undefined;
+  /** Optional: an outbound flow the egress policy refused (already counted), for the shell's debug log. */
+  egressRefused?(e: EgressRefusedFlow): void;
 }
 
 /** What the stack asks of host sockets. */

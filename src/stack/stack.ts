@@ -95,7 +95,7 @@ import { BROADCAST_MAC, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DNS_PORT, DnsForwarder, type DnsStats } from '../dns/forwarder.js';
 import type { DnsStaticRecord } from '../dns/records.js';
 import { ipv4Of, type Endpoint, type FlowId, type IpAddr, type Ipv6Addr } from '../net/addr.js';
-import type { AcceptId, Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
+import type { AcceptId, EgressRefusedFlow, Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
 import { ForwardPorts, forwardGuest, type ForwardInfo } from '../nat/forward-ports.js';
 import { ForwardRefusals } from '../nat/forward-refusals.js';
 import { guestForwardAt } from '../nat/guest-forwards.js';
@@ -135,6 +135,11 @@ export interface StackDeps {
   readonly tcpLimits?: Partial<TcpEngineLimits>;
   /** With `config.natPmp`: each NAT-PMP/PCP mapping's life (mapped, renewed, deleted, expired, failed), for the shell's log. */
   readonly onPortMapping?: (e: PortMappingEvent) => void;
+  /**
+   * Each outbound flow the egress policy refused (counted already), with the network port its
+   * guest's frame came through when known (`receiveFrame`'s), for the shell's debug log.
+   */
+  readonly onEgressRefused?: (e: EgressRefusedFlow, port: number | undefined) => void;
 }
 
 /** Traffic totals of one stack. */
@@ -586,6 +591,14 @@ export class Stack implements ToGuest, HostEvents {
     this.#dhcp.setMaxLeasesPerPort(n);
   }
 
+  /**
+   * The flow limits and new-flow rate replaced by a reload (`FlowTable.setLimits`): for the
+   * flows opened from now on; open flows go on. Throws a RangeError for a limit below 1.
+   */
+  setFlowLimits(limits: FlowLimits): void {
+    this.#flows.setLimits(limits);
+  }
+
   /** `--dns-record` replaced by a reload: answers queries from now on. */
   setDnsRecords(records: readonly DnsStaticRecord[]): void {
     this.#dns?.setRecords(records);
@@ -836,6 +849,10 @@ export class Stack implements ToGuest, HostEvents {
 
   dnsTcpUpstream(): Endpoint | undefined {
     return this.#dns?.upstreams()[0];
+  }
+
+  egressRefused(e: EgressRefusedFlow): void {
+    this.#deps.onEgressRefused?.(e, this.#ingress);
   }
 
   /** The guest's MAC for `ip`; when unknown, asks with an ARP request and counts 'arp.unresolved'. */

@@ -90,4 +90,39 @@ describe('planReload (SIGHUP with --config)', () => {
     expect(plan.cmd.networks.get('web')?.config.maxLeasesPerPort).toBe(8);
     expect(plan.cmd.network.config.maxLeasesPerPort).toBe(8);
   });
+
+  it('the flow limits and the new-flow rate are reloadable, plain', () => {
+    const now = started(ARGV, '{"max-new-flows-per-second":5}');
+    const plan = planReload(ARGV, now, '{"max-new-flows-per-second":50,"max-tcp-flows":100,"max-network-udp-flows":200}', 'f.json', ENV);
+    expect(plan.needRestart).toEqual([]);
+    expect(plan.changed).toEqual(['max-tcp-flows', 'max-network-udp-flows', 'max-new-flows-per-second']);
+    expect(plan.cmd.network.flowLimits).toEqual({ tcp: 16384, udp: 200, perGuest: { tcp: 100, udp: 200 }, newFlowsPerSecond: 50 });
+    // Gone from the file: back to the default (no rate limit).
+    expect(planReload(ARGV, plan.inForce, '{}', 'f.json', ENV).cmd.network.flowLimits.newFlowsPerSecond).toBeUndefined();
+    // A per-guest limit above the network's is refused as at start.
+    expect(() => planReload(ARGV, now, '{"max-tcp-flows":100,"max-network-tcp-flows":50}', 'f.json', ENV)).toThrow(/max-tcp-flows/);
+  });
+
+  it('--net-option: a declared network\'s reloadable keys change, its other keys and the set of networks need a restart', () => {
+    const now = started(ARGV, '{"net-option":["lab:max-new-flows-per-second=10,mtu=9000","web:dns-record=a.test=10.0.0.1"]}');
+    const plan = planReload(ARGV, now, '{"net-option":["lab:max-new-flows-per-second=20,mtu=9000,max-session-leases=2","web:dns-record=b.test=10.0.0.2"]}', 'f.json', ENV);
+    expect(plan.needRestart).toEqual([]);
+    expect(plan.changed).toEqual(['net-option']);
+    const lab = plan.cmd.networks.get('lab')!;
+    expect(lab.flowLimits.newFlowsPerSecond).toBe(20);
+    expect(lab.config.maxLeasesPerPort).toBe(2);
+    expect(lab.config.mtu).toBe(9000);
+    expect(plan.cmd.networks.get('web')!.dnsRecords.map((r) => r.name)).toEqual(['b.test']);
+    expect(planReload(ARGV, plan.inForce, JSON.stringify({ 'net-option': ['lab:max-new-flows-per-second=20,mtu=9000,max-session-leases=2', 'web:dns-record=b.test=10.0.0.2'] }), 'f.json', ENV).changed).toEqual([]);
+    // A restart-only key changed: named, left as it was; the reloadable one still applies.
+    const mtu = planReload(ARGV, plan.inForce, '{"net-option":["lab:max-new-flows-per-second=30,mtu=1500","web:dns-record=b.test=10.0.0.2"]}', 'f.json', ENV);
+    expect(mtu.needRestart).toEqual(['net-option']);
+    expect(mtu.cmd.networks.get('lab')!.config.mtu).toBe(9000);
+    expect(mtu.cmd.networks.get('lab')!.flowLimits.newFlowsPerSecond).toBe(30);
+    expect(mtu.cmd.networks.get('lab')!.config.maxLeasesPerPort).toBe(4); // gone from the file: the default
+    // A network declared anew needs a restart and is not created by the reload.
+    const added = planReload(ARGV, plan.inForce, '{"net-option":["lab:mtu=9000","web:dns-record=b.test=10.0.0.2","new:max-tcp-flows=5"]}', 'f.json', ENV);
+    expect(added.needRestart).toEqual(['net-option']);
+    expect([...added.cmd.networks.keys()].sort()).toEqual(['lab', 'web']);
+  });
 });

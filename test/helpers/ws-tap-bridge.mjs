@@ -21,8 +21,11 @@ const udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBuff
 await new Promise((resolve) => udp.bind(0, '127.0.0.1', resolve));
 let socatPort;
 let socat;
+let framesIn = 0;
+let framesOut = 0;
 const stop = (code) => {
   socat?.kill('SIGTERM');
+  console.log(`ws-bridge: stopping (${code}): ${framesIn} frames from the guest, ${framesOut} to it`);
   process.exit(code);
 };
 process.on('SIGTERM', () => stop(0));
@@ -45,10 +48,24 @@ ws.on('open', () => {
   socat.on('exit', () => stop(5));
   console.log('ws-bridge: open');
 });
+// socat's port is known from its first datagram (the guest's first frame); frames the daemon
+// sends before that (an IPv6 router advertisement, an answer racing socat's start) wait here,
+// a bounded few, instead of being lost.
+const early = [];
+const EARLY_MAX = 256;
+let earlyDropped = 0;
 ws.on('message', (data) => {
+  framesOut++;
   if (socatPort !== undefined) udp.send(data, socatPort, '127.0.0.1');
+  else if (early.length < EARLY_MAX) early.push(data);
+  else earlyDropped++;
 });
 udp.on('message', (frame, rinfo) => {
-  socatPort = rinfo.port;
+  if (socatPort === undefined) {
+    socatPort = rinfo.port;
+    for (const data of early.splice(0)) udp.send(data, socatPort, '127.0.0.1');
+    if (earlyDropped > 0) console.log(`ws-bridge: ${earlyDropped} frames from the daemon dropped before socat's first datagram`);
+  }
+  framesIn++;
   if (ws.readyState === WebSocket.OPEN) ws.send(frame);
 });

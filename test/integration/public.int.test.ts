@@ -212,9 +212,9 @@ describe.skipIf(!enabled)('a public daemon: tokens and the egress policy, with r
       }
     }
 
-    async function guestOf(args: readonly string[]): Promise<{ d: Daemon; g: NetnsGuest }> {
+    async function guestOf(args: readonly string[], logLevel = 'info'): Promise<{ d: Daemon; g: NetnsGuest }> {
       // A non-loopback dgram listener (the namespace's private address), so ,public is required.
-      const d = await startDaemon(['--dgram', `udp:${PRIVATE}:0,public`, ...args, '--log-level', 'info'], { netns: ns });
+      const d = await startDaemon(['--dgram', `udp:${PRIVATE}:0,public`, ...args, '--log-level', logLevel], { netns: ns });
       daemons.push(d);
       const l = d.dgram();
       const g = await NetnsGuest.create({ kind: 'dgram', host: l.host, port: l.port }, ns);
@@ -224,8 +224,11 @@ describe.skipIf(!enabled)('a public daemon: tokens and the egress policy, with r
       return { d, g };
     }
 
-    it('refuses the host loopback (through the gateway), a private address and the metadata address at once; no SYN leaves', async () => {
-      const { d, g } = await guestOf([]);
+    /** The debug lines of refused flows: `egress: PROTO flow refused by RULE`, with their fields. */
+    const refusalLines = (d: Daemon): Record<string, unknown>[] => d.logs.filter((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('egress: '));
+
+    it('refuses the host loopback (through the gateway), a private address and the metadata address at once; no SYN leaves; logs each at debug with its rule', async () => {
+      const { d, g } = await guestOf([], 'debug');
       for (const url of ['http://10.0.2.2:8080/', `http://${PRIVATE}:8080/`, `http://${METADATA}/`]) {
         const c = await curl(g, url);
         expect(c.code, `${url}: ${out(c.r)}`).toBe(7);
@@ -239,6 +242,24 @@ describe.skipIf(!enabled)('a public daemon: tokens and the egress policy, with r
       await d.stop();
       const summary = JSON.stringify(d.logs.filter((l) => l['msg'] === 'session ended'));
       expect(summary).toMatch(/"nat\.egress-public-default":[4-9]/);
+      // One debug line per refused flow attempt, naming the public default's entry that matched,
+      // the guest endpoint, the destination (as addressed and as judged) and the session.
+      const lines = refusalLines(d);
+      const session = d.logs.find((l) => l['msg'] === 'session started')?.['session'];
+      const want = [
+        ['tcp', '10.0.2.2:8080', '127.0.0.1:8080', 'default public: 127.0.0.0/8'],
+        ['tcp', `${PRIVATE}:8080`, `${PRIVATE}:8080`, 'default public: 10.0.0.0/8'],
+        ['tcp', `${METADATA}:80`, `${METADATA}:80`, 'default public: 169.254.0.0/16'],
+        ['udp', `${PRIVATE}:5300`, `${PRIVATE}:5300`, 'default public: 10.0.0.0/8'],
+      ];
+      for (const [protocol, destination, judged, rule] of want) {
+        const line = lines.find((l) => l['destination'] === destination && l['protocol'] === protocol);
+        expect(line, `${protocol} ${destination}:\n${JSON.stringify(lines, null, 1)}`).toMatchObject({
+          level: 20, msg: `egress: ${protocol} flow refused by ${rule}`, rule, judged, counter: 'nat.egress-public-default', session,
+        });
+        expect(line!['guest']).toMatch(/^10\.0\.2\.15:\d+$/);
+      }
+      expect(typeof session).toBe('string');
     }, 120_000);
 
     it('limits the sessions of one non-loopback address (--max-sessions-per-source)', async () => {
@@ -257,13 +278,17 @@ describe.skipIf(!enabled)('a public daemon: tokens and the egress policy, with r
     }, 60_000);
 
     it('an --egress-allow rule opens one of them, and only that one', async () => {
-      const { d, g } = await guestOf(['--egress-allow', `${PRIVATE},port=8080`, '--egress-allow', `${PRIVATE},port=5300`]);
+      const { d, g } = await guestOf(['--egress-allow', `${PRIVATE},port=8080`, '--egress-allow', `${PRIVATE},port=5300`, '--egress-deny', `${METADATA},port=80`], 'debug');
       const ok = await curl(g, `http://${PRIVATE}:8080/`);
       expect(ok.code, `${out(ok.r)}\n${d.dump().slice(-3000)}`).toBe(0);
       expect(ok.body).toBe('secret\n');
       expect(await udpProbe(g, PRIVATE, 5300)).toBe('reply');
       const still = await curl(g, `http://${METADATA}/`);
       expect(still.code, out(still.r)).toBe(7);
+      expect(refusalLines(d).find((l) => l['destination'] === `${METADATA}:80`), d.dump().slice(-3000)).toMatchObject({
+        msg: `egress: tcp flow refused by --egress-deny ${METADATA},port=80`, counter: 'nat.egress-denied',
+      });
+      expect(refusalLines(d).some((l) => String(l['destination']).startsWith(`${PRIVATE}:`))).toBe(false);
       expect(await synsSeen()).toEqual([`${PRIVATE}:8080`]);
       expect(readFileSync(capture).length).toBeGreaterThan(24);
     }, 120_000);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EgressPolicy, parseEgressRule, PUBLIC_DENIED, type EgressRule } from '../../src/nat/egress.js';
+import { EgressPolicy, EgressRefusalLog, LINES_PER_SECOND, LOG_REPEAT_MS, parseEgressRule, PUBLIC_DENIED, type EgressRule } from '../../src/nat/egress.js';
 import { routeOutbound } from '../../src/nat/policy.js';
 import { parseIpAddr, type Endpoint } from '../../src/net/addr.js';
 import { resolveStackConfig } from '../../src/stack/config.js';
@@ -63,7 +63,17 @@ describe('EgressPolicy', () => {
     expect(p.check(ep('8.8.8.8', 53))).toBe('nat.egress-denied');
     expect(p.check(ep('8.8.8.8', 443))).toBeUndefined();
     expect(p.check(ep('192.168.0.1', 443))).toBe('nat.egress-public-default');
-    expect(p.ruleFor(ep('10.0.0.5', 81))?.text).toBe('10.0.0.0/8');
+    expect(p.judge(ep('10.0.0.5', 81))).toEqual({ drop: 'nat.egress-denied', rule: '--egress-deny 10.0.0.0/8' });
+    expect(p.judge(ep('8.8.8.8', 53))?.rule).toBe('--egress-deny 8.8.8.8,port=53');
+    expect(p.judge(ep('192.168.0.1', 443))).toEqual({ drop: 'nat.egress-public-default', rule: 'default public: 192.168.0.0/16' });
+    expect(p.judge(ep('10.0.0.5', 80))).toBeUndefined();
+  });
+
+  it('names the rule of the reloaded list after setRules', () => {
+    const p = new EgressPolicy([rule('deny', '10.0.0.0/8')]);
+    p.setRules([rule('deny', '10.0.0.0/16,port=22')]);
+    expect(p.judge(ep('10.0.0.5', 22))?.rule).toBe('--egress-deny 10.0.0.0/16,port=22');
+    expect(p.judge(ep('10.1.0.5', 22))).toBeUndefined();
   });
 
   it('an IPv4 rule never matches an IPv6 address and the reverse', () => {
@@ -112,8 +122,12 @@ describe('routeOutbound with an egress policy', () => {
     const config = resolveStackConfig({});
     expect(routeOutbound(config, { addr: config.host, port: 8080 })).toEqual({ to: { addr: 0x7f000001, port: 8080 } });
     config.egress!.markPublic();
-    expect(routeOutbound(config, { addr: config.host, port: 8080 })).toEqual({ refused: 'nat.egress-public-default' });
-    expect(routeOutbound(config, { addr: 0xa9fea9fe, port: 80 })).toEqual({ refused: 'nat.egress-public-default' });
+    expect(routeOutbound(config, { addr: config.host, port: 8080 })).toEqual({
+      refused: 'nat.egress-public-default', egress: { rule: 'default public: 127.0.0.0/8', to: { addr: 0x7f000001, port: 8080 } },
+    });
+    expect(routeOutbound(config, { addr: 0xa9fea9fe, port: 80 })).toEqual({
+      refused: 'nat.egress-public-default', egress: { rule: 'default public: 169.254.0.0/16', to: { addr: 0xa9fea9fe, port: 80 } },
+    });
     expect(routeOutbound(config, { addr: 0x5db8d822, port: 80 })).toEqual({ to: { addr: 0x5db8d822, port: 80 } });
   });
 
@@ -122,18 +136,53 @@ describe('routeOutbound with an egress policy', () => {
     config.egress!.markPublic();
     const upstream = { addr: 0x7f000001, port: 53 };
     expect(routeOutbound(config, { addr: config.dns, port: 53 }, upstream)).toEqual({ to: upstream });
-    expect(routeOutbound(config, { addr: 0x08080808, port: 53 })).toEqual({ refused: 'nat.egress-denied' });
+    expect(routeOutbound(config, { addr: 0x08080808, port: 53 })).toMatchObject({ refused: 'nat.egress-denied', egress: { rule: '--egress-deny 0.0.0.0/0' } });
   });
 
   it('an allow rule opens a destination of the public default', () => {
     const config = resolveStackConfig({ egress: [['allow', '127.0.0.1,port=8080']] });
     config.egress!.markPublic();
     expect(routeOutbound(config, { addr: config.host, port: 8080 })).toEqual({ to: { addr: 0x7f000001, port: 8080 } });
-    expect(routeOutbound(config, { addr: config.host, port: 8081 })).toEqual({ refused: 'nat.egress-public-default' });
+    expect(routeOutbound(config, { addr: config.host, port: 8081 })).toMatchObject({ refused: 'nat.egress-public-default' });
   });
 
   it('a bad rule is a ConfigError naming its option', () => {
     expect(() => resolveStackConfig({ egress: [['deny', '10.0.0.0/40']] })).toThrow(/--egress-deny: .*prefix/);
     expect(() => resolveStackConfig({ egress: [['allow', 'x']] })).toThrow(/--egress-allow/);
+  });
+});
+
+describe('EgressRefusalLog', () => {
+  const refusal = (guestPort: number, to = '10.0.0.1', port = 22) => ({
+    protocol: 'udp' as const, guest: ep('10.0.2.15', guestPort), remote: ep(to, port), to: ep(to, port), drop: 'nat.egress-denied' as const, rule: '--egress-deny 10.0.0.0/8',
+  });
+
+  it('logs a flow attempt once, again only after LOG_REPEAT_MS, and carries what it skipped', () => {
+    const l = new EgressRefusalLog();
+    expect(l.note(refusal(1000), 0)).toEqual({ suppressed: 0 });
+    for (let t = 1; t < 50; t++) expect(l.note(refusal(1000), t * 100)).toBeUndefined(); // a program resending
+    expect(l.note(refusal(1001), 5000)).toEqual({ suppressed: 49 }); // another attempt: its own line
+    expect(l.note(refusal(1000), LOG_REPEAT_MS)).toEqual({ suppressed: 0 });
+  });
+
+  it('writes at most LINES_PER_SECOND lines a second, however many distinct attempts, and remembers few', () => {
+    const l = new EgressRefusalLog();
+    let lines = 0;
+    let skipped = 0;
+    let most = 0;
+    // 100 000 distinct attempts in 100 s (a scan of every port): a burst of 20 lines, then 20 a second.
+    for (let i = 0; i < 100_000; i++) {
+      const r = l.note(refusal(1024 + (i % 60000), '10.0.0.1', i % 65536), i);
+      most = Math.max(most, l.remembered);
+      if (r === undefined) continue;
+      lines++;
+      skipped += r.suppressed;
+    }
+    expect(lines).toBeGreaterThanOrEqual(LINES_PER_SECOND * 100);
+    expect(lines).toBeLessThanOrEqual(LINES_PER_SECOND * 101 + 1);
+    // Nothing is lost: the next line carries what the last ones did not log.
+    skipped += l.note(refusal(9), 1_000_000)!.suppressed;
+    expect(lines + skipped).toBe(100_000);
+    expect(most).toBeLessThanOrEqual(LINES_PER_SECOND * (LOG_REPEAT_MS / 1000 + 1) + 1);
   });
 });

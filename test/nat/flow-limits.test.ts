@@ -425,3 +425,57 @@ describe('nat/flow-table: the new-flow rate (--max-new-flows-per-second)', () =>
     expect(t.counters.get('nat.new-flow-rate')).toBe(2);
   });
 });
+
+describe('flow limits replaced by a reload (FlowTable.setLimits)', () => {
+  it('a new rate takes effect at once: lowered, raised, turned off and on; open flows stay', () => {
+    const t = natHarness({ ...limits(100, 100, 100, 100), newFlowsPerSecond: 10 });
+    for (let p = 1; p <= 10; p++) t.syn(GUEST, p);
+    expect(t.table.count('tcp')).toBe(10);
+    t.clock.advance(1000);
+    t.table.setLimits({ ...limits(100, 100, 100, 100), newFlowsPerSecond: 2 });
+    for (let p = 11; p <= 20; p++) t.syn(GUEST, p);
+    expect(t.table.count('tcp')).toBe(12); // a burst of the new rate's worth, not the old
+    t.clock.advance(1000);
+    t.table.setLimits({ ...limits(100, 100, 100, 100), newFlowsPerSecond: 0 });
+    for (let p = 21; p <= 40; p++) t.syn(GUEST, p);
+    expect(t.table.count('tcp')).toBe(32); // off: everything
+    t.table.setLimits({ ...limits(100, 100, 100, 100), newFlowsPerSecond: 3 });
+    for (let p = 41; p <= 50; p++) t.syn(GUEST, p);
+    expect(t.table.count('tcp')).toBe(35); // on again: starts full, a burst of 3
+    expect(t.counters.get('nat.new-flow-rate')).toBe(8 + 7);
+    expect(() => t.table.setLimits(limits(0, 1, 1, 1))).toThrow(RangeError);
+    expect(t.table.limits.newFlowsPerSecond).toBe(3); // a refused change changes nothing
+  });
+
+  it('a lowered UDP limit is reached at the guest\'s next new flow: its least recent flows go, other guests\' stay', () => {
+    const t = natHarness(limits(100, 100, 10, 10));
+    for (let port = 1; port <= 8; port++) {
+      t.clock.advance(1);
+      t.udpSends(GUEST, port);
+    }
+    t.udpSends(OTHER, 100);
+    t.table.setLimits(limits(100, 100, 3, 3));
+    expect(t.ports('udp', GUEST)).toHaveLength(8); // nothing is cut by the reload itself
+    t.udpSends(GUEST, 9);
+    expect(t.ports('udp', GUEST)).toEqual([7, 8, 9]);
+    expect(t.ports('udp', OTHER)).toEqual([100]);
+    expect(t.counters.get('nat.udp-guest-limit')).toBe(6);
+    expect(t.counters.get('udp.flow-refused')).toBe(0);
+  });
+
+  it('a lowered TCP limit: live connections go on, new SYNs are refused until TIME-WAIT ones make room', () => {
+    const t = natHarness(limits(100, 100, 10, 10));
+    for (let port = 1; port <= 4; port++) t.syn(GUEST, port);
+    t.toTimeWait(GUEST, 1);
+    t.toTimeWait(GUEST, 2);
+    t.table.setLimits(limits(100, 100, 2, 2));
+    // 4 open, 2 of them in TIME-WAIT: both go, and the SYN is still past the limit (2 live).
+    expect(t.syn(GUEST, 5)).toMatchObject([{ flags: RST | ACK }]);
+    expect(t.ports('tcp', GUEST)).toEqual([3, 4]);
+    expect(t.engine.stats.get('tcp.time-wait-evicted')).toBe(2);
+    expect(t.counters.get('nat.tcp-guest-limit')).toBe(1);
+    t.table.setLimits(limits(100, 100, 3, 3));
+    expect(t.syn(GUEST, 6)).toEqual([]);
+    expect(t.ports('tcp', GUEST)).toEqual([3, 4, 6]);
+  });
+});

@@ -20,7 +20,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import dgram from 'node:dgram';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { NetnsGuest } from '../helpers/guests.js';
+import { NetnsGuest, until } from '../helpers/guests.js';
 
 export const CHURN_EVERY_S = 5;
 /** Allowed growth of the RSS peak from the first half of the run to the second: factor and slack. */
@@ -77,7 +77,8 @@ export async function soak(seconds: number, log: (line: string) => void = () => 
   });
   // Guests attach over WebSocket bridges: a guest that leaves closes its socket and the daemon
   // ends its session at once (a dgram peer would linger for the idle timeout, its flows too).
-  const d: Daemon = await startDaemon(['--ws', '127.0.0.1:0', '--hostfwd', `tcp:127.0.0.1:${fwd}-:80`, '--log-level', 'warn']);
+  // At info: a churn guest without a lease is reported with its session's summary (below).
+  const d: Daemon = await startDaemon(['--ws', '127.0.0.1:0', '--hostfwd', `tcp:127.0.0.1:${fwd}-:80`, '--log-level', 'info']);
   const bridge = { kind: 'ws' as const, url: d.wsUrl() };
   const problems: string[] = [];
   const samples: SoakSample[] = [];
@@ -120,14 +121,24 @@ print(n)`, String(left()), String(echoPort)], (seconds + 60) * 1000);
     const churn = (async () => {
       while (running()) {
         try {
+          const createdAt = Date.now();
           const g = await NetnsGuest.create(bridge);
           guests.add(g);
           guestsCreated++;
-          const { lease: l } = await g.dhcp();
+          const { lease: l, result } = await g.dhcp();
           if (l === undefined) noLease.push(Math.round((Date.now() - t0) / 1000));
           else await g.sh('busybox ping -c 2 -W 2 10.0.2.2 >/dev/null; for i in 1 2 3; do curl -s -o /dev/null --max-time 5 "http://10.0.2.2:$1/"; done', [String(webPort)], 30_000);
           await g.destroy();
           guests.delete(g);
+          if (l === undefined) {
+            // What each side saw, for the cause: udhcpc's words, the bridge's frame counts, and
+            // the daemon's summary of that session (its DHCP counters and leases).
+            // Churn guests come one at a time: the one session started since this guest's creation is its.
+            const started = d.logs.findLast((x) => x['msg'] === 'session started' && Number(x['time']) >= createdAt);
+            const ended = (): unknown => d.logs.findLast((x) => x['msg'] === 'session ended' && x['session'] === started?.['session']);
+            await until(() => ended() !== undefined, 5_000);
+            log(`churn guest without a lease: udhcpc ${JSON.stringify(`${result.stdout}${result.stderr}`.slice(-600))}; bridge ${JSON.stringify(g.bridge.tail().slice(-400))}; daemon ${JSON.stringify(ended() ?? started ?? 'no session').slice(0, 1500)}`);
+          }
         } catch (e) {
           problems.push(`churn guest: ${String(e).slice(0, 300)}`);
         }

@@ -8,7 +8,9 @@ import { Stack } from '../../src/stack/stack.js';
 import { ManualClock, seededRandom } from '../../src/util/clock.js';
 import { FakeHost } from '../helpers/fake-host.js';
 import { BROADCAST_MAC } from '../../src/util/bytes.js';
-import { decode, ip, ipv4Frame, udpBytes, type Decoded } from '../helpers/frames.js';
+import { decode, ip, ipv4Frame, tcpBytes, udpBytes, type Decoded } from '../helpers/frames.js';
+import type { EgressRefusedFlow } from '../../src/net/seams.js';
+import { TCP_FLAG } from '../../src/tcp/wire.js';
 
 function harness(options: NetworkOptions = {}, limits: FlowLimits = DEFAULT_FLOW_LIMITS) {
   const clock = new ManualClock(0);
@@ -145,5 +147,31 @@ describe('UDP NAT, symmetric (a connected socket per flow)', () => {
     t.stack.udpError(42, 'ECONNREFUSED');
     expect(t.take()).toEqual([]);
     expect(t.stack.counters.get('stack.internal-error')).toBe(0);
+  });
+});
+
+describe('egress refusals reported with the rule that matched', () => {
+  it('hands the stack\'s onEgressRefused the flow, the rule as written and the ingress port, for UDP and TCP', () => {
+    const clock = new ManualClock(0);
+    const host = new FakeHost();
+    const seen: [EgressRefusedFlow, number | undefined][] = [];
+    const stack = new Stack(resolveStackConfig({ egress: [['allow', '192.0.2.1'], ['deny', '192.0.2.0/24,port=1-100']] }), {
+      clock, random: seededRandom(3), emit: () => undefined, host, onEgressRefused: (e, port) => seen.push([e, port]),
+    });
+    const udp = udpBytes({ srcPort: 40000, dstPort: 53, payload: bytes(4) }, ip('10.0.2.15'), ip('192.0.2.9'));
+    stack.receiveFrame(ipv4Frame({ protocol: IP_PROTO.UDP, src: ip('10.0.2.15'), dst: ip('192.0.2.9'), payload: udp }), 7);
+    const syn = tcpBytes({ srcPort: 41000, dstPort: 22, flags: TCP_FLAG.SYN, seq: 1 }, ip('10.0.2.15'), ip('10.0.2.2'));
+    stack.config.egress!.markPublic();
+    stack.receiveFrame(ipv4Frame({ protocol: IP_PROTO.TCP, src: ip('10.0.2.15'), dst: ip('10.0.2.2'), payload: syn }), 3);
+    // Allowed by the first rule: nothing reported, the flow opens.
+    const ok = udpBytes({ srcPort: 40001, dstPort: 53, payload: bytes(4) }, ip('10.0.2.15'), ip('192.0.2.1'));
+    stack.receiveFrame(ipv4Frame({ protocol: IP_PROTO.UDP, src: ip('10.0.2.15'), dst: ip('192.0.2.1'), payload: ok }), 7);
+    expect(seen).toEqual([
+      [{ protocol: 'udp', guest: { addr: ip('10.0.2.15'), port: 40000 }, remote: { addr: ip('192.0.2.9'), port: 53 }, to: { addr: ip('192.0.2.9'), port: 53 }, drop: 'nat.egress-denied', rule: '--egress-deny 192.0.2.0/24,port=1-100' }, 7],
+      [{ protocol: 'tcp', guest: { addr: ip('10.0.2.15'), port: 41000 }, remote: { addr: ip('10.0.2.2'), port: 22 }, to: { addr: ip('127.0.0.1'), port: 22 }, drop: 'nat.egress-public-default', rule: 'default public: 127.0.0.0/8' }, 3],
+    ]);
+    expect(stack.counters.get('nat.egress-denied')).toBe(1);
+    expect(stack.counters.get('nat.egress-public-default')).toBe(1);
+    expect(host.calls.length).toBeGreaterThan(0); // the allowed flow's socket, and only it
   });
 });
