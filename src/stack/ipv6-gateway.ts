@@ -43,6 +43,8 @@
  *
  * - Stateless DHCPv6 (`src/dhcp/dhcp6.ts`): Information-Requests to ff02::1:2 or the
  *   link-local address get the DNS address and search list; the advertisements' O flag says so.
+ * - Port forwards on IPv6 (`--hostfwd tcp:[::1]:8080-:80`): a rule that names no IPv6 guest
+ *   address asks `guestAddress` for the guest's own address, learned in the neighbour cache.
  *
  * Not done: stateful DHCPv6 (addresses come from SLAAC), redirects, MLD (guests'
  * reports are counted and ignored: the switch floods multicast anyway), ICMPv6 echo to
@@ -72,7 +74,7 @@ import type { UdpNat } from '../nat/udp-flow.js';
 import { UNREACHABLE } from '../nat/udp-flow.js';
 import { parseTcp, TCP_FLAG, tcpLength, writeTcp, type Tcp } from '../tcp/wire.js';
 import { parseUdp, udpLength, writeUdp, type Udp } from '../udp/wire.js';
-import { put16, put32, u16 } from '../util/bytes.js';
+import { formatMac, put16, put32, u16 } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';
 import { isDrop, type Counters } from '../util/drops.js';
 import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
@@ -138,6 +140,26 @@ export class Ipv6Gateway {
   /** Known guest neighbours (IPv6 → MAC). */
   neighbours(): IterableIterator<[Ipv6Addr, Uint8Array]> {
     return this.#neighbours.entries();
+  }
+
+  /**
+   * A guest's own address in the prefix, for port forwards whose rule names no IPv6 address
+   * (`forward-ports.ts`, `Guest6`): of the guest with MAC `mac` (aa:bb:cc:dd:ee:ff), or of
+   * any guest when undefined. From the neighbour cache, which learns every address a guest
+   * sends from: its SLAAC address whose interface id is the MAC's modified EUI-64 (RFC 4291
+   * appendix A) when known — the address that stays while temporary ones (RFC 8981) come and
+   * go — else the address most recently heard from. Undefined until the guest has spoken IPv6.
+   */
+  guestAddress(mac: string | undefined): Ipv6Addr | undefined {
+    let latest: Ipv6Addr | undefined;
+    for (const [a, m] of this.#neighbours.entries()) {
+      if (!this.#inPrefix(a) || this.#isOurs(a)) continue;
+      const text = formatMac(m);
+      if (mac !== undefined && text !== mac.toLowerCase()) continue;
+      latest = a;
+      if (a.slice(16) === eui64(m)) return a;
+    }
+    return latest;
   }
 
   #isOurs(a: Ipv6Addr): boolean {
@@ -491,6 +513,12 @@ export class Ipv6Gateway {
     const from = mapped.code === UNREACHABLE6.PORT ? r : this.#net.host;
     this.#sendIcmp(mac, from, g, { type: mapped.type, code: mapped.code, rest: 0, payload: packet }, HOP_LIMIT);
   }
+}
+
+/** The modified EUI-64 interface identifier of `mac` (RFC 4291 appendix A), as the low 16 hex digits of an Ipv6Addr. */
+function eui64(mac: Uint8Array): string {
+  const b = [mac[0]! ^ 0x02, mac[1]!, mac[2]!, 0xff, 0xfe, mac[3]!, mac[4]!, mac[5]!];
+  return b.map((x) => x.toString(16).padStart(2, '0')).join('');
 }
 
 /** The ICMPv6 type and code of an ICMPv4 error. */

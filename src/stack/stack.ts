@@ -225,6 +225,7 @@ export class Stack implements ToGuest, HostEvents {
             host: deps.host,
             allocateId: () => this.#flows.allocateId(),
             leases: () => this.leases(),
+            guest6: (mac) => this.#v6?.guestAddress(mac),
             forwardTcp: (client, guest, nowMs) => tcp.forward(client, guest, nowMs),
             udpDeliver: (via, client, data, nowMs) => udp.deliver(via, client, data, nowMs),
             forwardUdp: (client, guest, nowMs, via) => udp.forward(client, guest, nowMs, via),
@@ -519,8 +520,8 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   /** The guest address `rule` delivers to now (forward-ports.ts `forwardGuest`). */
-  forwardGuest(rule: ForwardRule): Ipv4Addr | undefined {
-    return forwardGuest(rule, this.leases());
+  forwardGuest(rule: ForwardRule): IpAddr | undefined {
+    return forwardGuest(rule, this.leases(), (mac) => this.#v6?.guestAddress(mac));
   }
 
   /**
