@@ -84,7 +84,7 @@
  */
 import { ArpCache } from '../arp/cache.js';
 import { ARP_LEN, ARP_OP, parseArp, writeArp, type Arp } from '../arp/wire.js';
-import { DhcpServer, type DhcpLease } from '../dhcp/server.js';
+import { DEFAULT_LEASES_PER_PORT, DhcpServer, type DhcpLease } from '../dhcp/server.js';
 import { ETHERNET_HEADER_LEN, ETHERNET_MIN_FRAME, ETHERTYPE, parseEthernet, writeEthernet, type Ethernet } from '../ethernet/wire.js';
 import { ICMP_TYPE, icmpLength, parseIcmp, writeIcmp, type Icmp } from '../ipv4/icmp-wire.js';
 import { Reassembler } from '../ipv4/reassembly.js';
@@ -279,6 +279,7 @@ export class Stack implements ToGuest, HostEvents {
             frame: (toMac, etherType, len, zeroed) => this.#frame(toMac, etherType, len, zeroed),
             send: (frame) => this.#send(frame),
             tcp: this.#tcp, udp: this.#udp, dns: this.#dns,
+            ingress: () => this.#ingress, maxLeasesPerPort: config.maxLeasesPerPort ?? DEFAULT_LEASES_PER_PORT, leaseTimeS: config.leaseTimeS,
           });
   }
 

@@ -453,3 +453,63 @@ describe.skipIf(!enabled)('IPv6 guest of a host without IPv6 routes', () => {
     expect(tookMs).toBeLessThan(5_000);
   }, 40_000);
 });
+
+/**
+ * Stateful DHCPv6 (`--ipv6-dhcp stateful`): the advertisement's M flag set, and isc dhclient -6
+ * (no -S: Solicit, Advertise, Request, Reply) gets an address of PREFIX::100-1ff, configures it
+ * with our script and pings the gateway from it.
+ */
+describe.skipIf(!enabled)('IPv6 stateful DHCPv6 (dhclient -6)', () => {
+  let d: Daemon | undefined;
+  let g: NetnsGuest | undefined;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = tempDir('tslirp-dhcp6-');
+    d = await startDaemon(['--dgram', 'udp:127.0.0.1:0', '--network', uniqueName('v6dhcp'), '--ipv6-dhcp', 'stateful', '--log-level', 'info']);
+    g = await NetnsGuest.create({ kind: 'dgram', ...d.dgram() });
+    await enableIpv6(g);
+    await slaacAddress(g);
+  }, 90_000);
+
+  afterAll(async () => {
+    spawnSync('sh', ['-c', `kill $(cat "${join(dir, 'pid')}") 2>/dev/null`]);
+    await g?.destroy();
+    await d?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the router advertisement says "managed" (M) besides "other" (O)', async () => {
+    const r = await g!.exec(['rdisc6', '-1', '-w', '3000', g!.tap], 20_000);
+    expect(r.stdout, r.stdout + r.stderr).toMatch(/Stateful address conf\.\s*:\s*Yes/);
+    expect(r.stdout).toMatch(/Stateful other conf\.\s*:\s*Yes/);
+  }, 30_000);
+
+  it('dhclient -6 gets PREFIX::100 with the lease time, configures it and pings the gateway from it', async () => {
+    const out = join(dir, 'env');
+    const script = join(dir, 'script.sh');
+    writeFileSync(
+      script,
+      [
+        '#!/bin/sh',
+        `env | grep -E '^(reason|new_ip6_|new_dhcp6_|new_max_life|new_preferred_life)' >> ${out}`,
+        'case "$reason" in BOUND6|RENEW6|REBIND6) ip -6 addr add "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" nodad ;; esac',
+        'exit 0',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(script, 0o755);
+    const r = await g!.exec(['dhclient', '-6', '-1', '-v', '-sf', script, '-lf', join(dir, 'leases'), '-pf', join(dir, 'pid'), g!.tap], 30_000);
+    expect(r.stdout + r.stderr, r.stdout + r.stderr).toMatch(/RCV: Advertise message on/);
+    expect(r.stdout + r.stderr).toMatch(/RCV: Reply message on/);
+    const text = spawnSync('cat', [out], { encoding: 'utf8' }).stdout;
+    expect(text, `${text}\n${d!.dump()}`).toMatch(/^reason=BOUND6$/m);
+    expect(text).toMatch(/^new_ip6_address=fd00::100$/m);
+    expect(text).toMatch(/^new_max_life=86400$/m);
+    expect(text).toMatch(/^new_dhcp6_name_servers=fd00::3$/m);
+    const addr = await g!.sh('ip -6 addr show dev "$1"', [g!.tap]);
+    expect(addr.stdout, addr.stdout).toMatch(/inet6 fd00::100\//);
+    const ping = await g!.exec(['ping', '-6', '-c', '2', '-i', '0.2', '-W', '2', '-I', 'fd00::100', 'fd00::2'], 20_000);
+    expect(ping.stdout, ping.stdout + ping.stderr).toMatch(/2 packets transmitted, 2 received/);
+  }, 60_000);
+});
