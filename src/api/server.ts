@@ -33,6 +33,7 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { ControlError, DAEMON_EVENT_NAMES, type DaemonControl, type DaemonEvents } from '../daemon/control.js';
 import type { Session } from '../daemon/session.js';
+import { parseIpAddr } from '../net/addr.js';
 import { Counters } from '../util/drops.js';
 import { LiveCapture, PCAPNG_MEDIA_TYPE } from './capture.js';
 import { DaemonMetrics } from './metrics.js';
@@ -527,12 +528,20 @@ export function forwardRequest(body: unknown): { rule: string; network?: string;
   if (protocol !== 'tcp' && protocol !== 'udp') throw new ApiError(400, 'bad-field', 'protocol must be "tcp" or "udp"', 'protocol');
   const hostAddr = str('hostAddr') ?? '';
   const guestAddr = str('guestAddr') ?? '';
-  for (const [k, v] of [['hostAddr', hostAddr], ['guestAddr', guestAddr]] as const) if (/[:,\s-]/.test(v)) throw new ApiError(400, 'bad-field', `${k} '${v}' is not an IPv4 address${k === 'guestAddr' ? ' or a host name' : ''}`, k);
+  // An IPv6 address (with or without brackets) goes into the rule in brackets (forwards.ts); anything else must not hold the rule's separators.
+  const ruleAddr = (k: 'hostAddr' | 'guestAddr', v: string): string => {
+    const bare = v.startsWith('[') && v.endsWith(']') ? v.slice(1, -1) : v;
+    if (bare.includes(':') && typeof parseIpAddr(bare) === 'string') return `[${bare}]`;
+    if (/[:,\s\-[\]]/.test(v)) throw new ApiError(400, 'bad-field', `${k} '${v}' is not an IPv4 or IPv6 address${k === 'guestAddr' ? ' or a host name' : ''}`, k);
+    return v;
+  };
+  const hostRuleAddr = ruleAddr('hostAddr', hostAddr);
+  const guestRuleAddr = ruleAddr('guestAddr', guestAddr);
   const hostPorts = ports('hostPort', 'hostPorts');
   if (hostPorts === undefined) throw new ApiError(400, 'bad-field', 'hostPort (or hostPorts) is required', 'hostPort');
   const guestPorts = ports('guestPort', 'guestPorts');
   if (guestPorts === undefined) throw new ApiError(400, 'bad-field', 'guestPort (or guestPorts) is required', 'guestPort');
-  return { rule: `${protocol}:${hostAddr}:${hostPorts}-${guestAddr}:${guestPorts}`, ...target };
+  return { rule: `${protocol}:${hostRuleAddr}:${hostPorts}-${guestRuleAddr}:${guestPorts}`, ...target };
 }
 
 /** Removes a unix socket file left by a previous run; throws when it is not a socket or someone serves it. */

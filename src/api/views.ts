@@ -7,7 +7,7 @@
 import type { DaemonControl, ForwardView, NetworkFlow, NetworkLease, NetworkMapping } from '../daemon/control.js';
 import type { LiveNetwork } from '../daemon/live-network.js';
 import type { Session } from '../daemon/session.js';
-import { formatEndpoint } from '../net/addr.js';
+import { formatEndpoint, formatIpAddr } from '../net/addr.js';
 import { formatIpv4Addr } from '../util/bytes.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json | undefined };
@@ -112,9 +112,9 @@ export function forwardView(f: ForwardView): Json {
     source: f.source,
     rule: f.rule,
     protocol: first.protocol,
-    hostAddr: formatIpv4Addr(first.hostAddr),
+    hostAddr: formatIpAddr(first.hostAddr),
     hostPorts: first.hostPort === last.hostPort ? `${first.hostPort}` : `${first.hostPort}-${last.hostPort}`,
-    guestAddr: first.guestAddr !== undefined ? formatIpv4Addr(first.guestAddr) : (first.guestName ?? null),
+    guestAddr: first.guestAddr !== undefined ? formatIpAddr(first.guestAddr) : (first.guestName ?? null),
     guestPorts: first.guestPort === last.guestPort ? `${first.guestPort}` : `${first.guestPort}-${last.guestPort}`,
     bound: [...f.bound],
     network: f.network ?? null,

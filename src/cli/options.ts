@@ -150,6 +150,7 @@ const OPTIONS = {
   'ipv6-net': { type: 'string' },
   'ipv6-host': { type: 'string' },
   'ipv6-dns': { type: 'string' },
+  'ipv6-dhcp': { type: 'string' },
   'dns-upstream': { type: 'string', multiple: true },
   'resolv-conf': { type: 'string' },
   'dns-record': { type: 'string', multiple: true },
@@ -181,7 +182,7 @@ export const NETWORK_KEYS = [
   'max-tcp-flows', 'max-udp-flows', 'max-network-tcp-flows', 'max-network-udp-flows', 'max-new-flows-per-second',
   'nat-pmp', 'link-delay', 'link-loss', 'link-duplicate', 'link-reorder', 'link-rate',
   'nat', 'nat-mapping', 'nat-filtering', 'nat-hairpin', 'nat-port-preservation', 'nat-udp-timeout', 'nat-refresh', 'outbound', 'outbound6',
-  'ipv6', 'ipv6-net', 'ipv6-host', 'ipv6-dns',
+  'ipv6', 'ipv6-net', 'ipv6-host', 'ipv6-dns', 'ipv6-dhcp',
 ] as const;
 export type NetworkKey = (typeof NETWORK_KEYS)[number];
 /** Keys that take several values (repeatable options); the rest take one. */
@@ -282,6 +283,10 @@ Network (each network's, as QEMU's -netdev user):
                              fec0::/64 is deprecated site-local)
   --ipv6-host ADDR           IPv6 gateway address, reaching the host's ::1 (PREFIX::2)
   --ipv6-dns ADDR            IPv6 DNS server address (PREFIX::3)
+  --ipv6-dhcp stateless|stateful
+                             DHCPv6 (stateless): DNS settings only; stateful also
+                             assigns addresses PREFIX::100-1ff (IA_NA, --lease-time,
+                             --max-session-leases) and sets the advertisements' M flag
 
 NAT (guest flows become host sockets):
   --hostfwd RULE             forward host ports to the guest, QEMU's syntax with ranges:
@@ -291,7 +296,10 @@ NAT (guest flows become host sockets):
                              or comma-separated. HOSTADDR defaults to 127.0.0.1; GUESTADDR is
                              an IPv4 address, a lease's DHCP host name (tcp::8080-web:80,
                              starting with a letter) or empty for the network's first DHCP
-                             lease, resolved when a client connects. Forwards belong to the
+                             lease, resolved when a client connects. IPv6 addresses go in
+                             brackets (tcp:[::1]:8080-[fd00::15]:80); a rule whose HOSTADDR is
+                             IPv6 and GUESTADDR a name or empty reaches that guest's own IPv6
+                             address (tcp:[::1]:8080-:80). Forwards belong to the
                              --network network; without one, to the first session that
                              connects (then to the next, once it ends)
   --guestfwd RULE            a virtual TCP server in the network that the host serves,
@@ -718,6 +726,7 @@ function resolveNetwork(values: NetworkValues, name: string | undefined, egress:
       ipv6Net: text(values['ipv6-net']),
       ipv6Host: text(values['ipv6-host']),
       ipv6Dns: text(values['ipv6-dns']),
+      ipv6Dhcp: text(values['ipv6-dhcp']),
     });
     const flowLimits = resolveFlowLimits({
       'max-tcp-flows': text(values['max-tcp-flows']),

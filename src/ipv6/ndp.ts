@@ -110,6 +110,8 @@ export interface RouterAdvertisement {
   readonly hopLimit: number;
   /** Seconds, 0..9000 (§6.2.1; 0: not a default router). */
   readonly routerLifetimeS: number;
+  /** The M flag (§4.2): addresses from DHCPv6 (stateful) besides SLAAC. */
+  readonly managed?: boolean | undefined;
   readonly sourceMac: Uint8Array;
   readonly mtu: number;
   /** The on-link, autonomous prefix (L and A set) and its length. */
@@ -177,7 +179,7 @@ export function routerAdvertisement(ra: RouterAdvertisement): Icmp6 {
     put32(b, at + 4, ra.dnsLifetimeS);
     b.set(dnssl, at + 8);
   }
-  // Flags: O ("other configuration": stateless DHCPv6 has the DNS settings too, RFC 4861 §4.2); M clear (SLAAC, no DHCPv6 addresses).
-  const rest = ((ra.hopLimit & 0xff) << 24) | (0x40 << 16) | (ra.routerLifetimeS & 0xffff);
+  // Flags: O ("other configuration": stateless DHCPv6 has the DNS settings too, RFC 4861 §4.2); M when DHCPv6 assigns addresses.
+  const rest = ((ra.hopLimit & 0xff) << 24) | ((ra.managed === true ? 0xc0 : 0x40) << 16) | (ra.routerLifetimeS & 0xffff);
   return { type: ICMP6_TYPE.ROUTER_ADVERTISEMENT, code: 0, rest: rest >>> 0, payload: b };
 }

@@ -10,7 +10,8 @@
  * 'hostfwd.socket-error' and logged by the caller's `onError`; the rule is dropped then).
  * For each client:
  * - TCP (`accepted`): the rule's guest is resolved now (`forwardGuest`: the rule's address,
- *   the bound lease of its DHCP host name, else the first bound lease); the TCP engine opens
+ *   the bound lease of its DHCP host name, else the first bound lease; for a rule whose
+ *   guest is on IPv6, that lease's guest's own IPv6 address, `guest6`); the TCP engine opens
  *   a connection to it (a SYN to the guest) and the host adopts the accepted socket as that
  *   flow's, paused until the guest's handshake completes; otherwise the host refuses
  *   (resets) the client. This happens during the `tcpAccepted` event, as the seam requires.
@@ -19,30 +20,40 @@
  *   guest resolved now. The datagram goes to the guest on that flow, and the guest's replies
  *   leave through the bound socket to the client (`udpSendTo`).
  * A client that cannot be forwarded is counted by reason in the rule's `ForwardRefusals` and
- * logged, rate-limited ('hostfwd.no-guest-address', 'hostfwd.refused-by-session',
- * 'hostfwd.client-not-ipv4'). 'hostfwd.no-session' is not counted here: it means no network
+ * logged, rate-limited ('hostfwd.no-guest-address', 'hostfwd.refused-by-session').
+ * 'hostfwd.no-session' is not counted here: it means no network
  * holds the rule, which only the daemon knows.
  *
  * `close(id)` gives the socket back (the daemon lends a rule's socket to whichever network
  * owns it now); flows already forwarded live on until they end.
  */
 import type { DhcpLease } from '../dhcp/server.js';
-import { formatEndpoint, ipv4Endpoint, type Endpoint, type FlowId } from '../net/addr.js';
+import { formatEndpoint, type Endpoint, type FlowId, type IpAddr, type Ipv6Addr } from '../net/addr.js';
 import type { AcceptId, Host } from '../net/seams.js';
-import type { Ipv4Addr } from '../util/bytes.js';
 import type { ForwardRefusals } from './forward-refusals.js';
-import type { ForwardRule } from './forwards.js';
+import { forwardGuestFamily, type ForwardRule } from './forwards.js';
 
 /**
- * The guest address a forward delivers to now: the rule's address, the address of the bound
- * lease whose DHCP host name is the rule's (case-insensitive), or the first bound lease.
+ * A guest's own IPv6 address on the network: of the guest with MAC `mac` (aa:bb:cc:dd:ee:ff),
+ * or of any guest when `mac` is undefined; undefined when none is known (the stack's
+ * `Ipv6Gateway.guestAddress`).
  */
-export function forwardGuest(rule: ForwardRule, leases: readonly DhcpLease[]): Ipv4Addr | undefined {
+export type Guest6 = (mac: string | undefined) => Ipv6Addr | undefined;
+
+/**
+ * The guest address a forward delivers to now: the rule's address, else the guest of the
+ * bound lease whose DHCP host name is the rule's (case-insensitive), else of the first bound
+ * lease — its leased IPv4 address, or for a rule on IPv6 (`forwardGuestFamily`) that guest's
+ * IPv6 address (`guest6`; with no lease at all, any guest's).
+ */
+export function forwardGuest(rule: ForwardRule, leases: readonly DhcpLease[], guest6?: Guest6): IpAddr | undefined {
   if (rule.guestAddr !== undefined) return rule.guestAddr;
   const bound = leases.filter((l) => l.state === 'bound');
-  if (rule.guestName === undefined) return bound[0]?.ip;
-  const name = rule.guestName.toLowerCase();
-  return bound.find((l) => l.hostname?.toLowerCase() === name)?.ip;
+  const name = rule.guestName?.toLowerCase();
+  const lease = name === undefined ? bound[0] : bound.find((l) => l.hostname?.toLowerCase() === name);
+  if (forwardGuestFamily(rule) === 4) return lease?.ip;
+  if (lease === undefined && name !== undefined) return undefined;
+  return guest6?.(lease?.mac);
 }
 
 /** What forwards need of the rest of the stack. */
@@ -50,6 +61,8 @@ export interface ForwardPortsDeps {
   readonly host: Host;
   allocateId(): FlowId;
   leases(): readonly DhcpLease[];
+  /** Guests' IPv6 addresses, for rules on IPv6; undefined without IPv6. */
+  readonly guest6?: Guest6 | undefined;
   /** TcpEngine.forward: a connection towards `guest` for `client`; undefined when refused. */
   forwardTcp(client: Endpoint, guest: Endpoint, nowMs: number): FlowId | undefined;
   /** The UDP flow of `client` on bound socket `via`, if one is live: its datagram goes to the guest. */
@@ -137,7 +150,7 @@ export class ForwardPorts {
     const host = this.#deps.host;
     const p = this.#ports.get(listener);
     if (p === undefined) return host.tcpRefuse(conn);
-    const guest = forwardGuest(p.rule, this.#deps.leases());
+    const guest = forwardGuest(p.rule, this.#deps.leases(), this.#deps.guest6);
     const flow = guest === undefined ? undefined : this.#deps.forwardTcp(client, { addr: guest, port: p.rule.guestPort }, nowMs);
     if (flow === undefined) {
       p.refusals.refuse(guest === undefined ? 'hostfwd.no-guest-address' : 'hostfwd.refused-by-session', formatEndpoint(client), nowMs);
@@ -150,9 +163,8 @@ export class ForwardPorts {
   datagram(socket: FlowId, from: Endpoint, data: Uint8Array, nowMs: number): void {
     const p = this.#ports.get(socket);
     if (p === undefined) return;
-    if (ipv4Endpoint(from) === undefined) return p.refusals.refuse('hostfwd.client-not-ipv4', formatEndpoint(from), nowMs);
     if (this.#deps.udpDeliver(socket, from, data, nowMs)) return;
-    const guest = forwardGuest(p.rule, this.#deps.leases());
+    const guest = forwardGuest(p.rule, this.#deps.leases(), this.#deps.guest6);
     const flow = guest === undefined ? undefined : this.#deps.forwardUdp(from, { addr: guest, port: p.rule.guestPort }, nowMs, socket);
     if (flow === undefined)
       return p.refusals.refuse(guest === undefined ? 'hostfwd.no-guest-address' : 'hostfwd.refused-by-session', formatEndpoint(from), nowMs);

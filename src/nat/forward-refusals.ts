@@ -17,18 +17,15 @@ import { LogThrottle } from '../util/log-throttle.js';
 export type ForwardRefusal =
   /** No guest session holds the forwards (none connected yet, or the last one ended). */
   | 'hostfwd.no-session'
-  /** The rule names no guest address and the session has no DHCP lease yet. */
+  /** The rule names no guest address and no guest is known yet (no DHCP lease, or no IPv6 address for a rule on IPv6). */
   | 'hostfwd.no-guest-address'
-  /** The session's NAT refused the flow (flow table full, or the tuple is in use). */
-  | 'hostfwd.refused-by-session'
-  /** A UDP client whose address is not IPv4. */
-  | 'hostfwd.client-not-ipv4';
+  /** The session's NAT refused the flow (flow table full, the tuple in use, or a client the guest's family cannot show). */
+  | 'hostfwd.refused-by-session';
 
 const WHY: Readonly<Record<ForwardRefusal, string>> = {
   'hostfwd.no-session': 'no guest session is attached',
-  'hostfwd.no-guest-address': 'no DHCP lease yet (or none with the rule\'s host name) and the rule names no guest address',
-  'hostfwd.refused-by-session': 'the session refused the flow (flow table full or tuple in use)',
-  'hostfwd.client-not-ipv4': 'the client address is not IPv4',
+  'hostfwd.no-guest-address': 'no DHCP lease yet (or none with the rule\'s host name, or no IPv6 address of that guest for a rule on IPv6) and the rule names no guest address',
+  'hostfwd.refused-by-session': 'the session refused the flow (flow table full, tuple in use, or an IPv6 client of a guest reached over IPv4)',
 };
 
 /** Minimal logger surface (pino's Logger satisfies it). */

@@ -7,13 +7,17 @@
  *     protocol  = "tcp" | "udp" ;                         (* default tcp, as in QEMU *)
  *     ports     = port [ "-" port ] ;                     (* a range, first ≤ last *)
  *     port      = digit { digit } ;                       (* 1..65535 *)
- *     hostaddr  = ipv4 ;                                  (* empty: 127.0.0.1 *)
- *     guestaddr = ipv4 | hostname ;                       (* empty: the first DHCP lease *)
+ *     hostaddr  = ipv4 | "[" ipv6 "]" ;                   (* empty: 127.0.0.1 *)
+ *     guestaddr = ipv4 | "[" ipv6 "]" | hostname ;        (* empty: the first guest, see below *)
  *     ipv4      = octet "." octet "." octet "." octet ;   (* 0..255, no leading zeros *)
+ *     ipv6      = RFC 4291 §2.2 text ;                    (* no zone id, no prefix *)
  *     hostname  = letter { letter | digit | "-" | "." } ; (* a lease's DHCP host name *)
  *
  * e.g. `tcp::2222-:22`, `tcp:127.0.0.1:8080-10.0.2.15:80`, `udp::5353-:53`,
- * `tcp::8000-8010-:8000-8010`, `tcp::8000-8010-10.0.2.15:9000-9010`.
+ * `tcp::8000-8010-:8000-8010`, `tcp::8000-8010-10.0.2.15:9000-9010`,
+ * `tcp:[::1]:8080-[fd00::15]:80`, `tcp:[::1]:8080-:80`, `udp:[::]:5353-web:53`.
+ * IPv6 addresses are bracketed as in QEMU's `hostfwd` and URLs (RFC 3986 §3.2.2): their
+ * colons would otherwise read as the separators.
  *
  * Why it parses one way only: `-` both ends a range and separates the host side from the
  * guest side, but a guest side starts with `:` (no address), a letter (a host name) or an
@@ -24,6 +28,11 @@
  * host range is written `8000-8010-:80`.
  *
  * Meaning:
+ * - The guest's family is the guest address's when the rule gives one, else the host
+ *   address's: `tcp:[::1]:8080-:80` and `tcp:[::1]:8080-web:80` reach the guest over IPv6,
+ *   at its own address in the network's /64 (`forward-ports.ts`, `forwardGuest`), while
+ *   `tcp:[::1]:8080-10.0.2.15:80` reaches it over IPv4. A client the guest's family cannot
+ *   show (an outside IPv6 client of an IPv4 guest) is refused (`policy.ts`, `forwardedRemote`).
  * - A range maps port by port: host `first + i` → guest `first + i`. Both sides must have the
  *   same length; several host ports onto one guest port (`8000-8010-:80`) is refused, as
  *   passt refuses it — a guest server could not tell the clients of one port from another's.
@@ -32,7 +41,8 @@
  *   MAX_FORWARD_PORTS ports in all: beyond that the daemon would spend its descriptors on
  *   listeners.
  * - Two rules may not listen on one protocol and port where their addresses overlap (the
- *   same address, or either is 0.0.0.0): the second bind would fail with EADDRINUSE.
+ *   same address, either is `::` — Node's sockets on `::` are dual-stack — or one is 0.0.0.0
+ *   and the other IPv4): the second bind would fail with EADDRINUSE.
  * - A guest host name (`tcp::8080-web:80`) is the DHCP host name (option 12) of a lease on
  *   the forward's network, compared without case and resolved when a client connects, so a
  *   forward follows its guest whatever address it got and whenever it joined.
@@ -49,8 +59,8 @@
  * - Port 0 is refused on either side; ranges are ours (QEMU has none).
  */
 import { ConfigError } from '../util/config-error.js';
-import { formatIpv4Addr, type Ipv4Addr } from '../util/bytes.js';
-import { parseIpv4Text } from '../util/ip-text.js';
+import { formatIpAddr, ipv6FromBytes, type IpAddr } from '../net/addr.js';
+import { parseIpv4Text, parseIpv6Text } from '../util/ip-text.js';
 
 /**
  * Most forwarded ports (listening sockets) across all rules. Each takes a descriptor, and Node
@@ -69,7 +79,7 @@ export interface PortRange {
 export type GuestTarget =
   /** The session's first DHCP lease, resolved when a client connects. */
   | { readonly kind: 'lease' }
-  | { readonly kind: 'addr'; readonly addr: Ipv4Addr }
+  | { readonly kind: 'addr'; readonly addr: IpAddr }
   /** A lease's DHCP host name, resolved when a client connects. */
   | { readonly kind: 'name'; readonly name: string };
 
@@ -77,7 +87,7 @@ export type GuestTarget =
 export interface ForwardSpec {
   readonly protocol: 'tcp' | 'udp';
   /** The host address to listen on; undefined when the rule leaves it empty (127.0.0.1). */
-  readonly hostAddr: Ipv4Addr | undefined;
+  readonly hostAddr: IpAddr | undefined;
   readonly hostPorts: PortRange;
   readonly guest: GuestTarget;
   /** Same length as hostPorts. */
@@ -89,12 +99,15 @@ export interface ForwardSpec {
 /** One forwarded port: what a listener needs. */
 export interface ForwardRule {
   readonly protocol: 'tcp' | 'udp';
-  /** The host address to listen on (127.0.0.1 when the rule leaves it empty). */
-  readonly hostAddr: Ipv4Addr;
+  /** The host address to listen on (127.0.0.1 when the rule leaves it empty), either family. */
+  readonly hostAddr: IpAddr;
   /** 1..65535. */
   readonly hostPort: number;
-  /** The guest's address; undefined: the lease named `guestName`, else the network's first DHCP lease. */
-  readonly guestAddr: Ipv4Addr | undefined;
+  /**
+   * The guest's address; undefined: the guest of the lease named `guestName`, else the
+   * network's first guest, on the family of `hostAddr` (`forwardGuestFamily`).
+   */
+  readonly guestAddr: IpAddr | undefined;
   /** A lease's DHCP host name, resolved when a client connects. */
   readonly guestName?: string | undefined;
   /** 1..65535. */
@@ -104,7 +117,26 @@ export interface ForwardRule {
 }
 
 const LOOPBACK = 0x7f000001;
+const UNSPECIFIED6 = '0'.repeat(32);
 const HOSTNAME = /^[A-Za-z][A-Za-z0-9.-]*$/;
+
+/** The family a rule reaches its guest on: its guest address's, else its host address's (see the header). */
+export const forwardGuestFamily = (rule: Pick<ForwardRule, 'hostAddr' | 'guestAddr'>): 4 | 6 => (typeof (rule.guestAddr ?? rule.hostAddr) === 'number' ? 4 : 6);
+
+/** `ipv4` or `"[" ipv6 "]"` as written in a rule; `{ error }` saying why when it is neither. */
+function ruleAddr(text: string): IpAddr | { readonly error: string } {
+  if (text.startsWith('[')) {
+    if (!text.endsWith(']')) return { error: `'${text}' lacks its closing ']'` };
+    const b = parseIpv6Text(text.slice(1, -1));
+    return typeof b === 'string' ? { error: b } : ipv6FromBytes(b);
+  }
+  if (text.includes(']')) return { error: `'${text}' has a ']' without its opening '['` };
+  const a = parseIpv4Text(text);
+  return typeof a === 'string' ? { error: text.includes(':') ? `'${text}' is not an IPv4 address (write an IPv6 address in brackets, like [::1])` : a } : a;
+}
+
+/** An address as a rule writes it: IPv6 in brackets. */
+const ruleAddrText = (a: IpAddr): string => (typeof a === 'number' ? formatIpAddr(a) : `[${formatIpAddr(a)}]`);
 
 function fail(rule: string, reason: string): never {
   throw new ConfigError('hostfwd', `'${rule}': ${reason}`);
@@ -162,7 +194,6 @@ function ports(s: Scanner, rule: string, side: 'host' | 'guest', rangeContinues:
 export function parseForwardSpec(text: string): ForwardSpec {
   const rule = text.trim();
   if (rule === '') return fail(rule, 'empty rule');
-  if (rule.includes('[')) return fail(rule, 'IPv6 forwards are not supported yet');
   const s = new Scanner(rule);
   let protocol: 'tcp' | 'udp' = 'tcp';
   if (s.peek(/[A-Za-z]+:/)) {
@@ -172,26 +203,27 @@ export function parseForwardSpec(text: string): ForwardSpec {
     s.take(/:/);
   }
   const shape = 'expected [tcp|udp]:[hostaddr]:hostport[-hostport]-[guestaddr]:guestport[-guestport]';
-  const hostText = s.take(/[^:]*/) ?? '';
+  // A bracketed IPv6 address holds colons: up to its ']' first.
+  const hostText = s.take(/\[[^\]]*\]?|[^:]*/) ?? '';
   if (s.take(/:/) === undefined) return fail(rule, shape);
-  let hostAddr: Ipv4Addr | undefined;
+  let hostAddr: IpAddr | undefined;
   if (hostText !== '') {
-    const a = parseIpv4Text(hostText);
-    if (typeof a === 'string') return fail(rule, `host address: ${a}`);
+    const a = ruleAddr(hostText);
+    if (typeof a === 'object') return fail(rule, `host address: ${a.error}`);
     hostAddr = a;
   }
   // digits then '-' after the first port's '-' can only continue the host range (see the header).
   const hostPorts = ports(s, rule, 'host', () => s.peek(/-\d+-/));
   if (s.take(/-/) === undefined) return fail(rule, s.done ? 'missing the guest side (-[guestaddr]:guestport)' : shape);
-  const guestText = s.take(/[^:]*/) ?? '';
+  const guestText = s.take(/\[[^\]]*\]?|[^:]*/) ?? '';
   if (s.take(/:/) === undefined) return fail(rule, s.done && guestText === '' ? 'missing guest port' : shape);
   let guest: GuestTarget = { kind: 'lease' };
   if (HOSTNAME.test(guestText)) guest = { kind: 'name', name: guestText };
   else if (guestText !== '') {
-    const a = parseIpv4Text(guestText);
-    if (typeof a === 'string') {
+    const a = ruleAddr(guestText);
+    if (typeof a === 'object') {
       const hint = /^\d+$/.test(guestText) ? ` (a host port range is written ${hostPorts.first}-${guestText}-:GUESTPORT)` : '';
-      return fail(rule, `guest address: ${a}${hint}`);
+      return fail(rule, `guest address: ${a.error}${hint}`);
     }
     guest = { kind: 'addr', addr: a };
   }
@@ -210,13 +242,14 @@ export function parseForwardSpec(text: string): ForwardSpec {
 
 /** The canonical text of a spec (protocol always written); parseForwardSpec reads it back to the same spec. */
 export function formatForwardSpec(f: Omit<ForwardSpec, 'text'>): string {
-  const guest = f.guest.kind === 'lease' ? '' : f.guest.kind === 'addr' ? formatIpv4Addr(f.guest.addr) : f.guest.name;
-  const host = f.hostAddr === undefined ? '' : formatIpv4Addr(f.hostAddr);
+  const guest = f.guest.kind === 'lease' ? '' : f.guest.kind === 'addr' ? ruleAddrText(f.guest.addr) : f.guest.name;
+  const host = f.hostAddr === undefined ? '' : ruleAddrText(f.hostAddr);
   return `${f.protocol}:${host}:${rangeText(f.hostPorts)}-${guest}:${rangeText(f.guestPorts)}`;
 }
 
-/** The host addresses two rules listen on collide (the same, or either is every interface). */
-const addrsOverlap = (a: Ipv4Addr, b: Ipv4Addr): boolean => a === b || a === 0 || b === 0;
+/** The host addresses two rules listen on collide: the same, either is `::` (dual-stack), or 0.0.0.0 beside an IPv4 one. */
+const addrsOverlap = (a: IpAddr, b: IpAddr): boolean =>
+  a === b || a === UNSPECIFIED6 || b === UNSPECIFIED6 || (a === 0 && typeof b === 'number') || (b === 0 && typeof a === 'number');
 
 /** One rule per forwarded port, in port order. */
 export function expandForward(f: ForwardSpec): ForwardRule[] {

@@ -19,7 +19,7 @@
  *   and both work as Map keys and inside template-string keys without a canonical-form step;
  * - the IPv4 hot path is exactly what it was: no wrapper object per address, no extra field
  *   read, and `typeof a === 'number'` is the whole family test.
- * Code that only handles IPv4 (ICMP, DHCP, ARP, port forwards' rules) narrows with `ipv4Of`
+ * Code that only handles IPv4 (ICMP, DHCP, ARP) narrows with `ipv4Of`
  * and counts or refuses an IPv6 endpoint; the NAT engines, TCP and the DNS forwarder take
  * either family (`IpPair`), the stack's `Ipv6Gateway` brings IPv6 datagrams to them.
  */

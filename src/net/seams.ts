@@ -86,6 +86,8 @@ export interface GuestNetwork6 {
   readonly dns: Ipv6Addr;
   /** The gateway's link-local address (fe80::/64 + the modified EUI-64 of its MAC): the router address of its advertisements. */
   readonly linkLocal: Ipv6Addr;
+  /** `--ipv6-dhcp stateful`: DHCPv6 assigns addresses (IA_NA) and advertisements set the M flag. */
+  readonly statefulDhcp?: boolean | undefined;
 }
 
 /** Writes an L4 header and payload at `into[at]` and returns its length. */

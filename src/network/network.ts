@@ -51,11 +51,10 @@ import { ImpairedLink } from '../impair/impaired-link.js';
 import type { LinkImpairment } from '../impair/spec.js';
 import type { ForwardRefusals } from '../nat/forward-refusals.js';
 import type { ForwardRule } from '../nat/forwards.js';
-import type { FlowId } from '../net/addr.js';
+import type { FlowId, IpAddr } from '../net/addr.js';
 import { Stack, type StackDeps } from '../stack/stack.js';
 import type { StackConfig } from '../stack/config.js';
 import { LearningSwitch, type PortId, type SwitchOptions } from '../switch/learning-switch.js';
-import type { Ipv4Addr } from '../util/bytes.js';
 import type { Clock, Random } from '../util/clock.js';
 
 /** What a network needs: the stack's dependencies without its output, and the switch's limits. */
@@ -273,7 +272,7 @@ export class Network {
    * The guest address a forward delivers to now: the rule's address, the address of the
    * bound lease whose DHCP host name is the rule's (case-insensitive), or the first bound lease.
    */
-  forwardGuest(rule: ForwardRule): Ipv4Addr | undefined {
+  forwardGuest(rule: ForwardRule): IpAddr | undefined {
     return this.stack.forwardGuest(rule);
   }
 

@@ -92,6 +92,8 @@ export interface NetworkOptions extends NatOptions {
   ipv6Net?: string | undefined;
   ipv6Host?: string | undefined;
   ipv6Dns?: string | undefined;
+  /** `--ipv6-dhcp stateless|stateful` (stateless). */
+  ipv6Dhcp?: string | undefined;
 }
 
 /** QEMU's pool size, the default. */
@@ -305,5 +307,7 @@ function resolveIpv6(o: NetworkOptions, mac: Mac): GuestNetwork6 {
   const ll = new Uint8Array(16);
   ll.set([0xfe, 0x80]);
   ll.set([mac[0]! ^ 0x02, mac[1]!, mac[2]!, 0xff, 0xfe, mac[3]!, mac[4]!, mac[5]!], 8);
-  return { prefix, prefixLen: 64, host, dns, linkLocal: ipv6FromBytes(ll) };
+  const dhcp = o.ipv6Dhcp ?? 'stateless';
+  if (dhcp !== 'stateless' && dhcp !== 'stateful') throw new ConfigError('ipv6-dhcp', `must be stateless or stateful, not '${dhcp}'`);
+  return { prefix, prefixLen: 64, host, dns, linkLocal: ipv6FromBytes(ll), statefulDhcp: dhcp === 'stateful' };
 }

@@ -43,13 +43,18 @@
  *
  * - Stateless DHCPv6 (`src/dhcp/dhcp6.ts`): Information-Requests to ff02::1:2 or the
  *   link-local address get the DNS address and search list; the advertisements' O flag says so.
+ * - Port forwards on IPv6 (`--hostfwd tcp:[::1]:8080-:80`): a rule that names no IPv6 guest
+ *   address asks `guestAddress` for the guest's own address, learned in the neighbour cache.
  *
- * Not done: stateful DHCPv6 (addresses come from SLAAC), redirects, MLD (guests'
+ * - Stateful DHCPv6 with `--ipv6-dhcp stateful`: addresses PREFIX::100-1ff (IA_NA) bound per
+ *   DUID and IAID, at most `--max-session-leases` per port; the advertisements set M then.
+ *
+ * Not done: redirects, MLD (guests'
  * reports are counted and ignored: the switch floods multicast anyway), ICMPv6 echo to
  * outside hosts (refused with administratively prohibited: Node has no ICMP sockets), router
  * preference and route information options.
  */
-import { answerDhcp6, DHCP6_CLIENT_PORT, DHCP6_SERVER_PORT, parseDhcp6 } from '../dhcp/dhcp6.js';
+import { answerDhcp6, DHCP6_CLIENT_PORT, DHCP6_SERVER_PORT, Dhcp6Leases, parseDhcp6, type Lease6 } from '../dhcp/dhcp6.js';
 import type { DnsForwarder } from '../dns/forwarder.js';
 import { DNS_PORT } from '../dns/forwarder.js';
 import { ETHERNET_HEADER_LEN, ETHERTYPE, type Ethernet } from '../ethernet/wire.js';
@@ -72,7 +77,7 @@ import type { UdpNat } from '../nat/udp-flow.js';
 import { UNREACHABLE } from '../nat/udp-flow.js';
 import { parseTcp, TCP_FLAG, tcpLength, writeTcp, type Tcp } from '../tcp/wire.js';
 import { parseUdp, udpLength, writeUdp, type Udp } from '../udp/wire.js';
-import { put16, put32, u16 } from '../util/bytes.js';
+import { formatMac, put16, put32, u16 } from '../util/bytes.js';
 import type { Random } from '../util/clock.js';
 import { isDrop, type Counters } from '../util/drops.js';
 import { ICMP_TYPE } from '../ipv4/icmp-wire.js';
@@ -92,6 +97,12 @@ export interface Ipv6GatewayDeps {
   readonly tcp: TcpEngine | undefined;
   readonly udp: UdpNat | undefined;
   readonly dns: DnsForwarder | undefined;
+  /** The port (a session's link) of the frame being received, when known: stateful DHCPv6 bounds leases per port. */
+  ingress(): number | undefined;
+  /** Stateful DHCPv6 bindings a port's clients may hold (`--max-session-leases`). */
+  readonly maxLeasesPerPort: number;
+  /** Lifetime of a DHCPv6 binding (`--lease-time`). */
+  readonly leaseTimeS: number;
 }
 
 const HOP_LIMIT = 64;
@@ -121,6 +132,8 @@ export class Ipv6Gateway {
   readonly #net: GuestNetwork6;
   readonly #neighbours = new NeighbourCache();
   readonly #reassembler: Reassembler6;
+  /** Stateful DHCPv6 bindings (`--ipv6-dhcp stateful`); undefined: stateless only. */
+  readonly #leases6: Dhcp6Leases | undefined;
   /** When the next unsolicited advertisement is due; undefined until a guest speaks IPv6. */
   #raAt: number | undefined;
   #lastMulticastRaMs = -Infinity;
@@ -132,12 +145,38 @@ export class Ipv6Gateway {
     this.#d = d;
     this.#net = d.net;
     this.#reassembler = new Reassembler6(d.counters);
+    this.#leases6 = d.net.statefulDhcp === true ? new Dhcp6Leases(d.net.prefix, d.maxLeasesPerPort) : undefined;
     this.#fragmentId = d.random.u32();
+  }
+
+  /** Live stateful DHCPv6 bindings (empty when stateless). */
+  leases6(nowMs: number): Lease6[] {
+    return this.#leases6?.list(nowMs) ?? [];
   }
 
   /** Known guest neighbours (IPv6 → MAC). */
   neighbours(): IterableIterator<[Ipv6Addr, Uint8Array]> {
     return this.#neighbours.entries();
+  }
+
+  /**
+   * A guest's own address in the prefix, for port forwards whose rule names no IPv6 address
+   * (`forward-ports.ts`, `Guest6`): of the guest with MAC `mac` (aa:bb:cc:dd:ee:ff), or of
+   * any guest when undefined. From the neighbour cache, which learns every address a guest
+   * sends from: its SLAAC address whose interface id is the MAC's modified EUI-64 (RFC 4291
+   * appendix A) when known — the address that stays while temporary ones (RFC 8981) come and
+   * go — else the address most recently heard from. Undefined until the guest has spoken IPv6.
+   */
+  guestAddress(mac: string | undefined): Ipv6Addr | undefined {
+    let latest: Ipv6Addr | undefined;
+    for (const [a, m] of this.#neighbours.entries()) {
+      if (!this.#inPrefix(a) || this.#isOurs(a)) continue;
+      const text = formatMac(m);
+      if (mac !== undefined && text !== mac.toLowerCase()) continue;
+      latest = a;
+      if (a.slice(16) === eui64(m)) return a;
+    }
+    return latest;
   }
 
   #isOurs(a: Ipv6Addr): boolean {
@@ -250,7 +289,7 @@ export class Ipv6Gateway {
   #udpInput(eth: Ethernet, p: Ipv6, nowMs: number): void {
     const u = this.#parseUdp(p);
     if (u === undefined) return;
-    if (u.dstPort === DHCP6_SERVER_PORT && (p.dst === ALL_DHCP_SERVERS || p.dst === this.#net.linkLocal)) return this.#dhcp6(eth, p, u);
+    if (u.dstPort === DHCP6_SERVER_PORT && (p.dst === ALL_DHCP_SERVERS || p.dst === this.#net.linkLocal)) return this.#dhcp6(eth, p, u, nowMs);
     if (isMulticast6(p.dst)) return this.#d.counters.count('ipv6.multicast-ignored');
     if (p.dst === this.#net.dns && u.dstPort === DNS_PORT && this.#d.dns !== undefined) return this.#d.dns.query(p, u, nowMs);
     if (p.dst === this.#net.host && this.#d.udp !== undefined) {
@@ -261,15 +300,19 @@ export class Ipv6Gateway {
     this.#error(eth.src, p, ICMP6_TYPE.DEST_UNREACHABLE, UNREACHABLE6.PORT, 0);
   }
 
-  /** Stateless DHCPv6 (`src/dhcp/dhcp6.ts`): a Reply from the gateway's link-local address to the client's. */
-  #dhcp6(eth: Ethernet, p: Ipv6, u: Udp): void {
+  /** DHCPv6 (`src/dhcp/dhcp6.ts`): a Reply or Advertise from the gateway's link-local address to the client's. */
+  #dhcp6(eth: Ethernet, p: Ipv6, u: Udp, nowMs: number): void {
     const counters = this.#d.counters;
     if (!isLinkLocal6(p.src) || u.srcPort !== DHCP6_CLIENT_PORT) return counters.count('dhcp6.bad-source');
     const m = parseDhcp6(u.payload);
     if (isDrop(m)) return counters.count(m);
-    const reply = answerDhcp6(m, { serverMac: this.#d.gatewayMac, dnsServers: [this.#net.dns], searchList: this.#d.searchList });
+    const config = {
+      serverMac: this.#d.gatewayMac, dnsServers: [this.#net.dns], searchList: this.#d.searchList,
+      leases: this.#leases6, prefix: this.#net.prefix, leaseTimeS: this.#d.leaseTimeS,
+    };
+    const reply = answerDhcp6(m, config, { nowMs, owner: this.#d.ingress() });
     if (isDrop(reply)) return counters.count(reply);
-    counters.count('dhcp6.reply');
+    counters.count(reply[0] === 2 ? 'dhcp6.advertise' : 'dhcp6.reply');
     const out = { srcPort: DHCP6_SERVER_PORT, dstPort: DHCP6_CLIENT_PORT, payload: reply };
     const pseudo = pseudoSum6(this.#net.linkLocal, p.src, NEXT_HEADER.UDP);
     this.#sendTo(eth.src, this.#net.linkLocal, p.src, NEXT_HEADER.UDP, udpLength(out), (into, at) => writeUdp(out, pseudo, into, at), HOP_LIMIT);
@@ -360,7 +403,7 @@ export class Ipv6Gateway {
   #advertise(toMac: Uint8Array, to: Ipv6Addr): void {
     const n = this.#net;
     const ra = routerAdvertisement({
-      hopLimit: HOP_LIMIT, routerLifetimeS: ROUTER_LIFETIME_S, sourceMac: this.#d.gatewayMac, mtu: this.#d.mtu,
+      hopLimit: HOP_LIMIT, routerLifetimeS: ROUTER_LIFETIME_S, managed: this.#leases6 !== undefined, sourceMac: this.#d.gatewayMac, mtu: this.#d.mtu,
       prefix: n.prefix, prefixLen: n.prefixLen, validLifetimeS: PREFIX_VALID_S, preferredLifetimeS: PREFIX_PREFERRED_S,
       dnsServers: [n.dns], searchList: this.#d.searchList, dnsLifetimeS: ROUTER_LIFETIME_S,
     });
@@ -491,6 +534,12 @@ export class Ipv6Gateway {
     const from = mapped.code === UNREACHABLE6.PORT ? r : this.#net.host;
     this.#sendIcmp(mac, from, g, { type: mapped.type, code: mapped.code, rest: 0, payload: packet }, HOP_LIMIT);
   }
+}
+
+/** The modified EUI-64 interface identifier of `mac` (RFC 4291 appendix A), as the low 16 hex digits of an Ipv6Addr. */
+function eui64(mac: Uint8Array): string {
+  const b = [mac[0]! ^ 0x02, mac[1]!, mac[2]!, 0xff, 0xfe, mac[3]!, mac[4]!, mac[5]!];
+  return b.map((x) => x.toString(16).padStart(2, '0')).join('');
 }
 
 /** The ICMPv6 type and code of an ICMPv4 error. */

@@ -84,7 +84,7 @@
  */
 import { ArpCache } from '../arp/cache.js';
 import { ARP_LEN, ARP_OP, parseArp, writeArp, type Arp } from '../arp/wire.js';
-import { DhcpServer, type DhcpLease } from '../dhcp/server.js';
+import { DEFAULT_LEASES_PER_PORT, DhcpServer, type DhcpLease } from '../dhcp/server.js';
 import { ETHERNET_HEADER_LEN, ETHERNET_MIN_FRAME, ETHERTYPE, parseEthernet, writeEthernet, type Ethernet } from '../ethernet/wire.js';
 import { ICMP_TYPE, icmpLength, parseIcmp, writeIcmp, type Icmp } from '../ipv4/icmp-wire.js';
 import { Reassembler } from '../ipv4/reassembly.js';
@@ -230,6 +230,7 @@ export class Stack implements ToGuest, HostEvents {
             host: deps.host,
             allocateId: () => this.#flows.allocateId(),
             leases: () => this.leases(),
+            guest6: (mac) => this.#v6?.guestAddress(mac),
             forwardTcp: (client, guest, nowMs) => tcp.forward(client, guest, nowMs),
             udpDeliver: (via, client, data, nowMs) => udp.deliver(via, client, data, nowMs),
             forwardUdp: (client, guest, nowMs, via) => udp.forward(client, guest, nowMs, via),
@@ -283,6 +284,7 @@ export class Stack implements ToGuest, HostEvents {
             frame: (toMac, etherType, len, zeroed) => this.#frame(toMac, etherType, len, zeroed),
             send: (frame) => this.#send(frame),
             tcp: this.#tcp, udp: this.#udp, dns: this.#dns,
+            ingress: () => this.#ingress, maxLeasesPerPort: config.maxLeasesPerPort ?? DEFAULT_LEASES_PER_PORT, leaseTimeS: config.leaseTimeS,
           });
   }
 
@@ -524,8 +526,8 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   /** The guest address `rule` delivers to now (forward-ports.ts `forwardGuest`). */
-  forwardGuest(rule: ForwardRule): Ipv4Addr | undefined {
-    return forwardGuest(rule, this.leases());
+  forwardGuest(rule: ForwardRule): IpAddr | undefined {
+    return forwardGuest(rule, this.leases(), (mac) => this.#v6?.guestAddress(mac));
   }
 
   /**

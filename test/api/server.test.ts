@@ -332,6 +332,9 @@ describe('control API: parsing and rules', () => {
     expect(forwardRequest({ protocol: 'udp', hostAddr: '127.0.0.2', hostPorts: '5000-5001', guestAddr: 'web', guestPorts: '6000-6001', session: 's1' })).toEqual({ rule: 'udp:127.0.0.2:5000-5001-web:6000-6001', session: 's1' });
     expect(() => forwardRequest({ hostPort: 8080, guestPort: 80, hostPorts: '1-2' })).toThrow(/not both/);
     expect(() => forwardRequest({ hostPort: 8080, guestAddr: '1.2.3.4:5', guestPort: 80 })).toThrow(/guestAddr/);
+    expect(forwardRequest({ hostAddr: '::1', hostPort: 8080, guestAddr: '[fd00::15]', guestPort: 80 })).toEqual({ rule: 'tcp:[::1]:8080-[fd00::15]:80' });
+    expect(() => forwardRequest({ hostAddr: '::1]', hostPort: 8080, guestPort: 80 })).toThrow(/hostAddr '::1\]' is not an IPv4 or IPv6 address/);
+    expect(() => forwardRequest({ hostPort: 8080, guestAddr: 'fd00::1:80', guestPort: 80 })).not.toThrow(); // an address; the rule parser judges it
     expect(() => forwardRequest(null)).toThrow(/object/);
   });
 

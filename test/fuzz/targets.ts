@@ -5,7 +5,7 @@
  */
 import { parseArp } from '../../src/arp/wire.js';
 import { parseDhcp } from '../../src/dhcp/wire.js';
-import { parseDhcp6 } from '../../src/dhcp/dhcp6.js';
+import { parseDhcp6, parseIaNa } from '../../src/dhcp/dhcp6.js';
 import { parseDnsHeader } from '../../src/dns/wire.js';
 import { parseEthernet } from '../../src/ethernet/wire.js';
 import { parseIcmp } from '../../src/ipv4/icmp-wire.js';
@@ -322,7 +322,9 @@ export function parsersTarget(): FuzzTarget {
           parseNeighborSolicitation(body);
           parseRouterSolicitation({ ...body, type: 133 });
           parseNeighborAdvertisement({ ...body, type: 136 });
-          parseDhcp6(p6.payload.subarray(8));
+          const d6 = parseDhcp6(p6.payload.subarray(8));
+          const ia = typeof d6 === 'string' ? undefined : d6.options.get(3);
+          if (ia !== undefined) parseIaNa(ia);
         }
         new StreamDeframer(() => undefined).push(f);
         readCapture(f);

@@ -2,26 +2,103 @@
  * IPv6 end to end with Linux's own IPv6 as the guests: network namespaces whose TAP is
  * bridged to the daemon's dgram link (socat), all on one network. The kernel autoconfigures
  * from tslirp's router advertisements (SLAAC), rdisc6 (Debian ndisc6) reads them, iputils
- * ping -6, dig and curl use the gateway and DNS addresses, and tshark judges the capture.
+ * ping -6, dig, curl and iperf3 -6 use the gateway and DNS addresses, IPv6 port forwards
+ * (`--hostfwd tcp:[::1]:P-:80`, `tslirp ctl forward add`) reach Python servers in the guests,
+ * and tshark judges the capture.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
 import { chmodSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { command, daemon as daemonReq, missingRequirements, must, NetnsGuest, root, run, shouldRun, tempDir, uniqueName, until } from '../helpers/guests.js';
+import { DAEMON_ENTRY, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { command, daemon as daemonReq, missingRequirements, must, NetnsGuest, Proc, root, run, shouldRun, tempDir, uniqueName, until } from '../helpers/guests.js';
 
 const missing = missingRequirements([
   root, daemonReq, command('ip'), command('socat'), command('ping'), command('rdisc6'), command('dig'), command('curl'), command('tshark'), command('sysctl'), command('dhclient'),
+  command('python3'), command('iperf3'),
 ]);
 const enabled = shouldRun('ipv6.int.test.ts (IPv6 namespace guests: SLAAC, ping -6, rdisc6, dig, curl)', missing);
 
 const GATEWAY_LL = 'fe80::5055:aff:fe00:202';
 const BLOB_BYTES = 8 << 20;
 const UPLOAD_BYTES = 3 << 20;
+
+/**
+ * A guest's servers: HTTP on [::]:8080 (its IPv6 address, and IPv4 too) answering "NAME
+ * CLIENT-ADDRESS", and a UDP echo on its IPv6 address's port 7777 answering "NAME:DATAGRAM"
+ * (argv: the address, the name).
+ */
+const GUEST_SERVERS = `
+import http.server, socket, sys, threading
+addr, name = sys.argv[1], sys.argv[2]
+class Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{name} {self.client_address[0]}\\n".encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+def echo():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind((addr, 7777))
+    while True:
+        data, peer = s.recvfrom(2048)
+        s.sendto(name.encode() + b":" + data, peer)
+threading.Thread(target=echo, daemon=True).start()
+httpd = Server(("::", 8080), Handler)
+print("serving", flush=True)
+httpd.serve_forever()
+`;
+
+/** A TCP port free on ::1 now (bound and closed: the daemon binds it moments later). */
+async function freeTcpPort6(): Promise<number> {
+  const s = createTcpServer();
+  await new Promise<void>((ok) => s.listen(0, '::1', ok));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((ok) => s.close(() => ok()));
+  return port;
+}
+
+/** A UDP port free on ::1 now. */
+async function freeUdpPort6(): Promise<number> {
+  const s = dgram.createSocket('udp6');
+  await new Promise<void>((ok) => s.bind(0, '::1', ok));
+  const port = s.address().port;
+  await new Promise<void>((ok) => s.close(() => ok()));
+  return port;
+}
+
+/** One datagram to [::1]:port and its answer (undefined after 3 tries of 2 s). */
+async function udpAsk6(port: number, text: string): Promise<{ text: string; from: string } | undefined> {
+  const s = dgram.createSocket('udp6');
+  try {
+    await new Promise<void>((ok) => s.bind(0, '::1', ok));
+    for (let i = 0; i < 3; i++) {
+      const answer = new Promise<{ text: string; from: string } | undefined>((ok) => {
+        const t = setTimeout(() => ok(undefined), 2000);
+        s.once('message', (m, r) => {
+          clearTimeout(t);
+          ok({ text: m.toString(), from: `[${r.address}]:${r.port}` });
+        });
+      });
+      s.send(text, port, '::1');
+      const a = await answer;
+      if (a !== undefined) return a;
+    }
+    return undefined;
+  } finally {
+    s.close();
+  }
+}
 
 /** Turns IPv6 on in the guest's namespace (only there) and restarts autoconfiguration on its TAP. */
 async function enableIpv6(g: NetnsGuest): Promise<void> {
@@ -63,6 +140,12 @@ describe.skipIf(!enabled)('IPv6 namespace guests', () => {
   let g2: NetnsGuest;
   let addr1: string | undefined;
   let addr2: string | undefined;
+  let api: string;
+  /** --hostfwd tcp:[::1]:fwdTcp-:8080 and udp:[::1]:fwdUdp-:7777: the first lease's guest (g1), on IPv6. */
+  let fwdTcp = 0;
+  let fwdUdp = 0;
+  /** --hostfwd tcp::fwdTcp4-:8080: the same guest on IPv4. */
+  let fwdTcp4 = 0;
 
   beforeAll(async () => {
     pcapDir = tempDir('tslirp-pcap6-');
@@ -87,6 +170,8 @@ describe.skipIf(!enabled)('IPv6 namespace guests', () => {
     });
     await new Promise<void>((ok) => server.listen(0, '::1', ok));
     port = (server.address() as AddressInfo).port;
+    [fwdTcp, fwdUdp, fwdTcp4] = [await freeTcpPort6(), await freeUdpPort6(), await freeTcpPort6()];
+    api = join(pcapDir, 'api.sock');
     d = await startDaemon([
       '--dgram', 'udp:127.0.0.1:0',
       '--network', uniqueName('v6lab'),
@@ -94,6 +179,10 @@ describe.skipIf(!enabled)('IPv6 namespace guests', () => {
       '--dns-record', 'www.v6.tslirp.test=2001:db8::42',
       '--pcap', `${pcapDir}/`,
       '--log-level', 'info',
+      '--api', `unix:${api}`,
+      '--hostfwd', `tcp:[::1]:${fwdTcp}-:8080`,
+      '--hostfwd', `udp:[::1]:${fwdUdp}-:7777`,
+      '--hostfwd', `tcp::${fwdTcp4}-:8080`,
     ]);
     for (let i = 0; i < 2; i++) {
       const g = await NetnsGuest.create({ kind: 'dgram', ...d.dgram() });
@@ -101,6 +190,10 @@ describe.skipIf(!enabled)('IPv6 namespace guests', () => {
       created.push(g.ns);
     }
     [g1, g2] = guests as [NetnsGuest, NetnsGuest];
+    // g1 holds the network's only DHCP lease: the forwards that name no guest go to it (before
+    // IPv6 is on: the lease script flushes the TAP's addresses).
+    const lease = await g1.dhcp();
+    expect(lease.lease?.['ip'], lease.result.stdout + lease.result.stderr).toBe('10.0.2.15');
     await Promise.all(guests.map(enableIpv6));
     [addr1, addr2] = await Promise.all([slaacAddress(g1), slaacAddress(g2)]);
   }, 90_000);
@@ -183,6 +276,83 @@ describe.skipIf(!enabled)('IPv6 namespace guests', () => {
     expect(r.stderr).toMatch(/Connection refused|Couldn't connect/);
     expect(Date.now() - started).toBeLessThan(15_000);
   }, 40_000);
+
+  it('iperf3 -6 through the NAT to a host server on [::1], both directions (16 MiB each)', async () => {
+    const iperfPort = await freeTcpPort6();
+    const srv = new Proc('iperf3 -s', 'iperf3', ['-s', '-B', '::1', '-p', String(iperfPort), '--forceflush']);
+    try {
+      await srv.waitFor(/Server listening/, 10_000);
+      for (const reverse of [false, true]) {
+        const r = await g1.exec(['iperf3', '-6', '-c', 'fd00::2', '-p', String(iperfPort), '-n', '16M', '-J', ...(reverse ? ['-R'] : [])], 60_000);
+        const j = JSON.parse(r.stdout || '{}') as { end?: { sum_sent?: { bytes?: number }; sum_received?: { bytes?: number; bits_per_second?: number } }; error?: string };
+        expect(j.error, r.stdout + r.stderr).toBeUndefined();
+        const received = j.end?.sum_received?.bytes ?? 0;
+        console.log(`ipv6.int: iperf3 -6 ${reverse ? 'host to guest' : 'guest to host'} ${((j.end?.sum_received?.bits_per_second ?? 0) / 1e9).toFixed(2)} Gbit/s`);
+        // A byte count, not a duration (the capture stays small for tshark). The receiver's count
+        // stops when the end of the test overtakes the last data on iperf3's control connection,
+        // so it may miss what was still in flight (curl's sha256 checks above judge integrity).
+        expect(j.end?.sum_sent?.bytes, r.stdout + r.stderr).toBe(16 << 20);
+        expect(received, r.stdout + r.stderr).toBeGreaterThan(8 << 20);
+        expect(received).toBeLessThanOrEqual(16 << 20);
+      }
+    } finally {
+      await srv.stop();
+    }
+  }, 150_000);
+
+  describe('IPv6 port forwards into the guests', () => {
+    const servers: Proc[] = [];
+    let dir: string;
+
+    beforeAll(async () => {
+      dir = tempDir('tslirp-fwd6-');
+      const script = join(dir, 'servers.py');
+      writeFileSync(script, GUEST_SERVERS);
+      for (const [g, a, name] of [[g1, addr1, 'g1'], [g2, addr2, 'g2']] as const) {
+        const p = g.spawn(`servers ${name}`, ['python3', script, a!, name]);
+        servers.push(p);
+        await p.waitFor(/serving/, 15_000);
+      }
+    }, 60_000);
+
+    afterAll(async () => {
+      for (const p of servers) await p.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('--hostfwd tcp:[::1]:P-:8080: curl from [::1] reaches the first lease\'s guest at its SLAAC address, seen from the gateway', async () => {
+      const r = await run('curl', ['-sS', '-g', '--max-time', '10', `http://[::1]:${fwdTcp}/`], 20_000);
+      expect(r.stdout.trim(), `${r.stdout}${r.stderr}\n${d.dump()}`).toBe('g1 fd00::2');
+      // The IPv4 rule that names no guest reaches the same guest (the first lease's), over IPv4.
+      const v4 = await run('curl', ['-sS', '--max-time', '10', `http://127.0.0.1:${fwdTcp4}/`], 20_000);
+      expect(v4.stdout.trim(), v4.stdout + v4.stderr).toBe('g1 ::ffff:10.0.2.2');
+    }, 40_000);
+
+    it('--hostfwd udp:[::1]:P-:7777: a datagram from [::1] is echoed by the guest through the forward', async () => {
+      const a = await udpAsk6(fwdUdp, 'hello6');
+      expect(a, d.dump()).toEqual({ text: 'g1:hello6', from: `[::1]:${fwdUdp}` });
+    }, 20_000);
+
+    it('tslirp ctl forward add tcp:[::1]:P-[GUEST6]:8080 and udp:…: the named guest answers; the API lists the IPv6 addresses', async () => {
+      const [tcpPort, udpPort] = [await freeTcpPort6(), await freeUdpPort6()];
+      for (const rule of [`tcp:[::1]:${tcpPort}-[${addr2!}]:8080`, `udp:[::1]:${udpPort}-[${addr2!}]:7777`]) {
+        const add = await run(process.execPath, [DAEMON_ENTRY, 'ctl', '--api', `unix:${api}`, '--json', 'forward', 'add', rule], 20_000);
+        expect(add.code, add.stdout + add.stderr).toBe(0);
+        expect(JSON.parse(add.stdout)).toMatchObject({ hostAddr: '::1', guestAddr: addr2 });
+      }
+      const r = await run('curl', ['-sS', '-g', '--max-time', '10', `http://[::1]:${tcpPort}/`], 20_000);
+      expect(r.stdout.trim(), `${r.stdout}${r.stderr}`).toBe('g2 fd00::2');
+      expect(await udpAsk6(udpPort, 'hi')).toEqual({ text: 'g2:hi', from: `[::1]:${udpPort}` });
+    }, 60_000);
+  });
+
+  it('ping -6 of an outside address is refused at once by the gateway (administratively prohibited: the daemon has no ICMP sockets)', async () => {
+    const started = Date.now();
+    const r = await g1.exec(['ping', '-6', '-c', '1', '-W', '5', '2001:db8::1'], 20_000);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/From fd00::2 icmp_seq=1 Destination unreachable: Administratively prohibited/);
+    expect(Date.now() - started).toBeLessThan(4_000);
+  }, 30_000);
 
   it('two guests on the network ping each other over IPv6', async () => {
     const r = await g1.exec(['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', addr2!], 20_000);
@@ -282,4 +452,64 @@ describe.skipIf(!enabled)('IPv6 guest of a host without IPv6 routes', () => {
     // An unanswered SYN would wait for curl's 20 s; the ICMPv6 error comes within the first retransmission.
     expect(tookMs).toBeLessThan(5_000);
   }, 40_000);
+});
+
+/**
+ * Stateful DHCPv6 (`--ipv6-dhcp stateful`): the advertisement's M flag set, and isc dhclient -6
+ * (no -S: Solicit, Advertise, Request, Reply) gets an address of PREFIX::100-1ff, configures it
+ * with our script and pings the gateway from it.
+ */
+describe.skipIf(!enabled)('IPv6 stateful DHCPv6 (dhclient -6)', () => {
+  let d: Daemon | undefined;
+  let g: NetnsGuest | undefined;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = tempDir('tslirp-dhcp6-');
+    d = await startDaemon(['--dgram', 'udp:127.0.0.1:0', '--network', uniqueName('v6dhcp'), '--ipv6-dhcp', 'stateful', '--log-level', 'info']);
+    g = await NetnsGuest.create({ kind: 'dgram', ...d.dgram() });
+    await enableIpv6(g);
+    await slaacAddress(g);
+  }, 90_000);
+
+  afterAll(async () => {
+    spawnSync('sh', ['-c', `kill $(cat "${join(dir, 'pid')}") 2>/dev/null`]);
+    await g?.destroy();
+    await d?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the router advertisement says "managed" (M) besides "other" (O)', async () => {
+    const r = await g!.exec(['rdisc6', '-1', '-w', '3000', g!.tap], 20_000);
+    expect(r.stdout, r.stdout + r.stderr).toMatch(/Stateful address conf\.\s*:\s*Yes/);
+    expect(r.stdout).toMatch(/Stateful other conf\.\s*:\s*Yes/);
+  }, 30_000);
+
+  it('dhclient -6 gets PREFIX::100 with the lease time, configures it and pings the gateway from it', async () => {
+    const out = join(dir, 'env');
+    const script = join(dir, 'script.sh');
+    writeFileSync(
+      script,
+      [
+        '#!/bin/sh',
+        `env | grep -E '^(reason|new_ip6_|new_dhcp6_|new_max_life|new_preferred_life)' >> ${out}`,
+        'case "$reason" in BOUND6|RENEW6|REBIND6) ip -6 addr add "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" nodad ;; esac',
+        'exit 0',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(script, 0o755);
+    const r = await g!.exec(['dhclient', '-6', '-1', '-v', '-sf', script, '-lf', join(dir, 'leases'), '-pf', join(dir, 'pid'), g!.tap], 30_000);
+    expect(r.stdout + r.stderr, r.stdout + r.stderr).toMatch(/RCV: Advertise message on/);
+    expect(r.stdout + r.stderr).toMatch(/RCV: Reply message on/);
+    const text = spawnSync('cat', [out], { encoding: 'utf8' }).stdout;
+    expect(text, `${text}\n${d!.dump()}`).toMatch(/^reason=BOUND6$/m);
+    expect(text).toMatch(/^new_ip6_address=fd00::100$/m);
+    expect(text).toMatch(/^new_max_life=86400$/m);
+    expect(text).toMatch(/^new_dhcp6_name_servers=fd00::3$/m);
+    const addr = await g!.sh('ip -6 addr show dev "$1"', [g!.tap]);
+    expect(addr.stdout, addr.stdout).toMatch(/inet6 fd00::100\//);
+    const ping = await g!.exec(['ping', '-6', '-c', '2', '-i', '0.2', '-W', '2', '-I', 'fd00::100', 'fd00::2'], 20_000);
+    expect(ping.stdout, ping.stdout + ping.stderr).toMatch(/2 packets transmitted, 2 received/);
+  }, 60_000);
 });

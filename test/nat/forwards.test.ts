@@ -1,9 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { expandForward, formatForwardSpec, MAX_FORWARD_PORTS, parseForwardGroups, parseForwardRule, parseForwards, parseForwardSpec, type ForwardSpec, type GuestTarget } from '../../src/nat/forwards.js';
+import { expandForward, formatForwardSpec, forwardGuestFamily, MAX_FORWARD_PORTS, parseForwardGroups, parseForwardRule, parseForwards, parseForwardSpec, type ForwardSpec, type GuestTarget } from '../../src/nat/forwards.js';
+import type { Ipv6Addr } from '../../src/net/addr.js';
 import { ConfigError } from '../../src/util/config-error.js';
 import { ipv4AddrArb } from '../helpers/arbitraries.js';
 import { ip } from '../helpers/frames.js';
+import { a6 } from '../helpers/frames6.js';
+
+/** IPv6 addresses, zero runs likely (so RFC 5952's `::` forms are exercised). */
+const ipv6AddrArb: fc.Arbitrary<Ipv6Addr> = fc
+  .array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 })
+  .map((g) => g.map((x) => x.toString(16).padStart(4, '0')).join('') as Ipv6Addr);
 
 /** The ConfigError `values` are refused with (fails the test when they are accepted or something else is thrown). */
 function refusal(values: readonly string[]): ConfigError {
@@ -42,7 +49,13 @@ describe('nat/forwards (QEMU hostfwd syntax)', () => {
     ['tcp:22-22', /expected \[tcp\|udp\]/],
     ['tcp::8000', /missing the guest side/],
     ['tcp::22-:22x', /unexpected '22x'|unexpected 'x'/],
-    ['tcp:[::1]:22-:22', /IPv6 forwards are not supported yet/],
+    ['tcp:[::1:22-:22', /expected \[tcp\|udp\]|lacks its closing/],
+    ['tcp:[::1]x:22-:22', /expected \[tcp\|udp\]/],
+    ['tcp:::1:22-:22', /missing host port/],
+    ['tcp:[fe80::1%eth0]:22-:22', /zone ids/],
+    ['tcp:[1.2.3.4]:22-:22', /not an IPv6 address/],
+    ['tcp:[::1]:22-[fd00::/64]:22', /no \/prefix/],
+    ['tcp::22-]:22', /without its opening/],
   ])('refuses %s with a clear error', (text, message) => {
     expect(() => parseForwardRule(text)).toThrow(ConfigError);
     expect(() => parseForwardRule(text)).toThrow(message);
@@ -113,6 +126,30 @@ describe('nat/forwards: guest host names', () => {
   });
 });
 
+describe('nat/forwards: IPv6 (bracketed, as QEMU writes it)', () => {
+  it('parses IPv6 host and guest addresses, either side alone, with ranges and names', () => {
+    expect(parseForwardRule('tcp:[::1]:8080-[fd00::15]:80')).toEqual({
+      protocol: 'tcp', hostAddr: a6('::1'), hostPort: 8080, guestAddr: a6('fd00::15'), guestPort: 80, text: 'tcp:[::1]:8080-[fd00::15]:80',
+    });
+    expect(parseForwardSpec('udp:[::]:5353-5354-web:53-54')).toMatchObject({ hostAddr: a6('::'), guest: { kind: 'name', name: 'web' }, hostPorts: { first: 5353, last: 5354 } });
+    expect(parseForwardSpec('tcp::8080-[FD00:0:0:0::15]:80')).toMatchObject({ hostAddr: undefined, guest: { kind: 'addr', addr: a6('fd00::15') } });
+    expect(parseForwardSpec('tcp:[::1]:8000-8010-:8000-8010')).toMatchObject({ hostPorts: { first: 8000, last: 8010 }, guest: { kind: 'lease' } });
+  });
+
+  it('reaches the guest on its address family, else the host address family', () => {
+    const family = (t: string): 4 | 6 => forwardGuestFamily(parseForwardRule(t));
+    expect(['tcp:[::1]:1-:2', 'tcp:[::1]:1-web:2', 'tcp::1-[fd00::15]:2', 'tcp:127.0.0.1:1-[fd00::15]:2'].map(family)).toEqual([6, 6, 6, 6]);
+    expect(['tcp::1-:2', 'tcp::1-web:2', 'tcp:[::1]:1-10.0.2.15:2', 'tcp:0.0.0.0:1-:2'].map(family)).toEqual([4, 4, 4, 4]);
+  });
+
+  it('[::] overlaps every address on its port (dual-stack), 0.0.0.0 only IPv4 ones', () => {
+    expect(refusal(['tcp:[::]:8000-:80', 'tcp:127.0.0.1:8000-:22']).message).toMatch(/already forwarded by 'tcp:\[::\]:8000-:80'/);
+    expect(refusal(['tcp:[::1]:8000-:80', 'tcp:[::]:8000-:22']).message).toMatch(/already forwarded/);
+    expect(refusal(['tcp:[::1]:8000-:80', 'tcp:[0::1]:8000-:22']).message).toMatch(/already forwarded/);
+    expect(pairs(['tcp:0.0.0.0:8000-:80', 'tcp:[::1]:8000-:80', 'udp:[::]:8000-:80'])).toHaveLength(3);
+  });
+});
+
 describe('nat/forwards: groups (one per network, sharing the host)', () => {
   it('keeps each group its own rules', () => {
     const [a, b] = parseForwardGroups([['tcp::8080-web:80'], ['tcp::8081-:80', 'udp::8080-:53']]);
@@ -132,12 +169,13 @@ const portRangeArb = (length: number): fc.Arbitrary<{ first: number; last: numbe
 const guestArb: fc.Arbitrary<GuestTarget> = fc.oneof(
   fc.constant({ kind: 'lease' as const }),
   ipv4AddrArb.map((addr) => ({ kind: 'addr' as const, addr })),
+  ipv6AddrArb.map((addr) => ({ kind: 'addr' as const, addr })),
   fc.stringMatching(/^[A-Za-z][A-Za-z0-9.-]{0,20}$/).map((name) => ({ kind: 'name' as const, name })),
 );
 const specArb: fc.Arbitrary<Omit<ForwardSpec, 'text'>> = fc.integer({ min: 1, max: MAX_FORWARD_PORTS }).chain((length) =>
   fc.record({
     protocol: fc.constantFrom('tcp' as const, 'udp' as const),
-    hostAddr: fc.option(ipv4AddrArb, { nil: undefined }),
+    hostAddr: fc.option(fc.oneof(ipv4AddrArb, ipv6AddrArb), { nil: undefined }),
     hostPorts: portRangeArb(length),
     guest: guestArb,
     guestPorts: portRangeArb(length),

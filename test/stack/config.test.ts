@@ -74,3 +74,11 @@ describe('stack/config: --dhcp-pool', () => {
     expect(refusal({ dhcpstart: '10.0.2.1', dhcppool: '4' }).message).toMatch(/contains the host address 10\.0\.2\.2/);
   });
 });
+
+describe('stack/config: --ipv6-dhcp', () => {
+  it('is stateless by default, stateful on request, and refuses anything else', () => {
+    expect(resolveStackConfig({}).ipv6?.statefulDhcp).toBe(false);
+    expect(resolveStackConfig({ ipv6Dhcp: 'stateful' }).ipv6?.statefulDhcp).toBe(true);
+    expect(() => resolveStackConfig({ ipv6Dhcp: 'on' })).toThrow(/ipv6-dhcp.*stateless or stateful/);
+  });
+});
