@@ -20,6 +20,8 @@
  *   connection's queue. Node's default (a fresh 64 KiB buffer per read) made V8 run a major
  *   GC many times a second at gigabit rates. Accepted sockets (`adopt`) keep Node's default;
  *   their chunks are copied the same way.
+ * - The event handlers are shared by every socket (Node calls them with the socket as
+ *   `this`; a Map gives its flow), so an idle flow holds no closures of its own.
  * - `pause()` stops reading when the guest's window and our queue are full; a read already
  *   in flight may still arrive once (Node delivers it after pause).
  * - A host service's stream (`attachStream`: a command's stdio, a program's handler, see
@@ -46,15 +48,33 @@ export interface NodeTcpOptions {
 /** Bytes one read of a connected socket may deliver (Node's default read size). */
 const READ_BUFFER_BYTES = 64 * 1024;
 
+type FlowSocket = net.Socket | Duplex;
+
 export class NodeTcp {
   /** Every connected socket reads here; `tcpData` consumes the bytes before the next read. */
   readonly #readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-  readonly #sockets = new Map<FlowId, net.Socket | Duplex>();
+  readonly #sockets = new Map<FlowId, FlowSocket>();
+  /**
+   * The flow of each socket in `#sockets`, the other way round. The event handlers below are
+   * shared by every socket (Node calls them with the socket as `this`) and find their flow
+   * here: per-socket closures (one per event, plus the context they close over) were a sixth
+   * of an idle flow's JS heap (bench/scale.ts).
+   */
+  readonly #flowOf = new Map<FlowSocket, FlowId>();
   readonly #events: NodeTcpEvents;
   readonly #keepAliveMs: number;
   /** Sockets corked in this event-loop turn. */
-  readonly #corked = new Set<net.Socket | Duplex>();
+  readonly #corked = new Set<FlowSocket>();
   #uncorkScheduled = false;
+  /** `onread` of every connected socket: one object, its callback called with the socket as `this`. */
+  readonly #onread: net.OnReadOpts = ((tcp: NodeTcp, buffer: Buffer) => ({
+    buffer,
+    callback(this: FlowSocket, n: number): boolean {
+      const flow = tcp.#flowOf.get(this);
+      if (flow !== undefined) tcp.#events.tcpData(flow, buffer.subarray(0, n));
+      return true;
+    },
+  }))(this, this.#readBuffer);
 
   constructor(events: NodeTcpEvents, options: NodeTcpOptions = {}) {
     this.#events = events;
@@ -68,25 +88,15 @@ export class NodeTcp {
 
   /** Host.tcpConnect. */
   connect(flow: FlowId, to: Endpoint, local?: Endpoint): void {
-    const buffer = this.#readBuffer;
     const socket = net.connect({
       host: formatIpAddr(to.addr), port: to.port, allowHalfOpen: true, noDelay: true,
       ...(local !== undefined && { localAddress: formatIpAddr(local.addr), localPort: local.port }),
       ...(this.#keepAliveMs > 0 && { keepAlive: true, keepAliveInitialDelay: this.#keepAliveMs }),
-      onread: {
-        buffer,
-        callback: (n: number): boolean => {
-          if (this.#sockets.get(flow) === socket) this.#events.tcpData(flow, buffer.subarray(0, n));
-          return true;
-        },
-      },
+      onread: this.#onread,
     });
-    this.#attach(flow, socket);
-    socket.once('connect', () => {
-      if (this.#sockets.get(flow) !== socket) return;
-      const local = socket.localAddress === undefined || socket.localPort === undefined ? undefined : endpointOf(socket.localAddress, socket.localPort);
-      this.#events.tcpConnected(flow, local);
-    });
+    // Reads go to `onread`: no 'data' listener.
+    this.#attach(flow, socket, false);
+    socket.once('connect', this.#onConnect);
   }
 
   /**
@@ -95,7 +105,7 @@ export class NodeTcp {
   adopt(flow: FlowId, socket: net.Socket): void {
     socket.setNoDelay(true);
     if (this.#keepAliveMs > 0) socket.setKeepAlive(true, this.#keepAliveMs);
-    this.#attach(flow, socket);
+    this.#attach(flow, socket, true);
   }
 
   /**
@@ -104,7 +114,7 @@ export class NodeTcp {
    * whose flow the engine resumes once the guest's handshake completes: it starts paused).
    */
   attachStream(flow: FlowId, stream: Duplex, connected = true): void {
-    this.#attach(flow, stream);
+    this.#attach(flow, stream, true);
     if (!connected) {
       stream.pause();
       return;
@@ -114,32 +124,67 @@ export class NodeTcp {
     });
   }
 
-  #attach(flow: FlowId, socket: net.Socket | Duplex): void {
+  #attach(flow: FlowId, socket: FlowSocket, data: boolean): void {
     this.#sockets.set(flow, socket);
-    const mine = (): boolean => this.#sockets.get(flow) === socket;
-    socket.on('data', (chunk: Buffer) => {
-      if (mine()) this.#events.tcpData(flow, chunk);
-    });
-    socket.on('end', () => {
-      if (mine()) this.#events.tcpEnd(flow);
-    });
-    socket.on('drain', () => {
-      if (mine()) this.#events.tcpDrained(flow);
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (!mine()) return;
-      this.#sockets.delete(flow);
-      this.#events.tcpError(flow, err.code ?? 'EIO');
-    });
-    socket.on('close', (hadError: boolean) => {
-      if (!mine()) return;
-      this.#sockets.delete(flow);
+    this.#flowOf.set(socket, flow);
+    if (data) socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('drain', this.#onDrain);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+  }
+
+  /** Forgets a socket: later events of it are ignored. */
+  #forget(flow: FlowId, socket: FlowSocket): void {
+    this.#sockets.delete(flow);
+    this.#flowOf.delete(socket);
+  }
+
+  // The shared handlers: `socket` is the emitter (EventEmitter calls listeners with it as `this`).
+  readonly #onConnect = ((tcp: NodeTcp) =>
+    function onConnect(this: net.Socket): void {
+      const flow = tcp.#flowOf.get(this);
+      if (flow === undefined) return;
+      const local = this.localAddress === undefined || this.localPort === undefined ? undefined : endpointOf(this.localAddress, this.localPort);
+      tcp.#events.tcpConnected(flow, local);
+    })(this);
+
+  readonly #onData = ((tcp: NodeTcp) =>
+    function onData(this: FlowSocket, chunk: Buffer): void {
+      const flow = tcp.#flowOf.get(this);
+      if (flow !== undefined) tcp.#events.tcpData(flow, chunk);
+    })(this);
+
+  readonly #onEnd = ((tcp: NodeTcp) =>
+    function onEnd(this: FlowSocket): void {
+      const flow = tcp.#flowOf.get(this);
+      if (flow !== undefined) tcp.#events.tcpEnd(flow);
+    })(this);
+
+  readonly #onDrain = ((tcp: NodeTcp) =>
+    function onDrain(this: FlowSocket): void {
+      const flow = tcp.#flowOf.get(this);
+      if (flow !== undefined) tcp.#events.tcpDrained(flow);
+    })(this);
+
+  readonly #onError = ((tcp: NodeTcp) =>
+    function onError(this: FlowSocket, err: NodeJS.ErrnoException): void {
+      const flow = tcp.#flowOf.get(this);
+      if (flow === undefined) return;
+      tcp.#forget(flow, this);
+      tcp.#events.tcpError(flow, err.code ?? 'EIO');
+    })(this);
+
+  readonly #onClose = ((tcp: NodeTcp) =>
+    function onClose(this: FlowSocket, hadError: boolean): void {
+      const flow = tcp.#flowOf.get(this);
+      if (flow === undefined) return;
+      tcp.#forget(flow, this);
       // A close without an 'error' event after both FINs is the normal end; a close while
       // the engine still expects the socket (e.g. destroyed under us) reads as a reset.
-      if (hadError) this.#events.tcpError(flow, 'ECONNRESET');
-      else this.#events.tcpClosed(flow);
-    });
-  }
+      if (hadError) tcp.#events.tcpError(flow, 'ECONNRESET');
+      else tcp.#events.tcpClosed(flow);
+    })(this);
 
   /** Host.tcpWrite: returns the bytes Node still buffers for the socket. */
   write(flow: FlowId, data: Uint8Array): number {
@@ -181,7 +226,7 @@ export class NodeTcp {
   reset(flow: FlowId): void {
     const socket = this.#sockets.get(flow);
     if (socket === undefined) return;
-    this.#sockets.delete(flow);
+    this.#forget(flow, socket);
     if (!(socket instanceof net.Socket) || socket.connecting || socket.destroyed) socket.destroy();
     else socket.resetAndDestroy();
   }
@@ -190,7 +235,7 @@ export class NodeTcp {
   close(flow: FlowId): void {
     const socket = this.#sockets.get(flow);
     if (socket === undefined) return;
-    this.#sockets.delete(flow);
+    this.#forget(flow, socket);
     if (socket instanceof net.Socket) socket.destroySoon();
     else {
       // A stream: end our side, and release it once what was written is flushed.

@@ -1,6 +1,7 @@
 /**
- * The sending half of a QEMU stream link: frames are queued as `-netdev stream` records
- * (4-byte big-endian length, then the frame) in a reused output buffer and handed to the
+ * The sending half of a QEMU stream link, and of the WebSocket frames link: frames are
+ * queued as records (a header — `-netdev stream`'s 4-byte big-endian length, or a WebSocket
+ * frame header, `FrameHeader` — then the frame) in a reused output buffer and handed to the
  * socket in batches.
  *
  * - `alloc` lends the region where the next frame's bytes go, so the stack can build the
@@ -29,8 +30,25 @@ interface OutputBuffer {
   writes: number;
 }
 
+/** How a framing writes the header before each frame (a record's length prefix, a WebSocket frame header). */
+export interface FrameHeader {
+  /** Header bytes before a frame of `frameLength` bytes. */
+  length(frameLength: number): number;
+  /** Writes that header at `into[at]`. */
+  write(into: Uint8Array, at: number, frameLength: number): void;
+}
+
+/** `-netdev stream`'s: the frame's length as a u32, big-endian. */
+export const LENGTH_PREFIX: FrameHeader = {
+  length: () => LENGTH_PREFIX_LEN,
+  write: (into, at, n) => {
+    put32(into, at, n);
+  },
+};
+
 export class StreamOutput {
   readonly #write: (bytes: Uint8Array, done: () => void) => void;
+  readonly #header: FrameHeader;
   /** Empty until the first frame: an idle link holds no buffer. */
   #buf: OutputBuffer = { bytes: new Uint8Array(0), writes: 0 };
   /** Queued records are `#buf.bytes[#start, #end)`. */
@@ -42,8 +60,9 @@ export class StreamOutput {
   #discarded = false;
 
   /** `write(bytes, done)`: send `bytes` and call `done` once they are no longer needed. */
-  constructor(write: (bytes: Uint8Array, done: () => void) => void) {
+  constructor(write: (bytes: Uint8Array, done: () => void) => void, header: FrameHeader = LENGTH_PREFIX) {
     this.#write = write;
+    this.#header = header;
   }
 
   /** Bytes queued and not yet handed to `write`. */
@@ -53,8 +72,9 @@ export class StreamOutput {
 
   /** A region for the next frame's `length` bytes, zeroed unless `zeroed` is false. */
   alloc(length: number, zeroed = true): Uint8Array {
-    this.#reserve(length);
-    const at = this.#end + LENGTH_PREFIX_LEN;
+    const headerLength = this.#header.length(length);
+    this.#reserve(headerLength + length);
+    const at = this.#end + headerLength;
     const region = this.#buf.bytes.subarray(at, at + length);
     if (zeroed) region.fill(0);
     this.#lent = region;
@@ -65,12 +85,13 @@ export class StreamOutput {
   append(frame: Uint8Array): void {
     const lent = this.#lent;
     this.#lent = undefined;
+    const headerLength = this.#header.length(frame.length);
     if (frame !== lent) {
-      this.#reserve(frame.length);
-      this.#buf.bytes.set(frame, this.#end + LENGTH_PREFIX_LEN);
+      this.#reserve(headerLength + frame.length);
+      this.#buf.bytes.set(frame, this.#end + headerLength);
     }
-    put32(this.#buf.bytes, this.#end, frame.length);
-    this.#end += LENGTH_PREFIX_LEN + frame.length;
+    this.#header.write(this.#buf.bytes, this.#end, frame.length);
+    this.#end += headerLength + frame.length;
   }
 
   /** Hands the queued records to `write`. */
@@ -93,9 +114,8 @@ export class StreamOutput {
     this.#spare.length = 0;
   }
 
-  /** Makes room for a record of `length` bytes after the queued ones. */
-  #reserve(length: number): void {
-    const need = LENGTH_PREFIX_LEN + length;
+  /** Makes room for a record of `need` bytes (header and frame) after the queued ones. */
+  #reserve(need: number): void {
     if (this.#end + need <= this.#buf.bytes.length) return;
     this.flush();
     if (this.#buf.writes > 0 || need > this.#buf.bytes.length) {

@@ -8,11 +8,15 @@
  * it cannot use. A larger message closes the socket with 1009 (ws's maxPayload). A text
  * message is a protocol error: the socket is closed with 1003 (unsupported data, RFC 6455
  * §7.4.1). Once the socket buffers more than TX_QUEUE_LIMIT_BYTES unsent, outgoing frames
- * are dropped ('link.tx-overflow').
+ * are dropped ('link.tx-overflow'). Frames towards the guest are written as WebSocket frames
+ * by this link itself, batched per tick in a reused buffer (see WsFrameLink).
  */
 import type http from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
+import { put16, put32 } from '../util/bytes.js';
 import { Counters } from '../util/drops.js';
+import { StreamOutput, type FrameHeader } from './stream-output.js';
 import { MAX_FRAME_LEN, TX_QUEUE_LIMIT_BYTES, type AcceptLink, type GuestLink, type LinkHandler, type LinkKind, type LinkLog } from './link.js';
 import { clientPeer, requestedNetwork, type WsRoute } from './ws-server.js';
 
@@ -109,13 +113,49 @@ export abstract class WsGuestLink implements GuestLink {
   }
 }
 
+/**
+ * The header of a server's binary message in one frame (RFC 6455 §5.2): FIN and opcode 2,
+ * no mask (a server never masks), the payload length in 7 bits, or 126 and 16 bits, or 127
+ * and 64 bits (a frame of the largest MTU needs the last: 65538 bytes).
+ */
+export const WS_BINARY_HEADER: FrameHeader = {
+  length: (n) => (n < 126 ? 2 : n < 0x10000 ? 4 : 10),
+  write: (into, at, n) => {
+    into[at] = 0x82;
+    if (n < 126) into[at + 1] = n;
+    else if (n < 0x10000) {
+      into[at + 1] = 126;
+      put16(into, at + 2, n);
+    } else {
+      into[at + 1] = 127;
+      put32(into, at + 2, Math.floor(n / 0x100000000));
+      put32(into, at + 6, n >>> 0);
+    }
+  },
+};
+
+/**
+ * Frames towards the guest do not go through ws's `send` (an options object, a header
+ * buffer, a list and two socket writes per frame): they are written as WebSocket frames
+ * straight into a reused output buffer (`StreamOutput` with WS_BINARY_HEADER, where the stack
+ * can build them in place through `allocFrame`), and the frames of one tick leave in one
+ * write to the connection, as on the stream link. ws still writes its own control frames
+ * (pong, close) to the same socket; each write holds whole frames, so they interleave at
+ * frame boundaries, and queued frames are written before a close.
+ */
 class WsFrameLink extends WsGuestLink {
   readonly kind = 'ws' as const;
   readonly #limit: number;
+  readonly #socket: Duplex;
+  readonly #output: StreamOutput;
 
-  constructor(ws: WebSocket, peer: string, limit: number) {
+  constructor(ws: WebSocket, peer: string, limit: number, socket: Duplex) {
     super(ws, peer);
     this.#limit = limit;
+    this.#socket = socket;
+    this.#output = new StreamOutput((bytes, done) => {
+      socket.write(bytes, done);
+    }, WS_BINARY_HEADER);
   }
 
   attach(handler: LinkHandler, log: LinkLog): void {
@@ -143,10 +183,31 @@ class WsFrameLink extends WsGuestLink {
     });
   }
 
+  /** GuestLink.allocFrame: the region right where `send` would copy the frame. */
+  allocFrame(length: number, zeroed = true): Uint8Array {
+    return this.#output.alloc(length, zeroed);
+  }
+
   send(frame: Uint8Array): void {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return this.counters.count('link.tx-closed');
-    if (this.ws.bufferedAmount + frame.length > this.#limit) return this.counters.count('link.tx-overflow');
-    this.ws.send(frame, { binary: true });
+    if (this.ws.bufferedAmount + this.#output.queued + frame.length > this.#limit) return this.counters.count('link.tx-overflow');
+    if (this.#output.queued === 0) queueMicrotask(this.#flush);
+    this.#output.append(frame);
+  }
+
+  readonly #flush = (): void => {
+    if (!this.closed && this.ws.readyState === this.ws.OPEN && this.#socket.writable) this.#output.flush();
+    else this.#output.discard();
+  };
+
+  override close(reason: string): void {
+    if (!this.closed && this.ws.readyState === this.ws.OPEN) this.#output.flush();
+    super.close(reason);
+  }
+
+  protected override finish(reason: string): void {
+    this.#output.discard();
+    super.finish(reason);
   }
 }
 
@@ -181,8 +242,8 @@ export function acceptWsLink(
 export function wsFramesRoute(accept: AcceptLink, log: LinkLog, txQueueLimitBytes = TX_QUEUE_LIMIT_BYTES, liveness?: WsLiveness): WsRoute {
   return {
     maxPayload: MAX_FRAME_LEN,
-    accept(ws: WebSocket, req: http.IncomingMessage): void {
-      acceptWsLink(ws, req, (peer) => new WsFrameLink(ws, peer, txQueueLimitBytes), accept, log, liveness);
+    accept(ws: WebSocket, req: http.IncomingMessage, socket: Duplex): void {
+      acceptWsLink(ws, req, (peer) => new WsFrameLink(ws, peer, txQueueLimitBytes, socket), accept, log, liveness);
     },
   };
 }

@@ -61,8 +61,11 @@ import { cidrHolds, type Cidr } from '../net/cidr.js';
 export interface WsRoute {
   /** Largest message accepted, in bytes; a larger one closes the socket with 1009. */
   readonly maxPayload: number;
-  /** Called for each accepted WebSocket. Must not throw. */
-  accept(ws: WebSocket, req: http.IncomingMessage): void;
+  /**
+   * Called for each accepted WebSocket. Must not throw. `socket` is the connection under it:
+   * a route may write whole frames of its own there (ws-frames.ts does, for data frames).
+   */
+  accept(ws: WebSocket, req: http.IncomingMessage, socket: Duplex): void;
 }
 
 /** A bound WebSocket listener; more paths can be routed after it is bound. */
@@ -320,7 +323,7 @@ export async function listenWs(o: WsListenOptions): Promise<WsListener> {
     peerOf(req); // the route's link takes its peer from clientPeer(req)
     r.wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', onSocketError); // before the route: ws reports protocol violations here
-      r.route.accept(ws, req);
+      r.route.accept(ws, req, socket);
     });
   });
   server.on('clientError', (e: NodeJS.ErrnoException, socket: Duplex) => {

@@ -4,7 +4,8 @@
  * describe them (RFC 2018 §4).
  *
  * Segments are kept as views of the guest's frames (a link never reuses a frame it handed
- * over), in parallel arrays of fixed capacity (`oooSegments`, allocated at the first hold):
+ * over), in parallel arrays of fixed capacity (`oooSegments`, allocated at the first hold,
+ * with the SACK records):
  * holding, trimming and draining allocate nothing but the trimmed views, and the SACK
  * blocks are written into records this queue owns. The connection bounds the bytes: it
  * trims each segment to the window it advertised before holding it.
@@ -17,6 +18,10 @@ const MAX_SACK_BLOCKS_SENT = 4;
 const NO_SEQ = new Uint32Array(0);
 const NO_FIN = new Uint8Array(0);
 const EMPTY = new Uint8Array(0);
+/** Shared by every queue until its first hold; never written (#allocate replaces them). */
+const NO_DATA: Uint8Array[] = [];
+const NO_PAIRS: [number, number][] = [];
+const NO_VIEWS: [number, number][][] = [];
 
 export class OooQueue {
   /**
@@ -26,7 +31,7 @@ export class OooQueue {
    */
   #seq: Uint32Array = NO_SEQ;
   /** Their data: views of guest frames, EMPTY for a bare FIN and in unused slots. */
-  #data: Uint8Array[] = [];
+  #data: Uint8Array[] = NO_DATA;
   /** 1 when a FIN follows the segment's data. */
   #fin: Uint8Array = NO_FIN;
   /** Segments held, 0..capacity. */
@@ -37,14 +42,16 @@ export class OooQueue {
   /** Scratch for SACK blocks: merged ranges of the held segments (capacity entries each). */
   #blockLeft: Uint32Array = NO_SEQ;
   #blockRight: Uint32Array = NO_SEQ;
-  /** The SACK blocks handed out: #sackViews[n − 1] holds n of the shared #sackPairs. */
-  readonly #sackPairs: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
-  readonly #sackViews: [number, number][][];
+  /**
+   * The SACK blocks handed out: #sackViews[n − 1] holds n of the shared #sackPairs. Like the
+   * arrays above, made at the first hold: an idle connection holds none of them (ten arrays,
+   * an eighth of an idle flow's JS heap; bench/scale.ts).
+   */
+  #sackPairs: [number, number][] = NO_PAIRS;
+  #sackViews: [number, number][][] = NO_VIEWS;
 
   constructor(capacity: number) {
     this.#capacity = Math.max(0, capacity);
-    const p = this.#sackPairs;
-    this.#sackViews = [[p[0]!], [p[0]!, p[1]!], [p[0]!, p[1]!, p[2]!], [p[0]!, p[1]!, p[2]!, p[3]!]];
   }
 
   /** Segments held. */
@@ -204,5 +211,8 @@ export class OooQueue {
     this.#data = new Array<Uint8Array>(c).fill(EMPTY);
     this.#blockLeft = new Uint32Array(c);
     this.#blockRight = new Uint32Array(c);
+    const p: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
+    this.#sackPairs = p;
+    this.#sackViews = [[p[0]!], [p[0]!, p[1]!], [p[0]!, p[1]!, p[2]!], [p[0]!, p[1]!, p[2]!, p[3]!]];
   }
 }

@@ -75,6 +75,25 @@ describe('WebSocket frames link (real sockets on loopback)', () => {
     expect(s.links[0]!.peer).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 
+  it('writes its own frame headers: 7-, 16- and 64-bit lengths, in place through allocFrame and copied, in order', async () => {
+    const s = await server();
+    const c = await open(s.l.address.url);
+    c.ws.send(ARP_42);
+    await until(() => c.got.length === 1);
+    const link = s.links[0]!;
+    const sizes = [125, 126, 65535, 65536, MAX_FRAME_LEN];
+    const sent: string[] = [];
+    sizes.forEach((n, i) => {
+      const f = i % 2 === 0 && link.allocFrame !== undefined ? link.allocFrame(n) : new Uint8Array(n);
+      for (let k = 0; k < n; k += 97) f[k] = (k + i) & 0xff;
+      sent.push(toHex(f));
+      link.send(f);
+    });
+    await until(() => c.got.length === 1 + sizes.length, 10_000);
+    expect(c.got.slice(1).map((h) => h.length / 2)).toEqual(sizes);
+    expect(c.got.slice(1)).toEqual(sent);
+  });
+
   it('closes with 1003 on a text message', async () => {
     const s = await server();
     const c = await open(s.l.address.url);
