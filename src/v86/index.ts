@@ -64,6 +64,9 @@ export { openE1000Bridge, RemoteE1000, type E1000Bridge, type E1000BridgeOptions
 /** The parts of a v86 `V86` instance the add-on uses (v86 0.5.x; these names survive minification). */
 export interface V86Emulator {
   add_listener(event: 'emulator-loaded', listener: () => void): void;
+  /** v86's state files (for `save()`/`restore()`). */
+  save_state?(): Promise<ArrayBuffer>;
+  restore_state?(state: ArrayBuffer): Promise<void>;
   readonly v86?: { readonly cpu: V86Cpu } | undefined;
 }
 
@@ -160,6 +163,18 @@ export interface AttachedE1000 {
   readonly remoteReady: Promise<RemoteE1000>;
   /** The add-on's own drops (queue overflow, DMA outside RAM, relay not open), by name. */
   readonly drops: Counters;
+  /**
+   * v86's `save_state()` with this NIC's state inside (the model's snapshot), for `restore()`
+   * into this emulator or a new one with the same options (in-process model only; stop the
+   * emulator first). Frames waiting for the guest are not saved: TCP resends them.
+   */
+  save(): Promise<ArrayBuffer>;
+  /**
+   * Restores a `save()`: v86's `restore_state()`, then the model's state and INTA# as saved.
+   * Call after `ready` (the NIC must be on the bus before v86 restores its PCI state).
+   * Rejects for a state not made by `save()` or a malformed NIC part, leaving the NIC as it was.
+   */
+  restore(state: ArrayBuffer): Promise<void>;
   /** Plugs the cable in or out (the guest sees link state change and LSC). */
   setLinkUp(up: boolean): void;
   /** Detaches from the network or closes the relay, and stops the timer. The guest's NIC stays, silent. */
@@ -172,6 +187,10 @@ const MAX_TO_GUEST = 256;
 const MAX_UNSENT = 64;
 const RELAY_RETRY_MS = 1000;
 const WS_OPEN = 1;
+/** `save()`'s layout: 'TE1K', version u32le, NIC JSON length u32le, the JSON, v86's state. */
+const STATE_MAGIC = 0x5445314b;
+const STATE_VERSION = 1;
+const STATE_HEADER = 12;
 
 /**
  * Plugs an e1000 into `emulator`'s PCI bus. Call it right after `new V86(...)`, before the
@@ -370,6 +389,44 @@ export function attachE1000(emulator: V86Emulator, options: AttachE1000Options):
     },
     remoteReady,
     drops,
+    async save() {
+      if (nic === undefined || emulator.save_state === undefined) throw new Error('attachE1000: save() needs the in-process model on a loaded emulator with save_state');
+      const json = new TextEncoder().encode(JSON.stringify(nic.snapshot()));
+      const v86 = new Uint8Array(await emulator.save_state());
+      const out = new Uint8Array(STATE_HEADER + json.length + v86.length);
+      const dv = new DataView(out.buffer);
+      dv.setUint32(0, STATE_MAGIC);
+      dv.setUint32(4, STATE_VERSION, true);
+      dv.setUint32(8, json.length, true);
+      out.set(json, STATE_HEADER);
+      out.set(v86, STATE_HEADER + json.length);
+      return out.buffer;
+    },
+    async restore(state) {
+      const model = nic;
+      if (model === undefined || emulator.restore_state === undefined) throw new Error('attachE1000: restore() needs the in-process model on a loaded emulator with restore_state');
+      const b = new Uint8Array(state);
+      const dv = new DataView(state);
+      if (b.length < STATE_HEADER || dv.getUint32(0) !== STATE_MAGIC || dv.getUint32(4, true) !== STATE_VERSION) throw new Error('attachE1000: not a state saved by attachE1000().save()');
+      const len = dv.getUint32(8, true);
+      if (STATE_HEADER + len > b.length) throw new Error('attachE1000: truncated state');
+      let snap: unknown;
+      try {
+        snap = JSON.parse(new TextDecoder().decode(b.subarray(STATE_HEADER, STATE_HEADER + len)));
+      } catch {
+        throw new Error('attachE1000: the NIC part of the state is not JSON');
+      }
+      const check = new E1000({ memory: { read: (_a, n) => new Uint8Array(n), write: () => undefined }, clock, setIrq: () => undefined, emit: () => undefined });
+      const bad = check.restore(snap);
+      if (bad !== undefined) throw new Error(`attachE1000: bad NIC state (${bad})`);
+      await emulator.restore_state(state.slice(STATE_HEADER + len));
+      model.restore(snap);
+      // v86 restored its interrupt controllers; put INTA# where the model says it is.
+      const pci = emulator.v86?.cpu.devices.pci;
+      if (model.irqLevel) pci?.raise_irq(pciId);
+      else pci?.lower_irq(pciId);
+      rearm();
+    },
     setLinkUp(up) {
       nic?.setLinkUp(up);
       rearm();

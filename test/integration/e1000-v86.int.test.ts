@@ -81,6 +81,27 @@ describe.skipIf(!enabled)('Linux e1000 driver on the model in v86, through tslir
     expect(missing).toEqual([]);
   });
 
+  it('in-process, saved mid-download and restored into a new emulator: the download completes sha256-exact', async () => {
+    // 3 s into the download the runner stops v86, save()s it (v86's save_state with the NIC's
+    // snapshot inside), destroys it, builds a new V86 and add-on on the same network and
+    // restore()s: the guest's TCP connection and the stack's survive the move.
+    const args = ['--import', 'tsx', RUNNER, '--guest', guest, '--append', `tport=${webPort} irqpoll`, '--timeout', String(LIMIT_S), '--snapshot', '3'];
+    const p = new Proc('e1000-v86 snapshot', process.execPath, args);
+    let exit;
+    try {
+      exit = await p.wait((LIMIT_S + 10) * 1000);
+    } finally {
+      await p.stop();
+    }
+    const text = p.output;
+    const context = `guest console:\n${p.tail(6000)}`;
+    expect(exit, context).toEqual({ code: 0, signal: null });
+    expect(text, context).toMatch(/saved \d+ bytes mid-download/);
+    expect(text, context).toContain('e1000-v86: restored and running');
+    expect(text.indexOf('restored and running'), context).toBeLessThan(text.indexOf('TSLIRP-DL'));
+    expect(parseRun(text).sha, context).toBe(sha);
+  }, (LIMIT_S + 30) * 1000);
+
   for (const mode of ['in-process', 'relay', 'daemon-served /e1000'] as const) {
     const limit = mode === 'daemon-served /e1000' ? DEVICE_LIMIT_S : LIMIT_S;
     it(`${mode}: lease, DNS, ping and a 10 MB download sha256-exact`, async () => {

@@ -18,7 +18,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { WebSocket } from 'ws';
 import { V86 } from 'v86';
 import { createNodeNetwork } from '../../src/daemon/node-network.js';
-import { attachE1000, openE1000Bridge, type E1000Channel } from '../../src/v86/index.js';
+import { attachE1000, openE1000Bridge, type AttachedE1000, type E1000Channel } from '../../src/v86/index.js';
 
 const { values } = isMainThread ? parseArgs({
   options: {
@@ -28,6 +28,8 @@ const { values } = isMainThread ? parseArgs({
     relay: { type: 'string' },
     /** The daemon-served e1000: v86 in a worker, registers over this `/e1000` URL. */
     e1000: { type: 'string' },
+    /** Seconds into the download: save v86 with the NIC, restore into a new emulator. */
+    snapshot: { type: 'string' },
     /** v86's own NIC (ne2k, virtio) on the relay instead of our e1000 (benchmarks compare them). */
     nic: { type: 'string', default: 'e1000' },
     /** The model without interrupt moderation (E1000Options.mitigation false). */
@@ -36,7 +38,7 @@ const { values } = isMainThread ? parseArgs({
     timeout: { type: 'string', default: '150' },
   },
 }) : (workerData as { values: Values });
-type Values = Record<'guest' | 'bios' | 'vgabios' | 'nic' | 'append' | 'timeout', string> & { relay?: string; e1000?: string; 'no-mitigation': boolean };
+type Values = Record<'guest' | 'bios' | 'vgabios' | 'nic' | 'append' | 'timeout', string> & { relay?: string; e1000?: string; snapshot?: string; 'no-mitigation': boolean };
 
 if (isMainThread && values.e1000 !== undefined) {
   // This thread holds the socket; the worker (this file again) runs v86 and may block.
@@ -63,7 +65,7 @@ const file = (p: string): { buffer: ArrayBuffer } => {
   return { buffer: b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
 };
 
-const emulator = new V86({
+const newEmulator = (autostart: boolean): V86 => new V86({
   wasm_path: wasmPath,
   memory_size: 128 << 20,
   vga_memory_size: 2 << 20,
@@ -73,7 +75,7 @@ const emulator = new V86({
   initrd: file(join(values.guest, 'initrd.gz')),
   cmdline: `console=ttyS0 nic=${values.nic} tsc=reliable mitigations=off random.trust_cpu=on panic=-1 quiet ${values.append}`,
   net_device: values.nic === 'e1000' ? { type: 'none' } : { type: values.nic, relay_url: values.relay },
-  autostart: true,
+  autostart,
   disable_keyboard: true,
   disable_mouse: true,
   disable_speaker: true,
@@ -84,16 +86,18 @@ if (values.nic !== 'e1000' && values.relay === undefined) throw new Error('--nic
 // The in-process network answers DNS for host.tslirp.internal itself; no upstream is used.
 const network = values.relay === undefined ? createNodeNetwork({ dnsUpstreams: ['127.0.0.1:9'] }) : undefined;
 const mitigation = !values['no-mitigation'];
-const nic = values.nic !== 'e1000'
+const attach = (em: V86): AttachedE1000 | undefined => values.nic !== 'e1000'
   ? undefined
-  : attachE1000(emulator, channel !== undefined ? { e1000_channel: channel } : values.relay === undefined ? { network: network!, mitigation } : { relay_url: values.relay, WebSocket, mitigation });
+  : attachE1000(em, channel !== undefined ? { e1000_channel: channel } : values.relay === undefined ? { network: network!, mitigation } : { relay_url: values.relay, WebSocket, mitigation });
+let emulator = newEmulator(true);
+let nic = attach(emulator);
 
 // Traps and interrupts for every NIC alike: PCI interrupt assertions (raise_irq; the NIC is
 // the only busy PCI device here) and, for v86's own NICs, calls of their port handlers.
 const probe = { traps: 0, irqs: 0, ports: 0 };
 interface PortEntry { device: unknown; [k: string]: unknown }
-emulator.add_listener('emulator-loaded', () => {
-  const cpu = (emulator as unknown as { v86: { cpu: { devices: Record<string, unknown> & { pci: { raise_irq(id: number): void } }; io: { ports: PortEntry[] } } } }).v86.cpu;
+const probeIn = (em: V86): void => em.add_listener('emulator-loaded', () => {
+  const cpu = (em as unknown as { v86: { cpu: { devices: Record<string, unknown> & { pci: { raise_irq(id: number): void } }; io: { ports: PortEntry[] } } } }).v86.cpu;
   const pci = cpu.devices.pci;
   const raise = pci.raise_irq.bind(pci);
   pci.raise_irq = (id) => { probe.irqs++; raise(id); };
@@ -108,6 +112,7 @@ emulator.add_listener('emulator-loaded', () => {
     }
   }
 });
+probeIn(emulator);
 const counters = (): Record<string, number> => {
   const d = nic?.device;
   const r = nic?.remote;
@@ -149,17 +154,41 @@ if (process.env['E1000_V86_DEBUG'] !== undefined) {
 }
 
 let line = '';
-emulator.add_listener('serial0-output-byte', (b: number) => {
+const onSerial = (b: number): void => {
   const c = String.fromCharCode(b);
   process.stdout.write(c);
   if (c === '\n') {
     if (line.includes('TSLIRP-DONE')) finish(0, 'guest done');
     const mark = /TSLIRP-MARK (\S+)/.exec(line);
     if (mark !== null) console.log(`\ne1000-v86: counters ${mark[1]} ${JSON.stringify(counters())}`);
+    if (mark?.[1] === 'dl-start' && values.snapshot !== undefined) setTimeout(() => { void moveToNewEmulator(); }, Number(values.snapshot) * 1000);
     line = '';
   } else if (c !== '\r') {
     line += c;
     if (line.length > 4096) line = '';
   }
-});
+};
+emulator.add_listener('serial0-output-byte', onSerial);
+
+/**
+ * --snapshot S: S seconds into the download, stop v86, save its state with the NIC's inside
+ * (`save()`), throw the emulator away, build a new one (not started) with a new add-on on the
+ * same network, `restore()` the state into it and run: the guest goes on where it was.
+ */
+async function moveToNewEmulator(): Promise<void> {
+  const old = nic!;
+  await emulator.stop();
+  const state = await old.save();
+  old.close();
+  await emulator.destroy();
+  console.log(`\ne1000-v86: saved ${state.byteLength} bytes mid-download; restoring into a new emulator`);
+  emulator = newEmulator(false);
+  nic = attach(emulator);
+  probeIn(emulator);
+  emulator.add_listener('serial0-output-byte', onSerial);
+  await nic!.ready;
+  await nic!.restore(state);
+  await emulator.run();
+  console.log('\ne1000-v86: restored and running');
+}
 }
