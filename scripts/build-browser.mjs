@@ -2,6 +2,7 @@
 // with `attachE1000`, `openE1000Bridge` and the e1000 model (`E1000`), nothing of Node in it.
 // A page imports it as is (`<script type="module">`), no build step on the user's side.
 // Uses esbuild (installed with the dev tools: tsx and vitest depend on it).
+/* global process */
 import { build } from 'esbuild';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -20,4 +21,4 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
-console.log('dist/browser/tslirp-v86.js');
+process.stdout.write('dist/browser/tslirp-v86.js\n');
