@@ -16,10 +16,12 @@
  * and DMA reads (the daemon waits). Each boot runs in a child process
  * (test/nic-e1000/v86-run.ts). Prints a markdown table and writes docs/nic-bench.svg.
  *
- * `--size MB`, `--flood N` and `--only SUBSTRING` shorten a run.
+ * `--size MB`, `--flood N` and `--only SUBSTRING` shorten a run. `--from LOG` prints the
+ * table and writes the chart from the per-case lines of an earlier run's output (give the
+ * same --size and --flood), e.g. when a case did not finish.
  */
 import { createHash } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { join } from 'node:path';
@@ -28,12 +30,17 @@ import { REPO_ROOT, startDaemon } from '../test/helpers/daemon.js';
 import { CACHE_DIR, daemon as daemonReq, file, missingRequirements, Proc, tempDir } from '../test/helpers/guests.js';
 import { between, downloadGuest, parseMarks, parseRun } from '../test/nic-e1000/v86-guest.js';
 
-const { values: opts } = parseArgs({ options: { size: { type: 'string', default: '10' }, flood: { type: 'string', default: '500' }, only: { type: 'string' } } });
+const { values: opts } = parseArgs({ options: { size: { type: 'string', default: '10' }, flood: { type: 'string', default: '500' }, only: { type: 'string' }, from: { type: 'string' } } });
 const SIZE = Math.round(Number(opts.size) * 1024 * 1024);
 const FLOOD = Number(opts.flood);
 const LIMIT_S = 1500;
 const RUNNER = join(REPO_ROOT, 'test', 'nic-e1000', 'v86-run.ts');
 const SVG = join(REPO_ROOT, 'docs', 'nic-bench.svg');
+if (opts.from !== undefined) {
+  const earlier = [...readFileSync(opts.from, 'utf8').matchAll(/^[^:\n]+: (\{"name".*\})$/gm)].map((m) => JSON.parse(m[1]!) as Row);
+  report(earlier);
+  process.exit(0);
+}
 const missing = missingRequirements([
   daemonReq,
   file('/usr/share/seabios/bios.bin', 'apt-get install seabios'),
@@ -110,6 +117,9 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 
+report(rows);
+
+function report(rows: readonly Row[]): void {
 const f2 = (n: number | undefined): string => (n === undefined ? '–' : n.toFixed(2));
 const us = (p: Phase | undefined): string => (p === undefined || p.packets === 0 ? '–' : `${Math.round((p.seconds / p.packets) * 1e6)} µs`);
 console.log(`\n| NIC, path | ${SIZE / 2 ** 20} MB download | Mbit/s | traps/pkt | irqs/pkt | time/pkt | ping -A: traps/pkt | irqs/pkt | time/pkt | round trips/pkt (reads + DMA), download / ping |`);
@@ -120,6 +130,7 @@ for (const r of rows) {
 }
 writeFileSync(SVG, chart(rows));
 console.log(`\nchart: ${SVG}`);
+}
 
 /**
  * Three panels of horizontal bars, one bar pair (download, ping) per case: traps per packet,

