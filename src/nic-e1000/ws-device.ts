@@ -9,8 +9,7 @@
  * DMA_READ records (one round trip for all of them) and runs the operation again. Effects
  * (DMA writes, interrupt changes, transmitted frames) are released only when an attempt
  * completes, in the order the device produced them. A transmit typically takes two round
- * trips (descriptors, then buffers); a receive one (descriptors) for every frame waiting, up
- * to 32: frames that arrive while a round trip is out are received together.
+ * trips (descriptors, then buffers); a receive one (descriptors).
  */
 import type { WebSocket } from 'ws';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -44,8 +43,6 @@ export interface E1000SessionOptions {
 /** WebSocket close code for protocol violations (RFC 6455 §7.4.1). */
 export const CLOSE_PROTOCOL_ERROR = 1002;
 const MAX_ATTEMPTS = 6;
-/** Frames for the guest handled in one receive transaction (within one descriptor prefetch). */
-const RX_BATCH = 32;
 /** A missed read of up to this many bytes (a descriptor) fetches a whole block of the ring. */
 const DESCRIPTOR_PREFETCH = 1024;
 
@@ -66,8 +63,7 @@ class DmaCache implements GuestMemory {
     const hit = this.ranges.find((r) => addr >= r.addr && addr + len <= r.addr + r.data.length);
     let out: Uint8Array;
     if (hit === undefined) {
-      // One fetch per block: the descriptors after a missed one fall in its prefetch.
-      if (!this.missing.some((m) => addr >= m.addr && addr + len <= m.addr + m.len)) this.missing.push({ addr, len: len <= 16 ? DESCRIPTOR_PREFETCH : len });
+      this.missing.push({ addr, len: len <= 16 ? DESCRIPTOR_PREFETCH : len });
       out = new Uint8Array(len);
     } else {
       out = hit.data.slice(addr - hit.addr, addr - hit.addr + len);
@@ -208,20 +204,10 @@ export class E1000WsSession {
         continue;
       }
       if (this.#rxQueue.length > 0 && !this.#rxBlocked && this.#helloDone) {
-        // Every waiting frame (up to a batch) in one transaction: one DMA round fetches the
-        // descriptors for all of them, instead of a round trip per frame.
-        const batch = this.#rxQueue.slice(0, RX_BATCH);
-        const { taken, busy } = await this.#transaction(() => {
-          let n = 0;
-          for (const frame of batch) {
-            const result: RxResult = this.#device.receiveFrame(frame);
-            if (result === 'busy') return { taken: n, busy: true };
-            n++;
-          }
-          return { taken: n, busy: false };
-        });
-        if (busy) this.#rxBlocked = true;
-        this.#rxQueue.splice(0, taken);
+        const frame = this.#rxQueue[0]!;
+        const result: RxResult = await this.#transaction(() => this.#device.receiveFrame(frame));
+        if (result === 'busy') this.#rxBlocked = true;
+        else this.#rxQueue.shift();
         continue;
       }
       break;
