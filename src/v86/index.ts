@@ -53,14 +53,20 @@
  * the guest (INTx disable, BAR moves) are not seen by the model.
  */
 import { E1000, type E1000Options } from '../nic-e1000/device.js';
+import { RemoteE1000, type E1000Channel } from './remote.js';
 import type { GuestMemory } from '../nic-e1000/memory.js';
 import type { NetworkPort, PortSink } from '../network/network.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { Counters } from '../util/drops.js';
 
+export { openE1000Bridge, RemoteE1000, type E1000Bridge, type E1000BridgeOptions, type E1000Channel, type RemoteE1000Stats } from './remote.js';
+
 /** The parts of a v86 `V86` instance the add-on uses (v86 0.5.x; these names survive minification). */
 export interface V86Emulator {
   add_listener(event: 'emulator-loaded', listener: () => void): void;
+  /** v86's state files (for `save()`/`restore()`). */
+  save_state?(): Promise<ArrayBuffer>;
+  restore_state?(state: ArrayBuffer): Promise<void>;
   readonly v86?: { readonly cpu: V86Cpu } | undefined;
 }
 
@@ -80,6 +86,16 @@ export interface V86Cpu {
     register_write(port: number, device: object, w8: (v: number) => void, w16: (v: number) => void, w32: (v: number) => void): void;
     mmap_register(addr: number, size: number, r8: (a: number) => number, w8: (a: number, v: number) => void, r32: (a: number) => number, w32: (a: number, v: number) => void): void;
   };
+}
+
+/** The access methods the add-on wires to v86 (the model's, or the daemon-served device's). */
+interface Registers {
+  configRead(offset: number, size: 1 | 2 | 4): number;
+  configWrite(offset: number, size: 1 | 2 | 4, value: number): void;
+  mmioRead(offset: number, size: 1 | 2 | 4): number;
+  mmioWrite(offset: number, size: 1 | 2 | 4, value: number): void;
+  ioRead(offset: number, size: 1 | 2 | 4): number;
+  ioWrite(offset: number, size: 1 | 2 | 4, value: number): void;
 }
 
 /** An in-process network: `createNodeNetwork(...)`'s result, a `Network`, or anything with the same `attach`. */
@@ -107,10 +123,18 @@ type RelaySocketConstructor = new (url: string) => RelaySocket;
 export type WebSocketClass = abstract new (url: string, ...rest: never[]) => object;
 
 export interface AttachE1000Options {
-  /** Frames to and from an in-process network (exactly one of `network` and `relay_url`). */
+  /** Frames to and from an in-process network (exactly one of `network`, `relay_url` and `e1000_channel`). */
   readonly network?: AttachableNetwork;
   /** A tslirp daemon's WebSocket listener (`tslirp serve --ws`), e.g. `ws://127.0.0.1:8080/`. */
   readonly relay_url?: string;
+  /**
+   * The daemon-served device: the model runs in the daemon, reached through `/e1000`; this
+   * thread must be a worker that may block (remote.ts). The channel comes from
+   * `openE1000Bridge({ e1000_url })` on the thread that created the worker.
+   */
+  readonly e1000_channel?: E1000Channel;
+  /** With `e1000_channel`: how long a register read waits for the daemon (default 30 s). */
+  readonly readTimeoutMs?: number;
   /** The WebSocket class for `relay_url`; default `globalThis.WebSocket` (absent in Node 20: pass the `ws` package's). */
   readonly WebSocket?: WebSocketClass;
   /** Station address; default 52:54:00:12:34:56. */
@@ -131,10 +155,26 @@ export interface AttachE1000Options {
 export interface AttachedE1000 {
   /** The model (registers, `exits`, `drops`, `snapshot()`); undefined until v86 has loaded. */
   readonly device: E1000 | undefined;
-  /** Resolves once the NIC is on v86's PCI bus. */
+  /** Resolves once the NIC is on v86's PCI bus (in process: never, with `e1000_channel`). */
   readonly ready: Promise<E1000>;
+  /** With `e1000_channel`: the daemon-served device (its traps, round trips, drops); undefined until v86 has loaded. */
+  readonly remote: RemoteE1000 | undefined;
+  /** With `e1000_channel`: resolves once the NIC is on v86's PCI bus. */
+  readonly remoteReady: Promise<RemoteE1000>;
   /** The add-on's own drops (queue overflow, DMA outside RAM, relay not open), by name. */
   readonly drops: Counters;
+  /**
+   * v86's `save_state()` with this NIC's state inside (the model's snapshot), for `restore()`
+   * into this emulator or a new one with the same options (in-process model only; stop the
+   * emulator first). Frames waiting for the guest are not saved: TCP resends them.
+   */
+  save(): Promise<ArrayBuffer>;
+  /**
+   * Restores a `save()`: v86's `restore_state()`, then the model's state and INTA# as saved.
+   * Call after `ready` (the NIC must be on the bus before v86 restores its PCI state).
+   * Rejects for a state not made by `save()` or a malformed NIC part, leaving the NIC as it was.
+   */
+  restore(state: ArrayBuffer): Promise<void>;
   /** Plugs the cable in or out (the guest sees link state change and LSC). */
   setLinkUp(up: boolean): void;
   /** Detaches from the network or closes the relay, and stops the timer. The guest's NIC stays, silent. */
@@ -147,13 +187,17 @@ const MAX_TO_GUEST = 256;
 const MAX_UNSENT = 64;
 const RELAY_RETRY_MS = 1000;
 const WS_OPEN = 1;
+/** `save()`'s layout: 'TE1K', version u32le, NIC JSON length u32le, the JSON, v86's state. */
+const STATE_MAGIC = 0x5445314b;
+const STATE_VERSION = 1;
+const STATE_HEADER = 12;
 
 /**
  * Plugs an e1000 into `emulator`'s PCI bus. Call it right after `new V86(...)`, before the
  * emulator has loaded (with `autostart` true or false). Throws for invalid options.
  */
 export function attachE1000(emulator: V86Emulator, options: AttachE1000Options): AttachedE1000 {
-  if ((options.network === undefined) === (options.relay_url === undefined)) throw new TypeError('attachE1000: give exactly one of network and relay_url');
+  if ([options.network, options.relay_url, options.e1000_channel].filter((x) => x !== undefined).length !== 1) throw new TypeError('attachE1000: give exactly one of network, relay_url and e1000_channel');
   const Ws = (options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket) as RelaySocketConstructor | undefined;
   if (options.relay_url !== undefined && Ws === undefined) throw new TypeError('attachE1000: no WebSocket class: pass options.WebSocket (in Node 20, the ws package\'s)');
   const pciId = (options.pciDevice ?? 5) << 3;
@@ -169,6 +213,9 @@ export function attachE1000(emulator: V86Emulator, options: AttachE1000Options):
   let closed = false;
   let resolveReady: (d: E1000) => void = () => undefined;
   const ready = new Promise<E1000>((r) => (resolveReady = r));
+  let remote: RemoteE1000 | undefined;
+  let resolveRemote: (d: RemoteE1000) => void = () => undefined;
+  const remoteReady = new Promise<RemoteE1000>((r) => (resolveRemote = r));
 
   /** Offers waiting frames until the ring says 'busy'. */
   const deliver = (): void => {
@@ -198,7 +245,10 @@ export function attachE1000(emulator: V86Emulator, options: AttachE1000Options):
   // ---- the wire: a network port or the relay socket ----
   let toWire: (frame: Uint8Array) => void;
   let closeWire: () => void;
-  if (options.network !== undefined) {
+  if (options.e1000_channel !== undefined) {
+    toWire = () => undefined; // the daemon's model transmits
+    closeWire = () => { remote?.close(); };
+  } else if (options.network !== undefined) {
     const port = options.network.attach({ send: fromNetwork });
     toWire = (f) => { port.receive(f); };
     closeWire = () => { port.detach(); };
@@ -275,10 +325,21 @@ export function attachE1000(emulator: V86Emulator, options: AttachE1000Options):
       },
     };
     const pci = cpu.devices.pci;
+    const setIrq = (level: boolean): void => { if (level) pci.raise_irq(pciId); else pci.lower_irq(pciId); };
+    if (options.e1000_channel !== undefined) {
+      const dev = new RemoteE1000(options.e1000_channel, { memory, setIrq }, {
+        ...(options.mac !== undefined && { mac: options.mac }),
+        ...(options.readTimeoutMs !== undefined && { readTimeoutMs: options.readTimeoutMs }),
+      });
+      remote = dev;
+      plug(cpu, dev, () => undefined);
+      resolveRemote(dev);
+      return;
+    }
     const model: E1000 = new E1000({
       memory,
       clock,
-      setIrq: (level) => { if (level) pci.raise_irq(pciId); else pci.lower_irq(pciId); },
+      setIrq,
       emit: (frame) => { if (!closed) toWire(frame); },
       rxReady: deliver,
     }, {
@@ -287,35 +348,85 @@ export function attachE1000(emulator: V86Emulator, options: AttachE1000Options):
       ...(options.qemuCompat !== undefined && { qemuCompat: options.qemuCompat }),
     } satisfies E1000Options);
     nic = model;
-    model.configWrite(0x10, 4, bar0);
-    model.configWrite(0x14, 4, bar1);
-    model.configWrite(0x04, 2, 0x0007); // memory, I/O, bus master (v86 does not forward config writes)
+    plug(cpu, model, rearm);
+    resolveReady(model);
+  });
+
+  /** Puts `dev` on v86's PCI bus: config space copied once, BAR1 ports, BAR0 memory. */
+  const plug = (cpu: V86Cpu, dev: Registers, afterWrite: () => void): void => {
+    dev.configWrite(0x10, 4, bar0);
+    dev.configWrite(0x14, 4, bar1);
+    dev.configWrite(0x04, 2, 0x0007); // memory, I/O, bus master (v86 does not forward config writes)
     const space: number[] = [];
-    for (let i = 0; i < 64; i++) space.push(model.configRead(i, 1));
+    for (let i = 0; i < 64; i += 4) {
+      const v = dev.configRead(i, 4);
+      space.push(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24);
+    }
     // The I/O BAR's ports are registered before register_device, which records them.
     const io = cpu.io;
     for (let p = 0; p < IO_SIZE; p++) {
-      io.register_read(bar1 + p, model, () => model.ioRead(p, 1), () => model.ioRead(p, 2), () => model.ioRead(p, 4));
-      io.register_write(bar1 + p, model,
-        (v) => { model.ioWrite(p, 1, v); rearm(); },
-        (v) => { model.ioWrite(p, 2, v); rearm(); },
-        (v) => { model.ioWrite(p, 4, v); rearm(); });
+      io.register_read(bar1 + p, dev, () => dev.ioRead(p, 1), () => dev.ioRead(p, 2), () => dev.ioRead(p, 4));
+      io.register_write(bar1 + p, dev,
+        (v) => { dev.ioWrite(p, 1, v); afterWrite(); },
+        (v) => { dev.ioWrite(p, 2, v); afterWrite(); },
+        (v) => { dev.ioWrite(p, 4, v); afterWrite(); });
     }
-    pci.register_device({ pci_id: pciId, pci_space: space, pci_bars: [{ size: MMIO_SIZE }, { size: IO_SIZE }], name: 'e1000 (tslirp)' });
+    cpu.devices.pci.register_device({ pci_id: pciId, pci_space: space, pci_bars: [{ size: MMIO_SIZE }, { size: IO_SIZE }], name: 'e1000 (tslirp)' });
     io.mmap_register(bar0, MMIO_SIZE,
-      (a) => model.mmioRead(a - bar0, 1),
-      (a, v) => { model.mmioWrite(a - bar0, 1, v); rearm(); },
-      (a) => model.mmioRead(a - bar0, 4),
-      (a, v) => { model.mmioWrite(a - bar0, 4, v); rearm(); });
-    resolveReady(model);
-  });
+      (a) => dev.mmioRead(a - bar0, 1),
+      (a, v) => { dev.mmioWrite(a - bar0, 1, v); afterWrite(); },
+      (a) => dev.mmioRead(a - bar0, 4),
+      (a, v) => { dev.mmioWrite(a - bar0, 4, v); afterWrite(); });
+  };
 
   return {
     get device() {
       return nic;
     },
     ready,
+    get remote() {
+      return remote;
+    },
+    remoteReady,
     drops,
+    async save() {
+      if (nic === undefined || emulator.save_state === undefined) throw new Error('attachE1000: save() needs the in-process model on a loaded emulator with save_state');
+      const json = new TextEncoder().encode(JSON.stringify(nic.snapshot()));
+      const v86 = new Uint8Array(await emulator.save_state());
+      const out = new Uint8Array(STATE_HEADER + json.length + v86.length);
+      const dv = new DataView(out.buffer);
+      dv.setUint32(0, STATE_MAGIC);
+      dv.setUint32(4, STATE_VERSION, true);
+      dv.setUint32(8, json.length, true);
+      out.set(json, STATE_HEADER);
+      out.set(v86, STATE_HEADER + json.length);
+      return out.buffer;
+    },
+    async restore(state) {
+      const model = nic;
+      if (model === undefined || emulator.restore_state === undefined) throw new Error('attachE1000: restore() needs the in-process model on a loaded emulator with restore_state');
+      const b = new Uint8Array(state);
+      const dv = new DataView(state);
+      if (b.length < STATE_HEADER || dv.getUint32(0) !== STATE_MAGIC || dv.getUint32(4, true) !== STATE_VERSION) throw new Error('attachE1000: not a state saved by attachE1000().save()');
+      const len = dv.getUint32(8, true);
+      if (STATE_HEADER + len > b.length) throw new Error('attachE1000: truncated state');
+      let snap: unknown;
+      try {
+        snap = JSON.parse(new TextDecoder().decode(b.subarray(STATE_HEADER, STATE_HEADER + len)));
+      } catch {
+        throw new Error('attachE1000: the NIC part of the state is not JSON');
+      }
+      const check = new E1000({ memory: { read: (_a, n) => new Uint8Array(n), write: () => undefined }, clock, setIrq: () => undefined, emit: () => undefined });
+      const bad = check.restore(snap);
+      if (bad !== undefined) throw new Error(`attachE1000: bad NIC state (${bad})`);
+      await emulator.restore_state(state.slice(STATE_HEADER + len));
+      model.restore(snap);
+      // v86 restored its interrupt controllers; put INTA# where the model says it is.
+      const pci = emulator.v86?.cpu.devices.pci;
+      if (model.irqLevel) pci?.raise_irq(pciId);
+      else pci?.lower_irq(pciId);
+      rearm();
+    },
     setLinkUp(up) {
       nic?.setLinkUp(up);
       rearm();

@@ -2,27 +2,34 @@
  * Boots the i386 guest of scripts/e1000-v86-guest.sh in v86 with tslirp's e1000 plugged into
  * v86's PCI bus by the public add-on (`attachE1000`, src/v86), its frames going either to an
  * in-process network (`createNodeNetwork`) or, with --relay, to a tslirp daemon's WebSocket
- * relay. Echoes the guest's serial console; exits 0 on TSLIRP-DONE, 2 on timeout. At exit it
+ * relay, or with --e1000 (the daemon-served device, `ws://…/e1000`) v86 runs in a worker
+ * thread that blocks on register reads while this thread holds the WebSocket
+ * (`openE1000Bridge` + `attachE1000(emulator, { e1000_channel })`). Echoes the guest's serial console; exits 0 on TSLIRP-DONE, 2 on timeout. At exit it
  * prints the model's access and frame counters and both drop tables.
  *
  * Usage: node --import tsx test/nic-e1000/v86-run.ts [--guest DIR] [--relay ws://…/]
- *          [--append 'k=v …'] [--timeout S]
+ *          [--e1000 ws://…/e1000] [--append 'k=v …'] [--timeout S]
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { WebSocket } from 'ws';
 import { V86 } from 'v86';
 import { createNodeNetwork } from '../../src/daemon/node-network.js';
-import { attachE1000 } from '../../src/v86/index.js';
+import { attachE1000, openE1000Bridge, type AttachedE1000, type E1000Channel } from '../../src/v86/index.js';
 
-const { values } = parseArgs({
+const { values } = isMainThread ? parseArgs({
   options: {
     guest: { type: 'string', default: '.cache/e1000-v86-guest' },
     bios: { type: 'string', default: '/usr/share/seabios/bios.bin' },
     vgabios: { type: 'string', default: '/usr/share/seabios/vgabios-stdvga.bin' },
     relay: { type: 'string' },
+    /** The daemon-served e1000: v86 in a worker, registers over this `/e1000` URL. */
+    e1000: { type: 'string' },
+    /** Seconds into the download: save v86 with the NIC, restore into a new emulator. */
+    snapshot: { type: 'string' },
     /** v86's own NIC (ne2k, virtio) on the relay instead of our e1000 (benchmarks compare them). */
     nic: { type: 'string', default: 'e1000' },
     /** The model without interrupt moderation (E1000Options.mitigation false). */
@@ -30,7 +37,26 @@ const { values } = parseArgs({
     append: { type: 'string', default: '' },
     timeout: { type: 'string', default: '150' },
   },
-});
+}) : (workerData as { values: Values });
+type Values = Record<'guest' | 'bios' | 'vgabios' | 'nic' | 'append' | 'timeout', string> & { relay?: string; e1000?: string; snapshot?: string; 'no-mitigation': boolean };
+
+if (isMainThread && values.e1000 !== undefined) {
+  // This thread holds the socket; the worker (this file again) runs v86 and may block.
+  const bridge = openE1000Bridge({ e1000_url: values.e1000, WebSocket });
+  const worker = new Worker(new URL('./v86-worker.mjs', import.meta.url), { workerData: { values, channel: bridge.channel }, transferList: [bridge.channel.port as never] });
+  void bridge.closed.then(({ code, reason }) => { console.log(`\ne1000-v86: /e1000 socket closed ${code} ${reason}`); });
+  worker.on('error', (e) => { console.log(`\ne1000-v86: worker failed: ${String(e)}`); process.exit(3); });
+  worker.on('exit', (code) => {
+    console.log(`\ne1000-v86: bridge ${JSON.stringify(bridge.stats.snapshot())}`);
+    bridge.close();
+    setTimeout(() => process.exit(code), 50);
+  });
+  process.on('SIGTERM', () => { worker.postMessage('stop'); setTimeout(() => process.exit(143), 2000).unref(); });
+} else {
+  runGuest(values, isMainThread ? undefined : (workerData as { channel: E1000Channel }).channel);
+}
+
+function runGuest(values: Values, channel: E1000Channel | undefined): void {
 
 const require = createRequire(import.meta.url);
 const wasmPath = join(dirname(require.resolve('v86')), 'v86.wasm');
@@ -39,7 +65,7 @@ const file = (p: string): { buffer: ArrayBuffer } => {
   return { buffer: b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
 };
 
-const emulator = new V86({
+const newEmulator = (autostart: boolean): V86 => new V86({
   wasm_path: wasmPath,
   memory_size: 128 << 20,
   vga_memory_size: 2 << 20,
@@ -49,7 +75,7 @@ const emulator = new V86({
   initrd: file(join(values.guest, 'initrd.gz')),
   cmdline: `console=ttyS0 nic=${values.nic} tsc=reliable mitigations=off random.trust_cpu=on panic=-1 quiet ${values.append}`,
   net_device: values.nic === 'e1000' ? { type: 'none' } : { type: values.nic, relay_url: values.relay },
-  autostart: true,
+  autostart,
   disable_keyboard: true,
   disable_mouse: true,
   disable_speaker: true,
@@ -60,9 +86,43 @@ if (values.nic !== 'e1000' && values.relay === undefined) throw new Error('--nic
 // The in-process network answers DNS for host.tslirp.internal itself; no upstream is used.
 const network = values.relay === undefined ? createNodeNetwork({ dnsUpstreams: ['127.0.0.1:9'] }) : undefined;
 const mitigation = !values['no-mitigation'];
-const nic = values.nic !== 'e1000'
+const attach = (em: V86): AttachedE1000 | undefined => values.nic !== 'e1000'
   ? undefined
-  : attachE1000(emulator, values.relay === undefined ? { network: network!, mitigation } : { relay_url: values.relay, WebSocket, mitigation });
+  : attachE1000(em, channel !== undefined ? { e1000_channel: channel } : values.relay === undefined ? { network: network!, mitigation } : { relay_url: values.relay, WebSocket, mitigation });
+let emulator = newEmulator(true);
+let nic = attach(emulator);
+
+// Traps and interrupts for every NIC alike: PCI interrupt assertions (raise_irq; the NIC is
+// the only busy PCI device here) and, for v86's own NICs, calls of their port handlers.
+const probe = { traps: 0, irqs: 0, ports: 0 };
+interface PortEntry { device: unknown; [k: string]: unknown }
+const probeIn = (em: V86): void => em.add_listener('emulator-loaded', () => {
+  const cpu = (em as unknown as { v86: { cpu: { devices: Record<string, unknown> & { pci: { raise_irq(id: number): void } }; io: { ports: PortEntry[] } } } }).v86.cpu;
+  const pci = cpu.devices.pci;
+  const raise = pci.raise_irq.bind(pci);
+  pci.raise_irq = (id) => { probe.irqs++; raise(id); };
+  if (values.nic === 'e1000') return;
+  const dev = values.nic === 'ne2k' ? cpu.devices['net'] : (cpu.devices['virtio_net'] as { virtio?: unknown } | undefined)?.virtio;
+  for (const entry of cpu.io.ports) {
+    if (entry.device !== dev || dev === undefined) continue;
+    probe.ports++;
+    for (const k of ['read8', 'read16', 'read32', 'write8', 'write16', 'write32']) {
+      const f = entry[k] as (...a: unknown[]) => unknown;
+      entry[k] = function (this: unknown, ...a: unknown[]) { probe.traps++; return f.apply(this, a); };
+    }
+  }
+});
+probeIn(emulator);
+const counters = (): Record<string, number> => {
+  const d = nic?.device;
+  const r = nic?.remote;
+  if (d !== undefined) return { traps: d.exits.mmio + d.exits.io, irqs: probe.irqs };
+  if (r !== undefined) {
+    const t = r.stats;
+    return { traps: t.mmioReads + t.mmioWrites + t.ioReads + t.ioWrites, irqs: probe.irqs, reads: t.mmioReads + t.ioReads, dmaReads: t.dmaReads, dmaReadBytes: t.dmaReadBytes, messages: t.messages };
+  }
+  return { traps: probe.traps, irqs: probe.irqs, ports: probe.ports };
+};
 
 const started = Date.now();
 let finished = false;
@@ -70,13 +130,16 @@ function finish(code: number, why: string): void {
   if (finished) return;
   finished = true;
   console.log(`\ne1000-v86: ${why} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const r = nic?.remote;
+  if (r !== undefined) console.log(`\ne1000-v86: remote exits ${Object.entries(r.stats).map(([k, v]) => `${k}=${v}`).join(' ')} drops=${JSON.stringify(r.drops.snapshot())} addon=${JSON.stringify(nic!.drops.snapshot())}`);
   void emulator.stop().catch(() => undefined);
   nic?.close();
   network?.close();
   setTimeout(() => process.exit(code), 100);
 }
 setTimeout(() => { finish(2, 'timeout'); }, Number(values.timeout) * 1000);
-process.on('SIGTERM', () => { finish(143, 'SIGTERM'); });
+if (channel === undefined) process.on('SIGTERM', () => { finish(143, 'SIGTERM'); });
+else parentPort?.on('message', (m) => { if (m === 'stop') finish(143, 'SIGTERM'); });
 process.on('exit', () => {
   const d = nic?.device;
   if (d === undefined || nic === undefined) return;
@@ -91,14 +154,41 @@ if (process.env['E1000_V86_DEBUG'] !== undefined) {
 }
 
 let line = '';
-emulator.add_listener('serial0-output-byte', (b: number) => {
+const onSerial = (b: number): void => {
   const c = String.fromCharCode(b);
   process.stdout.write(c);
   if (c === '\n') {
     if (line.includes('TSLIRP-DONE')) finish(0, 'guest done');
+    const mark = /TSLIRP-MARK (\S+)/.exec(line);
+    if (mark !== null) console.log(`\ne1000-v86: counters ${mark[1]} ${JSON.stringify(counters())}`);
+    if (mark?.[1] === 'dl-start' && values.snapshot !== undefined) setTimeout(() => { void moveToNewEmulator(); }, Number(values.snapshot) * 1000);
     line = '';
   } else if (c !== '\r') {
     line += c;
     if (line.length > 4096) line = '';
   }
-});
+};
+emulator.add_listener('serial0-output-byte', onSerial);
+
+/**
+ * --snapshot S: S seconds into the download, stop v86, save its state with the NIC's inside
+ * (`save()`), throw the emulator away, build a new one (not started) with a new add-on on the
+ * same network, `restore()` the state into it and run: the guest goes on where it was.
+ */
+async function moveToNewEmulator(): Promise<void> {
+  const old = nic!;
+  await emulator.stop();
+  const state = await old.save();
+  old.close();
+  await emulator.destroy();
+  console.log(`\ne1000-v86: saved ${state.byteLength} bytes mid-download; restoring into a new emulator`);
+  emulator = newEmulator(false);
+  nic = attach(emulator);
+  probeIn(emulator);
+  emulator.add_listener('serial0-output-byte', onSerial);
+  await nic!.ready;
+  await nic!.restore(state);
+  await emulator.run();
+  console.log('\ne1000-v86: restored and running');
+}
+}
