@@ -62,7 +62,7 @@ export const DROP_REASON_GROUPS = [
   { layer: 'portmap', about: 'NAT-PMP and PCP requests refused', reasons: ['natpmp.truncated', 'portmap.guest-limit', 'portmap.natpmp-unsupported-opcode', 'portmap.network-limit', 'portmap.pcp-error', 'portmap.response', 'portmap.socket-error', 'portmap.suggested-port-taken', 'portmap.too-many-waiters', 'portmap.too-short', 'portmap.wrong-owner'] },
   { layer: 'stack', about: 'the gateway\'s own faults, caught and counted instead of crashing', reasons: ['stack.internal-error', 'stack.mixed-family'] },
   { layer: 'e1000', about: 'the emulated e1000: driver accesses it ignores, frames it cannot move, snapshots it refuses to restore', reasons: ['e1000.ctrl-rst', 'e1000.dma-address-too-high', 'e1000.io-reserved', 'e1000.loopback-busy', 'e1000.read-unhandled-reg', 'e1000.rx-link-down', 'e1000.rx-null-buffer', 'e1000.rx-overrun', 'e1000.snapshot-autoneg', 'e1000.snapshot-eeprom', 'e1000.snapshot-io', 'e1000.snapshot-microwire', 'e1000.snapshot-mitigation', 'e1000.snapshot-not-object', 'e1000.snapshot-pci', 'e1000.snapshot-phy', 'e1000.snapshot-rctl-blackout', 'e1000.snapshot-regs', 'e1000.snapshot-tx', 'e1000.snapshot-version', 'e1000.tx-empty', 'e1000.tx-link-down', 'e1000.tx-ring-wrap', 'e1000.tx-without-bus-master', 'e1000.write-read-only-reg', 'e1000.write-unhandled-reg', 'e1000-ws.bad-opcode', 'e1000-ws.bad-size', 'e1000-ws.dma-gave-up', 'e1000-ws.dma-reply-length', 'e1000-ws.dma-too-long', 'e1000-ws.duplicate-hello', 'e1000-ws.empty-message', 'e1000-ws.internal-error', 'e1000-ws.no-hello', 'e1000-ws.rx-queue-full', 'e1000-ws.socket-error', 'e1000-ws.text-message', 'e1000-ws.truncated', 'e1000-ws.unexpected-dma', 'e1000-ws.unexpected-dma-reply', 'e1000-ws.version'] },
-  { layer: 'v86', about: 'the in-browser v86 NIC bridge', reasons: ['v86.dma-outside-ram', 'v86.relay-not-open', 'v86.relay-text-message', 'v86.rx-queue-full'] },
+  { layer: 'v86', about: 'the in-browser v86 NIC bridge', reasons: ['v86.bridge-text-message', 'v86.dma-outside-ram', 'v86.e1000-dead-read', 'v86.e1000-dead-write', 'v86.e1000-read-timeout', 'v86.e1000-socket-closed', 'v86.relay-not-open', 'v86.relay-text-message', 'v86.rx-queue-full'] },
   { layer: 'api', about: 'control API requests refused (by error code) and stream data dropped for slow clients', reasons: ['api.bad-field', 'api.bad-json', 'api.body-too-large', 'api.busy', 'api.client-error', 'api.conflict', 'api.forbidden-host', 'api.forbidden-origin', 'api.internal', 'api.method-not-allowed', 'api.not-found', 'api.unauthorized', 'api.unsupported-media-type', 'capture.dropped', 'events.dropped'] },
 ] as const satisfies readonly DropReasonGroup[];
 
@@ -88,6 +88,7 @@ export const COUNTED_EVENTS = [
   'ndp.router-advertisement-sent', 'ndp.router-solicitation',
   'portmap.created', 'portmap.deleted', 'portmap.expired', 'portmap.natpmp-requests', 'portmap.pcp-requests', 'portmap.renewed',
   'switch.mac-moved', 'switch.mac-table-full',
+  'v86.bridge-from-daemon', 'v86.bridge-ring-full', 'v86.bridge-to-daemon',
 ] as const;
 export type CountedEvent = (typeof COUNTED_EVENTS)[number];
 

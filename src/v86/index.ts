@@ -167,6 +167,7 @@ export interface AttachedE1000 {
    * v86's `save_state()` with this NIC's state inside (the model's snapshot), for `restore()`
    * into this emulator or a new one with the same options (in-process model only; stop the
    * emulator first). Frames waiting for the guest are not saved: TCP resends them.
+   * Experimental: a guest restored mid-download has been seen to hang (README, "Snapshots").
    */
   save(): Promise<ArrayBuffer>;
   /**

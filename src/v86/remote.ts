@@ -144,7 +144,7 @@ export function openE1000Bridge(options: E1000BridgeOptions): E1000Bridge {
       }
     }
     Atomics.store(hdr, WANT, pending.length > 0 ? 1 : 0);
-    if (pending.length > 0) stats.count('bridge.ring-full');
+    if (pending.length > 0) stats.count('v86.bridge-ring-full');
     if (!wrote) return;
     Atomics.add(hdr, SEQ, 1);
     Atomics.notify(hdr, SEQ);
@@ -164,10 +164,10 @@ export function openE1000Bridge(options: E1000BridgeOptions): E1000Bridge {
   };
   ws.onmessage = (ev) => {
     const d = ev.data;
-    stats.count('bridge.from-daemon');
+    stats.count('v86.bridge-from-daemon');
     if (d instanceof ArrayBuffer) toWorker(new Uint8Array(d));
     else if (ArrayBuffer.isView(d)) toWorker(new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice());
-    else stats.count('bridge.text-message');
+    else stats.count('v86.bridge-text-message');
   };
   ws.onerror = () => undefined; // onclose follows
   const finish = (code: number, reason: string): void => {
@@ -186,7 +186,7 @@ export function openE1000Bridge(options: E1000BridgeOptions): E1000Bridge {
     const d = ev.data;
     if (d === SPACE_MSG) return pump();
     if (!(d instanceof Uint8Array) || done) return;
-    stats.count('bridge.to-daemon');
+    stats.count('v86.bridge-to-daemon');
     if (ws.readyState === 1) ws.send(d);
     else unsent.push(d);
   };
