@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NAT_TYPES, type NatType } from '../../src/nat/behaviour.js';
-import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import type { Daemon } from '../helpers/daemon.js';
 import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, shouldRun } from '../helpers/guests.js';
-import { lastJson, NAT_CLIENT, predictHolePunch, World, WORLD } from './nat-world.js';
+import { lastJson, NAT_CLIENT, predictHolePunch, startWorldDaemon, World, WORLD } from './nat-world.js';
 
 const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox')]);
 const enabled = shouldRun('nat-grid.int.test.ts (the hole-punching grid)', missing);
@@ -63,24 +63,7 @@ describe.skipIf(!enabled)('the hole-punching grid', () => {
       { name: `a-${t}`, type: t, outbound: WORLD.publicA },
       { name: `b-${t}`, type: t, outbound: WORLD.publicB },
     ]);
-    d = await startDaemon(
-      [
-        ...networks.flatMap((n) => ['--dgram', `udp:127.0.0.1:0,network=${n.name}`]),
-        ...networks.flatMap((n) => ['--net-option', `${n.name}:nat=${n.type},outbound=${n.outbound}`]),
-      ],
-      { netns: world.ns, startTimeoutMs: 30_000 },
-    );
-    const dgrams = d.listeners.filter((l) => l.kind === 'dgram');
-    await Promise.all(
-      networks.map(async (n, i) => {
-        const l = dgrams[i]!;
-        if (!('port' in l)) throw new Error('no port');
-        const g = await NetnsGuest.create({ kind: 'dgram', host: l.host, port: l.port }, world.ns);
-        guests.set(n.name, g);
-        const { lease, result } = await g.dhcp();
-        if (lease?.['ip'] !== '10.0.2.15') throw new Error(`${n.name}: no lease:\n${result.stdout}${result.stderr}`);
-      }),
-    );
+    d = await startWorldDaemon(world, networks.map((n) => ({ name: n.name, options: `nat=${n.type},outbound=${n.outbound}` })), [], guests);
   }, 120_000);
 
   afterAll(async () => {

@@ -11,9 +11,9 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NAT_FILTERINGS, NAT_MAPPINGS } from '../../src/nat/behaviour.js';
-import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import type { Daemon } from '../helpers/daemon.js';
 import { command, daemon as daemonReq, missingRequirements, must, NetnsGuest, Proc, root, run, shouldRun, uniqueName, until } from '../helpers/guests.js';
-import { lastJson, NAT_CLIENT, startStun, World, WORLD } from './nat-world.js';
+import { lastJson, NAT_CLIENT, startStun, startWorldDaemon, World, WORLD } from './nat-world.js';
 
 const missing = missingRequirements([
   root, daemonReq, command('ip'), command('socat'), command('busybox'), command('turnserver'), command('turnutils_natdiscovery'), command('slirp4netns'),
@@ -66,25 +66,7 @@ describe.skipIf(!enabled)('NAT behaviours seen by STUN (RFC 5780, coturn)', () =
     tcpwho = world.spawn('tcpwho', [process.execPath, NAT_CLIENT, 'tcpwho', WORLD.rendezvous, '7001', '7002', '600']);
     await tcpwho.waitFor(/READY/, 10_000);
     const all = [...PAIRS, ...EXTRA];
-    d = await startDaemon(
-      [
-        ...all.flatMap((n) => ['--dgram', `udp:127.0.0.1:0,network=${n.name}`]),
-        ...all.filter((n) => n.options !== '').flatMap((n) => ['--net-option', `${n.name}:${n.options}`]),
-        '--outbound', WORLD.publicA,
-      ],
-      { netns: world.ns, startTimeoutMs: 30_000 },
-    );
-    const dgrams = d.listeners.filter((l) => l.kind === 'dgram');
-    await Promise.all(
-      all.map(async (n, i) => {
-        const l = dgrams[i]!;
-        if (!('port' in l)) throw new Error('no port');
-        const g = await NetnsGuest.create({ kind: 'dgram', host: l.host, port: l.port }, world.ns);
-        guests.set(n.name, g);
-        const { lease, result } = await g.dhcp();
-        if (lease?.['ip'] !== '10.0.2.15') throw new Error(`${n.name}: no lease:\n${result.stdout}${result.stderr}`);
-      }),
-    );
+    d = await startWorldDaemon(world, all, ['--outbound', WORLD.publicA], guests);
   }, 120_000);
 
   afterAll(async () => {

@@ -20,9 +20,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NAT_MAPPINGS, type NatMapping } from '../../src/nat/behaviour.js';
-import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import type { Daemon } from '../helpers/daemon.js';
 import { command, daemon as daemonReq, missingRequirements, must, NetnsGuest, type Proc, root, shouldRun } from '../helpers/guests.js';
-import { lastJson, NAT_CLIENT, predictHolePunch, World, WORLD } from './nat-world.js';
+import { lastJson, NAT_CLIENT, predictHolePunch, startWorldDaemon, World, WORLD } from './nat-world.js';
 
 const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('nft')]);
 const enabled = shouldRun('nat-tcp-punch.int.test.ts (TCP hole punching by simultaneous open)', missing);
@@ -45,24 +45,7 @@ describe.skipIf(!enabled)('TCP hole punching between two tslirp networks', () =>
       { name: `a-${m}`, mapping: m, outbound: WORLD.publicA },
       { name: `b-${m}`, mapping: m, outbound: WORLD.publicB },
     ]);
-    d = await startDaemon(
-      [
-        ...networks.flatMap((n) => ['--dgram', `udp:127.0.0.1:0,network=${n.name}`]),
-        ...networks.flatMap((n) => ['--net-option', `${n.name}:nat-mapping=${n.mapping},outbound=${n.outbound}`]),
-      ],
-      { netns: world.ns, startTimeoutMs: 30_000 },
-    );
-    const dgrams = d.listeners.filter((l) => l.kind === 'dgram');
-    await Promise.all(
-      networks.map(async (n, i) => {
-        const l = dgrams[i]!;
-        if (!('port' in l)) throw new Error('no port');
-        const g = await NetnsGuest.create({ kind: 'dgram', host: l.host, port: l.port }, world.ns);
-        guests.set(n.name, g);
-        const { lease, result } = await g.dhcp();
-        if (lease?.['ip'] !== '10.0.2.15') throw new Error(`${n.name}: no lease:\n${result.stdout}${result.stderr}`);
-      }),
-    );
+    d = await startWorldDaemon(world, networks.map((n) => ({ name: n.name, options: `nat-mapping=${n.mapping},outbound=${n.outbound}` })), [], guests);
   }, 120_000);
 
   afterAll(async () => {

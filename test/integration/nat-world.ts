@@ -9,7 +9,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { must, Proc, run, uniqueName, type RunResult } from '../helpers/guests.js';
+import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import { must, NetnsGuest, Proc, run, uniqueName, type RunResult } from '../helpers/guests.js';
 
 /** The addresses of the test's internet. */
 export const WORLD = {
@@ -152,4 +153,44 @@ export function predictHolePunch(a: ModelNat, b: ModelNat): boolean {
     }
   }
   return A.heard > 0 && A.acked && B.heard > 0 && B.acked;
+}
+
+/** A network of a NAT test: its name and its `--net-option` text ('' for none). */
+export interface WorldNetwork {
+  readonly name: string;
+  readonly options: string;
+}
+
+/**
+ * Starts the daemon inside `world` with one dgram listener per network, in order, and
+ * `extra` arguments, then a namespace guest on each that must lease 10.0.2.15. Guests go into
+ * `guests` by network name as they come, so the caller's afterAll destroys every one that
+ * came; when a guest fails, the daemon is stopped before the error is thrown.
+ */
+export async function startWorldDaemon(world: World, networks: readonly WorldNetwork[], extra: readonly string[], guests: Map<string, NetnsGuest>): Promise<Daemon> {
+  const d = await startDaemon(
+    [
+      ...networks.flatMap((n) => ['--dgram', `udp:127.0.0.1:0,network=${n.name}`]),
+      ...networks.filter((n) => n.options !== '').flatMap((n) => ['--net-option', `${n.name}:${n.options}`]),
+      ...extra,
+    ],
+    { netns: world.ns, startTimeoutMs: 30_000 },
+  );
+  try {
+    const dgrams = d.listeners.filter((l) => l.kind === 'dgram');
+    await Promise.all(
+      networks.map(async (n, i) => {
+        const l = dgrams[i];
+        if (l === undefined || !('port' in l)) throw new Error(`no dgram listener for ${n.name}`);
+        const g = await NetnsGuest.create({ kind: 'dgram', host: l.host, port: l.port }, world.ns);
+        guests.set(n.name, g);
+        const { lease, result } = await g.dhcp();
+        if (lease?.['ip'] !== '10.0.2.15') throw new Error(`${n.name}: no lease:\n${result.stdout}${result.stderr}`);
+      }),
+    );
+  } catch (e) {
+    await d.stop();
+    throw e;
+  }
+  return d;
 }
