@@ -269,7 +269,7 @@ describe.runIf(shouldRun('the packed-package consumer test', missing))('the pack
       replay: [0, 0, true, 2],
       guestForwards: ['service', 'service'], intoGuestError: 'ECONNRESET', pair: 'through the pair', parsedFwd: 1,
       e1000Alone: [0, 1_000_000_000, true], // TIPG reads 0 under qemuCompat
-      v86: [1, true, 'attachE1000: give exactly one of network and relay_url'],
+      v86: [1, true, 'attachE1000: give exactly one of network, relay_url and e1000_channel'],
     });
 
     // The README's examples: the guest's ARP request is answered (the first example goes through createNodeNetwork).
