@@ -96,7 +96,7 @@ async function refresh() {
     render('sessions', [col('id', (s) => s.id), col('network', (s) => s.network), col('link', (s) => s.link.kind + ' ' + s.link.peer), col('from guest', (s) => s.fromGuestBytes, true), col('to guest', (s) => s.toGuestBytes, true),
       { name: 'throughput', cell: (s) => '<canvas width="160" height="28" data-session="' + esc(s.id) + '"></canvas>', sort: (s) => s.fromGuestBytes + s.toGuestBytes }], sessions);
     render('leases', [col('network', (l) => l.network), col('mac', (l) => l.mac), col('address', (l) => l.address), col('hostname', (l) => l.hostname), col('expires', (l) => l.expiresAt)], leases);
-    render('flows', [col('network', (f) => f.network), col('session', (f) => f.session), col('proto', (f) => f.protocol), col('state', (f) => f.state), col('guest', (f) => f.guest), col('remote', (f) => f.remote), col('host', (f) => f.host),
+    render('flows', [col('network', (f) => f.network), col('session', (f) => f.session), col('proto', (f) => f.protocol), col('state', (f) => f.state), col('guest', (f) => f.guest), col('remote', (f) => f.remote), col('host', (f) => f.host), col('local', (f) => f.local ?? ''),
       col('from guest', (f) => f.bytesFromGuest, true), col('to guest', (f) => f.bytesToGuest, true),
       { name: 'rate in/out', cell: (f) => { const r = rates.get(f.id); return r ? rate(r[0]) + ' / ' + rate(r[1]) : '-'; }, sort: (f) => { const r = rates.get(f.id); return r ? r[0] + r[1] : 0; }, num: true },
       col('age s', (f) => Math.round(f.ageMs / 1000), true)], flows);

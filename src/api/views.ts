@@ -76,8 +76,11 @@ export function flowView(f: SessionFlow): Json {
     guest: formatEndpoint(f.guest),
     remote: formatEndpoint(f.remote),
     host: formatEndpoint(f.host),
+    local: f.local === undefined ? null : formatEndpoint(f.local),
     bytesFromGuest: f.bytesFromGuest,
     bytesToGuest: f.bytesToGuest,
+    packetsFromGuest: f.packetsFromGuest,
+    packetsToGuest: f.packetsToGuest,
     ageMs: Math.round(f.ageMs),
     idleMs: Math.round(f.idleMs),
   };

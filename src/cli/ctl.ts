@@ -137,8 +137,8 @@ const TABLES: Readonly<Record<string, { headers: string[]; row: (r: Row) => stri
   },
   leases: { headers: ['NETWORK', 'MAC', 'ADDRESS', 'HOSTNAME', 'EXPIRES'], row: (r) => [s(r['network']), s(r['mac']), s(r['address']), s(r['hostname']), s(r['expiresAt'])] },
   flows: {
-    headers: ['NETWORK', 'SESSION', 'PROTO', 'STATE', 'GUEST', 'REMOTE', 'HOST', 'FROM GUEST', 'TO GUEST', 'AGE', 'IDLE'],
-    row: (r) => [s(r['network']), s(r['session']), s(r['protocol']), s(r['state']), s(r['guest']), s(r['remote']), s(r['host']), bytes(r['bytesFromGuest']), bytes(r['bytesToGuest']), `${Math.round(Number(r['ageMs']) / 1000)}s`, `${Math.round(Number(r['idleMs']) / 1000)}s`],
+    headers: ['NETWORK', 'SESSION', 'PROTO', 'STATE', 'GUEST', 'REMOTE', 'HOST', 'LOCAL', 'FROM GUEST', 'TO GUEST', 'AGE', 'IDLE'],
+    row: (r) => [s(r['network']), s(r['session']), s(r['protocol']), s(r['state']), s(r['guest']), s(r['remote']), s(r['host']), s(r['local']), bytes(r['bytesFromGuest']), bytes(r['bytesToGuest']), `${Math.round(Number(r['ageMs']) / 1000)}s`, `${Math.round(Number(r['idleMs']) / 1000)}s`],
   },
   forwards: {
     headers: ['ID', 'RULE', 'BOUND', 'NETWORK', 'REFUSED'],

@@ -72,17 +72,27 @@ export interface FlowEntry {
   readonly remote: Endpoint;
   /** Where the host socket goes after address rewrite (e.g. 127.0.0.1:80), or the client of a forward. */
   readonly host: Endpoint;
+  /**
+   * The host socket's own endpoint — the public side of the NAT mapping, what `host` sees as
+   * its peer: a connected socket's local address and port once the host reported it, a UDP
+   * mapping's bound socket, a forward's listening or bound socket. Undefined until known.
+   */
+  readonly local: Endpoint | undefined;
   readonly createdMs: number;
   /** Last time data moved either way; engines update it. */
   lastActiveMs: number;
   bytesFromGuest: number;
   bytesToGuest: number;
+  /** IP packets from the guest on this flow (TCP: every segment, pure ACKs too). */
+  packetsFromGuest: number;
+  /** IP packets to the guest on this flow. */
+  packetsToGuest: number;
   /** The engine's state in words (TCP: RFC 9293 state names). */
   readonly stateName: string;
 }
 
 /** A plain snapshot of a flow for logs and APIs: its identity, state in words, age and idle time. */
-export type FlowInfo = Pick<FlowEntry, 'id' | 'protocol' | 'origin' | 'guest' | 'remote' | 'host' | 'bytesFromGuest' | 'bytesToGuest'> & {
+export type FlowInfo = Pick<FlowEntry, 'id' | 'protocol' | 'origin' | 'guest' | 'remote' | 'host' | 'local' | 'bytesFromGuest' | 'bytesToGuest' | 'packetsFromGuest' | 'packetsToGuest'> & {
   readonly state: string;
   readonly ageMs: number;
   readonly idleMs: number;
@@ -337,11 +347,14 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
       guest: f.guest,
       remote: f.remote,
       host: f.host,
+      local: f.local,
       state: f.stateName,
       ageMs: nowMs - f.createdMs,
       idleMs: nowMs - f.lastActiveMs,
       bytesFromGuest: f.bytesFromGuest,
       bytesToGuest: f.bytesToGuest,
+      packetsFromGuest: f.packetsFromGuest,
+      packetsToGuest: f.packetsToGuest,
     }));
   }
 }

@@ -64,11 +64,11 @@ export interface ForwardPortsDeps {
   /** Guests' IPv6 addresses, for rules on IPv6; undefined without IPv6. */
   readonly guest6?: Guest6 | undefined;
   /** TcpEngine.forward: a connection towards `guest` for `client`; undefined when refused. */
-  forwardTcp(client: Endpoint, guest: Endpoint, nowMs: number): FlowId | undefined;
+  forwardTcp(client: Endpoint, guest: Endpoint, nowMs: number, local?: Endpoint): FlowId | undefined;
   /** The UDP flow of `client` on bound socket `via`, if one is live: its datagram goes to the guest. */
   udpDeliver(via: FlowId, client: Endpoint, data: Uint8Array, nowMs: number): boolean;
   /** UdpNat.forward: a flow towards `guest` for `client`, its replies sent through `via`; undefined when refused. */
-  forwardUdp(client: Endpoint, guest: Endpoint, nowMs: number, via: FlowId): FlowId | undefined;
+  forwardUdp(client: Endpoint, guest: Endpoint, nowMs: number, via: FlowId, local?: Endpoint): FlowId | undefined;
 }
 
 /** A forward as listed (`ForwardPorts.list`). */
@@ -151,7 +151,7 @@ export class ForwardPorts {
     const p = this.#ports.get(listener);
     if (p === undefined) return host.tcpRefuse(conn);
     const guest = forwardGuest(p.rule, this.#deps.leases(), this.#deps.guest6);
-    const flow = guest === undefined ? undefined : this.#deps.forwardTcp(client, { addr: guest, port: p.rule.guestPort }, nowMs);
+    const flow = guest === undefined ? undefined : this.#deps.forwardTcp(client, { addr: guest, port: p.rule.guestPort }, nowMs, p.local);
     if (flow === undefined) {
       p.refusals.refuse(guest === undefined ? 'hostfwd.no-guest-address' : 'hostfwd.refused-by-session', formatEndpoint(client), nowMs);
       return host.tcpRefuse(conn);
@@ -165,7 +165,7 @@ export class ForwardPorts {
     if (p === undefined) return;
     if (this.#deps.udpDeliver(socket, from, data, nowMs)) return;
     const guest = forwardGuest(p.rule, this.#deps.leases(), this.#deps.guest6);
-    const flow = guest === undefined ? undefined : this.#deps.forwardUdp(from, { addr: guest, port: p.rule.guestPort }, nowMs, socket);
+    const flow = guest === undefined ? undefined : this.#deps.forwardUdp(from, { addr: guest, port: p.rule.guestPort }, nowMs, socket, p.local);
     if (flow === undefined)
       return p.refusals.refuse(guest === undefined ? 'hostfwd.no-guest-address' : 'hostfwd.refused-by-session', formatEndpoint(from), nowMs);
     this.#deps.udpDeliver(socket, from, data, nowMs);

@@ -230,9 +230,9 @@ export class TcpEngine {
    * client (the gateway for loopback clients); it counts against `to`'s guest. Undefined
    * when that guest or the network is at its limit, when the tuple is taken, or when the
    * client cannot appear on the guest's family ('tcp.forward-family', `forwardedRemote`);
-   * the caller then drops the client.
+   * the caller then drops the client. `local`: the listener's endpoint, the flow's public side.
    */
-  forward(client: Endpoint, to: Endpoint, nowMs: number): FlowId | undefined {
+  forward(client: Endpoint, to: Endpoint, nowMs: number, local?: Endpoint): FlowId | undefined {
     const guest = to;
     const remote = forwardedRemote(this.#toGuest.config, client, typeof guest.addr === 'number' ? 4 : 6);
     if (remote === undefined) {
@@ -246,6 +246,7 @@ export class TcpEngine {
       return undefined;
     }
     this.stats.count('tcp.forward-opened');
+    c.local = local;
     c.startForward(nowMs);
     this.#touched.add(c);
     return c.id;
@@ -327,6 +328,7 @@ export class TcpEngine {
       else if (shared.port === local.port) shared.flows++;
       l.counted = shared === undefined || shared.port === local.port;
     }
+    if (local !== undefined) c.local = local;
     c.hostConnected(nowMs);
     this.#touched.add(c);
     this.#io.markDirty(c);

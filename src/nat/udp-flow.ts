@@ -132,8 +132,8 @@ export interface UdpFlow extends FlowEntry {
   /** A forward's bound socket, which carries the flow to its client; undefined: the flow's own socket. */
   readonly via: FlowId | undefined;
   readonly socket: UdpSocketKind;
-  /** The host socket's local endpoint once bound (unconnected sockets); undefined before and for connected ones. */
-  public: Endpoint | undefined;
+  /** The host socket's local endpoint (FlowEntry's): a mapping's once bound, undefined before and for connected sockets; a forward's bound socket. */
+  local: Endpoint | undefined;
   /** The port asked for when binding: the guest's (port preservation) or 0. */
   askedPort: number;
   /** Peers by `endpointKey` of their host endpoint, oldest first; at most MAX_PEERS_PER_MAPPING. */
@@ -281,7 +281,7 @@ export class UdpNat {
       stateName: 'open',
       via: undefined,
       socket: this.#connected ? 'connected' : 'bound',
-      public: undefined,
+      local: undefined,
       askedPort: this.#nat.portPreservation ? port : 0,
       peers: new Map(),
       lastPeer: undefined,
@@ -331,10 +331,10 @@ export class UdpNat {
   /**
    * A datagram from a new client of a `--hostfwd udp:` socket: a flow whose remote side is
    * the client as the guest sees it (`forwardedRemote`) and whose host side is the client. The
-   * bound socket `via` carries it (no udpOpen). Undefined when the tuple is taken, or when the
+   * bound socket `via` (bound on `local`, when known) carries it (no udpOpen). Undefined when the tuple is taken, or when the
    * client cannot appear on the guest's family ('udp.forward-family', `forwardedRemote`).
    */
-  forward(client: Endpoint, to: Endpoint, nowMs: number, via: FlowId): FlowId | undefined {
+  forward(client: Endpoint, to: Endpoint, nowMs: number, via: FlowId, local?: Endpoint): FlowId | undefined {
     const guest = to;
     const remote = forwardedRemote(this.#guest.config, client, typeof guest.addr === 'number' ? 4 : 6);
     if (remote === undefined) {
@@ -349,7 +349,7 @@ export class UdpNat {
     const flow: UdpFlow = {
       id: this.#table.allocateId(), protocol: 'udp', origin: 'forward', guest, remote, host: client,
       createdMs: nowMs, lastActiveMs: nowMs, bytesFromGuest: 0, bytesToGuest: 0, stateName: 'open', via,
-      socket: 'forward', public: undefined, askedPort: 0, peers: new Map(), lastPeer: undefined, pending: undefined, packetsFromGuest: 0, packetsToGuest: 0,
+      socket: 'forward', local, askedPort: 0, peers: new Map(), lastPeer: undefined, pending: undefined, packetsFromGuest: 0, packetsToGuest: 0,
     };
     if (!this.#table.add(flow)) return undefined;
     this.#forwarded.set(forwardKey(via, client), flow);
@@ -390,8 +390,8 @@ export class UdpNat {
   bound(id: FlowId, local: Endpoint): void {
     const f = this.#table.byId(id);
     if (!isUdpFlow(f) || f.socket !== 'bound') return;
-    if (f.public !== undefined) this.#publics.delete(endpointKey(f.public));
-    f.public = local;
+    if (f.local !== undefined) this.#publics.delete(endpointKey(f.local));
+    f.local = local;
     this.#publics.set(endpointKey(local), f);
     const pending = f.pending ?? [];
     f.pending = undefined;
@@ -453,14 +453,14 @@ export class UdpNat {
     const flow = this.#table.byId(id);
     if (!isUdpFlow(flow)) return;
     this.#guest.counters.count(`udp.host-${hostErrno(code)}`);
-    if (flow.askedPort !== 0 && flow.public === undefined && (code === 'EADDRINUSE' || code === 'EACCES')) {
+    if (flow.askedPort !== 0 && flow.local === undefined && (code === 'EADDRINUSE' || code === 'EACCES')) {
       this.#guest.counters.count('nat.udp-port-not-preserved');
       flow.askedPort = 0;
       this.#host.close(id);
       this.#bind(flow);
       return;
     }
-    if (flow.socket === 'bound' && flow.public === undefined) {
+    if (flow.socket === 'bound' && flow.local === undefined) {
       // The bind failed (--outbound not an address of this host, no port free, …): the mapping
       // goes with its waiting datagrams, so the guest's next datagram tries afresh.
       this.#guest.counters.count('nat.udp-bind-failed');
@@ -505,7 +505,7 @@ export class UdpNat {
         id: f.id,
         origin: f.origin === 'forward' ? 'forward' : 'guest',
         guest: f.guest,
-        public: f.public,
+        public: f.local,
         socket: f.socket,
         remote: f.remote,
         peers: [...f.peers.values()].map((p) => ({ remote: p.remote, host: p.host, packetsOut: p.packetsOut, bytesOut: p.bytesOut, packetsIn: p.packetsIn, bytesIn: p.bytesIn, idleMs: nowMs - p.lastOutMs })),
@@ -524,7 +524,7 @@ export class UdpNat {
   #close(id: FlowId): void {
     const flow = this.#table.remove(id);
     if (!isUdpFlow(flow)) return;
-    if (flow.public !== undefined && this.#publics.get(endpointKey(flow.public)) === flow) this.#publics.delete(endpointKey(flow.public));
+    if (flow.local !== undefined && this.#publics.get(endpointKey(flow.local)) === flow) this.#publics.delete(endpointKey(flow.local));
     if (flow.via !== undefined) this.#forwarded.delete(forwardKey(flow.via, flow.host));
     else this.#host.close(id);
   }

@@ -231,9 +231,9 @@ export class Stack implements ToGuest, HostEvents {
             allocateId: () => this.#flows.allocateId(),
             leases: () => this.leases(),
             guest6: (mac) => this.#v6?.guestAddress(mac),
-            forwardTcp: (client, guest, nowMs) => tcp.forward(client, guest, nowMs),
+            forwardTcp: (client, guest, nowMs, local) => tcp.forward(client, guest, nowMs, local),
             udpDeliver: (via, client, data, nowMs) => udp.deliver(via, client, data, nowMs),
-            forwardUdp: (client, guest, nowMs, via) => udp.forward(client, guest, nowMs, via),
+            forwardUdp: (client, guest, nowMs, via, local) => udp.forward(client, guest, nowMs, via, local),
           });
     const forwards = this.#forwards;
     this.#portmap =

@@ -148,7 +148,7 @@ export function windowShiftFor(bytes: number): number {
 
 /**
  * A TCP connection between the guest and us. It also is the flow's entry in the NAT flow
- * table (the fields `id` … `bytesToGuest` and `stateName` are FlowEntry's).
+ * table (the fields `id` … `local` and `stateName` are FlowEntry's).
  *
  * It orchestrates: the state machine, the decisions (what an ACK means, what to send or
  * retransmit, when to ACK) and the host side are here; the variables and their arithmetic
@@ -173,6 +173,11 @@ export class TcpConn {
   bytesFromGuest = 0;
   /** Host bytes the guest acknowledged. */
   bytesToGuest = 0;
+  /** Segments from the guest (every one this connection was given) and to it (every one emitted). */
+  packetsFromGuest = 0;
+  packetsToGuest = 0;
+  /** The host socket's own endpoint (the public side), set by the engine once known. */
+  local: Endpoint | undefined = undefined;
   state: TcpState;
 
   /** Set while the connection sits in the engine's dirty list. */
@@ -313,6 +318,7 @@ export class TcpConn {
 
   /** A guest SYN opened this connection: remember its options; the engine calls Host.tcpConnect. */
   acceptSyn(t: Tcp, nowMs: number): void {
+    this.packetsFromGuest++;
     this.#nowMs = nowMs;
     this.#rcv.synReceived(t.seq);
     this.#negotiate(t);
@@ -440,6 +446,7 @@ export class TcpConn {
   /** A segment from the guest for this connection (checksum already verified). */
   input(t: Tcp, nowMs: number): void {
     this.#nowMs = nowMs;
+    this.packetsFromGuest++;
     switch (this.state) {
       case 'host-connecting':
         this.#inputConnecting(t);
@@ -1236,6 +1243,7 @@ export class TcpConn {
   }
 
   #emit(): void {
+    this.packetsToGuest++;
     this.#io.sendSegment(this, tcpHeaderLength(this.#out) + this.#outDataLen, this.#writer);
   }
 

@@ -154,7 +154,7 @@ describe.skipIf(!enabled)('control API with a namespace guest', () => {
     const nc = g.spawn('nc', ['sh', '-c', `(cat ${up}; sleep 30) | busybox nc 10.0.2.2 ${port} > /dev/null`]);
     procs.push(nc);
     try {
-      interface Flow { session: string; protocol: string; state: string; guest: string; remote: string; host: string; bytesFromGuest: number; bytesToGuest: number }
+      interface Flow { session: string; protocol: string; state: string; guest: string; remote: string; host: string; local: string | null; bytesFromGuest: number; bytesToGuest: number; packetsFromGuest: number; packetsToGuest: number }
       let flows: Flow[] = [];
       const done = await until(() => {
         void call(unix, 'GET', `/v1/flows?session=${sessionId}&protocol=tcp`).then((r) => { flows = r.json() as Flow[]; });
@@ -164,6 +164,8 @@ describe.skipIf(!enabled)('control API with a namespace guest', () => {
       const f = flows.find((x) => x.bytesToGuest === DOWN_BYTES)!;
       expect(f).toMatchObject({ session: sessionId, protocol: 'tcp', state: 'established', remote: `10.0.2.2:${port}`, host: `127.0.0.1:${port}` });
       expect(f.guest).toMatch(/^10\.0\.2\.15:\d+$/);
+      // The public side of the mapping: the endpoint the host server sees as its peer.
+      expect(f.local).toBe(`127.0.0.1:${conn?.remotePort}`);
       expect(got).toBe(UP_BYTES);
       // Ethernet bytes: what the guest's TAP sent and received against what the session counted.
       const tap = async (what: string): Promise<number> => Number((await g.sh(`cat "/sys/class/net/$1/statistics/${what}"`, [g.tap])).stdout);
@@ -173,6 +175,12 @@ describe.skipIf(!enabled)('control API with a namespace guest', () => {
       expect(s.fromGuestBytes / tx).toBeLessThan(1.03);
       expect(s.toGuestBytes / rx).toBeGreaterThan(0.97);
       expect(s.toGuestBytes / rx).toBeLessThan(1.03);
+      // The flow's packets: at least one full segment per MSS each way, at most every frame the TAP counted.
+      const [txp, rxp] = [await tap('tx_packets'), await tap('rx_packets')];
+      expect(f.packetsFromGuest, JSON.stringify({ f, txp, rxp })).toBeGreaterThanOrEqual(Math.ceil(UP_BYTES / 1460));
+      expect(f.packetsFromGuest).toBeLessThanOrEqual(txp);
+      expect(f.packetsToGuest).toBeGreaterThanOrEqual(Math.ceil(DOWN_BYTES / 1460));
+      expect(f.packetsToGuest).toBeLessThanOrEqual(rxp);
       // And against the payload: Ethernet, IP and TCP headers and the ACKs of the other direction add some 4-9 %.
       expect(s.fromGuestBytes / UP_BYTES).toBeGreaterThan(1);
       expect(s.fromGuestBytes / UP_BYTES).toBeLessThan(1.15);

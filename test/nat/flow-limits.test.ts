@@ -32,7 +32,7 @@ const limits = (udp: number, tcp: number, guestUdp: number, guestTcp: number): F
 function entry(table: FlowTable, protocol: FlowProtocol, guest: Ipv4Addr, port: number): FlowEntry {
   return {
     id: table.allocateId(), protocol, origin: 'guest', guest: { addr: guest, port }, remote: { addr: GATEWAY, port: 80 },
-    host: { addr: ip('127.0.0.1'), port: 80 }, createdMs: 0, lastActiveMs: 0, bytesFromGuest: 0, bytesToGuest: 0, stateName: 'open',
+    host: { addr: ip('127.0.0.1'), port: 80 }, createdMs: 0, lastActiveMs: 0, local: undefined, bytesFromGuest: 0, bytesToGuest: 0, packetsFromGuest: 0, packetsToGuest: 0, stateName: 'open',
   };
 }
 

@@ -40,6 +40,23 @@ describe('stack TCP', () => {
     expect(t.stack.nextDeadline()).toBe(1000);
   });
 
+  it('lists a flow with its host socket\'s local endpoint and its packets each way', () => {
+    const t = harness();
+    t.stack.receiveFrame(t.frame('10.0.2.2', { flags: SYN, seq: 100, options: { mss: 1460 } }));
+    expect(t.stack.flows()).toMatchObject([{ local: undefined, packetsFromGuest: 1, packetsToGuest: 0 }]);
+    t.stack.tcpConnected(1, { addr: ip('127.0.0.1'), port: 51000 });
+    const iss = t.take()[0]!.tcp!.seq;
+    t.stack.receiveFrame(t.frame('10.0.2.2', { flags: ACK, seq: 101, ack: iss + 1 }));
+    t.stack.batch(() => {
+      for (let i = 0; i < 3; i++) t.stack.receiveFrame(t.frame('10.0.2.2', { flags: ACK, seq: 101 + i * 100, ack: iss + 1, payload: new Uint8Array(100) }));
+    });
+    const sent = t.take().length;
+    expect(t.stack.flows()).toMatchObject([{
+      local: { addr: ip('127.0.0.1'), port: 51000 }, host: { addr: ip('127.0.0.1'), port: 80 },
+      packetsFromGuest: 5, packetsToGuest: 1 + sent, bytesFromGuest: 300,
+    }]);
+  });
+
   it('connects to outside addresses unchanged', () => {
     const t = harness();
     t.stack.receiveFrame(t.frame('192.0.2.80', { flags: SYN, seq: 100 }));

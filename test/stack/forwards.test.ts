@@ -60,7 +60,7 @@ describe('stack: TCP forwards through the host seam', () => {
     const [syn] = t.take();
     expect(syn!.ip).toMatchObject({ src: ip('10.0.2.2'), dst: ip('10.0.2.15') });
     expect(syn!.tcp).toMatchObject({ srcPort: 45000, dstPort: 22, flags: SYN });
-    expect(t.stack.flows()).toMatchObject([{ id: adopt![1], protocol: 'tcp', origin: 'forward' }]);
+    expect(t.stack.flows()).toMatchObject([{ id: adopt![1], protocol: 'tcp', origin: 'forward', host: CLIENT, local: { addr: ip('127.0.0.1'), port: 2222 } }]);
     // The guest completes the handshake: the adopted socket is resumed.
     const synAck = tcpBytes({ srcPort: 22, dstPort: 45000, flags: SYN | ACK, seq: 500, ack: syn!.tcp!.seq + 1 }, ip('10.0.2.15'), ip('10.0.2.2'));
     t.stack.receiveFrame(ipv4Frame({ protocol: IP_PROTO.TCP, dst: ip('10.0.2.2'), payload: synAck }));
@@ -119,7 +119,7 @@ describe('stack: UDP forwards through bound host sockets', () => {
     expect(d!.udp).toEqual({ srcPort: 45000, dstPort: 7, payload: Uint8Array.of(1, 2, 3) });
     t.stack.udpReceivedFrom(f.id, CLIENT, Uint8Array.of(4));
     expect(t.take()).toHaveLength(1);
-    expect(t.stack.flows()).toMatchObject([{ protocol: 'udp', origin: 'forward' }]); // one flow per client
+    expect(t.stack.flows()).toMatchObject([{ protocol: 'udp', origin: 'forward', local: { addr: ip('127.0.0.1'), port: 5353 }, packetsFromGuest: 0, packetsToGuest: 2 }]); // one flow per client
     const reply = udpBytes({ srcPort: 7, dstPort: 45000, payload: Uint8Array.of(9) }, ip('10.0.2.15'), ip('10.0.2.2'));
     t.stack.receiveFrame(ipv4Frame({ protocol: IP_PROTO.UDP, dst: ip('10.0.2.2'), payload: reply }));
     expect(t.host.callsOf('udpSendTo')).toEqual([[f.id, CLIENT, Uint8Array.of(9)]]);
