@@ -4,21 +4,21 @@
  * reached as 10.0.2.2 (→ 127.0.0.1) and as fd00::2 (→ ::1), both directions, at MTU 1500
  * (stream path) and 65520 (dgram path, 65493: see bench/tcp.ts). Runs alternate v4 v6 with
  * BENCH_PAIRS pairs per cell; the ratio is the median of pairwise ratios v6/v4. Floor (issue
- * 14): ≥ 0.9 in every cell. libslirp's IPv6 is not measured here (bench/tcp.ts has no IPv6
- * cells yet).
+ * 14): ≥ 0.9 in every cell. libslirp's IPv6 beside tslirp's: bench/tcp.ts's IPv6 cells
+ * (`BENCH_ONLY=ipv6 npm run bench -- tcp`).
  *
  * Needs root, iperf3, qemu-system-x86_64, socat and a built daemon (npm run build).
  * Environment: BENCH_PAIRS (default 5), BENCH_SECONDS (default 3), BENCH_MTUS.
  */
-import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { startDaemon } from '../test/helpers/daemon.js';
-import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, tempDir, until } from '../test/helpers/guests.js';
+import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, tempDir } from '../test/helpers/guests.js';
 import { dgramGuest } from './lib/dgram-guest.js';
 import { iperf } from './lib/iperf.js';
 import { freeUdp, median } from './lib/measure.js';
+import { slaac } from './lib/slaac.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
@@ -56,10 +56,7 @@ try {
     try {
       const { lease } = await g.dhcp();
       if (lease === undefined) throw new Error('no DHCP lease');
-      // udhcpc's script flushed every address of the TAP: IPv6 off and on again solicits a router and autoconfigures anew, the IPv4 address untouched.
-      await g.sh('sysctl -qw net.ipv6.conf."$1".accept_ra=1 net.ipv6.conf."$1".disable_ipv6=1 && sysctl -qw net.ipv6.conf."$1".disable_ipv6=0', [g.tap]);
-      const slaac = await until(() => /inet6 fd00::\S+ scope global (?!.*tentative)/.test(spawnSync('ip', ['-n', g.ns, '-6', 'addr', 'show', 'dev', g.tap], { encoding: 'utf8' }).stdout), 20_000);
-      if (!slaac) throw new Error('no SLAAC address');
+      if (!(await slaac(g, g.tap))) throw new Error('no SLAAC address');
       for (const reverse of [false, true]) {
         const v4: number[] = [];
         const v6: number[] = [];

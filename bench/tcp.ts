@@ -26,9 +26,17 @@
  * second, then observed first, …) so drift on a loaded machine does not favour either; the
  * ratio is the median of ≥5 pairwise ratios observed/unobserved. Floor: ≥ 0.95 in every cell.
  *
+ * IPv6 (issue 14): the same tslirp guest gets a SLAAC address beside its lease and iperf3 runs
+ * to a second `iperf3 -s` on the host's ::1, reached as fd00::2, against libslirp on the same
+ * path (QEMU `-netdev user,ipv6-net=fd00::/64`, the guest autoconfigured from libslirp's
+ * advertisement) and slirp4netns `--enable-ipv6`, both directions at both MTUs. Each pair runs
+ * tslirp v4, tslirp v6, libslirp v6 and slirp4netns v6; floor: tslirp v6 ≥ 0.9× tslirp v4
+ * (median of pairwise ratios) in every cell. tslirp v6 / libslirp v6 is reported beside it.
+ *
  * Needs root, iperf3, qemu-system-x86_64, slirp4netns, socat, busybox and a built daemon
  * (npm run build). Environment: BENCH_PAIRS (default 5), BENCH_SECONDS (default 3),
- * BENCH_MTUS (default 1500,65520), BENCH_ONLY=observed (only the observed cells).
+ * BENCH_MTUS (default 1500,65520), BENCH_ONLY=observed (only the observed cells) or
+ * BENCH_ONLY=ipv6 (only the IPv6 cells).
  */
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -39,12 +47,16 @@ import { DAEMON_ENTRY, startDaemon, type Daemon } from '../test/helpers/daemon.j
 import { dgramGuest } from './lib/dgram-guest.js';
 import { guestClient as runGuestClient, iperf as iperfRun } from './lib/iperf.js';
 import { cpuSeconds, freeUdp, median } from './lib/measure.js';
+import { slaac } from './lib/slaac.js';
 import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Proc, tempDir, until, must, uniqueName, run } from '../test/helpers/guests.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
 const MTUS = (process.env['BENCH_MTUS'] ?? '1500,65520').split(',').map(Number);
 const ONLY_OBSERVED = process.env['BENCH_ONLY'] === 'observed';
+const ONLY_IPV6 = process.env['BENCH_ONLY'] === 'ipv6';
+/** Floor of tslirp's IPv6/IPv4 ratio (issue 14). */
+const IPV6_FLOOR = 0.9;
 /** The API client's polling period (issue 12). */
 const POLL_MS = 100;
 /** Floor of the observed/unobserved ratio (issue 12). */
@@ -56,9 +68,9 @@ if (missing.length > 0) {
   process.exit(process.env['CI'] === 'true' ? 1 : 0);
 }
 
-async function freePort(): Promise<number> {
+async function freePort(host = '127.0.0.1'): Promise<number> {
   const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => s.listen(0, host, r));
   const p = (s.address() as net.AddressInfo).port;
   await new Promise((r) => s.close(r));
   return p;
@@ -110,7 +122,8 @@ async function libslirpTarget(mtu: number, dir: string): Promise<Target> {
   const socatPort = await freeUdp();
   const q = new Proc('libslirp-qemu', 'qemu-system-x86_64', [
     '-M', 'none', '-nodefaults', '-display', 'none',
-    '-netdev', 'user,id=u0',
+    // IPv6 in the prefix tslirp and slirp4netns use (QEMU's default is fec0::/64): fd00::2 is the host's ::1.
+    '-netdev', 'user,id=u0,ipv6-net=fd00::/64',
     '-netdev', path === 'stream'
       ? `stream,id=s0,server=on,addr.type=unix,addr.path=${sock}`
       : `dgram,id=s0,local.type=inet,local.host=127.0.0.1,local.port=${qemuPort},remote.type=inet,remote.host=127.0.0.1,remote.port=${socatPort}`,
@@ -134,10 +147,11 @@ async function libslirpTarget(mtu: number, dir: string): Promise<Target> {
   };
 }
 
-async function slirp4netnsTarget(mtu: number): Promise<Target | undefined> {
+/** slirp4netns on its own TAP (tap0) in a new namespace; `ipv6`: with --enable-ipv6 and the namespace autoconfigured from its advertisement. */
+async function slirp4netnsTarget(mtu: number, ipv6 = false): Promise<Target | undefined> {
   const ns = uniqueName('tslb4n');
   must('ip', ['netns', 'add', ns]);
-  const p = new Proc('slirp4netns', 'slirp4netns', ['--configure', '--mtu', String(mtu), '--netns-type=path', `/run/netns/${ns}`, 'tap0']);
+  const p = new Proc('slirp4netns', 'slirp4netns', ['--configure', '--mtu', String(mtu), ...(ipv6 ? ['--enable-ipv6'] : []), '--netns-type=path', `/run/netns/${ns}`, 'tap0']);
   const ok = await until(() => p.exit !== undefined || /sent tapfd|Starting slirp/.test(p.output) || spawnSync('ip', ['netns', 'exec', ns, 'ip', 'addr', 'show', 'tap0'], { encoding: 'utf8' }).stdout.includes('10.0.2.100'), 10_000);
   if (!ok || p.exit !== undefined) {
     console.error(`slirp4netns did not start: ${p.tail()}`);
@@ -148,8 +162,14 @@ async function slirp4netnsTarget(mtu: number): Promise<Target | undefined> {
   const guestLike = {
     exec: (args: readonly string[], timeoutMs?: number) => run('ip', ['netns', 'exec', ns, ...args], timeoutMs),
   } as unknown as NetnsGuest;
+  if (ipv6 && !(await slaac(guestLike, 'tap0'))) {
+    console.error(`slirp4netns --enable-ipv6: no SLAAC address in its namespace: ${p.tail()}`);
+    await p.stop();
+    spawnSync('ip', ['netns', 'del', ns]);
+    return undefined;
+  }
   return {
-    name: 'slirp4netns', guest: guestLike, server: '10.0.2.2', pid: p.child.pid,
+    name: ipv6 ? 'slirp4netns v6' : 'slirp4netns', guest: guestLike, server: ipv6 ? 'fd00::2' : '10.0.2.2', pid: p.child.pid,
     async stop() {
       await p.stop();
       spawnSync('ip', ['netns', 'del', ns]);
@@ -208,12 +228,27 @@ async function main(): Promise<void> {
   const dir = tempDir('tslirp-bench-');
   const iperfPort = await freePort();
   const iperfServer = new Proc('iperf3 -s', 'iperf3', ['-s', '-B', '127.0.0.1', '-p', String(iperfPort)]);
+  // The IPv6 cells' server: the host's ::1, which the guests reach as fd00::2.
+  const iperfPort6 = await freePort('::1');
+  const iperfServer6 = new Proc('iperf3 -s (::1)', 'iperf3', ['-s', '-B', '::1', '-p', String(iperfPort6)]);
   await new Promise((r) => setTimeout(r, 300));
   const rows: string[] = [];
   let floorOk = true;
   let observedOk = true;
+  let ipv6Ok = true;
   try {
     for (const mtu of MTUS) {
+      if (ONLY_IPV6) {
+        const a = await tslirpTarget(mtu, dir);
+        const b = await libslirpTarget(mtu, dir);
+        try {
+          if (!(await ipv6Cells(a, b, mtu, iperfPort, iperfPort6, rows))) ipv6Ok = false;
+        } finally {
+          await a.stop();
+          await b.stop();
+        }
+        continue;
+      }
       if (ONLY_OBSERVED) {
         const a = await tslirpTarget(mtu, dir);
         try {
@@ -261,6 +296,7 @@ async function main(): Promise<void> {
         }
         if (!(await observedCells(a, mtu, iperfPort, rows))) observedOk = false;
         if (mtu === MTUS[0]) await extras(a, b);
+        if (!(await ipv6Cells(a, b, mtu, iperfPort, iperfPort6, rows))) ipv6Ok = false;
       } finally {
         await a.stop();
         await b.stop();
@@ -270,12 +306,78 @@ async function main(): Promise<void> {
     }
   } finally {
     await iperfServer.stop();
+    await iperfServer6.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   console.log('\n' + rows.join('\n'));
-  if (!ONLY_OBSERVED) console.log(floorOk ? 'floor met: tslirp ≥ 1.0× libslirp in every cell' : 'FLOOR MISSED: tslirp < 1.0× libslirp in some cell');
-  const observed = ONLY_OBSERVED ? floorOk : observedOk;
-  console.log(observed ? `observed floor met: ≥ ${OBSERVED_FLOOR}× unobserved in every cell` : `OBSERVED FLOOR MISSED: < ${OBSERVED_FLOOR}× unobserved in some cell`);
+  if (!ONLY_OBSERVED && !ONLY_IPV6) console.log(floorOk ? 'floor met: tslirp ≥ 1.0× libslirp in every cell' : 'FLOOR MISSED: tslirp < 1.0× libslirp in some cell');
+  if (!ONLY_IPV6) {
+    const observed = ONLY_OBSERVED ? floorOk : observedOk;
+    console.log(observed ? `observed floor met: ≥ ${OBSERVED_FLOOR}× unobserved in every cell` : `OBSERVED FLOOR MISSED: < ${OBSERVED_FLOOR}× unobserved in some cell`);
+  }
+  if (!ONLY_OBSERVED) console.log(ipv6Ok ? `IPv6 floor met: tslirp v6 ≥ ${IPV6_FLOOR}× tslirp v4 in every cell` : `IPV6 FLOOR MISSED: tslirp v6 < ${IPV6_FLOOR}× tslirp v4 in some cell`);
+}
+
+/**
+ * Issue 14's cells for one MTU, both directions: tslirp's guest (`a`) gets a SLAAC address
+ * beside its lease, libslirp's (`b`, same path) one from libslirp's advertisement, and a
+ * slirp4netns --enable-ipv6 comes up for the cells. Each of PAIRS rounds runs tslirp v4
+ * (10.0.2.2 → 127.0.0.1:port4), tslirp v6, libslirp v6 and slirp4netns v6 (fd00::2 →
+ * [::1]:port6), the order rotated per round. Appends a row per direction; false when tslirp's
+ * v6/v4 median pairwise ratio is below IPV6_FLOOR (or tslirp has no IPv6 address).
+ */
+async function ipv6Cells(a: Target, b: Target, mtu: number, port4: number, port6: number, rows: string[]): Promise<boolean> {
+  const path = pathFor(mtu);
+  const cellMtu = `MTU ${String(mtuOn(mtu, path)).padStart(5)} (${path} path)`;
+  if (!(await slaac(a.guest, a.guest.tap))) {
+    rows.push(`${cellMtu} IPv6: tslirp's guest got no SLAAC address`);
+    console.log(rows[rows.length - 1]);
+    return false;
+  }
+  const libslirp6 = await slaac(b.guest, b.guest.tap);
+  if (!libslirp6) console.error(`libslirp (QEMU -netdev user): no SLAAC address in its guest; its IPv6 cells are n/a`);
+  const s6 = await slirp4netnsTarget(mtu, true);
+  let ok = true;
+  try {
+    for (const reverse of [false, true]) {
+      const dirName = reverse ? 'host→guest' : 'guest→host';
+      type Key = 'v4' | 'v6' | 'lib' | 's4n';
+      const runs: Record<Key, number[]> = { v4: [], v6: [], lib: [], s4n: [] };
+      const round: [Key, () => Promise<number>][] = [
+        ['v4', () => iperfRun(a.guest, '10.0.2.2', port4, SECONDS, reverse, 'tslirp v4')],
+        ['v6', () => iperfRun(a.guest, 'fd00::2', port6, SECONDS, reverse, 'tslirp v6')],
+      ];
+      if (libslirp6) round.push(['lib', () => iperfRun(b.guest, 'fd00::2', port6, SECONDS, reverse, 'libslirp v6')]);
+      if (s6 !== undefined) round.push(['s4n', () => iperfRun(s6.guest, s6.server, port6, SECONDS, reverse, s6.name)]);
+      const v6v4: number[] = [];
+      const v6lib: number[] = [];
+      const v6s4n: number[] = [];
+      for (let i = 0; i < PAIRS; i++) {
+        const got: Partial<Record<Key, number>> = {};
+        for (let k = 0; k < round.length; k++) {
+          const [key, go] = round[(i + k) % round.length]!;
+          got[key] = await go();
+          runs[key].push(got[key]);
+        }
+        if ((got.v4 ?? 0) > 0) v6v4.push((got.v6 ?? 0) / got.v4!);
+        if ((got.lib ?? 0) > 0) v6lib.push((got.v6 ?? 0) / got.lib!);
+        if ((got.s4n ?? 0) > 0) v6s4n.push((got.v6 ?? 0) / got.s4n!);
+      }
+      const ratio = v6v4.length > 0 ? median(v6v4) : 0;
+      if (ratio < IPV6_FLOOR) ok = false;
+      const g = (xs: number[]): string => (xs.length > 0 ? (median(xs) / 1e9).toFixed(2) : 'n/a');
+      const r = (xs: number[]): string => (xs.length > 0 ? median(xs).toFixed(2) : 'n/a');
+      rows.push(
+        `${cellMtu} ${dirName} IPv6: tslirp v6 ${g(runs.v6)} Gbit/s (v4 ${g(runs.v4)}), libslirp v6 ${g(runs.lib)}, slirp4netns v6 ${g(runs.s4n)}; ` +
+          `ratio tslirp v6/v4 ${ratio.toFixed(2)}${ratio < IPV6_FLOOR ? ' BELOW FLOOR' : ''} (pairs ${v6v4.map((x) => x.toFixed(2)).join(' ')}); ` +
+          `tslirp v6/libslirp v6 ${r(v6lib)}, tslirp v6/slirp4netns v6 ${r(v6s4n)}`,
+      );
+      console.log(rows[rows.length - 1]);
+    }
+  } finally {
+    await s6?.stop();
+  }
+  return ok;
 }
 
 /** A request to the API's unix socket; the body of a 2xx answer, undefined otherwise. */

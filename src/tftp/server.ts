@@ -14,8 +14,9 @@
  *
  * With options (RFC 2347) the server first answers an OACK naming those it accepts — `blksize`
  * (RFC 2348: 8..65464, lowered to what fits the link MTU in one datagram), `timeout` (RFC 2349:
- * 1..255 s, the server's retransmission timeout), `tsize` (RFC 2349: the file's size, octet mode
- * only) and `windowsize` (RFC 7440: 1..65535, lowered so a window holds at most
+ * 1..255 s, the server's retransmission timeout), `tsize` (RFC 2349: the size of what will be
+ * sent — the file's size in octet mode, its netascii length in netascii mode, see below) and
+ * `windowsize` (RFC 7440: 1..65535, lowered so a window holds at most
  * `windowBytes`) — and waits for the client's ACK of block 0; options it does not know or whose
  * values are not numbers in range are left out (RFC 2347 §3 lets a server ignore them). A
  * `blksize` below 8 is refused with error 8. Without options the first DATA block answers.
@@ -28,7 +29,11 @@
  * timeout, at most `retries` times, then the transfer ends with an error. Block numbers wrap
  * from 65535 to 0, as tftp-hpa, atftp and iPXE do, so a file of any size can be sent.
  * `netascii` mode converts on the fly (LF → CR LF, CR → CR NUL, RFC 764's NVT rules); the
- * conversion is per byte, so it needs no state across reads.
+ * conversion is per byte, so it needs no state across reads. The netascii length is the file's
+ * size plus one byte per LF and CR in it, which only a pass over the whole file tells: with
+ * `tsize` in netascii mode the transfer first reads the file through once ('sizing', the same
+ * bounded reads as a transfer, one in flight, the give-up time restarting with each), answers
+ * the OACK with that length, then reads it again from the start as it sends.
  *
  * Bounds: at most `perGuest` transfers per guest address and `total` in all (a request over
  * them gets error 0 "too many transfers"); each holds at most one window of blocks plus one
@@ -124,7 +129,7 @@ export interface GuestEndpoint {
   readonly port: number;
 }
 
-type Phase = 'opening' | 'oack-sent' | 'sending';
+type Phase = 'opening' | 'sizing' | 'oack-sent' | 'sending';
 
 interface Transfer {
   /** The file's id at the host. */
@@ -141,6 +146,8 @@ interface Transfer {
   readonly answered: TftpOption[];
   readonly tsizeAsked: boolean;
   size: number;
+  /** The netascii length counted so far in the 'sizing' phase. */
+  asciiSize: number;
   /** Next file offset to read; a read is in flight when `reading`. */
   fileOffset: number;
   reading: boolean;
@@ -166,6 +173,13 @@ const LOWEST_TID = 49152;
 /** A decimal number of at most 10 digits, or undefined. */
 function decimal(v: string): number | undefined {
   return /^[0-9]{1,10}$/.test(v) ? Number(v) : undefined;
+}
+
+/** How many bytes `b` becomes in netascii: one more for every LF and every CR (toNetascii). */
+export function netasciiLength(b: Uint8Array): number {
+  let n = b.length;
+  for (const c of b) if (c === 10 || c === 13) n++;
+  return n;
 }
 
 /** Netascii (RFC 764 NVT): LF → CR LF, CR → CR NUL. */
@@ -305,8 +319,8 @@ export class TftpServer {
           answered.push({ name: 'timeout', value: String(n) });
           break;
         case 'tsize':
-          // RFC 2349 §4: a read request carries 0; the size in netascii would need the whole file converted first.
-          if (n === undefined || netascii) break;
+          // RFC 2349 §4: a read request carries 0 (any number is taken as the question).
+          if (n === undefined) break;
           tsizeAsked = true;
           break;
         case 'windowsize':
@@ -323,7 +337,7 @@ export class TftpServer {
     if (w >= 0) answered[w] = { name: 'windowsize', value: String(windowsize) };
     const file = this.#deps.allocateId();
     const t: Transfer = {
-      file, guest, port: this.#tid(), netascii, phase: 'opening', blksize, windowsize, timeoutMs, answered, tsizeAsked, size: 0,
+      file, guest, port: this.#tid(), netascii, phase: 'opening', blksize, windowsize, timeoutMs, answered, tsizeAsked, size: 0, asciiSize: 0,
       fileOffset: 0, reading: false, eof: false, pending: [], pendingBytes: 0, base: 0, window: [], sent: 0, last: undefined,
       deadlineMs: nowMs + timeoutMs * (this.#limits.retries + 1), retries: 0,
     };
@@ -346,8 +360,17 @@ export class TftpServer {
     const t = this.#byFile.get(file);
     if (t?.phase !== 'opening') return;
     t.size = size;
-    if (t.tsizeAsked) t.answered.push({ name: 'tsize', value: String(size) });
     t.retries = 0;
+    if (t.tsizeAsked && t.netascii && size > 0) {
+      t.phase = 'sizing';
+      return this.#readToSize(t, nowMs);
+    }
+    if (t.tsizeAsked) t.answered.push({ name: 'tsize', value: String(size) });
+    this.#start(t, nowMs);
+  }
+
+  /** The OACK when options were answered, else the first block. */
+  #start(t: Transfer, nowMs: number): void {
     if (t.answered.length > 0) {
       t.phase = 'oack-sent';
       this.#sendOack(t, nowMs);
@@ -357,11 +380,26 @@ export class TftpServer {
     }
   }
 
+  /** The next read of the sizing pass (window-sized, one in flight); the give-up time restarts with it. */
+  #readToSize(t: Transfer, nowMs: number): void {
+    t.reading = true;
+    t.deadlineMs = nowMs + t.timeoutMs * (this.#limits.retries + 1);
+    this.#deps.host.fileRead!(t.file, t.fileOffset, Math.min(this.#limits.windowBytes, t.size - t.fileOffset));
+  }
+
   fileData(file: FlowId, offset: number, data: Uint8Array, nowMs: number): void {
     const t = this.#byFile.get(file);
     if (t?.reading !== true || offset !== t.fileOffset) return;
     t.reading = false;
     t.fileOffset += data.length;
+    if (t.phase === 'sizing') {
+      t.asciiSize += netasciiLength(data);
+      if (data.length > 0 && t.fileOffset < t.size) return this.#readToSize(t, nowMs);
+      // The whole file (or what there was of it: a file that shrank ends the pass early).
+      t.answered.push({ name: 'tsize', value: String(t.asciiSize) });
+      t.fileOffset = 0;
+      return this.#start(t, nowMs);
+    }
     if (data.length === 0 || t.fileOffset >= t.size) t.eof = true;
     if (data.length > 0) {
       const converted = t.netascii ? toNetascii(data) : data;
@@ -393,7 +431,7 @@ export class TftpServer {
     for (const [port, untilMs] of this.#dallying) if (untilMs <= nowMs) this.#dallying.delete(port);
     for (const t of [...this.#byPort.values()]) {
       if (t.deadlineMs > nowMs) continue;
-      if (t.phase === 'opening' || t.retries >= this.#limits.retries) {
+      if (t.phase === 'opening' || t.phase === 'sizing' || t.retries >= this.#limits.retries) {
         this.#deps.counters.count('tftp.timed-out');
         this.#error(t.guest, t.port, TFTP_ERROR.NOT_DEFINED, 'timed out');
         this.#end(t, false, nowMs);
@@ -426,7 +464,7 @@ export class TftpServer {
   }
 
   #ack(t: Transfer, wire: number, nowMs: number): void {
-    if (t.phase === 'opening') return this.#deps.counters.count('tftp.stale-ack');
+    if (t.phase === 'opening' || t.phase === 'sizing') return this.#deps.counters.count('tftp.stale-ack');
     if (t.phase === 'oack-sent') {
       if (wire !== 0) return this.#deps.counters.count('tftp.stale-ack');
       t.phase = 'sending';

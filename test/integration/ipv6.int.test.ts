@@ -20,7 +20,7 @@ import { command, daemon as daemonReq, missingRequirements, must, NetnsGuest, Pr
 
 const missing = missingRequirements([
   root, daemonReq, command('ip'), command('socat'), command('ping'), command('rdisc6'), command('dig'), command('curl'), command('tshark'), command('sysctl'), command('dhclient'),
-  command('python3'), command('iperf3'),
+  command('python3'), command('iperf3'), command('dhcpcd'),
 ]);
 const enabled = shouldRun('ipv6.int.test.ts (IPv6 namespace guests: SLAAC, ping -6, rdisc6, dig, curl)', missing);
 
@@ -205,7 +205,7 @@ describe.skipIf(!enabled)('IPv6 namespace guests', () => {
     rmSync(pcapDir, { recursive: true, force: true });
   });
 
-  it('has what it needs (root, ip, socat, ping, rdisc6, dig, curl, tshark, dhclient, the daemon)', () => {
+  it('has what it needs (root, ip, socat, ping, rdisc6, dig, curl, tshark, dhclient, dhcpcd, the daemon)', () => {
     expect(missing).toEqual([]);
   });
 
@@ -457,7 +457,8 @@ describe.skipIf(!enabled)('IPv6 guest of a host without IPv6 routes', () => {
 /**
  * Stateful DHCPv6 (`--ipv6-dhcp stateful`): the advertisement's M flag set, and isc dhclient -6
  * (no -S: Solicit, Advertise, Request, Reply) gets an address of PREFIX::100-1ff, configures it
- * with our script and pings the gateway from it.
+ * with our script and pings the gateway from it; dhcpcd (Debian dhcpcd-base), which reads the
+ * advertisement itself and starts DHCPv6 because of the M flag, does the same in a guest of its own.
  */
 describe.skipIf(!enabled)('IPv6 stateful DHCPv6 (dhclient -6)', () => {
   let d: Daemon | undefined;
@@ -511,5 +512,45 @@ describe.skipIf(!enabled)('IPv6 stateful DHCPv6 (dhclient -6)', () => {
     expect(addr.stdout, addr.stdout).toMatch(/inet6 fd00::100\//);
     const ping = await g!.exec(['ping', '-6', '-c', '2', '-i', '0.2', '-W', '2', '-I', 'fd00::100', 'fd00::2'], 20_000);
     expect(ping.stdout, ping.stdout + ping.stderr).toMatch(/2 packets transmitted, 2 received/);
+  }, 60_000);
+
+  it('dhcpcd -6 follows the M flag: an address of PREFIX::100-1ff and the DNS address, configured; it pings the gateway from it', async () => {
+    // A guest of its own: dhclient of the case above still holds port 546 in the first one.
+    const g6 = await NetnsGuest.create({ kind: 'dgram', ...d!.dgram() });
+    let p: Proc | undefined;
+    try {
+      await enableIpv6(g6);
+      const out = join(dir, 'dhcpcd-env');
+      const script = join(dir, 'dhcpcd-script.sh');
+      writeFileSync(script, `#!/bin/sh\nenv | grep -E '^(reason|new_dhcp6_)' >> ${out}\necho >> ${out}\nexit 0\n`);
+      chmodSync(script, 0o755);
+      const conf = join(dir, 'dhcpcd.conf');
+      writeFileSync(conf, 'option dhcp6_name_servers, dhcp6_domain_search\n');
+      // dhcpcd keeps its DUID in /var/lib/dhcpcd and its pid file and sockets in /run/dhcpcd: a
+      // tmpfs over each, in the mount namespace `ip netns exec` made for it (/ is a slave there),
+      // leaves the host's untouched. -B: in the foreground, stopped by the test.
+      p = g6.spawn('dhcpcd', [
+        'sh', '-c', 'mount -t tmpfs tmpfs /var/lib/dhcpcd && mount -t tmpfs tmpfs /run && exec dhcpcd -6 -B -d -t 20 -f "$1" -c "$2" "$3"', 'sh', conf, script, g6.tap,
+      ]);
+      const read = (): string => spawnSync('cat', [out], { encoding: 'utf8' }).stdout ?? '';
+      await until(() => /^reason=BOUND6$/m.test(read()) || p!.exit !== undefined, 30_000);
+      const text = read();
+      const context = `${text}\ndhcpcd:\n${p.tail(4000)}\ndaemon:\n${d!.dump().slice(-3000)}`;
+      expect(text, context).toMatch(/^reason=BOUND6$/m);
+      const bound = text.split('\n\n').find((block) => /^reason=BOUND6$/m.test(block)) ?? '';
+      const addr = /^new_dhcp6_ia_na\d*_ia_addr\d*=(fd00::1[0-9a-f]{2})$/m.exec(bound)?.[1];
+      expect(addr, context).toBeDefined();
+      expect(bound, context).toMatch(/^new_dhcp6_name_servers=fd00::3$/m);
+      expect(bound).toMatch(/^new_dhcp6_server_id=0003000152550a000202$/m); // DUID-LL of the gateway MAC
+      // dhcpcd configures the address itself (usable once its duplicate address detection is over).
+      const configured = (): boolean =>
+        spawnSync('ip', ['-n', g6.ns, '-6', 'addr', 'show', 'dev', g6.tap], { encoding: 'utf8' }).stdout.split('\n').some((l) => l.includes(`inet6 ${addr!}/`) && !l.includes('tentative'));
+      expect(await until(configured, 10_000), `${context}\n${must('ip', ['-n', g6.ns, '-6', 'addr'])}`).toBe(true);
+      const ping = await g6.exec(['ping', '-6', '-c', '2', '-i', '0.2', '-W', '2', '-I', addr!, 'fd00::2'], 20_000);
+      expect(ping.stdout, ping.stdout + ping.stderr).toMatch(/2 packets transmitted, 2 received/);
+    } finally {
+      await p?.stop();
+      await g6.destroy();
+    }
   }, 60_000);
 });

@@ -23,7 +23,7 @@ interface Reply {
   readonly p: TftpPacket;
 }
 
-function harness(files: Record<string, Uint8Array | string>, o: { mtu?: number; tftp?: boolean } = {}) {
+function harness(files: Record<string, Uint8Array | string>, o: { mtu?: number; tftp?: boolean; unansweredReads?: boolean } = {}) {
   const clock = new ManualClock(0);
   const host = new FakeHost();
   const sent: Uint8Array[] = [];
@@ -43,7 +43,7 @@ function harness(files: Record<string, Uint8Array | string>, o: { mtu?: number; 
         const f = root === ROOT ? files[path] : undefined;
         if (f === undefined) stack.fileError(id, 'ENOENT');
         else stack.fileOpened(id, typeof f === 'string' ? Buffer.byteLength(f) : f.length);
-      } else if (name === 'fileRead') {
+      } else if (name === 'fileRead' && o.unansweredReads !== true) {
         const [offset, length] = args as [number, number];
         const path = opened.get(id)!;
         const f = files[path]!;
@@ -269,6 +269,59 @@ describe('tftp server (RFC 1350) through the stack', () => {
     t.rrq(2000, 'a.txt', [], 'NETASCII');
     const r = t.replies();
     expect(r.map((x) => x.p)).toEqual([{ op: 'data', block: 1, data: new Uint8Array(Buffer.from('one\r\ntwo\r\0three')) }]);
+  });
+
+  it('answers tsize in netascii mode with the converted length (each LF and CR one byte more), read through once first', () => {
+    // 600,000 bytes with LFs, lone CRs, CR LF pairs and a CR as the last byte of the first read
+    // (reads are at most 256 KiB, a window's bytes): the count must not depend on where reads split the file.
+    const text = Buffer.alloc(600_000, 'a');
+    for (let i = 0; i < text.length; i += 97) text[i] = 10;
+    for (let i = 45; i < text.length; i += 89) text[i] = 13;
+    for (let i = 5000; i < 5020; i += 2) [text[i], text[i + 1]] = [13, 10];
+    text[262_143] = 13;
+    const crlf = text.filter((c) => c === 10 || c === 13).length;
+    const expected = Buffer.from(text.toString('latin1').replace(/\r/g, '\r\0').replace(/\n/g, '\r\n'), 'latin1');
+    expect(expected.length).toBe(text.length + crlf);
+    const t = harness({ 'a.txt': new Uint8Array(text) });
+    t.rrq(2000, 'a.txt', [{ name: 'tsize', value: '0' }, { name: 'blksize', value: '1400' }, { name: 'windowsize', value: '64' }], 'netascii');
+    const r = t.replies();
+    expect(r.map((x) => x.p)).toEqual([
+      { op: 'oack', options: [{ name: 'blksize', value: '1400' }, { name: 'windowsize', value: '64' }, { name: 'tsize', value: String(expected.length) }] },
+    ]);
+    // The sizing pass read the whole file in bounded reads before the OACK went out.
+    const reads = t.host.callsOf('fileRead').map(([, offset, length]) => [offset, length]);
+    expect(reads).toEqual([[0, 262_144], [262_144, 262_144], [524_288, 600_000 - 524_288]]);
+    const tid = r[0]!.fromPort;
+    const got: Uint8Array[] = [];
+    let last = 0;
+    for (let rounds = 0; rounds < 1000; rounds++) {
+      t.ack(2000, tid, last);
+      const d = t.replies();
+      if (d.length === 0) break;
+      for (const x of d) if (x.p.op === 'data') got.push(x.p.data);
+      last = (d.at(-1)!.p as { block: number }).block;
+    }
+    // What the client receives is exactly as long as the tsize it was told.
+    expect(Buffer.concat(got).equals(expected)).toBe(true);
+    expect(t.host.callsOf('fileRead')[3]).toEqual([expect.any(Number), 0, expect.any(Number)]); // the transfer read again from the start
+    expect(t.stack.tftpStats()?.completed).toBe(1);
+  });
+
+  it('netascii tsize: an empty file answers 0 at once; a host that stops answering the sizing reads ends the transfer', () => {
+    const t = harness({ empty: '' });
+    t.rrq(2000, 'empty', [{ name: 'tsize', value: '0' }], 'netascii');
+    expect(t.replies().map((x) => x.p)).toEqual([{ op: 'oack', options: [{ name: 'tsize', value: '0' }] }]);
+    expect(t.host.callsOf('fileRead')).toEqual([]);
+    // A host that never answers the read: the give-up time (timeout × (retries + 1)) ends it with an error.
+    const u = harness({ big: bytes(5000) }, { unansweredReads: true });
+    u.rrq(2001, 'big', [{ name: 'tsize', value: '0' }], 'netascii');
+    const fileId = u.host.callsOf('fileOpen')[0]![0];
+    expect(u.host.callsOf('fileRead')).toEqual([[fileId, 0, 5000]]);
+    u.tick(5_999);
+    expect(u.replies()).toEqual([]);
+    u.tick(1);
+    expect(u.replies().map((x) => x.p)).toEqual([{ op: 'error', code: 0, message: 'timed out' }]);
+    expect(u.host.callsOf('close')).toEqual([[fileId]]);
   });
 
   it('wraps block numbers from 65535 to 0', () => {
