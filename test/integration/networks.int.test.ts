@@ -20,7 +20,6 @@ import { DAEMON_ENTRY, REPO_ROOT, startDaemon, type Daemon, type LogRecord } fro
 import {
   command,
   daemon as daemonReq,
-  file,
   guestWithCurrentInit,
   missingRequirements,
   NetnsGuest,
@@ -31,24 +30,21 @@ import {
   QEMU_GUEST_DIR,
   root,
   run,
+  SEABIOS,
   shouldRun,
   tempDir,
   V86_GUEST_DIR,
+  v86GuestRequirements,
+  VGABIOS,
   type RunResult,
 } from '../helpers/guests.js';
 import { freeTcpPort, httpd, listening } from '../helpers/servers.js';
 
-const BIOS = '/usr/share/seabios/bios.bin';
-const VGABIOS = '/usr/share/seabios/vgabios-stdvga.bin';
 const V86_RUNNER = join(REPO_ROOT, 'scripts', 'run-v86-guest.mjs');
 const missing = missingRequirements([
   root, daemonReq, command('ip'), command('socat'), command('busybox'), command('iperf3'), command('curl'), command('ss'), command('cpio'), command('gzip'),
   ...qemuGuestRequirements,
-  file(BIOS, 'apt-get install seabios'),
-  file(VGABIOS, 'apt-get install seabios'),
-  file(join(V86_GUEST_DIR, 'bzImage'), 'build it with scripts/build-v86-guest.sh'),
-  file(join(V86_GUEST_DIR, 'initrd.gz'), 'build it with scripts/build-v86-guest.sh'),
-  file(join(REPO_ROOT, 'node_modules', 'v86', 'build', 'v86.wasm'), 'npm ci'),
+  ...v86GuestRequirements(),
 ]);
 const enabled = shouldRun('networks.int.test.ts (guests sharing tslirp networks)', missing);
 
@@ -267,7 +263,7 @@ describe.skipIf(!enabled)('guests sharing tslirp networks', () => {
       url.searchParams.set('network', 'lab');
       const started = Date.now();
       const v86 = new Proc('v86 virtio', process.execPath, [
-        V86_RUNNER, '--relay', url.href, '--nic', 'virtio', '--guest', guestDir, '--bios', BIOS, '--vgabios', VGABIOS, '--timeout', String(V86_BOOT_LIMIT_S),
+        V86_RUNNER, '--relay', url.href, '--nic', 'virtio', '--guest', guestDir, '--bios', SEABIOS, '--vgabios', VGABIOS, '--timeout', String(V86_BOOT_LIMIT_S),
       ]);
       procs.push(v86);
       try {
