@@ -43,6 +43,12 @@ export const qemuGuestRequirements: readonly Requirement[] = [
   file(QEMU_INITRD, 'build it with scripts/build-qemu-guest.sh'),
 ];
 
+/**
+ * QEMU's options for a test guest on the serial console: TCG, `memMb` of memory, no default
+ * devices, the console on stdio, and `-no-reboot`, so that the guest's `poweroff -f` ends QEMU.
+ */
+export const qemuConsoleArgs = (memMb = 256): string[] => ['-accel', 'tcg', '-m', String(memMb), '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio'];
+
 /** SeaBIOS and its VGA BIOS, which every v86 guest boots with (Debian's seabios). */
 export const SEABIOS = '/usr/share/seabios/bios.bin';
 export const VGABIOS = '/usr/share/seabios/vgabios-stdvga.bin';

@@ -26,6 +26,7 @@ import {
   peerPingOf,
   Proc,
   parseGuestConsole,
+  qemuConsoleArgs,
   qemuGuestRequirements,
   QEMU_GUEST_DIR,
   root,
@@ -216,7 +217,7 @@ describe.skipIf(!enabled)('guests sharing tslirp networks', () => {
       dirs.push(guestDir);
       const started = Date.now();
       const vm = new Proc('qemu guest', 'qemu-system-x86_64', [
-        '-accel', 'tcg', '-m', '256', '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
+        ...qemuConsoleArgs(),
         '-kernel', join(guestDir, 'bzImage'), '-initrd', join(guestDir, 'initrd.gz'),
         // peer: ping the namespace guest; hold: stay up until released so it can be pinged.
         '-append', 'console=ttyS0 quiet panic=-1 nic=e1000 peer=10.0.2.15 hold=120',

@@ -15,6 +15,7 @@ import {
   Proc,
   QEMU_INITRD,
   QEMU_KERNEL,
+  qemuConsoleArgs,
   qemuGuestRequirements,
   shouldRun,
   tempDir,
@@ -36,7 +37,7 @@ const BOOT_LIMIT_MS = 120_000;
 async function bootGuest(netdev: string): Promise<{ text: string; seconds: number }> {
   const started = Date.now();
   const qemu = new Proc('qemu guest', 'qemu-system-x86_64', [
-    '-accel', 'tcg', '-m', '256', '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
+    ...qemuConsoleArgs(),
     '-kernel', KERNEL, '-initrd', INITRD,
     '-append', 'console=ttyS0 quiet panic=-1 nic=e1000',
     '-netdev', `${netdev},id=n0`,

@@ -16,7 +16,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { command, daemon as daemonReq, missingRequirements, Proc, QEMU_INITRD, QEMU_KERNEL, qemuGuestRequirements, shouldRun, tempDir } from '../helpers/guests.js';
+import { command, daemon as daemonReq, missingRequirements, Proc, QEMU_INITRD, QEMU_KERNEL, qemuConsoleArgs, qemuGuestRequirements, shouldRun, tempDir } from '../helpers/guests.js';
 
 const KERNEL = QEMU_KERNEL;
 const INITRD = QEMU_INITRD;
@@ -123,7 +123,7 @@ describe.skipIf(!enabled)('TCP from a QEMU e1000 guest', () => {
     const initrd = join(dir, 'initrd.gz');
     writeFileSync(initrd, Buffer.concat([readFileSync(INITRD), cpio.stdout]));
     const qemu = new Proc('qemu tcp guest', 'qemu-system-x86_64', [
-      '-accel', 'tcg', '-m', '512', '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
+      ...qemuConsoleArgs(512),
       '-kernel', KERNEL, '-initrd', initrd,
       '-append', `console=ttyS0 quiet panic=-1 tport=${webPort} cport=${closedPort}`,
       '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${join(dir, 'tslirp.sock')}`,
