@@ -11,7 +11,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import http from 'node:http';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,7 +38,7 @@ import {
   VGABIOS,
   type RunResult,
 } from '../helpers/guests.js';
-import { freeTcpPort, httpd, listening } from '../helpers/servers.js';
+import { freeTcpPort, httpd, httpGet, listening } from '../helpers/servers.js';
 
 const V86_RUNNER = join(REPO_ROOT, 'scripts', 'run-v86-guest.mjs');
 const missing = missingRequirements([
@@ -68,20 +67,6 @@ function dgramAt(d: Daemon, i: number): { kind: 'dgram'; host: string; port: num
   const l = d.listeners.filter((x) => x.kind === 'dgram')[i];
   if (l === undefined || !('port' in l)) throw new Error(`no dgram listener #${i}: ${JSON.stringify(d.listeners)}`);
   return { kind: 'dgram', host: l.host, port: l.port };
-}
-
-/** GET http://127.0.0.1:port/path: the body, or the error's text (`ERR ...`), within `timeoutMs`. */
-function get(port: number, path: string, timeoutMs = 10_000): Promise<string> {
-  return new Promise((res) => {
-    const req = http.get({ host: '127.0.0.1', port, path, timeout: timeoutMs }, (r) => {
-      let body = '';
-      r.setEncoding('utf8').on('data', (d: string) => (body += d));
-      r.on('end', () => res(body));
-      r.on('error', (e) => res(`ERR ${String(e)}`));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (e) => res(`ERR ${String(e)}`));
-  });
 }
 
 /** Every log record with this message. */
@@ -310,25 +295,25 @@ describe.skipIf(!enabled)('guests sharing tslirp networks', () => {
       writeFileSync(join(wwwX, 'id'), 'x\n');
       procs.push(await httpd(x, wwwX));
       // Nobody holds the host name web yet: the forward has no guest, the client gets no page.
-      expect(await get(byName, '/id', 10_000)).toMatch(/^ERR /);
+      expect(await httpGet(byName, '/id', 10_000)).toMatch(/^ERR /);
       w = await newGuest(dgramAt(d, 0));
       const lw = await w.dhcp(['-x', 'hostname:web']);
       expect(lw.lease, out(lw.result)).toMatchObject({ ip: '10.0.2.16' });
       const wwwW = newDir('tslirp-www-w-');
       writeFileSync(join(wwwW, 'id'), 'w\n');
       procs.push(await httpd(w, wwwW));
-      expect(await get(byAddr, '/id'), d.dump().slice(-3000)).toBe('w\n');
+      expect(await httpGet(byAddr, '/id'), d.dump().slice(-3000)).toBe('w\n');
     }, 60_000);
 
     it('a forward to a DHCP host name follows the lease that carries it', async () => {
-      expect(await get(byName, '/id'), d.dump().slice(-3000)).toBe('w\n');
+      expect(await httpGet(byName, '/id'), d.dump().slice(-3000)).toBe('w\n');
       // The name moves: w renews as "old", x renews as "web"; each keeps its address.
       const lw = await w.dhcp(['-x', 'hostname:old']);
       expect(lw.lease, out(lw.result)).toMatchObject({ ip: '10.0.2.16' });
       const lx = await x.dhcp(['-x', 'hostname:web']);
       expect(lx.lease, out(lx.result)).toMatchObject({ ip: '10.0.2.15' });
-      expect(await get(byName, '/id'), d.dump().slice(-3000)).toBe('x\n');
-      expect(await get(byAddr, '/id')).toBe('w\n');
+      expect(await httpGet(byName, '/id'), d.dump().slice(-3000)).toBe('x\n');
+      expect(await httpGet(byAddr, '/id')).toBe('w\n');
     }, 60_000);
   });
 
