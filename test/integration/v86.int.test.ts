@@ -31,8 +31,10 @@ describe.skipIf(!enabled)('v86 guest over the WebSocket relay', () => {
     expect(missing).toEqual([]);
   });
 
+  // Both guests boot at once, each in its own process on its own private network: v86 runs a
+  // guest on one core, so on the 2 cores this takes about the time of one boot.
   for (const nic of ['ne2k', 'virtio'] as const) {
-    it(`${nic}: udhcpc gets 10.0.2.15/24 via 10.0.2.2, DNS 10.0.2.3, and pings answer`, async () => {
+    it.concurrent(`${nic}: udhcpc gets 10.0.2.15/24 via 10.0.2.2, DNS 10.0.2.3, and pings answer`, async () => {
       const started = Date.now();
       const v86 = new Proc(`v86 ${nic}`, process.execPath, [
         RUNNER, '--relay', d.wsUrl(), '--nic', nic, '--guest', V86_GUEST_DIR, '--bios', SEABIOS, '--vgabios', VGABIOS, '--timeout', String(BOOT_LIMIT_S),
