@@ -70,7 +70,7 @@ phase guests    600 bash -c build_guests
 phase build     300 npm run build
 phase typecheck 300 npm run typecheck
 phase lint      600 npm run lint
-phase test     1800 npm test -- "$@"
+phase test     2100 npm test -- "$@"
 
 # Clean up anything a killed test may have left behind (our namespaces start with tslns).
 for ns in $(ip netns list 2>/dev/null | awk '/^tslns/ {print $1}'); do ip netns del "$ns" 2>/dev/null || true; done

@@ -74,6 +74,20 @@ export class DaemonMetrics {
     collectDefaultMetrics({ register: r, prefix: 'tslirp_' });
     // Gauges whose names end in _total, which Prometheus reserves for counters (promtool says so).
     for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) r.removeSingleMetric(`tslirp_nodejs_${name}`);
+    /** A counter read whole at each scrape: one series per `[label value, count]` that `read` gives, in its order. */
+    const labelledCounter = (name: string, help: string, label: string, read: () => Iterable<readonly [string, number]>): void => {
+      new Counter({
+        name, help, labelNames: [label], registers: [r],
+        collect() {
+          this.reset();
+          for (const [value, n] of read()) this.inc({ [label]: value }, n);
+        },
+      });
+    };
+    /** A counter without labels read whole at each scrape. */
+    const counter = (name: string, help: string, read: () => number): void => {
+      new Counter({ name, help, registers: [r], collect() { this.reset(); this.inc(read()); } });
+    };
     const c = control;
     const live = (): Session[] => c.sessions.filter((s) => !s.closed);
     new Gauge({ name: 'tslirp_sessions', help: 'Guest sessions connected now', registers: [r], collect() { this.set(live().length); } });
@@ -89,22 +103,10 @@ export class DaemonMetrics {
     new Gauge({ name: 'tslirp_forwards', help: 'Forwarded host ports (listening sockets)', registers: [r], collect() { this.set(c.forwards().reduce((t, f) => t + f.ports.length, 0)); } });
     const ended = this.#ended;
     const traffic = (key: keyof Traffic): number => ended[key] + live().reduce((t, s) => t + s.traffic[key], 0);
-    new Counter({
-      name: 'tslirp_frames_total', help: 'Ethernet frames across guest links, by direction (from_guest, to_guest)', labelNames: ['direction'], registers: [r],
-      collect() {
-        this.reset();
-        this.inc({ direction: 'from_guest' }, traffic('fromGuestFrames'));
-        this.inc({ direction: 'to_guest' }, traffic('toGuestFrames'));
-      },
-    });
-    new Counter({
-      name: 'tslirp_bytes_total', help: 'Ethernet bytes across guest links, by direction (from_guest, to_guest)', labelNames: ['direction'], registers: [r],
-      collect() {
-        this.reset();
-        this.inc({ direction: 'from_guest' }, traffic('fromGuestBytes'));
-        this.inc({ direction: 'to_guest' }, traffic('toGuestBytes'));
-      },
-    });
+    labelledCounter('tslirp_frames_total', 'Ethernet frames across guest links, by direction (from_guest, to_guest)', 'direction',
+      () => [['from_guest', traffic('fromGuestFrames')], ['to_guest', traffic('toGuestFrames')]]);
+    labelledCounter('tslirp_bytes_total', 'Ethernet bytes across guest links, by direction (from_guest, to_guest)', 'direction',
+      () => [['from_guest', traffic('fromGuestBytes')], ['to_guest', traffic('toGuestBytes')]]);
     const endedDrops = this.#endedDrops;
     /** Every drop counter and counted event, summed over live networks, live sessions' links, ended sessions, forwards, the daemon and the API. */
     const counted = (): Map<string, number> => {
@@ -116,20 +118,11 @@ export class DaemonMetrics {
       add(all, apiCounters.snapshot());
       return all;
     };
-    new Counter({
-      name: 'tslirp_drops_total', help: 'Frames, packets, clients, requests and stream data dropped or refused, by reason (README "Drop reasons": a fixed list)', labelNames: ['reason'], registers: [r],
-      collect() {
-        this.reset();
-        for (const [reason, v] of counted()) if (v > 0 && isDropReason(reason)) this.inc({ reason }, v);
-      },
-    });
-    new Counter({
-      name: 'tslirp_gateway_events_total', help: 'Events counted beside the drops that drop nothing (NAT-PMP/PCP requests and mappings, router solicitations, MAC moves, impairment duplicates), by event', labelNames: ['event'], registers: [r],
-      collect() {
-        this.reset();
-        const all = counted();
-        for (const event of COUNTED_EVENTS) this.inc({ event }, all.get(event) ?? 0);
-      },
+    labelledCounter('tslirp_drops_total', 'Frames, packets, clients, requests and stream data dropped or refused, by reason (README "Drop reasons": a fixed list)', 'reason',
+      () => [...counted()].filter(([reason, v]) => v > 0 && isDropReason(reason)));
+    labelledCounter('tslirp_gateway_events_total', 'Events counted beside the drops that drop nothing (NAT-PMP/PCP requests and mappings, router solicitations, MAC moves, impairment duplicates), by event', 'event', () => {
+      const all = counted();
+      return COUNTED_EVENTS.map((event) => [event, all.get(event) ?? 0] as const);
     });
     const endedTcp = this.#endedTcp;
     const tcp = (): Map<string, number> => {
@@ -137,22 +130,12 @@ export class DaemonMetrics {
       for (const n of c.networks) if (!n.closed) add(all, n.tcpStats());
       return all;
     };
-    new Counter({
-      name: 'tslirp_tcp_retransmissions_total', help: 'TCP segments the gateway sent again to guests, by kind (timeout, fast, recovery, syn)', labelNames: ['kind'], registers: [r],
-      collect() {
-        this.reset();
-        const t = tcp();
-        const kinds: Record<string, string> = { 'tcp.retransmit': 'timeout', 'tcp.fast-retransmit': 'fast', 'tcp.recovery-retransmit': 'recovery', 'tcp.syn-retransmit': 'syn' };
-        for (const [name, kind] of Object.entries(kinds)) this.inc({ kind }, t.get(name) ?? 0);
-      },
+    const retransmitKinds: Record<string, string> = { 'tcp.retransmit': 'timeout', 'tcp.fast-retransmit': 'fast', 'tcp.recovery-retransmit': 'recovery', 'tcp.syn-retransmit': 'syn' };
+    labelledCounter('tslirp_tcp_retransmissions_total', 'TCP segments the gateway sent again to guests, by kind (timeout, fast, recovery, syn)', 'kind', () => {
+      const t = tcp();
+      return Object.entries(retransmitKinds).map(([name, kind]) => [kind, t.get(name) ?? 0] as const);
     });
-    new Counter({
-      name: 'tslirp_tcp_events_total', help: 'TCP events of the NAT that are not drops (flows opened and closed, resets, timeouts), by event', labelNames: ['event'], registers: [r],
-      collect() {
-        this.reset();
-        for (const [event, v] of tcp()) this.inc({ event }, v);
-      },
-    });
+    labelledCounter('tslirp_tcp_events_total', 'TCP events of the NAT that are not drops (flows opened and closed, resets, timeouts), by event', 'event', tcp);
     const dns = (): { queries: number; local: number; forwarded: number; servfail: number; buckets: number[]; sum: number; count: number } => {
       const t = { queries: 0, local: 0, forwarded: 0, servfail: 0, buckets: DNS_LATENCY_BUCKETS_MS.map(() => 0), sum: 0, count: 0 };
       for (const n of c.networks) {
@@ -168,15 +151,9 @@ export class DaemonMetrics {
       }
       return t;
     };
-    new Counter({
-      name: 'tslirp_dns_queries_total', help: 'DNS queries from guests, by outcome (answered_locally, forwarded, servfail)', labelNames: ['outcome'], registers: [r],
-      collect() {
-        this.reset();
-        const t = dns();
-        this.inc({ outcome: 'answered_locally' }, t.local);
-        this.inc({ outcome: 'forwarded' }, t.forwarded);
-        this.inc({ outcome: 'servfail' }, t.servfail);
-      },
+    labelledCounter('tslirp_dns_queries_total', 'DNS queries from guests, by outcome (answered_locally, forwarded, servfail)', 'outcome', () => {
+      const t = dns();
+      return [['answered_locally', t.local], ['forwarded', t.forwarded], ['servfail', t.servfail]];
     });
     const endedTftp = this.#endedTftp;
     const tftp = (): TftpStats => {
@@ -184,27 +161,13 @@ export class DaemonMetrics {
       for (const n of c.networks) if (!n.closed) addTftp(t, n.network.stack.tftpStats());
       return t;
     };
-    new Counter({
-      name: 'tslirp_tftp_requests_total', help: 'TFTP read requests the gateway\'s server accepted (--tftp)', registers: [r],
-      collect() { this.reset(); this.inc(tftp().requests); },
+    counter('tslirp_tftp_requests_total', 'TFTP read requests the gateway\'s server accepted (--tftp)', () => tftp().requests);
+    labelledCounter('tslirp_tftp_transfers_total', 'TFTP transfers that ended, by outcome (completed: last block acknowledged; failed: timed out, error from either side, or closed)', 'outcome', () => {
+      const t = tftp();
+      return [['completed', t.completed], ['failed', t.failed]];
     });
-    new Counter({
-      name: 'tslirp_tftp_transfers_total', help: 'TFTP transfers that ended, by outcome (completed: last block acknowledged; failed: timed out, error from either side, or closed)', labelNames: ['outcome'], registers: [r],
-      collect() {
-        this.reset();
-        const t = tftp();
-        this.inc({ outcome: 'completed' }, t.completed);
-        this.inc({ outcome: 'failed' }, t.failed);
-      },
-    });
-    new Counter({
-      name: 'tslirp_tftp_retransmitted_blocks_total', help: 'TFTP DATA blocks (or OACKs) sent again after a timeout or a partial window', registers: [r],
-      collect() { this.reset(); this.inc(tftp().retransmitted); },
-    });
-    new Counter({
-      name: 'tslirp_tftp_data_sent_bytes_total', help: 'TFTP DATA payload bytes sent to guests, retransmissions included', registers: [r],
-      collect() { this.reset(); this.inc(tftp().bytesSent); },
-    });
+    counter('tslirp_tftp_retransmitted_blocks_total', 'TFTP DATA blocks (or OACKs) sent again after a timeout or a partial window', () => tftp().retransmitted);
+    counter('tslirp_tftp_data_sent_bytes_total', 'TFTP DATA payload bytes sent to guests, retransmissions included', () => tftp().bytesSent);
     // A histogram read from the forwarders' own buckets (prom-client's Histogram only observes).
     const latency = {
       name: 'tslirp_dns_upstream_latency_seconds',

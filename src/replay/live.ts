@@ -31,9 +31,11 @@
  * The network is the caller's (`open`: the CLI builds a Node network, `src/daemon`), so this
  * module stays below the daemon in the layers and is tested with a fake one.
  */
+import { ETHERNET_HEADER_LEN, ETHERTYPE } from '../ethernet/wire.js';
 import { readCapture, type CapturedPacket } from '../pcap/reader.js';
 import { epbLength, idbLength, shbLength, writeEpb, writeIdb, writeShb, type Epb } from '../pcap/pcapng.js';
 import { finish, sum16 } from '../util/checksum.js';
+import { TCP_FLAG } from '../tcp/wire.js';
 import { formatIpv4Addr, formatMac, put32, u16, u32, type Ipv4Addr } from '../util/bytes.js';
 
 /** The network a live replay feeds: the caller's, on real host sockets. */
@@ -101,12 +103,7 @@ export interface LiveReplayReport {
   readonly pcapng?: Uint8Array;
 }
 
-const ETH = 14;
-const ETHERTYPE_IPV4 = 0x0800;
-const ETHERTYPE_ARP = 0x0806;
-const TCP_FIN = 1;
-const TCP_SYN = 2;
-const TCP_ACK = 16;
+const ETH = ETHERNET_HEADER_LEN;
 /** How often a held guest segment looks whether tslirp has sent what it acknowledges. */
 const HOLD_POLL_MS = 2;
 /** Bounds: answers kept for the output (frames, bytes). More are counted, not kept. */
@@ -119,7 +116,7 @@ const isBroadcastOrMulticast = (f: Uint8Array, at: number): boolean => (f[at]! &
 
 /** An IPv4 frame's header fields, or undefined. */
 function ipv4(f: Uint8Array): { ihl: number; proto: number; src: Ipv4Addr; dst: Ipv4Addr; total: number; fragOff: number } | undefined {
-  if (f.length < ETH + 20 || u16(f, 12) !== ETHERTYPE_IPV4 || f[ETH]! >> 4 !== 4) return undefined;
+  if (f.length < ETH + 20 || u16(f, 12) !== ETHERTYPE.IPV4 || f[ETH]! >> 4 !== 4) return undefined;
   const ihl = (f[ETH]! & 15) * 4;
   const total = u16(f, ETH + 2);
   if (ihl < 20 || total < ihl || ETH + total > f.length) return undefined;
@@ -200,7 +197,7 @@ function analyse(packets: readonly CapturedPacket[], wanted: string | undefined)
       server ??= d.server;
       continue;
     }
-    if (u16(f, 12) === ETHERTYPE_ARP && f.length >= ETH + 28 && u16(f, ETH + 6) === 1) {
+    if (u16(f, 12) === ETHERTYPE.ARP && f.length >= ETH + 28 && u16(f, ETH + 6) === 1) {
       const target = u32(f, ETH + 24);
       if (target !== u32(f, ETH + 14)) bump(arpTargets, target); // not a gratuitous one
       continue;
@@ -344,7 +341,7 @@ export async function replayLive(bytes: Uint8Array, o: LiveReplayOptions): Promi
     const ip = ipv4(f);
     if (ip?.proto !== 6 || ip.fragOff !== 0 || ip.total < ip.ihl + 20) continue;
     const t = ETH + ip.ihl;
-    if ((f[t + 13]! & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) originalIsn.set(connKey(ip.dst, u16(f, t + 2), ip.src, u16(f, t)), u32(f, t + 4));
+    if ((f[t + 13]! & (TCP_FLAG.SYN | TCP_FLAG.ACK)) === (TCP_FLAG.SYN | TCP_FLAG.ACK)) originalIsn.set(connKey(ip.dst, u16(f, t + 2), ip.src, u16(f, t)), u32(f, t + 4));
   }
 
   const emit = (frame: Uint8Array): void => {
@@ -357,8 +354,8 @@ export async function replayLive(bytes: Uint8Array, o: LiveReplayOptions): Promi
     if (c === undefined) return;
     const flags = frame[t + 13]!;
     const seq = u32(frame, t + 4);
-    if ((flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) c.ours = seq;
-    const end = (seq + ip.total - ip.ihl - (frame[t + 12]! >> 4) * 4 + (flags & (TCP_SYN | TCP_FIN) ? 1 : 0)) >>> 0;
+    if ((flags & (TCP_FLAG.SYN | TCP_FLAG.ACK)) === (TCP_FLAG.SYN | TCP_FLAG.ACK)) c.ours = seq;
+    const end = (seq + ip.total - ip.ihl - (frame[t + 12]! >> 4) * 4 + (flags & (TCP_FLAG.SYN | TCP_FLAG.FIN) ? 1 : 0)) >>> 0;
     if (c.sent === undefined || ((end - c.sent) | 0) > 0) c.sent = end;
   };
 
@@ -383,13 +380,13 @@ export async function replayLive(bytes: Uint8Array, o: LiveReplayOptions): Promi
   const feed = async (src: Uint8Array): Promise<void> => {
     const f = src.slice();
     if (rewriteGw !== undefined && macAt(f, 0) === rewriteGw) f.set(ourGw, 0);
-    if (rewriteGw !== undefined && u16(f, 12) === ETHERTYPE_ARP && f.length >= ETH + 28 && macAt(f, ETH + 18) === rewriteGw) f.set(ourGw, ETH + 18);
+    if (rewriteGw !== undefined && u16(f, 12) === ETHERTYPE.ARP && f.length >= ETH + 28 && macAt(f, ETH + 18) === rewriteGw) f.set(ourGw, ETH + 18);
     const ip = ipv4(f);
     if (ip?.proto === 6 && ip.fragOff === 0 && ip.total >= ip.ihl + 20) {
       const t = ETH + ip.ihl;
       const flags = f[t + 13]!;
       const key = connKey(ip.src, u16(f, t), ip.dst, u16(f, t + 2));
-      if ((flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
+      if ((flags & (TCP_FLAG.SYN | TCP_FLAG.ACK)) === TCP_FLAG.SYN) {
         // A retransmitted SYN (same sequence number) keeps the connection; another starts a new one.
         const seq = u32(f, t + 4);
         const had = conns.get(key);
@@ -401,7 +398,7 @@ export async function replayLive(bytes: Uint8Array, o: LiveReplayOptions): Promi
         const isn = originalIsn.get(key);
         if (isn !== undefined) c.original = isn;
         conns.set(key, c);
-      } else if ((flags & TCP_ACK) !== 0) {
+      } else if ((flags & TCP_FLAG.ACK) !== 0) {
         const c = conns.get(key);
         if (c !== undefined) {
           c.original ??= (u32(f, t + 8) - 1) >>> 0;

@@ -43,6 +43,29 @@ export const qemuGuestRequirements: readonly Requirement[] = [
   file(QEMU_INITRD, 'build it with scripts/build-qemu-guest.sh'),
 ];
 
+/**
+ * QEMU's options for a test guest on the serial console: TCG, `memMb` of memory, no default
+ * devices, the console on stdio, and `-no-reboot`, so that the guest's `poweroff -f` ends QEMU.
+ */
+export const qemuConsoleArgs = (memMb = 256): string[] => ['-accel', 'tcg', '-m', String(memMb), '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio'];
+
+/** SeaBIOS and its VGA BIOS, which every v86 guest boots with (Debian's seabios). */
+export const SEABIOS = '/usr/share/seabios/bios.bin';
+export const VGABIOS = '/usr/share/seabios/vgabios-stdvga.bin';
+/**
+ * What booting a v86 guest under Node needs: SeaBIOS, the guest's kernel and initrd in `dir`
+ * (which `script` builds) and v86's wasm.
+ */
+export function v86GuestRequirements(dir = V86_GUEST_DIR, script = 'scripts/build-v86-guest.sh'): Requirement[] {
+  return [
+    file(SEABIOS, 'apt-get install seabios'),
+    file(VGABIOS, 'apt-get install seabios'),
+    file(join(dir, 'bzImage'), `build it with ${script}`),
+    file(join(dir, 'initrd.gz'), `build it with ${script}`),
+    file(join(REPO_ROOT, 'node_modules', 'v86', 'build', 'v86.wasm'), 'npm ci'),
+  ];
+}
+
 /** Finds an executable on PATH (plus the sbin directories, where root tools live). */
 export function which(name: string): string | undefined {
   const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];

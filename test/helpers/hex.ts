@@ -9,3 +9,14 @@ export function hex(strings: TemplateStringsArray, ...values: unknown[]): Uint8A
 }
 
 export const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+/** The parts one after the other, in a new Uint8Array. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -1,8 +1,9 @@
 /**
  * Servers and ports for the integration tests: a free loopback TCP port, busybox httpd in a
- * namespace guest and the wait for a namespace socket to listen. One copy, shared by the
+ * namespace guest, the wait for a namespace socket to listen, and a GET on the loopback. One copy, shared by the
  * tests that used to define their own.
  */
+import http from 'node:http';
 import net from 'node:net';
 import type { NetnsGuest, Proc } from './guests.js';
 
@@ -33,4 +34,18 @@ export async function listening(g: NetnsGuest, port: number): Promise<void> {
     await sleep(100);
   }
   throw new Error(`nothing listens on port ${port} in ${g.ns}`);
+}
+
+/** GET http://127.0.0.1:port/path: the body, or `ERR code` (ETIMEDOUT after `timeoutMs` without an answer). */
+export function httpGet(port: number, path: string, timeoutMs = 10_000): Promise<string> {
+  return new Promise((res) => {
+    const req = http.get({ host: '127.0.0.1', port, path, timeout: timeoutMs }, (r) => {
+      let body = '';
+      r.setEncoding('utf8').on('data', (d: string) => (body += d));
+      r.on('end', () => res(body));
+      r.on('error', (e) => res(`ERR ${(e as NodeJS.ErrnoException).code ?? String(e)}`));
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+    req.on('error', (e) => res(`ERR ${(e as NodeJS.ErrnoException).code ?? String(e)}`));
+  });
 }

@@ -23,22 +23,17 @@ import type net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
-import { CACHE_DIR, command, daemon as daemonReq, file, missingRequirements, Proc, shouldRun, tempDir } from '../helpers/guests.js';
+import { command, daemon as daemonReq, missingRequirements, Proc, shouldRun, tempDir, V86_GUEST_DIR, v86GuestRequirements } from '../helpers/guests.js';
 import { DOWNLOAD_INIT, downloadGuest, parseRun } from '../nic-e1000/v86-guest.js';
 import { DROP_REASONS } from '../../src/util/drop-reasons.js';
 
-const GUEST = join(CACHE_DIR, 'v86-guest');
 const RUNNER = join(REPO_ROOT, 'test', 'nic-e1000', 'v86-run.ts');
 const missing = missingRequirements([
   daemonReq,
   command('cpio'),
   command('gzip'),
   command('promtool'),
-  file('/usr/share/seabios/bios.bin', 'apt-get install seabios'),
-  file('/usr/share/seabios/vgabios-stdvga.bin', 'apt-get install seabios'),
-  file(join(GUEST, 'bzImage'), 'build it with scripts/build-v86-guest.sh'),
-  file(join(GUEST, 'initrd.gz'), 'build it with scripts/build-v86-guest.sh'),
-  file(join(REPO_ROOT, 'node_modules', 'v86', 'build', 'v86.wasm'), 'npm ci'),
+  ...v86GuestRequirements(),
 ]);
 const enabled = shouldRun('api-v86.int.test.ts (the control API with a v86 guest on the WebSocket relay)', missing);
 // v86 boots took 26–35 s in CI-like runs and 88–99 s beside four other test runs on the 2 cores
@@ -129,7 +124,7 @@ describe.skipIf(!enabled)('control API with a v86 guest on the WebSocket relay',
     });
     await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
     webPort = (web.address() as net.AddressInfo).port;
-    guest = downloadGuest(GUEST, join(dir, 'guest'), INIT);
+    guest = downloadGuest(V86_GUEST_DIR, join(dir, 'guest'), INIT);
     api = join(dir, 'api.sock');
     d = await startDaemon(['--ws', '127.0.0.1:0', '--network', 'lab', '--tftp', join(dir, 'tftp'), '--api', `unix:${api}`]);
   }, 60_000);

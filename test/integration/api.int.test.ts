@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import { chromium } from 'playwright-core';
 import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, shouldRun, tempDir, until, which } from '../helpers/guests.js';
-import { freeTcpPort } from '../helpers/servers.js';
+import { freeTcpPort, httpGet } from '../helpers/servers.js';
 
 const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('curl'), command('tshark'), command('promtool'), command('ss'), command('chromium')]);
 const enabled = shouldRun('api.int.test.ts (the control API with a namespace guest)', missing);
@@ -52,20 +52,6 @@ function call(to: { socketPath: string } | { port: number }, method: string, pat
 }
 
 const JSON_TYPE = { 'Content-Type': 'application/json' };
-
-/** GET http://127.0.0.1:port/path: the body, or `ERR code`. */
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path, timeout: 10_000 }, (r) => {
-      let body = '';
-      r.setEncoding('utf8').on('data', (d: string) => (body += d));
-      r.on('end', () => resolve(body));
-      r.on('error', (e) => resolve(`ERR ${(e as NodeJS.ErrnoException).code ?? e.message}`));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (e) => resolve(`ERR ${(e as NodeJS.ErrnoException).code ?? e.message}`));
-  });
-}
 
 describe.skipIf(!enabled)('control API with a namespace guest', () => {
   let d: Daemon;
@@ -207,13 +193,13 @@ describe.skipIf(!enabled)('control API with a namespace guest', () => {
     expect(add.status, add.text).toBe(201);
     const id = (add.json() as { id: string }).id;
     expect(add.json()).toMatchObject({ id, bound: [`127.0.0.1:${port}`], network: 'lab' });
-    expect(await get(port, '/index.html')).toBe(page);
+    expect(await httpGet(port, '/index.html')).toBe(page);
     const inUse = await call(tcp, 'POST', '/v1/forwards', JSON.stringify({ hostPort: port, guestPort: 80, network: 'lab' }), JSON_TYPE);
     expect(inUse.status).toBe(409);
     expect(inUse.text).toContain('EADDRINUSE');
     const del = await call(tcp, 'DELETE', `/v1/forwards/${id}`);
     expect(del.status).toBe(200);
-    expect(await get(port, '/index.html')).toBe('ERR ECONNREFUSED');
+    expect(await httpGet(port, '/index.html')).toBe('ERR ECONNREFUSED');
     expect(await until(() => events.includes('event: forward.removed'), 5_000)).toBe(true);
     expect(events).toContain('event: forward.added');
     await httpd.stop();
@@ -292,7 +278,7 @@ describe.skipIf(!enabled)('control API with a namespace guest', () => {
       await page.click('button[type=submit]');
       await waitText('#form-result', (t) => t.startsWith('added api-'), 'the form\'s answer');
       await waitText('#forwards', (t) => t.includes(`127.0.0.1:${fwdPort}`), 'the new forward');
-      expect(await get(fwdPort, '/index.html')).toBe(text);
+      expect(await httpGet(fwdPort, '/index.html')).toBe(text);
       await first.stop();
       await second.stop();
     } finally {

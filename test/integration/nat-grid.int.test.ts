@@ -12,9 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NAT_TYPES, type NatType } from '../../src/nat/behaviour.js';
-import type { Daemon } from '../helpers/daemon.js';
-import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, shouldRun } from '../helpers/guests.js';
-import { lastJson, NAT_CLIENT, predictHolePunch, startWorldDaemon, World, WORLD } from './nat-world.js';
+import { command, daemon as daemonReq, missingRequirements, type NetnsGuest, root, shouldRun } from '../helpers/guests.js';
+import { lastJson, NAT_CLIENT, predictHolePunch, PunchWorld, WORLD } from './nat-world.js';
 
 const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox')]);
 const enabled = shouldRun('nat-grid.int.test.ts (the hole-punching grid)', missing);
@@ -50,28 +49,9 @@ function html(cells: readonly Cell[]): string {
 }
 
 describe.skipIf(!enabled)('the hole-punching grid', () => {
-  let world: World;
-  let d: Daemon | undefined;
-  let rendezvous: Proc | undefined;
-  const guests = new Map<string, NetnsGuest>();
-
-  beforeAll(async () => {
-    world = World.create();
-    rendezvous = world.spawn('rendezvous', [process.execPath, NAT_CLIENT, 'rendezvous', WORLD.rendezvous, String(RENDEZVOUS_PORT), '600']);
-    await rendezvous.waitFor(/READY/, 10_000);
-    const networks = TYPES.flatMap((t) => [
-      { name: `a-${t}`, type: t, outbound: WORLD.publicA },
-      { name: `b-${t}`, type: t, outbound: WORLD.publicB },
-    ]);
-    d = await startWorldDaemon(world, networks.map((n) => ({ name: n.name, options: `nat=${n.type},outbound=${n.outbound}` })), [], guests);
-  }, 120_000);
-
-  afterAll(async () => {
-    for (const g of guests.values()) await g.destroy();
-    await d?.stop();
-    await rendezvous?.stop();
-    world.destroy();
-  });
+  const w = new PunchWorld();
+  beforeAll(() => w.start('rendezvous', RENDEZVOUS_PORT, TYPES, (t) => `nat=${t}`), 120_000);
+  afterAll(() => w.stop());
 
   it('has what it needs (root, ip, socat, busybox, the daemon)', () => {
     expect(missing).toEqual([]);
@@ -88,7 +68,7 @@ describe.skipIf(!enabled)('the hole-punching grid', () => {
           const [nameA, nameB] = [`A${round}${i}`, `B${round}${i}`];
           const punch = (g: NetnsGuest, me: string, peer: string) =>
             g.exec([process.execPath, NAT_CLIENT, 'punch', WORLD.rendezvous, String(RENDEZVOUS_PORT), me, peer, String(PUNCH_MS)], 30_000);
-          const [ra, rb] = await Promise.all([punch(guests.get(`a-${a}`)!, nameA, nameB), punch(guests.get(`b-${b}`)!, nameB, nameA)]);
+          const [ra, rb] = await Promise.all([punch(w.guest(`a-${a}`), nameA, nameB), punch(w.guest(`b-${b}`), nameB, nameA)]);
           const [ja, jb] = [lastJson(ra.stdout), lastJson(rb.stdout)];
           return {
             a, b,

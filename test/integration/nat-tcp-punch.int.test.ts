@@ -20,9 +20,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NAT_MAPPINGS, type NatMapping } from '../../src/nat/behaviour.js';
-import type { Daemon } from '../helpers/daemon.js';
-import { command, daemon as daemonReq, missingRequirements, must, NetnsGuest, type Proc, root, shouldRun } from '../helpers/guests.js';
-import { lastJson, NAT_CLIENT, predictHolePunch, startWorldDaemon, World, WORLD } from './nat-world.js';
+import { command, daemon as daemonReq, missingRequirements, must, type NetnsGuest, root, shouldRun } from '../helpers/guests.js';
+import { lastJson, NAT_CLIENT, predictHolePunch, PunchWorld, WORLD } from './nat-world.js';
 
 const missing = missingRequirements([root, daemonReq, command('ip'), command('socat'), command('busybox'), command('nft')]);
 const enabled = shouldRun('nat-tcp-punch.int.test.ts (TCP hole punching by simultaneous open)', missing);
@@ -32,28 +31,9 @@ const RENDEZVOUS_PORT = 3480;
 const PUNCH_MS = 4_000;
 
 describe.skipIf(!enabled)('TCP hole punching between two tslirp networks', () => {
-  let world: World;
-  let d: Daemon | undefined;
-  let rendezvous: Proc | undefined;
-  const guests = new Map<string, NetnsGuest>();
-
-  beforeAll(async () => {
-    world = World.create();
-    rendezvous = world.spawn('tcprendezvous', [process.execPath, NAT_CLIENT, 'tcprendezvous', WORLD.rendezvous, String(RENDEZVOUS_PORT), '600']);
-    await rendezvous.waitFor(/READY/, 10_000);
-    const networks = NAT_MAPPINGS.flatMap((m) => [
-      { name: `a-${m}`, mapping: m, outbound: WORLD.publicA },
-      { name: `b-${m}`, mapping: m, outbound: WORLD.publicB },
-    ]);
-    d = await startWorldDaemon(world, networks.map((n) => ({ name: n.name, options: `nat-mapping=${n.mapping},outbound=${n.outbound}` })), [], guests);
-  }, 120_000);
-
-  afterAll(async () => {
-    for (const g of guests.values()) await g.destroy();
-    await d?.stop();
-    await rendezvous?.stop();
-    world?.destroy();
-  });
+  const w = new PunchWorld();
+  beforeAll(() => w.start('tcprendezvous', RENDEZVOUS_PORT, NAT_MAPPINGS, (m) => `nat-mapping=${m}`), 120_000);
+  afterAll(() => w.stop());
 
   it('has what it needs (root, ip, socat, busybox, nft, the daemon)', () => {
     expect(missing).toEqual([]);
@@ -66,7 +46,7 @@ describe.skipIf(!enabled)('TCP hole punching between two tslirp networks', () =>
     pairs++;
     const run = (g: NetnsGuest, me: string, peer: string) =>
       g.exec([process.execPath, NAT_CLIENT, 'tcppunch', WORLD.rendezvous, String(RENDEZVOUS_PORT), me, peer, String(PUNCH_MS)], 30_000);
-    const [ra, rb] = await Promise.all([run(guests.get(`a-${a}`)!, nameA, nameB), run(guests.get(`b-${b}`)!, nameB, nameA)]);
+    const [ra, rb] = await Promise.all([run(w.guest(`a-${a}`), nameA, nameB), run(w.guest(`b-${b}`), nameB, nameA)]);
     return [{ ...lastJson(ra.stdout), stderr: ra.stderr }, { ...lastJson(rb.stdout), stderr: rb.stderr }];
   }
 
@@ -86,7 +66,7 @@ describe.skipIf(!enabled)('TCP hole punching between two tslirp networks', () =>
   // 3 rounds of 3 pairs at once; a failing pair waits PUNCH_MS plus node's start (~1 s idle):
   // 30 s a round keeps a 3x margin on loaded cores (8 s a round seen idle).
   it('behind a stateful firewall, simultaneous open connects the guests exactly where RFC 4787\'s model predicts', async () => {
-    must('ip', ['netns', 'exec', world.ns, 'nft',
+    must('ip', ['netns', 'exec', w.ns, 'nft',
       'add table inet punchwall; add chain inet punchwall input { type filter hook input priority 0; policy accept; }; ' +
       `add rule inet punchwall input ip daddr { ${WORLD.publicA}, ${WORLD.publicB} } tcp flags & (syn|ack) == syn ct state new drop`]);
     const cells: { a: NatMapping; b: NatMapping; direct: boolean; predicted: boolean; detail: string }[] = [];

@@ -194,3 +194,49 @@ export async function startWorldDaemon(world: World, networks: readonly WorldNet
   }
   return d;
 }
+
+/**
+ * The hole-punching tests' world: a rendezvous server (nat-client.mjs `mode`: `rendezvous` for
+ * UDP, `tcprendezvous` for TCP) at WORLD.rendezvous:`port`, and the daemon with two networks
+ * per variant, `a-V` public at WORLD.publicA and `b-V` at WORLD.publicB, each with the option
+ * text `options(V)`, and a guest with a lease on each. `stop` ends whatever `start` got to
+ * start, so afterAll can call it after a failed start too.
+ */
+export class PunchWorld {
+  #world: World | undefined;
+  #rendezvous: Proc | undefined;
+  #daemon: Daemon | undefined;
+  /** The guests by network name. */
+  readonly guests = new Map<string, NetnsGuest>();
+
+  async start(mode: 'rendezvous' | 'tcprendezvous', port: number, variants: readonly string[], options: (variant: string) => string): Promise<void> {
+    const world = (this.#world = World.create());
+    this.#rendezvous = world.spawn(mode, [process.execPath, NAT_CLIENT, mode, WORLD.rendezvous, String(port), '600']);
+    await this.#rendezvous.waitFor(/READY/, 10_000);
+    const networks = variants.flatMap((v) => [
+      { name: `a-${v}`, options: `${options(v)},outbound=${WORLD.publicA}` },
+      { name: `b-${v}`, options: `${options(v)},outbound=${WORLD.publicB}` },
+    ]);
+    this.#daemon = await startWorldDaemon(world, networks, [], this.guests);
+  }
+
+  /** The world's namespace (after start). */
+  get ns(): string {
+    if (this.#world === undefined) throw new Error('PunchWorld: not started');
+    return this.#world.ns;
+  }
+
+  /** The guest on network `name` (after start). */
+  guest(name: string): NetnsGuest {
+    const g = this.guests.get(name);
+    if (g === undefined) throw new Error(`PunchWorld: no guest on ${name}`);
+    return g;
+  }
+
+  async stop(): Promise<void> {
+    for (const g of this.guests.values()) await g.destroy();
+    await this.#daemon?.stop();
+    await this.#rendezvous?.stop();
+    this.#world?.destroy();
+  }
+}

@@ -10,13 +10,12 @@
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { writeFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { command, daemon as daemonReq, file, freeUdpPort, missingRequirements, NetnsGuest, Proc, root, shouldRun, tempDir, type RunResult } from '../helpers/guests.js';
-import { freeTcpPort } from '../helpers/servers.js';
+import { freeTcpPort, httpd, httpGet } from '../helpers/servers.js';
 
 const PYTHON = '/usr/bin/python3';
 const PCP_CLIENT = join(REPO_ROOT, 'test', 'integration', 'clients', 'pcp-client.py');
@@ -28,20 +27,6 @@ const enabled = shouldRun('portmap.int.test.ts (NAT-PMP and PCP from a namespace
 
 const out = (r: RunResult): string => `${r.stdout}${r.stderr}${r.timedOut ? ' (timed out)' : ''}`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** GET http://127.0.0.1:port/path: the body, or `ERR code`. */
-function get(port: number, path: string, timeoutMs = 10_000): Promise<string> {
-  return new Promise((res) => {
-    const req = http.get({ host: '127.0.0.1', port, path, timeout: timeoutMs }, (r) => {
-      let body = '';
-      r.setEncoding('utf8').on('data', (d: string) => (body += d));
-      r.on('end', () => res(body));
-      r.on('error', (e) => res(`ERR ${(e as NodeJS.ErrnoException).code ?? String(e)}`));
-    });
-    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
-    req.on('error', (e) => res(`ERR ${(e as NodeJS.ErrnoException).code ?? String(e)}`));
-  });
-}
 
 /** One datagram to 127.0.0.1:port and the first answer within `timeoutMs`, or undefined. */
 async function udpAsk(port: number, text: string, timeoutMs = 2_000): Promise<string | undefined> {
@@ -98,11 +83,9 @@ describe.skipIf(!enabled)('NAT-PMP and PCP from a namespace guest', () => {
     const www = tempDir('tslirp-pmp-www-');
     dirs.push(www);
     writeFileSync(join(www, 'hello'), 'hello through a NAT-PMP mapping\n');
-    procs.push(g.spawn('httpd', ['busybox', 'httpd', '-f', '-p', '8080', '-h', www]));
     procs.push(g.spawn('udp echo', ['socat', 'UDP4-RECVFROM:5300,fork', 'EXEC:cat']));
     procs.push(g.spawn('udp echo for pcp', ['socat', 'UDP4-RECVFROM:5301,fork', 'EXEC:cat']));
-    const end = Date.now() + 10_000;
-    while (Date.now() < end && (await g.exec(['ss', '-Hltn', 'sport = :8080'])).stdout.trim() === '') await sleep(100);
+    procs.push(await httpd(g, www, 8080));
   }, 60_000);
 
   afterAll(async () => {
@@ -126,14 +109,14 @@ describe.skipIf(!enabled)('NAT-PMP and PCP from a namespace guest', () => {
     const r = await natpmpc(['-a', String(want), '8080', 'tcp', '6']);
     const t0 = Date.now();
     expect(mapped(r), out(r)).toEqual({ publicPort: want, localPort: 8080, lifetime: 6 });
-    expect(await get(want, '/hello')).toBe('hello through a NAT-PMP mapping\n');
+    expect(await httpGet(want, '/hello')).toBe('hello through a NAT-PMP mapping\n');
     // Still open well inside its lifetime (4.5 s of margin for a loaded machine)...
     await sleep(1_500);
-    expect(await get(want, '/hello')).toBe('hello through a NAT-PMP mapping\n');
+    expect(await httpGet(want, '/hello')).toBe('hello through a NAT-PMP mapping\n');
     // ...and refused once it ended: polled every 250 ms, at most 15 s.
     let last = '';
     while (Date.now() - t0 < 21_000 && !last.startsWith('ERR')) {
-      last = await get(want, '/hello', 2_000);
+      last = await httpGet(want, '/hello', 2_000);
       if (!last.startsWith('ERR')) await sleep(250);
     }
     const lived = Date.now() - t0;
@@ -157,10 +140,10 @@ describe.skipIf(!enabled)('NAT-PMP and PCP from a namespace guest', () => {
     const want = await freeTcpPort();
     const r = await natpmpc(['-a', String(want), '8080', 'tcp', '3600']);
     expect(mapped(r)?.publicPort, out(r)).toBe(want);
-    expect(await get(want, '/hello')).toBe('hello through a NAT-PMP mapping\n');
+    expect(await httpGet(want, '/hello')).toBe('hello through a NAT-PMP mapping\n');
     const del = await natpmpc(['-a', String(want), '8080', 'tcp', '0']);
     expect(del.stdout, out(del)).toMatch(/lifetime 0|liftime 0/);
-    expect(await get(want, '/hello', 2_000)).toBe('ERR ECONNREFUSED');
+    expect(await httpGet(want, '/hello', 2_000)).toBe('ERR ECONNREFUSED');
   }, 40_000);
 
   it('a port already taken on the host gets another port (RFC 6886 §3.3)', async () => {
@@ -172,7 +155,7 @@ describe.skipIf(!enabled)('NAT-PMP and PCP from a namespace guest', () => {
       const m = mapped(r);
       expect(m?.localPort, out(r)).toBe(8080);
       expect(m!.publicPort).not.toBe(taken);
-      expect(await get(m!.publicPort, '/hello')).toBe('hello through a NAT-PMP mapping\n');
+      expect(await httpGet(m!.publicPort, '/hello')).toBe('hello through a NAT-PMP mapping\n');
       await natpmpc(['-a', String(m!.publicPort), '8080', 'tcp', '0']);
     } finally {
       await new Promise((r) => blocker.close(r));

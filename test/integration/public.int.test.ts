@@ -15,7 +15,6 @@ import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
 import {
   command,
   daemon as daemonReq,
-  file,
   missingRequirements,
   must,
   NetnsGuest,
@@ -23,24 +22,21 @@ import {
   Proc,
   root,
   run,
+  SEABIOS,
   shouldRun,
   tempDir,
   uniqueName,
   V86_GUEST_DIR,
+  v86GuestRequirements,
+  VGABIOS,
   WsBridgeRefused,
   type RunResult,
 } from '../helpers/guests.js';
 
-const BIOS = '/usr/share/seabios/bios.bin';
-const VGABIOS = '/usr/share/seabios/vgabios-stdvga.bin';
 const V86_RUNNER = join(REPO_ROOT, 'scripts', 'run-v86-guest.mjs');
 const missing = missingRequirements([
   root, daemonReq, command('ip'), command('socat'), command('busybox'), command('curl'), command('tcpdump'), command('python3'), command('ss'),
-  file(BIOS, 'apt-get install seabios'),
-  file(VGABIOS, 'apt-get install seabios'),
-  file(join(V86_GUEST_DIR, 'bzImage'), 'build it with scripts/build-v86-guest.sh'),
-  file(join(V86_GUEST_DIR, 'initrd.gz'), 'build it with scripts/build-v86-guest.sh'),
-  file(join(REPO_ROOT, 'node_modules', 'v86', 'build', 'v86.wasm'), 'npm ci'),
+  ...v86GuestRequirements(),
 ]);
 const enabled = shouldRun('public.int.test.ts (tokens and the egress policy with real guests)', missing);
 
@@ -142,7 +138,7 @@ describe.skipIf(!enabled)('a public daemon: tokens and the egress policy, with r
 
     it('a v86 guest whose relay_url carries the token boots, leases and pings', async () => {
       const v86 = new Proc('v86 token', process.execPath, [
-        V86_RUNNER, '--relay', `${d.wsUrl()}?token=${TOKEN}`, '--nic', 'virtio', '--guest', V86_GUEST_DIR, '--bios', BIOS, '--vgabios', VGABIOS, '--timeout', String(V86_BOOT_LIMIT_S),
+        V86_RUNNER, '--relay', `${d.wsUrl()}?token=${TOKEN}`, '--nic', 'virtio', '--guest', V86_GUEST_DIR, '--bios', SEABIOS, '--vgabios', VGABIOS, '--timeout', String(V86_BOOT_LIMIT_S),
       ]);
       procs.push(v86);
       const started = Date.now();

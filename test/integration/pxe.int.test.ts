@@ -22,6 +22,7 @@ import {
   Proc,
   QEMU_INITRD,
   QEMU_KERNEL,
+  qemuConsoleArgs,
   qemuGuestRequirements,
   shouldRun,
   tempDir,
@@ -71,7 +72,7 @@ describe.skipIf(!enabled)('PXE boot from --tftp (QEMU, iPXE)', () => {
 
   it('iPXE leases, fetches its script, kernel and initramfs over TFTP, and the booted guest gets its lease', async () => {
     const qemu = new Proc('qemu pxe', 'qemu-system-x86_64', [
-      '-accel', 'tcg', '-m', '256', '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
+      ...qemuConsoleArgs(),
       '-boot', 'n',
       '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${d.streamPath()}`,
       '-device', `e1000,netdev=n0,romfile=${IPXE_ROM}`,

@@ -24,6 +24,7 @@ import {
   Proc,
   QEMU_INITRD,
   QEMU_KERNEL,
+  qemuConsoleArgs,
   qemuGuestRequirements,
   root,
   shouldRun,
@@ -118,7 +119,7 @@ describe.skipIf(!qemuEnabled)('a QEMU guest on -netdev dgram survives a daemon r
     first = await startDaemon(['--dgram', `udp:127.0.0.1:${port}`]);
     // wait_go: the guest's /init stops before DHCP until a line arrives on its console.
     const vm = new Proc('qemu guest', 'qemu-system-x86_64', [
-      '-accel', 'tcg', '-m', '256', '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
+      ...qemuConsoleArgs(),
       '-kernel', KERNEL, '-initrd', INITRD,
       '-append', 'console=ttyS0 quiet panic=-1 nic=e1000 wait_go=1',
       '-netdev', `dgram,id=n0,remote.type=inet,remote.host=127.0.0.1,remote.port=${port},local.type=inet,local.host=127.0.0.1,local.port=${local}`,

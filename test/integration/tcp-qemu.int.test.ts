@@ -19,7 +19,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { command, daemon as daemonReq, missingRequirements, Proc, QEMU_INITRD, QEMU_KERNEL, qemuGuestRequirements, shouldRun, tempDir } from '../helpers/guests.js';
+import { command, daemon as daemonReq, missingRequirements, Proc, QEMU_INITRD, QEMU_KERNEL, qemuConsoleArgs, qemuGuestRequirements, shouldRun, tempDir } from '../helpers/guests.js';
 
 const KERNEL = QEMU_KERNEL;
 const INITRD = QEMU_INITRD;
@@ -116,7 +116,7 @@ function initrdWith(dir: string, name: string, init: string): string {
 /** QEMU with the e1000 guest on the daemon's unix stream socket; resolves with the console once `done` appears. */
 async function runGuest(name: string, initrd: string, append: string, sock: string, memMiB: number, done: RegExp, limitMs: number): Promise<string> {
   const qemu = new Proc(name, 'qemu-system-x86_64', [
-    '-accel', 'tcg', '-m', String(memMiB), '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
+    ...qemuConsoleArgs(memMiB),
     '-kernel', KERNEL, '-initrd', initrd,
     '-append', `console=ttyS0 quiet panic=-1 ${append}`,
     '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`,

@@ -12,13 +12,14 @@
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DHCP_DISCOVER } from '../daemon/dhcp-frames.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { daemon as daemonReq, file, missingRequirements, shouldRun, tempDir } from '../helpers/guests.js';
+import { chromiumRequirement, launchChromium } from '../helpers/browser.js';
+import { daemon as daemonReq, missingRequirements, shouldRun, tempDir } from '../helpers/guests.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const missing = missingRequirements([daemonReq, file(CHROMIUM, 'apt-get install chromium')]);
+const missing = missingRequirements([daemonReq, chromiumRequirement]);
 const enabled = shouldRun('ws-origin-browser.int.test.ts (a Chromium page opening a WebSocket to the daemon)', missing);
 
 /** The page: opens a WebSocket to the daemon given in the query, sends a DISCOVER, reports what happened. */
@@ -39,7 +40,7 @@ describe.skipIf(!enabled)('a browser page against the WebSocket listener', () =>
   let pageServer: http.Server;
   let pageOrigin = '';
   let profile: string;
-  let context: import('playwright-core').BrowserContext | undefined;
+  let context: BrowserContext | undefined;
   const daemons: Daemon[] = [];
 
   beforeAll(async () => {
@@ -50,15 +51,7 @@ describe.skipIf(!enabled)('a browser page against the WebSocket listener', () =>
     await new Promise<void>((r) => pageServer.listen(0, '127.0.0.1', r));
     pageOrigin = `http://127.0.0.1:${(pageServer.address() as net.AddressInfo).port}`;
     profile = tempDir('tslirp-chromium-');
-    const { chromium } = await import('playwright-core');
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-      ],
-    });
+    context = await launchChromium(profile);
   }, 120_000);
 
   afterAll(async () => {

@@ -1,5 +1,6 @@
-/** Helpers for tests of links and sessions: a pino logger that keeps its records in memory, polling, flooding a link. */
+/** Helpers for tests of links and sessions: a pino logger that keeps its records in memory, polling, flooding a link, opening a WebSocket. */
 import { pino, type Logger } from 'pino';
+import { WebSocket } from 'ws';
 import type { GuestLink } from '../../src/link/link.js';
 
 export interface MemoryLog {
@@ -41,4 +42,20 @@ export async function sendUntilOverflow(link: GuestLink): Promise<void> {
     link.send(frame);
     if (i % 50 === 0) await new Promise((r) => setImmediate(r));
   }
+}
+
+/** Tries a WebSocket; resolves with 101 when it opens, else the HTTP status of the refusal. */
+export function tryOpen(url: string, o: { headers?: Record<string, string>; origin?: string; ca?: Buffer } = {}): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers: o.headers ?? {}, ...(o.origin !== undefined && { origin: o.origin }), ...(o.ca !== undefined && { ca: o.ca }) });
+    ws.on('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      res.destroy();
+    });
+    ws.on('error', () => resolve(0));
+  });
 }

@@ -10,7 +10,7 @@ import { presentedToken, tokenMayJoin, WsTokens } from '../../src/link/ws-auth.j
 import { clientAddress, listenWs, type WsListener } from '../../src/link/ws-server.js';
 import { parseCidr, type Cidr } from '../../src/net/cidr.js';
 import { runs } from '../helpers/fuzz.js';
-import { memoryLog, type MemoryLog } from './test-log.js';
+import { memoryLog, tryOpen, type MemoryLog } from './test-log.js';
 
 const ALICE = 'alice-0123456789abcdef';
 const BOB = 'bob-0123456789abcdef-lab';
@@ -74,22 +74,6 @@ describe('check and presentedToken', () => {
     expect(tokenMayJoin(new Set(['lab']), undefined)).toBe(false);
   });
 });
-
-/** Tries a WebSocket; resolves with 101 when it opens, else the HTTP status of the refusal. */
-function tryOpen(url: string, o: { headers?: Record<string, string>; origin?: string; ca?: Buffer } = {}): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers: o.headers ?? {}, ...(o.origin !== undefined && { origin: o.origin }), ...(o.ca !== undefined && { ca: o.ca }) });
-    ws.on('open', () => {
-      ws.close();
-      resolve(101);
-    });
-    ws.on('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      res.destroy();
-    });
-    ws.on('error', () => resolve(0));
-  });
-}
 
 describe('listenWs with tokens', () => {
   let l: WsListener;

@@ -1,24 +1,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { admit, listenWs, normalizeOrigin, type WsListener } from '../../src/link/ws-server.js';
-import { memoryLog, until } from './test-log.js';
-
-/** Tries a WebSocket to `url`; resolves with 101 when it opens, else the HTTP status of the refusal. */
-function tryOpen(url: string, headers: Record<string, string> = {}, origin?: string): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers, ...(origin !== undefined && { origin }) });
-    ws.on('open', () => {
-      ws.close();
-      resolve(101);
-    });
-    ws.on('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      res.destroy();
-    });
-    ws.on('error', () => resolve(0));
-  });
-}
+import { memoryLog, tryOpen, until } from './test-log.js';
 
 async function listener(allowOrigins: readonly string[]): Promise<{ l: WsListener; url: string; logs: ReturnType<typeof memoryLog>; accepted: string[] }> {
   const logs = memoryLog('debug');
@@ -68,9 +51,9 @@ describe('listenWs: browser origins', () => {
   it('refuses a foreign Origin with 403 on / and /e1000 by default, and accepts clients without one', async () => {
     const { l, url, logs, accepted } = await listener([]);
     try {
-      expect(await tryOpen(url, {}, 'https://evil.example')).toBe(403);
-      expect(await tryOpen(`${url}e1000`, { Origin: 'https://evil.example' })).toBe(403);
-      expect(await tryOpen(url, { Origin: 'null' })).toBe(403);
+      expect(await tryOpen(url, { origin: 'https://evil.example' })).toBe(403);
+      expect(await tryOpen(`${url}e1000`, { headers: { Origin: 'https://evil.example' } })).toBe(403);
+      expect(await tryOpen(url, { headers: { Origin: 'null' } })).toBe(403);
       expect(accepted).toEqual([]);
       expect(await tryOpen(url)).toBe(101);
       expect(await tryOpen(`${url}e1000`)).toBe(101);
@@ -88,11 +71,11 @@ describe('listenWs: browser origins', () => {
   it('accepts an allowed origin however it is spelled, and only that one', async () => {
     const { l, url } = await listener(['http://localhost:8000']);
     try {
-      expect(await tryOpen(url, {}, 'http://localhost:8000')).toBe(101);
-      expect(await tryOpen(`${url}e1000`, {}, 'HTTP://LOCALHOST:8000')).toBe(101);
-      expect(await tryOpen(url, {}, 'http://localhost:8001')).toBe(403);
-      expect(await tryOpen(url, {}, 'https://localhost:8000')).toBe(403);
-      expect(await tryOpen(url, {}, 'http://localhost')).toBe(403);
+      expect(await tryOpen(url, { origin: 'http://localhost:8000' })).toBe(101);
+      expect(await tryOpen(`${url}e1000`, { origin: 'HTTP://LOCALHOST:8000' })).toBe(101);
+      expect(await tryOpen(url, { origin: 'http://localhost:8001' })).toBe(403);
+      expect(await tryOpen(url, { origin: 'https://localhost:8000' })).toBe(403);
+      expect(await tryOpen(url, { origin: 'http://localhost' })).toBe(403);
     } finally {
       await l.close();
     }
@@ -101,8 +84,8 @@ describe('listenWs: browser origins', () => {
   it("accepts any origin, 'null' included, with '*'", async () => {
     const { l, url } = await listener(['*']);
     try {
-      expect(await tryOpen(url, {}, 'https://anything.example')).toBe(101);
-      expect(await tryOpen(`${url}e1000`, { Origin: 'null' })).toBe(101);
+      expect(await tryOpen(url, { origin: 'https://anything.example' })).toBe(101);
+      expect(await tryOpen(`${url}e1000`, { headers: { Origin: 'null' } })).toBe(101);
     } finally {
       await l.close();
     }

@@ -17,6 +17,7 @@ import type { Ipv4Addr } from '../../src/util/bytes.js';
 import { ManualClock, seededRandom } from '../../src/util/clock.js';
 import { Counters, isDrop } from '../../src/util/drops.js';
 import { FakeHost } from '../helpers/fake-host.js';
+import { concat } from '../helpers/hex.js';
 import { ip } from '../helpers/frames.js';
 
 export const GUEST = ip('10.0.2.15');
@@ -157,14 +158,6 @@ export function optionsAfterSyn(syn: Partial<Tcp>): Tcp['options'] {
   return o.timestamp !== undefined ? { timestamp: { value: 5001, echo: 0 } } : {};
 }
 
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+export { concat };
 
 export const bytes = (n: number, salt = 0): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + salt * 7 + (i >>> 8)) & 0xff);

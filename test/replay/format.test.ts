@@ -1,32 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { decodeEntry, encodeEntry, type Entry } from '../../src/replay/format.js';
-
-const join = (parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+import { concat } from '../helpers/hex.js';
 
 describe('recording entries', () => {
   it('round-trip with byte arrays (Buffers too) outside the JSON', () => {
     const e: Entry = { k: 'event', t: 123_456_789, n: 'tcpData', a: [7, Buffer.from('hello'), { addr: 0x7f000001, port: 80 }] };
-    const bytes = join(encodeEntry(e));
+    const bytes = concat(encodeEntry(e));
     expect(new TextDecoder().decode(bytes)).not.toContain('hello"'); // the data is not JSON text
-    const back = decodeEntry(join([bytes, new Uint8Array(3)])); // block padding after the data
+    const back = decodeEntry(concat([bytes, new Uint8Array(3)])); // block padding after the data
     expect(back).toEqual({ ...e, a: [7, new Uint8Array(Buffer.from('hello')), { addr: 0x7f000001, port: 80 }] });
   });
   it('refuses what is not an entry, by name', () => {
-    const good = join(encodeEntry({ k: 'advance', t: 5 }));
+    const good = concat(encodeEntry({ k: 'advance', t: 5 }));
     expect(decodeEntry(new Uint8Array(4))).toMatch(/TSLR/);
     expect(decodeEntry(good.subarray(0, good.length - 2))).toMatch(/exceed/);
-    const badKind = join(encodeEntry({ k: 'advance', t: 5 }));
+    const badKind = concat(encodeEntry({ k: 'advance', t: 5 }));
     badKind[12 + 6] = 0x78; // "k":"xdvance"
     expect(decodeEntry(badKind)).toMatch(/unknown kind/);
-    const ref = join(encodeEntry({ k: 'call', n: 'udpSend', a: [1, new Uint8Array(4)] }));
+    const ref = concat(encodeEntry({ k: 'call', n: 'udpSend', a: [1, new Uint8Array(4)] }));
     ref[8] = 2; // the bytes are shorter than the reference says
     expect(decodeEntry(ref.subarray(0, ref.length - 2))).toMatch(/beyond/);
   });

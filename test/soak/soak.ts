@@ -142,7 +142,8 @@ print(n)`, String(left()), String(echoPort)], (seconds + 60) * 1000);
         } catch (e) {
           problems.push(`churn guest: ${String(e).slice(0, 300)}`);
         }
-        await sleep(CHURN_EVERY_S * 1000);
+        // Not past the run's end: the loop ends there, and the run waits for it.
+        await sleep(Math.max(0, Math.min(CHURN_EVERY_S * 1000, end - Date.now())));
       }
     })();
     // Host clients hammering the forward.
