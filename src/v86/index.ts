@@ -446,7 +446,7 @@ export function attachE1000(emulator: V86Emulator, options: AttachE1000Options):
     };
   };
 
-  /** The model's snapshot in a v86 state (parsed and checked), or an Error naming what is wrong. */
+  /** The model's snapshot in a v86 state, parsed and checked; throws an Error naming what is wrong. */
   const nicState = (state: unknown[]): E1000Snapshot => {
     const list = state[STATE_SLOT];
     const entry = Array.isArray(list) ? list.find((e): e is [string, number, string] => Array.isArray(e) && e[0] === STATE_TAG && e[1] === pciId) : undefined;
