@@ -11,9 +11,9 @@
  * **Plugging in.** v86 exposes its PCI bus and port/memory dispatch on the CPU object
  * (`emulator.v86.cpu`: `devices.pci.register_device`, `io.register_read/write` for ports,
  * `io.mmap_register` for memory ranges, `devices.pci.raise_irq/lower_irq` for INTx;
- * shared/reference/v86.md §4.8). The add-on waits for `emulator-loaded` (v86 starts the CPU
- * only on the next tick, so registering then is before the BIOS enumerates the bus) and
- * registers one function: config space from the model's own (`configRead`), BAR0 (128 KiB
+ * shared/reference/v86.md §4.8). The add-on waits for `emulator-ready`, which v86 sends once
+ * its CPU and devices exist and before it restores an `initial_state` or starts the CPU (so
+ * before the BIOS enumerates the bus), and registers one function: config space from the model's own (`configRead`), BAR0 (128 KiB
  * MMIO) at a fixed 128 KiB-aligned address because v86 cannot move memory BARs, BAR1 (64
  * I/O ports: IOADDR/IODATA, through which Linux resets an 82540). v86 keeps config space
  * itself and does not forward config writes: the model's COMMAND is set once to memory + I/O
@@ -48,11 +48,25 @@
  * does, until `close()`. In Node 20 pass `WebSocket` (e.g. the `ws` package's); browsers and
  * Node ≥ 22 have a global one.
  *
- * **Not here.** v86's `save_state()` does not include this device (the model has
- * `snapshot()`/`restore()`, not yet wired into v86's state files); config-space writes by
- * the guest (INTx disable, BAR moves) are not seen by the model.
+ * **Snapshots.** v86's state files are what its CPU's `get_state()` returns (a fixed list of
+ * slots: registers, memory, v86's own devices), saved by `save_state()` and handed back to
+ * `set_state()` by `restore_state()`; there is no list a device outside v86 can join. The
+ * add-on wraps those two methods: `get_state` gains an entry (slot 160: [tag, pci_id, JSON of
+ * `E1000.snapshot()`]), and `set_state` checks that entry before v86 changes anything (a state
+ * without this NIC, or with a malformed one, makes `restore_state` reject), lets v86 restore
+ * the CPU, memory, PCI config space and interrupt controllers, then restores the model (its
+ * timers as time remaining, so the pause does not count), puts INTA# where the model says
+ * and re-arms the timer. DMA needs nothing: it reads `cpu.mem8` at each access. Frames still
+ * waiting in the add-on's queue are not saved (TCP resends them). v86 0.5.462 restores the
+ * guest's TSC off by the CPU's previous TSC offset, which is 0 only until its first restore;
+ * the add-on sets it again (`fixTsc`). The daemon-served device cannot be saved (its state
+ * is in the daemon): `save_state()` throws.
+ *
+ * **Not here.** Config-space writes by the guest (INTx disable, BAR moves) are not seen by
+ * the model.
  */
 import { E1000, type E1000Options } from '../nic-e1000/device.js';
+import { validateSnapshot as validateE1000Snapshot, type E1000Snapshot } from '../nic-e1000/snapshot.js';
 import { RemoteE1000, type E1000Channel } from './remote.js';
 import type { GuestMemory } from '../nic-e1000/memory.js';
 import type { NetworkPort, PortSink } from '../network/network.js';
@@ -63,17 +77,27 @@ export { openE1000Bridge, RemoteE1000, type E1000Bridge, type E1000BridgeOptions
 
 /** The parts of a v86 `V86` instance the add-on uses (v86 0.5.x; these names survive minification). */
 export interface V86Emulator {
-  add_listener(event: 'emulator-loaded', listener: () => void): void;
-  /** v86's state files (for `save()`/`restore()`). */
+  add_listener(event: 'emulator-ready', listener: () => void): void;
+  /** v86's state files (`save()`/`restore()` call these; the NIC's state rides inside). */
   save_state?(): Promise<ArrayBuffer>;
   restore_state?(state: ArrayBuffer): Promise<void>;
   readonly v86?: { readonly cpu: V86Cpu } | undefined;
 }
 
-/** v86's CPU object, as far as plugging in a PCI device needs it. */
+/** v86's CPU object, as far as plugging in a PCI device and joining its state files need it. */
 export interface V86Cpu {
   readonly mem8: Uint8Array;
   write_blob(blob: Uint8Array, offset: number): void;
+  /**
+   * v86's state: `save_state()` serialises what this returns, `restore_state()` hands the
+   * parsed array to `set_state`. The add-on wraps both (see "Snapshots" above).
+   */
+  get_state: (this: V86Cpu) => unknown[];
+  set_state: (this: V86Cpu, state: unknown[]) => void;
+  /** The guest's TSC: `store_current_tsc()` writes it to `current_tsc` ([low, high]); `set_tsc(low, high)` sets it. */
+  store_current_tsc?(): void;
+  readonly current_tsc?: Uint32Array;
+  set_tsc?(low: number, high: number): void;
   readonly devices: {
     readonly pci: {
       register_device(device: { pci_id: number; pci_space: number[]; pci_bars: ({ size: number } | undefined)[]; name: string }): unknown;
@@ -164,16 +188,19 @@ export interface AttachedE1000 {
   /** The add-on's own drops (queue overflow, DMA outside RAM, relay not open), by name. */
   readonly drops: Counters;
   /**
-   * v86's `save_state()` with this NIC's state inside (the model's snapshot), for `restore()`
-   * into this emulator or a new one with the same options (in-process model only; stop the
-   * emulator first). Frames waiting for the guest are not saved: TCP resends them.
-   * Experimental: a guest restored mid-download has been seen to hang (README, "Snapshots").
+   * v86's `save_state()`, which holds this NIC's state (the add-on joins v86's state files;
+   * calling `emulator.save_state()` directly is the same). For `restore()` into this emulator
+   * or a new one with the add-on attached with the same `pciDevice` (in-process model only:
+   * the daemon-served device rejects). Frames waiting for the guest are not saved: TCP
+   * resends them.
    */
   save(): Promise<ArrayBuffer>;
   /**
-   * Restores a `save()`: v86's `restore_state()`, then the model's state and INTA# as saved.
-   * Call after `ready` (the NIC must be on the bus before v86 restores its PCI state).
-   * Rejects for a state not made by `save()` or a malformed NIC part, leaving the NIC as it was.
+   * v86's `restore_state()` (the same as calling it directly, or passing the state as
+   * `initial_state` to a `new V86` the add-on is attached to): v86's CPU, memory and devices,
+   * then the model's state and INTA# as saved. Call after `ready`. Rejects, leaving emulator
+   * and NIC as they were, for a state without an e1000 at this PCI device or with a malformed
+   * NIC part.
    */
   restore(state: ArrayBuffer): Promise<void>;
   /** Plugs the cable in or out (the guest sees link state change and LSC). */
@@ -188,10 +215,30 @@ const MAX_TO_GUEST = 256;
 const MAX_UNSENT = 64;
 const RELAY_RETRY_MS = 1000;
 const WS_OPEN = 1;
-/** `save()`'s layout: 'TE1K', version u32le, NIC JSON length u32le, the JSON, v86's state. */
-const STATE_MAGIC = 0x5445314b;
-const STATE_VERSION = 1;
-const STATE_HEADER = 12;
+/**
+ * Where the NIC's state rides in v86's CPU state array: a list of [STATE_TAG, pci_id, JSON of
+ * `E1000.snapshot()`], one per add-on. v86 0.5.462 uses indices up to 91 (src/cpu.js get_state).
+ */
+const STATE_SLOT = 160;
+const STATE_TAG = 'tslirp-e1000';
+/** v86's slot for the guest's TSC ([low, high] as a Uint32Array). */
+const TSC_SLOT = 43;
+
+/**
+ * Puts the guest's TSC at `low`/`high` (the value v86 saved). v86 0.5.462's `set_tsc` takes
+ * the new offset from the TSC as read, which already has the old offset subtracted, so the
+ * result is off by the old offset. A new CPU's offset is 0, so the first restore into a new
+ * emulator comes out right; the next one does not (measured in Node: set_tsc(5·10^9) read
+ * 5.01·10^9, the same call again 3.79·10^9 — the guest's clock went back 1.2 s). `set_tsc`
+ * of the TSC as read makes the offset 0 whatever it was, after which `set_tsc` is exact.
+ */
+function fixTsc(cpu: V86Cpu, low: number, high: number): void {
+  const now = cpu.current_tsc;
+  if (cpu.store_current_tsc === undefined || now === undefined || cpu.set_tsc === undefined) return;
+  cpu.store_current_tsc();
+  cpu.set_tsc(now[0]!, now[1]!);
+  cpu.set_tsc(low, high);
+}
 
 /**
  * Plugs an e1000 into `emulator`'s PCI bus. Call it right after `new V86(...)`, before the
@@ -218,12 +265,22 @@ export function attachE1000(emulator: V86Emulator, options: AttachE1000Options):
   let resolveRemote: (d: RemoteE1000) => void = () => undefined;
   const remoteReady = new Promise<RemoteE1000>((r) => (resolveRemote = r));
 
-  /** Offers waiting frames until the ring says 'busy'. */
+  /**
+   * Offers waiting frames until the ring says 'busy'. Not re-entered: the model calls rxReady
+   * at the end of a receiveFrame that left room, and a nested loop would offer the frame the
+   * outer one is offering again (then drop the next one).
+   */
+  let delivering = false;
   const deliver = (): void => {
-    if (nic === undefined) return;
-    while (toGuest.length > 0) {
-      if (nic.receiveFrame(toGuest[0]!) === 'busy') return;
-      toGuest.shift();
+    if (nic === undefined || delivering) return;
+    delivering = true;
+    try {
+      while (toGuest.length > 0) {
+        if (nic.receiveFrame(toGuest[0]!) === 'busy') return;
+        toGuest.shift();
+      }
+    } finally {
+      delivering = false;
     }
   };
   let deliverQueued = false;
@@ -309,7 +366,7 @@ export function attachE1000(emulator: V86Emulator, options: AttachE1000Options):
     }, Math.max(0, at - clock.now()));
   };
 
-  emulator.add_listener('emulator-loaded', () => {
+  emulator.add_listener('emulator-ready', () => {
     const cpu = emulator.v86?.cpu;
     if (cpu === undefined || closed) return;
     const ram = (): Uint8Array => cpu.mem8;
@@ -334,6 +391,7 @@ export function attachE1000(emulator: V86Emulator, options: AttachE1000Options):
       });
       remote = dev;
       plug(cpu, dev, () => undefined);
+      refuseSave(cpu);
       resolveRemote(dev);
       return;
     }
@@ -350,8 +408,66 @@ export function attachE1000(emulator: V86Emulator, options: AttachE1000Options):
     } satisfies E1000Options);
     nic = model;
     plug(cpu, model, rearm);
+    joinState(cpu, model);
     resolveReady(model);
   });
+
+  /**
+   * The NIC joins v86's state files: `get_state` (what `save_state()` serialises) gains an
+   * entry with the model's snapshot, and `set_state` (what `restore_state()` calls) checks
+   * that entry before v86 changes anything, then restores the model after v86 has restored
+   * the CPU, memory, PCI config space and interrupt controllers.
+   */
+  const joinState = (cpu: V86Cpu, model: E1000): void => {
+    const getState = cpu.get_state;
+    const setState = cpu.set_state;
+    cpu.get_state = function (this: V86Cpu): unknown[] {
+      // The model first: taking its snapshot runs its due timers, which may move INTA#, and
+      // v86 must then save the interrupt controllers as they are after that.
+      const nicJson = JSON.stringify(model.snapshot());
+      const state = getState.call(this);
+      let list = state[STATE_SLOT];
+      if (!Array.isArray(list)) state[STATE_SLOT] = list = [];
+      (list as unknown[]).push([STATE_TAG, pciId, nicJson]);
+      return state;
+    };
+    cpu.set_state = function (this: V86Cpu, state: unknown[]): void {
+      const snap = nicState(state);
+      const tsc = state[TSC_SLOT];
+      setState.call(this, state);
+      model.restore(snap);
+      // v86 restored the interrupt controllers' view of the line; put INTA# where the model says.
+      if (model.irqLevel) cpu.devices.pci.raise_irq(pciId);
+      else cpu.devices.pci.lower_irq(pciId);
+      if (tsc instanceof Uint32Array && tsc.length >= 2) fixTsc(this, tsc[0]!, tsc[1]!);
+      clearTimeout(timer);
+      armedAt = undefined;
+      rearm();
+    };
+  };
+
+  /** The model's snapshot in a v86 state, parsed and checked; throws an Error naming what is wrong. */
+  const nicState = (state: unknown[]): E1000Snapshot => {
+    const list = state[STATE_SLOT];
+    const entry = Array.isArray(list) ? list.find((e): e is [string, number, string] => Array.isArray(e) && e[0] === STATE_TAG && e[1] === pciId) : undefined;
+    if (entry === undefined || typeof entry[2] !== 'string') throw new Error(`attachE1000: this v86 state has no e1000 at PCI device ${pciId >> 3} (saved without the add-on, or with another pciDevice)`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(entry[2]);
+    } catch {
+      throw new Error('attachE1000: the NIC part of the v86 state is not JSON');
+    }
+    const snap = validateE1000Snapshot(parsed);
+    if (typeof snap === 'string') throw new Error(`attachE1000: bad NIC state in the v86 state (${snap})`);
+    return snap;
+  };
+
+  /** The daemon-served device's state lives in the daemon: a v86 state without it would desynchronise guest and NIC. */
+  const refuseSave = (cpu: V86Cpu): void => {
+    cpu.get_state = function (): unknown[] {
+      throw new Error('attachE1000: the daemon-served device (e1000_channel) cannot be saved: its state is in the daemon');
+    };
+  };
 
   /** Puts `dev` on v86's PCI bus: config space copied once, BAR1 ports, BAR0 memory. */
   const plug = (cpu: V86Cpu, dev: Registers, afterWrite: () => void): void => {
@@ -391,42 +507,12 @@ export function attachE1000(emulator: V86Emulator, options: AttachE1000Options):
     remoteReady,
     drops,
     async save() {
-      if (nic === undefined || emulator.save_state === undefined) throw new Error('attachE1000: save() needs the in-process model on a loaded emulator with save_state');
-      const json = new TextEncoder().encode(JSON.stringify(nic.snapshot()));
-      const v86 = new Uint8Array(await emulator.save_state());
-      const out = new Uint8Array(STATE_HEADER + json.length + v86.length);
-      const dv = new DataView(out.buffer);
-      dv.setUint32(0, STATE_MAGIC);
-      dv.setUint32(4, STATE_VERSION, true);
-      dv.setUint32(8, json.length, true);
-      out.set(json, STATE_HEADER);
-      out.set(v86, STATE_HEADER + json.length);
-      return out.buffer;
+      if (emulator.save_state === undefined || emulator.v86 === undefined) throw new Error('attachE1000: save() needs a loaded emulator with save_state');
+      return emulator.save_state();
     },
     async restore(state) {
-      const model = nic;
-      if (model === undefined || emulator.restore_state === undefined) throw new Error('attachE1000: restore() needs the in-process model on a loaded emulator with restore_state');
-      const b = new Uint8Array(state);
-      const dv = new DataView(state);
-      if (b.length < STATE_HEADER || dv.getUint32(0) !== STATE_MAGIC || dv.getUint32(4, true) !== STATE_VERSION) throw new Error('attachE1000: not a state saved by attachE1000().save()');
-      const len = dv.getUint32(8, true);
-      if (STATE_HEADER + len > b.length) throw new Error('attachE1000: truncated state');
-      let snap: unknown;
-      try {
-        snap = JSON.parse(new TextDecoder().decode(b.subarray(STATE_HEADER, STATE_HEADER + len)));
-      } catch {
-        throw new Error('attachE1000: the NIC part of the state is not JSON');
-      }
-      const check = new E1000({ memory: { read: (_a, n) => new Uint8Array(n), write: () => undefined }, clock, setIrq: () => undefined, emit: () => undefined });
-      const bad = check.restore(snap);
-      if (bad !== undefined) throw new Error(`attachE1000: bad NIC state (${bad})`);
-      await emulator.restore_state(state.slice(STATE_HEADER + len));
-      model.restore(snap);
-      // v86 restored its interrupt controllers; put INTA# where the model says it is.
-      const pci = emulator.v86?.cpu.devices.pci;
-      if (model.irqLevel) pci?.raise_irq(pciId);
-      else pci?.lower_irq(pciId);
-      rearm();
+      if (emulator.restore_state === undefined || nic === undefined) throw new Error('attachE1000: restore() needs the in-process model on a loaded emulator with restore_state');
+      await emulator.restore_state(state);
     },
     setLinkUp(up) {
       nic?.setLinkUp(up);

@@ -28,8 +28,10 @@ const { values } = isMainThread ? parseArgs({
     relay: { type: 'string' },
     /** The daemon-served e1000: v86 in a worker, registers over this `/e1000` URL. */
     e1000: { type: 'string' },
-    /** Seconds into the download: save v86 with the NIC, restore into a new emulator. */
+    /** After this many frames to the guest since the download started: save v86 (the NIC's state inside), restore into a new emulator. */
     snapshot: { type: 'string' },
+    /** With --snapshot: the new emulator's NIC uses this relay (e.g. a daemon that never saw the guest). */
+    'relay-after': { type: 'string' },
     /** v86's own NIC (ne2k, virtio) on the relay instead of our e1000 (benchmarks compare them). */
     nic: { type: 'string', default: 'e1000' },
     /** The model without interrupt moderation (E1000Options.mitigation false). */
@@ -38,7 +40,7 @@ const { values } = isMainThread ? parseArgs({
     timeout: { type: 'string', default: '150' },
   },
 }) : (workerData as { values: Values });
-type Values = Record<'guest' | 'bios' | 'vgabios' | 'nic' | 'append' | 'timeout', string> & { relay?: string; e1000?: string; snapshot?: string; 'no-mitigation': boolean };
+type Values = Record<'guest' | 'bios' | 'vgabios' | 'nic' | 'append' | 'timeout', string> & { relay?: string; e1000?: string; snapshot?: string; 'relay-after'?: string; 'no-mitigation': boolean };
 
 if (isMainThread && values.e1000 !== undefined) {
   // This thread holds the socket; the worker (this file again) runs v86 and may block.
@@ -65,7 +67,7 @@ const file = (p: string): { buffer: ArrayBuffer } => {
   return { buffer: b.buffer.slice(b.byteOffset, b.byteOffset + b.length) };
 };
 
-const newEmulator = (autostart: boolean): V86 => new V86({
+const newEmulator = (autostart: boolean, initialState?: ArrayBuffer): V86 => new V86({
   wasm_path: wasmPath,
   memory_size: 128 << 20,
   vga_memory_size: 2 << 20,
@@ -76,6 +78,7 @@ const newEmulator = (autostart: boolean): V86 => new V86({
   cmdline: `console=ttyS0 nic=${values.nic} tsc=reliable mitigations=off random.trust_cpu=on panic=-1 quiet ${values.append}`,
   net_device: values.nic === 'e1000' ? { type: 'none' } : { type: values.nic, relay_url: values.relay },
   autostart,
+  ...(initialState !== undefined && { initial_state: { buffer: initialState } }),
   disable_keyboard: true,
   disable_mouse: true,
   disable_speaker: true,
@@ -86,9 +89,9 @@ if (values.nic !== 'e1000' && values.relay === undefined) throw new Error('--nic
 // The in-process network answers DNS for host.tslirp.internal itself; no upstream is used.
 const network = values.relay === undefined ? createNodeNetwork({ dnsUpstreams: ['127.0.0.1:9'] }) : undefined;
 const mitigation = !values['no-mitigation'];
-const attach = (em: V86): AttachedE1000 | undefined => values.nic !== 'e1000'
+const attach = (em: V86, relay = values.relay): AttachedE1000 | undefined => values.nic !== 'e1000'
   ? undefined
-  : attachE1000(em, channel !== undefined ? { e1000_channel: channel } : values.relay === undefined ? { network: network!, mitigation } : { relay_url: values.relay, WebSocket, mitigation });
+  : attachE1000(em, channel !== undefined ? { e1000_channel: channel } : relay === undefined ? { network: network!, mitigation } : { relay_url: relay, WebSocket, mitigation });
 let emulator = newEmulator(true);
 let nic = attach(emulator);
 
@@ -113,10 +116,12 @@ const probeIn = (em: V86): void => em.add_listener('emulator-loaded', () => {
   }
 });
 probeIn(emulator);
+/** Traps of the NICs of emulators already left behind by --snapshot (a new model counts from 0). */
+let trapsBefore = 0;
 const counters = (): Record<string, number> => {
   const d = nic?.device;
   const r = nic?.remote;
-  if (d !== undefined) return { traps: d.exits.mmio + d.exits.io, irqs: probe.irqs };
+  if (d !== undefined) return { traps: trapsBefore + d.exits.mmio + d.exits.io, irqs: probe.irqs };
   if (r !== undefined) {
     const t = r.stats;
     return { traps: t.mmioReads + t.mmioWrites + t.ioReads + t.ioWrites, irqs: probe.irqs, reads: t.mmioReads + t.ioReads, dmaReads: t.dmaReads, dmaReadBytes: t.dmaReadBytes, messages: t.messages };
@@ -161,7 +166,7 @@ const onSerial = (b: number): void => {
     if (line.includes('TSLIRP-DONE')) finish(0, 'guest done');
     const mark = /TSLIRP-MARK (\S+)/.exec(line);
     if (mark !== null) console.log(`\ne1000-v86: counters ${mark[1]} ${JSON.stringify(counters())}`);
-    if (mark?.[1] === 'dl-start' && values.snapshot !== undefined) setTimeout(() => { void moveToNewEmulator(); }, Number(values.snapshot) * 1000);
+    if (mark?.[1] === 'dl-start' && values.snapshot !== undefined) snapshotAfter(Number(values.snapshot));
     line = '';
   } else if (c !== '\r') {
     line += c;
@@ -170,25 +175,50 @@ const onSerial = (b: number): void => {
 };
 emulator.add_listener('serial0-output-byte', onSerial);
 
+/** --snapshot N: moves the guest once N more frames have reached it (polled every 20 ms). */
+function snapshotAfter(frames: number): void {
+  const rx = (): number => nic?.device?.exits.rxFrames ?? 0;
+  const from = rx();
+  const poll = setInterval(() => {
+    if (finished) clearInterval(poll);
+    else if (rx() - from >= frames) {
+      clearInterval(poll);
+      void moveToNewEmulator(() => rx() - from).catch((e: unknown) => { finish(4, `snapshot failed: ${String(e)}`); });
+    }
+  }, 20);
+}
+
 /**
- * --snapshot S: S seconds into the download, stop v86, save its state with the NIC's inside
- * (`save()`), throw the emulator away, build a new one (not started) with a new add-on on the
- * same network, `restore()` the state into it and run: the guest goes on where it was.
+ * --snapshot N: N frames into the download, stop v86 and save its state with v86's own
+ * `save_state()` (the add-on puts the NIC's state inside), throw the emulator away, build a new
+ * one from that state (`initial_state`) with a new add-on on the same network (or on
+ * --relay-after) and run: the guest goes on where it was.
  */
-async function moveToNewEmulator(): Promise<void> {
+async function moveToNewEmulator(framesIn: () => number): Promise<void> {
   const old = nic!;
   await emulator.stop();
-  const state = await old.save();
+  const frames = framesIn();
+  const tsc = guestTsc(emulator);
+  const t0 = Date.now();
+  const state = await emulator.save_state();
+  trapsBefore += (old.device?.exits.mmio ?? 0) + (old.device?.exits.io ?? 0);
   old.close();
   await emulator.destroy();
-  console.log(`\ne1000-v86: saved ${state.byteLength} bytes mid-download; restoring into a new emulator`);
-  emulator = newEmulator(false);
-  nic = attach(emulator);
+  console.log(`\ne1000-v86: saved ${state.byteLength} bytes ${frames} frames into the download (guest TSC ${tsc}); restoring into a new emulator`);
+  emulator = newEmulator(true, state);
+  nic = attach(emulator, values['relay-after'] ?? values.relay);
   probeIn(emulator);
   emulator.add_listener('serial0-output-byte', onSerial);
-  await nic!.ready;
-  await nic!.restore(state);
-  await emulator.run();
-  console.log('\ne1000-v86: restored and running');
+  emulator.add_listener('emulator-started', () => {
+    console.log(`\ne1000-v86: restored and running ${Date.now() - t0} ms after the save (guest TSC ${guestTsc(emulator)})`);
+  });
+}
+
+/** The guest's TSC now, for the log (v86's CPU writes it to current_tsc on request). */
+function guestTsc(em: V86): string {
+  const cpu = (em as unknown as { v86?: { cpu: { store_current_tsc(): void; current_tsc: Uint32Array } } }).v86?.cpu;
+  if (cpu === undefined) return '?';
+  cpu.store_current_tsc();
+  return String(BigInt(cpu.current_tsc[0]!) | (BigInt(cpu.current_tsc[1]!) << 32n));
 }
 }
