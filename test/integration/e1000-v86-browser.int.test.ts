@@ -18,18 +18,18 @@ import { join, normalize } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { downloadGuest } from '../nic-e1000/v86-guest.js';
-import { CACHE_DIR, command, daemon as daemonReq, file, missingRequirements, shouldRun, tempDir } from '../helpers/guests.js';
+import { CACHE_DIR, command, daemon as daemonReq, file, missingRequirements, SEABIOS, shouldRun, tempDir, VGABIOS } from '../helpers/guests.js';
+import { chromiumRequirement, launchChromium } from '../helpers/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const GUEST = join(CACHE_DIR, 'e1000-v86-guest');
 const BUNDLE = join(REPO_ROOT, 'dist', 'browser', 'tslirp-v86.js');
 const missing = missingRequirements([
   daemonReq,
   command('cpio'),
-  file(CHROMIUM, 'apt-get install chromium'),
+  chromiumRequirement,
   file(BUNDLE, 'npm run build (scripts/build-browser.mjs)'),
-  file('/usr/share/seabios/bios.bin', 'apt-get install seabios'),
-  file('/usr/share/seabios/vgabios-stdvga.bin', 'apt-get install seabios'),
+  file(SEABIOS, 'apt-get install seabios'),
+  file(VGABIOS, 'apt-get install seabios'),
   file(join(GUEST, 'bzImage'), 'build it with scripts/e1000-v86-guest.sh'),
   file(join(REPO_ROOT, 'node_modules', 'v86', 'build', 'libv86.mjs'), 'npm ci'),
 ]);
@@ -73,15 +73,7 @@ describe.skipIf(!enabled)('the e1000 in v86 in a browser page (bundle + example 
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     origin = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
     d = await startDaemon(['--ws', '127.0.0.1:0', '--ws-allow-origin', origin], { startTimeoutMs: 30_000 });
-    const { chromium } = await import('playwright-core');
-    context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-      ],
-    });
+    context = await launchChromium(join(dir, 'profile'));
   }, 120_000);
 
   afterAll(async () => {

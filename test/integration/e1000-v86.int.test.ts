@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { between, downloadGuest, parseMarks, parseRun } from '../nic-e1000/v86-guest.js';
-import { CACHE_DIR, command, daemon as daemonReq, file, missingRequirements, Proc, shouldRun, tempDir } from '../helpers/guests.js';
+import { CACHE_DIR, command, daemon as daemonReq, missingRequirements, Proc, shouldRun, tempDir, v86GuestRequirements } from '../helpers/guests.js';
 
 const GUEST = join(CACHE_DIR, 'e1000-v86-guest');
 const RUNNER = join(REPO_ROOT, 'test', 'nic-e1000', 'v86-run.ts');
@@ -37,11 +37,7 @@ const missing = missingRequirements([
   daemonReq,
   command('cpio'),
   command('gzip'),
-  file('/usr/share/seabios/bios.bin', 'apt-get install seabios'),
-  file('/usr/share/seabios/vgabios-stdvga.bin', 'apt-get install seabios'),
-  file(join(GUEST, 'bzImage'), 'build it with scripts/e1000-v86-guest.sh'),
-  file(join(GUEST, 'initrd.gz'), 'build it with scripts/e1000-v86-guest.sh'),
-  file(join(REPO_ROOT, 'node_modules', 'v86', 'build', 'v86.wasm'), 'npm ci'),
+  ...v86GuestRequirements(GUEST, 'scripts/e1000-v86-guest.sh'),
 ]);
 const enabled = shouldRun('e1000-v86.int.test.ts (Linux e1000 driver on the model inside v86)', missing);
 // A v86 boot took 35–41 s in CI-like runs and 118 s with the suite beside four other test runs on
