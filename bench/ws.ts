@@ -220,6 +220,15 @@ const fmtPairs = (rs: readonly number[]): string => rs.map((r) => r.toFixed(2)).
 
 /** Summary rows for the README: cell, target, figure, daemon CPU per GB. */
 const summary: string[] = [];
+/**
+ * Issue 15's questions, answered per cell: is tslirp's relay at least as fast as libslirp
+ * behind the shim (and no dearer per GB), and is the WebSocket link as cheap per GB as the
+ * stream link behind the same frame bridge (`tslirp ws` against `tslirp stream+shim`).
+ */
+const verdicts: string[] = [];
+const verdict = (ok: boolean, what: string): void => {
+  verdicts.push(`${ok ? 'met   ' : 'MISSED'} ${what}`);
+};
 
 function reportBulk(cell: string, s: Map<string, Series>): void {
   console.log(`\n${cell} (iperf3, ${SECONDS} s, MTU 1500; medians of ${PAIRS} rounds)`);
@@ -234,12 +243,18 @@ function reportBulk(cell: string, s: Map<string, Series>): void {
   for (const [a, b] of COMPARISONS) {
     const xa = s.get(a)!;
     const xb = s.get(b)!;
+    const ratioOf = (rs: readonly number[]): number => (rs.length > 0 ? median(rs) : NaN);
     const tput = pairRatios(xa.values, xb.values, (x, y) => x / y);
     const cpu = pairRatios(xa.cpuPerGb.slirp, xb.cpuPerGb.slirp, (x, y) => x / y);
     console.log(
       `  ${a} ${(median(xa.values) / 1e9).toFixed(2)} Gbit/s vs ${b} ${(median(xb.values) / 1e9).toFixed(2)}: ratio ${tput.length > 0 ? median(tput).toFixed(2) : 'n/a'} (pairs ${fmtPairs(tput)}); ` +
         `SLIRP CPU ${median(xa.cpuPerGb.slirp).toFixed(2)} vs ${median(xb.cpuPerGb.slirp).toFixed(2)} s/GB: ratio ${cpu.length > 0 ? median(cpu).toFixed(2) : 'n/a'} (lower is cheaper; pairs ${fmtPairs(cpu)})`,
     );
+    if (a === 'tslirp ws' && b === 'libslirp ws+shim') {
+      verdict(ratioOf(tput) >= 1, `${cell}: tslirp ws ≥ 1.0× libslirp ws+shim (${ratioOf(tput).toFixed(2)}×)`);
+      verdict(ratioOf(cpu) <= 1, `${cell}: tslirp ws CPU per GB ≤ libslirp's (${ratioOf(cpu).toFixed(2)}×)`);
+    }
+    if (a === 'tslirp ws' && b === 'tslirp stream+shim') verdict(ratioOf(cpu) <= 1, `${cell}: WebSocket link as cheap per GB as the stream link, same bridge (${ratioOf(cpu).toFixed(2)}×)`);
   }
 }
 
@@ -255,6 +270,7 @@ function reportOps(cell: string, unit: 'µs' | '/s', s: Map<string, Series>): vo
     const xb = s.get(b)!;
     // Speed ratio: the baseline's time per operation over the figure's (> 1: faster).
     const r = pairRatios(xa.values, xb.values, (x, y) => y / x);
+    if (a === 'tslirp ws' && b === 'libslirp ws+shim') verdict(r.length > 0 && median(r) >= 1, `${cell}: tslirp ws ≥ 1.0× libslirp ws+shim (${r.length > 0 ? median(r).toFixed(2) : 'n/a'}×)`);
     console.log(`  ${a} ${show(median(xa.values))} vs ${b} ${show(median(xb.values))}: speed ratio ${r.length > 0 ? median(r).toFixed(2) : 'n/a'} (pairs ${fmtPairs(r)})`);
   }
 }
@@ -300,6 +316,7 @@ async function main(): Promise<void> {
     if (CELLS.has('crr')) reportOps('sequential connections', '/s', await rounds(targets, async (t) => ({ value: await guestClient(t.guest, t.name, 'crr', '10.0.2.2', webPort, CRR_COUNT) })));
     const load1 = os.loadavg();
     console.log(`\n${started.toISOString().slice(0, 16)}Z, load average ${load0.map((l) => l.toFixed(2)).join(' ')} at the start, ${load1.map((l) => l.toFixed(2)).join(' ')} at the end; ${PAIRS} rounds, ${SECONDS} s per iperf3 run`);
+    console.log(verdicts.join('\n'));
     console.log('| cell | path | figure | SLIRP CPU | bridge CPU |\n| --- | --- | --- | --- | --- |\n' + summary.join('\n'));
   } finally {
     for (const t of targets) await t.stop();

@@ -7,7 +7,7 @@
  * bench/ws.ts can measure it against tslirp's own WebSocket relay. A separate process, so its
  * CPU time is measured apart from the daemon's and the benchmark's.
  *
- *   node --import tsx ws-stream-shim.ts STREAM_SOCKET_PATH
+ *   node --import tsx ws-stream-shim.ts STREAM_SOCKET_PATH | tcp:HOST:PORT
  *
  * Prints "ws-shim: listening PORT" once it listens; one stream connection per WebSocket
  * client, closed with it. A frame longer than 65535 + 14 bytes or a text message ends that
@@ -16,11 +16,13 @@
 import net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 
-const path = process.argv[2];
-if (path === undefined) {
-  console.error('usage: ws-stream-shim.ts STREAM_SOCKET_PATH');
+const target = process.argv[2];
+if (target === undefined) {
+  console.error('usage: ws-stream-shim.ts STREAM_SOCKET_PATH | tcp:HOST:PORT');
   process.exit(64);
 }
+const tcp = /^tcp:(.+):(\d+)$/.exec(target);
+const connect = (): net.Socket => (tcp === null ? net.connect({ path: target }) : net.connect({ host: tcp[1]!, port: Number(tcp[2]) }));
 /** The largest frame either side carries: QEMU's stream netdev limit (NET_BUFSIZE is larger; tslirp's MTU cap is 65520). */
 const MAX_FRAME = 65535 + 14;
 let toStream = 0;
@@ -32,7 +34,7 @@ wss.on('listening', () => {
   console.log(`ws-shim: listening ${(wss.address() as net.AddressInfo).port}`);
 });
 wss.on('connection', (ws: WebSocket) => {
-  const sock = net.connect({ path });
+  const sock = connect();
   sock.setNoDelay(true);
   let ready = false;
   const early: Buffer[] = [];
