@@ -29,16 +29,18 @@
  *
  * Needs root, iperf3, qemu-system-x86_64, socat and a built daemon (npm run build).
  * Environment: BENCH_PAIRS (default 5), BENCH_SECONDS (default 3), BENCH_CELLS (default
- * g2h,h2g,rr,crr: the cells to run).
+ * g2h,h2g,rr,crr: the cells to run), BENCH_CHART (where the throughput chart is written,
+ * default $TMPDIR/tslirp-bench-ws.svg).
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../test/helpers/daemon.js';
 import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, tempDir, until } from '../test/helpers/guests.js';
+import { groupedBars, type BarGroup } from './lib/bars-svg.js';
 import { guestClient, iperf } from './lib/iperf.js';
 import { cpuSeconds, median } from './lib/measure.js';
 
@@ -49,6 +51,10 @@ const CELLS = new Set((process.env['BENCH_CELLS'] ?? 'g2h,h2g,rr,crr').split(','
 const RR_COUNT = 2000;
 const CRR_COUNT = 300;
 const SHIM = join(import.meta.dirname, 'lib', 'ws-stream-shim.ts');
+/** Where the throughput chart goes (README's copy: docs/ws-bench.svg). */
+const CHART = process.env['BENCH_CHART'] ?? join(os.tmpdir(), 'tslirp-bench-ws.svg');
+/** Bar colours of the paths, in the order they are set up. */
+const COLOURS = ['#3b6ea8', '#9bb7d9', '#6aa36f', '#d9a441'];
 
 const missing = missingRequirements([root, daemonReq, command('iperf3'), command('qemu-system-x86_64'), command('socat')]);
 if (missing.length > 0) {
@@ -230,7 +236,14 @@ const verdict = (ok: boolean, what: string): void => {
   verdicts.push(`${ok ? 'met   ' : 'MISSED'} ${what}`);
 };
 
+/** The throughput chart's groups, one per direction. */
+const chart: BarGroup[] = [];
+
 function reportBulk(cell: string, s: Map<string, Series>): void {
+  chart.push({
+    label: cell,
+    bars: [...s.values()].map((x) => ({ value: median(x.values), label: (median(x.values) / 1e9).toFixed(2), note: `${median(x.cpuPerGb.slirp).toFixed(1)} s/GB` })),
+  });
   console.log(`\n${cell} (iperf3, ${SECONDS} s, MTU 1500; medians of ${PAIRS} rounds)`);
   for (const [name, x] of s) {
     const cpu = (['slirp', 'shim', 'bridge'] as const)
@@ -317,6 +330,10 @@ async function main(): Promise<void> {
     const load1 = os.loadavg();
     console.log(`\n${started.toISOString().slice(0, 16)}Z, load average ${load0.map((l) => l.toFixed(2)).join(' ')} at the start, ${load1.map((l) => l.toFixed(2)).join(' ')} at the end; ${PAIRS} rounds, ${SECONDS} s per iperf3 run`);
     console.log(verdicts.join('\n'));
+    if (chart.length > 0) {
+      writeFileSync(CHART, groupedBars(`The WebSocket path, kernel guest, MTU 1500: iperf3 Gbit/s (median of ${PAIRS}); under each bar the SLIRP's CPU per GB`, targets.map((t, i) => ({ name: t.name, colour: COLOURS[i]! })), chart));
+      console.log(`chart: ${CHART}`);
+    }
     console.log('| cell | path | figure | SLIRP CPU | bridge CPU |\n| --- | --- | --- | --- | --- |\n' + summary.join('\n'));
   } finally {
     for (const t of targets) await t.stop();
