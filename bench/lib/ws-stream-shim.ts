@@ -11,7 +11,8 @@
  *
  * Prints "ws-shim: listening PORT" once it listens; one stream connection per WebSocket
  * client, closed with it. A frame longer than 65535 + 14 bytes or a text message ends that
- * client (counted in the line printed at exit). SIGTERM exits 0.
+ * client (counted in the line printed at exit). SIGTERM exits 0, and so does the shim once its
+ * parent is gone.
  */
 import net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -85,6 +86,11 @@ wss.on('connection', (ws: WebSocket) => {
     pending = buf.length > 0 ? Buffer.from(buf) : undefined;
   });
 });
+// Bounded by its parent: a benchmark that dies without stopping it does not leave it running.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(0);
+}, 1000).unref();
 process.on('SIGTERM', () => {
   console.log(`ws-shim: stopping: ${toStream} frames to the stream, ${toWs} to the WebSocket, ${refused} clients refused`);
   process.exit(0);
