@@ -7,7 +7,10 @@
  * - `noDelay`: segments from the guest were already sized by the guest's own Nagle; adding
  *   ours would only delay request/response traffic.
  * - SO_KEEPALIVE after `keepAliveMs` (default 60 s) of idleness, so a host peer that vanished
- *   is noticed (ETIMEDOUT → RST to the guest). There is no keepalive towards the guest.
+ *   is noticed (ETIMEDOUT → RST to the guest). There is no keepalive towards the guest. A
+ *   connected socket gets it after the guest's SYN-ACK has left (a microtask queued behind
+ *   the link's flush): Node's own `keepAlive` option costs four system calls between the
+ *   connect and the 'connect' event, on the path of every new connection.
  * - The connect timeout is the engine's (`TcpLimits.connectTimeoutMs`, 20 s by default): it
  *   resets the socket through `reset()`.
  * - `write()` returns the socket's `writableLength`: what Node buffers beyond the kernel,
@@ -98,7 +101,6 @@ export class NodeTcp {
     const socket = net.connect({
       host: formatIpAddr(to.addr), port: to.port, allowHalfOpen: true, noDelay: true,
       ...(local !== undefined && { localAddress: formatIpAddr(local.addr), localPort: local.port }),
-      ...(this.#keepAliveMs > 0 && { keepAlive: true, keepAliveInitialDelay: this.#keepAliveMs }),
       onread: this.#onread,
     });
     // Reads go to `onread`: no 'data' listener.
@@ -154,6 +156,7 @@ export class NodeTcp {
       if (flow === undefined) return;
       const local = this.localAddress === undefined || this.localPort === undefined ? undefined : endpointOf(this.localAddress, this.localPort);
       tcp.#events.tcpConnected(flow, local);
+      if (tcp.#keepAliveMs > 0) queueMicrotask(() => this.setKeepAlive(true, tcp.#keepAliveMs));
     })(this);
 
   readonly #onData = ((tcp: NodeTcp) =>

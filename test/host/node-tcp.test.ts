@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Endpoint, FlowId } from '../../src/net/addr.js';
@@ -242,5 +243,26 @@ describe('NodeTcp', () => {
     expect(tcp.write(1, new Uint8Array(32 * 1024))).toBe(32 * 1024);
     await r.until('drained');
     tcp.reset(1);
+  });
+
+  /** The kernel's timer of the loopback TCP socket bound to `port` (/proc/net/tcp's `tr`: 2 is keepalive). */
+  const kernelTimer = (port: number): number | undefined => {
+    const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    const line = readFileSync('/proc/net/tcp', 'utf8').split('\n').find((l) => l.trim().split(/\s+/)[1] === local);
+    return line === undefined ? undefined : Number.parseInt(line.trim().split(/\s+/)[5]!.split(':')[0]!, 16);
+  };
+
+  it('arms SO_KEEPALIVE on a connected socket once it has reported the connect (none with keepAliveMs 0)', async () => {
+    const port = await server(() => undefined);
+    for (const keepAliveMs of [60_000, 0]) {
+      let localPort = 0;
+      const r = recorder();
+      const tcp = new NodeTcp({ ...r.ev, tcpConnected: (f, local) => { localPort = local?.port ?? 0; r.ev.tcpConnected(f); } }, { keepAliveMs });
+      tcp.connect(1, loop(port));
+      await r.until('connected');
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(kernelTimer(localPort), `keepAliveMs ${keepAliveMs}`).toBe(keepAliveMs > 0 ? 2 : 0);
+      tcp.reset(1);
+    }
   });
 });
