@@ -35,8 +35,12 @@
  *
  * Needs root, iperf3, qemu-system-x86_64, slirp4netns, socat, busybox and a built daemon
  * (npm run build). Environment: BENCH_PAIRS (default 5), BENCH_SECONDS (default 3),
- * BENCH_MTUS (default 1500,65520), BENCH_ONLY=observed (only the observed cells) or
- * BENCH_ONLY=ipv6 (only the IPv6 cells).
+ * BENCH_MTUS (default 1500,65520), BENCH_ONLY: a comma-separated list of the cells to run out
+ * of bulk (iperf3 both ways, with slirp4netns and the bridge alone), observed, ipv6, rr (1-byte
+ * request/response), conn (sequential connections), idle (idle connection memory); all when
+ * unset. `BENCH_ONLY=observed` runs tslirp alone, `BENCH_ONLY=ipv6` the IPv6 cells alone; rr,
+ * conn and idle run at the first MTU only, BENCH_RR_COUNT round trips (2000) and
+ * BENCH_CRR_COUNT connections (300) per run.
  */
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -53,12 +57,26 @@ import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Pr
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
 const MTUS = (process.env['BENCH_MTUS'] ?? '1500,65520').split(',').map(Number);
-const ONLY_OBSERVED = process.env['BENCH_ONLY'] === 'observed';
-const ONLY_IPV6 = process.env['BENCH_ONLY'] === 'ipv6';
+/** The cells BENCH_ONLY names; every cell when it is unset. */
+const CELLS = ['bulk', 'observed', 'ipv6', 'rr', 'conn', 'idle'] as const;
+type Cell = (typeof CELLS)[number];
+const ONLY = new Set((process.env['BENCH_ONLY'] ?? CELLS.join(',')).split(',').map((c) => c.trim()).filter((c) => c !== ''));
+for (const c of ONLY) {
+  if (!(CELLS as readonly string[]).includes(c)) {
+    console.error(`bench/tcp.ts: unknown cell ${c} in BENCH_ONLY (cells: ${CELLS.join(', ')})`);
+    process.exit(2);
+  }
+}
+const runs = (c: Cell): boolean => ONLY.has(c);
+const ONLY_OBSERVED = ONLY.size === 1 && runs('observed');
+const ONLY_IPV6 = ONLY.size === 1 && runs('ipv6');
 /** Floor of tslirp's IPv6/IPv4 ratio (issue 14). */
 const IPV6_FLOOR = 0.9;
 /** The API client's polling period (issue 12). */
 const POLL_MS = 100;
+/** Round trips per request/response run, connections per connection-rate run (BENCH_RR_COUNT, BENCH_CRR_COUNT). */
+const RR_COUNT = Number(process.env['BENCH_RR_COUNT'] ?? 2000);
+const CRR_COUNT = Number(process.env['BENCH_CRR_COUNT'] ?? 300);
 /** Floor of the observed/unobserved ratio (issue 12). */
 const OBSERVED_FLOOR = 0.95;
 
@@ -258,12 +276,14 @@ async function main(): Promise<void> {
         }
         continue;
       }
+      const extrasHere = mtu === MTUS[0] && (runs('rr') || runs('conn') || runs('idle'));
+      if (!runs('bulk') && !runs('observed') && !runs('ipv6') && !extrasHere) continue;
       const a = await tslirpTarget(mtu, dir);
       const b = await libslirpTarget(mtu, dir);
-      const c = await slirp4netnsTarget(mtu);
-      const br = await bridgeTarget(mtu, dir, iperfPort);
+      const c = runs('bulk') ? await slirp4netnsTarget(mtu) : undefined;
+      const br = runs('bulk') ? await bridgeTarget(mtu, dir, iperfPort) : undefined;
       try {
-        for (const reverse of [false, true]) {
+        for (const reverse of br === undefined ? [] : [false, true]) {
           const dirName = reverse ? 'host→guest' : 'guest→host';
           const ratios: number[] = [];
           const as: number[] = [];
@@ -282,7 +302,7 @@ async function main(): Promise<void> {
             bs.push(y);
             if (y > 0) ratios.push(x / y);
             if (c !== undefined) cs.push(await iperfRun(c.guest, c.server, iperfPort, SECONDS, reverse, c.name));
-            brs.push(await iperfRun(br.guest, br.server, iperfPort, SECONDS, reverse, br.name));
+            brs.push(await iperfRun(br!.guest, br!.server, iperfPort, SECONDS, reverse, br!.name));
           }
           const ratio = ratios.length > 0 ? median(ratios) : 0;
           if (ratio < 1) floorOk = false;
@@ -294,14 +314,14 @@ async function main(): Promise<void> {
           );
           console.log(rows[rows.length - 1]);
         }
-        if (!(await observedCells(a, mtu, iperfPort, rows))) observedOk = false;
-        if (mtu === MTUS[0]) await extras(a, b);
-        if (!(await ipv6Cells(a, b, mtu, iperfPort, iperfPort6, rows))) ipv6Ok = false;
+        if (runs('observed') && !(await observedCells(a, mtu, iperfPort, rows))) observedOk = false;
+        if (extrasHere && !(await extras(a, b, rows))) floorOk = false;
+        if (runs('ipv6') && !(await ipv6Cells(a, b, mtu, iperfPort, iperfPort6, rows))) ipv6Ok = false;
       } finally {
         await a.stop();
         await b.stop();
         await c?.stop();
-        await br.stop();
+        await br?.stop();
       }
     }
   } finally {
@@ -311,11 +331,11 @@ async function main(): Promise<void> {
   }
   console.log('\n' + rows.join('\n'));
   if (!ONLY_OBSERVED && !ONLY_IPV6) console.log(floorOk ? 'floor met: tslirp ≥ 1.0× libslirp in every cell' : 'FLOOR MISSED: tslirp < 1.0× libslirp in some cell');
-  if (!ONLY_IPV6) {
+  if (runs('observed')) {
     const observed = ONLY_OBSERVED ? floorOk : observedOk;
     console.log(observed ? `observed floor met: ≥ ${OBSERVED_FLOOR}× unobserved in every cell` : `OBSERVED FLOOR MISSED: < ${OBSERVED_FLOOR}× unobserved in some cell`);
   }
-  if (!ONLY_OBSERVED) console.log(ipv6Ok ? `IPv6 floor met: tslirp v6 ≥ ${IPV6_FLOOR}× tslirp v4 in every cell` : `IPV6 FLOOR MISSED: tslirp v6 < ${IPV6_FLOOR}× tslirp v4 in some cell`);
+  if (runs('ipv6')) console.log(ipv6Ok ? `IPv6 floor met: tslirp v6 ≥ ${IPV6_FLOOR}× tslirp v4 in every cell` : `IPV6 FLOOR MISSED: tslirp v6 < ${IPV6_FLOOR}× tslirp v4 in some cell`);
 }
 
 /**
@@ -487,8 +507,13 @@ async function observedCells(a: Target & { api: string }, mtu: number, iperfPort
 /** bench/guest/client.ts in the target's guest against its server: microseconds per operation. */
 const guestClient = (t: Target, mode: 'rr' | 'crr', port: number, count: number): Promise<number> => runGuestClient(t.guest, t.name, mode, t.server, port, count);
 
-/** Latency, connection rate and idle-connection memory, tslirp vs libslirp. */
-async function extras(a: Target & { daemon: Daemon }, b: Target): Promise<void> {
+/**
+ * Latency, connection rate and idle-connection memory, tslirp vs libslirp (the cells BENCH_ONLY
+ * names). Pairs alternate their order (tslirp first, then libslirp first, …). Appends the
+ * figures to `rows`; false when tslirp is slower than libslirp in a latency or rate cell
+ * (issue 15's floors: round trip ≤ libslirp's, connection rate ≥ 1.0×).
+ */
+async function extras(a: Target & { daemon: Daemon }, b: Target, rows: string[]): Promise<boolean> {
   const web = http.createServer((_req, res) => res.end('ok'));
   await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
   const port = (web.address() as net.AddressInfo).port;
@@ -499,36 +524,52 @@ async function extras(a: Target & { daemon: Daemon }, b: Target): Promise<void> 
   });
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   const echoPort = (echo.address() as net.AddressInfo).port;
+  let ok = true;
+  const report = (row: string): void => {
+    rows.push(row);
+    console.log(row);
+  };
   try {
     // Alternating pairs, as for throughput; medians of each and of the pairwise ratios.
     const rr: Record<string, number[]> = { [a.name]: [], [b.name]: [] };
     const crr: Record<string, number[]> = { [a.name]: [], [b.name]: [] };
     for (let i = 0; i < PAIRS; i++) {
-      for (const t of [a, b]) {
-        rr[t.name]!.push(await guestClient(t, 'rr', echoPort, 2000));
-        crr[t.name]!.push(await guestClient(t, 'crr', port, 300));
+      for (const t of i % 2 === 0 ? [a, b] : [b, a]) {
+        if (runs('rr')) rr[t.name]!.push(await guestClient(t, 'rr', echoPort, RR_COUNT));
+        if (runs('conn')) crr[t.name]!.push(await guestClient(t, 'crr', port, CRR_COUNT));
       }
     }
-    const ratio = (m: Record<string, number[]>) => median(m[b.name]!.map((x, i) => x / m[a.name]![i]!));
-    console.log(
-      `1-byte request/response on one connection: tslirp ${median(rr[a.name]!).toFixed(0)} µs per round trip, libslirp ${median(rr[b.name]!).toFixed(0)} µs; ` +
-        `speed ratio tslirp/libslirp ${ratio(rr).toFixed(2)}`,
-    );
-    console.log(
-      `sequential connections (connect, request, reply, close): tslirp ${(1e6 / median(crr[a.name]!)).toFixed(0)}/s, libslirp ${(1e6 / median(crr[b.name]!)).toFixed(0)}/s; ` +
-        `speed ratio tslirp/libslirp ${ratio(crr).toFixed(2)}`,
-    );
-    // Idle connection memory: 500 idle connections through tslirp, daemon RSS growth.
-    const rss0 = a.daemon.rssKiB() ?? 0;
-    const idle = a.guest.spawn('idle conns', ['sh', '-c', `i=0; while [ $i -lt 500 ]; do (sleep 20 | socat -u - TCP:${a.server}:${echoPort} > /dev/null) & i=$((i+1)); done; wait`]);
-    await new Promise((r) => setTimeout(r, 8000));
-    const rss1 = a.daemon.rssKiB() ?? 0;
-    console.log(`tslirp: 500 idle connections add ${rss1 - rss0} KiB of daemon RSS (${((rss1 - rss0) / 500).toFixed(1)} KiB each, sockets included)`);
-    await idle.stop();
+    const pairs = (m: Record<string, number[]>): number[] => m[b.name]!.map((x, i) => x / m[a.name]![i]!);
+    if (runs('rr')) {
+      const r = pairs(rr);
+      if (median(r) < 1) ok = false;
+      report(
+        `1-byte request/response on one connection: tslirp ${median(rr[a.name]!).toFixed(0)} µs per round trip, libslirp ${median(rr[b.name]!).toFixed(0)} µs; ` +
+          `speed ratio tslirp/libslirp ${median(r).toFixed(2)} (pairs ${r.map((x) => x.toFixed(2)).join(' ')})`,
+      );
+    }
+    if (runs('conn')) {
+      const r = pairs(crr);
+      if (median(r) < 1) ok = false;
+      report(
+        `sequential connections (connect, request, reply, close): tslirp ${(1e6 / median(crr[a.name]!)).toFixed(0)}/s, libslirp ${(1e6 / median(crr[b.name]!)).toFixed(0)}/s; ` +
+          `speed ratio tslirp/libslirp ${median(r).toFixed(2)} (pairs ${r.map((x) => x.toFixed(2)).join(' ')})`,
+      );
+    }
+    if (runs('idle')) {
+      // Idle connection memory: 500 idle connections through tslirp, daemon RSS growth.
+      const rss0 = a.daemon.rssKiB() ?? 0;
+      const idle = a.guest.spawn('idle conns', ['sh', '-c', `i=0; while [ $i -lt 500 ]; do (sleep 20 | socat -u - TCP:${a.server}:${echoPort} > /dev/null) & i=$((i+1)); done; wait`]);
+      await new Promise((r) => setTimeout(r, 8000));
+      const rss1 = a.daemon.rssKiB() ?? 0;
+      report(`tslirp: 500 idle connections add ${rss1 - rss0} KiB of daemon RSS (${((rss1 - rss0) / 500).toFixed(1)} KiB each, sockets included)`);
+      await idle.stop();
+    }
   } finally {
     web.close();
     echo.close();
   }
+  return ok;
 }
 
 await main();

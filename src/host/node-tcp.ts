@@ -7,14 +7,22 @@
  * - `noDelay`: segments from the guest were already sized by the guest's own Nagle; adding
  *   ours would only delay request/response traffic.
  * - SO_KEEPALIVE after `keepAliveMs` (default 60 s) of idleness, so a host peer that vanished
- *   is noticed (ETIMEDOUT → RST to the guest). There is no keepalive towards the guest.
+ *   is noticed (ETIMEDOUT → RST to the guest). There is no keepalive towards the guest. A
+ *   connected socket gets it after the guest's SYN-ACK has left (a microtask queued behind
+ *   the link's flush): Node's own `keepAlive` option costs four system calls between the
+ *   connect and the 'connect' event, on the path of every new connection.
  * - The connect timeout is the engine's (`TcpLimits.connectTimeoutMs`, 20 s by default): it
  *   resets the socket through `reset()`.
  * - `write()` returns the socket's `writableLength`: what Node buffers beyond the kernel,
- *   which the engine subtracts from the guest's window; `'drain'` reopens it. Writes are
- *   corked until the microtasks of the current event run (after the session's batch of one
- *   link read), so the segments of one link read leave in one `writev` instead of one system
- *   call each, without waiting for the next event-loop phase.
+ *   which the engine subtracts from the guest's window; `'drain'` reopens it. The writes of
+ *   one event (one link read: many guest segments) leave together once the event's callback
+ *   has returned: the first write to a socket is held, a second one corks the socket, and a
+ *   `process.nextTick` writes the held chunks and uncorks the rest — so the segments of one
+ *   link read leave in one `writev` instead of one system call each, a lone segment (a
+ *   request, a keystroke) leaves in one plain `write` without the cork's bookkeeping, and
+ *   both go before the session's end-of-batch microtask (ACKs to the guest, timers): the
+ *   host peer gets the bytes as early as the event allows. Held bytes count as buffered in
+ *   what `write()` returns. `end()` and `close()` write a held chunk first; `reset()` drops it.
  * - Connected sockets read into one buffer shared by all of them (`onread`), and `tcpData`
  *   hands out a view of it that is valid only during the call: the stack copies it into the
  *   connection's queue. Node's default (a fresh 64 KiB buffer per read) made V8 run a major
@@ -63,9 +71,11 @@ export class NodeTcp {
   readonly #flowOf = new Map<FlowSocket, FlowId>();
   readonly #events: NodeTcpEvents;
   readonly #keepAliveMs: number;
-  /** Sockets corked in this event-loop turn. */
+  /** The first chunk written to a socket in this event, not handed to it yet (see `write`). */
+  readonly #held = new Map<FlowSocket, Uint8Array>();
+  /** Sockets corked in this event: a second chunk came. */
   readonly #corked = new Set<FlowSocket>();
-  #uncorkScheduled = false;
+  #flushScheduled = false;
   /** `onread` of every connected socket: one object, its callback called with the socket as `this`. */
   readonly #onread: net.OnReadOpts = ((tcp: NodeTcp, buffer: Buffer) => ({
     buffer,
@@ -91,7 +101,6 @@ export class NodeTcp {
     const socket = net.connect({
       host: formatIpAddr(to.addr), port: to.port, allowHalfOpen: true, noDelay: true,
       ...(local !== undefined && { localAddress: formatIpAddr(local.addr), localPort: local.port }),
-      ...(this.#keepAliveMs > 0 && { keepAlive: true, keepAliveInitialDelay: this.#keepAliveMs }),
       onread: this.#onread,
     });
     // Reads go to `onread`: no 'data' listener.
@@ -147,6 +156,7 @@ export class NodeTcp {
       if (flow === undefined) return;
       const local = this.localAddress === undefined || this.localPort === undefined ? undefined : endpointOf(this.localAddress, this.localPort);
       tcp.#events.tcpConnected(flow, local);
+      if (tcp.#keepAliveMs > 0) queueMicrotask(() => this.setKeepAlive(true, tcp.#keepAliveMs));
     })(this);
 
   readonly #onData = ((tcp: NodeTcp) =>
@@ -186,32 +196,65 @@ export class NodeTcp {
       else tcp.#events.tcpClosed(flow);
     })(this);
 
-  /** Host.tcpWrite: returns the bytes Node still buffers for the socket. */
+  /**
+   * Host.tcpWrite: returns the bytes Node still buffers for the socket, held ones included.
+   * `data` is kept until the event's writes leave (the guest frame's bytes are the stack's to
+   * keep, see GuestLink).
+   */
   write(flow: FlowId, data: Uint8Array): number {
     const socket = this.#sockets.get(flow);
     if (socket === undefined || socket.destroyed || !socket.writable) return 0;
-    if (!this.#corked.has(socket)) {
-      socket.cork();
-      this.#corked.add(socket);
-      if (!this.#uncorkScheduled) {
-        this.#uncorkScheduled = true;
-        queueMicrotask(() => this.#uncorkAll());
-      }
+    if (this.#corked.has(socket)) {
+      socket.write(data);
+      return socket.writableLength;
     }
+    const first = this.#held.get(socket);
+    if (first === undefined) {
+      this.#held.set(socket, data);
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        process.nextTick(this.#flushWrites);
+      }
+      return socket.writableLength + data.length;
+    }
+    this.#held.delete(socket);
+    socket.cork();
+    this.#corked.add(socket);
+    socket.write(first);
     socket.write(data);
     return socket.writableLength;
   }
 
-  #uncorkAll(): void {
-    this.#uncorkScheduled = false;
+  /** The event's writes leave: held chunks written, corked sockets uncorked. */
+  readonly #flushWrites = (): void => {
+    this.#flushScheduled = false;
+    for (const [s, data] of this.#held) {
+      if (s.destroyed || !s.writable) continue;
+      s.write(data);
+      // write() reported these bytes as buffered. Node emits 'drain' only after a write past
+      // the high-water mark that had to wait; a large lone chunk the kernel took at once gets
+      // none, so report it here as Node does for corked writes.
+      if (data.length >= s.writableHighWaterMark && s.writableLength === 0) this.#onDrain.call(s);
+    }
+    this.#held.clear();
     for (const s of this.#corked) if (!s.destroyed) s.uncork();
     this.#corked.clear();
+  };
+
+  /** Writes the chunk held for `socket`, if any (before its FIN). */
+  #writeHeld(socket: FlowSocket): void {
+    const data = this.#held.get(socket);
+    if (data === undefined) return;
+    this.#held.delete(socket);
+    if (!socket.destroyed && socket.writable) socket.write(data);
   }
 
   /** Host.tcpEnd: FIN to the host peer; reading goes on. */
   end(flow: FlowId): void {
     const socket = this.#sockets.get(flow);
-    if (socket !== undefined && !socket.writableEnded) socket.end();
+    if (socket === undefined) return;
+    this.#writeHeld(socket);
+    if (!socket.writableEnded) socket.end();
   }
 
   /** Host.tcpPause. */
@@ -227,6 +270,8 @@ export class NodeTcp {
     const socket = this.#sockets.get(flow);
     if (socket === undefined) return;
     this.#forget(flow, socket);
+    this.#held.delete(socket);
+    this.#corked.delete(socket);
     if (!(socket instanceof net.Socket) || socket.connecting || socket.destroyed) socket.destroy();
     else socket.resetAndDestroy();
   }
@@ -236,6 +281,7 @@ export class NodeTcp {
     const socket = this.#sockets.get(flow);
     if (socket === undefined) return;
     this.#forget(flow, socket);
+    this.#writeHeld(socket);
     if (socket instanceof net.Socket) socket.destroySoon();
     else {
       // A stream: end our side, and release it once what was written is flushed.

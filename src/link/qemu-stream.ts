@@ -35,9 +35,16 @@ import {
   type ListenerAddress,
 } from './link.js';
 
-/** `-netdev stream`: each frame is preceded by its length as a u32, big-endian. */
+/**
+ * `-netdev stream`: each frame is preceded by its length as a u32, big-endian. A frame that
+ * lies in one chunk is delivered as a view of it (the whole chunk when it is exactly one
+ * frame); one that spans chunks is copied. Length prefixes are read in place: the only
+ * allocation per frame is the frame's view.
+ */
 export class StreamDeframer {
   #chunks: Uint8Array[] = [];
+  /** Where the unread bytes of `#chunks[0]` start. */
+  #headAt = 0;
   #buffered = 0;
   /** Length of the frame being assembled; undefined while reading a length prefix. */
   #need: number | undefined;
@@ -67,10 +74,11 @@ export class StreamDeframer {
     for (;;) {
       if (this.#need === undefined) {
         if (this.#buffered < LENGTH_PREFIX_LEN) return undefined;
-        const n = u32(this.#take(LENGTH_PREFIX_LEN), 0);
+        const n = this.#readLength();
         if (n < ETHERNET_HEADER_LEN || n > this.#maxFrame) {
           this.#failed = true;
           this.#chunks = [];
+          this.#headAt = 0;
           this.#buffered = 0;
           return 'link.bad-frame-length';
         }
@@ -83,23 +91,47 @@ export class StreamDeframer {
     }
   }
 
+  /** The next length prefix (`#buffered` holds one), read in place when it lies in one chunk. */
+  #readLength(): number {
+    const head = this.#chunks[0]!;
+    const at = this.#headAt;
+    if (head.length - at < LENGTH_PREFIX_LEN) return u32(this.#take(LENGTH_PREFIX_LEN), 0);
+    this.#consumed(head, LENGTH_PREFIX_LEN);
+    return u32(head, at);
+  }
+
+  /** Marks `n` bytes of the head chunk `head` read. */
+  #consumed(head: Uint8Array, n: number): void {
+    this.#buffered -= n;
+    this.#headAt += n;
+    if (this.#headAt === head.length) {
+      this.#chunks.shift();
+      this.#headAt = 0;
+    }
+  }
+
   /** A view when the n bytes lie in one chunk; a copy only when they span chunks. */
   #take(n: number): Uint8Array {
-    this.#buffered -= n;
     const head = this.#chunks[0]!; // #buffered >= n guarantees a chunk
-    if (head.length === n) return this.#chunks.shift()!;
-    if (head.length > n) {
-      this.#chunks[0] = head.subarray(n);
-      return head.subarray(0, n);
+    const at = this.#headAt;
+    if (head.length - at >= n) {
+      const view = at === 0 && head.length === n ? head : head.subarray(at, at + n);
+      this.#consumed(head, n);
+      return view;
     }
+    this.#buffered -= n;
     const out = new Uint8Array(n);
-    for (let at = 0; at < n; ) {
+    for (let filled = 0; filled < n; ) {
       const c = this.#chunks[0]!;
-      const k = Math.min(c.length, n - at);
-      out.set(c.subarray(0, k), at);
-      at += k;
-      if (k === c.length) this.#chunks.shift();
-      else this.#chunks[0] = c.subarray(k);
+      const from = this.#headAt;
+      const k = Math.min(c.length - from, n - filled);
+      out.set(c.subarray(from, from + k), filled);
+      filled += k;
+      this.#headAt += k;
+      if (this.#headAt === c.length) {
+        this.#chunks.shift();
+        this.#headAt = 0;
+      }
     }
     return out;
   }

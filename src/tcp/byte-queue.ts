@@ -76,12 +76,17 @@ export class ByteQueue {
   }
 }
 
-/** The first ring of a connection: one socket read of a small reply fits. */
-const MIN_RING_BYTES = 16 * 1024;
+/**
+ * The smallest ring: a small reply (an HTTP response's head, a keystroke's echo) fits. A
+ * larger read gets a ring of the next power of two at once. It was 16 KiB: every short
+ * connection then allocated (and zeroed) 16 KiB for a reply of a hundred bytes, and an idle
+ * connection that had carried one kept them.
+ */
+const MIN_RING_BYTES = 2 * 1024;
 /**
  * An empty queue keeps a ring up to this size, so request/response traffic does not allocate
  * a ring per reply; a larger one is released, so an idle connection keeps at most this.
  */
-const RETAIN_BYTES = MIN_RING_BYTES;
+const RETAIN_BYTES = 16 * 1024;
 
 const EMPTY = new Uint8Array(0);

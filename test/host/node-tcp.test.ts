@@ -1,4 +1,6 @@
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Endpoint, FlowId } from '../../src/net/addr.js';
 import { NodeTcp, type NodeTcpEvents } from '../../src/host/node-tcp.js';
@@ -150,5 +152,117 @@ describe('NodeTcp', () => {
     peer!.resume();
     await r.until('drained');
     tcp.reset(1);
+  });
+
+  /**
+   * A stream that logs how NodeTcp hands it bytes: `write` (one chunk) or `writev` (a corked
+   * batch), and `end`; `order` also takes the marks the test adds.
+   */
+  function loggingStream(order: string[]): Duplex {
+    return new Duplex({
+      read() {
+        // the tests only write
+      },
+      write(chunk: Buffer, _enc, cb) {
+        order.push(`write ${chunk.length}`);
+        cb();
+      },
+      writev(chunks, cb) {
+        order.push(`writev ${chunks.map((c) => (c.chunk as Buffer).length).join('+')}`);
+        cb();
+      },
+      final(cb) {
+        order.push('end');
+        cb();
+      },
+    });
+  }
+
+  /** Runs `body` as one event (a macrotask): Node runs its nextTicks, then its microtasks. */
+  const inOneEvent = (body: () => void): Promise<void> =>
+    new Promise((resolve) => {
+      setImmediate(() => {
+        body();
+        setImmediate(resolve);
+      });
+    });
+
+  it('hands a lone write to the socket as one write, before the microtasks of the same event', async () => {
+    const order: string[] = [];
+    const tcp = new NodeTcp(recorder().ev);
+    tcp.attachStream(1, loggingStream(order), false);
+    await inOneEvent(() => {
+      queueMicrotask(() => order.push('microtask'));
+      expect(tcp.write(1, new Uint8Array(3))).toBe(3); // held bytes count as buffered
+      expect(order).toEqual([]); // not yet: a second write could follow in this event
+    });
+    expect(order).toEqual(['write 3', 'microtask']);
+    tcp.reset(1);
+  });
+
+  it('batches the writes of one event to a socket into one writev', async () => {
+    const order: string[] = [];
+    const tcp = new NodeTcp(recorder().ev);
+    tcp.attachStream(1, loggingStream(order), false);
+    await inOneEvent(() => {
+      queueMicrotask(() => order.push('microtask'));
+      tcp.write(1, new Uint8Array(1));
+      tcp.write(1, new Uint8Array(2));
+      tcp.write(1, new Uint8Array(3));
+    });
+    expect(order).toEqual(['writev 1+2+3', 'microtask']);
+    await inOneEvent(() => tcp.write(1, new Uint8Array(4)));
+    expect(order.at(-1)).toBe('write 4');
+    tcp.reset(1);
+  });
+
+  it('writes a held chunk before the FIN; a reset drops it', async () => {
+    const order: string[] = [];
+    const tcp = new NodeTcp(recorder().ev);
+    tcp.attachStream(1, loggingStream(order), false);
+    await inOneEvent(() => {
+      tcp.write(1, new Uint8Array(5));
+      tcp.end(1);
+    });
+    expect(order).toEqual(['write 5', 'end']);
+    const dropped: string[] = [];
+    tcp.attachStream(2, loggingStream(dropped), false);
+    await inOneEvent(() => {
+      tcp.write(2, new Uint8Array(6));
+      tcp.reset(2);
+    });
+    expect(dropped).toEqual([]);
+  });
+
+  it('reports a large lone write the socket took at once as drained', async () => {
+    const r = recorder();
+    const tcp = new NodeTcp(r.ev);
+    const port = await server(() => undefined);
+    tcp.connect(1, loop(port));
+    await r.until('connected');
+    expect(tcp.write(1, new Uint8Array(32 * 1024))).toBe(32 * 1024);
+    await r.until('drained');
+    tcp.reset(1);
+  });
+
+  /** The kernel's timer of the loopback TCP socket bound to `port` (/proc/net/tcp's `tr`: 2 is keepalive). */
+  const kernelTimer = (port: number): number | undefined => {
+    const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    const line = readFileSync('/proc/net/tcp', 'utf8').split('\n').find((l) => l.trim().split(/\s+/)[1] === local);
+    return line === undefined ? undefined : Number.parseInt(line.trim().split(/\s+/)[5]!.split(':')[0]!, 16);
+  };
+
+  it('arms SO_KEEPALIVE on a connected socket once it has reported the connect (none with keepAliveMs 0)', async () => {
+    const port = await server(() => undefined);
+    for (const keepAliveMs of [60_000, 0]) {
+      let localPort = 0;
+      const r = recorder();
+      const tcp = new NodeTcp({ ...r.ev, tcpConnected: (f, local) => { localPort = local?.port ?? 0; r.ev.tcpConnected(f); } }, { keepAliveMs });
+      tcp.connect(1, loop(port));
+      await r.until('connected');
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(kernelTimer(localPort), `keepAliveMs ${keepAliveMs}`).toBe(keepAliveMs > 0 ? 2 : 0);
+      tcp.reset(1);
+    }
   });
 });

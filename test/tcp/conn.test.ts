@@ -45,6 +45,19 @@ describe('tcp/byte-queue', () => {
     expect([...out]).toEqual([1, 2, 3]);
   });
 
+  it('sizes its ring to what it holds: 2 KiB for a small reply, kept when emptied; a large one is released', () => {
+    const q = new ByteQueue();
+    expect(q.capacity).toBe(0); // a connection that never carried host data holds no ring
+    q.push(new Uint8Array(77));
+    expect(q.capacity).toBe(2 * 1024);
+    q.drop(77);
+    expect(q.capacity).toBe(2 * 1024); // request/response: the next reply reuses it
+    q.push(new Uint8Array(40_000));
+    expect(q.capacity).toBe(64 * 1024); // one allocation, not a doubling per step
+    q.drop(40_000);
+    expect(q.capacity).toBe(0);
+  });
+
   it('matches a model queue through pushes, drops and reads that wrap the ring', () => {
     // The model is the range [head, tail) of an endless byte stream whose byte i is valueAt(i):
     // pushes extend tail, drops advance head. Values do not repeat with a period of 256, so a
