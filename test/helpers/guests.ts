@@ -6,7 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { accessSync, chmodSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { daemonMissing, REPO_ROOT } from './daemon.js';
@@ -278,6 +278,46 @@ export async function until(cond: () => boolean, timeoutMs: number): Promise<boo
 export const linkExists = (name: string, netns?: string): boolean =>
   spawnSync('ip', [...(netns === undefined ? [] : ['-n', netns]), 'link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0;
 
+/**
+ * True once the socat of a bridge process (`pid` itself, or its child for the ws bridge) holds
+ * a UDP socket. socat opens its TUN address first and its UDP address after it, and between
+ * the two it reads and writes the new TAP's flags by name (SIOCGIFFLAGS, SIOCSIFFLAGS, the
+ * latter under the RTNL lock) from a socket in the namespace it runs in: a TAP moved into the
+ * guest's namespace before then makes that ioctl fail with ENODEV, socat exits, and the TAP,
+ * whose only fd socat held, is deleted under the guest, whenever socat next runs (seconds
+ * later on a loaded machine). The TAP's appearance alone is therefore no sign that it may move.
+ */
+function socatPastTun(pid: number): boolean {
+  const read = (path: string): string => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const socats = [pid, ...read(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/).filter((c) => c !== '').map(Number)]
+    .filter((p) => read(`/proc/${p}/comm`).trim() === 'socat');
+  return socats.some((p) => {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${p}/fd`);
+    } catch {
+      return false;
+    }
+    const sockets = new Set<string>();
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${p}/fd/${fd}`));
+        if (m !== null) sockets.add(m[1]!);
+      } catch {
+        // closed meanwhile
+      }
+    }
+    // /proc/PID/net is the namespace of PID; its inode column is the 10th.
+    return read(`/proc/${p}/net/udp`).split('\n').slice(1).some((l) => sockets.has(l.trim().split(/\s+/)[9] ?? ''));
+  });
+}
+
 /** The WebSocket relay client that bridges a TAP (NetnsGuest's 'ws' bridge). */
 export const WS_TAP_BRIDGE = join(REPO_ROOT, 'test', 'helpers', 'ws-tap-bridge.mjs');
 
@@ -303,6 +343,11 @@ export type Bridge =
  * The TAP is opened in the host namespace (by socat for dgram links, by a guest-less QEMU hub
  * for stream links, see the shared reference testing.md) and its netdev is then moved into
  * the namespace; the fd held in the host namespace keeps carrying its frames.
+ *
+ * Never take the TAP down while the guest is in use: a frame written to a TAP that was up and
+ * is down fails with EIO, and socat (the dgram and ws bridges) exits on it, which deletes the
+ * TAP (seen as "Cannot find device" in a loaded run; restart IPv6 autoconfiguration by toggling
+ * net.ipv6.conf.TAP.disable_ipv6 instead).
  */
 export class NetnsGuest {
   readonly ns: string;
@@ -360,15 +405,18 @@ export class NetnsGuest {
         ]);
       }
       const b = bridge;
-      // The TAP appears once the bridge opened it; every bridge creates it itself.
-      if (!(await until(() => b.exit !== undefined || exists(), 10_000)) || b.exit !== undefined) {
+      // The TAP appears once the bridge opened it; every bridge creates it itself. A socat
+      // bridge's TAP moves only once socat is done with it (socatPastTun).
+      const ready = link.kind === 'dgram' || link.kind === 'ws' ? (): boolean => exists() && socatPastTun(b.child.pid ?? 0) : exists;
+      if (!(await until(() => b.exit !== undefined || ready(), 10_000)) || b.exit !== undefined) {
         throw new Error(`the bridge did not create ${tap}:\n${b.tail()}`);
       }
       if (link.kind !== 'dgram' && link.kind !== 'ws') await sleep(300); // QEMU connects its stream netdev right after the TAP
       if (b.exit !== undefined) throw new Error(`the bridge exited:\n${b.tail()}`);
       must('ip', [...(within === undefined ? [] : ['-n', within]), 'link', 'set', 'dev', tap, 'netns', ns]);
       const g = new NetnsGuest(ns, tap, b);
-      await g.sh('ip link set lo up && ip link set dev "$1" up', [tap]);
+      const up = await g.sh('ip link set lo up && ip link set dev "$1" up', [tap]);
+      if (up.code !== 0) throw new Error(`${tap} could not be set up in ${ns}: ${up.stderr}\nbridge ${JSON.stringify(b.exit)}: ${b.tail()}`);
       return g;
     } catch (err) {
       await bridge?.stop();

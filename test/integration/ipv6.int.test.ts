@@ -100,19 +100,26 @@ async function udpAsk6(port: number, text: string): Promise<{ text: string; from
   }
 }
 
-/** Turns IPv6 on in the guest's namespace (only there) and restarts autoconfiguration on its TAP. */
+/**
+ * Turns IPv6 on in the guest's namespace (only there) and restarts autoconfiguration on its TAP:
+ * IPv6 off and on again on the TAP (its addresses go, then a new link-local address, DAD and a
+ * Router Solicitation). Not by taking the link down and up: a frame the daemon sends meanwhile
+ * (the other guest's multicast, an advertisement) makes socat's write to the downed TAP fail
+ * with EIO, socat exits and the TAP is deleted under the guest (see NetnsGuest).
+ */
 async function enableIpv6(g: NetnsGuest): Promise<void> {
   const r = await g.sh(
     [
       'sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0',
       // The TAP's IPv6 settings appear once the kernel has registered it in the namespace (a moment after the move).
       'for i in $(seq 50); do [ -d /proc/sys/net/ipv6/conf/"$1" ] && break; sleep 0.1; done',
-      'sysctl -qw net.ipv6.conf."$1".disable_ipv6=0 net.ipv6.conf."$1".accept_ra=1 net.ipv6.conf."$1".autoconf=1 net.ipv6.conf."$1".accept_dad=1',
-      'ip link set dev "$1" down && ip link set dev "$1" up',
+      'sysctl -qw net.ipv6.conf."$1".disable_ipv6=1',
+      'sysctl -qw net.ipv6.conf."$1".accept_ra=1 net.ipv6.conf."$1".autoconf=1 net.ipv6.conf."$1".accept_dad=1',
+      'sysctl -qw net.ipv6.conf."$1".disable_ipv6=0',
     ].join(' && '),
     [g.tap],
   );
-  expect(r.code, r.stderr).toBe(0);
+  expect(r.code, `${r.stderr}\nbridge ${JSON.stringify(g.bridge.exit)}: ${g.bridge.tail(2000)}\n${spawnSync('ip', ['-n', g.ns, 'link'], { encoding: 'utf8' }).stdout}`).toBe(0);
 }
 
 /** The guest's SLAAC address in fd00::/64 once it is no longer tentative; undefined after 20 s. */
