@@ -31,9 +31,9 @@ async function slaac(g: NetnsGuest): Promise<string | undefined> {
       'sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0',
       'for i in $(seq 50); do [ -d /proc/sys/net/ipv6/conf/"$1" ] && break; sleep 0.1; done',
       'sysctl -qw net.ipv6.conf."$1".disable_ipv6=0 net.ipv6.conf."$1".accept_ra=1 net.ipv6.conf."$1".autoconf=1',
-      'ip link set dev "$1" down && ip link set dev "$1" up',
-      // The bounce took the lease's default route; the address stayed.
-      'ip route replace default via 10.0.2.2 dev "$1"',
+      // A fresh link-local address, DAD and a router solicitation without taking the TAP down: a
+      // frame written to a downed TAP fails with EIO and its socat bridge exits (ipv6.int's enableIpv6).
+      'sysctl -qw net.ipv6.conf."$1".disable_ipv6=1 && sysctl -qw net.ipv6.conf."$1".disable_ipv6=0',
     ].join(' && '),
     [g.tap],
   );
