@@ -14,8 +14,12 @@
  *   hubs or socats, two TAPs), where a SLIRP path crosses it once: a reference, not a ceiling.
  *
  * Runs alternate A B A B with ≥5 pairs per cell; the ratio is the median of pairwise ratios
- * tslirp/libslirp. Floor (issue 4): ≥ 1.0 in every cell. Also reported: daemon CPU seconds per
- * GB moved, 1-byte request/response latency on one connection and the rate of sequential
+ * tslirp/libslirp. Floor (issue 4): ≥ 1.0 in every cell. Also reported: CPU seconds per GB
+ * moved of each SLIRP process (tslirp's daemon; libslirp's QEMU, which holds the stream server,
+ * the hub and libslirp, as the daemon holds its listener and stack; slirp4netns, which also does
+ * its TAP's I/O) and of the guest-side bridge, with the floor of issue 15: tslirp's CPU per GB
+ * ≤ libslirp's in every cell (median of pairwise ratios); a bar chart of the cells to
+ * BENCH_CHART (default in the temporary directory), 1-byte request/response latency on one connection and the rate of sequential
  * short connections (both measured by bench/guest/client.ts inside the guest, alternating
  * tslirp and libslirp), and idle connection memory (daemon RSS growth for 500 idle
  * connections).
@@ -43,13 +47,15 @@
  * BENCH_CRR_COUNT connections (300) per run.
  */
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { DAEMON_ENTRY, startDaemon, type Daemon } from '../test/helpers/daemon.js';
 import { dgramGuest } from './lib/dgram-guest.js';
 import { guestClient as runGuestClient, iperf as iperfRun } from './lib/iperf.js';
+import { groupedBars, type BarGroup } from './lib/bars-svg.js';
 import { cpuSeconds, freeUdp, median } from './lib/measure.js';
 import { slaac } from './lib/slaac.js';
 import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Proc, tempDir, until, must, uniqueName, run } from '../test/helpers/guests.js';
@@ -77,6 +83,8 @@ const POLL_MS = 100;
 /** Round trips per request/response run, connections per connection-rate run (BENCH_RR_COUNT, BENCH_CRR_COUNT). */
 const RR_COUNT = Number(process.env['BENCH_RR_COUNT'] ?? 2000);
 const CRR_COUNT = Number(process.env['BENCH_CRR_COUNT'] ?? 300);
+/** Where the bulk cells' bar chart is written (BENCH_CHART). */
+const CHART = process.env['BENCH_CHART'] ?? join(os.tmpdir(), 'tslirp-bench-tcp.svg');
 /** Floor of the observed/unobserved ratio (issue 12). */
 const OBSERVED_FLOOR = 0.95;
 
@@ -115,6 +123,36 @@ type Path = 'stream' | 'dgram';
 const pathFor = (mtu: number): Path => (mtu > 1500 ? 'dgram' : 'stream');
 const mtuOn = (mtu: number, path: Path): number => (path === 'dgram' ? Math.min(mtu, 65493) : mtu);
 
+
+/**
+ * CPU seconds per GB moved by one process, summed over the runs it was measured in: `begin`
+ * before a run, `end(bytes)` after it (a process that is not there, pid undefined, costs nothing).
+ */
+class CpuPerGb {
+  #cpu = 0;
+  #bytes = 0;
+  begin(pid: number | undefined): { end(bytes: number): void; readonly perGb: number } {
+    const cpu0 = pid === undefined ? 0 : cpuSeconds(pid);
+    let perGb = 0;
+    return {
+      end: (bytes: number) => {
+        const cpu = pid === undefined ? 0 : cpuSeconds(pid) - cpu0;
+        this.#cpu += cpu;
+        this.#bytes += bytes;
+        perGb = bytes > 0 ? cpu / (bytes / 1e9) : 0;
+      },
+      get perGb() {
+        return perGb;
+      },
+    };
+  }
+  text(): string {
+    return this.#bytes > 0 ? (this.#cpu / (this.#bytes / 1e9)).toFixed(2) : 'n/a';
+  }
+}
+
+/** The guest-side bridge process of a target (the QEMU hub or socat between its TAP and the SLIRP), when it has one. */
+const bridgePid = (t: Target): number | undefined => (t.guest instanceof NetnsGuest ? t.guest.bridge.child.pid : undefined);
 
 async function tslirpTarget(mtu: number, dir: string): Promise<Target & { daemon: Daemon; api: string }> {
   const path = pathFor(mtu);
@@ -252,6 +290,9 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 300));
   const rows: string[] = [];
   let floorOk = true;
+  /** tslirp's CPU per GB ≤ libslirp's in every bulk cell (issue 15). */
+  let cpuOk = true;
+  const chartCells: BarGroup[] = [];
   let observedOk = true;
   let ipv6Ok = true;
   try {
@@ -290,27 +331,52 @@ async function main(): Promise<void> {
           const bs: number[] = [];
           const cs: number[] = [];
           const brs: number[] = [];
-          let cpu = 0;
-          let bytes = 0;
+          const costA = new CpuPerGb();
+          const costB = new CpuPerGb();
+          const costC = new CpuPerGb();
+          const costBridgeA = new CpuPerGb();
+          const costBridgeB = new CpuPerGb();
+          const cpuRatios: number[] = [];
           for (let i = 0; i < PAIRS; i++) {
-            const cpu0 = cpuSeconds(a.pid!);
+            const ca = costA.begin(a.pid);
+            const cba = costBridgeA.begin(bridgePid(a));
             const x = await iperfRun(a.guest, a.server, iperfPort, SECONDS, reverse, a.name);
-            cpu += cpuSeconds(a.pid!) - cpu0;
-            bytes += (x * SECONDS) / 8;
+            ca.end(x * SECONDS / 8);
+            cba.end(x * SECONDS / 8);
+            const cb = costB.begin(b.pid);
+            const cbb = costBridgeB.begin(bridgePid(b));
             const y = await iperfRun(b.guest, b.server, iperfPort, SECONDS, reverse, b.name);
+            cb.end(y * SECONDS / 8);
+            cbb.end(y * SECONDS / 8);
             as.push(x);
             bs.push(y);
             if (y > 0) ratios.push(x / y);
-            if (c !== undefined) cs.push(await iperfRun(c.guest, c.server, iperfPort, SECONDS, reverse, c.name));
+            if (ca.perGb > 0 && cb.perGb > 0) cpuRatios.push(ca.perGb / cb.perGb);
+            if (c !== undefined) {
+              const cc = costC.begin(c.pid);
+              const z = await iperfRun(c.guest, c.server, iperfPort, SECONDS, reverse, c.name);
+              cc.end(z * SECONDS / 8);
+              cs.push(z);
+            }
             brs.push(await iperfRun(br!.guest, br!.server, iperfPort, SECONDS, reverse, br!.name));
           }
           const ratio = ratios.length > 0 ? median(ratios) : 0;
           if (ratio < 1) floorOk = false;
-          const gb = bytes / 1e9;
+          const cpuRatio = cpuRatios.length > 0 ? median(cpuRatios) : Infinity;
+          if (cpuRatio > 1) cpuOk = false;
+          const cell = `MTU ${mtuOn(mtu, pathFor(mtu))} ${dirName}`;
+          const bar = (xs: readonly number[], cost?: CpuPerGb): { value: number; label: string; note?: string } => {
+            const v = xs.length > 0 ? median(xs) / 1e9 : 0;
+            return { value: v, label: xs.length > 0 ? v.toFixed(2) : 'n/a', ...(cost === undefined ? {} : { note: cost.text() }) };
+          };
+          chartCells.push({ label: cell, bars: [bar(as, costA), bar(bs, costB), bar(cs, costC), bar(brs)] });
           rows.push(
             `MTU ${String(mtuOn(mtu, pathFor(mtu))).padStart(5)} (${pathFor(mtu)} path) ${dirName}: tslirp ${(median(as) / 1e9).toFixed(2)} Gbit/s, libslirp ${(median(bs) / 1e9).toFixed(2)}, ` +
               `slirp4netns ${cs.length > 0 ? (median(cs) / 1e9).toFixed(2) : 'n/a'}, bridge alone ${(median(brs) / 1e9).toFixed(2)}; ratio tslirp/libslirp ${ratio.toFixed(2)} ` +
-              `(pairs ${ratios.map((r) => r.toFixed(2)).join(' ')}); tslirp CPU ${gb > 0 ? (cpu / gb).toFixed(2) : 'n/a'} s/GB`,
+              `(pairs ${ratios.map((r) => r.toFixed(2)).join(' ')})\n` +
+              `    CPU s/GB: tslirp ${costA.text()}, libslirp ${costB.text()} (its QEMU: the stream server, hub and libslirp), slirp4netns ${costC.text()} (its own TAP too); ` +
+              `tslirp/libslirp ${Number.isFinite(cpuRatio) ? cpuRatio.toFixed(2) : 'n/a'} (pairs ${cpuRatios.map((r) => r.toFixed(2)).join(' ')}); ` +
+              `guest-side bridge: ${costBridgeA.text()} on tslirp's path, ${costBridgeB.text()} on libslirp's`,
           );
           console.log(rows[rows.length - 1]);
         }
@@ -330,6 +396,15 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   console.log('\n' + rows.join('\n'));
+  if (chartCells.length > 0) {
+    writeFileSync(CHART, groupedBars(
+      `TCP through the daemon, iperf3 Gbit/s (median of ${PAIRS}); under each bar the SLIRP process's CPU s/GB`,
+      [{ name: 'tslirp', colour: '#2a7ab0' }, { name: 'libslirp (QEMU hub)', colour: '#d08a2a' }, { name: 'slirp4netns (own TAP)', colour: '#8a8a8a' }, { name: 'bridge alone', colour: '#c8c8c8' }],
+      chartCells,
+    ));
+    console.log(`chart: ${CHART}`);
+    console.log(cpuOk ? 'CPU floor met: tslirp CPU per GB ≤ libslirp\'s in every bulk cell' : 'CPU FLOOR MISSED: tslirp CPU per GB > libslirp\'s in some bulk cell');
+  }
   if (!ONLY_OBSERVED && !ONLY_IPV6) console.log(floorOk ? 'floor met: tslirp ≥ 1.0× libslirp in every cell' : 'FLOOR MISSED: tslirp < 1.0× libslirp in some cell');
   if (runs('observed')) {
     const observed = ONLY_OBSERVED ? floorOk : observedOk;
