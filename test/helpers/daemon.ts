@@ -119,7 +119,8 @@ export const NO_DNS_UPSTREAM = '127.0.0.1:9';
  * executable does) and resolves once it logged `listening`. Rejects (after killing the
  * process) if it exits first or the line does not come in time. `$DAEMON_NODE_ARGS` adds node
  * flags, for profiling a test or benchmark daemon (`--cpu-prof`, `--perf-basic-prof`,
- * `--trace-gc`).
+ * `--trace-gc`); `DAEMON_BARE_NODE=1` leaves out the daemon's own node flags, to measure
+ * `node dist/cli/main.js serve` as a user who starts it without them gets it.
  */
 export async function startDaemon(args: readonly string[], options: StartDaemonOptions = {}): Promise<Daemon> {
   const missing = daemonMissing();
@@ -128,7 +129,8 @@ export async function startDaemon(args: readonly string[], options: StartDaemonO
   // Tests never reach the machine's own resolver: without an upstream of their own, DNS goes
   // to a closed loopback port (queries get SERVFAIL at once).
   const dns = args.includes('--dns-upstream') || args.includes('--resolv-conf') ? [] : ['--dns-upstream', NO_DNS_UPSTREAM];
-  const nodeArgs = [...DAEMON_NODE_FLAGS, ...(process.env['DAEMON_NODE_ARGS'] ?? '').split(' ').filter(Boolean), '--enable-source-maps', DAEMON_ENTRY, 'serve', ...dns, ...args];
+  const ownFlags = process.env['DAEMON_BARE_NODE'] === '1' ? [] : DAEMON_NODE_FLAGS;
+  const nodeArgs = [...ownFlags, ...(process.env['DAEMON_NODE_ARGS'] ?? '').split(' ').filter(Boolean), '--enable-source-maps', DAEMON_ENTRY, 'serve', ...dns, ...args];
   const [cmd, cmdArgs] = options.netns === undefined ? [process.execPath, nodeArgs] : ['ip', ['netns', 'exec', options.netns, process.execPath, ...nodeArgs]];
   // A runtime directory of its own unless the test chose one (or an --api): otherwise every
   // test daemon would try the machine's default api.sock (and default sockets), and all but
