@@ -9,7 +9,9 @@
  * message is a protocol error: the socket is closed with 1003 (unsupported data, RFC 6455
  * §7.4.1). Once the socket buffers more than TX_QUEUE_LIMIT_BYTES unsent, outgoing frames
  * are dropped ('link.tx-overflow'). Frames towards the guest are written as WebSocket frames
- * by this link itself, batched per tick in a reused buffer (see WsFrameLink).
+ * by this link itself, batched per tick in a reused buffer (see WsFrameLink); frames from the
+ * guest are read by its own reader (ws-deframer.ts), ws reading only the rest (control
+ * frames, text, anything malformed), so the link costs about what the stream link does.
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -17,6 +19,7 @@ import type { RawData, WebSocket } from 'ws';
 import { put16, put32 } from '../util/bytes.js';
 import { Counters } from '../util/drops.js';
 import { StreamOutput, type FrameHeader } from './stream-output.js';
+import { takeOver } from './ws-deframer.js';
 import { MAX_FRAME_LEN, TX_QUEUE_LIMIT_BYTES, type AcceptLink, type GuestLink, type LinkHandler, type LinkKind, type LinkLog } from './link.js';
 import { clientPeer, requestedNetwork, type WsRoute } from './ws-server.js';
 
@@ -49,6 +52,8 @@ export abstract class WsGuestLink implements GuestLink {
   protected handler: LinkHandler | undefined;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
+  /** A message arrived since the liveness timer last looked. */
+  #heard = false;
 
   constructor(ws: WebSocket, peer: string) {
     this.ws = ws;
@@ -64,15 +69,18 @@ export abstract class WsGuestLink implements GuestLink {
     const interval = o.pingIntervalMs ?? WS_PING_INTERVAL_MS;
     let lastMessage = performance.now();
     let unanswered = 0;
-    this.ws.on('message', () => {
-      lastMessage = performance.now();
-    });
+    this.ws.on('message', this.heard);
     this.ws.on('pong', () => {
       unanswered = 0;
     });
     this.#timer = setInterval(() => {
       if (this.#closed) return;
-      if (o.idleTimeoutMs > 0 && performance.now() - lastMessage >= o.idleTimeoutMs) {
+      const now = performance.now();
+      if (this.#heard) {
+        this.#heard = false;
+        lastMessage = now;
+      }
+      if (o.idleTimeoutMs > 0 && now - lastMessage >= o.idleTimeoutMs) {
         this.counters.count('link.ws-idle-timeout');
         this.close('idle timeout');
         return;
@@ -88,6 +96,14 @@ export abstract class WsGuestLink implements GuestLink {
     }, Math.min(interval, o.idleTimeoutMs > 0 ? o.idleTimeoutMs : interval));
     this.#timer.unref();
   }
+
+  /**
+   * Marks the peer as heard from. A flag the liveness timer reads and clears, not a clock
+   * read per message: the timer's period is the resolution the idle timeout needs.
+   */
+  protected readonly heard = (): void => {
+    this.#heard = true;
+  };
 
   get closed(): boolean {
     return this.#closed;
@@ -148,11 +164,13 @@ class WsFrameLink extends WsGuestLink {
   readonly #limit: number;
   readonly #socket: Duplex;
   readonly #output: StreamOutput;
+  readonly #maxPayload: number;
 
-  constructor(ws: WebSocket, peer: string, limit: number, socket: Duplex) {
+  constructor(ws: WebSocket, peer: string, limit: number, socket: Duplex, maxPayload: number) {
     super(ws, peer);
     this.#limit = limit;
     this.#socket = socket;
+    this.#maxPayload = maxPayload;
     this.#output = new StreamOutput((bytes, done) => {
       socket.write(bytes, done);
     }, WS_BINARY_HEADER);
@@ -161,6 +179,13 @@ class WsFrameLink extends WsGuestLink {
   attach(handler: LinkHandler, log: LinkLog): void {
     this.handler = handler;
     let closeReason = 'peer closed';
+    // Binary messages come from our own reader (ws-deframer.ts); ws reads the rest and
+    // emits them below (or all of them, where it could not be taken over).
+    takeOver(this.#socket, this.#maxPayload, (frame) => {
+      if (this.closed) return;
+      this.heard();
+      handler.frame(frame);
+    });
     this.ws.on('message', (data: RawData, isBinary: boolean) => {
       if (this.closed) return;
       if (!isBinary) {
@@ -243,7 +268,7 @@ export function wsFramesRoute(accept: AcceptLink, log: LinkLog, txQueueLimitByte
   return {
     maxPayload: MAX_FRAME_LEN,
     accept(ws: WebSocket, req: http.IncomingMessage, socket: Duplex): void {
-      acceptWsLink(ws, req, (peer) => new WsFrameLink(ws, peer, txQueueLimitBytes, socket), accept, log, liveness);
+      acceptWsLink(ws, req, (peer) => new WsFrameLink(ws, peer, txQueueLimitBytes, socket, MAX_FRAME_LEN), accept, log, liveness);
     },
   };
 }
