@@ -151,6 +151,17 @@ class CpuPerGb {
   }
 }
 
+/**
+ * The daemon's major (mark-compact) garbage collections so far, count and seconds, from its
+ * /metrics (prom-client's nodejs_gc_duration_seconds): what `--initial-old-space-size` changes,
+ * so a run with DAEMON_BARE_NODE=1 shows whether the default heap sizing still costs.
+ */
+async function majorGcs(api: string): Promise<{ count: number; seconds: number }> {
+  const text = (await apiCall(api, '/metrics')) ?? '';
+  const value = (name: string): number => Number(new RegExp(`^tslirp_nodejs_gc_duration_seconds_${name}\\{kind="major"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { count: value('count'), seconds: value('sum') };
+}
+
 /** The guest-side bridge process of a target (the QEMU hub or socat between its TAP and the SLIRP), when it has one. */
 const bridgePid = (t: Target): number | undefined => (t.guest instanceof NetnsGuest ? t.guest.bridge.child.pid : undefined);
 
@@ -337,12 +348,18 @@ async function main(): Promise<void> {
           const costBridgeA = new CpuPerGb();
           const costBridgeB = new CpuPerGb();
           const cpuRatios: number[] = [];
+          const gc = { count: 0, seconds: 0, bytes: 0 };
           for (let i = 0; i < PAIRS; i++) {
             const ca = costA.begin(a.pid);
             const cba = costBridgeA.begin(bridgePid(a));
+            const gc0 = await majorGcs(a.api);
             const x = await iperfRun(a.guest, a.server, iperfPort, SECONDS, reverse, a.name);
             ca.end(x * SECONDS / 8);
             cba.end(x * SECONDS / 8);
+            const gc1 = await majorGcs(a.api);
+            gc.count += gc1.count - gc0.count;
+            gc.seconds += gc1.seconds - gc0.seconds;
+            gc.bytes += x * SECONDS / 8;
             const cb = costB.begin(b.pid);
             const cbb = costBridgeB.begin(bridgePid(b));
             const y = await iperfRun(b.guest, b.server, iperfPort, SECONDS, reverse, b.name);
@@ -376,7 +393,9 @@ async function main(): Promise<void> {
               `(pairs ${ratios.map((r) => r.toFixed(2)).join(' ')})\n` +
               `    CPU s/GB: tslirp ${costA.text()}, libslirp ${costB.text()} (its QEMU: the stream server, hub and libslirp), slirp4netns ${costC.text()} (its own TAP too); ` +
               `tslirp/libslirp ${Number.isFinite(cpuRatio) ? cpuRatio.toFixed(2) : 'n/a'} (pairs ${cpuRatios.map((r) => r.toFixed(2)).join(' ')}); ` +
-              `guest-side bridge: ${costBridgeA.text()} on tslirp's path, ${costBridgeB.text()} on libslirp's`,
+              `guest-side bridge: ${costBridgeA.text()} on tslirp's path, ${costBridgeB.text()} on libslirp's; ` +
+              `tslirp's major GCs: ${gc.bytes > 0 ? (gc.count / (gc.bytes / 1e9)).toFixed(1) : 'n/a'} per GB, ${gc.bytes > 0 ? ((gc.seconds * 1000) / (gc.bytes / 1e9)).toFixed(0) : 'n/a'} ms per GB` +
+              (process.env['DAEMON_BARE_NODE'] === '1' ? ' (DAEMON_BARE_NODE=1: started without its node flags)' : ''),
           );
           console.log(rows[rows.length - 1]);
         }
