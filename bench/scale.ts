@@ -26,7 +26,8 @@
  * Figures, for each session count S and each count of idle flows N (spread evenly over the
  * sessions, across 8 server ports so the host's ephemeral ports suffice):
  * - memory per idle flow: the daemon's RSS and its JS heap (used, after a full GC through
- *   the inspector) at N flows minus at 0, over N. The kernel's socket memory is not in RSS;
+ *   the inspector) after the step that brought the count to N minus just before it, over the
+ *   flows that step added (before and after in the same process, with nothing else between). The kernel's socket memory is not in RSS;
  *   Node's own per-socket share is shown by the same figures for the server process's
  *   accepted sockets (a bare `net.Socket` per flow, nothing of tslirp in it);
  * - event-loop lag p99 of the daemon (prom-client's monitorEventLoopDelay histogram from
@@ -618,11 +619,16 @@ async function flowsPart(dir: string, server: ServerProc, ports: ServerPorts): P
         const bulkUp = guests.reduce((n, g) => n + g.established, 0);
         if (bulkUp !== BULK_FLOWS) throw new Error(`${sessions} sessions: ${bulkUp} of ${BULK_FLOWS} bulk flows established`);
         await bulkWindow(server, 0, bulk, undefined); // buffers of a bulk transfer are allocated before the memory baseline
-        const mem0 = await daemonMemory(d);
         await snapshot(d, `s${sessions}-0`);
-        const srv0 = await server.next('mem', { op: 'mem' });
         let opened = 0;
+        let upBefore = 0;
         for (const flows of FLOW_STEPS) {
+          // Memory per flow is measured per step, in the same process: after a full GC just
+          // before this step's flows open and again after, the difference over the flows this
+          // step added. (Against one baseline taken before the first step, what the bulk
+          // windows of earlier steps left behind was counted as flows' memory: 6-9 KiB of noise.)
+          const mem0 = await daemonMemory(d);
+          const srv0 = await server.next('mem', { op: 'mem' });
           const t0 = performance.now();
           const per = Math.floor(flows / sessions);
           const had = Math.floor(opened / sessions);
@@ -648,9 +654,11 @@ async function flowsPart(dir: string, server: ServerProc, ports: ServerPorts): P
             gb.push(a.gbps);
             bgb.push(b.gbps);
           }
+          const added = up - upBefore;
+          upBefore = up;
           const row: Row = {
             sessions, flows: up,
-            rssPerFlow: (mem.rss - mem0.rss) / up, heapPerFlow: (mem.heap - mem0.heap) / up,
+            rssPerFlow: (mem.rss - mem0.rss) / added, heapPerFlow: (mem.heap - mem0.heap) / added,
             nodeRssPerSocket: (srv.rss - srv0.rss) / (srv.sockets - srv0.sockets), nodeHeapPerSocket: (srv.heap - srv0.heap) / (srv.sockets - srv0.sockets),
             lagP99Ms: median(lags), gbps: median(gb), baselineGbps: median(bgb), ratio: median(ratios), establishS,
           };
