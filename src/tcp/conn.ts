@@ -180,6 +180,15 @@ export class TcpConn {
   local: Endpoint | undefined = undefined;
   state: TcpState;
 
+  /**
+   * The NAT engine's (src/nat/tcp-flow.ts) share of a host port, kept here rather than in an
+   * object per flow: the local port asked for the host socket (0: any), and whether the
+   * connection shares a port ('asked': its key wants one, not yet counted; 'counted': counted
+   * in the engine's port shares until released; 'none').
+   */
+  hostPortAsked = 0;
+  portShare: 'none' | 'asked' | 'counted' = 'none';
+
   /** Set while the connection sits in the engine's dirty list. */
   dirty = false;
   /** Set while the host socket is paused because the shared budget (not our own queue) is exhausted. */
