@@ -159,6 +159,13 @@ export function windowShiftFor(bytes: number): number {
  * (`TcpTimers`, timers.ts) and the send queue (`ByteQueue`, byte-queue.ts). Segments are
  * written with tcp/wire's `writeTcpHeader`.
  */
+/**
+ * How long a connection's send queue stays empty before its ring (up to 16 KiB, byte-queue.ts
+ * RETAIN_BYTES) is released: long enough that request/response traffic reuses it, short
+ * enough that an idle connection holds none (bench/scale.ts, memory per idle flow).
+ */
+export const RING_IDLE_MS = 1000;
+
 export class TcpConn {
   readonly id: number;
   readonly protocol = 'tcp' as const;
@@ -307,12 +314,12 @@ export class TcpConn {
   /** Snapshot of the send/receive variables, for tests and debugging. */
   get vars(): {
     sndUna: number; sndNxt: number; sndMax: number; sndWnd: number; rcvNxt: number; rcvEdge: number;
-    queued: number; oooSegments: number; cwnd: number; rtoMs: number; srttMs: number; hostPaused: boolean;
+    queued: number; ringBytes: number; oooSegments: number; cwnd: number; rtoMs: number; srttMs: number; hostPaused: boolean;
     sndMss: number; sndShift: number; rcvShift: number; sackOk: boolean; tsOk: boolean; wsOk: boolean;
   } {
     return {
       sndUna: this.#snd.una, sndNxt: this.#snd.nxt, sndMax: this.#snd.max, sndWnd: this.#snd.wnd,
-      rcvNxt: this.#rcv.nxt, rcvEdge: this.#rcv.edge, queued: this.#queue.length, oooSegments: this.#ooo.length,
+      rcvNxt: this.#rcv.nxt, rcvEdge: this.#rcv.edge, queued: this.#queue.length, ringBytes: this.#queue.capacity, oooSegments: this.#ooo.length,
       cwnd: this.#cc.cwnd, rtoMs: this.#rto.rtoMs, srttMs: this.#rto.srttMs, hostPaused: this.#hostPaused,
       sndMss: this.#snd.mss, sndShift: this.#snd.shift, rcvShift: this.#rcv.shift,
       sackOk: this.#sackOk, tsOk: this.#tsOk, wsOk: this.#wsOk,
@@ -676,6 +683,8 @@ export class TcpConn {
       this.#queue.drop(acked);
       this.#io.account(-acked);
       this.bytesToGuest += acked;
+      // Emptied but keeping a small ring (byte-queue.ts): released if it stays empty.
+      if (this.#queue.length === 0 && this.#queue.capacity > 0) this.#timers.ringAt = this.#nowMs + RING_IDLE_MS;
     }
     this.#snd.acked(ack);
     this.#rto.retries = 0;
@@ -1093,6 +1102,10 @@ export class TcpConn {
     if (this.#timers.dackAt !== undefined && nowMs >= this.#timers.dackAt) {
       this.#timers.dackAt = undefined;
       if (this.#segsSinceAck > 0 || this.#ackNow) this.#sendAck();
+    }
+    if (this.#timers.ringAt !== undefined && nowMs >= this.#timers.ringAt) {
+      this.#timers.ringAt = undefined;
+      this.#queue.release();
     }
   }
 
