@@ -770,7 +770,11 @@ function writeChart(rows: readonly Row[], links: readonly LinkFigure[]): string 
     s += `<line x1="${fx(1000)}" y1="${fy(0)}" x2="${fx(1000)}" y2="${fy(max)}" stroke="#000"/>`;
     s += `<line x1="${fx(1000)}" y1="${fy(floor)}" x2="${fx(100000)}" y2="${fy(floor)}" stroke="#888" stroke-dasharray="4 3"/><text x="${fx(100000) + 2}" y="${fy(floor) + 4}" fill="#888">floor</text>\n`;
     for (const f of [1000, 10000, 100000]) s += `<text x="${fx(f)}" y="${H - pad + 14}" text-anchor="middle">${f / 1000}k</text>`;
-    for (let v = 0; v <= max; v += max > 20 ? 10 : 2) s += `<text x="${fx(1000) - 4}" y="${fy(v) + 4}" text-anchor="end">${v}</text>`;
+    // About five ticks at 1, 2 or 5 × 10^k (a lag of seconds once drew a label every 10 ms).
+    const raw = max / 5;
+    const mag = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].map((m) => m * mag).find((t) => t >= raw) ?? 10 * mag;
+    for (let v = 0; v <= max; v += step) s += `<text x="${fx(1000) - 4}" y="${fy(v) + 4}" text-anchor="end">${v}</text>`;
     s += `<text x="${(fx(1000) + fx(100000)) / 2}" y="${H - pad + 28}" text-anchor="middle">idle flows (log)</text>\n`;
   }
   sessionsList.forEach((n, i) => {
