@@ -26,7 +26,8 @@
  * Figures, for each session count S and each count of idle flows N (spread evenly over the
  * sessions, across 8 server ports so the host's ephemeral ports suffice):
  * - memory per idle flow: the daemon's RSS and its JS heap (used, after a full GC through
- *   the inspector) at N flows minus at 0, over N. The kernel's socket memory is not in RSS;
+ *   the inspector) after the step that brought the count to N minus just before it, over the
+ *   flows that step added (before and after in the same process, with nothing else between). The kernel's socket memory is not in RSS;
  *   Node's own per-socket share is shown by the same figures for the server process's
  *   accepted sockets (a bare `net.Socket` per flow, nothing of tslirp in it);
  * - event-loop lag p99 of the daemon (prom-client's monitorEventLoopDelay histogram from
@@ -506,7 +507,7 @@ async function snapshot(s: Scaled, name: string): Promise<void> {
 }
 
 /** The daemon's used JS heap after a full GC, its RSS and ArrayBuffer bytes, through the inspector protocol. */
-async function heapAfterGc(url: string): Promise<{ heap: number; rss: number; arrayBuffers: number }> {
+async function heapAfterGc(url: string): Promise<{ heap: number; heapTotal: number; rss: number; arrayBuffers: number }> {
   const ws = new WebSocket(url, { perMessageDeflate: false });
   await new Promise<void>((r, j) => ws.once('open', r).once('error', j));
   let id = 0;
@@ -530,7 +531,7 @@ async function heapAfterGc(url: string): Promise<{ heap: number; rss: number; ar
   const mem = await call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true });
   ws.close();
   const m = JSON.parse((mem['result'] as { value: string }).value) as { rss: number; arrayBuffers: number };
-  return { heap: usage['usedSize'] as number, rss: m.rss, arrayBuffers: m.arrayBuffers };
+  return { heap: usage['usedSize'] as number, heapTotal: usage['totalSize'] as number, rss: m.rss, arrayBuffers: m.arrayBuffers };
 }
 
 /**
@@ -538,9 +539,9 @@ async function heapAfterGc(url: string): Promise<{ heap: number; rss: number; ar
  * ArrayBuffers (the bulk flows' send queues, which come and go with the data in flight; a
  * freed ring of a MiB is unmapped, so RSS follows).
  */
-async function daemonMemory(s: Scaled): Promise<{ rss: number; heap: number }> {
+async function daemonMemory(s: Scaled): Promise<{ rss: number; heap: number; heapFree: number }> {
   const m = await heapAfterGc(s.inspector);
-  return { rss: m.rss - m.arrayBuffers, heap: m.heap };
+  return { rss: m.rss - m.arrayBuffers, heap: m.heap, heapFree: m.heapTotal - m.heap };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -550,6 +551,12 @@ interface Row {
   sessions: number;
   flows: number;
   rssPerFlow: number;
+  /**
+   * The same less the growth of the JS heap's committed but unused part: V8 grows its young
+   * generation while thousands of flows open at once and keeps it after a full GC, megabytes
+   * that do not scale with the flows and dominate a step of 1,000.
+   */
+  rssLessFreeHeapPerFlow: number;
   heapPerFlow: number;
   nodeRssPerSocket: number;
   nodeHeapPerSocket: number;
@@ -618,11 +625,16 @@ async function flowsPart(dir: string, server: ServerProc, ports: ServerPorts): P
         const bulkUp = guests.reduce((n, g) => n + g.established, 0);
         if (bulkUp !== BULK_FLOWS) throw new Error(`${sessions} sessions: ${bulkUp} of ${BULK_FLOWS} bulk flows established`);
         await bulkWindow(server, 0, bulk, undefined); // buffers of a bulk transfer are allocated before the memory baseline
-        const mem0 = await daemonMemory(d);
         await snapshot(d, `s${sessions}-0`);
-        const srv0 = await server.next('mem', { op: 'mem' });
         let opened = 0;
+        let upBefore = 0;
         for (const flows of FLOW_STEPS) {
+          // Memory per flow is measured per step, in the same process: after a full GC just
+          // before this step's flows open and again after, the difference over the flows this
+          // step added. (Against one baseline taken before the first step, what the bulk
+          // windows of earlier steps left behind was counted as flows' memory: 6-9 KiB of noise.)
+          const mem0 = await daemonMemory(d);
+          const srv0 = await server.next('mem', { op: 'mem' });
           const t0 = performance.now();
           const per = Math.floor(flows / sessions);
           const had = Math.floor(opened / sessions);
@@ -648,9 +660,11 @@ async function flowsPart(dir: string, server: ServerProc, ports: ServerPorts): P
             gb.push(a.gbps);
             bgb.push(b.gbps);
           }
+          const added = up - upBefore;
+          upBefore = up;
           const row: Row = {
             sessions, flows: up,
-            rssPerFlow: (mem.rss - mem0.rss) / up, heapPerFlow: (mem.heap - mem0.heap) / up,
+            rssPerFlow: (mem.rss - mem0.rss) / added, rssLessFreeHeapPerFlow: (mem.rss - mem.heapFree - (mem0.rss - mem0.heapFree)) / added, heapPerFlow: (mem.heap - mem0.heap) / added,
             nodeRssPerSocket: (srv.rss - srv0.rss) / (srv.sockets - srv0.sockets), nodeHeapPerSocket: (srv.heap - srv0.heap) / (srv.sockets - srv0.sockets),
             lagP99Ms: median(lags), gbps: median(gb), baselineGbps: median(bgb), ratio: median(ratios), establishS,
           };
@@ -672,11 +686,11 @@ async function flowsPart(dir: string, server: ServerProc, ports: ServerPorts): P
 const kib = (b: number): string => (b / 1024).toFixed(2);
 
 function printHeader(): void {
-  console.log('sessions   flows  RSS/flow KiB  heap/flow KiB  (Node socket alone: RSS, heap KiB)  lag p99 ms  bulk Gbit/s  alone Gbit/s  ratio  setup s');
+  console.log('sessions   flows  RSS/flow KiB  (less free heap)  heap/flow KiB  (Node socket alone: RSS, heap KiB)  lag p99 ms  bulk Gbit/s  alone Gbit/s  ratio  setup s');
 }
 function printRow(r: Row): void {
   console.log(
-    `${String(r.sessions).padStart(8)} ${String(r.flows).padStart(7)} ${kib(r.rssPerFlow).padStart(13)} ${kib(r.heapPerFlow).padStart(14)}  ${`(${kib(r.nodeRssPerSocket)}, ${kib(r.nodeHeapPerSocket)})`.padStart(36)} ${r.lagP99Ms.toFixed(1).padStart(11)} ${r.gbps.toFixed(2).padStart(12)} ${r.baselineGbps.toFixed(2).padStart(13)} ${r.ratio.toFixed(2).padStart(6)} ${r.establishS.toFixed(1).padStart(8)}`,
+    `${String(r.sessions).padStart(8)} ${String(r.flows).padStart(7)} ${kib(r.rssPerFlow).padStart(13)} ${`(${kib(r.rssLessFreeHeapPerFlow)})`.padStart(17)} ${kib(r.heapPerFlow).padStart(14)}  ${`(${kib(r.nodeRssPerSocket)}, ${kib(r.nodeHeapPerSocket)})`.padStart(36)} ${r.lagP99Ms.toFixed(1).padStart(11)} ${r.gbps.toFixed(2).padStart(12)} ${r.baselineGbps.toFixed(2).padStart(13)} ${r.ratio.toFixed(2).padStart(6)} ${r.establishS.toFixed(1).padStart(8)}`,
   );
 }
 
@@ -756,7 +770,11 @@ function writeChart(rows: readonly Row[], links: readonly LinkFigure[]): string 
     s += `<line x1="${fx(1000)}" y1="${fy(0)}" x2="${fx(1000)}" y2="${fy(max)}" stroke="#000"/>`;
     s += `<line x1="${fx(1000)}" y1="${fy(floor)}" x2="${fx(100000)}" y2="${fy(floor)}" stroke="#888" stroke-dasharray="4 3"/><text x="${fx(100000) + 2}" y="${fy(floor) + 4}" fill="#888">floor</text>\n`;
     for (const f of [1000, 10000, 100000]) s += `<text x="${fx(f)}" y="${H - pad + 14}" text-anchor="middle">${f / 1000}k</text>`;
-    for (let v = 0; v <= max; v += max > 20 ? 10 : 2) s += `<text x="${fx(1000) - 4}" y="${fy(v) + 4}" text-anchor="end">${v}</text>`;
+    // About five ticks at 1, 2 or 5 × 10^k (a lag of seconds once drew a label every 10 ms).
+    const raw = max / 5;
+    const mag = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].map((m) => m * mag).find((t) => t >= raw) ?? 10 * mag;
+    for (let v = 0; v <= max; v += step) s += `<text x="${fx(1000) - 4}" y="${fy(v) + 4}" text-anchor="end">${v}</text>`;
     s += `<text x="${(fx(1000) + fx(100000)) / 2}" y="${H - pad + 28}" text-anchor="middle">idle flows (log)</text>\n`;
   }
   sessionsList.forEach((n, i) => {

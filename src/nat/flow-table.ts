@@ -174,7 +174,6 @@ const keyOf = (f: FlowEntry): string => tupleKey(f.protocol, f.guest.addr, f.gue
 const NO_FLOWS = new Map<FlowId, never>();
 
 export class FlowTable<F extends FlowEntry = FlowEntry> {
-  readonly #byId = new Map<FlowId, F>();
   readonly #byTuple = new Map<string, F>();
   /** Per protocol, every flow in order of last activity (`touch` moves a flow to the end). */
   readonly #recency = { udp: new Map<FlowId, F>(), tcp: new Map<FlowId, F>() };
@@ -262,7 +261,6 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
   add(flow: F): boolean {
     const key = keyOf(flow);
     if (this.limitHit(flow.protocol, flow.guest.addr) !== undefined || this.#byTuple.has(key)) return false;
-    this.#byId.set(flow.id, flow);
     this.#byTuple.set(key, flow);
     this.#recency[flow.protocol].set(flow.id, flow);
     const guests = this.#byGuest[flow.protocol];
@@ -272,8 +270,18 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
     return true;
   }
 
+  /**
+   * The flow of an id, of either protocol. There is no Map by id of its own: the per-protocol
+   * recency Maps are keyed by id already (one Map entry less per flow, bench/scale.ts); an
+   * engine that knows its protocol asks `get`, one lookup.
+   */
   byId(id: FlowId): F | undefined {
-    return this.#byId.get(id);
+    return this.#recency.tcp.get(id) ?? this.#recency.udp.get(id);
+  }
+
+  /** The flow of an id if it is of `protocol`. */
+  get(protocol: FlowProtocol, id: FlowId): F | undefined {
+    return this.#recency[protocol].get(id);
   }
 
   byTuple(protocol: FlowProtocol, guestAddr: IpAddr, guestPort: number, remoteAddr: IpAddr, remotePort: number): F | undefined {
@@ -317,9 +325,8 @@ export class FlowTable<F extends FlowEntry = FlowEntry> {
   }
 
   remove(id: FlowId): F | undefined {
-    const f = this.#byId.get(id);
+    const f = this.byId(id);
     if (f === undefined) return undefined;
-    this.#byId.delete(id);
     this.#byTuple.delete(keyOf(f));
     this.#recency[f.protocol].delete(id);
     const guests = this.#byGuest[f.protocol];

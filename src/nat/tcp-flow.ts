@@ -99,8 +99,6 @@ export class TcpEngine {
   readonly #nat: NatBehaviour;
   /** Host ports shared by a guest endpoint's connections (RFC 5382 REQ-1), by `#portKey`; removed with their last connection. */
   readonly #ports = new Map<string, { readonly port: number; flows: number }>();
-  /** Per connection: its `#portKey`, the local port asked for, whether it counts in `#ports`. Removed with the connection. */
-  readonly #local = new Map<FlowId, { readonly key: string | undefined; asked: number; counted: boolean }>();
 
   constructor(table: FlowTable, host: Host, toGuest: ToGuest, random: Random, limits: Partial<TcpEngineLimits> = {}, nat: NatBehaviour = DEFAULT_NAT) {
     this.#nat = nat;
@@ -120,7 +118,7 @@ export class TcpEngine {
 
   /** The connection of a flow id, if it is a live TCP flow. */
   conn(flow: FlowId): TcpConn | undefined {
-    const f = this.#table.byId(flow);
+    const f = this.#table.get('tcp', flow);
     return f instanceof TcpConn ? f : undefined;
   }
 
@@ -158,10 +156,13 @@ export class TcpEngine {
     if ('service' in route) return this.#toService(p, t, route.service, nowMs);
     const c = this.#openFromGuest(p, t, route.to, nowMs);
     if (c === undefined) return;
+    // The connection's share of a host port lives in its own fields (hostPortAsked,
+    // portShare; the key is recomputed from its endpoints), not in an object per flow.
     const key = this.#portKey(c.guest, route.to);
     const shared = key === undefined ? undefined : this.#ports.get(key);
     const asked = shared?.port ?? (this.#nat.portPreservation ? c.guest.port : 0);
-    this.#local.set(c.id, { key, asked, counted: false });
+    c.hostPortAsked = asked;
+    c.portShare = key === undefined ? 'none' : 'asked';
     this.#connect(c.id, route.to, asked);
   }
 
@@ -198,7 +199,6 @@ export class TcpEngine {
     }
     const c = this.#openFromGuest(p, t, { addr: p.dst, port: t.dstPort }, nowMs);
     if (c === undefined) return;
-    this.#local.set(c.id, { key: undefined, asked: 0, counted: false });
     this.#host.tcpConnectService(c.id, service);
   }
 
@@ -321,12 +321,12 @@ export class TcpEngine {
   onHostConnected(flow: FlowId, nowMs: number, local?: Endpoint): void {
     const c = this.#known(flow);
     if (c === undefined) return;
-    const l = this.#local.get(flow);
-    if (l?.key !== undefined && local !== undefined && !l.counted) {
-      const shared = this.#ports.get(l.key);
-      if (shared === undefined) this.#ports.set(l.key, { port: local.port, flows: 1 });
+    const key = c.portShare === 'asked' && local !== undefined ? this.#portKey(c.guest, c.host) : undefined;
+    if (key !== undefined && local !== undefined) {
+      const shared = this.#ports.get(key);
+      if (shared === undefined) this.#ports.set(key, { port: local.port, flows: 1 });
       else if (shared.port === local.port) shared.flows++;
-      l.counted = shared === undefined || shared.port === local.port;
+      c.portShare = shared === undefined || shared.port === local.port ? 'counted' : 'none';
     }
     if (local !== undefined) c.local = local;
     c.hostConnected(nowMs);
@@ -360,10 +360,9 @@ export class TcpEngine {
     const c = this.#known(flow);
     if (c === undefined) return;
     // The port asked for (shared or the guest's own) cannot be had for this destination: any port.
-    const l = this.#local.get(flow);
-    if (c.state === 'host-connecting' && l !== undefined && l.asked !== 0 && (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL')) {
+    if (c.state === 'host-connecting' && c.hostPortAsked !== 0 && (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL')) {
       this.counters.count('nat.tcp-port-not-kept');
-      l.asked = 0;
+      c.hostPortAsked = 0;
       this.#connect(flow, c.host, 0);
       return;
     }
@@ -377,12 +376,12 @@ export class TcpEngine {
   }
 
   /** A connection is gone: its share of a host port with it. */
-  #release(id: FlowId): void {
-    const l = this.#local.get(id);
-    this.#local.delete(id);
-    if (l?.key === undefined || !l.counted) return;
-    const shared = this.#ports.get(l.key);
-    if (shared !== undefined && --shared.flows <= 0) this.#ports.delete(l.key);
+  #release(c: TcpConn): void {
+    if (c.portShare !== 'counted') return;
+    c.portShare = 'none';
+    const key = this.#portKey(c.guest, c.host);
+    const shared = key === undefined ? undefined : this.#ports.get(key);
+    if (key !== undefined && shared !== undefined && --shared.flows <= 0) this.#ports.delete(key);
   }
 
   #known(flow: FlowId): TcpConn | undefined {
@@ -461,7 +460,7 @@ export class TcpEngine {
       hostClose: (c) => host.close(c.id),
       finished: (c) => {
         this.#table.remove(c.id);
-        this.#release(c.id);
+        this.#release(c);
         this.#touched.delete(c);
         this.#deadlines.set(c, undefined);
         this.#budgetPaused.delete(c);

@@ -383,12 +383,12 @@ export class UdpNat {
 
   /** True when the flow (or bound socket) is one of ours. */
   owns(flow: FlowId): boolean {
-    return this.#table.byId(flow)?.protocol === 'udp';
+    return this.#table.get('udp', flow) !== undefined;
   }
 
   /** A mapping's socket is bound on `local` (udpBound): its public endpoint; waiting datagrams go out. */
   bound(id: FlowId, local: Endpoint): void {
-    const f = this.#table.byId(id);
+    const f = this.#table.get('udp', id);
     if (!isUdpFlow(f) || f.socket !== 'bound') return;
     if (f.local !== undefined) this.#publics.delete(endpointKey(f.local));
     f.local = local;
@@ -400,7 +400,7 @@ export class UdpNat {
 
   /** A datagram from `from` on a mapping's unconnected socket: to the guest if the filtering lets it in. */
   hostDatagramFrom(id: FlowId, from: Endpoint, data: Uint8Array, nowMs: number): void {
-    const f = this.#table.byId(id);
+    const f = this.#table.get('udp', id);
     if (!isUdpFlow(f)) return this.#guest.counters.count('udp.unknown-flow');
     const peer = f.peers.get(endpointKey(from));
     if (peer === undefined) {
@@ -422,7 +422,7 @@ export class UdpNat {
 
   /** A datagram on a connected mapping's socket (udpReceived): from its one peer. */
   hostDatagram(id: FlowId, data: Uint8Array, nowMs: number): void {
-    const flow = this.#table.byId(id);
+    const flow = this.#table.get('udp', id);
     if (!isUdpFlow(flow)) return this.#guest.counters.count('udp.unknown-flow');
     const peer = flow.lastPeer;
     if (peer !== undefined) {
@@ -450,7 +450,7 @@ export class UdpNat {
    * fits; the flow stays (a later datagram may succeed).
    */
   hostError(id: FlowId, code: string): void {
-    const flow = this.#table.byId(id);
+    const flow = this.#table.get('udp', id);
     if (!isUdpFlow(flow)) return;
     this.#guest.counters.count(`udp.host-${hostErrno(code)}`);
     if (flow.askedPort !== 0 && flow.local === undefined && (code === 'EADDRINUSE' || code === 'EACCES')) {

@@ -572,7 +572,10 @@ export class Stack implements ToGuest, HostEvents {
   /** Runs one entry point with the time read once; a bug of ours is counted, never thrown at the shell. */
   #guard(body: (nowMs: number) => void): void {
     try {
-      const nowMs = this.#deps.clock.now();
+      // Whole milliseconds: every deadline and stamp below (a TCP connection keeps a dozen)
+      // is then a small integer V8 stores in the field itself, where a fractional clock
+      // value is a boxed heap number of its own (bench/scale.ts, memory per idle flow).
+      const nowMs = Math.floor(this.#deps.clock.now());
       this.#v6?.tick(nowMs);
       body(nowMs);
       // ACK coalescing: whatever the entry touched, each TCP connection sends its data and at most one ACK now.

@@ -9,7 +9,8 @@
  * pressure). A ring is allocated once per burst and reused.
  *
  * The ring grows by doubling when a push needs room. When the queue empties, a ring larger
- * than RETAIN_BYTES is released, so an idle connection keeps little memory.
+ * than RETAIN_BYTES is released at once, and a smaller one by `release` when the owner says
+ * (a TCP connection: after RING_IDLE_MS with nothing queued), so an idle connection keeps none.
  */
 export class ByteQueue {
   #ring: Uint8Array = EMPTY;
@@ -53,6 +54,18 @@ export class ByteQueue {
     }
     this.#start += n;
     if (this.#start >= this.#ring.length) this.#start -= this.#ring.length;
+  }
+
+  /**
+   * Lets go of the ring of an empty queue (the connection calls it once the queue has stayed
+   * empty for a while: an idle connection then holds no ring at all); false when bytes are
+   * queued, and nothing changes.
+   */
+  release(): boolean {
+    if (this.#length > 0) return false;
+    this.#ring = EMPTY;
+    this.#start = 0;
+    return true;
   }
 
   /** Copies bytes [from, from + n) of the queue to `into[at]`; the range must lie inside. */

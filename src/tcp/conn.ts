@@ -159,6 +159,13 @@ export function windowShiftFor(bytes: number): number {
  * (`TcpTimers`, timers.ts) and the send queue (`ByteQueue`, byte-queue.ts). Segments are
  * written with tcp/wire's `writeTcpHeader`.
  */
+/**
+ * How long a connection's send queue stays empty before its ring (up to 16 KiB, byte-queue.ts
+ * RETAIN_BYTES) is released: long enough that request/response traffic reuses it, short
+ * enough that an idle connection holds none (bench/scale.ts, memory per idle flow).
+ */
+export const RING_IDLE_MS = 1000;
+
 export class TcpConn {
   readonly id: number;
   readonly protocol = 'tcp' as const;
@@ -180,6 +187,15 @@ export class TcpConn {
   local: Endpoint | undefined = undefined;
   state: TcpState;
 
+  /**
+   * The NAT engine's (src/nat/tcp-flow.ts) share of a host port, kept here rather than in an
+   * object per flow: the local port asked for the host socket (0: any), and whether the
+   * connection shares a port ('asked': its key wants one, not yet counted; 'counted': counted
+   * in the engine's port shares until released; 'none').
+   */
+  hostPortAsked = 0;
+  portShare: 'none' | 'asked' | 'counted' = 'none';
+
   /** Set while the connection sits in the engine's dirty list. */
   dirty = false;
   /** Set while the host socket is paused because the shared budget (not our own queue) is exhausted. */
@@ -193,7 +209,7 @@ export class TcpConn {
   readonly #pseudo: number;
   /** IP and TCP headers without options: 40 over IPv4, 60 over IPv6 (the MSS is the MTU less these). */
   readonly #headers: number;
-  /** Added to the clock for our TSval (RFC 7323 §5.4), u32. */
+  /** Added to the clock for our TSval (RFC 7323 §5.4), as an int32 (the wire writes its 32 bits). */
   readonly #tsOffset: number;
   /** The clock at the current entry point, ms; every entry point sets it first. */
   #nowMs: number;
@@ -228,7 +244,7 @@ export class TcpConn {
   #wsOk = false;
   /** Timestamps on every segment; the segment size is 12 bytes smaller. */
   #tsOk = false;
-  /** TS.Recent (RFC 7323 §4.3): the TSval we echo, the latest from an in-order segment. */
+  /** TS.Recent (RFC 7323 §4.3): the TSval we echo, the latest from an in-order segment; int32. */
   #tsRecent = 0;
   // ACK coalescing (README "ACK coalescing"): cleared whenever a segment carrying an ACK goes out.
   /** An ACK is owed at the next flush (out of order, duplicate, FIN, window update, challenge…). */
@@ -240,17 +256,22 @@ export class TcpConn {
   readonly #timers = new TcpTimers();
 
   // --- The segment being written (read by #writer, which the io calls synchronously).
-  /** Its header, refilled for every segment: one record per connection, never reallocated. */
-  readonly #out: MutableTcpHeader;
-  /** Its payload: `#outDataLen` bytes from offset `#outDataFrom` of the send queue (0 and 0: none). */
-  #outDataFrom = 0;
-  #outDataLen = 0;
-  readonly #writer: (into: Uint8Array, at: number) => number;
+  // Shared by every connection (bench/scale.ts: seven objects of an idle flow's heap when each
+  // had its own): a segment is filled and handed to the io's sendSegment, which calls the
+  // writer before it returns, so no other connection fills them in between.
+  /** Its header, refilled for every segment (ports included): one record, never reallocated. */
+  static readonly #out: MutableTcpHeader = { srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, urgent: 0, options: NO_TCP_OPTIONS };
+  /** Its payload: `#outDataLen` bytes from offset `#outDataFrom` of the writing connection's send queue (0 and 0: none). */
+  static #outDataFrom = 0;
+  static #outDataLen = 0;
+  /** The connection whose segment #writer writes; set by #emit. */
+  static #writing: TcpConn | undefined;
+  static readonly #writer = (into: Uint8Array, at: number): number => TcpConn.#writing!.#write(into, at);
   /** Timestamp-only options, reused for every segment (read synchronously by #write). */
-  readonly #tsOptions = { timestamp: { value: 0, echo: 0 } };
+  static readonly #tsOptions = { timestamp: { value: 0, echo: 0 } };
   /** SACK options, with and without a timestamp; `sack` is the OOO queue's, valid until its next sackBlocks(). */
-  readonly #sackOptions: { sack: SackBlocks } = { sack: NO_SACK };
-  readonly #tsSackOptions: { timestamp: { value: number; echo: number }; sack: SackBlocks } = { timestamp: { value: 0, echo: 0 }, sack: NO_SACK };
+  static readonly #sackOptions: { sack: SackBlocks } = { sack: NO_SACK };
+  static readonly #tsSackOptions: { timestamp: { value: number; echo: number }; sack: SackBlocks } = { timestamp: { value: 0, echo: 0 }, sack: NO_SACK };
 
   constructor(init: TcpConnInit) {
     this.id = init.id;
@@ -264,7 +285,7 @@ export class TcpConn {
     this.#io = init.io;
     this.#limits = init.limits;
     this.#mtu = init.mtu;
-    this.#tsOffset = init.tsOffset >>> 0;
+    this.#tsOffset = init.tsOffset | 0; // int32, as #tsRecent: a small integer in the field, not a boxed number
     this.#pseudo = pseudoSumIp(init.remote.addr, init.guest.addr, IP_PROTO.TCP);
     this.#headers = typeof init.guest.addr === 'number' ? IPV4_TCP_HEADERS : IPV6_HEADER_LEN + 20;
     this.#snd = new SendSpace(init.iss);
@@ -273,10 +294,6 @@ export class TcpConn {
     this.#ooo = new OooQueue(init.limits.oooSegments);
     this.#rcv = new ReceiveSpace(windowShiftFor(init.limits.rcvBufferBytes));
     this.state = init.origin === 'guest' ? 'host-connecting' : 'syn-sent';
-    this.#out = {
-      srcPort: init.remote.port, dstPort: init.guest.port, seq: 0, ack: 0, flags: 0, window: 0, urgent: 0, options: NO_TCP_OPTIONS,
-    };
-    this.#writer = (into, at) => this.#write(into, at);
   }
 
   /** FlowEntry's state in words: the RFC state name. */
@@ -297,12 +314,12 @@ export class TcpConn {
   /** Snapshot of the send/receive variables, for tests and debugging. */
   get vars(): {
     sndUna: number; sndNxt: number; sndMax: number; sndWnd: number; rcvNxt: number; rcvEdge: number;
-    queued: number; oooSegments: number; cwnd: number; rtoMs: number; srttMs: number; hostPaused: boolean;
+    queued: number; ringBytes: number; oooSegments: number; cwnd: number; rtoMs: number; srttMs: number; hostPaused: boolean;
     sndMss: number; sndShift: number; rcvShift: number; sackOk: boolean; tsOk: boolean; wsOk: boolean;
   } {
     return {
       sndUna: this.#snd.una, sndNxt: this.#snd.nxt, sndMax: this.#snd.max, sndWnd: this.#snd.wnd,
-      rcvNxt: this.#rcv.nxt, rcvEdge: this.#rcv.edge, queued: this.#queue.length, oooSegments: this.#ooo.length,
+      rcvNxt: this.#rcv.nxt, rcvEdge: this.#rcv.edge, queued: this.#queue.length, ringBytes: this.#queue.capacity, oooSegments: this.#ooo.length,
       cwnd: this.#cc.cwnd, rtoMs: this.#rto.rtoMs, srttMs: this.#rto.srttMs, hostPaused: this.#hostPaused,
       sndMss: this.#snd.mss, sndShift: this.#snd.shift, rcvShift: this.#rcv.shift,
       sackOk: this.#sackOk, tsOk: this.#tsOk, wsOk: this.#wsOk,
@@ -342,7 +359,7 @@ export class TcpConn {
     this.#snd.shift = o.windowScale ?? 0;
     this.#sackOk = o.sackPermitted === true;
     this.#tsOk = o.timestamp !== undefined;
-    if (o.timestamp !== undefined) this.#tsRecent = o.timestamp.value;
+    if (o.timestamp !== undefined) this.#tsRecent = o.timestamp.value | 0;
     this.#cc.start(this.#segmentSize());
   }
 
@@ -586,7 +603,7 @@ export class TcpConn {
 
     // 5. Timestamps (RFC 7323 §4.3, with rcvNxt standing for Last.ACK.sent).
     const ts = t.options.timestamp;
-    if (this.#tsOk && ts !== undefined && seqLe(seq, this.#rcv.nxt) && seqGe(ts.value, this.#tsRecent)) this.#tsRecent = ts.value;
+    if (this.#tsOk && ts !== undefined && seqLe(seq, this.#rcv.nxt) && seqGe(ts.value, this.#tsRecent)) this.#tsRecent = ts.value | 0;
 
     // 6. Data and FIN.
     switch (state) {
@@ -666,6 +683,8 @@ export class TcpConn {
       this.#queue.drop(acked);
       this.#io.account(-acked);
       this.bytesToGuest += acked;
+      // Emptied but keeping a small ring (byte-queue.ts): released if it stays empty.
+      if (this.#queue.length === 0 && this.#queue.capacity > 0) this.#timers.ringAt = this.#nowMs + RING_IDLE_MS;
     }
     this.#snd.acked(ack);
     this.#rto.retries = 0;
@@ -1084,6 +1103,10 @@ export class TcpConn {
       this.#timers.dackAt = undefined;
       if (this.#segsSinceAck > 0 || this.#ackNow) this.#sendAck();
     }
+    if (this.#timers.ringAt !== undefined && nowMs >= this.#timers.ringAt) {
+      this.#timers.ringAt = undefined;
+      this.#queue.release();
+    }
   }
 
   #onRto(): void {
@@ -1162,7 +1185,7 @@ export class TcpConn {
   // ================================================================ segment output
 
   #tsNow(): number {
-    return (Math.floor(this.#nowMs) + this.#tsOffset) >>> 0;
+    return (Math.floor(this.#nowMs) + this.#tsOffset) | 0;
   }
 
   #ourSynOptions(): TcpOptions {
@@ -1177,7 +1200,7 @@ export class TcpConn {
   /** Our SYN-ACK (guest-opened) or SYN (forwarded); the window in it is never scaled. */
   #sendSyn(): void {
     const synAck = this.origin === 'guest';
-    const out = this.#out;
+    const out = TcpConn.#out;
     out.seq = this.#snd.iss;
     out.ack = synAck ? this.#rcv.nxt : 0;
     out.flags = synAck ? TCP_FLAG.SYN | TCP_FLAG.ACK : TCP_FLAG.SYN;
@@ -1185,15 +1208,15 @@ export class TcpConn {
     out.window = w;
     if (synAck) this.#rcv.edge = seqAdd(this.#rcv.nxt, w);
     out.options = this.#ourSynOptions();
-    this.#outDataFrom = 0;
-    this.#outDataLen = 0;
+    TcpConn.#outDataFrom = 0;
+    TcpConn.#outDataLen = 0;
     if (seqLe(this.#snd.max, this.#snd.iss)) this.#snd.nxt = this.#snd.max = seqAdd(this.#snd.iss, 1);
     this.#emit();
   }
 
   /** A segment with ACK (and maybe data from the queue, FIN, PSH) at `seq`. */
   #sendData(seq: number, len: number, flags: number): void {
-    const out = this.#out;
+    const out = TcpConn.#out;
     out.seq = seq;
     out.ack = this.#rcv.nxt;
     out.flags = flags;
@@ -1202,24 +1225,24 @@ export class TcpConn {
     const sack = this.#sackOk ? this.#ooo.sackBlocks() : undefined;
     if (sack !== undefined) {
       if (this.#tsOk) {
-        const o = this.#tsSackOptions;
+        const o = TcpConn.#tsSackOptions;
         o.timestamp.value = this.#tsNow();
         o.timestamp.echo = this.#tsRecent;
         o.sack = sack;
         out.options = o;
       } else {
-        this.#sackOptions.sack = sack;
-        out.options = this.#sackOptions;
+        TcpConn.#sackOptions.sack = sack;
+        out.options = TcpConn.#sackOptions;
       }
     } else if (this.#tsOk) {
-      this.#tsOptions.timestamp.value = this.#tsNow();
-      this.#tsOptions.timestamp.echo = this.#tsRecent;
-      out.options = this.#tsOptions;
+      TcpConn.#tsOptions.timestamp.value = this.#tsNow();
+      TcpConn.#tsOptions.timestamp.echo = this.#tsRecent;
+      out.options = TcpConn.#tsOptions;
     } else {
       out.options = NO_TCP_OPTIONS;
     }
-    this.#outDataFrom = len > 0 ? seqSub(seq, this.#snd.dataSeq()) : 0;
-    this.#outDataLen = len;
+    TcpConn.#outDataFrom = len > 0 ? seqSub(seq, this.#snd.dataSeq()) : 0;
+    TcpConn.#outDataLen = len;
     this.#ackNow = false;
     this.#segsSinceAck = 0;
     this.#timers.dackAt = undefined;
@@ -1232,26 +1255,31 @@ export class TcpConn {
    * received (§3.10.7.4), or with seq 0 the refusal of a guest's SYN (§3.10.7.1).
    */
   #sendReset(seq: number, ack: number | undefined): void {
-    const out = this.#out;
+    const out = TcpConn.#out;
     out.seq = seq;
     out.ack = ack ?? 0;
     out.flags = ack === undefined ? TCP_FLAG.RST : TCP_FLAG.RST | TCP_FLAG.ACK;
     out.window = 0;
     out.options = NO_TCP_OPTIONS;
-    this.#outDataLen = 0;
+    TcpConn.#outDataLen = 0;
     this.#emit();
   }
 
   #emit(): void {
     this.packetsToGuest++;
-    this.#io.sendSegment(this, tcpHeaderLength(this.#out) + this.#outDataLen, this.#writer);
+    const out = TcpConn.#out;
+    out.srcPort = this.remote.port;
+    out.dstPort = this.guest.port;
+    TcpConn.#writing = this;
+    this.#io.sendSegment(this, tcpHeaderLength(out) + TcpConn.#outDataLen, TcpConn.#writer);
+    TcpConn.#writing = undefined;
   }
 
   /** Writes the pending segment (tcp/wire's header writer; the payload straight from the queue). */
   #write(into: Uint8Array, at: number): number {
-    const headerLen = writeTcpHeader(this.#out, into, at);
-    const len = headerLen + this.#outDataLen;
-    if (this.#outDataLen > 0) this.#queue.copyOut(this.#outDataFrom, this.#outDataLen, into, at + headerLen);
+    const headerLen = writeTcpHeader(TcpConn.#out, into, at);
+    const len = headerLen + TcpConn.#outDataLen;
+    if (TcpConn.#outDataLen > 0) this.#queue.copyOut(TcpConn.#outDataFrom, TcpConn.#outDataLen, into, at + headerLen);
     writeTcpChecksum(into, at, len, this.#pseudo);
     return len;
   }

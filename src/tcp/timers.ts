@@ -21,6 +21,8 @@ export class TcpTimers {
   /** In fast recovery: when to resend SND.UNA if it is still unacknowledged (a lost retransmission). */
   recoveryAt: number | undefined = undefined;
 
+  /** When to release the send queue's ring if the queue is still empty (RING_IDLE_MS after it emptied). */
+  ringAt: number | undefined = undefined;
   /** The earliest armed deadline, or undefined. */
   next(): number | undefined {
     let d = this.connectAt;
@@ -34,11 +36,13 @@ export class TcpTimers {
     if (timeWait !== undefined && (d === undefined || timeWait < d)) d = timeWait;
     const recovery = this.recoveryAt;
     if (recovery !== undefined && (d === undefined || recovery < d)) d = recovery;
+    const ring = this.ringAt;
+    if (ring !== undefined && (d === undefined || ring < d)) d = ring;
     return d;
   }
 
   /** Turns every timer off. */
   clear(): void {
-    this.connectAt = this.rtoAt = this.persistAt = this.dackAt = this.timeWaitAt = this.recoveryAt = undefined;
+    this.connectAt = this.rtoAt = this.persistAt = this.dackAt = this.timeWaitAt = this.recoveryAt = this.ringAt = undefined;
   }
 }

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Tcp } from '../../src/tcp/wire.js';
 import { ByteQueue } from '../../src/tcp/byte-queue.js';
-import { windowShiftFor } from '../../src/tcp/conn.js';
+import { RING_IDLE_MS, windowShiftFor } from '../../src/tcp/conn.js';
 import { seqAdd } from '../../src/util/seq.js';
 import { ip } from '../helpers/frames.js';
 import { ACK, bytes, concat, FIN, GATEWAY, GUEST, PSH, RST, SYN, tcpHarness } from '../nat/tcp-harness.js';
@@ -56,6 +56,20 @@ describe('tcp/byte-queue', () => {
     expect(q.capacity).toBe(64 * 1024); // one allocation, not a doubling per step
     q.drop(40_000);
     expect(q.capacity).toBe(0);
+  });
+
+  it('releases the ring of an empty queue when asked, never one with bytes queued', () => {
+    const q = new ByteQueue();
+    q.push(new Uint8Array(10));
+    expect(q.release()).toBe(false);
+    expect(q.capacity).toBe(2 * 1024);
+    q.drop(10);
+    expect(q.release()).toBe(true);
+    expect(q.capacity).toBe(0);
+    q.push(Uint8Array.of(7));
+    const out = new Uint8Array(1);
+    q.copyOut(0, 1, out, 0);
+    expect(out[0]).toBe(7);
   });
 
   it('matches a model queue through pushes, drops and reads that wrap the ring', () => {
@@ -288,6 +302,23 @@ describe('tcp/conn data', () => {
     expect(out2.map((s) => s.payload.length)).toEqual([1448, 1448, 656]);
     expect(concat([...out, ...out2].map((s) => s.payload))).toEqual(data);
     expect(out2[2]!.flags).toBe(ACK | PSH);
+  });
+
+  it('releases an idle connection\'s send ring RING_IDLE_MS after the guest acknowledged everything', () => {
+    const t = tcpHarness();
+    const { iss } = t.open({ window: 64240 });
+    const out = t.data(bytes(100));
+    expect(out.map((s) => s.payload.length)).toEqual([100]);
+    const conn = t.engine.conn(1)!;
+    expect(conn.vars.ringBytes).toBe(2 * 1024);
+    t.guestSends(seg({ seq: 1001, ack: iss + 1 + 100, window: 500 }));
+    expect(conn.vars).toMatchObject({ queued: 0, ringBytes: 2 * 1024 }); // request/response: kept a while
+    expect(t.advance(RING_IDLE_MS - 1)).toEqual([]);
+    expect(conn.vars.ringBytes).toBe(2 * 1024);
+    expect(t.advance(1)).toEqual([]);
+    expect(conn.vars.ringBytes).toBe(0);
+    // The next reply gets a ring again.
+    expect(t.data(bytes(10)).map((s) => s.payload.length)).toEqual([10]);
   });
 
   it('uses the guest window scale', () => {
