@@ -25,7 +25,9 @@
  * is the datagram queued in libuv, holding our buffer until it leaves; while anything is
  * queued, frames are carved further along, and a full buffer is abandoned to the queue (the
  * garbage collector frees it once the last queued datagram is sent) for a fresh one. So no
- * queued datagram is ever overwritten, and no send needs a callback.
+ * queued datagram is ever overwritten, and no send needs a callback. (On loopback the kernel
+ * hands a datagram to the receiver at once and never makes us wait, so the queue is seen only
+ * toward a peer behind a real interface.)
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -58,20 +60,20 @@ export const DGRAM_SOCKET_BUFFER_BYTES = 4 << 20;
  * The output buffer's size: four of the largest frames, so that frames queued behind a full
  * kernel buffer do not cost an allocation each.
  */
-const FRAME_BUFFER_BYTES = 256 * 1024;
+export const FRAME_BUFFER_BYTES = 256 * 1024;
 
 /**
  * The region frames for the guest are built in, shared by the links of one listener socket
  * (one frame is built and sent at a time: `allocFrame` then `send`). A region is reused only
  * when the socket's send queue is empty, i.e. when no queued datagram can point into it.
  */
-class FrameBuffer {
+export class FrameBuffer {
   #buffer: Uint8Array = new Uint8Array(0);
   /** Start of the free space: bytes below it may belong to queued datagrams. */
   #at = 0;
-  readonly #socket: dgram.Socket;
+  readonly #socket: Pick<dgram.Socket, 'getSendQueueCount'>;
 
-  constructor(socket: dgram.Socket) {
+  constructor(socket: Pick<dgram.Socket, 'getSendQueueCount'>) {
     this.#socket = socket;
   }
 
