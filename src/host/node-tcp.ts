@@ -26,7 +26,8 @@
  * - Connected sockets read into one buffer shared by all of them (`onread`), and `tcpData`
  *   hands out a view of it that is valid only during the call: the stack copies it into the
  *   connection's queue. Node's default (a fresh 64 KiB buffer per read) made V8 run a major
- *   GC many times a second at gigabit rates; the shared buffer is 256 KiB (READ_BUFFER_BYTES). Accepted sockets (`adopt`) keep Node's default;
+ *   GC many times a second at gigabit rates; the shared buffer is 256 KiB (READ_BUFFER_BYTES). A read that fills it
+ *   says so (`tcpData`'s `more`): libuv reads that socket again at once. Accepted sockets (`adopt`) keep Node's default;
  *   their chunks are copied the same way.
  * - The event handlers are shared by every socket (Node calls them with the socket as
  *   `this`; a Map gives its flow), so an idle flow holds no closures of its own.
@@ -87,7 +88,7 @@ export class NodeTcp {
     buffer,
     callback(this: FlowSocket, n: number): boolean {
       const flow = tcp.#flowOf.get(this);
-      if (flow !== undefined) tcp.#events.tcpData(flow, buffer.subarray(0, n));
+      if (flow !== undefined) tcp.#events.tcpData(flow, buffer.subarray(0, n), n === buffer.length);
       return true;
     },
   }))(this, this.#readBuffer);
