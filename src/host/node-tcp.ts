@@ -58,8 +58,9 @@ export interface NodeTcpOptions {
  * Bytes one read of a connected socket may deliver. Four times Node's default (64 KiB): a
  * bulk download then reaches the stack in fewer, larger pushes, so at a large MTU more
  * segments leave full (65 KB) and the per-read costs (event, push, flush) are paid a quarter
- * as often (bench/tcp.ts, MTU 65493 host→guest). Larger reads (1 MiB) gained little more and
- * hold the event loop longer per read.
+ * as often (bench/tcp.ts, MTU 65493 host→guest). Larger reads would hold the event loop
+ * longer per read; since full reads are batched (`more`), the read size no longer decides
+ * how full the segments are.
  */
 const READ_BUFFER_BYTES = 256 * 1024;
 
