@@ -44,7 +44,9 @@
  * request/response), conn (sequential connections), idle (idle connection memory); all when
  * unset. `BENCH_ONLY=observed` runs tslirp alone, `BENCH_ONLY=ipv6` the IPv6 cells alone; rr,
  * conn and idle run at the first MTU only, BENCH_RR_COUNT round trips (2000) and
- * BENCH_CRR_COUNT connections (300) per run.
+ * BENCH_CRR_COUNT connections (300) per run. BENCH_BASELINE: another build's
+ * `dist/cli/main.js`, run beside tslirp in every bulk pair (ratio and CPU per GB against it).
+ * Each bulk cell also prints the data frames at every guest's TAP (count and mean size).
  */
 import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -56,7 +58,7 @@ import { DAEMON_ENTRY, startDaemon, type Daemon } from '../test/helpers/daemon.j
 import { dgramGuest } from './lib/dgram-guest.js';
 import { guestClient as runGuestClient, iperf as iperfRun } from './lib/iperf.js';
 import { groupedBars, type BarGroup } from './lib/bars-svg.js';
-import { cpuSeconds, freeUdp, median } from './lib/measure.js';
+import { cpuSeconds, freeUdp, median, tapCounts, type TapCounts } from './lib/measure.js';
 import { slaac } from './lib/slaac.js';
 import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Proc, tempDir, until, must, uniqueName, run } from '../test/helpers/guests.js';
 
@@ -85,6 +87,11 @@ const RR_COUNT = Number(process.env['BENCH_RR_COUNT'] ?? 2000);
 const CRR_COUNT = Number(process.env['BENCH_CRR_COUNT'] ?? 300);
 /** Where the bulk cells' bar chart is written (BENCH_CHART). */
 const CHART = process.env['BENCH_CHART'] ?? join(os.tmpdir(), 'tslirp-bench-tcp.svg');
+/**
+ * BENCH_BASELINE: another build's daemon entry (`…/dist/cli/main.js`, e.g. main's built in a
+ * scratch directory), run in every bulk pair beside tslirp, alternating which goes first.
+ */
+const BASELINE = process.env['BENCH_BASELINE'];
 /** Floor of the observed/unobserved ratio (issue 12). */
 const OBSERVED_FLOOR = 0.95;
 
@@ -109,6 +116,8 @@ interface Target {
   /** The address the guest reaches the host's loopback at. */
   readonly server: string;
   readonly pid: number | undefined;
+  /** The guest's TAP (namespace and device), whose counters show the frames of each run. */
+  readonly tap?: { readonly ns: string; readonly dev: string };
   stop(): Promise<void>;
 }
 
@@ -162,19 +171,46 @@ async function majorGcs(api: string): Promise<{ count: number; seconds: number }
   return { count: value('count'), seconds: value('sum') };
 }
 
+/**
+ * Frames through a target's TAP in the data's direction, summed over the runs: `begin` before
+ * a run, `end` after it. Toward the guest (host→guest) the TAP receives them; from the guest
+ * it sends them. The mean frame size shows how full the segments are at a large MTU.
+ */
+class TapFrames {
+  #frames = 0;
+  #bytes = 0;
+  begin(t: Target, towardGuest: boolean): { end(): void } {
+    const tap = t.tap;
+    if (tap === undefined) return { end: () => undefined };
+    const pick = (c: TapCounts): [number, number] => (towardGuest ? [c.rxFrames, c.rxBytes] : [c.txFrames, c.txBytes]);
+    const [f0, b0] = pick(tapCounts(tap.ns, tap.dev));
+    return {
+      end: () => {
+        const [f1, b1] = pick(tapCounts(tap.ns, tap.dev));
+        this.#frames += f1 - f0;
+        this.#bytes += b1 - b0;
+      },
+    };
+  }
+  text(): string {
+    return this.#frames > 0 ? `${Math.round(this.#frames / PAIRS)} frames/run of mean ${Math.round(this.#bytes / this.#frames)} B` : 'n/a';
+  }
+}
+
 /** The guest-side bridge process of a target (the QEMU hub or socat between its TAP and the SLIRP), when it has one. */
 const bridgePid = (t: Target): number | undefined => (t.guest instanceof NetnsGuest ? t.guest.bridge.child.pid : undefined);
 
-async function tslirpTarget(mtu: number, dir: string): Promise<Target & { daemon: Daemon; api: string }> {
+/** `entry`: another build's daemon (BENCH_BASELINE), named `name`. */
+async function tslirpTarget(mtu: number, dir: string, entry?: string, name = 'tslirp'): Promise<Target & { daemon: Daemon; api: string }> {
   const path = pathFor(mtu);
-  const sock = join(dir, `tslirp-${mtu}.sock`);
-  const api = join(dir, `api-${mtu}.sock`);
-  const daemon = await startDaemon([path === 'stream' ? '--stream' : '--dgram', path === 'stream' ? `unix:${sock}` : 'udp:127.0.0.1:0', '--mtu', String(mtuOn(mtu, path)), '--api', `unix:${api}`, '--log-level', 'info'], { startTimeoutMs: 60_000 });
+  const sock = join(dir, `${name}-${mtu}.sock`);
+  const api = join(dir, `${name}-api-${mtu}.sock`);
+  const daemon = await startDaemon([path === 'stream' ? '--stream' : '--dgram', path === 'stream' ? `unix:${sock}` : 'udp:127.0.0.1:0', '--mtu', String(mtuOn(mtu, path)), '--api', `unix:${api}`, '--log-level', 'info'], { startTimeoutMs: 60_000, ...(entry !== undefined && { entry }) });
   const guest = path === 'stream' ? await NetnsGuest.create({ kind: 'stream-unix', path: sock }) : await dgramGuest(daemon.dgram().port, await freeUdp());
   const { lease } = await guest.dhcp();
   if (lease === undefined) throw new Error('tslirp: no DHCP lease');
   return {
-    name: 'tslirp', guest, server: '10.0.2.2', pid: daemon.pid, daemon, api,
+    name, guest, server: '10.0.2.2', pid: daemon.pid, daemon, api, tap: { ns: guest.ns, dev: guest.tap },
     async stop() {
       await guest.destroy();
       await daemon.stop();
@@ -206,7 +242,7 @@ async function libslirpTarget(mtu: number, dir: string): Promise<Target> {
   // QEMU's -netdev user has no MTU option: libslirp keeps 1500 and says so in its MSS.
   await guest.sh('ip link set dev "$1" mtu "$2"', [guest.tap, String(mtuOn(mtu, path))]);
   return {
-    name: 'libslirp', guest, server: '10.0.2.2', pid: q.child.pid,
+    name: 'libslirp', guest, server: '10.0.2.2', pid: q.child.pid, tap: { ns: guest.ns, dev: guest.tap },
     async stop() {
       await guest.destroy();
       await q.stop();
@@ -236,7 +272,7 @@ async function slirp4netnsTarget(mtu: number, ipv6 = false): Promise<Target | un
     return undefined;
   }
   return {
-    name: ipv6 ? 'slirp4netns v6' : 'slirp4netns', guest: guestLike, server: ipv6 ? 'fd00::2' : '10.0.2.2', pid: p.child.pid,
+    name: ipv6 ? 'slirp4netns v6' : 'slirp4netns', guest: guestLike, server: ipv6 ? 'fd00::2' : '10.0.2.2', pid: p.child.pid, tap: { ns, dev: 'tap0' },
     async stop() {
       await p.stop();
       spawnSync('ip', ['netns', 'del', ns]);
@@ -334,6 +370,7 @@ async function main(): Promise<void> {
       const b = await libslirpTarget(mtu, dir);
       const c = runs('bulk') ? await slirp4netnsTarget(mtu) : undefined;
       const br = runs('bulk') ? await bridgeTarget(mtu, dir, iperfPort) : undefined;
+      const base = runs('bulk') && BASELINE !== undefined ? await tslirpTarget(mtu, dir, BASELINE, 'baseline') : undefined;
       try {
         for (const reverse of br === undefined ? [] : [false, true]) {
           const dirName = reverse ? 'host→guest' : 'guest→host';
@@ -349,20 +386,50 @@ async function main(): Promise<void> {
           const costBridgeB = new CpuPerGb();
           const cpuRatios: number[] = [];
           const gc = { count: 0, seconds: 0, bytes: 0 };
+          const framesA = new TapFrames();
+          const framesB = new TapFrames();
+          const framesC = new TapFrames();
+          const baseRuns: number[] = [];
+          const baseRatios: number[] = [];
+          const costBase = new CpuPerGb();
+          const framesBase = new TapFrames();
+          const baseCpuRatios: number[] = [];
           for (let i = 0; i < PAIRS; i++) {
+            // The baseline build, before tslirp in odd pairs and after it in even ones.
+            const runBase = async (): Promise<number> => {
+              if (base === undefined) return 0;
+              const cost = costBase.begin(base.pid);
+              const frames = framesBase.begin(base, reverse);
+              const v = await iperfRun(base.guest, base.server, iperfPort, SECONDS, reverse, base.name);
+              frames.end();
+              cost.end(v * SECONDS / 8);
+              baseRuns.push(v);
+              return cost.perGb;
+            };
+            const baseCpu0 = i % 2 === 1 ? await runBase() : 0;
             const ca = costA.begin(a.pid);
             const cba = costBridgeA.begin(bridgePid(a));
             const gc0 = await majorGcs(a.api);
+            const fa = framesA.begin(a, reverse);
             const x = await iperfRun(a.guest, a.server, iperfPort, SECONDS, reverse, a.name);
+            fa.end();
             ca.end(x * SECONDS / 8);
             cba.end(x * SECONDS / 8);
             const gc1 = await majorGcs(a.api);
             gc.count += gc1.count - gc0.count;
             gc.seconds += gc1.seconds - gc0.seconds;
             gc.bytes += x * SECONDS / 8;
+            if (base !== undefined) {
+              const baseCpu = i % 2 === 1 ? baseCpu0 : await runBase();
+              const v = baseRuns[baseRuns.length - 1] ?? 0;
+              if (v > 0) baseRatios.push(x / v);
+              if (baseCpu > 0 && ca.perGb > 0) baseCpuRatios.push(ca.perGb / baseCpu);
+            }
             const cb = costB.begin(b.pid);
             const cbb = costBridgeB.begin(bridgePid(b));
+            const fb = framesB.begin(b, reverse);
             const y = await iperfRun(b.guest, b.server, iperfPort, SECONDS, reverse, b.name);
+            fb.end();
             cb.end(y * SECONDS / 8);
             cbb.end(y * SECONDS / 8);
             as.push(x);
@@ -371,7 +438,9 @@ async function main(): Promise<void> {
             if (ca.perGb > 0 && cb.perGb > 0) cpuRatios.push(ca.perGb / cb.perGb);
             if (c !== undefined) {
               const cc = costC.begin(c.pid);
+              const fc = framesC.begin(c, reverse);
               const z = await iperfRun(c.guest, c.server, iperfPort, SECONDS, reverse, c.name);
+              fc.end();
               cc.end(z * SECONDS / 8);
               cs.push(z);
             }
@@ -395,7 +464,11 @@ async function main(): Promise<void> {
               `tslirp/libslirp ${Number.isFinite(cpuRatio) ? cpuRatio.toFixed(2) : 'n/a'} (pairs ${cpuRatios.map((r) => r.toFixed(2)).join(' ')}); ` +
               `guest-side bridge: ${costBridgeA.text()} on tslirp's path, ${costBridgeB.text()} on libslirp's; ` +
               `tslirp's major GCs: ${gc.bytes > 0 ? (gc.count / (gc.bytes / 1e9)).toFixed(1) : 'n/a'} per GB, ${gc.bytes > 0 ? ((gc.seconds * 1000) / (gc.bytes / 1e9)).toFixed(0) : 'n/a'} ms per GB` +
-              (process.env['DAEMON_BARE_NODE'] === '1' ? ' (DAEMON_BARE_NODE=1: started without its node flags)' : ''),
+              (process.env['DAEMON_BARE_NODE'] === '1' ? ' (DAEMON_BARE_NODE=1: started without its node flags)' : '') +
+              `\n    data frames at the guest's TAP: tslirp ${framesA.text()}, libslirp ${framesB.text()}, slirp4netns ${framesC.text()}` +
+              (base === undefined ? '' :
+                `\n    baseline (BENCH_BASELINE) ${(median(baseRuns) / 1e9).toFixed(2)} Gbit/s, CPU ${costBase.text()} s/GB, frames ${framesBase.text()}; ` +
+                `tslirp/baseline ${median(baseRatios).toFixed(2)} (pairs ${baseRatios.map((r) => r.toFixed(2)).join(' ')}), CPU per GB ${median(baseCpuRatios).toFixed(2)} (pairs ${baseCpuRatios.map((r) => r.toFixed(2)).join(' ')})`),
           );
           console.log(rows[rows.length - 1]);
         }
@@ -407,6 +480,7 @@ async function main(): Promise<void> {
         await b.stop();
         await c?.stop();
         await br?.stop();
+        await base?.stop();
       }
     }
   } finally {

@@ -1,5 +1,6 @@
 /** What every benchmark measures with: medians, a process's CPU time, a free loopback UDP port. */
 import dgram from 'node:dgram';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 export const median = (xs: readonly number[]): number => {
@@ -22,4 +23,19 @@ export async function freeUdp(): Promise<number> {
   const p = s.address().port;
   await new Promise<void>((r) => s.close(() => r()));
   return p;
+}
+
+/** Frames and bytes a TAP in a network namespace has received (toward the guest's stack) and sent (from it). */
+export interface TapCounts {
+  readonly rxFrames: number;
+  readonly rxBytes: number;
+  readonly txFrames: number;
+  readonly txBytes: number;
+}
+
+/** The kernel's statistics of `dev` in namespace `ns` (all zero when they cannot be read). */
+export function tapCounts(ns: string, dev: string): TapCounts {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'cat', ...['rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes'].map((f) => `/sys/class/net/${dev}/statistics/${f}`)], { encoding: 'utf8' });
+  const [rxFrames = 0, rxBytes = 0, txFrames = 0, txBytes = 0] = r.status === 0 ? r.stdout.trim().split('\n').map(Number) : [];
+  return { rxFrames, rxBytes, txFrames, txBytes };
 }

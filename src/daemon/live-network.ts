@@ -110,7 +110,15 @@ export class LiveNetwork implements SessionNetwork {
     };
     const rec = (this.#rec = o.recorder);
     const observer = both(o.observer, rec?.observer);
-    this.host = new NodeHost(observer === undefined ? events : observeEvents(events, observer));
+    const observed = observer === undefined ? events : observeEvents(events, observer);
+    // Outside the observer, so a recording has the batch before the reads it holds (and no hint).
+    this.host = new NodeHost({
+      ...observed,
+      tcpData: (flow, data, more) => {
+        if (more === true) this.#holdForReads();
+        observed.tcpData(flow, data);
+      },
+    });
     this.#onInternalError = o.onInternalError;
     // The scheduler exists before the network, whose stack may arm timers while it is built.
     const advance = (): void => {
@@ -194,6 +202,22 @@ export class LiveNetwork implements SessionNetwork {
         return inner.detached;
       },
     };
+  }
+
+  /**
+   * A host read filled the read buffer (HostEvents.tcpData's `more`): libuv reads the socket
+   * again at once, in the same I/O event. The stack's flush waits until the event's reads are
+   * over (setImmediate runs right after the I/O phase), so consecutive reads leave as whole
+   * segments; flushed after each read, every read ended in a short one (at MTU 65493 a 256 KiB
+   * read is four full segments and one of 412 bytes). Bounded: the connection pauses its socket
+   * once its queue holds sndBufferBytes, and that ends libuv's reads.
+   */
+  #holdForReads(): void {
+    if (this.#batching || this.#closed) return;
+    this.#batching = true;
+    this.#rec?.batch(true);
+    this.network.beginBatch();
+    setImmediate(this.#endBatch);
   }
 
   readonly #endBatch = (): void => {

@@ -26,7 +26,8 @@
  * - Connected sockets read into one buffer shared by all of them (`onread`), and `tcpData`
  *   hands out a view of it that is valid only during the call: the stack copies it into the
  *   connection's queue. Node's default (a fresh 64 KiB buffer per read) made V8 run a major
- *   GC many times a second at gigabit rates. Accepted sockets (`adopt`) keep Node's default;
+ *   GC many times a second at gigabit rates; the shared buffer is 256 KiB (READ_BUFFER_BYTES). A read that fills it
+ *   says so (`tcpData`'s `more`): libuv reads that socket again at once. Accepted sockets (`adopt`) keep Node's default;
  *   their chunks are copied the same way.
  * - The event handlers are shared by every socket (Node calls them with the socket as
  *   `this`; a Map gives its flow), so an idle flow holds no closures of its own.
@@ -53,8 +54,15 @@ export interface NodeTcpOptions {
   readonly keepAliveMs?: number;
 }
 
-/** Bytes one read of a connected socket may deliver (Node's default read size). */
-const READ_BUFFER_BYTES = 64 * 1024;
+/**
+ * Bytes one read of a connected socket may deliver. Four times Node's default (64 KiB): a
+ * bulk download then reaches the stack in fewer, larger pushes, so at a large MTU more
+ * segments leave full (65 KB) and the per-read costs (event, push, flush) are paid a quarter
+ * as often (bench/tcp.ts, MTU 65493 host→guest). Larger reads would hold the event loop
+ * longer per read; since full reads are batched (`more`), the read size no longer decides
+ * how full the segments are.
+ */
+const READ_BUFFER_BYTES = 256 * 1024;
 
 type FlowSocket = net.Socket | Duplex;
 
@@ -81,7 +89,7 @@ export class NodeTcp {
     buffer,
     callback(this: FlowSocket, n: number): boolean {
       const flow = tcp.#flowOf.get(this);
-      if (flow !== undefined) tcp.#events.tcpData(flow, buffer.subarray(0, n));
+      if (flow !== undefined) tcp.#events.tcpData(flow, buffer.subarray(0, n), n === buffer.length);
       return true;
     },
   }))(this, this.#readBuffer);

@@ -17,6 +17,17 @@
  * them). Backpressure: once the socket's send queue holds more than TX_QUEUE_LIMIT_BYTES,
  * outgoing frames are dropped ('link.tx-overflow'); a frame UDP cannot carry (over 65507
  * bytes, with a large `--mtu`) fails to send and is counted ('link.tx-error').
+ *
+ * Frames for the guest are built in place (`allocFrame`) in one output buffer per listener
+ * (FrameBuffer), not in a fresh allocation per frame. Node's `send` first tries to send at
+ * once (uv_udp_try_send): the kernel copies the datagram and nothing keeps a reference to our
+ * bytes, so the next frame reuses the same region. Only when the kernel's send buffer is full
+ * is the datagram queued in libuv, holding our buffer until it leaves; while anything is
+ * queued, frames are carved further along, and a full buffer is abandoned to the queue (the
+ * garbage collector frees it once the last queued datagram is sent) for a fresh one. So no
+ * queued datagram is ever overwritten, and no send needs a callback. (On loopback the kernel
+ * hands a datagram to the receiver at once and never makes us wait, so the queue is seen only
+ * toward a peer behind a real interface.)
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -45,6 +56,43 @@ export const DGRAM_MAX_SESSIONS = 64;
  * kernel caps the request at net.core.rmem_max / wmem_max.
  */
 export const DGRAM_SOCKET_BUFFER_BYTES = 4 << 20;
+/**
+ * The output buffer's size: four of the largest frames, so that frames queued behind a full
+ * kernel buffer do not cost an allocation each.
+ */
+export const FRAME_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * The region frames for the guest are built in, shared by the links of one listener socket
+ * (one frame is built and sent at a time: `allocFrame` then `send`). A region is reused only
+ * when the socket's send queue is empty, i.e. when no queued datagram can point into it.
+ */
+export class FrameBuffer {
+  #buffer: Uint8Array = new Uint8Array(0);
+  /** Start of the free space: bytes below it may belong to queued datagrams. */
+  #at = 0;
+  readonly #socket: Pick<dgram.Socket, 'getSendQueueCount'>;
+
+  constructor(socket: Pick<dgram.Socket, 'getSendQueueCount'>) {
+    this.#socket = socket;
+  }
+
+  alloc(length: number, zeroed: boolean): Uint8Array {
+    // Nothing queued: every earlier datagram has been copied by the kernel.
+    if (this.#at !== 0 && this.#socket.getSendQueueCount() === 0) this.#at = 0;
+    if (this.#at + length > this.#buffer.length) {
+      // Queued datagrams (if any) keep the old buffer alive until they are sent.
+      this.#buffer = new Uint8Array(Math.max(FRAME_BUFFER_BYTES, length));
+      this.#at = 0;
+    }
+    const region = this.#buffer.subarray(this.#at, this.#at + length);
+    // Reserved until the next alloc finds the send queue empty.
+    this.#at += (length + 7) & ~7;
+    if (zeroed) region.fill(0);
+    return region;
+  }
+}
+
 /** The largest UDP payload over IPv4 (65535 − 20 − 8) and over IPv6 without jumbograms (65535 − 8). */
 const MAX_UDP4_PAYLOAD = 65507;
 const MAX_UDP6_PAYLOAD = 65527;
@@ -81,10 +129,12 @@ class DgramLink implements GuestLink {
   readonly #limit: number;
   readonly #maxDatagram: number;
   readonly #forget: (l: DgramLink) => void;
+  readonly #output: FrameBuffer;
   #closed = false;
 
-  constructor(socket: dgram.Socket, address: string, port: number, limit: number, nowMs: number, forget: (l: DgramLink) => void) {
+  constructor(socket: dgram.Socket, output: FrameBuffer, address: string, port: number, limit: number, nowMs: number, forget: (l: DgramLink) => void) {
     this.#socket = socket;
+    this.#output = output;
     this.#address = address;
     this.#port = port;
     this.peer = formatHostPort(address, port);
@@ -92,6 +142,11 @@ class DgramLink implements GuestLink {
     this.#limit = limit;
     this.lastSeenMs = nowMs;
     this.#forget = forget;
+  }
+
+  /** GuestLink.allocFrame: a region of the listener's output buffer (FrameBuffer). */
+  allocFrame(length: number, zeroed = true): Uint8Array {
+    return this.#output.alloc(length, zeroed);
   }
 
   send(frame: Uint8Array): void {
@@ -117,6 +172,7 @@ export async function listenDgram(o: DgramListenOptions): Promise<Listener> {
   const limit = o.txQueueLimitBytes ?? TX_QUEUE_LIMIT_BYTES;
   const v6 = net.isIPv6(o.host);
   const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', recvBufferSize: DGRAM_SOCKET_BUFFER_BYTES, sendBufferSize: DGRAM_SOCKET_BUFFER_BYTES, lookup: literalLookup(v6 ? 6 : 4) });
+  const output = new FrameBuffer(socket);
   const links = new Map<string, DgramLink>();
   let refused = 0;
   const forget = (l: DgramLink): void => {
@@ -131,7 +187,7 @@ export async function listenDgram(o: DgramListenOptions): Promise<Listener> {
         if (refused++ % 1000 === 0) o.log.warn({ peer: key, sessions: links.size, refused }, 'dgram: session limit reached, datagram dropped');
         return;
       }
-      link = new DgramLink(socket, rinfo.address, rinfo.port, limit, nowMs, forget);
+      link = new DgramLink(socket, output, rinfo.address, rinfo.port, limit, nowMs, forget);
       links.set(key, link);
       try {
         link.handler = o.accept(link);

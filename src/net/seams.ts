@@ -216,9 +216,12 @@ export interface HostEvents {
   tcpConnected(flow: FlowId, local?: Endpoint): void;
   /**
    * Bytes read from the host socket. They are valid only during the call (the host reads every
-   * socket into one reused buffer): the stack copies what it keeps.
+   * socket into one reused buffer): the stack copies what it keeps. `more`: the read filled the
+   * read buffer, so the socket probably holds more and the host reads it again in the same I/O
+   * event (libuv reads on while reads come back full); a shell may hold the stack's flush until
+   * the event is over (LiveNetwork does). A hint only: the stack never sees it.
    */
-  tcpData(flow: FlowId, data: Uint8Array): void;
+  tcpData(flow: FlowId, data: Uint8Array, more?: boolean): void;
   /** The host peer sent FIN. */
   tcpEnd(flow: FlowId): void;
   /** The socket's write buffer drained below its high-water mark. */

@@ -11,6 +11,8 @@ type Ev = [string, FlowId, ...unknown[]];
 function recorder() {
   const events: Ev[] = [];
   const data: Buffer[] = [];
+  /** Each read's length and its `more` hint. */
+  const reads: [number, boolean][] = [];
   let wake: (() => void) | undefined;
   const push = (e: Ev) => {
     events.push(e);
@@ -18,8 +20,9 @@ function recorder() {
   };
   const ev: NodeTcpEvents = {
     tcpConnected: (f) => push(['connected', f]),
-    tcpData: (f, d) => {
+    tcpData: (f, d, more) => {
       data.push(Buffer.from(d));
+      reads.push([d.length, more === true]);
       push(['data', f, d.length]);
     },
     tcpEnd: (f) => push(['end', f]),
@@ -42,7 +45,7 @@ function recorder() {
       wake = check;
       check();
     });
-  return { ev, events, data, until };
+  return { ev, events, data, reads, until };
 }
 
 const servers: net.Server[] = [];
@@ -89,6 +92,19 @@ describe('NodeTcp', () => {
     expect(Buffer.concat(r.data).toString()).toBe('world');
     await r.until('closed');
     expect(tcp.size).toBe(0);
+  });
+
+  it('reads up to 256 KiB at a time and says "more" exactly when a read filled the buffer', async () => {
+    const payload = Buffer.alloc(8 << 20, 7);
+    const r = recorder();
+    const tcp = new NodeTcp(r.ev);
+    const port = await server((s) => s.end(payload));
+    tcp.connect(1, loop(port));
+    await r.until('end');
+    expect(r.reads.reduce((n, [len]) => n + len, 0)).toBe(payload.length);
+    expect(Math.max(...r.reads.map(([len]) => len))).toBeLessThanOrEqual(256 * 1024);
+    for (const [len, more] of r.reads) expect(more).toBe(len === 256 * 1024);
+    tcp.close(1);
   });
 
   it('reports ECONNREFUSED for a closed port', async () => {

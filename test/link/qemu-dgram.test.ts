@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GuestLink, Listener } from '../../src/link/link.js';
-import { listenDgram } from '../../src/link/qemu-dgram.js';
+import { FRAME_BUFFER_BYTES, FrameBuffer, listenDgram } from '../../src/link/qemu-dgram.js';
 import { hex, toHex } from '../helpers/hex.js';
 import { memoryLog, until } from './test-log.js';
 
@@ -78,6 +78,40 @@ describe('listenDgram (real UDP sockets on loopback)', () => {
     expect(e.logs.records.filter((r) => r['msg'] === 'dgram: socket error')).toEqual([]);
   });
 
+  it('sends a burst of frames built in its output buffer, each as it was built', async () => {
+    const COUNT = 40;
+    const LEN = 60_000;
+    let link: GuestLink | undefined;
+    const l = await listenDgram({
+      host: '127.0.0.1', port: 0, log: memoryLog().log,
+      accept: (k) => {
+        link = k;
+        return {
+          frame: () => {
+            for (let i = 0; i < COUNT; i++) {
+              const f = k.allocFrame!(LEN, i % 2 === 0);
+              f.fill(i + 1);
+              k.send(f);
+            }
+          },
+          closed: () => undefined,
+        };
+      },
+    });
+    cleanup.push(() => l.close());
+    if (l.address.kind !== 'dgram') throw new Error('not dgram');
+    const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
+    const got: Buffer[] = [];
+    s.on('message', (m) => got.push(m));
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    cleanup.push(() => new Promise<void>((r) => s.close(() => r())));
+    s.send(FRAME, l.address.port, '127.0.0.1');
+    await until(() => got.length === COUNT, 5000, 'the burst');
+    // Each frame arrives whole and as built: every byte is its own index, in order.
+    expect(got.map((m) => (m.length === LEN && m.every((b) => b === m[0]) ? m[0] : -1))).toEqual(Array.from({ length: COUNT }, (_, i) => i + 1));
+    expect(link?.counters.snapshot()).toEqual({});
+  });
+
   it('counts an empty datagram without passing it on', async () => {
     const e = await echo();
     const a = await udpClient();
@@ -122,5 +156,34 @@ describe('listenDgram (real UDP sockets on loopback)', () => {
     expect(e.closed).toEqual([[`127.0.0.1:${a.port}`, 'listener closed']]);
     e.links[0]!.send(FRAME);
     expect(e.links[0]!.counters.get('link.tx-closed')).toBe(1);
+  });
+});
+
+describe('FrameBuffer (the dgram link\'s output buffer)', () => {
+  it('reuses a region once the send queue is empty and never one a queued datagram may point into', () => {
+    let queued = 0;
+    const out = new FrameBuffer({ getSendQueueCount: () => queued });
+    const a = out.alloc(1000, true);
+    a.fill(1);
+    const b = out.alloc(1000, true); // the queue is empty: a's bytes were copied by the kernel
+    expect(b.byteOffset).toBe(a.byteOffset);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.every((x) => x === 0)).toBe(true); // zeroed on request
+    b.fill(2);
+    queued = 1; // b waits in libuv's queue
+    const c = out.alloc(1000, false);
+    expect(c.buffer).toBe(b.buffer);
+    expect(c.byteOffset).toBeGreaterThanOrEqual(b.byteOffset + b.length);
+    c.fill(3);
+    // Queued frames until the buffer is full: then a fresh buffer, the old one left to the queue.
+    const held: Uint8Array[] = [b, c];
+    for (let i = 0; i < FRAME_BUFFER_BYTES / 60_000 + 1; i++) held.push(out.alloc(60_000, false).fill(4 + i));
+    expect(held.some((r) => r.buffer !== b.buffer)).toBe(true);
+    expect(b.every((x) => x === 2) && c.every((x) => x === 3)).toBe(true);
+    held.slice(2).forEach((r, i) => expect(r.every((x) => x === 4 + i)).toBe(true));
+    queued = 0;
+    const d = out.alloc(100, true);
+    expect(d.byteOffset).toBe(0);
+    expect(d.length).toBe(100);
   });
 });

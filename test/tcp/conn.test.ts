@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Tcp } from '../../src/tcp/wire.js';
-import { ByteQueue } from '../../src/tcp/byte-queue.js';
+import { ByteQueue, dropSpareRings, SPARE_POOL_BYTES, spareRingBytes } from '../../src/tcp/byte-queue.js';
 import { RING_IDLE_MS, windowShiftFor } from '../../src/tcp/conn.js';
 import { seqAdd } from '../../src/util/seq.js';
 import { ip } from '../helpers/frames.js';
@@ -46,6 +46,7 @@ describe('tcp/byte-queue', () => {
   });
 
   it('sizes its ring to what it holds: 2 KiB for a small reply, kept when emptied; a large one is released', () => {
+    dropSpareRings();
     const q = new ByteQueue();
     expect(q.capacity).toBe(0); // a connection that never carried host data holds no ring
     q.push(new Uint8Array(77));
@@ -70,6 +71,32 @@ describe('tcp/byte-queue', () => {
     const out = new Uint8Array(1);
     q.copyOut(0, 1, out, 0);
     expect(out[0]).toBe(7);
+  });
+
+  it('keeps released rings in a bounded process-wide pool, and the next ring needing room takes one', () => {
+    dropSpareRings();
+    const a = new ByteQueue();
+    a.push(new Uint8Array(300_000).fill(5));
+    expect(a.capacity).toBe(512 * 1024);
+    a.drop(300_000);
+    expect(a.capacity).toBe(0);
+    expect(spareRingBytes()).toBe(512 * 1024);
+    // A bulk refill takes the spare whole: no allocation, no doubling steps.
+    const b = new ByteQueue();
+    const data = Uint8Array.from({ length: 100_000 }, (_, i) => i & 0xff);
+    b.push(data);
+    expect(b.capacity).toBe(512 * 1024);
+    expect(spareRingBytes()).toBe(0);
+    const out = new Uint8Array(100_000);
+    b.copyOut(0, 100_000, out, 0);
+    expect(out).toEqual(data); // the spare's old bytes never show
+    // Bounded: released rings past SPARE_POOL_BYTES are left to the garbage collector.
+    const qs = Array.from({ length: 8 }, () => new ByteQueue());
+    for (const q of qs) q.push(new Uint8Array(1 << 20));
+    for (const q of qs) q.drop(1 << 20);
+    expect(spareRingBytes()).toBeLessThanOrEqual(SPARE_POOL_BYTES);
+    expect(spareRingBytes()).toBeGreaterThan(0);
+    dropSpareRings();
   });
 
   it('matches a model queue through pushes, drops and reads that wrap the ring', () => {
