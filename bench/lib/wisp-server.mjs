@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The baseline relay of bench/v86-ws.ts: wisp-js's server (@mercuryworkshop/wisp-js, the
+// The baseline relay of bench/v86-wisp.ts: wisp-js's server (@mercuryworkshop/wisp-js, the
 // server v86's wisp adapter, `relay_url: 'wisp://…'`, is meant for) on 127.0.0.1, in its own
 // process so its CPU time can be read from /proc. It prints `WISP-PORT N` once listening.
 // It lets the guest reach one place only: TCP to 192.0.2.1 (TEST-NET-1, an address no host

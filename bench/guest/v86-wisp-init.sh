@@ -1,5 +1,5 @@
 #!/bin/busybox sh
-# /init of bench/v86-ws.ts's v86 guest (appended to scripts/build-v86-guest.sh's initramfs, so
+# /init of bench/v86-wisp.ts's v86 guest (appended to scripts/build-v86-guest.sh's initramfs, so
 # it replaces the built /init). Kernel command-line words reach it as variables: nic= (the
 # module list to load), url= (what to download; an address, not a name: v86's wisp adapter
 # resolves names over DNS-over-HTTPS, which this benchmark must not reach). It takes a lease,

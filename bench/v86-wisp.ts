@@ -1,7 +1,7 @@
 /**
- * `npm run bench -- v86-ws`: a v86 guest's download over a WebSocket (issue 15). v86 (Node)
+ * `npm run bench -- v86-wisp`: a v86 guest's download over a WebSocket (issue 15). v86 (Node)
  * boots scripts/build-v86-guest.sh's Debian i386 kernel with v86's virtio-net and the /init of
- * bench/guest/v86-ws-init.sh, which takes a lease, applies its MTU and downloads BENCH_SIZE_MB
+ * bench/guest/v86-wisp-init.sh, which takes a lease, applies its MTU and downloads BENCH_SIZE_MB
  * (10) MiB from an HTTP server on 127.0.0.1 in this process, through, in turn:
  *   1. tslirp's WebSocket relay, MTU 1500 (the default network);
  *   2. tslirp's WebSocket relay on a network of MTU 65520 (`--net-option jumbo:mtu=65520`,
@@ -48,7 +48,7 @@ const missing = missingRequirements([
   file(join(REPO_ROOT, 'node_modules', '@mercuryworkshop', 'wisp-js', 'package.json'), 'npm ci'),
 ]);
 if (missing.length > 0) {
-  console.log(`bench v86-ws: skipped, missing: ${missing.join('; ')}`);
+  console.log(`bench v86-wisp: skipped, missing: ${missing.join('; ')}`);
   process.exit(0);
 }
 
@@ -61,8 +61,8 @@ const web = http.createServer((_req, res) => {
 });
 await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
 const port = (web.address() as net.AddressInfo).port;
-const work = tempDir('tslirp-bench-v86-ws-');
-const guest = downloadGuest(join(CACHE_DIR, 'v86-guest'), join(work, 'guest'), readFileSync(join(REPO_ROOT, 'bench', 'guest', 'v86-ws-init.sh'), 'utf8'));
+const work = tempDir('tslirp-bench-v86-wisp-');
+const guest = downloadGuest(join(CACHE_DIR, 'v86-guest'), join(work, 'guest'), readFileSync(join(REPO_ROOT, 'bench', 'guest', 'v86-wisp-init.sh'), 'utf8'));
 const d = await startDaemon(['--ws', '127.0.0.1:0', '--net-option', `jumbo:mtu=${JUMBO}`]);
 const wispProc = new Proc('wisp-js server', process.execPath, [WISP_SERVER]);
 const wispPort = Number((await wispProc.waitFor(/WISP-PORT (\d+)/, 20_000))[1]);
@@ -116,7 +116,7 @@ const started = Date.now();
 try {
   for (let round = 1; round <= ROUNDS; round++) {
     if (round > 1 && (Date.now() - started) / 1000 > BUDGET_S) {
-      console.log(`bench v86-ws: BENCH_BUDGET_S (${BUDGET_S} s) spent, no round ${round}`);
+      console.log(`bench v86-wisp: BENCH_BUDGET_S (${BUDGET_S} s) spent, no round ${round}`);
       break;
     }
     for (const c of round % 2 === 1 ? cases : [...cases].reverse()) {
