@@ -33,7 +33,7 @@ import { cpuSeconds, median } from './lib/measure.js';
 const SIZE = Math.round(Number(process.env['BENCH_SIZE_MB'] ?? '10') * 1024 * 1024);
 const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? '2'));
 const BUDGET_S = Number(process.env['BENCH_BUDGET_S'] ?? '1800');
-/** One boot and one download; the wisp path moved 10 MiB in 168–200 s at a load average of 18–21. */
+/** One boot and one download: boots took 1–2 min and the slowest 10 MiB (1.19 Mbit/s) 70 s at a load average of 13–18; several times that. */
 const LIMIT_S = 900;
 const JUMBO = 65520;
 const RUNNER = join(REPO_ROOT, 'test', 'nic-e1000', 'v86-run.ts');
