@@ -5,7 +5,9 @@
 // hung emulator can be killed. See the shared reference v86.md for the recipe.
 //
 // Usage: node scripts/run-v86-guest.mjs --relay ws://127.0.0.1:PORT/ [--nic ne2k|virtio]
-//          [--guest .cache/v86-guest] [--bios /usr/share/seabios/bios.bin] [--timeout 120]
+//          [--guest .cache/v86-guest] [--bios /usr/share/seabios/bios.bin] [--timeout 120] [--mtu N]
+// --mtu: the MTU v86's virtio-net offers in its config space (VIRTIO_NET_F_MTU); Linux caps
+// the interface's MTU there, and v86's default is 1500.
 /* global process, console, setTimeout */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -21,6 +23,7 @@ const { values } = parseArgs({
     vgabios: { type: 'string', default: '/usr/share/seabios/vgabios-stdvga.bin' },
     timeout: { type: 'string', default: '120' },
     memory: { type: 'string', default: '128' },
+    mtu: { type: 'string' },
   },
 });
 if (!values.relay) { console.error('run-v86-guest: --relay is required'); process.exit(64); }
@@ -46,7 +49,7 @@ const emulator = new V86({
   initrd: file(join(values.guest, 'initrd.gz')),
   // ne2k loses transmit-done interrupts in v86 0.5.462; irqpoll avoids watchdog stalls (v86.md 4.7).
   cmdline: `console=ttyS0 nic=${values.nic} tsc=reliable mitigations=off random.trust_cpu=on panic=-1 quiet${values.nic === 'ne2k' ? ' irqpoll' : ''}`,
-  net_device: { type: values.nic, relay_url: values.relay },
+  net_device: { type: values.nic, relay_url: values.relay, ...(values.mtu !== undefined && { mtu: Number(values.mtu) }) },
   autostart: true,
   disable_keyboard: true,
   disable_mouse: true,

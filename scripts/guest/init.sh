@@ -5,6 +5,8 @@
 # overlay may set them in /etc/tslirp-guest.env instead (a guest whose command line the test
 # cannot change, v86's). `peer=ADDR` pings another guest of the network after the gateway and
 # DNS; `hold=SECONDS` then keeps the guest up until a line arrives on the console or SECONDS pass.
+# `apply_mtu=1` asks DHCP for option 26 and sets eth0's MTU to it (TSLIRP-MTU then prints it);
+# `big_ping=BYTES` then pings the gateway with BYTES of payload (a jumbo MTU's frames, unfragmented).
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -23,6 +25,7 @@ cat > /usr/share/udhcpc/default.script <<'S'
 echo "TSLIRP-UDHCPC $1"
 if [ "$1" = bound ] || [ "$1" = renew ]; then
   echo "TSLIRP-LEASE ip=$ip subnet=$subnet router=$router dns=$dns domain=$domain search=$search mtu=$mtu lease=$lease hostname=$hostname serverid=$serverid"
+  if [ -n "${apply_mtu:-}" ] && [ -n "$mtu" ]; then ip link set dev "$interface" mtu "$mtu" || echo "TSLIRP-MTU-REFUSED $mtu"; fi
   ip addr add "$ip/$subnet" dev "$interface"
   [ -n "$router" ] && ip route add default via $router
 fi
@@ -30,9 +33,14 @@ exit 0
 S
 chmod +x /usr/share/udhcpc/default.script
 if [ -n "${wait_go:-}" ]; then echo "TSLIRP-READY"; read -r GO < /dev/ttyS0; fi
-if udhcpc -s /usr/share/udhcpc/default.script -i eth0 -f -q -n -t 5 -T 2; then echo "TSLIRP-DHCP-OK"; else echo "TSLIRP-DHCP-FAIL"; fi
+export apply_mtu
+if udhcpc -s /usr/share/udhcpc/default.script -i eth0 -f -q -n -t 5 -T 2 ${apply_mtu:+-O mtu}; then echo "TSLIRP-DHCP-OK"; else echo "TSLIRP-DHCP-FAIL"; fi
 if ping -c 3 -W 3 10.0.2.2; then echo "TSLIRP-PING-GW-OK"; else echo "TSLIRP-PING-GW-FAIL"; fi
 if ping -c 2 -W 3 10.0.2.3; then echo "TSLIRP-PING-DNS-OK"; else echo "TSLIRP-PING-DNS-FAIL"; fi
+if [ -n "${apply_mtu:-}" ]; then echo "TSLIRP-MTU $(cat /sys/class/net/eth0/mtu)"; fi
+if [ -n "${big_ping:-}" ]; then
+  if ping -c 3 -W 5 -s "$big_ping" 10.0.2.2; then echo "TSLIRP-BIG-PING-OK"; else echo "TSLIRP-BIG-PING-FAIL"; fi
+fi
 if [ -n "${peer:-}" ]; then
   if ping -c 3 -W 3 "$peer"; then echo "TSLIRP-PING-PEER-OK"; else echo "TSLIRP-PING-PEER-FAIL"; fi
 fi

@@ -521,7 +521,7 @@ export function parseGuestConsole(text: string): GuestReport {
     dhcpOk: text.includes('TSLIRP-DHCP-OK'),
     pingGatewayOk: text.includes('TSLIRP-PING-GW-OK'),
     pingDnsOk: text.includes('TSLIRP-PING-DNS-OK'),
-    pingReplies: [...text.matchAll(/\d+ bytes from 10\.0\.2\.2: seq=/g)].length,
+    pingReplies: [...text.matchAll(/\b64 bytes from 10\.0\.2\.2: seq=/g)].length, // the default 56-byte pings, not big_ping='s
     done: text.includes('TSLIRP-DONE'),
   };
 }

@@ -7,7 +7,7 @@
  * (`openE1000Bridge` + `attachE1000(emulator, { e1000_channel })`). Echoes the guest's serial console; exits 0 on TSLIRP-DONE, 2 on timeout. At exit it
  * prints the model's access and frame counters and both drop tables.
  *
- * Usage: node --import tsx test/nic-e1000/v86-run.ts [--guest DIR] [--relay ws://…/]
+ * Usage: node --import tsx test/nic-e1000/v86-run.ts [--guest DIR] [--relay ws://…/ | wisp://…/] [--mtu N]
  *          [--e1000 ws://…/e1000] [--append 'k=v …'] [--timeout S]
  */
 import { readFileSync } from 'node:fs';
@@ -37,10 +37,12 @@ const { values } = isMainThread ? parseArgs({
     /** The model without interrupt moderation (E1000Options.mitigation false). */
     'no-mitigation': { type: 'boolean', default: false },
     append: { type: 'string', default: '' },
+    /** v86's virtio-net: the MTU its config space offers (VIRTIO_NET_F_MTU; v86's default 1500 caps the guest's). Also v86's wisp adapter's MTU. */
+    mtu: { type: 'string' },
     timeout: { type: 'string', default: '150' },
   },
 }) : (workerData as { values: Values });
-type Values = Record<'guest' | 'bios' | 'vgabios' | 'nic' | 'append' | 'timeout', string> & { relay?: string; e1000?: string; snapshot?: string; 'relay-after'?: string; 'no-mitigation': boolean };
+type Values = Record<'guest' | 'bios' | 'vgabios' | 'nic' | 'append' | 'timeout', string> & { relay?: string; mtu?: string; e1000?: string; snapshot?: string; 'relay-after'?: string; 'no-mitigation': boolean };
 
 if (isMainThread && values.e1000 !== undefined) {
   // This thread holds the socket; the worker (this file again) runs v86 and may block.
@@ -76,7 +78,7 @@ const newEmulator = (autostart: boolean, initialState?: ArrayBuffer): V86 => new
   bzimage: file(join(values.guest, 'bzImage')),
   initrd: file(join(values.guest, 'initrd.gz')),
   cmdline: `console=ttyS0 nic=${values.nic} tsc=reliable mitigations=off random.trust_cpu=on panic=-1 quiet ${values.append}`,
-  net_device: values.nic === 'e1000' ? { type: 'none' } : { type: values.nic, relay_url: values.relay },
+  net_device: values.nic === 'e1000' ? { type: 'none' } : { type: values.nic, relay_url: values.relay, ...(values.mtu !== undefined && { mtu: Number(values.mtu) }) },
   autostart,
   ...(initialState !== undefined && { initial_state: { buffer: initialState } }),
   disable_keyboard: true,
