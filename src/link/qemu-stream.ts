@@ -11,6 +11,10 @@
  * well-behaved peer and leaves no way to find the next frame boundary: the connection is
  * closed with a log line ('link.bad-frame-length'), and nothing else is affected.
  *
+ * Reads land in slabs of 64 KiB (`ReadSlabs`, through `onread`) rather than in a fresh buffer
+ * per read: the listener accepts connections paused and moves each one's handle into the
+ * link's own socket, the only way to give an accepted connection an `onread`.
+ *
  * Frames emitted in one tick leave in a single `socket.write` (length+frame, concatenated),
  * assembled in reused output buffers where the stack can build them in place (`allocFrame`;
  * see stream-output.ts). Once the socket holds more than TX_QUEUE_LIMIT_BYTES unsent,
@@ -151,6 +155,40 @@ export function frameStream(frames: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Bytes of one read slab. */
+const SLAB_BYTES = 64 * 1024;
+/** A read is offered at least this much room: a smaller rest of a slab is left unused. */
+const MIN_READ_BYTES = 16 * 1024;
+
+/**
+ * Read buffers for a stream link's `onread`: each read lands in the unused rest of a 64 KiB
+ * slab, and the next read goes on after it; once less than MIN_READ_BYTES are left, a new slab
+ * is started. Bytes once read are never overwritten, so the frames the deframer hands out as
+ * views stay valid as long as anyone holds them, as with Node's own reads — which allocate a
+ * 64 KiB buffer per read and shrink it to the bytes read (an allocation and a copy for every
+ * small read: a request/response exchange is one small read per frame). Here a 70-byte frame
+ * costs a view of a slab; a slab is allocated per 64 KiB received.
+ */
+export class ReadSlabs {
+  #slab = new Uint8Array(SLAB_BYTES);
+  #used = 0;
+
+  /** The buffer for the next read (onread's `buffer`). */
+  readonly next = (): Uint8Array => {
+    if (SLAB_BYTES - this.#used < MIN_READ_BYTES) {
+      this.#slab = new Uint8Array(SLAB_BYTES);
+      this.#used = 0;
+    }
+    return this.#slab.subarray(this.#used);
+  };
+
+  /** `n` bytes were read into `buf` (the last buffer `next` gave): a view of them. */
+  took(buf: Uint8Array, n: number): Uint8Array {
+    this.#used += n;
+    return buf.subarray(0, n);
+  }
+}
+
 /** Where a stream listener binds. */
 export type StreamAddress = { readonly transport: 'unix'; readonly path: string } | { readonly transport: 'tcp'; readonly host: string; readonly port: number };
 
@@ -168,12 +206,35 @@ class StreamLink implements GuestLink {
   readonly counters = new Counters();
   readonly #socket: net.Socket;
   readonly #limit: number;
+  /** The connection's socket (for the listener's bookkeeping). */
+  get socket(): net.Socket {
+    return this.#socket;
+  }
   readonly #output: StreamOutput;
   #handler: LinkHandler | undefined;
+  /** Where the bytes of each read go, from attach() on. */
+  #onChunk: (chunk: Uint8Array) => void = () => undefined;
   #closed = false;
   #closeReason = 'peer closed';
 
-  constructor(socket: net.Socket, peer: string, limit: number) {
+  /**
+   * `handle`: an accepted connection's handle, taken out of the socket `net.Server` made for
+   * it (paused, nothing read yet): the link's own socket reads into `ReadSlabs` (`onread`),
+   * which `net.Server` cannot be asked to do.
+   */
+  constructor(handle: unknown, peer: string, limit: number) {
+    const slabs = new ReadSlabs();
+    const socket = new net.Socket({
+      handle,
+      allowHalfOpen: false,
+      pauseOnConnect: true, // reading starts in attach()
+      onread: {
+        buffer: slabs.next,
+        callback: (n: number, buf: Uint8Array) => {
+          this.#onChunk(slabs.took(buf, n));
+        },
+      },
+    } as net.SocketConstructorOpts);
     this.#socket = socket;
     this.peer = peer;
     this.#limit = limit;
@@ -191,14 +252,15 @@ class StreamLink implements GuestLink {
     const deframer = new StreamDeframer((f) => {
       if (!this.#closed) handler.frame(f);
     });
-    this.#socket.on('data', (chunk: Buffer) => {
+    this.#onChunk = (chunk: Uint8Array): void => {
       if (this.#closed) return;
       const drop = deframer.push(chunk);
       if (drop === undefined) return;
       this.counters.count(drop);
       log.warn({ peer: this.peer, drop }, 'stream: bad frame length, closing the connection');
       this.close(drop);
-    });
+    };
+    this.#socket.resume(); // accepted paused (pauseOnConnect): reading starts once someone listens
     this.#socket.on('close', () => {
       this.#finish(this.#closeReason);
     });
@@ -281,9 +343,14 @@ async function removeStaleSocket(path: string): Promise<void> {
 export async function listenStream(addr: StreamAddress, o: StreamListenOptions): Promise<Listener> {
   const links = new Set<StreamLink>();
   const limit = o.txQueueLimitBytes ?? TX_QUEUE_LIMIT_BYTES;
-  const server = net.createServer({ noDelay: true }, (socket) => {
-    const peer = addr.transport === 'unix' ? `unix:${addr.path}` : formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
-    const link = new StreamLink(socket, peer, limit);
+  // Accepted paused, so nothing is read before the link's own socket takes the handle over.
+  const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (accepted) => {
+    const peer = addr.transport === 'unix' ? `unix:${addr.path}` : formatHostPort(accepted.remoteAddress ?? '?', accepted.remotePort ?? 0);
+    const handle = (accepted as unknown as { _handle: unknown })._handle;
+    (accepted as unknown as { _handle: unknown })._handle = null;
+    accepted.destroy();
+    const link = new StreamLink(handle, peer, limit);
+    const socket = link.socket;
     links.add(link);
     socket.once('close', () => links.delete(link));
     let handler: LinkHandler;

@@ -68,6 +68,8 @@ export interface StartDaemonOptions {
   readonly startTimeoutMs?: number;
   /** Extra environment variables. */
   readonly env?: Readonly<Record<string, string>>;
+  /** Another build's CLI entry point (its dist/cli/main.js) in place of this tree's: A/B benchmarks of two builds. */
+  readonly entry?: string;
   /** Run the daemon inside this network namespace (`ip netns exec`, which execs node: the pid is node's). */
   readonly netns?: string;
 }
@@ -130,7 +132,7 @@ export async function startDaemon(args: readonly string[], options: StartDaemonO
   // to a closed loopback port (queries get SERVFAIL at once).
   const dns = args.includes('--dns-upstream') || args.includes('--resolv-conf') ? [] : ['--dns-upstream', NO_DNS_UPSTREAM];
   const ownFlags = process.env['DAEMON_BARE_NODE'] === '1' ? [] : DAEMON_NODE_FLAGS;
-  const nodeArgs = [...ownFlags, ...(process.env['DAEMON_NODE_ARGS'] ?? '').split(' ').filter(Boolean), '--enable-source-maps', DAEMON_ENTRY, 'serve', ...dns, ...args];
+  const nodeArgs = [...ownFlags, ...(process.env['DAEMON_NODE_ARGS'] ?? '').split(' ').filter(Boolean), '--enable-source-maps', options.entry ?? DAEMON_ENTRY, 'serve', ...dns, ...args];
   const [cmd, cmdArgs] = options.netns === undefined ? [process.execPath, nodeArgs] : ['ip', ['netns', 'exec', options.netns, process.execPath, ...nodeArgs]];
   // A runtime directory of its own unless the test chose one (or an --api): otherwise every
   // test daemon would try the machine's default api.sock (and default sockets), and all but

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GuestLink, Listener } from '../../src/link/link.js';
 import { MAX_FRAME_LEN } from '../../src/link/link.js';
-import { frameStream, listenStream, StreamDeframer } from '../../src/link/qemu-stream.js';
+import { frameStream, listenStream, ReadSlabs, StreamDeframer } from '../../src/link/qemu-stream.js';
 import { hex, toHex } from '../helpers/hex.js';
 import { memoryLog, sendUntilOverflow, until } from './test-log.js';
 
@@ -291,5 +291,26 @@ describe('listenStream (unix socket and TCP, real sockets on loopback)', () => {
     const link = links[0]!;
     await sendUntilOverflow(link);
     expect(link.counters.get('link.tx-overflow')).toBeGreaterThan(0);
+  });
+});
+
+describe('ReadSlabs', () => {
+  it('never hands out bytes already read: each read goes on after the last, in a new slab once the rest is small', () => {
+    const slabs = new ReadSlabs();
+    const first = slabs.next();
+    expect(first.length).toBe(64 * 1024);
+    first.set([1, 2, 3]);
+    const a = slabs.took(first, 3);
+    const second = slabs.next();
+    expect(second.buffer).toBe(first.buffer);
+    expect(second.byteOffset).toBe(first.byteOffset + 3);
+    second.fill(9);
+    expect([...a]).toEqual([1, 2, 3]);
+    // Fill the slab up to less than 16 KiB of room: the next read gets a fresh slab.
+    slabs.took(second, second.length - 1000);
+    const third = slabs.next();
+    expect(third.buffer).not.toBe(first.buffer);
+    expect(third.length).toBe(64 * 1024);
+    expect([...a]).toEqual([1, 2, 3]);
   });
 });
