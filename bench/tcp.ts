@@ -669,6 +669,11 @@ async function extras(a: Target & { daemon: Daemon }, b: Target, rows: string[])
       }
       return r;
     };
+    // One unmeasured run of each first: a daemon in service has its JIT settled (libslirp has none), and the first pairs of a fresh one measured its warm-up.
+    for (const t of [a, b]) {
+      if (runs('rr')) await guestClient(t, 'rr', echoPort, RR_COUNT);
+      if (runs('conn')) await guestClient(t, 'crr', port, CRR_COUNT);
+    }
     for (let i = 0; i < PAIRS; i++) {
       for (const t of i % 2 === 0 ? [a, b] : [b, a]) {
         if (runs('rr')) rr[t.name]!.push(await timed(t, rrCpu, () => guestClient(t, 'rr', echoPort, RR_COUNT)));
