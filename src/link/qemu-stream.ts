@@ -11,7 +11,7 @@
  * well-behaved peer and leaves no way to find the next frame boundary: the connection is
  * closed with a log line ('link.bad-frame-length'), and nothing else is affected.
  *
- * Reads land in slabs of 64 KiB (`ReadSlabs`, through `onread`) rather than in a fresh buffer
+ * Reads land in slabs of 128 KiB (`ReadSlabs`, through `onread`) rather than in a fresh buffer
  * per read: the listener accepts connections paused and moves each one's handle into the
  * link's own socket, the only way to give an accepted connection an `onread`.
  *
@@ -156,18 +156,19 @@ export function frameStream(frames: readonly Uint8Array[]): Uint8Array {
 }
 
 /** Bytes of one read slab. */
-const SLAB_BYTES = 64 * 1024;
-/** A read is offered at least this much room: a smaller rest of a slab is left unused. */
-const MIN_READ_BYTES = 16 * 1024;
+const SLAB_BYTES = 128 * 1024;
+/** A read is offered at least this much room (Node's own read size, so a bulk transfer needs no more reads): a smaller rest of a slab is left unused. */
+const MIN_READ_BYTES = 64 * 1024;
 
 /**
- * Read buffers for a stream link's `onread`: each read lands in the unused rest of a 64 KiB
- * slab, and the next read goes on after it; once less than MIN_READ_BYTES are left, a new slab
- * is started. Bytes once read are never overwritten, so the frames the deframer hands out as
+ * Read buffers for a stream link's `onread`: each read lands in the unused rest of a 128 KiB
+ * slab, and the next read goes on after it; once less than MIN_READ_BYTES (64 KiB) are left, a
+ * new slab is started. Bytes once read are never overwritten, so the frames the deframer hands out as
  * views stay valid as long as anyone holds them, as with Node's own reads — which allocate a
  * 64 KiB buffer per read and shrink it to the bytes read (an allocation and a copy for every
  * small read: a request/response exchange is one small read per frame). Here a 70-byte frame
- * costs a view of a slab; a slab is allocated per 64 KiB received.
+ * costs a view of a slab; a slab is allocated per 64 KiB or more received. A frame someone
+ * keeps holds its whole slab.
  */
 export class ReadSlabs {
   #slab = new Uint8Array(SLAB_BYTES);

@@ -298,7 +298,7 @@ describe('ReadSlabs', () => {
   it('never hands out bytes already read: each read goes on after the last, in a new slab once the rest is small', () => {
     const slabs = new ReadSlabs();
     const first = slabs.next();
-    expect(first.length).toBe(64 * 1024);
+    expect(first.length).toBe(128 * 1024);
     first.set([1, 2, 3]);
     const a = slabs.took(first, 3);
     const second = slabs.next();
@@ -306,11 +306,14 @@ describe('ReadSlabs', () => {
     expect(second.byteOffset).toBe(first.byteOffset + 3);
     second.fill(9);
     expect([...a]).toEqual([1, 2, 3]);
-    // Fill the slab up to less than 16 KiB of room: the next read gets a fresh slab.
-    slabs.took(second, second.length - 1000);
+    // A read leaving at least 64 KiB: the next one goes on in the same slab; then less than 64 KiB left: a fresh slab.
+    slabs.took(second, 1000);
+    const more = slabs.next();
+    expect(more.buffer).toBe(first.buffer);
+    slabs.took(more, more.length - 64 * 1024 + 1);
     const third = slabs.next();
     expect(third.buffer).not.toBe(first.buffer);
-    expect(third.length).toBe(64 * 1024);
+    expect(third.length).toBe(128 * 1024);
     expect([...a]).toEqual([1, 2, 3]);
   });
 });
