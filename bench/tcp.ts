@@ -46,7 +46,13 @@
  * conn and idle run at the first MTU only, BENCH_RR_COUNT round trips (2000) and
  * BENCH_CRR_COUNT connections (300) per run. BENCH_BASELINE: another build's
  * `dist/cli/main.js`, run beside tslirp in every bulk pair (ratio and CPU per GB against it).
- * Each bulk cell also prints the data frames at every guest's TAP (count and mean size).
+ * Each bulk cell also prints the data frames at every guest's TAP (count and mean size). The
+ * rr and conn cells also give each SLIRP process's CPU per round trip and per connection,
+ * user and system apart (with the load average): on a loaded machine a gain shows there when
+ * wall time is noise. BENCH_TSLIRP_DAEMON=PATH runs another build's CLI entry point (its
+ * dist/cli/main.js) as tslirp; BENCH_BASE_DAEMON=PATH compares the rr and conn cells against
+ * that tslirp build in place of libslirp — old against new in one run (build the old commit
+ * into a scratch directory outside the tree's dist).
  */
 import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -58,7 +64,7 @@ import { DAEMON_ENTRY, startDaemon, type Daemon } from '../test/helpers/daemon.j
 import { dgramGuest } from './lib/dgram-guest.js';
 import { guestClient as runGuestClient, iperf as iperfRun } from './lib/iperf.js';
 import { groupedBars, type BarGroup } from './lib/bars-svg.js';
-import { cpuSeconds, freeUdp, median, tapCounts, type TapCounts } from './lib/measure.js';
+import { cpuSeconds, cpuTimes, freeUdp, median, tapCounts, type TapCounts } from './lib/measure.js';
 import { slaac } from './lib/slaac.js';
 import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Proc, tempDir, until, must, uniqueName, run } from '../test/helpers/guests.js';
 
@@ -85,6 +91,13 @@ const POLL_MS = 100;
 /** Round trips per request/response run, connections per connection-rate run (BENCH_RR_COUNT, BENCH_CRR_COUNT). */
 const RR_COUNT = Number(process.env['BENCH_RR_COUNT'] ?? 2000);
 const CRR_COUNT = Number(process.env['BENCH_CRR_COUNT'] ?? 300);
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === '' ? undefined : v;
+}
+/** Another tslirp build's CLI entry point (its dist/cli/main.js) to run as tslirp (BENCH_TSLIRP_DAEMON). */
+const TSLIRP_DAEMON = nonEmpty(process.env['BENCH_TSLIRP_DAEMON']);
+/** A tslirp build to compare against in place of libslirp in the rr and conn cells (BENCH_BASE_DAEMON): old main against new, in one run. */
+const BASE_DAEMON = nonEmpty(process.env['BENCH_BASE_DAEMON']);
 /** Where the bulk cells' bar chart is written (BENCH_CHART). */
 const CHART = process.env['BENCH_CHART'] ?? join(os.tmpdir(), 'tslirp-bench-tcp.svg');
 /**
@@ -200,8 +213,11 @@ class TapFrames {
 /** The guest-side bridge process of a target (the QEMU hub or socat between its TAP and the SLIRP), when it has one. */
 const bridgePid = (t: Target): number | undefined => (t.guest instanceof NetnsGuest ? t.guest.bridge.child.pid : undefined);
 
-/** `entry`: another build's daemon (BENCH_BASELINE), named `name`. */
-async function tslirpTarget(mtu: number, dir: string, entry?: string, name = 'tslirp'): Promise<Target & { daemon: Daemon; api: string }> {
+/**
+ * A tslirp daemon and its guest: this tree's build, or the CLI entry point `entry` (another
+ * build, BENCH_TSLIRP_DAEMON / BENCH_BASE_DAEMON), under `name`.
+ */
+async function tslirpTarget(mtu: number, dir: string, entry = TSLIRP_DAEMON, name = 'tslirp'): Promise<Target & { daemon: Daemon; api: string }> {
   const path = pathFor(mtu);
   const sock = join(dir, `${name}-${mtu}.sock`);
   const api = join(dir, `${name}-api-${mtu}.sock`);
@@ -473,7 +489,19 @@ async function main(): Promise<void> {
           console.log(rows[rows.length - 1]);
         }
         if (runs('observed') && !(await observedCells(a, mtu, iperfPort, rows))) observedOk = false;
-        if (extrasHere && !(await extras(a, b, rows))) floorOk = false;
+        if (extrasHere) {
+          if (BASE_DAEMON === undefined) {
+            if (!(await extras(a, b, rows))) floorOk = false;
+          } else {
+            const base = await tslirpTarget(mtu, dir, BASE_DAEMON, 'tslirp-base');
+            try {
+              await extras(a, base, rows);
+              rows.push(`(rr and conn against BENCH_BASE_DAEMON ${BASE_DAEMON}, not libslirp: no floor checked)`);
+            } finally {
+              await base.stop();
+            }
+          }
+        }
         if (runs('ipv6') && !(await ipv6Cells(a, b, mtu, iperfPort, iperfPort6, rows))) ipv6Ok = false;
       } finally {
         await a.stop();
@@ -701,27 +729,55 @@ async function extras(a: Target & { daemon: Daemon }, b: Target, rows: string[])
     // Alternating pairs, as for throughput; medians of each and of the pairwise ratios.
     const rr: Record<string, number[]> = { [a.name]: [], [b.name]: [] };
     const crr: Record<string, number[]> = { [a.name]: [], [b.name]: [] };
+    // CPU of each SLIRP process over all its runs (user, system seconds): a gain shows here even when wall time is noise on a loaded machine.
+    const rrCpu = { [a.name]: { user: 0, system: 0 }, [b.name]: { user: 0, system: 0 } };
+    const crrCpu = { [a.name]: { user: 0, system: 0 }, [b.name]: { user: 0, system: 0 } };
+    const timed = async (t: Target, into: Record<string, { user: number; system: number }>, f: () => Promise<number>): Promise<number> => {
+      const before = t.pid === undefined ? undefined : cpuTimes(t.pid);
+      const r = await f();
+      if (before !== undefined && t.pid !== undefined) {
+        const after = cpuTimes(t.pid);
+        into[t.name]!.user += after.user - before.user;
+        into[t.name]!.system += after.system - before.system;
+      }
+      return r;
+    };
+    // One unmeasured run of each first: a daemon in service has its JIT settled (libslirp has none), and the first pairs of a fresh one measured its warm-up.
+    for (const t of [a, b]) {
+      if (runs('rr')) await guestClient(t, 'rr', echoPort, RR_COUNT);
+      if (runs('conn')) await guestClient(t, 'crr', port, CRR_COUNT);
+    }
     for (let i = 0; i < PAIRS; i++) {
       for (const t of i % 2 === 0 ? [a, b] : [b, a]) {
-        if (runs('rr')) rr[t.name]!.push(await guestClient(t, 'rr', echoPort, RR_COUNT));
-        if (runs('conn')) crr[t.name]!.push(await guestClient(t, 'crr', port, CRR_COUNT));
+        if (runs('rr')) rr[t.name]!.push(await timed(t, rrCpu, () => guestClient(t, 'rr', echoPort, RR_COUNT)));
+        if (runs('conn')) crr[t.name]!.push(await timed(t, crrCpu, () => guestClient(t, 'crr', port, CRR_COUNT)));
       }
     }
+    /** CPU per operation of each target in `unit` (1e6: µs, 1e3: ms), user+system (user, system). */
+    const cpuPer = (cpu: Record<string, { user: number; system: number }>, ops: number, unit: number, digits: number): string =>
+      [a, b].map((t) => {
+        const c = cpu[t.name]!;
+        const f = (x: number): string => ((x * unit) / ops).toFixed(digits);
+        return `${t.name} ${f(c.user + c.system)} (user ${f(c.user)}, system ${f(c.system)})`;
+      }).join(', ');
+    const load = os.loadavg()[0]!.toFixed(1);
     const pairs = (m: Record<string, number[]>): number[] => m[b.name]!.map((x, i) => x / m[a.name]![i]!);
     if (runs('rr')) {
       const r = pairs(rr);
       if (median(r) < 1) ok = false;
       report(
-        `1-byte request/response on one connection: tslirp ${median(rr[a.name]!).toFixed(0)} µs per round trip, libslirp ${median(rr[b.name]!).toFixed(0)} µs; ` +
-          `speed ratio tslirp/libslirp ${median(r).toFixed(2)} (pairs ${r.map((x) => x.toFixed(2)).join(' ')})`,
+        `1-byte request/response on one connection: ${a.name} ${median(rr[a.name]!).toFixed(0)} µs per round trip, ${b.name} ${median(rr[b.name]!).toFixed(0)} µs; ` +
+          `speed ratio ${a.name}/${b.name} ${median(r).toFixed(2)} (pairs ${r.map((x) => x.toFixed(2)).join(' ')}); ` +
+          `CPU µs per round trip: ${cpuPer(rrCpu, RR_COUNT * PAIRS, 1e6, 0)}; load ${load}`,
       );
     }
     if (runs('conn')) {
       const r = pairs(crr);
       if (median(r) < 1) ok = false;
       report(
-        `sequential connections (connect, request, reply, close): tslirp ${(1e6 / median(crr[a.name]!)).toFixed(0)}/s, libslirp ${(1e6 / median(crr[b.name]!)).toFixed(0)}/s; ` +
-          `speed ratio tslirp/libslirp ${median(r).toFixed(2)} (pairs ${r.map((x) => x.toFixed(2)).join(' ')})`,
+        `sequential connections (connect, request, reply, close): ${a.name} ${(1e6 / median(crr[a.name]!)).toFixed(0)}/s, ${b.name} ${(1e6 / median(crr[b.name]!)).toFixed(0)}/s; ` +
+          `speed ratio ${a.name}/${b.name} ${median(r).toFixed(2)} (pairs ${r.map((x) => x.toFixed(2)).join(' ')}); ` +
+          `CPU ms per connection: ${cpuPer(crrCpu, CRR_COUNT * PAIRS, 1e3, 2)}; load ${load}`,
       );
     }
     if (runs('idle')) {

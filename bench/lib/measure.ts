@@ -16,6 +16,13 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** CPU seconds a process has used so far, user and system apart (all its threads). */
+export function cpuTimes(pid: number): { user: number; system: number } {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+}
+
 /** A UDP port on 127.0.0.1 that was free a moment ago. */
 export async function freeUdp(): Promise<number> {
   const s = dgram.createSocket('udp4');

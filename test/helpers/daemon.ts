@@ -68,10 +68,10 @@ export interface StartDaemonOptions {
   readonly startTimeoutMs?: number;
   /** Extra environment variables. */
   readonly env?: Readonly<Record<string, string>>;
+  /** Another build's CLI entry point (its dist/cli/main.js) in place of this tree's: A/B benchmarks of two builds. */
+  readonly entry?: string;
   /** Run the daemon inside this network namespace (`ip netns exec`, which execs node: the pid is node's). */
   readonly netns?: string;
-  /** Another build's entry point (`…/dist/cli/main.js`), e.g. a baseline to compare with; default DAEMON_ENTRY. */
-  readonly entry?: string;
 }
 
 /** Why the daemon cannot be run here, or undefined when it can. */
