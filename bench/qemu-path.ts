@@ -25,7 +25,8 @@
  * the guest image and a built daemon. Environment: BENCH_PAIRS (default 3), BENCH_QP_MB
  * (default 48), BENCH_QP_NICS (default e1000,virtio-net-pci), BENCH_QP_DIRS (default
  * down,up: host→guest, guest→host), BENCH_QP_MEM (guest MiB, default 256),
- * BENCH_QEMU_GUEST_DIR (default .cache/qemu-guest).
+ * BENCH_QEMU_GUEST_DIR (default .cache/qemu-guest), BENCH_QP_PCAP (a directory: a pcap of each NIC's
+ * frames through QEMU's filter-dump; it costs QEMU CPU, so not for figures).
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,6 +48,8 @@ const GUEST_DIR = process.env['BENCH_QEMU_GUEST_DIR'] ?? QEMU_GUEST_DIR;
 const KERNEL = join(GUEST_DIR, 'bzImage');
 const INITRD = join(GUEST_DIR, 'initrd.gz');
 const BYTES = MB << 20;
+/** Where QEMU's filter-dump writes each NIC's frames (what the guest's NIC sees), for a look at the segments; none when unset. */
+const PCAP_DIR = process.env['BENCH_QP_PCAP'];
 /** One transfer's limit: 48 MiB at 5 Mbit/s on a starved TCG guest is about 80 s. */
 const TRANSFER_MS = Math.max(120_000, BYTES / 40);
 const BOOT_MS = 180_000;
@@ -173,11 +176,12 @@ async function cell(nic: string, dir: string, web: number, sink: ReturnType<type
     '-device', `${nic},netdev=n0,mac=${TSLIRP_MAC},romfile=`,
     '-netdev', 'user,id=n1,net=10.0.3.0/24',
     '-device', `${nic},netdev=n1,mac=${LIBSLIRP_MAC},romfile=`,
+    ...(PCAP_DIR === undefined ? [] : ['-object', `filter-dump,id=d0,netdev=n0,file=${join(PCAP_DIR, `${nic}-tslirp.pcap`)}`, '-object', `filter-dump,id=d1,netdev=n1,file=${join(PCAP_DIR, `${nic}-libslirp.pcap`)}`]),
   ], ['pipe', 'pipe', 'pipe']);
   const m0 = await metricsText(api);
   try {
     const ready = await qemu.waitFor(/TSLIRP-QP-READY ([^\r\n]*)/, BOOT_MS);
-    if (!/10\.0\.2\.15/.test(ready[1]!) || !/10\.0\.3\.15/.test(ready[1]!)) throw new Error(`guest addresses: ${ready[1]}\n${qemu.tail()}`);
+    if (!ready[1]!.includes('10.0.2.15') || !ready[1]!.includes('10.0.3.15')) throw new Error(`guest addresses: ${ready[1]}\n${qemu.tail()}`);
     let seq = 0;
     const run = async (side: Side, way: 'down' | 'up'): Promise<Result> => {
       const id = `r${++seq}`;
