@@ -81,11 +81,12 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 while read -r m; do insmod "/lib/modules/$m" || echo "TSLIRP-QP-INSMOD-FAILED $m"; done < "/lib/modules/$mods.list"
 i=0; while [ ! -e /sys/class/net/eth1 ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done
 ip link set lo up
+set --
 for n in eth0 eth1; do
-  if [ "$(cat /sys/class/net/$n/address)" = ${TSLIRP_MAC} ]; then ip addr add 10.0.2.15/24 dev $n; else ip addr add 10.0.3.15/24 dev $n; fi
-  ip link set $n up
+  if [ "$(cat /sys/class/net/$n/address)" = ${TSLIRP_MAC} ]; then a=10.0.2.15; else a=10.0.3.15; fi
+  ip addr add $a/24 dev $n && ip link set $n up && set -- "$@" "$n=$a"
 done
-echo "TSLIRP-QP-READY $(ip -o -4 addr show | tr '\\n' ' ')"
+echo "TSLIRP-QP-READY $*"
 while read -r cmd host port n id; do
   t0=$(cut -d' ' -f1 /proc/uptime)
   case "$cmd" in
