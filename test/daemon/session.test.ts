@@ -89,6 +89,9 @@ describe('Scheduler', () => {
 
   it('arms one timer at the stack deadline and advances when it fires', () => {
     vi.useFakeTimers();
+    // The timer defers the advance with setImmediate, after the poll phase (scheduler.test.ts);
+    // a fake immediate queued during advanceTimersByTime runs with the next pending timers.
+    const turn = (): void => { vi.runOnlyPendingTimers(); };
     const clock = new ManualClock(1000);
     let deadline: number | undefined = 1500;
     const calls: number[] = [];
@@ -107,9 +110,11 @@ describe('Scheduler', () => {
     expect(vi.getTimerCount()).toBe(1);
     clock.set(1500);
     vi.advanceTimersByTime(500);
+    turn();
     expect(calls).toEqual([1500]);
     clock.set(2000);
     vi.advanceTimersByTime(500);
+    turn();
     expect(calls).toEqual([1500, 2000]);
     expect(s.armed).toBe(false); // idle: no timer
     expect(vi.getTimerCount()).toBe(0);
