@@ -20,15 +20,13 @@
  * table and writes the chart from the per-case lines of an earlier run's output (give the
  * same --size and --flood), e.g. when a case did not finish.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type net from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT, startDaemon } from '../test/helpers/daemon.js';
 import { CACHE_DIR, daemon as daemonReq, file, missingRequirements, Proc, tempDir } from '../test/helpers/guests.js';
 import { between, downloadGuest, parseMarks, parseRun } from '../test/nic-e1000/v86-guest.js';
+import { patternServer } from './lib/pattern-server.js';
 
 const { values: opts } = parseArgs({ options: { size: { type: 'string', default: '10' }, flood: { type: 'string', default: '500' }, only: { type: 'string' }, from: { type: 'string' } } });
 const SIZE = Math.round(Number(opts.size) * 1024 * 1024);
@@ -52,15 +50,8 @@ if (missing.length > 0) {
   process.exit(0);
 }
 
-const data = Buffer.alloc(SIZE);
-for (let i = 0; i < SIZE; i++) data[i] = (i * 13 + (i >> 12)) & 0xff;
-const sha = createHash('sha256').update(data).digest('hex');
-const web = http.createServer((_req, res) => {
-  res.writeHead(200, { 'content-length': String(SIZE) });
-  res.end(data);
-});
-await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
-const port = (web.address() as net.AddressInfo).port;
+const web = await patternServer(SIZE);
+const { port, sha } = web;
 const work = tempDir('tslirp-bench-nic-');
 const e1000Guest = downloadGuest(join(CACHE_DIR, 'e1000-v86-guest'), join(work, 'e1000'));
 const v86Guest = downloadGuest(join(CACHE_DIR, 'v86-guest'), join(work, 'v86'));

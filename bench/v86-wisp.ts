@@ -19,16 +19,14 @@
  * same round's tslirp case against its wisp case), then their median. v86 runs a guest on
  * most of a core, so each figure is one guest against one relay on a machine with another core.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import type net from 'node:net';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, startDaemon } from '../test/helpers/daemon.js';
 import { CACHE_DIR, daemon as daemonReq, file, missingRequirements, Proc, tempDir } from '../test/helpers/guests.js';
 import { downloadGuest } from '../test/nic-e1000/v86-guest.js';
 import { cpuSeconds, median } from './lib/measure.js';
+import { patternServer } from './lib/pattern-server.js';
 
 const SIZE = Math.round(Number(process.env['BENCH_SIZE_MB'] ?? '10') * 1024 * 1024);
 const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? '2'));
@@ -52,15 +50,8 @@ if (missing.length > 0) {
   process.exit(0);
 }
 
-const data = Buffer.alloc(SIZE);
-for (let i = 0; i < SIZE; i++) data[i] = (i * 13 + (i >> 12)) & 0xff;
-const sha = createHash('sha256').update(data).digest('hex');
-const web = http.createServer((_req, res) => {
-  res.writeHead(200, { 'content-length': String(SIZE) });
-  res.end(data);
-});
-await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
-const port = (web.address() as net.AddressInfo).port;
+const web = await patternServer(SIZE);
+const { port, sha } = web;
 const work = tempDir('tslirp-bench-v86-wisp-');
 const guest = downloadGuest(join(CACHE_DIR, 'v86-guest'), join(work, 'guest'), readFileSync(join(REPO_ROOT, 'bench', 'guest', 'v86-wisp-init.sh'), 'utf8'));
 const d = await startDaemon(['--ws', '127.0.0.1:0', '--net-option', `jumbo:mtu=${JUMBO}`]);
