@@ -184,6 +184,15 @@ export class DhcpServer {
     return this.#table.list(nowMs).find((l) => l.state === 'bound' && l.mac === text)?.ip;
   }
 
+  /**
+   * Whether `ip` is bound to a client of another MAC than `mac`: a frame from `mac` that
+   * claims it (an ARP sender, an IPv4 source) is spoofing a lease holder's address.
+   */
+  boundToOther(ip: Ipv4Addr, mac: Uint8Array, nowMs: number): boolean {
+    const lease = this.#table.at(ip, nowMs);
+    return lease?.state === 'bound' && lease.mac !== formatMac(mac);
+  }
+
   /** A client with no live lease, behind a port whose clients hold the most they may. */
   #overPortLimit(client: LeaseClient, nowMs: number): boolean {
     if (client.owner === undefined || this.#table.find(client.key, nowMs) !== undefined) return false;

@@ -633,7 +633,7 @@ export class Stack implements ToGuest, HostEvents {
     if (eth.vlan !== undefined && (eth.vlan & 0x0fff) !== 0) return this.counters.count('ethernet.vlan-unsupported');
     switch (eth.etherType) {
       case ETHERTYPE.ARP:
-        return this.#arpInput(eth);
+        return this.#arpInput(eth, nowMs);
       case ETHERTYPE.IPV4:
         if (!this.#forUs(eth.dst)) return this.counters.count('ethernet.not-for-us');
         return this.#ipv4Input(eth, nowMs);
@@ -651,13 +651,30 @@ export class Stack implements ToGuest, HostEvents {
     return dst[0] === 0xff && dst[1] === 0xff && dst[2] === 0xff && dst[3] === 0xff && dst[4] === 0xff && dst[5] === 0xff;
   }
 
-  #arpInput(eth: Ethernet): void {
+  /**
+   * Whether `mac` may be learned as `ip`'s neighbour: not when `ip` is bound by a DHCP lease to
+   * another MAC. On a shared network one guest's ARP or IPv4 source must not redirect the
+   * gateway's frames for another guest's leased address (a random-sender ARP flood did, and
+   * stalled that guest's transfers behind backed-off retransmissions). Only a change of the
+   * known mapping asks the lease table, so the per-packet refresh stays one lookup. Guests
+   * with static addresses have no lease and are learned as before.
+   */
+  #mayLearn(ip: Ipv4Addr, mac: Uint8Array, nowMs: number): boolean {
+    const known = this.#arp.lookup(ip);
+    if (known !== undefined && known[0] === mac[0] && known[1] === mac[1] && known[2] === mac[2] && known[3] === mac[3] && known[4] === mac[4] && known[5] === mac[5]) return true;
+    return !this.#dhcp.boundToOther(ip, mac, nowMs);
+  }
+
+  #arpInput(eth: Ethernet, nowMs: number): void {
     const a = parseArp(eth.payload);
     if (isDrop(a)) return this.counters.count(a);
     if ((a.senderMac[0]! & 1) !== 0) return this.counters.count('arp.multicast-sender');
     if (a.senderIp !== 0) {
       if (this.#isVirtual(a.senderIp)) return this.counters.count('arp.address-conflict');
-      if (this.#inNet(a.senderIp) && a.senderIp !== this.config.net && a.senderIp !== this.#broadcast) this.#arp.learn(a.senderIp, a.senderMac);
+      if (this.#inNet(a.senderIp) && a.senderIp !== this.config.net && a.senderIp !== this.#broadcast) {
+        if (!this.#mayLearn(a.senderIp, a.senderMac, nowMs)) return this.counters.count('arp.lease-conflict');
+        this.#arp.learn(a.senderIp, a.senderMac);
+      }
     }
     // Requests for our addresses get a reply, probes (sender 0.0.0.0) included: a guest probing
     // the gateway's address must learn it is taken. Gratuitous ARP (sender = target) is not a question.
@@ -676,7 +693,10 @@ export class Stack implements ToGuest, HostEvents {
       return this.counters.count('ipv4.bad-source');
     if ((eth.src[0]! & 1) !== 0) return this.counters.count('ipv4.multicast-source-mac');
     if (p.ttl === 0) return this.counters.count('ipv4.zero-ttl');
-    if (!unconfigured) this.#arp.learn(p.src, eth.src);
+    if (!unconfigured) {
+      if (!this.#mayLearn(p.src, eth.src, nowMs)) return this.counters.count('ipv4.lease-conflict');
+      this.#arp.learn(p.src, eth.src);
+    }
     if (p.moreFragments || p.fragmentOffset !== 0) {
       const whole = this.#reassembler.add(p, nowMs);
       if (whole === undefined) return;

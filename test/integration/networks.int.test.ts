@@ -165,8 +165,9 @@ describe.skipIf(!enabled)('guests sharing tslirp networks', () => {
         expect(j.error, out(r)).toBeUndefined();
         const bps = j.end?.sum_received?.bits_per_second ?? 0;
         console.log(`networks.int: iperf3 guest to guest ${reverse ? '(reverse)' : ''} ${(bps / 1e9).toFixed(2)} Gbit/s`);
-        // At least 5 MB in 2 s (about a tenth of what an unloaded run moves through the socat bridges).
-        expect(j.end?.sum_received?.bytes ?? 0, out(r)).toBeGreaterThan(5_000_000);
+        // A bulk transfer both ways, not a speed (bench/networks measures that): at least 2 MB
+        // in 2 s. A run at load 8 moved 15–22 MB and one failed the 5 MB this asked before.
+        expect(j.end?.sum_received?.bytes ?? 0, out(r)).toBeGreaterThan(2_000_000);
       }
       await server.stop();
     }, 120_000);
@@ -421,7 +422,7 @@ describe.skipIf(!enabled)('guests sharing tslirp networks', () => {
       expect(d.alive(), d.dump().slice(-3000)).toBe(true);
     }, 90_000);
 
-    it('a guest claiming another\'s address (static address, gratuitous ARP) crashes nothing; the others keep being served', async () => {
+    it('a guest claiming another\'s leased address (static address, gratuitous ARP) is refused and counted; the others keep being served', async () => {
       const c = await newGuest(dgramAt(d, 0));
       const lc = await c.dhcp();
       expect(lc.lease, out(lc.result)).toMatchObject({ ip: '10.0.2.17' });
@@ -447,10 +448,10 @@ describe.skipIf(!enabled)('guests sharing tslirp networks', () => {
       // 10.0.2.15): b now reaches c at that address, and c answers.
       expect(observed.bNeighbourFor15, bNeigh).toBe('c');
       expect(observed.bPingsClaimedAddress, out(bToA)).toBe(3);
-      // The gateway answers both claimants: the stack learns an address's MAC from every IPv4
-      // frame it receives, so each echo reply goes to the MAC the request came from.
+      // The gateway keeps 10.0.2.15 on a, which holds its lease: c's ARP and pings from that
+      // address are refused (arp.lease-conflict, ipv4.lease-conflict: counted at stop, below).
       expect(observed.aPingsGateway, out(aGw)).toBe(3);
-      expect(observed.cPingsGateway, out(cGw)).toBe(3);
+      expect(observed.cPingsGateway, out(cGw)).toBe(0);
       expect(d.alive(), d.dump().slice(-3000)).toBe(true);
       expect(d.logsAtLeast(50), d.dump().slice(-3000)).toEqual([]);
     }, 60_000);
@@ -471,6 +472,8 @@ describe.skipIf(!enabled)('guests sharing tslirp networks', () => {
       expect(arrived, ctx).toBeGreaterThanOrEqual(FLOOD_FRAMES * 0.9);
       // Once the table holds MAX_MACS addresses every new one replaces the least recently used.
       expect(Math.max(...full), ctx).toBeGreaterThanOrEqual(arrived - MAX_MACS);
+      // The claim of a's leased address: c's three gratuitous ARPs at least.
+      expect(Math.max(...drops.map((x) => x['arp.lease-conflict'] ?? 0)), ctx).toBeGreaterThanOrEqual(3);
     }, 30_000);
   });
 

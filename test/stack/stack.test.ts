@@ -263,4 +263,28 @@ describe('stack: DHCP', () => {
     expect(findOption(reply(ack!), OPT.DNS)).toEqual(Uint8Array.of(10, 0, 2, 3));
     expect(t.stack.leases()).toMatchObject([{ mac: '52:54:00:12:34:56', ip: ip('10.0.2.15'), state: 'bound' }]);
   });
+
+  it('keeps a leased address on its holder: another MAC claiming it by ARP or as an IPv4 source is counted, not learned', () => {
+    const t = harness();
+    t.send(dhcpFrame(MSG.DISCOVER));
+    t.send(dhcpFrame(MSG.REQUEST, [{ code: OPT.REQUESTED_IP, data: Uint8Array.of(10, 0, 2, 15) }, { code: OPT.SERVER_ID, data: Uint8Array.of(10, 0, 2, 2) }]));
+    expect([...t.stack.neighbours()]).toEqual([[ip('10.0.2.15'), GUEST_MAC]]);
+    const spoofer = Uint8Array.of(0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc);
+    // A random-sender ARP flood's reply and request claiming the lease holder's address.
+    expect(t.send(arpFrame({ op: ARP_OP.REPLY, senderMac: spoofer, senderIp: ip('10.0.2.15'), targetIp: ip('10.0.2.2') }))).toEqual([]);
+    expect(t.send(arpFrame({ senderMac: spoofer, senderIp: ip('10.0.2.15'), targetIp: ip('10.0.2.2') }))).toEqual([]);
+    expect(t.stack.counters.get('arp.lease-conflict')).toBe(2);
+    // An IPv4 packet from the spoofer with the holder's source gets no answer.
+    const ping = echoRequest(new Uint8Array(8));
+    expect(t.send(ethernetFrame(GATEWAY_MAC, ETHERTYPE.IPV4, ipv4Packet({ protocol: IP_PROTO.ICMP, payload: ping }), spoofer))).toEqual([]);
+    expect(t.stack.counters.get('ipv4.lease-conflict')).toBe(1);
+    expect([...t.stack.neighbours()]).toEqual([[ip('10.0.2.15'), GUEST_MAC]]);
+    // The holder itself is answered, and addresses outside any lease are learned from anyone.
+    expect(t.send(ipv4Frame({ protocol: IP_PROTO.ICMP, payload: ping }))[0]!.eth.dst).toEqual(GUEST_MAC);
+    expect(t.send(arpFrame({ senderMac: spoofer, senderIp: ip('10.0.2.99'), targetIp: ip('10.0.2.2') }))).toHaveLength(1);
+    expect(t.stack.counters.get('arp.lease-conflict')).toBe(2);
+    // Once the lease has ended the address is anyone's again.
+    t.clock.advance(2 * 86_400_000);
+    expect(t.send(ethernetFrame(GATEWAY_MAC, ETHERTYPE.IPV4, ipv4Packet({ protocol: IP_PROTO.ICMP, payload: ping }), spoofer))[0]!.eth.dst).toEqual(spoofer);
+  });
 });
