@@ -9,7 +9,8 @@
  * CAP_SYS_RESOURCE), the largest flow count that fits is measured instead, with a warning.
  * Environment: BENCH_SCALE_FLOWS (default
  * 1000,10000,100000), BENCH_SCALE_SESSIONS (1,50,200), BENCH_PAIRS (3), BENCH_SECONDS (3),
- * BENCH_SCALE_PARTS (flows,links: either or both).
+ * BENCH_SCALE_PARTS (flows,links: either or both), BENCH_SCALE_LINKS (ws,stream,dgram: the links
+ * the links part measures).
  *
  * The guests. A flow here is what the issue asks for: a guest TCP connection that tslirp
  * turned into a host socket connected to a local server on 127.0.0.1, established both ways.
@@ -54,7 +55,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { WebSocket } from 'ws';
 import { startDaemon, REPO_ROOT, type Daemon } from '../test/helpers/daemon.js';
-import { cpuSeconds, median } from './lib/measure.js';
+import { cpuTimes, median } from './lib/measure.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 3);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
@@ -697,7 +698,7 @@ function printRow(r: Row): void {
 // ---------------------------------------------------------------------------------------
 // Part 2: what one frame costs on each link.
 
-interface LinkFigure { kind: string; framesPerS: number; cpuUsPerFrame: number; gbps: number }
+interface LinkFigure { kind: string; framesPerS: number; cpuUsPerFrame: number; userUsPerFrame: number; systemUsPerFrame: number; gbps: number; /** CPU µs per frame of each round. */ rounds: number[] }
 
 async function linksPart(dir: string, server: ServerProc, ports: ServerPorts): Promise<LinkFigure[]> {
   const sock = join(dir, 'links.sock');
@@ -708,7 +709,7 @@ async function linksPart(dir: string, server: ServerProc, ports: ServerPorts): P
     stream: (on) => streamTransport(sock, on),
     dgram: (on) => dgramTransport(d.dgram().port, on),
   };
-  const kinds = Object.keys(makers);
+  const kinds = (process.env['BENCH_SCALE_LINKS'] ?? 'ws,stream,dgram').split(',').filter((x) => x in makers);
   const guests = new Map<string, { g: GenGuest; ids: number[]; port: number }>();
   try {
     let k = 0;
@@ -720,21 +721,24 @@ async function linksPart(dir: string, server: ServerProc, ports: ServerPorts): P
       guests.set(kind, { g, ids, port: 2 + k });
       k++;
     }
-    const samples = new Map<string, { fps: number[]; cpu: number[]; gbps: number[] }>(kinds.map((x) => [x, { fps: [], cpu: [], gbps: [] }]));
+    const samples = new Map<string, { fps: number[]; cpu: number[]; user: number[]; system: number[]; gbps: number[] }>(kinds.map((x) => [x, { fps: [], cpu: [], user: [], system: [], gbps: [] }]));
     for (let p = 0; p < PAIRS; p++) {
       for (const kind of kinds) {
         // Each link's flows go to a bulk port of their own: only this link's are pumped.
         const { g, ids, port } = guests.get(kind)!;
         const f0 = g.frames;
         const b0 = g.bytesOf(ids);
-        const c0 = cpuSeconds(d.pid);
+        const c0 = cpuTimes(d.pid);
         const t0 = performance.now();
         const { written } = await server.next('pumped', { op: 'pump', which: port, ms: SECONDS * 1000 });
         const s = (performance.now() - t0) / 1000;
         const frames = (g.frames - f0) * 2; // every data frame has (at most) an ACK back; count both ways as the link sees them
         const x = samples.get(kind)!;
         x.fps.push((g.frames - f0) / s);
-        x.cpu.push(((cpuSeconds(d.pid) - c0) * 1e6) / frames);
+        const c1 = cpuTimes(d.pid);
+        x.user.push(((c1.user - c0.user) * 1e6) / frames);
+        x.system.push(((c1.system - c0.system) * 1e6) / frames);
+        x.cpu.push(((c1.user + c1.system - c0.user - c0.system) * 1e6) / frames);
         x.gbps.push(((g.bytesOf(ids) - b0) * 8) / s / 1e9);
         if (process.env['BENCH_SCALE_DEBUG'] !== undefined) console.log(kind, 'frames', g.frames - f0, 'ooo', g.outOfOrder);
         await drained(written, () => g.bytesOf(ids));
@@ -742,7 +746,7 @@ async function linksPart(dir: string, server: ServerProc, ports: ServerPorts): P
     }
     return kinds.map((kind) => {
       const x = samples.get(kind)!;
-      return { kind, framesPerS: median(x.fps), cpuUsPerFrame: median(x.cpu), gbps: median(x.gbps) };
+      return { kind, framesPerS: median(x.fps), cpuUsPerFrame: median(x.cpu), userUsPerFrame: median(x.user), systemUsPerFrame: median(x.system), gbps: median(x.gbps), rounds: x.cpu };
     });
   } finally {
     for (const { g } of guests.values()) g.transport.close();
@@ -830,10 +834,13 @@ async function main(): Promise<void> {
     if (PARTS.includes('links')) {
       console.log(`\nLinks: host→guest bulk over one session, 10 flows, ${PAIRS} rounds of ${SECONDS} s, alternated`);
       links = await linksPart(dir, server, ports);
-      for (const l of links) console.log(`  ${l.kind.padEnd(7)} ${Math.round(l.framesPerS).toString().padStart(8)} frames/s to the guest  ${l.cpuUsPerFrame.toFixed(2)} µs daemon CPU per frame  ${l.gbps.toFixed(2)} Gbit/s`);
+      for (const l of links) console.log(`  ${l.kind.padEnd(7)} ${Math.round(l.framesPerS).toString().padStart(8)} frames/s to the guest  ${l.cpuUsPerFrame.toFixed(2)} µs daemon CPU per frame (user ${l.userUsPerFrame.toFixed(2)}, system ${l.systemUsPerFrame.toFixed(2)})  ${l.gbps.toFixed(2)} Gbit/s`);
       const ws = links.find((l) => l.kind === 'ws');
       const st = links.find((l) => l.kind === 'stream');
-      if (ws !== undefined && st !== undefined) console.log(`  ws/stream CPU per frame: ${(ws.cpuUsPerFrame / st.cpuUsPerFrame).toFixed(2)}×`);
+      if (ws !== undefined && st !== undefined) {
+        const pairs = ws.rounds.map((c, i) => c / st.rounds[i]!);
+        console.log(`  ws/stream CPU per frame: ${median(pairs).toFixed(2)}× (median of the rounds: ${pairs.map((r) => r.toFixed(2)).join(' ')})`);
+      }
     }
     let rows: Row[] = [];
     if (PARTS.includes('flows')) {
