@@ -9,7 +9,7 @@
  * CAP_SYS_RESOURCE), the largest flow count that fits is measured instead, with a warning.
  * Environment: BENCH_SCALE_FLOWS (default
  * 1000,10000,100000), BENCH_SCALE_SESSIONS (1,50,200), BENCH_PAIRS (3), BENCH_SECONDS (3),
- * BENCH_SCALE_PARTS (flows,links: either or both), BENCH_SCALE_LINKS (ws,stream,dgram: the links
+ * BENCH_SCALE_PARTS (flows,links: either or both), BENCH_SCALE_LINKS (ws,stream,stream-tcp,dgram: the links
  * the links part measures).
  *
  * The guests. A flow here is what the issue asks for: a guest TCP connection that tslirp
@@ -39,7 +39,8 @@
  * Floors: ≤ 4 KiB per idle flow (RSS), lag p99 < 10 ms, throughput ≥ 0.8×.
  *
  * Links: frames/s and daemon CPU µs per frame for host→guest bulk data (10 flows, one
- * session) over the WebSocket link, the stream link (unix socket) and the dgram link, in
+ * session) over the WebSocket link, the stream link (unix socket, and TCP loopback as the
+ * WebSocket link has: `stream-tcp`) and the dgram link, in
  * alternation; the frames counted are those the daemon sends plus the ACKs it receives.
  *
  * The chart (docs/scale.svg) is written from the run's figures.
@@ -76,7 +77,7 @@ const FD_MARGIN = 1000;
 
 /** bulk[0]: the scaled daemon's bulk flows, bulk[1]: the baseline's, bulk[2..]: one per link kind. */
 interface ServerPorts { readonly idle: number[]; readonly bulk: number[] }
-const BULK_PORTS = 5;
+const BULK_PORTS = 6;
 type ToServer = { op: 'pump'; which: number; ms: number } | { op: 'mem' } | { op: 'count' };
 type FromServer = { op: 'ports'; ports: ServerPorts } | { op: 'pumped'; written: number } | { op: 'mem'; rss: number; heap: number; sockets: number } | { op: 'count'; idle: number; bulk: number[] };
 
@@ -169,8 +170,8 @@ async function dgramTransport(port: number, onFrame: (f: Buffer) => void): Promi
   };
 }
 
-async function streamTransport(path: string, onFrame: (f: Buffer) => void): Promise<Transport> {
-  const s = net.connect(path);
+async function streamTransport(to: string | { host: string; port: number }, onFrame: (f: Buffer) => void): Promise<Transport> {
+  const s = typeof to === 'string' ? net.connect(to) : net.connect(to.port, to.host);
   s.setNoDelay(true);
   await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
   let pending: Buffer | undefined;
@@ -702,14 +703,15 @@ interface LinkFigure { kind: string; framesPerS: number; cpuUsPerFrame: number; 
 
 async function linksPart(dir: string, server: ServerProc, ports: ServerPorts): Promise<LinkFigure[]> {
   const sock = join(dir, 'links.sock');
-  const d = await startDaemon(['--stream', `unix:${sock}`, '--ws', '127.0.0.1:0', '--dgram', 'udp:127.0.0.1:0', '--log-level', 'warn', ...(process.env['BENCH_SCALE_PCAP'] === undefined ? [] : ['--pcap', process.env['BENCH_SCALE_PCAP']])]);
+  const d = await startDaemon(['--stream', `unix:${sock}`, '--stream', 'tcp:127.0.0.1:0', '--ws', '127.0.0.1:0', '--dgram', 'udp:127.0.0.1:0', '--log-level', 'warn', ...(process.env['BENCH_SCALE_PCAP'] === undefined ? [] : ['--pcap', process.env['BENCH_SCALE_PCAP']])]);
   const wsUrl = d.wsUrl();
   const makers: Record<string, (on: (f: Buffer) => void) => Promise<Transport>> = {
     ws: (on) => wsTransport(wsUrl, on),
     stream: (on) => streamTransport(sock, on),
+    'stream-tcp': (on) => streamTransport(d.streamTcp(), on),
     dgram: (on) => dgramTransport(d.dgram().port, on),
   };
-  const kinds = (process.env['BENCH_SCALE_LINKS'] ?? 'ws,stream,dgram').split(',').filter((x) => x in makers);
+  const kinds = (process.env['BENCH_SCALE_LINKS'] ?? 'ws,stream,stream-tcp,dgram').split(',').filter((x) => x in makers);
   const guests = new Map<string, { g: GenGuest; ids: number[]; port: number }>();
   try {
     let k = 0;
@@ -722,10 +724,17 @@ async function linksPart(dir: string, server: ServerProc, ports: ServerPorts): P
       k++;
     }
     const samples = new Map<string, { fps: number[]; cpu: number[]; user: number[]; system: number[]; gbps: number[] }>(kinds.map((x) => [x, { fps: [], cpu: [], user: [], system: [], gbps: [] }]));
-    for (let p = 0; p < PAIRS; p++) {
-      for (const kind of kinds) {
+    // Round -1 is a warm-up, unmeasured: the daemon's JIT settles before the first round (it
+    // made the first link of the first round 3.5× dearer). The order rotates from round to round.
+    for (let p = -1; p < PAIRS; p++) {
+      for (const kind of kinds.map((_, i) => kinds[(i + Math.max(p, 0)) % kinds.length]!)) {
         // Each link's flows go to a bulk port of their own: only this link's are pumped.
         const { g, ids, port } = guests.get(kind)!;
+        if (p < 0) {
+          const { written } = await server.next('pumped', { op: 'pump', which: port, ms: 1000 });
+          await drained(written, () => g.bytesOf(ids));
+          continue;
+        }
         const f0 = g.frames;
         const b0 = g.bytesOf(ids);
         const c0 = cpuTimes(d.pid);
@@ -836,10 +845,10 @@ async function main(): Promise<void> {
       links = await linksPart(dir, server, ports);
       for (const l of links) console.log(`  ${l.kind.padEnd(7)} ${Math.round(l.framesPerS).toString().padStart(8)} frames/s to the guest  ${l.cpuUsPerFrame.toFixed(2)} µs daemon CPU per frame (user ${l.userUsPerFrame.toFixed(2)}, system ${l.systemUsPerFrame.toFixed(2)})  ${l.gbps.toFixed(2)} Gbit/s`);
       const ws = links.find((l) => l.kind === 'ws');
-      const st = links.find((l) => l.kind === 'stream');
-      if (ws !== undefined && st !== undefined) {
+      for (const st of links) {
+        if (ws === undefined || st === ws) continue;
         const pairs = ws.rounds.map((c, i) => c / st.rounds[i]!);
-        console.log(`  ws/stream CPU per frame: ${median(pairs).toFixed(2)}× (median of the rounds: ${pairs.map((r) => r.toFixed(2)).join(' ')})`);
+        console.log(`  ws/${st.kind} CPU per frame: ${median(pairs).toFixed(2)}× (median of the rounds: ${pairs.map((r) => r.toFixed(2)).join(' ')})`);
       }
     }
     let rows: Row[] = [];
