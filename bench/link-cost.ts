@@ -33,12 +33,12 @@ const FRAME = 1514;
 const KINDS = ['ws', 'stream'] as const;
 type Kind = (typeof KINDS)[number];
 interface Cell { readonly id: string; readonly name: string; readonly dir: 'rx' | 'tx'; readonly perBatch: number; readonly frames: number }
-const CELLS: readonly Cell[] = [
+const CELLS: readonly Cell[] = ([
   { id: 'rx-burst', name: 'rx burst (20 per write)', dir: 'rx', perBatch: 20, frames: 200_000 },
   { id: 'rx-single', name: 'rx single (1 per write)', dir: 'rx', perBatch: 1, frames: 40_000 },
   { id: 'tx-burst', name: 'tx burst (20 per turn)', dir: 'tx', perBatch: 20, frames: 200_000 },
   { id: 'tx-single', name: 'tx single (1 per turn)', dir: 'tx', perBatch: 1, frames: 40_000 },
-].filter((c) => (process.env['BENCH_CELLS'] ?? 'rx-burst,rx-single,tx-burst,tx-single').split(',').includes(c.id));
+] satisfies Cell[]).filter((c) => (process.env['BENCH_CELLS'] ?? 'rx-burst,rx-single,tx-burst,tx-single').split(',').includes(c.id));
 
 type ToLinks = { op: 'rx'; kind: Kind; frames: number } | { op: 'tx'; kind: Kind; frames: number; perBatch: number };
 type FromLinks = { op: 'ports'; ws: number; stream: number } | { op: 'ready' } | { op: 'done'; user: number; system: number; dropped: number };
