@@ -9,7 +9,8 @@
  * CAP_SYS_RESOURCE), the largest flow count that fits is measured instead, with a warning.
  * Environment: BENCH_SCALE_FLOWS (default
  * 1000,10000,100000), BENCH_SCALE_SESSIONS (1,50,200), BENCH_PAIRS (3), BENCH_SECONDS (3),
- * BENCH_SCALE_PARTS (flows,links: either or both).
+ * BENCH_SCALE_PARTS (flows,links: either or both), BENCH_SCALE_LINKS (ws,stream,stream-tcp,dgram: the links
+ * the links part measures).
  *
  * The guests. A flow here is what the issue asks for: a guest TCP connection that tslirp
  * turned into a host socket connected to a local server on 127.0.0.1, established both ways.
@@ -38,7 +39,8 @@
  * Floors: ≤ 4 KiB per idle flow (RSS), lag p99 < 10 ms, throughput ≥ 0.8×.
  *
  * Links: frames/s and daemon CPU µs per frame for host→guest bulk data (10 flows, one
- * session) over the WebSocket link, the stream link (unix socket) and the dgram link, in
+ * session) over the WebSocket link, the stream link (unix socket, and TCP loopback as the
+ * WebSocket link has: `stream-tcp`) and the dgram link, in
  * alternation; the frames counted are those the daemon sends plus the ACKs it receives.
  *
  * The chart (docs/scale.svg) is written from the run's figures.
@@ -54,7 +56,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { WebSocket } from 'ws';
 import { startDaemon, REPO_ROOT, type Daemon } from '../test/helpers/daemon.js';
-import { cpuSeconds, median } from './lib/measure.js';
+import { cpuTimes, median } from './lib/measure.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 3);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
@@ -75,7 +77,7 @@ const FD_MARGIN = 1000;
 
 /** bulk[0]: the scaled daemon's bulk flows, bulk[1]: the baseline's, bulk[2..]: one per link kind. */
 interface ServerPorts { readonly idle: number[]; readonly bulk: number[] }
-const BULK_PORTS = 5;
+const BULK_PORTS = 6;
 type ToServer = { op: 'pump'; which: number; ms: number } | { op: 'mem' } | { op: 'count' };
 type FromServer = { op: 'ports'; ports: ServerPorts } | { op: 'pumped'; written: number } | { op: 'mem'; rss: number; heap: number; sockets: number } | { op: 'count'; idle: number; bulk: number[] };
 
@@ -168,8 +170,8 @@ async function dgramTransport(port: number, onFrame: (f: Buffer) => void): Promi
   };
 }
 
-async function streamTransport(path: string, onFrame: (f: Buffer) => void): Promise<Transport> {
-  const s = net.connect(path);
+async function streamTransport(to: string | { host: string; port: number }, onFrame: (f: Buffer) => void): Promise<Transport> {
+  const s = typeof to === 'string' ? net.connect(to) : net.connect(to.port, to.host);
   s.setNoDelay(true);
   await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
   let pending: Buffer | undefined;
@@ -697,18 +699,19 @@ function printRow(r: Row): void {
 // ---------------------------------------------------------------------------------------
 // Part 2: what one frame costs on each link.
 
-interface LinkFigure { kind: string; framesPerS: number; cpuUsPerFrame: number; gbps: number }
+interface LinkFigure { kind: string; framesPerS: number; cpuUsPerFrame: number; userUsPerFrame: number; systemUsPerFrame: number; gbps: number; /** CPU µs per frame of each round. */ rounds: number[] }
 
 async function linksPart(dir: string, server: ServerProc, ports: ServerPorts): Promise<LinkFigure[]> {
   const sock = join(dir, 'links.sock');
-  const d = await startDaemon(['--stream', `unix:${sock}`, '--ws', '127.0.0.1:0', '--dgram', 'udp:127.0.0.1:0', '--log-level', 'warn', ...(process.env['BENCH_SCALE_PCAP'] === undefined ? [] : ['--pcap', process.env['BENCH_SCALE_PCAP']])]);
+  const d = await startDaemon(['--stream', `unix:${sock}`, '--stream', 'tcp:127.0.0.1:0', '--ws', '127.0.0.1:0', '--dgram', 'udp:127.0.0.1:0', '--log-level', 'warn', ...(process.env['BENCH_SCALE_PCAP'] === undefined ? [] : ['--pcap', process.env['BENCH_SCALE_PCAP']])]);
   const wsUrl = d.wsUrl();
   const makers: Record<string, (on: (f: Buffer) => void) => Promise<Transport>> = {
     ws: (on) => wsTransport(wsUrl, on),
     stream: (on) => streamTransport(sock, on),
+    'stream-tcp': (on) => streamTransport(d.streamTcp(), on),
     dgram: (on) => dgramTransport(d.dgram().port, on),
   };
-  const kinds = Object.keys(makers);
+  const kinds = (process.env['BENCH_SCALE_LINKS'] ?? 'ws,stream,stream-tcp,dgram').split(',').filter((x) => x in makers);
   const guests = new Map<string, { g: GenGuest; ids: number[]; port: number }>();
   try {
     let k = 0;
@@ -720,21 +723,31 @@ async function linksPart(dir: string, server: ServerProc, ports: ServerPorts): P
       guests.set(kind, { g, ids, port: 2 + k });
       k++;
     }
-    const samples = new Map<string, { fps: number[]; cpu: number[]; gbps: number[] }>(kinds.map((x) => [x, { fps: [], cpu: [], gbps: [] }]));
-    for (let p = 0; p < PAIRS; p++) {
-      for (const kind of kinds) {
+    const samples = new Map<string, { fps: number[]; cpu: number[]; user: number[]; system: number[]; gbps: number[] }>(kinds.map((x) => [x, { fps: [], cpu: [], user: [], system: [], gbps: [] }]));
+    // Round -1 is a warm-up, unmeasured: the daemon's JIT settles before the first round (it
+    // made the first link of the first round 3.5× dearer). The order rotates from round to round.
+    for (let p = -1; p < PAIRS; p++) {
+      for (const kind of kinds.map((_, i) => kinds[(i + Math.max(p, 0)) % kinds.length]!)) {
         // Each link's flows go to a bulk port of their own: only this link's are pumped.
         const { g, ids, port } = guests.get(kind)!;
+        if (p < 0) {
+          const { written } = await server.next('pumped', { op: 'pump', which: port, ms: 1000 });
+          await drained(written, () => g.bytesOf(ids));
+          continue;
+        }
         const f0 = g.frames;
         const b0 = g.bytesOf(ids);
-        const c0 = cpuSeconds(d.pid);
+        const c0 = cpuTimes(d.pid);
         const t0 = performance.now();
         const { written } = await server.next('pumped', { op: 'pump', which: port, ms: SECONDS * 1000 });
         const s = (performance.now() - t0) / 1000;
         const frames = (g.frames - f0) * 2; // every data frame has (at most) an ACK back; count both ways as the link sees them
         const x = samples.get(kind)!;
         x.fps.push((g.frames - f0) / s);
-        x.cpu.push(((cpuSeconds(d.pid) - c0) * 1e6) / frames);
+        const c1 = cpuTimes(d.pid);
+        x.user.push(((c1.user - c0.user) * 1e6) / frames);
+        x.system.push(((c1.system - c0.system) * 1e6) / frames);
+        x.cpu.push(((c1.user + c1.system - c0.user - c0.system) * 1e6) / frames);
         x.gbps.push(((g.bytesOf(ids) - b0) * 8) / s / 1e9);
         if (process.env['BENCH_SCALE_DEBUG'] !== undefined) console.log(kind, 'frames', g.frames - f0, 'ooo', g.outOfOrder);
         await drained(written, () => g.bytesOf(ids));
@@ -742,7 +755,7 @@ async function linksPart(dir: string, server: ServerProc, ports: ServerPorts): P
     }
     return kinds.map((kind) => {
       const x = samples.get(kind)!;
-      return { kind, framesPerS: median(x.fps), cpuUsPerFrame: median(x.cpu), gbps: median(x.gbps) };
+      return { kind, framesPerS: median(x.fps), cpuUsPerFrame: median(x.cpu), userUsPerFrame: median(x.user), systemUsPerFrame: median(x.system), gbps: median(x.gbps), rounds: x.cpu };
     });
   } finally {
     for (const { g } of guests.values()) g.transport.close();
@@ -830,10 +843,13 @@ async function main(): Promise<void> {
     if (PARTS.includes('links')) {
       console.log(`\nLinks: host→guest bulk over one session, 10 flows, ${PAIRS} rounds of ${SECONDS} s, alternated`);
       links = await linksPart(dir, server, ports);
-      for (const l of links) console.log(`  ${l.kind.padEnd(7)} ${Math.round(l.framesPerS).toString().padStart(8)} frames/s to the guest  ${l.cpuUsPerFrame.toFixed(2)} µs daemon CPU per frame  ${l.gbps.toFixed(2)} Gbit/s`);
+      for (const l of links) console.log(`  ${l.kind.padEnd(7)} ${Math.round(l.framesPerS).toString().padStart(8)} frames/s to the guest  ${l.cpuUsPerFrame.toFixed(2)} µs daemon CPU per frame (user ${l.userUsPerFrame.toFixed(2)}, system ${l.systemUsPerFrame.toFixed(2)})  ${l.gbps.toFixed(2)} Gbit/s`);
       const ws = links.find((l) => l.kind === 'ws');
-      const st = links.find((l) => l.kind === 'stream');
-      if (ws !== undefined && st !== undefined) console.log(`  ws/stream CPU per frame: ${(ws.cpuUsPerFrame / st.cpuUsPerFrame).toFixed(2)}×`);
+      for (const st of links) {
+        if (ws === undefined || st === ws) continue;
+        const pairs = ws.rounds.map((c, i) => c / st.rounds[i]!);
+        console.log(`  ws/${st.kind} CPU per frame: ${median(pairs).toFixed(2)}× (median of the rounds: ${pairs.map((r) => r.toFixed(2)).join(' ')})`);
+      }
     }
     let rows: Row[] = [];
     if (PARTS.includes('flows')) {

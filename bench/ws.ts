@@ -27,9 +27,23 @@
  * (user + system from /proc) of the SLIRP process (the tslirp daemon, libslirp's QEMU), of the
  * shim, and of the guest-side frame bridge (ws-tap-bridge's node and its socat, or the QEMU hub).
  *
+ * - `tslirp stream+shim tcp` (only when BENCH_TARGETS names `shim-tcp`): the same shim in front of
+ *   the daemon's `--stream tcp:` listener, so that the daemon reads and writes TCP loopback as
+ *   on `tslirp ws`: the two links over one transport (a unix socket costs the kernel less per
+ *   read and write than TCP loopback, whose sender also runs the receiver's side of TCP).
+ * - `tslirp ws+shim` (BENCH_TARGETS `ws-shim`): the same shim passing each message on to the
+ *   daemon's WebSocket listener. Against `tslirp stream+shim tcp` only the link differs: same
+ *   bridge, same hop, same transport. Without the hop the daemon sees its peer's frames
+ *   arrive in other batches (the shim's process gathers ACKs while it is busy), so `tslirp ws`
+ *   against a shimmed path compares wake-ups as much as links.
+ *
+ * The SLIRP's CPU per GB is also printed user and system apart, with its read and write system
+ * calls and its event loop's sleeps (voluntary context switches) per MB.
+ *
  * Needs root, iperf3, qemu-system-x86_64, socat and a built daemon (npm run build).
  * Environment: BENCH_PAIRS (default 5), BENCH_SECONDS (default 3), BENCH_CELLS (default
- * g2h,h2g,rr,crr: the cells to run), BENCH_CHART (where the throughput chart is written,
+ * g2h,h2g,rr,crr: the cells to run), BENCH_TARGETS (default ws,stream,shim,libslirp; also
+ * shim-tcp and ws-shim: the paths to run), BENCH_CHART (where the throughput chart is written,
  * default $TMPDIR/tslirp-bench-ws.svg).
  */
 import { spawnSync } from 'node:child_process';
@@ -42,19 +56,21 @@ import { startDaemon, type Daemon } from '../test/helpers/daemon.js';
 import { command, daemon as daemonReq, missingRequirements, NetnsGuest, Proc, root, tempDir, until } from '../test/helpers/guests.js';
 import { groupedBars, type BarGroup } from './lib/bars-svg.js';
 import { guestClient, iperf } from './lib/iperf.js';
-import { cpuSeconds, median } from './lib/measure.js';
+import { cpuTimes, median } from './lib/measure.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
 /** The cells to run (default all): guest→host, host→guest, request/response, connections. */
 const CELLS = new Set((process.env['BENCH_CELLS'] ?? 'g2h,h2g,rr,crr').split(','));
+/** The paths to run: ws, stream, shim, shim-tcp, ws-shim, libslirp. */
+const TARGETS = new Set((process.env['BENCH_TARGETS'] ?? 'ws,stream,shim,libslirp').split(','));
 const RR_COUNT = 2000;
 const CRR_COUNT = 300;
 const SHIM = join(import.meta.dirname, 'lib', 'ws-stream-shim.ts');
 /** Where the throughput chart goes (README's copy: docs/ws-bench.svg). */
 const CHART = process.env['BENCH_CHART'] ?? join(os.tmpdir(), 'tslirp-bench-ws.svg');
 /** Bar colours of the paths, in the order they are set up. */
-const COLOURS = ['#3b6ea8', '#9bb7d9', '#6aa36f', '#d9a441'];
+const COLOURS = ['#3b6ea8', '#9bb7d9', '#6aa36f', '#d9a441', '#a05d9c', '#7f7f7f'];
 
 const missing = missingRequirements([root, daemonReq, command('iperf3'), command('qemu-system-x86_64'), command('socat')]);
 if (missing.length > 0) {
@@ -98,12 +114,28 @@ function descendants(pid: number): number[] {
   return out;
 }
 
-/** CPU seconds of a process, 0 once it is gone (a target stopped early is reported, not fatal). */
-function cpuOf(pid: number): number {
+/** CPU seconds of a process, user and system, 0 once it is gone (a target stopped early is reported, not fatal). */
+function cpuOf(pid: number): { user: number; system: number } {
   try {
-    return cpuSeconds(pid);
+    return cpuTimes(pid);
   } catch {
-    return 0;
+    return { user: 0, system: 0 };
+  }
+}
+
+/**
+ * Read and write system calls of a process so far (/proc/PID/io: read, readv, write, writev;
+ * Node's sockets use those), and the voluntary context switches of its main thread (the event
+ * loop going to sleep: about one per wake-up); zeros once it is gone.
+ */
+function syscallsOf(pid: number): { reads: number; writes: number; sleeps: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const num = (text: string, key: string): number => Number(new RegExp(`^${key}:\\s*(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    return { reads: num(io, 'syscr'), writes: num(io, 'syscw'), sleeps: num(st, 'voluntary_ctxt_switches') };
+  } catch {
+    return { reads: 0, writes: 0, sleeps: 0 };
   }
 }
 
@@ -143,11 +175,12 @@ async function tslirpStream(d: Daemon): Promise<Target> {
   return { name: 'tslirp stream', guest, pids: [{ role: 'slirp', pid: d.pid }, ...bridgePids(guest)], stop: () => guest.destroy() };
 }
 
-async function tslirpShim(d: Daemon): Promise<Target> {
-  const shim = await startShim(d.streamPath());
-  const guest = await wsGuest(shim.url, 'tslirp stream+shim');
+async function tslirpShim(d: Daemon, via: 'unix' | 'tcp' | 'ws' = 'unix'): Promise<Target> {
+  const name = via === 'unix' ? 'tslirp stream+shim' : via === 'tcp' ? 'tslirp stream+shim tcp' : 'tslirp ws+shim';
+  const shim = await startShim(via === 'unix' ? d.streamPath() : via === 'tcp' ? `tcp:${d.streamTcp().host}:${d.streamTcp().port}` : d.wsUrl());
+  const guest = await wsGuest(shim.url, name);
   return {
-    name: 'tslirp stream+shim', guest,
+    name, guest,
     pids: [{ role: 'slirp', pid: d.pid }, { role: 'shim', pid: shim.proc.child.pid! }, ...bridgePids(guest)],
     async stop() {
       await guest.destroy();
@@ -184,8 +217,15 @@ async function libslirpShim(dir: string): Promise<Target> {
 interface Series {
   readonly values: number[];
   readonly cpuPerGb: Record<Role, number[]>;
+  /** The SLIRP's CPU per GB, user and system apart. */
+  readonly slirpUser: number[];
+  readonly slirpSystem: number[];
+  /** The SLIRP's read and write system calls and event-loop sleeps per MB. */
+  readonly slirpReads: number[];
+  readonly slirpWrites: number[];
+  readonly slirpSleeps: number[];
 }
-const newSeries = (): Series => ({ values: [], cpuPerGb: { slirp: [], shim: [], bridge: [] } });
+const newSeries = (): Series => ({ values: [], cpuPerGb: { slirp: [], shim: [], bridge: [] }, slirpUser: [], slirpSystem: [], slirpReads: [], slirpWrites: [], slirpSleeps: [] });
 
 /** The comparisons printed for every cell: [figure, baseline]. */
 const COMPARISONS: readonly (readonly [string, string])[] = [
@@ -193,6 +233,8 @@ const COMPARISONS: readonly (readonly [string, string])[] = [
   ['tslirp ws', 'tslirp stream+shim'],
   ['tslirp ws', 'libslirp ws+shim'],
   ['tslirp stream+shim', 'libslirp ws+shim'],
+  ['tslirp ws', 'tslirp stream+shim tcp'],
+  ['tslirp ws+shim', 'tslirp stream+shim tcp'],
 ];
 
 /** Rounds of one cell: every target once per round, the order rotating. */
@@ -201,18 +243,32 @@ async function rounds(targets: readonly Target[], one: (t: Target) => Promise<{ 
   for (let i = 0; i < PAIRS; i++) {
     const order = targets.map((_, k) => targets[(k + i) % targets.length]!);
     for (const t of order) {
+      const slirpPid = t.pids.find((p) => p.role === 'slirp')?.pid ?? 0;
+      const sys0 = syscallsOf(slirpPid);
       const before = t.pids.map((p) => cpuOf(p.pid));
       const r = await one(t);
       const s = out.get(t.name)!;
       s.values.push(r.value);
       if (r.bytes !== undefined) {
         const gb = r.bytes / 1e9;
+        const sys1 = syscallsOf(slirpPid);
+        s.slirpReads.push((sys1.reads - sys0.reads) / (gb * 1000));
+        s.slirpWrites.push((sys1.writes - sys0.writes) / (gb * 1000));
+        s.slirpSleeps.push((sys1.sleeps - sys0.sleeps) / (gb * 1000));
         for (const role of ['slirp', 'shim', 'bridge'] as const) {
-          let cpu = 0;
+          let user = 0;
+          let system = 0;
           t.pids.forEach((p, k) => {
-            if (p.role === role) cpu += cpuOf(p.pid) - before[k]!;
+            if (p.role !== role) return;
+            const c = cpuOf(p.pid);
+            user += c.user - before[k]!.user;
+            system += c.system - before[k]!.system;
           });
-          if (t.pids.some((p) => p.role === role)) s.cpuPerGb[role].push(gb > 0 ? cpu / gb : NaN);
+          if (t.pids.some((p) => p.role === role)) s.cpuPerGb[role].push(gb > 0 ? (user + system) / gb : NaN);
+          if (role === 'slirp') {
+            s.slirpUser.push(gb > 0 ? user / gb : NaN);
+            s.slirpSystem.push(gb > 0 ? system / gb : NaN);
+          }
         }
       }
     }
@@ -250,12 +306,13 @@ function reportBulk(cell: string, s: Map<string, Series>): void {
       .filter((r) => x.cpuPerGb[r].length > 0)
       .map((r) => `${r === 'slirp' ? (name.startsWith('libslirp') ? 'libslirp' : 'daemon') : r} ${median(x.cpuPerGb[r]).toFixed(2)}`)
       .join(', ');
-    console.log(`  ${name.padEnd(19)} ${(median(x.values) / 1e9).toFixed(2)} Gbit/s   CPU s/GB: ${cpu}`);
+    console.log(`  ${name.padEnd(22)} ${(median(x.values) / 1e9).toFixed(2)} Gbit/s   CPU s/GB: ${cpu} (SLIRP user ${median(x.slirpUser).toFixed(2)}, system ${median(x.slirpSystem).toFixed(2)}; per MB ${median(x.slirpReads).toFixed(0)} reads, ${median(x.slirpWrites).toFixed(0)} writes, ${median(x.slirpSleeps).toFixed(0)} sleeps)`);
     summary.push(`| ${cell} | ${name} | ${(median(x.values) / 1e9).toFixed(2)} Gbit/s | ${median(x.cpuPerGb.slirp).toFixed(2)} s/GB${x.cpuPerGb.shim.length > 0 ? ` (+ shim ${median(x.cpuPerGb.shim).toFixed(2)})` : ''} | ${median(x.cpuPerGb.bridge).toFixed(2)} s/GB |`);
   }
   for (const [a, b] of COMPARISONS) {
-    const xa = s.get(a)!;
-    const xb = s.get(b)!;
+    const xa = s.get(a);
+    const xb = s.get(b);
+    if (xa === undefined || xb === undefined) continue;
     const ratioOf = (rs: readonly number[]): number => (rs.length > 0 ? median(rs) : NaN);
     const tput = pairRatios(xa.values, xb.values, (x, y) => x / y);
     const cpu = pairRatios(xa.cpuPerGb.slirp, xb.cpuPerGb.slirp, (x, y) => x / y);
@@ -267,7 +324,7 @@ function reportBulk(cell: string, s: Map<string, Series>): void {
       verdict(ratioOf(tput) >= 1, `${cell}: tslirp ws ≥ 1.0× libslirp ws+shim (${ratioOf(tput).toFixed(2)}×)`);
       verdict(ratioOf(cpu) <= 1, `${cell}: tslirp ws CPU per GB ≤ libslirp's (${ratioOf(cpu).toFixed(2)}×)`);
     }
-    if (a === 'tslirp ws' && b === 'tslirp stream+shim') verdict(ratioOf(cpu) <= 1, `${cell}: WebSocket link as cheap per GB as the stream link, same bridge (${ratioOf(cpu).toFixed(2)}×)`);
+    if (a.startsWith('tslirp ws') && b.startsWith('tslirp stream+shim')) verdict(ratioOf(cpu) <= 1, `${cell}: WebSocket link as cheap per GB as the stream link, same bridge (${ratioOf(cpu).toFixed(2)}×)`);
   }
 }
 
@@ -279,8 +336,9 @@ function reportOps(cell: string, unit: 'µs' | '/s', s: Map<string, Series>): vo
     summary.push(`| ${cell} | ${name} | ${show(median(x.values))} | | |`);
   }
   for (const [a, b] of COMPARISONS) {
-    const xa = s.get(a)!;
-    const xb = s.get(b)!;
+    const xa = s.get(a);
+    const xb = s.get(b);
+    if (xa === undefined || xb === undefined) continue;
     // Speed ratio: the baseline's time per operation over the figure's (> 1: faster).
     const r = pairRatios(xa.values, xb.values, (x, y) => y / x);
     if (a === 'tslirp ws' && b === 'libslirp ws+shim') verdict(r.length > 0 && median(r) >= 1, `${cell}: tslirp ws ≥ 1.0× libslirp ws+shim (${r.length > 0 ? median(r).toFixed(2) : 'n/a'}×)`);
@@ -311,8 +369,13 @@ async function main(): Promise<void> {
   const targets: Target[] = [];
   let d: Daemon | undefined;
   try {
-    d = await startDaemon(['--ws', '127.0.0.1:0', '--stream', `unix:${join(dir, 'tslirp.sock')}`, '--mtu', '1500', '--log-level', 'info'], { startTimeoutMs: 60_000 });
-    targets.push(await tslirpWs(d), await tslirpStream(d), await tslirpShim(d), await libslirpShim(dir));
+    d = await startDaemon(['--ws', '127.0.0.1:0', '--stream', `unix:${join(dir, 'tslirp.sock')}`, '--stream', 'tcp:127.0.0.1:0', '--mtu', '1500', '--log-level', 'info'], { startTimeoutMs: 60_000 });
+    if (TARGETS.has('ws')) targets.push(await tslirpWs(d));
+    if (TARGETS.has('stream')) targets.push(await tslirpStream(d));
+    if (TARGETS.has('shim')) targets.push(await tslirpShim(d));
+    if (TARGETS.has('shim-tcp')) targets.push(await tslirpShim(d, 'tcp'));
+    if (TARGETS.has('ws-shim')) targets.push(await tslirpShim(d, 'ws'));
+    if (TARGETS.has('libslirp')) targets.push(await libslirpShim(dir));
     const load0 = os.loadavg();
     // One short warm-up transfer each way per target, unmeasured: the daemon's JIT and the
     // bridges' buffers settle before the first round.

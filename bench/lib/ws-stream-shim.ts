@@ -7,7 +7,11 @@
  * bench/ws.ts can measure it against tslirp's own WebSocket relay. A separate process, so its
  * CPU time is measured apart from the daemon's and the benchmark's.
  *
- *   node --import tsx ws-stream-shim.ts STREAM_SOCKET_PATH | tcp:HOST:PORT
+ *   node --import tsx ws-stream-shim.ts STREAM_SOCKET_PATH | tcp:HOST:PORT | ws://HOST:PORT/
+ *
+ * With a `ws://` URL it forwards each message unchanged to a WebSocket client of that URL
+ * instead (tslirp's own WebSocket listener): the same hop in front of tslirp's WebSocket link
+ * as in front of its stream link, so bench/ws.ts can compare the two links on one path.
  *
  * Prints "ws-shim: listening PORT" once it listens; one stream connection per WebSocket
  * client, closed with it. A frame longer than 65535 + 14 bytes or a text message ends that
@@ -15,11 +19,11 @@
  * parent is gone.
  */
 import net from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 
 const target = process.argv[2];
 if (target === undefined) {
-  console.error('usage: ws-stream-shim.ts STREAM_SOCKET_PATH | tcp:HOST:PORT');
+  console.error('usage: ws-stream-shim.ts STREAM_SOCKET_PATH | tcp:HOST:PORT | ws://HOST:PORT/');
   process.exit(64);
 }
 const tcp = /^tcp:(.+):(\d+)$/.exec(target);
@@ -35,6 +39,10 @@ wss.on('listening', () => {
   console.log(`ws-shim: listening ${(wss.address() as net.AddressInfo).port}`);
 });
 wss.on('connection', (ws: WebSocket) => {
+  if (target.startsWith('ws://')) {
+    relayWs(ws);
+    return;
+  }
   const sock = connect();
   sock.setNoDelay(true);
   let ready = false;
@@ -86,6 +94,37 @@ wss.on('connection', (ws: WebSocket) => {
     pending = buf.length > 0 ? Buffer.from(buf) : undefined;
   });
 });
+/** WebSocket to WebSocket: each message of either side sent on to the other as it came. */
+function relayWs(ws: WebSocket): void {
+  const up = new WebSocket(target!, { perMessageDeflate: false, maxPayload: MAX_FRAME });
+  const early: Buffer[] = [];
+  const end = (): void => {
+    up.terminate();
+    ws.terminate();
+  };
+  up.on('open', () => {
+    for (const f of early.splice(0)) up.send(f, { binary: true });
+  });
+  for (const w of [up, ws]) {
+    w.on('error', end);
+    w.on('close', end);
+  }
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (!isBinary) {
+      refused++;
+      end();
+      return;
+    }
+    toStream++;
+    if (up.readyState === WebSocket.OPEN) up.send(data, { binary: true });
+    else if (early.length < 256) early.push(data);
+  });
+  up.on('message', (data: Buffer) => {
+    toWs++;
+    ws.send(data, { binary: true });
+  });
+}
+
 // Bounded by its parent: a benchmark that dies without stopping it does not leave it running.
 const parent = process.ppid;
 setInterval(() => {
