@@ -53,6 +53,8 @@ const PCAP_DIR = process.env['BENCH_QP_PCAP'];
 /** One transfer's limit: 48 MiB at 5 Mbit/s on a starved TCG guest is about 80 s. */
 const TRANSFER_MS = Math.max(120_000, BYTES / 40);
 const BOOT_MS = 180_000;
+/** How long the guest waits, by its own clock, for both NICs and their addresses (well inside BOOT_MS). */
+const READY_S = 90;
 const TSLIRP_MAC = '52:54:00:12:34:56';
 const LIBSLIRP_MAC = '52:54:00:12:34:57';
 
@@ -79,14 +81,25 @@ const INIT = `#!/bin/busybox sh
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 while read -r m; do insmod "/lib/modules/$m" || echo "TSLIRP-QP-INSMOD-FAILED $m"; done < "/lib/modules/$mods.list"
-i=0; while [ ! -e /sys/class/net/eth1 ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done
+# Bounded by the guest's clock, not by a count of sleeps: under TCG on a loaded host the NICs'
+# probe once took longer than a fixed count allowed, and the guest came up with no address.
+up() { cut -d. -f1 /proc/uptime; }
+deadline=$(( $(up) + ${READY_S} ))
+while { [ ! -e /sys/class/net/eth0 ] || [ ! -e /sys/class/net/eth1 ]; } && [ "$(up)" -lt $deadline ]; do sleep 0.2; done
 ip link set lo up
 set --
 for n in eth0 eth1; do
+  [ -e /sys/class/net/$n ] || continue
   if [ "$(cat /sys/class/net/$n/address)" = ${TSLIRP_MAC} ]; then a=10.0.2.15; else a=10.0.3.15; fi
-  ip addr add $a/24 dev $n && ip link set $n up && set -- "$@" "$n=$a"
+  # Until the address shows on the link (a failed add or up is tried again), within the deadline.
+  while :; do
+    ip addr add $a/24 dev $n 2>/dev/null; ip link set $n up
+    if ip -o -4 addr show dev $n | grep -q " $a/24 "; then set -- "$@" "$n=$a"; break; fi
+    [ "$(up)" -lt $deadline ] || break
+    sleep 0.5
+  done
 done
-echo "TSLIRP-QP-READY $*"
+echo "TSLIRP-QP-READY $* nics=$(ls /sys/class/net | tr '\n' ',')"
 while read -r cmd host port n id; do
   t0=$(cut -d' ' -f1 /proc/uptime)
   case "$cmd" in

@@ -17,7 +17,7 @@ describe('util/checksum sum16', () => {
         const from = Math.min(lead, b.length);
         const to = Math.max(from, b.length - trail);
         expect(sum16(b, from, to, initial)).toBe(reference(b, from, to, initial));
-        // The same bytes at an odd offset inside a larger buffer (the DataView path reads through byteOffset).
+        // The same bytes at an odd offset inside a larger buffer (the word path reads through byteOffset).
         const shifted = new Uint8Array(b.length + 3).subarray(3);
         shifted.set(b);
         expect(sum16(shifted, from, to, initial)).toBe(reference(b, from, to, initial));
