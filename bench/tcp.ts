@@ -44,15 +44,17 @@
  * request/response), conn (sequential connections), idle (idle connection memory); all when
  * unset. `BENCH_ONLY=observed` runs tslirp alone, `BENCH_ONLY=ipv6` the IPv6 cells alone; rr,
  * conn and idle run at the first MTU only, BENCH_RR_COUNT round trips (2000) and
- * BENCH_CRR_COUNT connections (300) per run. BENCH_BASELINE: another build's
- * `dist/cli/main.js`, run beside tslirp in every bulk pair (ratio and CPU per GB against it).
- * Each bulk cell also prints the data frames at every guest's TAP (count and mean size). The
- * rr and conn cells also give each SLIRP process's CPU per round trip and per connection,
- * user and system apart (with the load average): on a loaded machine a gain shows there when
- * wall time is noise. BENCH_TSLIRP_DAEMON=PATH runs another build's CLI entry point (its
- * dist/cli/main.js) as tslirp; BENCH_BASE_DAEMON=PATH compares the rr and conn cells against
- * that tslirp build in place of libslirp — old against new in one run (build the old commit
- * into a scratch directory outside the tree's dist).
+ * BENCH_CRR_COUNT connections (300) per run. Each bulk cell also prints the data frames at every
+ * guest's TAP (count and mean size). The rr and conn cells also give each SLIRP process's CPU
+ * per round trip and per connection, user and system apart (with the load average): on a loaded
+ * machine a gain shows there when wall time is noise.
+ *
+ * Old build against new in one run (build the other commit into a scratch directory outside the
+ * tree's dist): BENCH_TSLIRP_DAEMON=PATH chooses which build is "tslirp" (a CLI entry point,
+ * `…/dist/cli/main.js`; this tree's build when unset), and BENCH_BASELINE=PATH runs another
+ * tslirp build as a third target beside tslirp and libslirp in every bulk, rr and conn pair
+ * (its place in the order alternating per pair), with tslirp/baseline ratios of speed and CPU. libslirp stays the
+ * reference of every floor.
  */
 import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -96,15 +98,17 @@ function nonEmpty(v: string | undefined): string | undefined {
 }
 /** Another tslirp build's CLI entry point (its dist/cli/main.js) to run as tslirp (BENCH_TSLIRP_DAEMON). */
 const TSLIRP_DAEMON = nonEmpty(process.env['BENCH_TSLIRP_DAEMON']);
-/** A tslirp build to compare against in place of libslirp in the rr and conn cells (BENCH_BASE_DAEMON): old main against new, in one run. */
-const BASE_DAEMON = nonEmpty(process.env['BENCH_BASE_DAEMON']);
 /** Where the bulk cells' bar chart is written (BENCH_CHART). */
 const CHART = process.env['BENCH_CHART'] ?? join(os.tmpdir(), 'tslirp-bench-tcp.svg');
 /**
- * BENCH_BASELINE: another build's daemon entry (`…/dist/cli/main.js`, e.g. main's built in a
- * scratch directory), run in every bulk pair beside tslirp, alternating which goes first.
+ * BENCH_BASELINE: another tslirp build's CLI entry point (`…/dist/cli/main.js`, e.g. main's built
+ * in a scratch directory), run beside tslirp and libslirp in every bulk, rr and conn pair.
  */
-const BASELINE = process.env['BENCH_BASELINE'];
+const BASELINE = nonEmpty(process.env['BENCH_BASELINE']);
+if (process.env['BENCH_BASE_DAEMON'] !== undefined) {
+  console.error('bench/tcp.ts: BENCH_BASE_DAEMON is gone; BENCH_BASELINE=PATH now runs that build beside tslirp and libslirp in the rr and conn cells too');
+  process.exit(2);
+}
 /** Floor of the observed/unobserved ratio (issue 12). */
 const OBSERVED_FLOOR = 0.95;
 
@@ -215,7 +219,7 @@ const bridgePid = (t: Target): number | undefined => (t.guest instanceof NetnsGu
 
 /**
  * A tslirp daemon and its guest: this tree's build, or the CLI entry point `entry` (another
- * build, BENCH_TSLIRP_DAEMON / BENCH_BASE_DAEMON), under `name`.
+ * build: BENCH_TSLIRP_DAEMON, BENCH_BASELINE), under `name`.
  */
 async function tslirpTarget(mtu: number, dir: string, entry = TSLIRP_DAEMON, name = 'tslirp'): Promise<Target & { daemon: Daemon; api: string }> {
   const path = pathFor(mtu);
@@ -386,7 +390,7 @@ async function main(): Promise<void> {
       const b = await libslirpTarget(mtu, dir);
       const c = runs('bulk') ? await slirp4netnsTarget(mtu) : undefined;
       const br = runs('bulk') ? await bridgeTarget(mtu, dir, iperfPort) : undefined;
-      const base = runs('bulk') && BASELINE !== undefined ? await tslirpTarget(mtu, dir, BASELINE, 'baseline') : undefined;
+      const base = BASELINE !== undefined && (runs('bulk') || (extrasHere && (runs('rr') || runs('conn')))) ? await tslirpTarget(mtu, dir, BASELINE, 'baseline') : undefined;
       try {
         for (const reverse of br === undefined ? [] : [false, true]) {
           const dirName = reverse ? 'host→guest' : 'guest→host';
@@ -490,17 +494,7 @@ async function main(): Promise<void> {
         }
         if (runs('observed') && !(await observedCells(a, mtu, iperfPort, rows))) observedOk = false;
         if (extrasHere) {
-          if (BASE_DAEMON === undefined) {
-            if (!(await extras(a, b, rows))) floorOk = false;
-          } else {
-            const base = await tslirpTarget(mtu, dir, BASE_DAEMON, 'tslirp-base');
-            try {
-              await extras(a, base, rows);
-              rows.push(`(rr and conn against BENCH_BASE_DAEMON ${BASE_DAEMON}, not libslirp: no floor checked)`);
-            } finally {
-              await base.stop();
-            }
-          }
+          if (!(await extras(a, b, base, rows))) floorOk = false;
         }
         if (runs('ipv6') && !(await ipv6Cells(a, b, mtu, iperfPort, iperfPort6, rows))) ipv6Ok = false;
       } finally {
@@ -704,12 +698,13 @@ async function observedCells(a: Target & { api: string }, mtu: number, iperfPort
 const guestClient = (t: Target, mode: 'rr' | 'crr', port: number, count: number): Promise<number> => runGuestClient(t.guest, t.name, mode, t.server, port, count);
 
 /**
- * Latency, connection rate and idle-connection memory, tslirp vs libslirp (the cells BENCH_ONLY
- * names). Pairs alternate their order (tslirp first, then libslirp first, …). Appends the
- * figures to `rows`; false when tslirp is slower than libslirp in a latency or rate cell
- * (issue 15's floors: round trip ≤ libslirp's, connection rate ≥ 1.0×).
+ * Latency, connection rate and idle-connection memory, tslirp (`a`) vs libslirp (`b`) and, when
+ * BENCH_BASELINE is set, another tslirp build (`base`) (the cells BENCH_ONLY names). Pairs
+ * rotate their order (tslirp first, then libslirp first, …). Appends the figures to `rows`; false
+ * when tslirp is slower than libslirp in a latency or rate cell (issue 15's floors: round trip
+ * ≤ libslirp's, connection rate ≥ 1.0×); the baseline's ratios are reported, not judged.
  */
-async function extras(a: Target & { daemon: Daemon }, b: Target, rows: string[]): Promise<boolean> {
+async function extras(a: Target & { daemon: Daemon }, b: Target, base: Target | undefined, rows: string[]): Promise<boolean> {
   const web = http.createServer((_req, res) => res.end('ok'));
   await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
   const port = (web.address() as net.AddressInfo).port;
@@ -725,13 +720,14 @@ async function extras(a: Target & { daemon: Daemon }, b: Target, rows: string[])
     rows.push(row);
     console.log(row);
   };
+  const targets = base === undefined ? [a, b] : [a, b, base];
   try {
-    // Alternating pairs, as for throughput; medians of each and of the pairwise ratios.
-    const rr: Record<string, number[]> = { [a.name]: [], [b.name]: [] };
-    const crr: Record<string, number[]> = { [a.name]: [], [b.name]: [] };
+    // Rotating pairs, as for throughput; medians of each and of the pairwise ratios.
+    const rr: Record<string, number[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
+    const crr: Record<string, number[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
     // CPU of each SLIRP process over all its runs (user, system seconds): a gain shows here even when wall time is noise on a loaded machine.
-    const rrCpu = { [a.name]: { user: 0, system: 0 }, [b.name]: { user: 0, system: 0 } };
-    const crrCpu = { [a.name]: { user: 0, system: 0 }, [b.name]: { user: 0, system: 0 } };
+    const rrCpu: Record<string, { user: number; system: number }> = Object.fromEntries(targets.map((t) => [t.name, { user: 0, system: 0 }]));
+    const crrCpu: Record<string, { user: number; system: number }> = Object.fromEntries(targets.map((t) => [t.name, { user: 0, system: 0 }]));
     const timed = async (t: Target, into: Record<string, { user: number; system: number }>, f: () => Promise<number>): Promise<number> => {
       const before = t.pid === undefined ? undefined : cpuTimes(t.pid);
       const r = await f();
@@ -743,41 +739,55 @@ async function extras(a: Target & { daemon: Daemon }, b: Target, rows: string[])
       return r;
     };
     // One unmeasured run of each first: a daemon in service has its JIT settled (libslirp has none), and the first pairs of a fresh one measured its warm-up.
-    for (const t of [a, b]) {
+    for (const t of targets) {
       if (runs('rr')) await guestClient(t, 'rr', echoPort, RR_COUNT);
       if (runs('conn')) await guestClient(t, 'crr', port, CRR_COUNT);
     }
     for (let i = 0; i < PAIRS; i++) {
-      for (const t of i % 2 === 0 ? [a, b] : [b, a]) {
+      for (let k = 0; k < targets.length; k++) {
+        const t = targets[(i + k) % targets.length]!;
         if (runs('rr')) rr[t.name]!.push(await timed(t, rrCpu, () => guestClient(t, 'rr', echoPort, RR_COUNT)));
         if (runs('conn')) crr[t.name]!.push(await timed(t, crrCpu, () => guestClient(t, 'crr', port, CRR_COUNT)));
       }
     }
     /** CPU per operation of each target in `unit` (1e6: µs, 1e3: ms), user+system (user, system). */
     const cpuPer = (cpu: Record<string, { user: number; system: number }>, ops: number, unit: number, digits: number): string =>
-      [a, b].map((t) => {
+      targets.map((t) => {
         const c = cpu[t.name]!;
         const f = (x: number): string => ((x * unit) / ops).toFixed(digits);
         return `${t.name} ${f(c.user + c.system)} (user ${f(c.user)}, system ${f(c.system)})`;
       }).join(', ');
     const load = os.loadavg()[0]!.toFixed(1);
-    const pairs = (m: Record<string, number[]>): number[] => m[b.name]!.map((x, i) => x / m[a.name]![i]!);
+    /** Pairwise speed ratios a/t (times: t's time over a's). */
+    const pairs = (m: Record<string, number[]>, t: Target): number[] => m[t.name]!.map((x, i) => x / m[a.name]![i]!);
+    /** CPU per operation, a over t. */
+    const cpuRatio = (cpu: Record<string, { user: number; system: number }>, t: Target): string => {
+      const x = cpu[a.name]!;
+      const y = cpu[t.name]!;
+      return y.user + y.system > 0 ? ((x.user + x.system) / (y.user + y.system)).toFixed(2) : 'n/a';
+    };
+    const versusBase = (m: Record<string, number[]>, cpu: Record<string, { user: number; system: number }>): string => {
+      if (base === undefined) return '';
+      const r = pairs(m, base);
+      return `\n    against ${base.name} (BENCH_BASELINE ${BASELINE}): speed ratio ${a.name}/${base.name} ${median(r).toFixed(2)} (pairs ${r.map((x) => x.toFixed(2)).join(' ')}), CPU per operation ${cpuRatio(cpu, base)}`;
+    };
+    const times = (m: Record<string, number[]>, f: (x: number) => string): string => targets.slice(1).map((t) => `${t.name} ${f(median(m[t.name]!))}`).join(', ');
     if (runs('rr')) {
-      const r = pairs(rr);
+      const r = pairs(rr, b);
       if (median(r) < 1) ok = false;
       report(
-        `1-byte request/response on one connection: ${a.name} ${median(rr[a.name]!).toFixed(0)} µs per round trip, ${b.name} ${median(rr[b.name]!).toFixed(0)} µs; ` +
+        `1-byte request/response on one connection: ${a.name} ${median(rr[a.name]!).toFixed(0)} µs per round trip, ${times(rr, (x) => `${x.toFixed(0)} µs`)}; ` +
           `speed ratio ${a.name}/${b.name} ${median(r).toFixed(2)} (pairs ${r.map((x) => x.toFixed(2)).join(' ')}); ` +
-          `CPU µs per round trip: ${cpuPer(rrCpu, RR_COUNT * PAIRS, 1e6, 0)}; load ${load}`,
+          `CPU µs per round trip: ${cpuPer(rrCpu, RR_COUNT * PAIRS, 1e6, 0)}; load ${load}` + versusBase(rr, rrCpu),
       );
     }
     if (runs('conn')) {
-      const r = pairs(crr);
+      const r = pairs(crr, b);
       if (median(r) < 1) ok = false;
       report(
-        `sequential connections (connect, request, reply, close): ${a.name} ${(1e6 / median(crr[a.name]!)).toFixed(0)}/s, ${b.name} ${(1e6 / median(crr[b.name]!)).toFixed(0)}/s; ` +
+        `sequential connections (connect, request, reply, close): ${a.name} ${(1e6 / median(crr[a.name]!)).toFixed(0)}/s, ${times(crr, (x) => `${(1e6 / x).toFixed(0)}/s`)}; ` +
           `speed ratio ${a.name}/${b.name} ${median(r).toFixed(2)} (pairs ${r.map((x) => x.toFixed(2)).join(' ')}); ` +
-          `CPU ms per connection: ${cpuPer(crrCpu, CRR_COUNT * PAIRS, 1e3, 2)}; load ${load}`,
+          `CPU ms per connection: ${cpuPer(crrCpu, CRR_COUNT * PAIRS, 1e3, 2)}; load ${load}` + versusBase(crr, crrCpu),
       );
     }
     if (runs('idle')) {
