@@ -486,7 +486,8 @@ async function startScaled(dir: string, name: string, sessions: number): Promise
   for (let i = 0; i < listeners; i++) args.push('--dgram', 'udp:127.0.0.1:0');
   const before = process.env['DAEMON_NODE_ARGS'];
   process.env['DAEMON_NODE_ARGS'] = `${before ?? ''} --inspect=127.0.0.1:0`;
-  const entry = name === 'baseline' ? undefined : process.env['BENCH_SCALE_ENTRY'];
+  const asked = process.env['BENCH_SCALE_ENTRY'];
+  const entry = name === 'baseline' || asked === '' ? undefined : asked;
   const daemon = await startDaemon(args, entry === undefined ? {} : { entry });
   process.env['DAEMON_NODE_ARGS'] = before ?? '';
   let inspector: string | undefined;
