@@ -33,7 +33,17 @@
  *   accepted sockets (a bare `net.Socket` per flow, nothing of tslirp in it);
  * - event-loop lag p99 of the daemon (prom-client's monitorEventLoopDelay histogram from
  *   /metrics, reset at the start of the window) while 100 bulk flows spread over the
- *   sessions carry host→guest data for BENCH_SECONDS;
+ *   sessions carry host→guest data for BENCH_SECONDS. That histogram records the interval
+ *   between two ticks of a timer of prom-client's default resolution, 10 ms, so an idle loop
+ *   reads 10 ms and more: the lag is its p99 less those 10 ms (before 2026-12-04 the
+ *   figure was the interval itself, and a p99 under 10 ms could not be measured). On a
+ *   loaded machine that wall-clock lag is mostly the wait for a core; with BENCH_SCALE_DEBUG
+ *   the daemon also keeps a 1 ms tick during each window and each interval's time on a core
+ *   (/proc/thread-self/schedstat), which tells the daemon's own long turns from the machine's
+ *   load, and its GC pauses. BENCH_SCALE_PROFILE=DIR writes a V8 CPU profile of each window,
+ *   BENCH_SCALE_PERF=DIR a `perf record` of the daemon's on-CPU time (with
+ *   DAEMON_NODE_ARGS=--perf-basic-prof for JS names); BENCH_SCALE_ENTRY=PATH runs the scaled
+ *   daemon from another build (dist/cli/main.js of a base worktree) for a before/after;
  * - those bulk flows' total throughput against the same 100 bulk flows in one session of a
  *   second daemon with nothing else (alternated, BENCH_PAIRS pairs, median of ratios).
  * Floors: ≤ 4 KiB per idle flow (RSS), lag p99 < 10 ms, throughput ≥ 0.8×.
@@ -45,12 +55,12 @@
  *
  * The chart (docs/scale.svg) is written from the run's figures.
  */
-import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
@@ -64,6 +74,8 @@ const FLOW_STEPS = (process.env['BENCH_SCALE_FLOWS'] ?? '1000,10000,100000').spl
 const SESSION_STEPS = (process.env['BENCH_SCALE_SESSIONS'] ?? '1,50,200').split(',').map(Number);
 const PARTS = (process.env['BENCH_SCALE_PARTS'] ?? 'flows,links').split(',');
 const BULK_FLOWS = 100;
+/** prom-client's default eventLoopMonitoringPrecision, which the daemon keeps (src/api/metrics.ts). */
+const PROM_RESOLUTION_MS = 10;
 const IDLE_PORTS = 8;
 const SESSIONS_PER_DGRAM_LISTENER = 50;
 /** Descriptors: the daemon and the server each hold one per flow. */
@@ -476,7 +488,9 @@ async function startScaled(dir: string, name: string, sessions: number): Promise
   for (let i = 0; i < listeners; i++) args.push('--dgram', 'udp:127.0.0.1:0');
   const before = process.env['DAEMON_NODE_ARGS'];
   process.env['DAEMON_NODE_ARGS'] = `${before ?? ''} --inspect=127.0.0.1:0`;
-  const daemon = await startDaemon(args);
+  const asked = process.env['BENCH_SCALE_ENTRY'];
+  const entry = name === 'baseline' || asked === '' ? undefined : asked;
+  const daemon = await startDaemon(args, entry === undefined ? {} : { entry });
   process.env['DAEMON_NODE_ARGS'] = before ?? '';
   let inspector: string | undefined;
   for (let i = 0; i < 100 && inspector === undefined; i++) {
@@ -508,9 +522,9 @@ async function snapshot(s: Scaled, name: string): Promise<void> {
   writeFileSync(join(dir, `${name}.heapsnapshot`), chunks.join(''));
 }
 
-/** The daemon's used JS heap after a full GC, its RSS and ArrayBuffer bytes, through the inspector protocol. */
-async function heapAfterGc(url: string): Promise<{ heap: number; heapTotal: number; rss: number; arrayBuffers: number }> {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
+/** A session on the daemon's inspector: `call` sends one method and resolves with its result. */
+async function inspectorSession(url: string): Promise<{ call: (method: string, params?: object) => Promise<Record<string, unknown>>; close: () => void }> {
+  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 1 << 30 });
   await new Promise<void>((r, j) => ws.once('open', r).once('error', j));
   let id = 0;
   const call = (method: string, params?: object): Promise<Record<string, unknown>> =>
@@ -526,12 +540,26 @@ async function heapAfterGc(url: string): Promise<{ heap: number; heapTotal: numb
       ws.on('message', on);
       ws.send(JSON.stringify({ id: my, method, params }));
     });
+  return { call, close: () => ws.close() };
+}
+
+/** Evaluates `expression` in the daemon (through the inspector) and returns its value. */
+async function evaluate(url: string, expression: string): Promise<unknown> {
+  const s = await inspectorSession(url);
+  const r = await s.call('Runtime.evaluate', { expression, returnByValue: true });
+  s.close();
+  return (r['result'] as { value?: unknown } | undefined)?.value;
+}
+
+/** The daemon's used JS heap after a full GC, its RSS and ArrayBuffer bytes, through the inspector protocol. */
+async function heapAfterGc(url: string): Promise<{ heap: number; heapTotal: number; rss: number; arrayBuffers: number }> {
+  const { call, close } = await inspectorSession(url);
   await call('HeapProfiler.enable');
   await call('HeapProfiler.collectGarbage');
   const usage = await call('Runtime.getHeapUsage');
   await call('HeapProfiler.disable');
   const mem = await call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true });
-  ws.close();
+  close();
   const m = JSON.parse((mem['result'] as { value: string }).value) as { rss: number; arrayBuffers: number };
   return { heap: usage['usedSize'] as number, heapTotal: usage['totalSize'] as number, rss: m.rss, arrayBuffers: m.arrayBuffers };
 }
@@ -576,14 +604,103 @@ function idlePairs(from: number, count: number, ports: readonly number[]): [numb
   return out;
 }
 
-async function bulkWindow(server: ServerProc, which: number, guests: readonly { g: GenGuest; ids: number[] }[], api: string | undefined): Promise<{ gbps: number; lagMs: number }> {
+/** The bulk window's figures for the scaled daemon, printed with BENCH_SCALE_DEBUG. */
+const DEBUG = process.env['BENCH_SCALE_DEBUG'] !== undefined;
+const PROFILE_DIR = process.env['BENCH_SCALE_PROFILE'];
+/** With BENCH_SCALE_PERF=DIR: `perf record` of the scaled daemon's on-CPU time during each bulk window (run with DAEMON_NODE_ARGS=--perf-basic-prof for JS names). */
+const PERF_DIR = process.env['BENCH_SCALE_PERF'];
+
+/**
+ * Installs (once) and restarts, in the daemon, a 1 ms tick that records for each interval
+ * between two ticks its wall time and the time the daemon's main thread ran on a core
+ * (/proc/thread-self/schedstat, in ns): a long interval with little run time was a wait for a
+ * core (the machine's load), one with as much run time was the daemon's own long turn. And
+ * the GC pauses (debug only).
+ */
+const DEBUG_START = `(() => {
+  const ph = process.getBuiltinModule('node:perf_hooks');
+  const fs = process.getBuiltinModule('node:fs');
+  const g = globalThis;
+  g.__benchGc = [];
+  g.__benchGcObs ??= new ph.PerformanceObserver((l) => { for (const e of l.getEntries()) g.__benchGc?.push([e.detail?.kind ?? e.kind, e.duration]); });
+  g.__benchGcObs.observe({ entryTypes: ['gc'] });
+  g.__benchFd ??= fs.openSync('/proc/thread-self/schedstat', 'r');
+  const buf = Buffer.alloc(128);
+  const read = () => { const n = fs.readSync(g.__benchFd, buf, 0, 128, 0); const f = buf.toString('latin1', 0, n).split(' '); return [Number(f[0]), Number(f[1])]; };
+  g.__benchTicks = [];
+  let last = process.hrtime.bigint(); let [run0, wait0] = read(); const start = [run0, wait0];
+  clearInterval(g.__benchTimer);
+  g.__benchTimer = setInterval(() => {
+    const now = process.hrtime.bigint(); const [run, wait] = read();
+    g.__benchTicks.push(Number(now - last) / 1e6, (run - run0) / 1e6);
+    last = now; run0 = run; wait0 = wait;
+  }, 1);
+  g.__benchStart = start;
+  return true;
+})()`;
+const DEBUG_END = `(() => {
+  const g = globalThis; clearInterval(g.__benchTimer); g.__benchGcObs.disconnect();
+  const fs = process.getBuiltinModule('node:fs'); const buf = Buffer.alloc(128);
+  const n = fs.readSync(g.__benchFd, buf, 0, 128, 0); const f = buf.toString('latin1', 0, n).split(' ');
+  const t = g.__benchTicks; const wall = [], run = [];
+  for (let i = 0; i < t.length; i += 2) { wall.push(t[i]); run.push(t[i + 1]); }
+  const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(s.length * p))] ?? 0; };
+  const gc = g.__benchGc; const major = gc.filter((x) => x[0] === 4 || x[0] === 8);
+  let at = 0; const top = wall.map((w, i) => { at += w; return [run[i], at]; }).sort((a, b) => b[0] - a[0]).slice(0, 3).map((x) => x[0].toFixed(0) + '@' + x[1].toFixed(0)).join(' ');
+  return JSON.stringify({ top, ticks: wall.length, wallP99: pct(wall, 0.99), wallMax: Math.max(0, ...wall), runP99: pct(run, 0.99), runP999: pct(run, 0.999), runMax: Math.max(0, ...run),
+    runMs: (Number(f[0]) - g.__benchStart[0]) / 1e6, waitMs: (Number(f[1]) - g.__benchStart[1]) / 1e6,
+    gcCount: gc.length, gcMs: gc.reduce((s, x) => s + x[1], 0), gcMax: Math.max(0, ...gc.map((x) => x[1])), major: major.length, majorMax: Math.max(0, ...major.map((x) => x[1])) });
+})()`;
+
+let profiles = 0;
+
+async function bulkWindow(server: ServerProc, which: number, guests: readonly { g: GenGuest; ids: number[] }[], d: Scaled | undefined): Promise<{ gbps: number; lagMs: number }> {
   const bytes = (): number => guests.reduce((n, x) => n + x.g.bytesOf(x.ids), 0);
-  if (api !== undefined) await httpGetUnix(api, '/metrics'); // resets the lag histogram
+  if (d !== undefined) await httpGetUnix(d.api, '/metrics'); // resets the lag histogram
+  if (d !== undefined && DEBUG) await evaluate(d.inspector, DEBUG_START);
+  const prof = d !== undefined && PROFILE_DIR !== undefined ? await inspectorSession(d.inspector) : undefined;
+  if (prof !== undefined) {
+    await prof.call('Profiler.enable');
+    await prof.call('Profiler.setSamplingInterval', { interval: 200 });
+    await prof.call('Profiler.start');
+  }
+  const perf = d !== undefined && PERF_DIR !== undefined ? spawn('perf', ['record', '-e', 'cpu-clock', '-F', '2000', '-g', '-p', String(d.daemon.pid), '-o', join(PERF_DIR, `bulk-${profiles + 1}.perf.data`)], { stdio: 'ignore' }) : undefined;
+  const frames0 = guests.reduce((n, x) => n + x.g.frames, 0);
+  const ooo0 = guests.reduce((n, x) => n + x.g.outOfOrder, 0);
+  const cpu0 = d === undefined ? undefined : cpuTimes(d.daemon.pid);
+  const own0 = process.cpuUsage();
   const b0 = bytes();
   const t0 = performance.now();
   const { written } = await server.next('pumped', { op: 'pump', which, ms: SECONDS * 1000 });
-  const gbps = ((bytes() - b0) * 8) / ((performance.now() - t0) / 1000) / 1e9;
-  const lagMs = api === undefined ? NaN : metric(await httpGetUnix(api, '/metrics'), 'tslirp_nodejs_eventloop_lag_p99_seconds') * 1000;
+  const seconds = (performance.now() - t0) / 1000;
+  const gbps = ((bytes() - b0) * 8) / seconds / 1e9;
+  if (perf !== undefined) {
+    perf.kill('SIGINT');
+    await new Promise((r) => perf.once('exit', r));
+    if (prof === undefined) profiles++;
+  }
+  if (prof !== undefined) {
+    const r = await prof.call('Profiler.stop');
+    const file = join(PROFILE_DIR!, `bulk-${++profiles}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(r['profile']));
+    prof.close();
+    console.log(`  profile: ${file}`);
+  }
+  const text = d === undefined ? '' : await httpGetUnix(d.api, '/metrics');
+  // prom-client's histogram (monitorEventLoopDelay at its default resolution of 10 ms) records
+  // the interval between two ticks of a 10 ms timer, so even an idle loop reads 10 ms and more;
+  // the lag is that interval less the 10 ms the timer was asked to wait.
+  const lagMs = d === undefined ? NaN : metric(text, 'tslirp_nodejs_eventloop_lag_p99_seconds') * 1000 - PROM_RESOLUTION_MS;
+  if (d !== undefined && DEBUG) {
+    const cpu1 = cpuTimes(d.daemon.pid);
+    const own = process.cpuUsage(own0);
+    const x = JSON.parse((await evaluate(d.inspector, DEBUG_END)) as string) as Record<string, number>;
+    const f = (v: number): string => v.toFixed(1);
+    console.log(`  window ${f(seconds)} s: ${((bytes() - b0) / 1e6).toFixed(0)} MB, ${guests.reduce((n, y) => n + y.g.frames, 0) - frames0} frames to guests, ${guests.reduce((n, y) => n + y.g.outOfOrder, 0) - ooo0} out of order; ` +
+      `daemon CPU user ${f(cpu1.user - cpu0!.user)} s sys ${f(cpu1.system - cpu0!.system)} s, bench ${f(own.user / 1e6)}+${f(own.system / 1e6)} s; ` +
+      `lag: prom p99 ${f(lagMs + PROM_RESOLUTION_MS)} ms (interval), max ${f(metric(text, 'tslirp_nodejs_eventloop_lag_max_seconds') * 1000)}; 1 ms ticks ${x['ticks']}: wall p99 ${f(x['wallP99']!)} max ${f(x['wallMax']!)}, on-core p99 ${f(x['runP99']!)} p99.9 ${f(x['runP999']!)} max ${f(x['runMax']!)} ms (longest ms@window ms: ${String(x['top'])}); main thread ran ${f(x['runMs']!)} waited ${f(x['waitMs']!)} ms; ` +
+      `GC ${x['gcCount']} pauses ${f(x['gcMs']!)} ms, longest ${f(x['gcMax']!)} ms, ${x['major']} major (longest ${f(x['majorMax']!)} ms); load ${loadavg()[0]!.toFixed(1)}`);
+  }
   await drained(written, bytes);
   return { gbps, lagMs };
 }
@@ -655,7 +772,7 @@ async function flowsPart(dir: string, server: ServerProc, ports: ServerPorts): P
           const gb: number[] = [];
           const bgb: number[] = [];
           for (let p = 0; p < PAIRS; p++) {
-            const a = await bulkWindow(server, 0, bulk, d.api);
+            const a = await bulkWindow(server, 0, bulk, d);
             const b = await bulkWindow(server, 1, baseline, undefined);
             ratios.push(a.gbps / b.gbps);
             lags.push(a.lagMs);

@@ -13,6 +13,10 @@
  * one turn) form one batch: the stack flushes TCP — data and one ACK per connection — once,
  * in a microtask after the event, not after every frame.
  *
+ * TCP data toward guests is sent within the process's turn budget (`turn-budget.ts`): when a
+ * turn's is spent, the connections it stopped send on once it is refilled in a later turn
+ * (`Stack.resumeSends`), so no turn of the event loop sends every busy flow's whole window.
+ *
  * Given a recorder (`src/replay/recorder.ts`), the network reads the recorder's clock and
  * randomness, and every entry — a port's frame, a batch's start and end, a timer advance, a host
  * event, a port attached or detached, forwards opened or closed, new DNS upstreams, a reload, the close —
@@ -47,6 +51,7 @@ import type { TftpStats } from '../tftp/server.js';
 import type { Clock, Random } from '../util/clock.js';
 import type { NetworkRecorder, PortLabel } from '../replay/recorder.js';
 import { Scheduler } from './scheduler.js';
+import { processReadBudget, processTurnBudget, type TurnBudget } from '../host/turn-budget.js';
 import type { SessionNetwork } from './session.js';
 
 export interface LiveNetworkOptions {
@@ -69,6 +74,14 @@ export interface LiveNetworkOptions {
   readonly onEgressRefused?: StackDeps['onEgressRefused'];
   /** Records the network for replay: it supplies the network's clock and randomness (see the module comment). */
   readonly recorder?: NetworkRecorder;
+  /**
+   * The send budget of the event loop's turn (src/host/turn-budget.ts): default the one the
+   * whole process shares, null for none. A recorded network has none (a replay could not
+   * know when another network's traffic spent it).
+   */
+  readonly sendBudget?: TurnBudget | null;
+  /** The read budget of the turn for host sockets (NodeTcpOptions.readBudget): default the process's; none where sendBudget is null. */
+  readonly readBudget?: TurnBudget;
 }
 
 /** Two observers as one, `first` first. */
@@ -81,6 +94,7 @@ export class LiveNetwork implements SessionNetwork {
   readonly #scheduler: Scheduler;
   readonly #onInternalError: ((err: unknown) => void) | undefined;
   readonly #rec: NetworkRecorder | undefined;
+  readonly #budget: TurnBudget | undefined;
   #lastError: unknown;
   #batching = false;
   #closed = false;
@@ -112,13 +126,14 @@ export class LiveNetwork implements SessionNetwork {
     const observer = both(o.observer, rec?.observer);
     const observed = observer === undefined ? events : observeEvents(events, observer);
     // Outside the observer, so a recording has the batch before the reads it holds (and no hint).
+    const budgeted = rec === undefined && o.sendBudget !== null;
     this.host = new NodeHost({
       ...observed,
       tcpData: (flow, data, more) => {
         if (more === true) this.#holdForReads();
         observed.tcpData(flow, data);
       },
-    });
+    }, budgeted ? { readBudget: o.readBudget ?? processReadBudget } : {});
     this.#onInternalError = o.onInternalError;
     // The scheduler exists before the network, whose stack may arm timers while it is built.
     const advance = (): void => {
@@ -127,7 +142,9 @@ export class LiveNetwork implements SessionNetwork {
     };
     this.#scheduler = new Scheduler({ advance, nextDeadline: () => this.network.nextDeadline() }, o.clock, () => {
       this.#checkError();
+      this.#waitForBudget();
     });
+    const budget = (this.#budget = budgeted ? (o.sendBudget ?? processTurnBudget) : undefined);
     this.network = new Network(o.name, o.config, {
       clock: rec?.clock ?? o.clock,
       random: rec?.random ?? o.random,
@@ -139,6 +156,7 @@ export class LiveNetwork implements SessionNetwork {
       ...(o.switch !== undefined && { switch: o.switch }),
       ...(o.onPortMapping !== undefined && { onPortMapping: o.onPortMapping }),
       ...(o.onEgressRefused !== undefined && { onEgressRefused: o.onEgressRefused }),
+      ...(budget !== undefined && { sendBudget: budget }),
     });
   }
 
@@ -228,12 +246,27 @@ export class LiveNetwork implements SessionNetwork {
     this.poke();
   };
 
-  /** Call after any entry into the network from outside a port: re-arms the timer, reports a new internal error. */
+  /**
+   * Call after any entry into the network from outside a port: re-arms the timer, reports a
+   * new internal error, and waits for the turn budget when connections wait for it.
+   */
   poke(): void {
     if (this.#closed) return;
     this.#checkError();
     this.#scheduler.rearm();
+    this.#waitForBudget();
   }
+
+  #waitForBudget(): void {
+    if (this.#budget !== undefined && this.network.stack.sendsDeferred) this.#budget.wait(this.#resumeSends);
+  }
+
+  /** The turn budget was refilled: connections it stopped send on (an entry like any other). */
+  readonly #resumeSends = (): void => {
+    if (this.#closed) return;
+    this.network.stack.resumeSends();
+    this.poke();
+  };
 
   /** Replaces the DNS forwarder's upstreams (resolv.conf changed). */
   setDnsUpstreams(upstreams: readonly Endpoint[]): void {
@@ -312,6 +345,7 @@ export class LiveNetwork implements SessionNetwork {
     this.#checkError();
     this.#closed = true;
     this.#scheduler.stop();
+    this.#budget?.cancel(this.#resumeSends);
     this.#rec?.api('close', []);
     this.network.close();
     this.#rec?.end('network closed');

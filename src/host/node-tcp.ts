@@ -33,6 +33,10 @@
  *   `this`; a Map gives its flow), so an idle flow holds no closures of its own.
  * - `pause()` stops reading when the guest's window and our queue are full; a read already
  *   in flight may still arrive once (Node delivers it after pause).
+ * - With a read budget (`readBudget`, the process's turn budget for reads): once a turn has
+ *   read it, each connected socket that reads stops until a later turn, when the budget
+ *   resumes a few of them at a time, in the order they stopped; so a turn does not read 100
+ *   busy sockets' megabytes into their queues at once.
  * - A host service's stream (`attachStream`: a command's stdio, a program's handler, see
  *   `node-services.ts`) stands where a socket would: the same writes, half-close, pause and
  *   events; it is "connected" in the next microtask, and a reset destroys it.
@@ -46,13 +50,27 @@ import { formatIpAddr } from '../net/addr.js';
 import type { Endpoint, FlowId } from '../net/addr.js';
 import { endpointOf } from './node-listeners.js';
 import type { HostEvents } from '../net/seams.js';
+import type { TurnBudget } from './turn-budget.js';
 
 export type NodeTcpEvents = Pick<HostEvents, 'tcpConnected' | 'tcpData' | 'tcpEnd' | 'tcpDrained' | 'tcpError' | 'tcpClosed'>;
 
 export interface NodeTcpOptions {
   /** SO_KEEPALIVE idle time before the first probe, ms (0: off). */
   readonly keepAliveMs?: number;
+  /**
+   * The read budget of the event loop's turn (`turn-budget.ts`), shared with the process's
+   * other networks: once a turn has read it, a connected socket that reads stops until a
+   * later turn. Absent: sockets read whenever they are readable.
+   */
+  readonly readBudget?: TurnBudget;
 }
+
+/**
+ * Sockets the read budget stopped that one refill lets read again: each may read up to 32 ×
+ * READ_BUFFER_BYTES in its next event (libuv's reads per event), so resuming all at once
+ * would read 100 sockets' worth in one turn again.
+ */
+const RESUMED_PER_REFILL = 8;
 
 /**
  * Bytes one read of a connected socket may deliver. Four times Node's default (64 KiB): a
@@ -84,12 +102,20 @@ export class NodeTcp {
   /** Sockets corked in this event: a second chunk came. */
   readonly #corked = new Set<FlowSocket>();
   #flushScheduled = false;
+  readonly #readBudget: TurnBudget | undefined;
+  /** Sockets the engine paused (Host.tcpPause): the read budget never resumes them. */
+  readonly #enginePaused = new Set<FlowSocket>();
+  /** Sockets the read budget stopped, in the order they resume. */
+  readonly #budgetStopped = new Set<FlowSocket>();
   /** `onread` of every connected socket: one object, its callback called with the socket as `this`. */
   readonly #onread: net.OnReadOpts = ((tcp: NodeTcp, buffer: Buffer) => ({
     buffer,
     callback(this: FlowSocket, n: number): boolean {
       const flow = tcp.#flowOf.get(this);
-      if (flow !== undefined) tcp.#events.tcpData(flow, buffer.subarray(0, n), n === buffer.length);
+      if (flow === undefined) return true;
+      tcp.#events.tcpData(flow, buffer.subarray(0, n), n === buffer.length);
+      const budget = tcp.#readBudget;
+      if (budget !== undefined && (budget.take(n) ? budget.left <= 0 : true) && tcp.#flowOf.has(this)) tcp.#stopForBudget(this);
       return true;
     },
   }))(this, this.#readBuffer);
@@ -97,7 +123,26 @@ export class NodeTcp {
   constructor(events: NodeTcpEvents, options: NodeTcpOptions = {}) {
     this.#events = events;
     this.#keepAliveMs = options.keepAliveMs ?? 60_000;
+    this.#readBudget = options.readBudget;
   }
+
+  /** This turn has read its budget: the socket stops (its pending reads end) until a refill. */
+  #stopForBudget(socket: FlowSocket): void {
+    if (!this.#budgetStopped.has(socket) && !this.#enginePaused.has(socket)) socket.pause();
+    this.#budgetStopped.add(socket);
+    this.#readBudget!.wait(this.#resumeReads);
+  }
+
+  /** A refill: the first RESUMED_PER_REFILL stopped sockets read again (unless the engine paused them); the rest wait on. */
+  readonly #resumeReads = (): void => {
+    let n = 0;
+    for (const socket of this.#budgetStopped) {
+      if (n++ >= RESUMED_PER_REFILL) break;
+      this.#budgetStopped.delete(socket);
+      if (!this.#enginePaused.has(socket) && this.#flowOf.has(socket)) socket.resume();
+    }
+    if (this.#budgetStopped.size > 0) this.#readBudget!.wait(this.#resumeReads);
+  };
 
   /** Open sockets. */
   get size(): number {
@@ -155,6 +200,8 @@ export class NodeTcp {
   #forget(flow: FlowId, socket: FlowSocket): void {
     this.#sockets.delete(flow);
     this.#flowOf.delete(socket);
+    this.#enginePaused.delete(socket);
+    this.#budgetStopped.delete(socket);
   }
 
   // The shared handlers: `socket` is the emitter (EventEmitter calls listeners with it as `this`).
@@ -265,12 +312,17 @@ export class NodeTcp {
     if (!socket.writableEnded) socket.end();
   }
 
-  /** Host.tcpPause. */
+  /** Host.tcpPause (a socket the read budget stopped stays so until its turn comes). */
   pause(flow: FlowId, paused: boolean): void {
     const socket = this.#sockets.get(flow);
     if (socket === undefined) return;
-    if (paused) socket.pause();
-    else socket.resume();
+    if (paused) {
+      this.#enginePaused.add(socket);
+      socket.pause();
+    } else {
+      this.#enginePaused.delete(socket);
+      if (!this.#budgetStopped.has(socket)) socket.resume();
+    }
   }
 
   /** Host.tcpReset: RST to the host peer, socket released. */

@@ -28,6 +28,10 @@
  * - ACK coalescing: connections mark themselves dirty; `flush()` — which the stack calls at
  *   the end of every entry point — lets each dirty connection send its data and at most one
  *   ACK. A batch of frames from the link thus costs one ACK per connection.
+ * - Send budget (`ToGuest.sendBudget`, the shell's): a connection sends data only while the
+ *   budget of the shell's event-loop turn lasts; one it stops is kept (`sendsDeferred`) and
+ *   flushes again when the shell calls `resumeSends` in a later turn, those that sent nothing
+ *   before those stopped midway. So one turn never sends a whole window of every busy flow.
  * - Timers: each entry point notes the connections it touched; their earliest timers are
  *   filed in a DeadlineQueue before `nextDeadline()` answers or `advance(nowMs)` runs the
  *   due ones, so neither scans every connection.
@@ -93,6 +97,13 @@ export class TcpEngine {
   readonly #deadlines = new DeadlineQueue<TcpConn>();
   /** Connections paused because the shared budget was spent. */
   readonly #budgetPaused = new Set<TcpConn>();
+  /**
+   * Connections the send budget stopped (ToGuest.sendBudget), in the order they resume:
+   * those that had sent nothing in their turn first, then those it stopped midway, so one
+   * connection with a large window cannot take every turn's budget.
+   */
+  readonly #deferredIdle = new Set<TcpConn>();
+  readonly #deferredSent = new Set<TcpConn>();
   #held = 0;
   readonly #io: TcpConnIo;
 
@@ -410,6 +421,22 @@ export class TcpEngine {
     }
   }
 
+  /** Whether connections wait for the send budget (`resumeSends`). */
+  get sendsDeferred(): boolean {
+    return this.#deferredIdle.size + this.#deferredSent.size > 0;
+  }
+
+  /**
+   * The shell has budget again: the connections it stopped flush at the end of this entry,
+   * in their order, as far as the budget goes (the rest wait again).
+   */
+  resumeSends(): void {
+    const order = [...this.#deferredIdle, ...this.#deferredSent];
+    this.#deferredIdle.clear();
+    this.#deferredSent.clear();
+    for (const c of order) if (c.state !== 'closed') this.#io.markDirty(c);
+  }
+
   advance(nowMs: number): void {
     this.#fileDeadlines();
     for (const c of this.#deadlines.takeDue(nowMs)) {
@@ -434,6 +461,8 @@ export class TcpEngine {
   closeAll(): void {
     for (const f of [...this.#table.all()]) if (f instanceof TcpConn) f.abort();
     this.#dirty = [];
+    this.#deferredIdle.clear();
+    this.#deferredSent.clear();
   }
 
   // ================================================================ TcpConnIo
@@ -442,6 +471,7 @@ export class TcpEngine {
   #makeIo(): TcpConnIo {
     const host = this.#host;
     const toGuest = this.#toGuest;
+    const budget = toGuest.sendBudget;
     return {
       counters: this.counters,
       stats: this.stats,
@@ -464,12 +494,22 @@ export class TcpEngine {
         this.#touched.delete(c);
         this.#deadlines.set(c, undefined);
         this.#budgetPaused.delete(c);
+        this.#deferredIdle.delete(c);
+        this.#deferredSent.delete(c);
         this.stats.count('tcp.flow-closed');
       },
       markDirty: (c) => {
         if (c.dirty) return;
         c.dirty = true;
         this.#dirty.push(c);
+      },
+      sendAllowed: budget === undefined ? () => true : (bytes) => budget.take(bytes),
+      sendDeferred: (c, progressed) => {
+        if (progressed) {
+          this.#deferredIdle.delete(c);
+          this.#deferredSent.delete(c);
+          this.#deferredSent.add(c);
+        } else if (!this.#deferredSent.has(c)) this.#deferredIdle.add(c);
       },
       budgetFree: () => this.#budgetFree(),
       account: (delta) => {

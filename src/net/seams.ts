@@ -93,6 +93,19 @@ export interface GuestNetwork6 {
 /** Writes an L4 header and payload at `into[at]` and returns its length. */
 export type WriteL4 = (into: Uint8Array, at: number) => number;
 
+/**
+ * How much TCP data one turn of the shell's event loop may still send toward guests
+ * (`ToGuest.sendBudget`). A shell whose event loop serves many flows (the daemon) shares one
+ * among all its networks, so that no turn sends megabytes while timers and other sockets
+ * wait: a connection whose segment `take` refuses stops sending, the stack reports it
+ * (`Stack.sendsDeferred`), and the shell calls `Stack.resumeSends` in a later turn. Only data
+ * segments are charged; ACKs, SYNs, FINs, RSTs and timer retransmissions are not.
+ */
+export interface SendBudget {
+  /** Charges one data segment of `payloadBytes`; false (nothing charged) when this turn's budget is spent. */
+  take(payloadBytes: number): boolean;
+}
+
 /** A guest flow the egress policy refused (`ToGuest.egressRefused`), with the rule that matched. */
 export interface EgressRefusedFlow {
   readonly protocol: 'tcp' | 'udp';
@@ -143,6 +156,8 @@ export interface ToGuest {
   dnsTcpUpstream(): Endpoint | undefined;
   /** Optional: an outbound flow the egress policy refused (already counted), for the shell's debug log. */
   egressRefused?(e: EgressRefusedFlow): void;
+  /** Optional: the send budget of the shell's turn (see SendBudget); absent, data segments are never held back. */
+  readonly sendBudget?: SendBudget | undefined;
 }
 
 /** What the stack asks of host sockets. */

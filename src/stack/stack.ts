@@ -95,7 +95,7 @@ import { BROADCAST_MAC, type Ipv4Addr, type Mac } from '../util/bytes.js';
 import { DNS_PORT, DnsForwarder, type DnsStats } from '../dns/forwarder.js';
 import type { DnsStaticRecord } from '../dns/records.js';
 import { ipv4Of, type Endpoint, type FlowId, type IpAddr, type Ipv6Addr } from '../net/addr.js';
-import type { AcceptId, EgressRefusedFlow, Host, HostEvents, ToGuest, WriteL4 } from '../net/seams.js';
+import type { AcceptId, EgressRefusedFlow, Host, HostEvents, SendBudget, ToGuest, WriteL4 } from '../net/seams.js';
 import { ForwardPorts, forwardGuest, type ForwardInfo } from '../nat/forward-ports.js';
 import { ForwardRefusals } from '../nat/forward-refusals.js';
 import { guestForwardAt } from '../nat/guest-forwards.js';
@@ -140,6 +140,12 @@ export interface StackDeps {
    * guest's frame came through when known (`receiveFrame`'s), for the shell's debug log.
    */
   readonly onEgressRefused?: (e: EgressRefusedFlow, port: number | undefined) => void;
+  /**
+   * Optional: what one turn of the shell's event loop may send toward guests (TCP data). When
+   * it runs out, connections stop sending and `sendsDeferred` says so: the shell then calls
+   * `resumeSends` in a later turn. Absent, every entry sends all that windows allow.
+   */
+  readonly sendBudget?: SendBudget;
 }
 
 /** Traffic totals of one stack. */
@@ -178,6 +184,8 @@ export class Stack implements ToGuest, HostEvents {
   readonly stats: StackStats = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0 };
   /** The last internal error caught at an entry point, for the shell to log. */
   lastError: unknown = undefined;
+  /** ToGuest.sendBudget: StackDeps.sendBudget. */
+  readonly sendBudget: SendBudget | undefined;
 
   readonly #deps: StackDeps;
   readonly #arp = new ArpCache();
@@ -209,6 +217,7 @@ export class Stack implements ToGuest, HostEvents {
     this.#dhcp = new DhcpServer(config, this.counters);
     this.#flows = new FlowTable(deps.flowLimits);
     this.#udp = deps.host === undefined ? undefined : new UdpNat(this.#flows, deps.host, this, config.nat);
+    this.sendBudget = deps.sendBudget;
     this.#tcp = deps.host === undefined ? undefined : new TcpEngine(this.#flows, deps.host, this, deps.random, deps.tcpLimits, config.nat);
     this.#dns =
       deps.host === undefined
@@ -341,6 +350,16 @@ export class Stack implements ToGuest, HostEvents {
       this.#portmap?.advance(nowMs);
       this.#tftp?.advance(nowMs);
     });
+  }
+
+  /** Whether TCP data waits for the send budget (StackDeps.sendBudget): call `resumeSends` in a later turn. */
+  get sendsDeferred(): boolean {
+    return this.#tcp?.sendsDeferred ?? false;
+  }
+
+  /** The shell's turn has budget again: connections the budget stopped send on, in turn, as far as it goes. */
+  resumeSends(): void {
+    this.#guard(() => this.#tcp?.resumeSends());
   }
 
   /** When `advance` next has work, in clock milliseconds; undefined when idle. */

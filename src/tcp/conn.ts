@@ -105,6 +105,14 @@ export interface TcpConnIo {
   finished(c: TcpConn): void;
   /** The connection has output to decide at the end of this entry (`flush`). */
   markDirty(c: TcpConn): void;
+  /** Whether a data segment of `payloadBytes` may leave in this turn (the shell's SendBudget); charges it when so. */
+  sendAllowed(payloadBytes: number): boolean;
+  /**
+   * The send budget refused a data segment: the connection stopped sending and wants
+   * `flush` again once the budget allows. `progressed`: it sent data before the refusal (it
+   * then waits behind the connections that sent nothing).
+   */
+  sendDeferred(c: TcpConn, progressed: boolean): void;
   /** Bytes the shared buffer budget still allows (may be negative). */
   budgetFree(): number;
   /** Adds (or with a negative value, releases) bytes against the shared budget. */
@@ -958,6 +966,7 @@ export class TcpConn {
     const end = seqAdd(dataSeq, this.#queue.length);
     const wnd = Math.min(this.#snd.wnd, this.#cc.cwnd);
     const mss = this.#maxPayload();
+    let sent = 0;
     for (let n = 0; n < 100_000; n++) {
       if (seqLt(this.#snd.nxt, this.#snd.max)) {
         const skip = this.#sacked.endContaining(this.#snd.nxt);
@@ -985,6 +994,12 @@ export class TcpConn {
       }
       const inFlight = this.#snd.nxt !== this.#snd.una;
       if (len < mss && len < avail && inFlight && len < this.#snd.maxWnd / 2) break;
+      // The shell's turn is spent: the rest waits for a later one (ToGuest.sendBudget).
+      if (!this.#io.sendAllowed(len)) {
+        this.#io.sendDeferred(this, sent > 0);
+        break;
+      }
+      sent++;
       const fin = this.#finQueued && len === avail;
       const isNew = seqGe(this.#snd.nxt, this.#snd.max);
       if (isNew) this.#rto.startTiming(this.#snd.nxt, this.#nowMs);

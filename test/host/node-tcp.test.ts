@@ -282,3 +282,63 @@ describe('NodeTcp', () => {
     }
   });
 });
+
+describe('NodeTcp: the read budget', () => {
+  it('stops a socket once the turn has read its budget and reads it again after the refill; every byte arrives in order', async () => {
+    const { TurnBudget } = await import('../../src/host/turn-budget.js');
+    let deferred: (() => void)[] = [];
+    const budget = new TurnBudget({ perTurnBytes: 4096, frameCostBytes: 0, defer: (fn) => deferred.push(fn) });
+    const r = recorder();
+    const tcp = new NodeTcp(r.ev, { readBudget: budget });
+    const payload = Buffer.alloc(200_000, 7);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 13) & 0xff;
+    const port = await server((s) => s.end(payload));
+    tcp.connect(1, loop(port));
+    await r.until('connected');
+    const total = (): number => r.data.reduce((n, d) => n + d.length, 0);
+    // Bounded: one refill per round, at most 2,000 rounds of ≤ 50 ms.
+    for (let round = 0; round < 2000 && total() < payload.length; round++) {
+      const before = r.reads.length;
+      await new Promise((resolve) => setTimeout(resolve, total() === 0 ? 20 : 5));
+      // Without a refill the stopped socket reads nothing more (one read may have been in flight).
+      if (deferred.length > 0) {
+        const readsWhileStopped = r.reads.length - before;
+        expect(readsWhileStopped).toBeLessThanOrEqual(2);
+        const now = deferred;
+        deferred = [];
+        for (const fn of now) fn();
+      }
+    }
+    expect(Buffer.concat(r.data).equals(payload)).toBe(true);
+    tcp.reset(1);
+  });
+
+  it('leaves a socket the engine paused paused when the budget is refilled', async () => {
+    const { TurnBudget } = await import('../../src/host/turn-budget.js');
+    let deferred: (() => void)[] = [];
+    const budget = new TurnBudget({ perTurnBytes: 1, frameCostBytes: 0, defer: (fn) => deferred.push(fn) });
+    const r = recorder();
+    const tcp = new NodeTcp(r.ev, { readBudget: budget });
+    const port = await server((s) => s.write(Buffer.alloc(4_000_000, 1)));
+    tcp.connect(1, loop(port));
+    await r.until('data');
+    tcp.pause(1, true);
+    const reads = r.reads.length;
+    for (let i = 0; i < 5; i++) {
+      const now = deferred;
+      deferred = [];
+      for (const fn of now) fn();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(r.reads.length).toBeLessThanOrEqual(reads + 1);
+    tcp.pause(1, false);
+    for (let i = 0; i < 100 && r.reads.length <= reads + 1; i++) {
+      const now = deferred;
+      deferred = [];
+      for (const fn of now) fn();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(r.reads.length).toBeGreaterThan(reads + 1);
+    tcp.reset(1);
+  });
+});

@@ -11,7 +11,7 @@ import { IP_PROTO, pseudoSum } from '../../src/ipv4/wire.js';
 import { FlowTable, type FlowLimits } from '../../src/nat/flow-table.js';
 import { TcpEngine, type TcpEngineLimits } from '../../src/nat/tcp-flow.js';
 import { resolveStackConfig, type NetworkOptions } from '../../src/stack/config.js';
-import type { ToGuest, WriteL4 } from '../../src/net/seams.js';
+import type { SendBudget, ToGuest, WriteL4 } from '../../src/net/seams.js';
 import { parseTcp, TCP_FLAG, type Tcp } from '../../src/tcp/wire.js';
 import type { Ipv4Addr } from '../../src/util/bytes.js';
 import { ManualClock, seededRandom } from '../../src/util/clock.js';
@@ -59,6 +59,8 @@ export interface HarnessOptions {
   readonly seed?: number;
   /** What the stack would answer for DNS over TCP (its first upstream resolver). */
   readonly dnsUpstream?: Endpoint;
+  /** The shell's send budget (ToGuest.sendBudget). */
+  readonly sendBudget?: SendBudget;
 }
 
 export function tcpHarness(o: HarnessOptions = {}) {
@@ -94,6 +96,7 @@ export function tcpHarness(o: HarnessOptions = {}) {
       sent.push({ kind: 'icmp', type, code, original: { src: guest.addr as Ipv4Addr, dst: remote.addr as Ipv4Addr, protocol, payload: transportHeader } });
     },
     dnsTcpUpstream: () => o.dnsUpstream,
+    sendBudget: o.sendBudget,
   };
   const table = new FlowTable(o.flowLimits);
   const engine = new TcpEngine(table, host, toGuest, seededRandom(o.seed ?? 7), o.limits, config.nat);
