@@ -16,10 +16,13 @@
  * link). `take` refuses once the turn's budget is spent — the segment that crosses the line
  * still goes, so every turn makes progress however large the MTU.
  *
- * Turns: the first charge of a turn arms a refill for the check phase (setImmediate). The
- * refill restores the budget and first lets the networks that waited (`wait`) resume, in the
- * order they began to wait; a network the budget stops again waits at the back, so networks
- * take turns. A refill armed in the check phase runs in the next turn's check phase: while
+ * Refills: the charge that spends the budget (or a `wait`) arms a refill for the check phase
+ * (setImmediate); a turn that leaves budget over arms nothing, so light traffic — a round
+ * trip's one segment — costs no extra callback per turn, and a budget lasts until it is spent
+ * (a turn sends at most what was left at its start and one refill's worth). The refill
+ * restores the budget and first lets the networks that waited (`wait`) resume, in the order
+ * they began to wait; a network the budget stops again waits at the back, so networks take
+ * turns. A refill armed in the check phase runs in the next turn's check phase: while
  * networks keep waiting, the poll phase in between finds the budget spent and sends nothing
  * (it reads ACKs and host data, which is cheap), and each turn sends about one budget.
  */
@@ -69,7 +72,7 @@ export class TurnBudget implements SendBudget {
   take(payloadBytes: number): boolean {
     if (this.#left <= 0) return false;
     this.#left -= payloadBytes + this.#frameCost;
-    this.#armRefill();
+    if (this.#left <= 0) this.#armRefill();
     return true;
   }
 

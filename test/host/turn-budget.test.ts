@@ -19,9 +19,10 @@ describe('TurnBudget', () => {
     const { budget, phase, queued } = stepped(3500, 100);
     expect(queued()).toBe(0);
     expect(budget.take(1400)).toBe(true);
-    expect(queued()).toBe(1); // the first charge armed the refill
+    expect(queued()).toBe(0); // budget left: no refill armed, no callback this turn
     expect(budget.take(1400)).toBe(true);
-    expect(budget.take(1400)).toBe(true); // crosses 3500: still goes
+    expect(budget.take(1400)).toBe(true); // crosses 3500: still goes, and arms the refill
+    expect(queued()).toBe(1);
     expect(budget.left).toBe(3500 - 3 * 1500);
     expect(budget.take(1)).toBe(false);
     expect(queued()).toBe(1);
@@ -31,12 +32,17 @@ describe('TurnBudget', () => {
     expect(budget.take(1)).toBe(false);
   });
 
-  it('arms nothing while unused', () => {
+  it('arms nothing while the budget lasts: what is left carries over until it is spent', () => {
     const { budget, phase, queued } = stepped(1000);
     budget.take(10);
-    phase();
     expect(queued()).toBe(0);
+    phase();
+    expect(budget.left).toBe(990);
+    expect(budget.take(990)).toBe(true);
+    expect(queued()).toBe(1);
+    phase();
     expect(budget.left).toBe(1000);
+    expect(queued()).toBe(0);
   });
 
   it('resumes waiters after the refill in the order they waited; one stopped again waits at the back', () => {
