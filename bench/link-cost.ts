@@ -20,12 +20,12 @@
  * (node flags of the links' process, e.g. `--cpu-prof`), LINKS_DIST (another build's dist/ to
  * take the links from, for an A/B of two builds).
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
+import { IpcChild } from './lib/ipc-child.js';
 import { median } from './lib/measure.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
@@ -113,19 +113,10 @@ async function linksMain(): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // The peer (this process).
 
-class Links {
-  readonly child: ChildProcess;
-  #waiters: ((m: FromLinks) => void)[] = [];
+/** The links under test: this file with `--links`, in its own process (LINKS_NODE_ARGS: its node flags). */
+class Links extends IpcChild<ToLinks, FromLinks> {
   constructor() {
-    this.child = fork(fileURLToPath(import.meta.url), ['--links'], { execArgv: ['--import', 'tsx', ...(process.env['LINKS_NODE_ARGS'] ?? '').split(' ').filter(Boolean)], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.child.on('message', (m: FromLinks) => this.#waiters.shift()?.(m));
-  }
-  async next<T extends FromLinks['op']>(op: T, send?: ToLinks): Promise<Extract<FromLinks, { op: T }>> {
-    const p = new Promise<FromLinks>((r) => this.#waiters.push(r));
-    if (send !== undefined) this.child.send(send);
-    const m = await p;
-    if (m.op !== op) throw new Error(`links answered ${m.op}, expected ${op}`);
-    return m as Extract<FromLinks, { op: T }>;
+    super(fileURLToPath(import.meta.url), '--links', (process.env['LINKS_NODE_ARGS'] ?? '').split(' ').filter(Boolean));
   }
 }
 

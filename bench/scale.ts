@@ -55,7 +55,7 @@
  *
  * The chart (docs/scale.svg) is written from the run's figures.
  */
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -66,6 +66,7 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { WebSocket } from 'ws';
 import { startDaemon, REPO_ROOT, type Daemon } from '../test/helpers/daemon.js';
+import { IpcChild } from './lib/ipc-child.js';
 import { cpuTimes, median } from './lib/measure.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 3);
@@ -140,22 +141,10 @@ async function runServer(): Promise<void> {
   process.send!({ op: 'ports', ports: { idle: idlePorts, bulk: bulkPorts } } satisfies FromServer);
 }
 
-class ServerProc {
-  readonly child: ChildProcess;
-  #waiters: ((m: FromServer) => void)[] = [];
+/** The local server: this file with `--server`, in its own process. */
+class ServerProc extends IpcChild<ToServer, FromServer> {
   constructor() {
-    this.child = fork(fileURLToPath(import.meta.url), ['--server'], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.child.on('message', (m: FromServer) => this.#waiters.shift()?.(m));
-  }
-  async next<T extends FromServer['op']>(op: T, send?: ToServer): Promise<Extract<FromServer, { op: T }>> {
-    const p = new Promise<FromServer>((r) => this.#waiters.push(r));
-    if (send !== undefined) this.child.send(send);
-    const m = await p;
-    if (m.op !== op) throw new Error(`server answered ${m.op}, expected ${op}`);
-    return m as Extract<FromServer, { op: T }>;
-  }
-  stop(): void {
-    this.child.kill();
+    super(fileURLToPath(import.meta.url), '--server', ['--expose-gc']);
   }
 }
 
