@@ -133,7 +133,10 @@ export class LiveNetwork implements SessionNetwork {
         if (more === true) this.#holdForReads();
         observed.tcpData(flow, data);
       },
-    }, budgeted ? { readBudget: o.readBudget ?? processReadBudget } : {});
+    }, {
+      ...(budgeted && { readBudget: o.readBudget ?? processReadBudget }),
+      readBuffer: (flow, maxBytes) => (this.#closed ? undefined : this.network.stack.tcpReadBuffer(flow, maxBytes)),
+    });
     this.#onInternalError = o.onInternalError;
     // The scheduler exists before the network, whose stack may arm timers while it is built.
     const advance = (): void => {

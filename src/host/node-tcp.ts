@@ -25,7 +25,14 @@
  *   what `write()` returns. `end()` and `close()` write a held chunk first; `reset()` drops it.
  * - Connected sockets read into one buffer shared by all of them (`onread`), and `tcpData`
  *   hands out a view of it that is valid only during the call: the stack copies it into the
- *   connection's queue. Node's default (a fresh 64 KiB buffer per read) made V8 run a major
+ *   connection's queue. A socket whose last read was large (≥ LEND_AFTER_BYTES: a bulk
+ *   transfer) reads next into the region of its connection's send queue that the stack lends
+ *   (`readBuffer`, Stack.tcpReadBuffer), so the stack copies nothing; the lent view comes back
+ *   in `tcpData` like any read. Node asks `onread.buffer()` for the next buffer right after each
+ *   read's callback and without the socket, so the callback leaves its flow in `#lendFor` for
+ *   that call; neither may throw (a read would then land in the previous buffer, queued bytes
+ *   by now): both catch, the callback destroys the socket, `buffer()` falls back to the shared
+ *   buffer, which is always safe. Node's default (a fresh 64 KiB buffer per read) made V8 run a major
  *   GC many times a second at gigabit rates; the shared buffer is 256 KiB (READ_BUFFER_BYTES). A read that fills it
  *   says so (`tcpData`'s `more`): libuv reads that socket again at once. Accepted sockets (`adopt`) keep Node's default;
  *   their chunks are copied the same way.
@@ -58,6 +65,12 @@ export interface NodeTcpOptions {
   /** SO_KEEPALIVE idle time before the first probe, ms (0: off). */
   readonly keepAliveMs?: number;
   /**
+   * Where a socket's next read may land instead of the shared read buffer (Stack.tcpReadBuffer:
+   * a region of the flow's send queue, at most `maxBytes`), asked after each large read;
+   * undefined: the shared buffer. Absent: every read goes to the shared buffer.
+   */
+  readonly readBuffer?: (flow: FlowId, maxBytes: number) => Uint8Array | undefined;
+  /**
    * The read budget of the event loop's turn (`turn-budget.ts`), shared with the process's
    * other networks: once a turn has read it, a connected socket that reads stops until a
    * later turn. Absent: sockets read whenever they are readable.
@@ -81,6 +94,13 @@ const RESUMED_PER_REFILL = 8;
  * how full the segments are.
  */
 const READ_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * A read at least this large asks the stack for a lent region for the next read (see the
+ * header): a bulk transfer's reads are, a request/response flow's are not, so only bulk flows
+ * hold a lend (and with it their ring) while waiting for their next read.
+ */
+const LEND_AFTER_BYTES = 64 * 1024;
 
 type FlowSocket = net.Socket | Duplex;
 
@@ -107,23 +127,47 @@ export class NodeTcp {
   readonly #enginePaused = new Set<FlowSocket>();
   /** Sockets the read budget stopped, in the order they resume. */
   readonly #budgetStopped = new Set<FlowSocket>();
-  /** `onread` of every connected socket: one object, its callback called with the socket as `this`. */
-  readonly #onread: net.OnReadOpts = ((tcp: NodeTcp, buffer: Buffer) => ({
-    buffer,
-    callback(this: FlowSocket, n: number): boolean {
+  readonly #lender: ((flow: FlowId, maxBytes: number) => Uint8Array | undefined) | undefined;
+  /** The flow whose read's callback just returned, for the `onread.buffer()` call that follows it (see the header). */
+  #lendFor: FlowId | undefined;
+  /**
+   * `onread` of every connected socket: one object, its callback called with the socket as
+   * `this` and the buffer the read landed in (the shared one, or a lend of the stack's).
+   */
+  readonly #onread: net.OnReadOpts = ((tcp: NodeTcp) => ({
+    buffer: (): Uint8Array => {
+      const flow = tcp.#lendFor;
+      tcp.#lendFor = undefined;
+      if (flow === undefined || tcp.#lender === undefined) return tcp.#readBuffer;
+      try {
+        return tcp.#lender(flow, READ_BUFFER_BYTES) ?? tcp.#readBuffer;
+      } catch {
+        return tcp.#readBuffer;
+      }
+    },
+    callback(this: FlowSocket, n: number, buffer: Uint8Array): boolean {
+      tcp.#lendFor = undefined;
       const flow = tcp.#flowOf.get(this);
       if (flow === undefined) return true;
-      tcp.#events.tcpData(flow, buffer.subarray(0, n), n === buffer.length);
-      const budget = tcp.#readBudget;
-      if (budget !== undefined && (budget.take(n) ? budget.left <= 0 : true) && tcp.#flowOf.has(this)) tcp.#stopForBudget(this);
+      try {
+        tcp.#events.tcpData(flow, buffer.subarray(0, n), n === buffer.length);
+        const budget = tcp.#readBudget;
+        if (budget !== undefined && (budget.take(n) ? budget.left <= 0 : true) && tcp.#flowOf.has(this)) tcp.#stopForBudget(this);
+      } catch (e) {
+        // The next buffer is not asked for after a throw: this socket must not read again.
+        this.destroy(e instanceof Error ? e : new Error(String(e)));
+        return false;
+      }
+      if (n >= LEND_AFTER_BYTES && tcp.#flowOf.has(this)) tcp.#lendFor = flow;
       return true;
     },
-  }))(this, this.#readBuffer);
+  }))(this);
 
   constructor(events: NodeTcpEvents, options: NodeTcpOptions = {}) {
     this.#events = events;
     this.#keepAliveMs = options.keepAliveMs ?? 60_000;
     this.#readBudget = options.readBudget;
+    this.#lender = options.readBuffer;
   }
 
   /** This turn has read its budget: the socket stops (its pending reads end) until a refill. */

@@ -345,6 +345,11 @@ export class TcpEngine {
     this.#io.markDirty(c);
   }
 
+  /** HostEvents' read buffers: where `flow`'s next host read may land (TcpConn.hostReadBuffer); not counted when the flow is gone. */
+  hostReadBuffer(flow: FlowId, maxBytes: number): Uint8Array | undefined {
+    return this.conn(flow)?.hostReadBuffer(maxBytes);
+  }
+
   onHostData(flow: FlowId, data: Uint8Array, nowMs: number): void {
     const c = this.#known(flow);
     if (c === undefined) return;

@@ -431,6 +431,22 @@ export class Stack implements ToGuest, HostEvents {
     this.#guard((nowMs) => this.#tcp?.onHostConnected(flow, nowMs, local));
   }
 
+  /**
+   * Where the host may read `flow`'s next bytes instead of into a buffer of its own: a region of
+   * the connection's send queue (ByteQueue.lend), at most `maxBytes`; the read comes back through
+   * `tcpData` as usual, and the queue then copies nothing. Undefined: read into your own buffer.
+   * A query, not an event: nothing is sent, and it never throws.
+   */
+  tcpReadBuffer(flow: FlowId, maxBytes: number): Uint8Array | undefined {
+    try {
+      return this.#tcp?.hostReadBuffer(flow, maxBytes);
+    } catch (e) {
+      this.counters.count('stack.internal-error');
+      this.lastError = e;
+      return undefined;
+    }
+  }
+
   tcpData(flow: FlowId, data: Uint8Array): void {
     this.#guard((nowMs) => this.#tcp?.onHostData(flow, data, nowMs));
   }

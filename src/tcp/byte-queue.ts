@@ -17,6 +17,26 @@
  * host→guest that was ~200 times a second, each refill allocating (and zeroing) 256 KiB,
  * 512 KiB, 1 and 2 MiB again — 1.3 GB of rings allocated for 0.94 GB moved in a 3-second
  * bench/tcp run.
+ *
+ * **Lending** (`lend`): the host may read a socket straight into the ring instead of into a
+ * buffer of its own that `push` then copies (that copy was 13.5 % of the daemon's samples at
+ * MTU 65493 host→guest). The read buffer is chosen before the read happens — Node's
+ * `onread.buffer` is asked for the next buffer right after each read, and the read may come
+ * turns later, or never — so the lent region is free space after the live bytes, and until
+ * the lend ends the queue keeps these rules:
+ *
+ * - the lent ring never goes to the spare pool (an emptied queue keeps it; `release` lets go
+ *   of it to the GC only), so no other queue ever writes into it;
+ * - nothing but the read writes into the lent region: a `push` of other bytes first moves the
+ *   live bytes to a new ring and leaves the old one to the lend (the lend then no longer
+ *   counts as the queue's);
+ * - `push(data)` of exactly the lent region's first bytes (the read that landed there) only
+ *   counts them as queued: no copy. Any other `push` copies, so bytes that landed in a lend
+ *   the queue gave up on still arrive, in order.
+ *
+ * A lend ends at the next `push` or `lend`: the host asks again only after the read it lent
+ * for was delivered, or once it never reads into the previous one again. A lend that never
+ * ends (a socket that died with one outstanding) only keeps its ring out of the pool.
  */
 export class ByteQueue {
   #ring: Uint8Array = EMPTY;
@@ -24,6 +44,11 @@ export class ByteQueue {
   #start = 0;
   /** Live bytes. */
   #length = 0;
+  /**
+   * The region of `#ring` lent for the next host read (`lend`), starting right after the live
+   * bytes; undefined when none is outstanding or the ring it lies in is no longer ours.
+   */
+  #lent: Uint8Array | undefined;
 
   /** Bytes queued. */
   get length(): number {
@@ -35,9 +60,24 @@ export class ByteQueue {
     return this.#ring.length;
   }
 
-  /** Appends a copy of `data`; the caller may reuse `data` afterwards. */
+  /**
+   * Appends `data`: a copy, so the caller may reuse `data` afterwards, unless `data` is the
+   * start of the outstanding lend (the read landed in the ring), which is only counted. Ends
+   * the lend either way.
+   */
   push(data: Uint8Array): void {
     const n = data.length;
+    const lent = this.#lent;
+    if (lent !== undefined) {
+      this.#lent = undefined;
+      if (data.buffer === lent.buffer && data.byteOffset === lent.byteOffset && n <= lent.length) {
+        this.#length += n;
+        return;
+      }
+      // Other bytes while the region is lent: the read may still land there, so they go to a
+      // new ring, and the old one is left to the lend.
+      if (n > 0) this.#grow(this.#length + n, true);
+    }
     if (n === 0) return;
     if (this.#length + n > this.#ring.length) this.#grow(this.#length + n);
     const cap = this.#ring.length;
@@ -53,7 +93,7 @@ export class ByteQueue {
   drop(n: number): void {
     n = Math.min(n, this.#length);
     this.#length -= n;
-    if (this.#length === 0) {
+    if (this.#length === 0 && this.#lent === undefined) {
       this.#start = 0;
       if (this.#ring.length > RETAIN_BYTES) {
         giveSpare(this.#ring);
@@ -72,6 +112,8 @@ export class ByteQueue {
    */
   release(): boolean {
     if (this.#length > 0) return false;
+    // A lent ring goes to the GC with the socket's view of it, never to the pool.
+    this.#lent = undefined;
     this.#ring = EMPTY;
     this.#start = 0;
     return true;
@@ -87,9 +129,42 @@ export class ByteQueue {
     if (first < n) into.set(this.#ring.subarray(0, n - first), at + first);
   }
 
-  /** Moves the live bytes, in order, to the start of a ring of at least `need` bytes. */
-  #grow(need: number): void {
-    let cap = Math.max(MIN_RING_BYTES, this.#ring.length);
+  /**
+   * Lends the free space right after the live bytes for the next host read: a region of at
+   * most `maxBytes` (at least LEND_MIN_BYTES), to be handed back through `push` (see the
+   * class's comment for the rules). Ends the previous lend. Grows the ring when it has less
+   * than `maxBytes` free; undefined when the free space is split by the ring's end into parts
+   * smaller than LEND_MIN_BYTES (the caller reads into a buffer of its own that time).
+   */
+  lend(maxBytes: number): Uint8Array | undefined {
+    this.#lent = undefined;
+    if (maxBytes < LEND_MIN_BYTES) return undefined;
+    if (this.#length === 0) this.#start = 0;
+    let cap = this.#ring.length;
+    if (cap - this.#length < maxBytes) {
+      this.#grow(this.#length + maxBytes);
+      cap = this.#ring.length;
+    }
+    const end = this.#start + this.#length;
+    // Free space in ring order after the live bytes: up to the ring's end, or (wrapped) up to the start.
+    const at = end >= cap ? end - cap : end;
+    const free = end >= cap ? this.#start - at : cap - end;
+    const n = Math.min(free, maxBytes);
+    if (n < LEND_MIN_BYTES) return undefined;
+    return (this.#lent = this.#ring.subarray(at, at + n));
+  }
+
+  /** Whether a lend is outstanding in the queue's own ring (for tests). */
+  get lending(): boolean {
+    return this.#lent !== undefined;
+  }
+
+  /**
+   * Moves the live bytes, in order, to the start of a ring of at least `need` bytes (`fresh`:
+   * always a new ring, even when this one is large enough: it is lent).
+   */
+  #grow(need: number, fresh = false): void {
+    let cap = Math.max(MIN_RING_BYTES, fresh ? 0 : this.#ring.length);
     while (cap < need) cap *= 2;
     // A spare's old bytes are never read: only live bytes are copied out.
     const ring = cap > RETAIN_BYTES ? (takeSpare(cap) ?? new Uint8Array(cap)) : new Uint8Array(cap);
@@ -113,6 +188,12 @@ const MIN_RING_BYTES = 2 * 1024;
 const RETAIN_BYTES = 16 * 1024;
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * The smallest region `lend` hands out: below it a read's fixed costs (the event, the stack's
+ * entry) outweigh the copy it saves, and the caller reads into its own buffer instead.
+ */
+export const LEND_MIN_BYTES = 16 * 1024;
 
 /** Bytes of released rings kept for reuse, in all (process-wide): one bulk connection's ring. */
 export const SPARE_POOL_BYTES = 2 * 1024 * 1024;

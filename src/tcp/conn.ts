@@ -393,7 +393,7 @@ export class TcpConn {
     }
   }
 
-  /** Bytes from the host socket; the queue keeps a copy, so `data` may be reused after the call. */
+  /** Bytes from the host socket; the queue keeps a copy (unless they landed in its lend: `hostReadBuffer`), so `data` may be reused after the call. */
   hostData(data: Uint8Array, nowMs: number): void {
     this.#nowMs = nowMs;
     if (this.#finQueued || !(this.state === 'syn-received' || this.state === 'established' || this.state === 'close-wait')) {
@@ -404,6 +404,16 @@ export class TcpConn {
     this.#io.account(data.length);
     this.#updatePause();
     this.#io.markDirty(this);
+  }
+
+  /**
+   * Where the host may read this connection's next bytes: a region of the send queue's ring
+   * (ByteQueue.lend), handed back through `hostData`, which then copies nothing. Undefined when
+   * the connection takes no host data now, or the ring has no such region.
+   */
+  hostReadBuffer(maxBytes: number): Uint8Array | undefined {
+    if (this.#finQueued || !(this.state === 'syn-received' || this.state === 'established' || this.state === 'close-wait')) return undefined;
+    return this.#queue.lend(maxBytes);
   }
 
   /** The host peer sent FIN: a FIN follows the queued data (RFC 9293 §3.10.4 CLOSE). */
