@@ -54,7 +54,8 @@
  * `…/dist/cli/main.js`; this tree's build when unset), and BENCH_BASELINE=PATH runs another
  * tslirp build as a third target beside tslirp and libslirp in every bulk, rr and conn pair
  * (its place in the order alternating per pair), with tslirp/baseline ratios of speed and CPU. libslirp stays the
- * reference of every floor.
+ * reference of every floor. BENCH_TSLIRP_NODE_ARGS and BENCH_BASELINE_NODE_ARGS add node flags to
+ * that daemon alone (after DAEMON_NODE_ARGS, which all get), to A/B a V8 flag with one build.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -234,7 +235,14 @@ async function tslirpTarget(mtu: number, dir: string, entry = TSLIRP_DAEMON, nam
   const path = pathFor(mtu);
   const sock = join(dir, `${name}-${mtu}.sock`);
   const api = join(dir, `${name}-api-${mtu}.sock`);
-  const daemon = await startDaemon([path === 'stream' ? '--stream' : '--dgram', path === 'stream' ? `unix:${sock}` : 'udp:127.0.0.1:0', '--mtu', String(mtuOn(mtu, path)), '--api', `unix:${api}`, '--log-level', 'info'], { startTimeoutMs: 60_000, ...(entry !== undefined && { entry }) });
+  // BENCH_TSLIRP_NODE_ARGS / BENCH_BASELINE_NODE_ARGS: node flags for that daemon alone (after DAEMON_NODE_ARGS), to A/B a flag in one run.
+  const own = process.env[name === 'baseline' ? 'BENCH_BASELINE_NODE_ARGS' : 'BENCH_TSLIRP_NODE_ARGS'];
+  const before = process.env['DAEMON_NODE_ARGS'];
+  if (own !== undefined) process.env['DAEMON_NODE_ARGS'] = `${before ?? ''} ${own}`;
+  const started = startDaemon([path === 'stream' ? '--stream' : '--dgram', path === 'stream' ? `unix:${sock}` : 'udp:127.0.0.1:0', '--mtu', String(mtuOn(mtu, path)), '--api', `unix:${api}`, '--log-level', 'info'], { startTimeoutMs: 60_000, ...(entry !== undefined && { entry }) });
+  if (before === undefined) delete process.env['DAEMON_NODE_ARGS'];
+  else process.env['DAEMON_NODE_ARGS'] = before;
+  const daemon = await started;
   const guest = path === 'stream' ? await NetnsGuest.create({ kind: 'stream-unix', path: sock }) : await dgramGuest(daemon.dgram().port, await freeUdp());
   const { lease } = await guest.dhcp();
   if (lease === undefined) throw new Error('tslirp: no DHCP lease');
