@@ -52,6 +52,10 @@
  * libslirp keeps a closed connection as a socket for its TIME-WAIT (`info usernet` lists all 1000
  * of a 1000-connection run right after it, none 12 s later) and the host's server holds one
  * TIME-WAIT per connection for 60 s, so a run's figure depends on what ran in the last minute.
+ * One quiet run (2026-12-04 22:41, load 0.9, libslirp alone, a fresh server port per run, 500
+ * connections): 779/s fresh, 723/s straight after with its 500 TIME-WAIT sockets, 335/s after
+ * 11 s idle with none left (QEMU user CPU per connection 0.16 → 0.52 ms): idle time before a
+ * run, which a third target in the rotation lengthens, costs libslirp more than leftovers do.
  *
  * Old build against new in one run (build the other commit into a scratch directory outside the
  * tree's dist): BENCH_TSLIRP_DAEMON=PATH chooses which build is "tslirp" (a CLI entry point,
