@@ -54,8 +54,10 @@
  * TIME-WAIT per connection for 60 s, so a run's figure depends on what ran in the last minute.
  * One quiet run (2026-12-04 22:41, load 0.9, libslirp alone, a fresh server port per run, 500
  * connections): 779/s fresh, 723/s straight after with its 500 TIME-WAIT sockets, 335/s after
- * 11 s idle with none left (QEMU user CPU per connection 0.16 → 0.52 ms): idle time before a
- * run, which a third target in the rotation lengthens, costs libslirp more than leftovers do.
+ * 11 s idle with none left (QEMU user CPU per connection 0.16 → 0.52 ms); a second such run (load
+ * 2.4): 574, 565, then 350 after 11 s idle, 363 straight after that, 413 after another 11 s.
+ * So libslirp's cost rises once it has sat idle and stays up, leftovers or not: the warm-up run
+ * and the idle time between a target's runs (longer with a third target) are not yet held constant.
  *
  * Old build against new in one run (build the other commit into a scratch directory outside the
  * tree's dist): BENCH_TSLIRP_DAEMON=PATH chooses which build is "tslirp" (a CLI entry point,
