@@ -47,7 +47,17 @@
  * BENCH_CRR_COUNT connections (300) per run. Each bulk cell also prints the data frames at every
  * guest's TAP (count and mean size). The rr and conn cells also give each SLIRP process's CPU
  * per round trip and per connection, user and system apart (with the load average): on a loaded
- * machine a gain shows there when wall time is noise.
+ * machine a gain shows there when wall time is noise. BENCH_TRACE=1 prints each conn run to stderr
+ * (its start, its rate, and the TIME-WAIT sockets on the host and in its guest before and after):
+ * libslirp keeps a closed connection as a socket for its TIME-WAIT (`info usernet` lists all 1000
+ * of a 1000-connection run right after it, none 12 s later) and the host's server holds one
+ * TIME-WAIT per connection for 60 s, so a run's figure depends on what ran in the last minute.
+ * One quiet run (2026-12-04 22:41, load 0.9, libslirp alone, a fresh server port per run, 500
+ * connections): 779/s fresh, 723/s straight after with its 500 TIME-WAIT sockets, 335/s after
+ * 11 s idle with none left (QEMU user CPU per connection 0.16 → 0.52 ms); a second such run (load
+ * 2.4): 574, 565, then 350 after 11 s idle, 363 straight after that, 413 after another 11 s.
+ * So libslirp's cost rises once it has sat idle and stays up, leftovers or not: the warm-up run
+ * and the idle time between a target's runs (longer with a third target) are not yet held constant.
  *
  * Old build against new in one run (build the other commit into a scratch directory outside the
  * tree's dist): BENCH_TSLIRP_DAEMON=PATH chooses which build is "tslirp" (a CLI entry point,
@@ -711,6 +721,17 @@ async function observedCells(a: Target & { api: string }, mtu: number, iperfPort
   return ok;
 }
 
+/** TIME-WAIT sockets on the host (root namespace) and in the target's guest namespace. */
+function timeWaits(t: Target): string {
+  const count = (args: string[]): number => {
+    const r = spawnSync(args[0]!, args.slice(1), { encoding: 'utf8' });
+    return r.status === 0 ? r.stdout.split('\n').filter((l) => l.trim() !== '').length : -1;
+  };
+  const ss = ['ss', '-Htan', 'state', 'time-wait'];
+  const ns = t.tap?.ns;
+  return `host ${count(ss)}, guest ${ns === undefined ? 'n/a' : count(['ip', 'netns', 'exec', ns, ...ss])}`;
+}
+
 /** bench/guest/client.ts in the target's guest against its server: microseconds per operation. */
 const guestClient = (t: Target, mode: 'rr' | 'crr', port: number, count: number): Promise<number> => runGuestClient(t.guest, t.name, mode, t.server, port, count);
 
@@ -853,7 +874,13 @@ async function extras(a: Target & { daemon: Daemon }, b: Target, base: Target | 
       for (let k = 0; k < targets.length; k++) {
         const t = targets[(i + k) % targets.length]!;
         if (runs('rr')) rr[t.name]!.push(await timed(t, rrCpu, () => guestClient(t, 'rr', echoPort, RR_COUNT)));
-        if (runs('conn')) crr[t.name]!.push(await timed(t, crrCpu, () => guestClient(t, 'crr', port, CRR_COUNT)));
+        if (runs('conn')) {
+          const tw0 = timeWaits(t);
+          const t0 = Date.now();
+          const us = await timed(t, crrCpu, () => guestClient(t, 'crr', port, CRR_COUNT));
+          crr[t.name]!.push(us);
+          if (process.env['BENCH_TRACE'] !== undefined) console.error(`conn pair ${i} ${t.name} at ${new Date(t0).toISOString().slice(11, 23)}: ${(1e6 / us).toFixed(0)}/s; TIME-WAIT before: ${tw0}; after: ${timeWaits(t)}`);
+        }
       }
     }
     if (RR_TRACE !== undefined && runs('rr')) for (const t of targets) report(await traceRr(t, echoPort));
