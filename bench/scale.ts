@@ -65,6 +65,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { WebSocket } from 'ws';
+import { inspectorSession } from './lib/inspector.js';
 import { startDaemon, REPO_ROOT, type Daemon } from '../test/helpers/daemon.js';
 import { IpcChild } from './lib/ipc-child.js';
 import { cpuTimes, median } from './lib/measure.js';
@@ -511,26 +512,6 @@ async function snapshot(s: Scaled, name: string): Promise<void> {
   writeFileSync(join(dir, `${name}.heapsnapshot`), chunks.join(''));
 }
 
-/** A session on the daemon's inspector: `call` sends one method and resolves with its result. */
-async function inspectorSession(url: string): Promise<{ call: (method: string, params?: object) => Promise<Record<string, unknown>>; close: () => void }> {
-  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 1 << 30 });
-  await new Promise<void>((r, j) => ws.once('open', r).once('error', j));
-  let id = 0;
-  const call = (method: string, params?: object): Promise<Record<string, unknown>> =>
-    new Promise((resolve) => {
-      const my = ++id;
-      const on = (d: Buffer): void => {
-        const m = JSON.parse(d.toString()) as { id?: number; result?: Record<string, unknown> };
-        if (m.id === my) {
-          ws.off('message', on);
-          resolve(m.result ?? {});
-        }
-      };
-      ws.on('message', on);
-      ws.send(JSON.stringify({ id: my, method, params }));
-    });
-  return { call, close: () => ws.close() };
-}
 
 /** Evaluates `expression` in the daemon (through the inspector) and returns its value. */
 async function evaluate(url: string, expression: string): Promise<unknown> {

@@ -47,17 +47,28 @@
  * BENCH_CRR_COUNT connections (300) per run. Each bulk cell also prints the data frames at every
  * guest's TAP (count and mean size). The rr and conn cells also give each SLIRP process's CPU
  * per round trip and per connection, user and system apart (with the load average): on a loaded
- * machine a gain shows there when wall time is noise.
+ * machine a gain shows there when wall time is noise. BENCH_TRACE=1 prints each conn run to stderr
+ * (its start, its rate, and the TIME-WAIT sockets on the host and in its guest before and after):
+ * libslirp keeps a closed connection as a socket for its TIME-WAIT (`info usernet` lists all 1000
+ * of a 1000-connection run right after it, none 12 s later) and the host's server holds one
+ * TIME-WAIT per connection for 60 s, so a run's figure depends on what ran in the last minute.
+ * One quiet run (2026-12-04 22:41, load 0.9, libslirp alone, a fresh server port per run, 500
+ * connections): 779/s fresh, 723/s straight after with its 500 TIME-WAIT sockets, 335/s after
+ * 11 s idle with none left (QEMU user CPU per connection 0.16 → 0.52 ms); a second such run (load
+ * 2.4): 574, 565, then 350 after 11 s idle, 363 straight after that, 413 after another 11 s.
+ * So libslirp's cost rises once it has sat idle and stays up, leftovers or not: the warm-up run
+ * and the idle time between a target's runs (longer with a third target) are not yet held constant.
  *
  * Old build against new in one run (build the other commit into a scratch directory outside the
  * tree's dist): BENCH_TSLIRP_DAEMON=PATH chooses which build is "tslirp" (a CLI entry point,
  * `…/dist/cli/main.js`; this tree's build when unset), and BENCH_BASELINE=PATH runs another
  * tslirp build as a third target beside tslirp and libslirp in every bulk, rr and conn pair
  * (its place in the order alternating per pair), with tslirp/baseline ratios of speed and CPU. libslirp stays the
- * reference of every floor.
+ * reference of every floor. BENCH_TSLIRP_NODE_ARGS and BENCH_BASELINE_NODE_ARGS add node flags to
+ * that daemon alone (after DAEMON_NODE_ARGS, which all get), to A/B a V8 flag with one build.
  */
 import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import http from 'node:http';
 import net from 'node:net';
@@ -68,6 +79,7 @@ import { guestClient as runGuestClient, iperf as iperfRun } from './lib/iperf.js
 import { groupedBars, type BarGroup } from './lib/bars-svg.js';
 import { cpuSeconds, cpuTimes, freeUdp, median, tapCounts, type TapCounts } from './lib/measure.js';
 import { slaac } from './lib/slaac.js';
+import { inspectorSession } from './lib/inspector.js';
 import { missingRequirements, command, daemon as daemonReq, root, NetnsGuest, Proc, tempDir, until, must, uniqueName, run } from '../test/helpers/guests.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 5);
@@ -109,6 +121,14 @@ if (process.env['BENCH_BASE_DAEMON'] !== undefined) {
   console.error('bench/tcp.ts: BENCH_BASE_DAEMON is gone; BENCH_BASELINE=PATH now runs that build beside tslirp and libslirp in the rr and conn cells too');
   process.exit(2);
 }
+/**
+ * BENCH_RR_TRACE=DIR: after the rr pairs, one more run per target under each of: `perf record
+ * -g` of its SLIRP process (DIR/rr-NAME.perf.data; run with DAEMON_NODE_ARGS=--perf-basic-prof
+ * for JS names), `strace -c -f` (DIR/rr-NAME.strace), and a plain run that counts the frames at
+ * the guest's TAP and, for a daemon started with DAEMON_NODE_ARGS=--trace-gc, its GCs. Prints
+ * each per round trip. The traced runs are not part of the pairs' figures.
+ */
+const RR_TRACE = nonEmpty(process.env['BENCH_RR_TRACE']);
 /** Floor of the observed/unobserved ratio (issue 12). */
 const OBSERVED_FLOOR = 0.95;
 
@@ -225,7 +245,14 @@ async function tslirpTarget(mtu: number, dir: string, entry = TSLIRP_DAEMON, nam
   const path = pathFor(mtu);
   const sock = join(dir, `${name}-${mtu}.sock`);
   const api = join(dir, `${name}-api-${mtu}.sock`);
-  const daemon = await startDaemon([path === 'stream' ? '--stream' : '--dgram', path === 'stream' ? `unix:${sock}` : 'udp:127.0.0.1:0', '--mtu', String(mtuOn(mtu, path)), '--api', `unix:${api}`, '--log-level', 'info'], { startTimeoutMs: 60_000, ...(entry !== undefined && { entry }) });
+  // BENCH_TSLIRP_NODE_ARGS / BENCH_BASELINE_NODE_ARGS: node flags for that daemon alone (after DAEMON_NODE_ARGS), to A/B a flag in one run.
+  const own = process.env[name === 'baseline' ? 'BENCH_BASELINE_NODE_ARGS' : 'BENCH_TSLIRP_NODE_ARGS'];
+  const before = process.env['DAEMON_NODE_ARGS'];
+  if (own !== undefined) process.env['DAEMON_NODE_ARGS'] = `${before ?? ''} ${own}`;
+  const started = startDaemon([path === 'stream' ? '--stream' : '--dgram', path === 'stream' ? `unix:${sock}` : 'udp:127.0.0.1:0', '--mtu', String(mtuOn(mtu, path)), '--api', `unix:${api}`, '--log-level', 'info'], { startTimeoutMs: 60_000, ...(entry !== undefined && { entry }) });
+  if (before === undefined) delete process.env['DAEMON_NODE_ARGS'];
+  else process.env['DAEMON_NODE_ARGS'] = before;
+  const daemon = await started;
   const guest = path === 'stream' ? await NetnsGuest.create({ kind: 'stream-unix', path: sock }) : await dgramGuest(daemon.dgram().port, await freeUdp());
   const { lease } = await guest.dhcp();
   if (lease === undefined) throw new Error('tslirp: no DHCP lease');
@@ -694,8 +721,108 @@ async function observedCells(a: Target & { api: string }, mtu: number, iperfPort
   return ok;
 }
 
+/** TIME-WAIT sockets on the host (root namespace) and in the target's guest namespace. */
+function timeWaits(t: Target): string {
+  const count = (args: string[]): number => {
+    const r = spawnSync(args[0]!, args.slice(1), { encoding: 'utf8' });
+    return r.status === 0 ? r.stdout.split('\n').filter((l) => l.trim() !== '').length : -1;
+  };
+  const ss = ['ss', '-Htan', 'state', 'time-wait'];
+  const ns = t.tap?.ns;
+  return `host ${count(ss)}, guest ${ns === undefined ? 'n/a' : count(['ip', 'netns', 'exec', ns, ...ss])}`;
+}
+
 /** bench/guest/client.ts in the target's guest against its server: microseconds per operation. */
 const guestClient = (t: Target, mode: 'rr' | 'crr', port: number, count: number): Promise<number> => runGuestClient(t.guest, t.name, mode, t.server, port, count);
+
+/** Waits for a tracer's exit after SIGINT, at most 10 s (then SIGKILL). */
+async function stopTracer(p: Proc): Promise<void> {
+  p.child.kill('SIGINT');
+  if (!(await until(() => p.exit !== undefined, 10_000))) p.child.kill('SIGKILL');
+}
+
+/**
+ * The JS heap bytes one rr run allocates per round trip, by allocating function (V8's sampling
+ * heap profiler through the daemon's inspector, every 256 bytes, collected objects included); the
+ * profile goes to `out` (open it in Chrome's DevTools).
+ */
+async function allocationsPerRoundTrip(t: Target, inspector: string, echoPort: number, out: string): Promise<string> {
+  const { call, close } = await inspectorSession(inspector);
+  try {
+    await call('HeapProfiler.enable');
+    await call('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    await guestClient(t, 'rr', echoPort, RR_COUNT);
+    const r = await call('HeapProfiler.stopSampling');
+    await call('HeapProfiler.disable');
+    writeFileSync(out, JSON.stringify(r['profile']));
+    interface Node { callFrame: { functionName: string; url: string; lineNumber: number }; selfSize: number; children: Node[] }
+    const bySite = new Map<string, number>();
+    let total = 0;
+    const walk = (n: Node): void => {
+      if (n.selfSize > 0) {
+        const site = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/dist\//, '').replace(/^node:internal\//, '')}:${n.callFrame.lineNumber + 1}`;
+        bySite.set(site, (bySite.get(site) ?? 0) + n.selfSize);
+        total += n.selfSize;
+      }
+      for (const c of n.children) walk(c);
+    };
+    walk((r['profile'] as { head: Node }).head);
+    const top = [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([site, n]) => `${site} ${(n / RR_COUNT).toFixed(0)}`);
+    return `JS heap allocated per round trip (sampled) ${(total / RR_COUNT).toFixed(0)} B, by site: ${top.join(', ')}`;
+  } finally {
+    close();
+  }
+}
+
+/** BENCH_RR_TRACE: frames, GCs, a perf profile and a syscall count of one rr run each, per round trip. */
+async function traceRr(t: Target, echoPort: number): Promise<string> {
+  const dir = RR_TRACE!;
+  const per = (n: number): string => (n / RR_COUNT).toFixed(2);
+  const parts: string[] = [];
+  const tap0 = t.tap === undefined ? undefined : tapCounts(t.tap.ns, t.tap.dev);
+  const d = 'daemon' in t ? (t as Target & { daemon: Daemon }).daemon : undefined;
+  const gcs = (): { scavenge: number; mark: number } => {
+    const lines = d?.otherOutput ?? [];
+    return { scavenge: lines.filter((l) => l.includes('Scavenge')).length, mark: lines.filter((l) => l.includes('Mark-Compact')).length };
+  };
+  const gc0 = gcs();
+  await guestClient(t, 'rr', echoPort, RR_COUNT);
+  if (t.tap !== undefined && tap0 !== undefined) {
+    const tap1 = tapCounts(t.tap.ns, t.tap.dev);
+    // The TAP's rx is what the guest's kernel receives, its tx what the guest sends.
+    parts.push(`frames to the guest ${per(tap1.rxFrames - tap0.rxFrames)}, from it ${per(tap1.txFrames - tap0.txFrames)}`);
+  }
+  if (d !== undefined) {
+    const gc1 = gcs();
+    writeFileSync(join(dir, `rr-${t.name}.gc.txt`), d.otherOutput.filter((l) => /Scavenge|Mark-Compact/.test(l)).slice(-200).join('\n') + '\n');
+    parts.push(`GCs per 10,000 round trips: scavenge ${(((gc1.scavenge - gc0.scavenge) * 10_000) / RR_COUNT).toFixed(1)}, mark-compact ${(((gc1.mark - gc0.mark) * 10_000) / RR_COUNT).toFixed(1)}`);
+  }
+  const inspector = d?.otherOutput.map((l) => /Debugger listening on (ws:\/\/\S+)/.exec(l)?.[1]).find((u) => u !== undefined);
+  if (inspector !== undefined) parts.push(await allocationsPerRoundTrip(t, inspector, echoPort, join(dir, `rr-${t.name}.heapprofile`)));
+  if (t.pid !== undefined) {
+    const data = join(dir, `rr-${t.name}.perf.data`);
+    const perf = new Proc('perf', 'perf', ['record', '-e', 'cpu-clock', '-F', '4999', '-g', '-p', String(t.pid), '-o', data]);
+    await new Promise((r) => setTimeout(r, 500));
+    const c0 = cpuTimes(t.pid);
+    await guestClient(t, 'rr', echoPort, RR_COUNT);
+    const c1 = cpuTimes(t.pid);
+    await stopTracer(perf);
+    parts.push(`perf: ${data} (CPU during it ${(((c1.user - c0.user) * 1e6) / RR_COUNT).toFixed(0)} user + ${(((c1.system - c0.system) * 1e6) / RR_COUNT).toFixed(0)} system µs per round trip)`);
+    const out = join(dir, `rr-${t.name}.strace`);
+    const strace = new Proc('strace', 'strace', ['-c', '-f', '-o', out, '-p', String(t.pid)]);
+    await new Promise((r) => setTimeout(r, 500));
+    await guestClient(t, 'rr', echoPort, RR_COUNT);
+    await stopTracer(strace);
+    const calls = readFileSync(out, 'utf8').split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter((f) => f.length >= 5 && /^\d+$/.test(f[3] ?? '') && f[f.length - 1] !== 'total')
+      .map((f) => ({ name: f[f.length - 1]!, calls: Number(f[3]) }))
+      .filter((x) => x.calls >= RR_COUNT / 20)
+      .map((x) => `${x.name} ${per(x.calls)}`);
+    parts.push(`syscalls per round trip (strace -c -f, ≥ 0.05): ${calls.join(', ')}`);
+  }
+  return `rr trace, ${t.name} (${RR_COUNT} round trips per run): ${parts.join('; ')}`;
+}
 
 /**
  * Latency, connection rate and idle-connection memory, tslirp (`a`) vs libslirp (`b`) and, when
@@ -747,9 +874,16 @@ async function extras(a: Target & { daemon: Daemon }, b: Target, base: Target | 
       for (let k = 0; k < targets.length; k++) {
         const t = targets[(i + k) % targets.length]!;
         if (runs('rr')) rr[t.name]!.push(await timed(t, rrCpu, () => guestClient(t, 'rr', echoPort, RR_COUNT)));
-        if (runs('conn')) crr[t.name]!.push(await timed(t, crrCpu, () => guestClient(t, 'crr', port, CRR_COUNT)));
+        if (runs('conn')) {
+          const tw0 = timeWaits(t);
+          const t0 = Date.now();
+          const us = await timed(t, crrCpu, () => guestClient(t, 'crr', port, CRR_COUNT));
+          crr[t.name]!.push(us);
+          if (process.env['BENCH_TRACE'] !== undefined) console.error(`conn pair ${i} ${t.name} at ${new Date(t0).toISOString().slice(11, 23)}: ${(1e6 / us).toFixed(0)}/s; TIME-WAIT before: ${tw0}; after: ${timeWaits(t)}`);
+        }
       }
     }
+    if (RR_TRACE !== undefined && runs('rr')) for (const t of targets) report(await traceRr(t, echoPort));
     /** CPU per operation of each target in `unit` (1e6: µs, 1e3: ms), user+system (user, system). */
     const cpuPer = (cpu: Record<string, { user: number; system: number }>, ops: number, unit: number, digits: number): string =>
       targets.map((t) => {

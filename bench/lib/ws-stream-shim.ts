@@ -59,12 +59,7 @@ wss.on('connection', (ws: WebSocket) => {
   sock.on('close', end);
   ws.on('error', end);
   ws.on('close', end);
-  ws.on('message', (data: Buffer, isBinary: boolean) => {
-    if (!isBinary) {
-      refused++;
-      end();
-      return;
-    }
+  onFrame(ws, end, (data) => {
     // Header and frame in one buffer: one write, as a relay that cares about syscalls would.
     const out = Buffer.allocUnsafe(4 + data.length);
     out.writeUInt32BE(data.length, 0);
@@ -94,6 +89,14 @@ wss.on('connection', (ws: WebSocket) => {
     pending = buf.length > 0 ? Buffer.from(buf) : undefined;
   });
 });
+/** Each binary message of the client as a frame; a text message ends the relay (frames are binary). */
+function onFrame(ws: WebSocket, end: () => void, frame: (data: Buffer) => void): void {
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) return frame(data);
+    refused++;
+    end();
+  });
+}
 /** WebSocket to WebSocket: each message of either side sent on to the other as it came. */
 function relayWs(ws: WebSocket): void {
   const up = new WebSocket(target!, { perMessageDeflate: false, maxPayload: MAX_FRAME });
@@ -109,12 +112,7 @@ function relayWs(ws: WebSocket): void {
     w.on('error', end);
     w.on('close', end);
   }
-  ws.on('message', (data: Buffer, isBinary: boolean) => {
-    if (!isBinary) {
-      refused++;
-      end();
-      return;
-    }
+  onFrame(ws, end, (data) => {
     toStream++;
     if (up.readyState === WebSocket.OPEN) up.send(data, { binary: true });
     else if (early.length < 256) early.push(data);

@@ -687,17 +687,18 @@ export class Stack implements ToGuest, HostEvents {
   }
 
   /**
-   * Whether `mac` may be learned as `ip`'s neighbour: not when `ip` is bound by a DHCP lease to
-   * another MAC. On a shared network one guest's ARP or IPv4 source must not redirect the
-   * gateway's frames for another guest's leased address (a random-sender ARP flood did, and
-   * stalled that guest's transfers behind backed-off retransmissions). Only a change of the
-   * known mapping asks the lease table, so the per-packet refresh stays one lookup. Guests
-   * with static addresses have no lease and are learned as before.
+   * Learns `mac` as `ip`'s neighbour unless `ip` is bound by a DHCP lease to another MAC, and
+   * says whether it did. On a shared network one guest's ARP or IPv4 source must not redirect
+   * the gateway's frames for another guest's leased address (a random-sender ARP flood did, and
+   * stalled that guest's transfers behind backed-off retransmissions). Only a new or changed
+   * mapping asks the lease table, so the per-packet refresh stays one lookup. Guests with
+   * static addresses have no lease and are learned as before.
    */
-  #mayLearn(ip: Ipv4Addr, mac: Uint8Array, nowMs: number): boolean {
-    const known = this.#arp.lookup(ip);
-    if (known !== undefined && known[0] === mac[0] && known[1] === mac[1] && known[2] === mac[2] && known[3] === mac[3] && known[4] === mac[4] && known[5] === mac[5]) return true;
-    return !this.#dhcp.boundToOther(ip, mac, nowMs);
+  #learn(ip: Ipv4Addr, mac: Uint8Array, nowMs: number): boolean {
+    if (this.#arp.refresh(ip, mac)) return true;
+    if (this.#dhcp.boundToOther(ip, mac, nowMs)) return false;
+    this.#arp.learn(ip, mac);
+    return true;
   }
 
   #arpInput(eth: Ethernet, nowMs: number): void {
@@ -707,8 +708,7 @@ export class Stack implements ToGuest, HostEvents {
     if (a.senderIp !== 0) {
       if (this.#isVirtual(a.senderIp)) return this.counters.count('arp.address-conflict');
       if (this.#inNet(a.senderIp) && a.senderIp !== this.config.net && a.senderIp !== this.#broadcast) {
-        if (!this.#mayLearn(a.senderIp, a.senderMac, nowMs)) return this.counters.count('arp.lease-conflict');
-        this.#arp.learn(a.senderIp, a.senderMac);
+        if (!this.#learn(a.senderIp, a.senderMac, nowMs)) return this.counters.count('arp.lease-conflict');
       }
     }
     // Requests for our addresses get a reply, probes (sender 0.0.0.0) included: a guest probing
@@ -729,8 +729,7 @@ export class Stack implements ToGuest, HostEvents {
     if ((eth.src[0]! & 1) !== 0) return this.counters.count('ipv4.multicast-source-mac');
     if (p.ttl === 0) return this.counters.count('ipv4.zero-ttl');
     if (!unconfigured) {
-      if (!this.#mayLearn(p.src, eth.src, nowMs)) return this.counters.count('ipv4.lease-conflict');
-      this.#arp.learn(p.src, eth.src);
+      if (!this.#learn(p.src, eth.src, nowMs)) return this.counters.count('ipv4.lease-conflict');
     }
     if (p.moreFragments || p.fragmentOffset !== 0) {
       const whole = this.#reassembler.add(p, nowMs);
