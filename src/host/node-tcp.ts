@@ -98,7 +98,7 @@ const READ_BUFFER_BYTES = 256 * 1024;
 /**
  * A read at least this large asks the stack for a lent region for the next read (see the
  * header): a bulk transfer's reads are, a request/response flow's are not, so only bulk flows
- * hold a lend (and with it their ring) while waiting for their next read.
+ * hold a lend (and with it a chunk of their queue) while waiting for their next read.
  */
 const LEND_AFTER_BYTES = 64 * 1024;
 

@@ -168,8 +168,9 @@ export function windowShiftFor(bytes: number): number {
  * written with tcp/wire's `writeTcpHeader`.
  */
 /**
- * How long a connection's send queue stays empty before its ring (up to 16 KiB, byte-queue.ts
- * RETAIN_BYTES) is released: long enough that request/response traffic reuses it, short
+ * How long a connection's send queue stays empty before it lets go of its memory (a small
+ * chunk of up to 16 KiB kept for replies, byte-queue.ts RETAIN_BYTES, or the chunk a host read
+ * is lent into): long enough that request/response traffic reuses it, short
  * enough that an idle connection holds none (bench/scale.ts, memory per idle flow).
  */
 export const RING_IDLE_MS = 1000;
@@ -322,12 +323,12 @@ export class TcpConn {
   /** Snapshot of the send/receive variables, for tests and debugging. */
   get vars(): {
     sndUna: number; sndNxt: number; sndMax: number; sndWnd: number; rcvNxt: number; rcvEdge: number;
-    queued: number; ringBytes: number; oooSegments: number; cwnd: number; rtoMs: number; srttMs: number; hostPaused: boolean;
+    queued: number; queueBytes: number; oooSegments: number; cwnd: number; rtoMs: number; srttMs: number; hostPaused: boolean;
     sndMss: number; sndShift: number; rcvShift: number; sackOk: boolean; tsOk: boolean; wsOk: boolean;
   } {
     return {
       sndUna: this.#snd.una, sndNxt: this.#snd.nxt, sndMax: this.#snd.max, sndWnd: this.#snd.wnd,
-      rcvNxt: this.#rcv.nxt, rcvEdge: this.#rcv.edge, queued: this.#queue.length, ringBytes: this.#queue.capacity, oooSegments: this.#ooo.length,
+      rcvNxt: this.#rcv.nxt, rcvEdge: this.#rcv.edge, queued: this.#queue.length, queueBytes: this.#queue.capacity, oooSegments: this.#ooo.length,
       cwnd: this.#cc.cwnd, rtoMs: this.#rto.rtoMs, srttMs: this.#rto.srttMs, hostPaused: this.#hostPaused,
       sndMss: this.#snd.mss, sndShift: this.#snd.shift, rcvShift: this.#rcv.shift,
       sackOk: this.#sackOk, tsOk: this.#tsOk, wsOk: this.#wsOk,
@@ -407,9 +408,9 @@ export class TcpConn {
   }
 
   /**
-   * Where the host may read this connection's next bytes: a region of the send queue's ring
+   * Where the host may read this connection's next bytes: a region of the send queue's memory
    * (ByteQueue.lend), handed back through `hostData`, which then copies nothing. Undefined when
-   * the connection takes no host data now, or the ring has no such region.
+   * the connection takes no host data now, or the queue has no such region.
    */
   hostReadBuffer(maxBytes: number): Uint8Array | undefined {
     if (this.#finQueued || !(this.state === 'syn-received' || this.state === 'established' || this.state === 'close-wait')) return undefined;
@@ -701,7 +702,7 @@ export class TcpConn {
       this.#queue.drop(acked);
       this.#io.account(-acked);
       this.bytesToGuest += acked;
-      // Emptied but keeping a small ring (byte-queue.ts): released if it stays empty.
+      // Emptied but keeping a small chunk, or one a read is lent into (byte-queue.ts): released if it stays empty.
       if (this.#queue.length === 0 && this.#queue.capacity > 0) this.#timers.ringAt = this.#nowMs + RING_IDLE_MS;
     }
     this.#snd.acked(ack);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ByteQueue, LEND_MIN_BYTES } from '../../src/tcp/byte-queue.js';
+import { ByteQueue, CHUNK_BYTES, dropSpareChunks, LEND_MIN_BYTES, spareChunkBytes } from '../../src/tcp/byte-queue.js';
 
 /**
  * The lending rules (byte-queue.ts): under any interleaving of lent reads, copied pushes,
@@ -70,5 +70,66 @@ describe('tcp/byte-queue lending', () => {
     q.copyOut(0, 1000, out, 0);
     expect(out.every((b) => b === 7)).toBe(true);
     expect(q.lending).toBe(false);
+  });
+
+  it('lends a chunk of its own that joins the queue when the read lands, then the rest of it', () => {
+    dropSpareChunks();
+    const q = new ByteQueue();
+    q.push(new Uint8Array(100).fill(1)); // a small reply: its small chunk
+    const a = q.lend(CHUNK_BYTES)!;
+    expect(a.length).toBe(CHUNK_BYTES); // the small chunk has no room: a chunk of its own
+    expect(q.capacity).toBe(2048); // not the queue's until the read lands
+    a.fill(2, 0, 100_000);
+    q.push(a.subarray(0, 100_000));
+    expect(q.capacity).toBe(2048 + CHUNK_BYTES);
+    const b = q.lend(CHUNK_BYTES)!;
+    expect(b.buffer).toBe(a.buffer); // the rest of the last chunk
+    expect(b.byteOffset).toBe(100_000);
+    b.fill(3, 0, 500);
+    q.push(b.subarray(0, 500));
+    const out = new Uint8Array(100_600);
+    q.copyOut(0, 100_600, out, 0);
+    expect([out[99], out[100], out[100_099], out[100_100], out[100_599]]).toEqual([1, 2, 2, 3, 3]);
+    // Less than LEND_MIN_BYTES left in the last chunk: a chunk of its own again, and the rest stays unused.
+    const c = q.lend(CHUNK_BYTES)!;
+    c.fill(4, 0, CHUNK_BYTES - 100_500 - LEND_MIN_BYTES + 1);
+    q.push(c.subarray(0, CHUNK_BYTES - 100_500 - LEND_MIN_BYTES + 1));
+    const d = q.lend(CHUNK_BYTES)!;
+    expect(d.buffer).not.toBe(a.buffer);
+    expect(d.length).toBe(CHUNK_BYTES);
+    d.fill(5, 0, 10);
+    q.push(d.subarray(0, 10));
+    const n = q.length;
+    const all = new Uint8Array(n);
+    q.copyOut(0, n, all, 0);
+    expect([all[n - 11], all[n - 10], all[n - 1]]).toEqual([4, 5, 5]);
+  });
+
+  it('keeps the chunk a lend lies in when the queue empties, and never pools a lent chunk', () => {
+    dropSpareChunks();
+    const q = new ByteQueue();
+    const a = q.lend(CHUNK_BYTES)!;
+    q.push(a.fill(1).subarray(0, 1000));
+    const b = q.lend(CHUNK_BYTES)!; // the rest of the same chunk
+    q.drop(1000); // the guest acknowledged everything while the socket waits to read into b
+    expect(q.capacity).toBe(CHUNK_BYTES);
+    expect(spareChunkBytes()).toBe(0);
+    b.fill(2, 0, 10);
+    q.push(b.subarray(0, 10)); // the read lands: counted, not copied
+    const out = new Uint8Array(10);
+    q.copyOut(0, 10, out, 0);
+    expect(out.every((v) => v === 2)).toBe(true);
+    // The idle release forgets a lend: its chunk goes to the collector, not the pool.
+    q.lend(CHUNK_BYTES);
+    q.drop(10);
+    expect(q.release()).toBe(true);
+    expect(spareChunkBytes()).toBe(0);
+    // A lend of its own abandoned by a copied push: never pooled either.
+    const r = new ByteQueue();
+    r.lend(CHUNK_BYTES);
+    r.push(new Uint8Array(20_000));
+    r.drop(20_000);
+    expect(spareChunkBytes()).toBe(CHUNK_BYTES); // the copied push's chunk, not the lent one
+    dropSpareChunks();
   });
 });

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Tcp } from '../../src/tcp/wire.js';
-import { ByteQueue, dropSpareRings, SPARE_POOL_BYTES, spareRingBytes } from '../../src/tcp/byte-queue.js';
+import { ByteQueue, CHUNK_BYTES, dropSpareChunks, SPARE_POOL_BYTES, spareChunkBytes } from '../../src/tcp/byte-queue.js';
 import { RING_IDLE_MS, windowShiftFor } from '../../src/tcp/conn.js';
 import { seqAdd } from '../../src/util/seq.js';
 import { ip } from '../helpers/frames.js';
@@ -45,21 +45,21 @@ describe('tcp/byte-queue', () => {
     expect([...out]).toEqual([1, 2, 3]);
   });
 
-  it('sizes its ring to what it holds: 2 KiB for a small reply, kept when emptied; a large one is released', () => {
-    dropSpareRings();
+  it('holds a small reply in a 2 KiB chunk, kept when emptied; larger data in full chunks, released', () => {
+    dropSpareChunks();
     const q = new ByteQueue();
-    expect(q.capacity).toBe(0); // a connection that never carried host data holds no ring
+    expect(q.capacity).toBe(0); // a connection that never carried host data holds no memory here
     q.push(new Uint8Array(77));
     expect(q.capacity).toBe(2 * 1024);
     q.drop(77);
     expect(q.capacity).toBe(2 * 1024); // request/response: the next reply reuses it
     q.push(new Uint8Array(40_000));
-    expect(q.capacity).toBe(64 * 1024); // one allocation, not a doubling per step
+    expect(q.capacity).toBe(CHUNK_BYTES);
     q.drop(40_000);
     expect(q.capacity).toBe(0);
   });
 
-  it('releases the ring of an empty queue when asked, never one with bytes queued', () => {
+  it('releases the chunk of an empty queue when asked, never one with bytes queued', () => {
     const q = new ByteQueue();
     q.push(new Uint8Array(10));
     expect(q.release()).toBe(false);
@@ -73,36 +73,59 @@ describe('tcp/byte-queue', () => {
     expect(out[0]).toBe(7);
   });
 
-  it('keeps released rings in a bounded process-wide pool, and the next ring needing room takes one', () => {
-    dropSpareRings();
+  it('keeps freed chunks in a bounded process-wide pool that every queue takes from', () => {
+    dropSpareChunks();
     const a = new ByteQueue();
     a.push(new Uint8Array(300_000).fill(5));
-    expect(a.capacity).toBe(512 * 1024);
+    expect(a.capacity).toBe(2 * CHUNK_BYTES); // what it holds, rounded up to chunks: no doubling
+    a.drop(CHUNK_BYTES + 10);
+    expect(a.capacity).toBe(CHUNK_BYTES); // acknowledged chunks go back as the front moves
+    expect(spareChunkBytes()).toBe(CHUNK_BYTES);
     a.drop(300_000);
     expect(a.capacity).toBe(0);
-    expect(spareRingBytes()).toBe(512 * 1024);
-    // A bulk refill takes the spare whole: no allocation, no doubling steps.
+    expect(spareChunkBytes()).toBe(2 * CHUNK_BYTES);
+    // Another queue's bulk read takes the spares: no allocation.
     const b = new ByteQueue();
     const data = Uint8Array.from({ length: 100_000 }, (_, i) => i & 0xff);
     b.push(data);
-    expect(b.capacity).toBe(512 * 1024);
-    expect(spareRingBytes()).toBe(0);
+    expect(b.capacity).toBe(CHUNK_BYTES);
+    expect(spareChunkBytes()).toBe(CHUNK_BYTES);
     const out = new Uint8Array(100_000);
     b.copyOut(0, 100_000, out, 0);
-    expect(out).toEqual(data); // the spare's old bytes never show
-    // Bounded: released rings past SPARE_POOL_BYTES are left to the garbage collector.
-    const qs = Array.from({ length: 8 }, () => new ByteQueue());
+    expect(Buffer.compare(out, data)).toBe(0); // the spares' old bytes never show
+    // Bounded: chunks freed past SPARE_POOL_BYTES are left to the garbage collector.
+    const qs = Array.from({ length: 24 }, () => new ByteQueue());
     for (const q of qs) q.push(new Uint8Array(1 << 20));
     for (const q of qs) q.drop(1 << 20);
-    expect(spareRingBytes()).toBeLessThanOrEqual(SPARE_POOL_BYTES);
-    expect(spareRingBytes()).toBeGreaterThan(0);
-    dropSpareRings();
+    expect(spareChunkBytes()).toBe(SPARE_POOL_BYTES);
+    dropSpareChunks();
   });
 
-  it('matches a model queue through pushes, drops and reads that wrap the ring', () => {
+  it('keeps a small reply in its small first chunk and appends full chunks after it', () => {
+    dropSpareChunks();
+    const q = new ByteQueue();
+    const all = Uint8Array.from({ length: 200_000 }, (_, i) => Math.imul(i, 0x9e3779b1) >>> 24);
+    q.push(all.subarray(0, 1000));
+    expect(q.capacity).toBe(2 * 1024);
+    q.push(all.subarray(1000));
+    expect(q.capacity).toBe(2 * 1024 + CHUNK_BYTES);
+    const seg = new Uint8Array(65_000);
+    for (const from of [0, 1500, 2048, 70_000, 200_000 - 65_000]) {
+      q.copyOut(from, 65_000, seg, 0);
+      expect(Buffer.compare(seg, all.subarray(from, from + 65_000)), `a segment at ${from}`).toBe(0);
+    }
+    q.drop(3000); // past the small chunk: it goes (to the collector, not the pool)
+    expect(q.capacity).toBe(CHUNK_BYTES);
+    expect(spareChunkBytes()).toBe(0);
+    q.copyOut(0, 65_000, seg, 0);
+    expect(Buffer.compare(seg, all.subarray(3000, 68_000))).toBe(0);
+    dropSpareChunks();
+  });
+
+  it('matches a model queue through pushes, drops and reads across chunks', () => {
     // The model is the range [head, tail) of an endless byte stream whose byte i is valueAt(i):
     // pushes extend tail, drops advance head. Values do not repeat with a period of 256, so a
-    // read from the wrong lap of the ring cannot pass by chance. (An earlier model kept a
+    // read from the wrong place cannot pass by chance. (An earlier model kept a
     // number[] and compared with toEqual: 21 s on a loaded machine against a 20 s budget.)
     const valueAt = (i: number): number => Math.imul(i, 0x9e3779b1) >>> 24;
     const op = fc.oneof(
@@ -135,7 +158,7 @@ describe('tcp/byte-queue', () => {
           }
           expect(q.length).toBe(tail - head);
         }
-        // An emptied queue keeps at most a small ring.
+        // An emptied queue keeps at most a small chunk.
         q.drop(q.length);
         expect(q.capacity).toBeLessThanOrEqual(16 * 1024);
       }),
@@ -331,20 +354,20 @@ describe('tcp/conn data', () => {
     expect(out2[2]!.flags).toBe(ACK | PSH);
   });
 
-  it('releases an idle connection\'s send ring RING_IDLE_MS after the guest acknowledged everything', () => {
+  it('releases an idle connection\'s send queue memory RING_IDLE_MS after the guest acknowledged everything', () => {
     const t = tcpHarness();
     const { iss } = t.open({ window: 64240 });
     const out = t.data(bytes(100));
     expect(out.map((s) => s.payload.length)).toEqual([100]);
     const conn = t.engine.conn(1)!;
-    expect(conn.vars.ringBytes).toBe(2 * 1024);
+    expect(conn.vars.queueBytes).toBe(2 * 1024);
     t.guestSends(seg({ seq: 1001, ack: iss + 1 + 100, window: 500 }));
-    expect(conn.vars).toMatchObject({ queued: 0, ringBytes: 2 * 1024 }); // request/response: kept a while
+    expect(conn.vars).toMatchObject({ queued: 0, queueBytes: 2 * 1024 }); // request/response: kept a while
     expect(t.advance(RING_IDLE_MS - 1)).toEqual([]);
-    expect(conn.vars.ringBytes).toBe(2 * 1024);
+    expect(conn.vars.queueBytes).toBe(2 * 1024);
     expect(t.advance(1)).toEqual([]);
-    expect(conn.vars.ringBytes).toBe(0);
-    // The next reply gets a ring again.
+    expect(conn.vars.queueBytes).toBe(0);
+    // The next reply gets a chunk again.
     expect(t.data(bytes(10)).map((s) => s.payload.length)).toEqual([10]);
   });
 
